@@ -1,0 +1,159 @@
+//! Config errors and warnings: each names the file, and where known the line, section and key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// What is wrong with a service file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigErrorKind {
+    /// The file does not parse.
+    #[error("{0}")]
+    Syntax(String),
+    /// A key berth does not know (TOML files).
+    #[error("unknown key (known keys here: {known})")]
+    UnknownKey {
+        /// The keys the section takes.
+        known: String,
+    },
+    /// A section berth does not know (TOML files).
+    #[error("unknown section (expected [service] or [<kind>.<n>] with kind ip, vg, fs, container)")]
+    UnknownSection,
+    /// A mandatory key is absent.
+    #[error("missing mandatory key")]
+    MissingKey,
+    /// A value of the wrong type or shape.
+    #[error("bad value {value:?}: {expected}")]
+    BadValue {
+        /// The value as written.
+        value: String,
+        /// What was expected instead.
+        expected: String,
+    },
+    /// Two sections for one rid.
+    #[error("duplicate resource id {rid} (first defined on line {first_line})")]
+    DuplicateRid {
+        /// The rid.
+        rid: String,
+        /// Where it was first defined.
+        first_line: usize,
+    },
+    /// The file name does not make a service name.
+    #[error("bad service name {name:?}: {why}")]
+    BadServiceName {
+        /// The name.
+        name: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// A service file error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// The section (`fs#1`, `service`, `DEFAULT`), when known.
+    pub section: Option<String>,
+    /// The key, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub kind: ConfigErrorKind,
+}
+
+impl ConfigError {
+    /// An error about the file as a whole.
+    pub fn file(file: &Path, kind: ConfigErrorKind) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            section: None,
+            key: None,
+            kind,
+        }
+    }
+
+    /// An error at a place in the file.
+    pub fn at(
+        file: &Path,
+        line: Option<usize>,
+        section: Option<&str>,
+        key: Option<&str>,
+        kind: ConfigErrorKind,
+    ) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            section: section.map(str::to_string),
+            key: key.map(str::to_string),
+            kind,
+        }
+    }
+}
+
+fn place(
+    f: &mut fmt::Formatter<'_>,
+    file: &Path,
+    line: Option<usize>,
+    section: Option<&str>,
+    key: Option<&str>,
+) -> fmt::Result {
+    write!(f, "{}", file.display())?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+    }
+    f.write_str(":")?;
+    if let Some(section) = section {
+        write!(f, " [{section}]")?;
+    }
+    if let Some(key) = key {
+        write!(f, " {key}:")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        place(
+            f,
+            &self.file,
+            self.line,
+            self.section.as_deref(),
+            self.key.as_deref(),
+        )?;
+        write!(f, " {}", self.kind)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Something in an INI file berth read but does not act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigWarning {
+    /// The file.
+    pub file: PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// The section.
+    pub section: String,
+    /// The key, or none for a whole section.
+    pub key: Option<String>,
+    /// What berth does with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        place(
+            f,
+            &self.file,
+            Some(self.line),
+            Some(&self.section),
+            self.key.as_deref(),
+        )?;
+        write!(f, " {}", self.message)
+    }
+}

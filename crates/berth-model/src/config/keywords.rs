@@ -1,0 +1,602 @@
+//! The keyword layer: every keyword berth knows, typed and validated the same way for TOML and INI.
+//! A keyword left over after a section is read is unknown: an error in TOML, a warning in INI.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
+use super::{
+    Common, ConfigError, ConfigErrorKind, ConfigWarning, ContainerSpec, Format, FsSpec, IpSpec,
+    Prefix, Resource, ServiceConfig, ServiceSettings, Spec, VgSpec,
+};
+use crate::rid::{Kind, Rid};
+use crate::run_args::RunOptions;
+
+/// Keywords every resource section takes.
+pub const COMMON_KEYWORDS: &[&str] = &[
+    "optional", "disable", "monitor", "restart", "tags", "subset", "standby",
+];
+
+/// Service keywords (`[service]` / `[DEFAULT]`).
+pub const SERVICE_KEYWORDS: &[&str] = &[
+    "nodes",
+    "autostart_node",
+    "app",
+    "env",
+    "service_type",
+    "docker_data_dir",
+    "docker_daemon_args",
+];
+
+/// Kind-specific keywords, mandatory ones first.
+pub fn kind_keywords(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Ip => &[
+            "ipname",
+            "ipdev",
+            "netmask",
+            "gateway",
+            "probe_timeout",
+            "garp_count",
+            "garp_interval",
+        ],
+        Kind::Vg => &["vgname"],
+        Kind::Fs => &["dev", "mnt", "type", "mnt_opt", "mnt_opts", "stop_timeout"],
+        Kind::Container => crate::run_args::CONTAINER_KEYWORDS,
+    }
+}
+
+/// A service name: what may stand in a file name, a container name and a socket path.
+pub fn validate_service_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".to_string());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
+        return Err("may hold only letters, digits, '.', '-' and '_'".to_string());
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err("must start with a letter or a digit".to_string());
+    }
+    Ok(())
+}
+
+/// Reads one section's keywords, remembering which were used.
+pub(crate) struct Reader<'a> {
+    file: &'a Path,
+    format: Format,
+    section: &'a RawSection,
+    entries: HashMap<&'a str, &'a RawEntry>,
+    used: BTreeSet<&'a str>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(file: &'a Path, format: Format, section: &'a RawSection) -> Result<Self, ConfigError> {
+        let mut entries: HashMap<&str, &RawEntry> = HashMap::new();
+        for e in &section.entries {
+            if let Some(first) = entries.insert(e.key.as_str(), e) {
+                return Err(ConfigError::at(
+                    file,
+                    Some(e.line),
+                    Some(&section.name),
+                    Some(&e.key),
+                    ConfigErrorKind::Syntax(format!(
+                        "key given twice (first on line {})",
+                        first.line
+                    )),
+                ));
+            }
+        }
+        Ok(Reader {
+            file,
+            format,
+            section,
+            entries,
+            used: BTreeSet::new(),
+        })
+    }
+
+    /// An error about `key` in this section.
+    pub(crate) fn error(&self, key: &str, kind: ConfigErrorKind) -> ConfigError {
+        let line = self
+            .entries
+            .get(key)
+            .map(|e| e.line)
+            .unwrap_or(self.section.line);
+        ConfigError::at(
+            self.file,
+            Some(line),
+            Some(&self.section.name),
+            Some(key),
+            kind,
+        )
+    }
+
+    fn bad(&self, key: &str, value: &RawValue, expected: &str) -> ConfigError {
+        self.error(
+            key,
+            ConfigErrorKind::BadValue {
+                value: value.shown(),
+                expected: expected.to_string(),
+            },
+        )
+    }
+
+    fn take(&mut self, key: &'a str) -> Option<&'a RawValue> {
+        let e = self.entries.get(key)?;
+        self.used.insert(key);
+        Some(&e.value)
+    }
+
+    /// A string keyword.
+    pub(crate) fn string(&mut self, key: &'a str) -> Result<Option<String>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(RawValue::Str(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.bad(key, v, "expected a string")),
+        }
+    }
+
+    /// A mandatory, non-empty string keyword.
+    pub(crate) fn required(&mut self, key: &'a str) -> Result<String, ConfigError> {
+        match self.string(key)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            Some(s) => Err(self.bad(key, &RawValue::Str(s), "must not be empty")),
+            None => Err(self.error(key, ConfigErrorKind::MissingKey)),
+        }
+    }
+
+    /// A boolean keyword (INI: true/false, yes/no, on/off, 1/0).
+    pub(crate) fn boolean(&mut self, key: &'a str, default: bool) -> Result<bool, ConfigError> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(RawValue::Bool(b)) => Ok(*b),
+            Some(v @ RawValue::Str(s)) if self.format == Format::Ini => {
+                match s.to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "on" | "1" => Ok(true),
+                    "false" | "no" | "off" | "0" => Ok(false),
+                    _ => Err(self.bad(key, v, "expected true or false")),
+                }
+            }
+            Some(v) => Err(self.bad(key, v, "expected true or false")),
+        }
+    }
+
+    /// A whole number keyword, between `min` and `max`.
+    pub(crate) fn integer(
+        &mut self,
+        key: &'a str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, ConfigError> {
+        let expected = format!("expected a whole number from {min} to {max}");
+        let n = match self.take(key) {
+            None => return Ok(None),
+            Some(RawValue::Int(n)) => (*n, RawValue::Int(*n)),
+            Some(v @ RawValue::Str(s)) if self.format == Format::Ini => match s.trim().parse() {
+                Ok(n) => (n, v.clone()),
+                Err(_) => return Err(self.bad(key, v, &expected)),
+            },
+            Some(v) => return Err(self.bad(key, v, &expected)),
+        };
+        if n.0 < min || n.0 > max {
+            return Err(self.bad(key, &n.1, &expected));
+        }
+        Ok(Some(n.0))
+    }
+
+    /// A list of strings: a TOML array, or (INI, and TOML for convenience) a space-separated string.
+    pub(crate) fn list(&mut self, key: &'a str) -> Result<Vec<String>, ConfigError> {
+        match self.take(key) {
+            None => Ok(Vec::new()),
+            Some(RawValue::List(l)) => Ok(l.clone()),
+            Some(RawValue::Str(s)) => Ok(s.split_whitespace().map(str::to_string).collect()),
+            Some(v) => Err(self.bad(key, v, "expected a list of strings")),
+        }
+    }
+
+    /// A list of words split as a shell would (quotes honoured), or a TOML array taken as is.
+    pub(crate) fn words(&mut self, key: &'a str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(RawValue::List(l)) => Ok(Some(l.clone())),
+            Some(v @ RawValue::Str(s)) => shell_words::split(s)
+                .map(Some)
+                .map_err(|e| self.bad(key, v, &format!("cannot split it as a shell would: {e}"))),
+            Some(v) => Err(self.bad(key, v, "expected a string or a list of strings")),
+        }
+    }
+
+    /// An absolute path.
+    pub(crate) fn abs_path(&mut self, key: &'a str) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(s) = self.string(key)? else {
+            return Ok(None);
+        };
+        let p = PathBuf::from(&s);
+        if !p.is_absolute() {
+            return Err(self.bad(key, &RawValue::Str(s), "expected an absolute path"));
+        }
+        if p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(self.bad(key, &RawValue::Str(s), "'..' is not allowed in the path"));
+        }
+        Ok(Some(p))
+    }
+
+    /// A duration: a number of seconds (TOML integer / float), or a string `500ms`, `5s`, `2m`.
+    pub(crate) fn duration(
+        &mut self,
+        key: &'a str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let expected = "expected a duration such as 500ms, 5s, 2m, or a number of seconds";
+        match self.take(key) {
+            None => Ok(default),
+            Some(RawValue::Int(n)) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
+            Some(RawValue::Float(x)) if *x >= 0.0 && x.is_finite() => {
+                Ok(Duration::from_secs_f64(*x))
+            }
+            Some(v @ RawValue::Str(s)) => {
+                parse_duration(s).ok_or_else(|| self.bad(key, v, expected))
+            }
+            Some(v) => Err(self.bad(key, v, expected)),
+        }
+    }
+
+    /// Every key of the section not read so far.
+    fn leftovers(&self) -> Vec<&'a RawEntry> {
+        let mut left: Vec<&RawEntry> = self
+            .section
+            .entries
+            .iter()
+            .filter(|e| !self.used.contains(e.key.as_str()))
+            .collect();
+        left.sort_by_key(|e| e.line);
+        left
+    }
+
+    /// Close the section: unknown keys are an error (TOML) or warnings (INI).
+    fn finish(self, known: &[&str], warnings: &mut Vec<ConfigWarning>) -> Result<(), ConfigError> {
+        for e in self.leftovers() {
+            match self.format {
+                Format::Toml => {
+                    return Err(self.error(
+                        &e.key,
+                        ConfigErrorKind::UnknownKey {
+                            known: known.join(", "),
+                        },
+                    ));
+                }
+                Format::Ini => warnings.push(ConfigWarning {
+                    file: self.file.to_path_buf(),
+                    line: e.line,
+                    section: self.section.name.clone(),
+                    key: Some(e.key.clone()),
+                    message: "keyword not known to berth: ignored".to_string(),
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// A host name as RFC 1123 allows (for `ipname` given as a name).
+fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// An interface name as the kernel allows it.
+fn is_ifname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() < 16
+        && !s
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
+}
+
+/// A netmask as a prefix length (`24`) or a dotted IPv4 mask (`255.255.255.0`).
+pub fn parse_netmask(s: &str) -> Option<Prefix> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u8>() {
+        return (n <= 128).then_some(Prefix(n));
+    }
+    let mask: std::net::Ipv4Addr = s.parse().ok()?;
+    let bits = u32::from(mask);
+    let ones = bits.leading_ones();
+    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(Prefix(ones as u8))
+}
+
+fn read_common(r: &mut Reader<'_>) -> Result<Common, ConfigError> {
+    Ok(Common {
+        optional: r.boolean("optional", false)?,
+        disable: r.boolean("disable", false)?,
+        monitor: r.boolean("monitor", false)?,
+        restart: r.integer("restart", 0, 1000)?.unwrap_or(0) as u32,
+        tags: r.list("tags")?.into_iter().collect(),
+        subset: r.string("subset")?,
+        standby: r.boolean("standby", false)?,
+    })
+}
+
+fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
+    let ipname = r.required("ipname")?;
+    if ipname.parse::<IpAddr>().is_err() && !is_hostname(&ipname) {
+        return Err(r.bad(
+            "ipname",
+            &RawValue::Str(ipname),
+            "expected an IPv4 or IPv6 address, or a host name",
+        ));
+    }
+    let ipdev = r.required("ipdev")?;
+    if !is_ifname(&ipdev) {
+        return Err(r.bad("ipdev", &RawValue::Str(ipdev), "expected an interface name"));
+    }
+    let netmask = match r.take("netmask") {
+        None => None,
+        Some(v @ RawValue::Int(n)) => match u8::try_from(*n) {
+            Ok(n) if n <= 128 => Some(Prefix(n)),
+            _ => {
+                return Err(r.bad(
+                    "netmask",
+                    v,
+                    "expected a prefix length (0-128) or a dotted mask",
+                ));
+            }
+        },
+        Some(v @ RawValue::Str(s)) => Some(parse_netmask(s).ok_or_else(|| {
+            r.bad(
+                "netmask",
+                v,
+                "expected a prefix length (0-128) or a dotted mask",
+            )
+        })?),
+        Some(v) => {
+            return Err(r.bad(
+                "netmask",
+                v,
+                "expected a prefix length (0-128) or a dotted mask",
+            ));
+        }
+    };
+    if let (Some(Prefix(p)), Ok(IpAddr::V4(_))) = (netmask, ipname.parse::<IpAddr>())
+        && p > 32
+    {
+        return Err(r.bad(
+            "netmask",
+            &RawValue::Int(i64::from(p)),
+            "an IPv4 prefix is at most 32",
+        ));
+    }
+    let gateway = match r.string("gateway")? {
+        None => None,
+        Some(g) => Some(g.parse().map_err(|_| {
+            r.bad(
+                "gateway",
+                &RawValue::Str(g.clone()),
+                "expected an IP address",
+            )
+        })?),
+    };
+    Ok(IpSpec {
+        ipname,
+        ipdev,
+        netmask,
+        gateway,
+        probe_timeout: r.duration("probe_timeout", Duration::from_millis(300))?,
+        garp_count: r.integer("garp_count", 0, 100)?.unwrap_or(3) as u32,
+        garp_interval: r.duration("garp_interval", Duration::from_millis(100))?,
+    })
+}
+
+fn read_fs(r: &mut Reader<'_>) -> Result<FsSpec, ConfigError> {
+    let dev = r.required("dev")?;
+    let mnt = r
+        .abs_path("mnt")?
+        .ok_or_else(|| r.error("mnt", ConfigErrorKind::MissingKey))?;
+    if mnt == Path::new("/") {
+        return Err(r.bad(
+            "mnt",
+            &RawValue::Str("/".into()),
+            "berth will not mount over /",
+        ));
+    }
+    let fs_type = r.required("type")?;
+    let mnt_opt = match (r.string("mnt_opt")?, r.string("mnt_opts")?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(r.error(
+                "mnt_opts",
+                ConfigErrorKind::BadValue {
+                    value: b,
+                    expected: format!(
+                        "mnt_opt and mnt_opts are one keyword, and mnt_opt says {a:?}"
+                    ),
+                },
+            ));
+        }
+        (a, b) => a.or(b),
+    };
+    Ok(FsSpec {
+        dev: PathBuf::from(dev),
+        mnt,
+        fs_type,
+        mnt_opt,
+        stop_timeout: r.duration("stop_timeout", Duration::from_secs(5))?,
+    })
+}
+
+fn read_container(r: &mut Reader<'_>) -> Result<ContainerSpec, ConfigError> {
+    match r.string("type")?.as_deref() {
+        None | Some("docker") => {}
+        Some(other) => {
+            return Err(r.bad(
+                "type",
+                &RawValue::Str(other.to_string()),
+                "berth runs containers of type docker only",
+            ));
+        }
+    }
+    let run_image = r.required("run_image")?;
+    let run_command = r.words("run_command")?;
+    let run: RunOptions = crate::run_args::read(r)?;
+    Ok(ContainerSpec {
+        run_image,
+        run_command,
+        run,
+        start_timeout: r.duration("start_timeout", Duration::from_secs(30))?,
+        stop_timeout: r.duration("stop_timeout", Duration::from_secs(10))?,
+    })
+}
+
+fn read_service(r: &mut Reader<'_>) -> Result<ServiceSettings, ConfigError> {
+    let env = match (r.string("env")?, r.string("service_type")?) {
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    };
+    Ok(ServiceSettings {
+        nodes: r.list("nodes")?,
+        autostart_node: r.string("autostart_node")?,
+        app: r.string("app")?,
+        env,
+        docker_data_dir: r.abs_path("docker_data_dir")?,
+        docker_daemon_args: r.words("docker_daemon_args")?.unwrap_or_default(),
+    })
+}
+
+/// Type and validate a raw file into a service.
+pub(crate) fn build(
+    name: String,
+    file: &Path,
+    format: Format,
+    raw: RawFile,
+) -> Result<ServiceConfig, ConfigError> {
+    let mut warnings = raw.warnings;
+    let mut settings = None;
+    let mut resources: Vec<Resource> = Vec::new();
+    let mut first_line: HashMap<Rid, usize> = HashMap::new();
+    for section in &raw.sections {
+        let mut r = Reader::new(file, format, section)?;
+        match section.kind {
+            SectionKind::Service => {
+                if settings.is_some() {
+                    return Err(ConfigError::at(
+                        file,
+                        Some(section.line),
+                        Some(&section.name),
+                        None,
+                        ConfigErrorKind::Syntax("the service section is given twice".to_string()),
+                    ));
+                }
+                settings = Some(read_service(&mut r)?);
+                r.finish(SERVICE_KEYWORDS, &mut warnings)?;
+            }
+            SectionKind::Resource(rid) => {
+                if let Some(first) = first_line.insert(rid, section.line) {
+                    return Err(ConfigError::at(
+                        file,
+                        Some(section.line),
+                        Some(&section.name),
+                        None,
+                        ConfigErrorKind::DuplicateRid {
+                            rid: rid.to_string(),
+                            first_line: first,
+                        },
+                    ));
+                }
+                let common = read_common(&mut r)?;
+                let spec = match rid.kind {
+                    Kind::Ip => Spec::Ip(read_ip(&mut r)?),
+                    Kind::Vg => Spec::Vg(VgSpec {
+                        vgname: r.required("vgname")?,
+                    }),
+                    Kind::Fs => Spec::Fs(read_fs(&mut r)?),
+                    Kind::Container => Spec::Container(read_container(&mut r)?),
+                };
+                let known: Vec<&str> = kind_keywords(rid.kind)
+                    .iter()
+                    .chain(COMMON_KEYWORDS)
+                    .copied()
+                    .collect();
+                r.finish(&known, &mut warnings)?;
+                resources.push(Resource { rid, common, spec });
+            }
+        }
+    }
+    Ok(ServiceConfig {
+        name,
+        source: file.to_path_buf(),
+        format,
+        settings: settings.unwrap_or_default(),
+        resources,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn netmasks() {
+        assert_eq!(parse_netmask("24"), Some(Prefix(24)));
+        assert_eq!(parse_netmask("255.255.255.224"), Some(Prefix(27)));
+        assert_eq!(parse_netmask("255.255.255.255"), Some(Prefix(32)));
+        assert_eq!(parse_netmask("0.0.0.0"), Some(Prefix(0)));
+        assert_eq!(parse_netmask("255.0.255.0"), None);
+        assert_eq!(parse_netmask("129"), None);
+    }
+
+    #[test]
+    fn service_names() {
+        assert!(validate_service_name("docker.opensvc.com").is_ok());
+        assert!(validate_service_name("web_1-a").is_ok());
+        assert!(validate_service_name(".hidden").is_err());
+        assert!(validate_service_name("a b").is_err());
+        assert!(validate_service_name("").is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! Service configuration: the typed model, and its parsers for TOML service files and OpenSVC INI
+//! files. Both formats go through one keyword layer ([`keywords`]), so a keyword means the same thing
+//! in both and every error names the file, line, section and key.
+
+mod error;
+mod ini;
+pub mod keywords;
+mod raw;
+mod tomlfile;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use error::{ConfigError, ConfigErrorKind, ConfigWarning};
+
+use crate::rid::{Kind, Rid};
+use crate::run_args::RunOptions;
+
+/// The syntax a service file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// berth's own `services/<svc>.toml`.
+    Toml,
+    /// OpenSVC's `services/<svc>.env` or `.conf`.
+    Ini,
+}
+
+impl Format {
+    /// The format a service file name implies, if it is a service file at all.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "toml" => Some(Format::Toml),
+            "env" | "conf" => Some(Format::Ini),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed, validated service.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceConfig {
+    /// The service name (the file name without its extension).
+    pub name: String,
+    /// The file it was read from.
+    pub source: PathBuf,
+    /// The syntax of that file.
+    pub format: Format,
+    /// Service-wide settings (`[service]` in TOML, `[DEFAULT]` in INI).
+    pub settings: ServiceSettings,
+    /// The resources, in file order.
+    pub resources: Vec<Resource>,
+    /// Keywords berth read but does not act on (INI files only; TOML refuses them).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl ServiceConfig {
+    /// Parse `text` read from `source`; the service name is the file stem.
+    pub fn parse(source: &Path, text: &str) -> Result<ServiceConfig, ConfigError> {
+        let format = Format::from_path(source).ok_or_else(|| {
+            ConfigError::file(
+                source,
+                ConfigErrorKind::Syntax(
+                    "not a service file name (expected <svc>.toml, <svc>.env or <svc>.conf)"
+                        .to_string(),
+                ),
+            )
+        })?;
+        let name = source
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| {
+                ConfigError::file(
+                    source,
+                    ConfigErrorKind::Syntax("the file name is not valid UTF-8".to_string()),
+                )
+            })?
+            .to_string();
+        keywords::validate_service_name(&name).map_err(|why| {
+            ConfigError::file(
+                source,
+                ConfigErrorKind::BadServiceName {
+                    name: name.clone(),
+                    why,
+                },
+            )
+        })?;
+        let raw = match format {
+            Format::Toml => tomlfile::parse(source, text)?,
+            Format::Ini => ini::parse(source, text)?,
+        };
+        keywords::build(name, source, format, raw)
+    }
+
+    /// The resource with this rid.
+    pub fn resource(&self, rid: Rid) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.rid == rid)
+    }
+
+    /// The private docker data root: `docker_data_dir`, else `<var>/<svc>/docker`.
+    pub fn docker_data_dir(&self, var_dir: &Path) -> PathBuf {
+        self.settings
+            .docker_data_dir
+            .clone()
+            .unwrap_or_else(|| var_dir.join(&self.name).join("docker"))
+    }
+
+    /// Whether any resource is a container.
+    pub fn has_containers(&self) -> bool {
+        self.resources.iter().any(|r| r.rid.kind == Kind::Container)
+    }
+}
+
+/// Service-wide settings.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceSettings {
+    /// The nodes this service may run on.
+    pub nodes: Vec<String>,
+    /// The node that starts it at boot.
+    pub autostart_node: Option<String>,
+    /// The application code (OpenSVC `app`).
+    pub app: Option<String>,
+    /// The environment: PRD, DEV... (OpenSVC `service_type`).
+    pub env: Option<String>,
+    /// The private dockerd's data root (the old `docker -g`).
+    pub docker_data_dir: Option<PathBuf>,
+    /// Extra flags for the private dockerd.
+    pub docker_daemon_args: Vec<String>,
+}
+
+/// One resource of a service.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resource {
+    /// Its id.
+    pub rid: Rid,
+    /// Keywords every resource takes.
+    pub common: Common,
+    /// The kind-specific keywords.
+    pub spec: Spec,
+}
+
+/// Keywords every resource takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Common {
+    /// A failure of this resource does not fail the service; it is left out of `avail`.
+    pub optional: bool,
+    /// Never started nor stopped; left out of the status merge.
+    pub disable: bool,
+    /// The agent restarts it when it fails while the service is up.
+    pub monitor: bool,
+    /// How many times the agent tries to restart it.
+    pub restart: u32,
+    /// Tags for `--tags` selection.
+    pub tags: BTreeSet<String>,
+    /// A subset name (resources of one subset are grouped).
+    pub subset: Option<String>,
+    /// Kept up on every node, even where the service is stopped.
+    pub standby: bool,
+}
+
+/// The kind-specific part of a resource.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Spec {
+    /// `[ip#N]`.
+    Ip(IpSpec),
+    /// `[vg#N]`.
+    Vg(VgSpec),
+    /// `[fs#N]`.
+    Fs(FsSpec),
+    /// `[container#N]`.
+    Container(ContainerSpec),
+}
+
+/// A netmask: a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Prefix(pub u8);
+
+/// `[ip#N]`: an address on an interface.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IpSpec {
+    /// An address, or a name resolved through the system resolver.
+    pub ipname: String,
+    /// The interface.
+    pub ipdev: String,
+    /// The prefix length; when absent, taken from an address the device has on that subnet.
+    pub netmask: Option<Prefix>,
+    /// A default gateway to add with the address.
+    pub gateway: Option<IpAddr>,
+    /// How long the ARP conflict probe listens for an answer.
+    pub probe_timeout: Duration,
+    /// How many gratuitous ARP packets announce the address.
+    pub garp_count: u32,
+    /// The interval between gratuitous ARP packets.
+    pub garp_interval: Duration,
+}
+
+/// `[vg#N]`: an LVM volume group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VgSpec {
+    /// The volume group name.
+    pub vgname: String,
+}
+
+/// `[fs#N]`: a filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FsSpec {
+    /// A block device, or a regular file (an image, attached to a loop device).
+    pub dev: PathBuf,
+    /// The absolute mount point.
+    pub mnt: PathBuf,
+    /// The filesystem type (`ext4`, `xfs`...).
+    pub fs_type: String,
+    /// Mount options, comma separated (`mnt_opt`, or OpenSVC's `mnt_opts`).
+    pub mnt_opt: Option<String>,
+    /// The bound on a stop, holders killed included.
+    pub stop_timeout: Duration,
+}
+
+impl FsSpec {
+    /// The depth of the mount point (`/` is 0, `/srv` 1, `/srv/web` 2).
+    pub fn depth(&self) -> usize {
+        self.mnt
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+    }
+}
+
+/// `[container#N]` of type docker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSpec {
+    /// An image id or name.
+    pub run_image: String,
+    /// The command, split as a shell would (never run through one).
+    pub run_command: Option<Vec<String>>,
+    /// `run_args` and the TOML keywords, as one set of run options.
+    pub run: RunOptions,
+    /// How long to wait for the container to run (and be healthy).
+    pub start_timeout: Duration,
+    /// How long a graceful stop may take before the container is killed.
+    pub stop_timeout: Duration,
+}
+
+impl ContainerSpec {
+    /// The container's name: `<svc>.container.<N>`.
+    pub fn container_name(svc: &str, index: u32) -> String {
+        format!("{svc}.container.{index}")
+    }
+}

@@ -1,0 +1,153 @@
+//! `services/<svc>.toml`: `[service]` and `[<kind>.<n>]` tables.
+
+use std::path::Path;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind, line_of};
+use super::{ConfigError, ConfigErrorKind};
+use crate::rid::{Kind, Rid};
+
+pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
+    let doc = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        ConfigError::at(
+            file,
+            line,
+            None,
+            None,
+            ConfigErrorKind::Syntax(e.message().trim().to_string()),
+        )
+    })?;
+    let mut out = RawFile::default();
+    for (key, value) in doc.get_ref().iter() {
+        let line = line_of(text, key.span().start);
+        let name: &str = key.get_ref();
+        let bad_section = |section: &str| {
+            ConfigError::at(
+                file,
+                Some(line),
+                Some(section),
+                None,
+                ConfigErrorKind::UnknownSection,
+            )
+        };
+        if name == "service" {
+            let table = as_table(value).ok_or_else(|| bad_section(name))?;
+            out.sections.push(section(
+                text,
+                "service".into(),
+                SectionKind::Service,
+                line,
+                table,
+            ));
+            continue;
+        }
+        let kind: Kind = name.parse().map_err(|_| bad_section(name))?;
+        let table = as_table(value).ok_or_else(|| bad_section(name))?;
+        for (index, body) in table.iter() {
+            let line = line_of(text, index.span().start);
+            let shown = format!("{name}.{}", index.get_ref());
+            let index: u32 = index
+                .get_ref()
+                .parse()
+                .ok()
+                .filter(|_| index.get_ref().bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    ConfigError::at(
+                        file,
+                        Some(line),
+                        Some(&shown),
+                        None,
+                        ConfigErrorKind::Syntax(format!(
+                            "a resource table is named [{name}.<n>] with n a whole number"
+                        )),
+                    )
+                })?;
+            let body = as_table(body).ok_or_else(|| {
+                ConfigError::at(
+                    file,
+                    Some(line),
+                    Some(&shown),
+                    None,
+                    ConfigErrorKind::Syntax(format!("[{shown}] must be a table of keys")),
+                )
+            })?;
+            let rid = Rid::new(kind, index);
+            out.sections.push(section(
+                text,
+                rid.to_string(),
+                SectionKind::Resource(rid),
+                line,
+                body,
+            ));
+        }
+    }
+    out.sections.sort_by_key(|s| s.line);
+    Ok(out)
+}
+
+fn as_table<'a, 'i>(value: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
+    match value.get_ref() {
+        DeValue::Table(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn section(
+    text: &str,
+    name: String,
+    kind: SectionKind,
+    line: usize,
+    table: &DeTable<'_>,
+) -> RawSection {
+    let mut entries: Vec<RawEntry> = table
+        .iter()
+        .map(|(k, v)| RawEntry {
+            key: k.get_ref().to_string(),
+            value: raw_value(v.get_ref()),
+            line: line_of(text, k.span().start),
+        })
+        .collect();
+    entries.sort_by_key(|e| e.line);
+    RawSection {
+        name,
+        kind,
+        line,
+        entries,
+    }
+}
+
+fn raw_value(v: &DeValue<'_>) -> RawValue {
+    match v {
+        DeValue::String(s) => RawValue::Str(s.to_string()),
+        DeValue::Integer(i) => {
+            let digits = i.as_str().replace('_', "");
+            match i64::from_str_radix(&digits, i.radix()) {
+                Ok(n) => RawValue::Int(n),
+                Err(_) => RawValue::Other(i.to_string()),
+            }
+        }
+        DeValue::Float(x) => match x.as_str().replace('_', "").parse() {
+            Ok(f) => RawValue::Float(f),
+            Err(_) => RawValue::Other(x.to_string()),
+        },
+        DeValue::Boolean(b) => RawValue::Bool(*b),
+        DeValue::Array(items) => {
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|item| match item.get_ref() {
+                    DeValue::String(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .collect();
+            match strings {
+                Some(l) => RawValue::List(l),
+                None => RawValue::Other("an array of non-strings".to_string()),
+            }
+        }
+        DeValue::Datetime(d) => RawValue::Other(d.to_string()),
+        DeValue::Table(_) => RawValue::Other("a table".to_string()),
+    }
+}

@@ -1,0 +1,14 @@
+//! berth's service model: configuration (TOML and OpenSVC INI), resource ids, the start order and
+//! selectors, and the status tree with its text renderer. No I/O: callers read files and pass text.
+
+pub mod config;
+pub mod order;
+pub mod paths;
+pub mod render;
+pub mod rid;
+pub mod run_args;
+pub mod status;
+
+pub use config::{ConfigError, ServiceConfig};
+pub use rid::{Kind, Rid};
+pub use status::{NodeStatus, ResourceState, ResourceStatus, ServiceStatus, Status};

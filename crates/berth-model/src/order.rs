@@ -1,0 +1,262 @@
+//! The start order and resource selection (`--rid`, `--tags`, partial actions).
+
+use std::collections::BTreeSet;
+
+use crate::config::{Resource, ServiceConfig, Spec};
+use crate::rid::{Kind, Rid, RidError};
+
+/// The start order: ip, vg, fs by mount point depth (a parent before its children), containers
+/// by index. Stop walks it reversed.
+pub fn start_order(svc: &ServiceConfig) -> Vec<Rid> {
+    let mut keyed: Vec<(u8, usize, u32, Rid)> = svc
+        .resources
+        .iter()
+        .map(|r| {
+            let depth = match &r.spec {
+                Spec::Fs(fs) => fs.depth(),
+                _ => 0,
+            };
+            (r.rid.kind.start_rank(), depth, r.rid.index, r.rid)
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|k| k.3).collect()
+}
+
+/// The stop order: the start order reversed.
+pub fn stop_order(svc: &ServiceConfig) -> Vec<Rid> {
+    let mut order = start_order(svc);
+    order.reverse();
+    order
+}
+
+/// The actions berth runs on a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Bring resources up, in order.
+    Start,
+    /// Bring resources down, in reverse order.
+    Stop,
+}
+
+/// Which resources an action touches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// `--rid`: only these.
+    pub rids: Option<BTreeSet<Rid>>,
+    /// `--tags`: any group matches; within a group (`a+b`), every tag must be present.
+    pub tags: Option<Vec<BTreeSet<String>>>,
+    /// A partial action (`startfs`): only these kinds.
+    pub kinds: Option<BTreeSet<Kind>>,
+}
+
+/// A selector that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// A bad rid in `--rid`.
+    #[error("--rid: {0}")]
+    Rid(#[from] RidError),
+    /// `--rid` names a resource the service does not have.
+    #[error("--rid: service {svc} has no resource {rid}")]
+    NoSuchRid {
+        /// The service.
+        svc: String,
+        /// The rid.
+        rid: Rid,
+    },
+    /// An empty `--tags`.
+    #[error("--tags: expected tags separated by ',' (any) or '+' (all), got {0:?}")]
+    Tags(String),
+}
+
+impl Selector {
+    /// Parse `--rid ip#1,fs#1`.
+    pub fn with_rids(mut self, list: &str) -> Result<Self, SelectorError> {
+        let rids = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<BTreeSet<Rid>, _>>()?;
+        self.rids = Some(rids);
+        Ok(self)
+    }
+
+    /// Parse `--tags a,b+c`.
+    pub fn with_tags(mut self, spec: &str) -> Result<Self, SelectorError> {
+        let groups: Vec<BTreeSet<String>> = spec
+            .split(',')
+            .map(|g| {
+                g.split('+')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .filter(|g: &BTreeSet<String>| !g.is_empty())
+            .collect();
+        if groups.is_empty() {
+            return Err(SelectorError::Tags(spec.to_string()));
+        }
+        self.tags = Some(groups);
+        Ok(self)
+    }
+
+    /// Restrict to the kinds of a partial action.
+    pub fn with_kinds(mut self, kinds: impl IntoIterator<Item = Kind>) -> Self {
+        self.kinds = Some(kinds.into_iter().collect());
+        self
+    }
+
+    /// Check every `--rid` exists in the service.
+    pub fn check(&self, svc: &ServiceConfig) -> Result<(), SelectorError> {
+        for rid in self.rids.iter().flatten() {
+            if svc.resource(*rid).is_none() {
+                return Err(SelectorError::NoSuchRid {
+                    svc: svc.name.clone(),
+                    rid: *rid,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether no criterion is set (the whole service).
+    pub fn is_all(&self) -> bool {
+        self.rids.is_none() && self.tags.is_none() && self.kinds.is_none()
+    }
+
+    /// Whether `res` is selected.
+    pub fn matches(&self, res: &Resource) -> bool {
+        self.rids.as_ref().is_none_or(|r| r.contains(&res.rid))
+            && self
+                .kinds
+                .as_ref()
+                .is_none_or(|k| k.contains(&res.rid.kind))
+            && self
+                .tags
+                .as_ref()
+                .is_none_or(|groups| groups.iter().any(|g| g.is_subset(&res.common.tags)))
+    }
+}
+
+/// A partial action name (`startfs`, `stopip`...): the action and the kinds it touches.
+/// `startfs` brings up the volume groups under the filesystems too, as OpenSVC does.
+pub fn partial_action(name: &str) -> Option<(Action, Vec<Kind>)> {
+    let (action, kind) = if let Some(k) = name.strip_prefix("start") {
+        (Action::Start, k)
+    } else if let Some(k) = name.strip_prefix("stop") {
+        (Action::Stop, k)
+    } else {
+        return None;
+    };
+    let kind: Kind = kind.parse().ok()?;
+    let kinds = match (action, kind) {
+        (Action::Start, Kind::Fs) => vec![Kind::Vg, Kind::Fs],
+        _ => vec![kind],
+    };
+    Some((action, kinds))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn svc(text: &str) -> ServiceConfig {
+        ServiceConfig::parse(Path::new("/etc/berth/services/web.toml"), text).unwrap()
+    }
+
+    const SEED_LIKE: &str = r#"
+[container.1]
+run_image = "busybox"
+[fs.2]
+dev = "/dev/vg/data"
+mnt = "/srv/web/appdata"
+type = "ext4"
+tags = ["data"]
+[fs.1]
+dev = "/dev/vg/root"
+mnt = "/srv/web"
+type = "ext4"
+tags = ["root", "data"]
+[ip.1]
+ipdev = "eth0"
+ipname = "192.0.2.10"
+[vg.1]
+vgname = "vgweb"
+[fs.3]
+dev = "/dev/vg/logs"
+mnt = "/srv"
+type = "ext4"
+"#;
+
+    fn names(rids: &[Rid]) -> Vec<String> {
+        rids.iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn start_order_is_ip_vg_fs_by_depth_containers() {
+        let s = svc(SEED_LIKE);
+        assert_eq!(
+            names(&start_order(&s)),
+            ["ip#1", "vg#1", "fs#3", "fs#1", "fs#2", "container#1"]
+        );
+        assert_eq!(
+            names(&stop_order(&s)),
+            ["container#1", "fs#2", "fs#1", "fs#3", "vg#1", "ip#1"]
+        );
+    }
+
+    fn selected(s: &ServiceConfig, sel: &Selector) -> Vec<String> {
+        let order = start_order(s);
+        names(
+            &order
+                .into_iter()
+                .filter(|rid| sel.matches(s.resource(*rid).unwrap()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn selectors() {
+        let s = svc(SEED_LIKE);
+        let by_rid = Selector::default().with_rids("fs#1, ip#1").unwrap();
+        assert_eq!(selected(&s, &by_rid), ["ip#1", "fs#1"]);
+        let any = Selector::default().with_tags("root").unwrap();
+        assert_eq!(selected(&s, &any), ["fs#1"]);
+        let any2 = Selector::default().with_tags("data").unwrap();
+        assert_eq!(selected(&s, &any2), ["fs#1", "fs#2"]);
+        let all = Selector::default().with_tags("data+root").unwrap();
+        assert_eq!(selected(&s, &all), ["fs#1"]);
+        let (action, kinds) = partial_action("startfs").unwrap();
+        assert_eq!(action, Action::Start);
+        let fs = Selector::default().with_kinds(kinds);
+        assert_eq!(selected(&s, &fs), ["vg#1", "fs#3", "fs#1", "fs#2"]);
+        let (_, kinds) = partial_action("stopfs").unwrap();
+        assert_eq!(
+            selected(&s, &Selector::default().with_kinds(kinds)),
+            ["fs#3", "fs#1", "fs#2"]
+        );
+        let both = Selector::default()
+            .with_kinds([Kind::Fs])
+            .with_tags("data")
+            .unwrap();
+        assert_eq!(selected(&s, &both), ["fs#1", "fs#2"]);
+    }
+
+    #[test]
+    fn selector_errors() {
+        let s = svc(SEED_LIKE);
+        assert!(Selector::default().with_rids("fs1").is_err());
+        let missing = Selector::default().with_rids("fs#9").unwrap();
+        assert_eq!(
+            missing.check(&s).unwrap_err().to_string(),
+            "--rid: service web has no resource fs#9"
+        );
+        assert!(Selector::default().with_tags(",").is_err());
+        assert!(partial_action("startdisk").is_none());
+        assert!(partial_action("restart").is_none());
+    }
+}

@@ -1,0 +1,469 @@
+//! The status tree: one type, serialised by the CLI, the HTTP endpoint and the collector alike.
+//! Merge rules are OpenSVC's (see `Status::merge`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ServiceConfig;
+use crate::rid::Rid;
+
+/// The status of a resource, or of a merge of several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// Running as configured.
+    #[serde(rename = "up")]
+    Up,
+    /// Not running.
+    #[serde(rename = "down")]
+    Down,
+    /// Partly up, or up with a problem.
+    #[serde(rename = "warn")]
+    Warn,
+    /// Does not apply (neutral in merges).
+    #[serde(rename = "n/a")]
+    NotApplicable,
+    /// Not known (neutral in merges).
+    #[serde(rename = "undef")]
+    Undef,
+    /// A standby resource that is up.
+    #[serde(rename = "stdby up")]
+    StdbyUp,
+    /// A standby resource that is down.
+    #[serde(rename = "stdby down")]
+    StdbyDown,
+}
+
+impl Status {
+    /// Every status, for tables and tests.
+    pub const ALL: [Status; 7] = [
+        Status::Up,
+        Status::Down,
+        Status::Warn,
+        Status::NotApplicable,
+        Status::Undef,
+        Status::StdbyUp,
+        Status::StdbyDown,
+    ];
+
+    /// The word `print status` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Down => "down",
+            Status::Warn => "warn",
+            Status::NotApplicable => "n/a",
+            Status::Undef => "undef",
+            Status::StdbyUp => "stdby up",
+            Status::StdbyDown => "stdby down",
+        }
+    }
+
+    /// Merge two statuses with OpenSVC's rules:
+    /// `n/a` and `undef` are neutral (`n/a` the more so); up+up=up, down+down=down, up+down=warn,
+    /// warn+x=warn; down+stdby down=stdby down, up+stdby down=warn, up+stdby up=up,
+    /// down+stdby up=stdby up, stdby up+stdby down=warn. Commutative, but not associative:
+    /// callers fold in one fixed order.
+    pub fn merge(self, other: Status) -> Status {
+        use Status::*;
+        match (self, other) {
+            (NotApplicable, x) | (x, NotApplicable) => x,
+            (Undef, x) | (x, Undef) => x,
+            (Warn, _) | (_, Warn) => Warn,
+            (a, b) if a == b => a,
+            (Up, Down) | (Down, Up) => Warn,
+            (Down, StdbyDown) | (StdbyDown, Down) => StdbyDown,
+            (Up, StdbyDown) | (StdbyDown, Up) => Warn,
+            (Up, StdbyUp) | (StdbyUp, Up) => Up,
+            (Down, StdbyUp) | (StdbyUp, Down) => StdbyUp,
+            (StdbyUp, StdbyDown) | (StdbyDown, StdbyUp) => Warn,
+            // Every pair is listed above; equal pairs are caught by the guard.
+            _ => Warn,
+        }
+    }
+
+    /// Merge many; an empty set is `n/a`.
+    pub fn merge_all(it: impl IntoIterator<Item = Status>) -> Status {
+        it.into_iter().fold(Status::NotApplicable, Status::merge)
+    }
+
+    /// The status a standby resource reports for a plain up / down.
+    pub fn as_standby(self) -> Status {
+        match self {
+            Status::Up => Status::StdbyUp,
+            Status::Down => Status::StdbyDown,
+            s => s,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The level of a log line attached to a resource status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Information (`# docker daemon is not running`).
+    Info,
+    /// Something an operator should look at; turns `overall` to warn.
+    Warn,
+    /// Something is broken; turns `overall` to warn.
+    Error,
+}
+
+/// A line under a resource in `print status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Its level.
+    pub level: Level,
+    /// The message.
+    pub message: String,
+}
+
+impl LogEntry {
+    /// An info line.
+    pub fn info(message: impl Into<String>) -> Self {
+        LogEntry {
+            level: Level::Info,
+            message: message.into(),
+        }
+    }
+    /// A warning line.
+    pub fn warn(message: impl Into<String>) -> Self {
+        LogEntry {
+            level: Level::Warn,
+            message: message.into(),
+        }
+    }
+    /// An error line.
+    pub fn error(message: impl Into<String>) -> Self {
+        LogEntry {
+            level: Level::Error,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a driver reports for one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// The status.
+    pub status: Status,
+    /// The label (`dev@mnt`, `ipname@ipdev`, `<id>@<image>`...).
+    pub label: String,
+    /// Lines to show under the resource.
+    pub log: Vec<LogEntry>,
+}
+
+/// The M, D, O, E flags of `print status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flags {
+    /// M: monitored.
+    pub monitored: bool,
+    /// D: disabled.
+    pub disabled: bool,
+    /// O: optional.
+    pub optional: bool,
+    /// E: encapsulated.
+    pub encap: bool,
+}
+
+impl Flags {
+    /// The four characters, `.` for each flag not set (`M.O.`).
+    pub fn chars(&self) -> String {
+        [
+            (self.monitored, 'M'),
+            (self.disabled, 'D'),
+            (self.optional, 'O'),
+            (self.encap, 'E'),
+        ]
+        .iter()
+        .map(|&(on, c)| if on { c } else { '.' })
+        .collect()
+    }
+}
+
+/// One resource in the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceStatus {
+    /// Its id.
+    pub rid: Rid,
+    /// Its status.
+    pub status: Status,
+    /// Its label.
+    pub label: String,
+    /// Its flags.
+    pub flags: Flags,
+    /// Lines shown under it.
+    pub log: Vec<LogEntry>,
+}
+
+/// Usage figures of a service's private docker daemon (the seed's chargeback).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chargeback {
+    /// Containers the private daemon knows.
+    pub containers: u64,
+    /// Images the private daemon knows.
+    pub images: u64,
+    /// Bytes used under the data root.
+    pub data_bytes: u64,
+    /// Resident memory of the daemon, in bytes (0 when it is not running).
+    pub daemon_rss_bytes: u64,
+}
+
+/// One service in the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The service name.
+    pub name: String,
+    /// avail merged with optional resources, sync and hb; warn on any warning.
+    pub overall: Status,
+    /// The merge of the non-optional, enabled resources.
+    pub avail: Status,
+    /// Data replication (not handled by berth yet: n/a).
+    pub sync: Status,
+    /// Heartbeats (not handled by berth yet: n/a).
+    pub hb: Status,
+    /// Whether the agent's monitor leaves this service alone.
+    #[serde(default)]
+    pub frozen: bool,
+    /// The resources, in `print status` order (container, vg, fs, ip).
+    pub resources: Vec<ResourceStatus>,
+    /// Docker usage, for services with containers whose status was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chargeback: Option<Chargeback>,
+    /// Why the service could not be read or checked (a broken service file...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ServiceStatus {
+    /// Build a service status from its resources' states, merging avail and overall.
+    /// `resources` may come in any order; they are sorted for display.
+    pub fn build(
+        svc: &ServiceConfig,
+        mut resources: Vec<(Rid, ResourceState)>,
+        frozen: bool,
+    ) -> ServiceStatus {
+        resources.sort_by_key(|(rid, _)| (rid.kind.display_rank(), rid.index));
+        let mut out = Vec::with_capacity(resources.len());
+        for (rid, state) in resources {
+            let common = svc
+                .resource(rid)
+                .map(|r| r.common.clone())
+                .unwrap_or_default();
+            let status = if common.standby {
+                state.status.as_standby()
+            } else {
+                state.status
+            };
+            out.push(ResourceStatus {
+                rid,
+                status,
+                label: state.label,
+                flags: Flags {
+                    monitored: common.monitor,
+                    disabled: common.disable,
+                    optional: common.optional,
+                    encap: false,
+                },
+                log: state.log,
+            });
+        }
+        ServiceStatus::from_resources(svc.name.clone(), out, frozen)
+    }
+
+    /// Merge `avail` and `overall` from resource statuses whose flags are already set.
+    pub fn from_resources(
+        name: String,
+        resources: Vec<ResourceStatus>,
+        frozen: bool,
+    ) -> ServiceStatus {
+        let enabled = || resources.iter().filter(|r| !r.flags.disabled);
+        let avail = Status::merge_all(enabled().filter(|r| !r.flags.optional).map(|r| r.status));
+        let sync = Status::NotApplicable;
+        let hb = Status::NotApplicable;
+        let mut overall = Status::merge_all(
+            std::iter::once(avail)
+                .chain(enabled().filter(|r| r.flags.optional).map(|r| r.status))
+                .chain([sync, hb]),
+        );
+        let complains = enabled().any(|r| r.log.iter().any(|l| l.level >= Level::Warn));
+        if complains && overall != Status::NotApplicable {
+            overall = Status::Warn;
+        }
+        ServiceStatus {
+            name,
+            overall,
+            avail,
+            sync,
+            hb,
+            frozen,
+            resources,
+            chargeback: None,
+            error: None,
+        }
+    }
+
+    /// The status of a service whose file could not be read: undef, with the reason.
+    pub fn broken(name: String, error: String) -> ServiceStatus {
+        let mut s = ServiceStatus::from_resources(name, Vec::new(), false);
+        s.overall = Status::Undef;
+        s.avail = Status::Undef;
+        s.error = Some(error);
+        s
+    }
+}
+
+/// Schema version of the JSON tree; bumped on an incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A node and its services: what `svc print status --format json` and `GET /status` return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The node name.
+    pub nodename: String,
+    /// The services, sorted by name.
+    pub services: Vec<ServiceStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::*;
+    use super::*;
+
+    /// The whole merge table, row by row, as design.md states it.
+    #[test]
+    fn merge_table() {
+        let table: [(Status, Status, Status); 28] = [
+            (Up, Up, Up),
+            (Up, Down, Warn),
+            (Up, Warn, Warn),
+            (Up, NotApplicable, Up),
+            (Up, Undef, Up),
+            (Up, StdbyUp, Up),
+            (Up, StdbyDown, Warn),
+            (Down, Down, Down),
+            (Down, Warn, Warn),
+            (Down, NotApplicable, Down),
+            (Down, Undef, Down),
+            (Down, StdbyUp, StdbyUp),
+            (Down, StdbyDown, StdbyDown),
+            (Warn, Warn, Warn),
+            (Warn, NotApplicable, Warn),
+            (Warn, Undef, Warn),
+            (Warn, StdbyUp, Warn),
+            (Warn, StdbyDown, Warn),
+            (NotApplicable, NotApplicable, NotApplicable),
+            (NotApplicable, Undef, Undef),
+            (NotApplicable, StdbyUp, StdbyUp),
+            (NotApplicable, StdbyDown, StdbyDown),
+            (Undef, Undef, Undef),
+            (Undef, StdbyUp, StdbyUp),
+            (Undef, StdbyDown, StdbyDown),
+            (StdbyUp, StdbyUp, StdbyUp),
+            (StdbyUp, StdbyDown, Warn),
+            (StdbyDown, StdbyDown, StdbyDown),
+        ];
+        for (a, b, want) in table {
+            assert_eq!(a.merge(b), want, "{a} + {b}");
+            assert_eq!(b.merge(a), want, "{b} + {a} (commutative)");
+        }
+    }
+
+    /// The rules are not associative (up + (down + stdby up) = up, (up + down) + stdby up = warn),
+    /// so a service merges its resources in one fixed order: the display order.
+    #[test]
+    fn merge_is_not_associative_so_order_is_fixed() {
+        assert_eq!(Up.merge(Down.merge(StdbyUp)), Up);
+        assert_eq!(Up.merge(Down).merge(StdbyUp), Warn);
+    }
+
+    #[test]
+    fn empty_merge_is_na() {
+        assert_eq!(Status::merge_all([]), NotApplicable);
+    }
+
+    fn res(rid: &str, status: Status, optional: bool, log: Vec<LogEntry>) -> ResourceStatus {
+        ResourceStatus {
+            rid: rid.parse().unwrap(),
+            status,
+            label: String::new(),
+            flags: Flags {
+                optional,
+                ..Flags::default()
+            },
+            log,
+        }
+    }
+
+    #[test]
+    fn avail_ignores_optional_and_overall_counts_it() {
+        let s = ServiceStatus::from_resources(
+            "web".into(),
+            vec![
+                res("fs#1", Up, false, vec![]),
+                res("fs#2", Down, true, vec![]),
+            ],
+            false,
+        );
+        assert_eq!(s.avail, Up);
+        assert_eq!(s.overall, Warn);
+    }
+
+    #[test]
+    fn info_log_keeps_overall_but_warning_turns_it() {
+        let info = vec![LogEntry::info("docker daemon is not running")];
+        let s = ServiceStatus::from_resources(
+            "web".into(),
+            vec![res("container#1", Down, false, info)],
+            false,
+        );
+        assert_eq!(s.overall, Down);
+        let warn = vec![LogEntry::warn("image differs")];
+        let s = ServiceStatus::from_resources(
+            "web".into(),
+            vec![res("container#1", Up, false, warn)],
+            false,
+        );
+        assert_eq!((s.avail, s.overall), (Up, Warn));
+    }
+
+    #[test]
+    fn disabled_resources_are_left_out() {
+        let mut r = res("fs#2", Down, false, vec![]);
+        r.flags.disabled = true;
+        let s = ServiceStatus::from_resources(
+            "web".into(),
+            vec![res("fs#1", Up, false, vec![]), r],
+            false,
+        );
+        assert_eq!((s.avail, s.overall), (Up, Up));
+    }
+
+    #[test]
+    fn flags_chars() {
+        assert_eq!(Flags::default().chars(), "....");
+        let f = Flags {
+            monitored: true,
+            optional: true,
+            ..Flags::default()
+        };
+        assert_eq!(f.chars(), "M.O.");
+    }
+
+    #[test]
+    fn status_json_words() {
+        assert_eq!(serde_json::to_string(&StdbyDown).unwrap(), "\"stdby down\"");
+        assert_eq!(
+            serde_json::from_str::<Status>("\"n/a\"").unwrap(),
+            NotApplicable
+        );
+    }
+}

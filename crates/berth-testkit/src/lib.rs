@@ -1,0 +1,213 @@
+//! Fixtures for berth's real-host tests. Every fixture cleans up in `Drop`, so a failing test
+//! leaves no mount, loop device, namespace or process behind. Tests that need root call
+//! [`require_root`], which fails loudly instead of skipping.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Panic with a clear message unless running as root: real-host tests never skip silently.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this real-host test needs root (run it as root, as .ci/run does)"
+    );
+}
+
+/// Run a command, panicking with its output when it fails.
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (is it installed? .ci/run installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run a command, returning its output whatever the exit code.
+pub fn run_any(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+/// A temporary berth setup: config, var and run dirs under one temp dir (kept short, for
+/// docker socket paths), and a `services/` dir to write service files into.
+#[derive(Debug)]
+pub struct TempBerth {
+    /// The temp dir holding everything.
+    pub root: tempfile::TempDir,
+}
+
+impl Default for TempBerth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TempBerth {
+    /// A new empty setup under /tmp.
+    pub fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("b")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        for d in ["etc/services", "var", "run"] {
+            std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
+        }
+        TempBerth { root }
+    }
+    /// `<root>/etc`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.path().join("etc")
+    }
+    /// `<root>/var`.
+    pub fn var_dir(&self) -> PathBuf {
+        self.root.path().join("var")
+    }
+    /// `<root>/run`.
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.path().join("run")
+    }
+    /// A path under the root (for images and mount points).
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+    /// Write `services/<file>` with `text`.
+    pub fn write_service(&self, file: &str, text: &str) -> PathBuf {
+        let p = self.config_dir().join("services").join(file);
+        std::fs::write(&p, text).expect("write service file");
+        p
+    }
+    /// A `svc` command (the binary at `svc_bin`) with the three dirs set.
+    pub fn svc(&self, svc_bin: &str) -> Command {
+        let mut c = Command::new(svc_bin);
+        c.env("BERTH_CONFIG_DIR", self.config_dir())
+            .env("BERTH_VAR_DIR", self.var_dir())
+            .env("BERTH_RUN_DIR", self.run_dir())
+            .env("BERTH_NODENAME", "node1")
+            .env("NO_COLOR", "1");
+        c
+    }
+}
+
+impl Drop for TempBerth {
+    /// Unmount anything still mounted under the root (deepest first) and detach loop devices
+    /// backed by files under it, so a failed test leaves nothing behind.
+    fn drop(&mut self) {
+        let root = self.root.path().to_path_buf();
+        let mut mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(|m| PathBuf::from(m.replace("\\040", " ")))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+        for m in mounts {
+            let _ = Command::new("umount").arg("-l").arg(&m).output();
+        }
+        detach_loops_under(&root);
+    }
+}
+
+/// Detach every loop device whose backing file lies under `dir`.
+pub fn detach_loops_under(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let backing =
+            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+        if Path::new(backing.trim()).starts_with(dir) {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(format!("/dev/{name}"))
+                .output();
+        }
+    }
+}
+
+/// Make an ext4 image file of `mib` MiB at `path`.
+pub fn ext4_image(path: &Path, mib: u64) {
+    let f = std::fs::File::create(path).expect("create image");
+    f.set_len(mib * 1024 * 1024).expect("size image");
+    run(
+        "mkfs.ext4",
+        &["-q", "-F", path.to_str().expect("utf-8 path")],
+    );
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name (`ip netns exec NAME ...`).
+    pub name: String,
+}
+
+impl Netns {
+    /// Create a namespace with a unique name built from `prefix`, with `lo` up.
+    pub fn new(prefix: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.exec("ip", &["link", "set", "lo", "up"]);
+        ns
+    }
+    /// Run a command inside the namespace, panicking on failure.
+    pub fn exec(&self, cmd: &str, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", &self.name, cmd];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+    /// A command that runs inside the namespace (`ip netns exec NAME cmd`).
+    pub fn command(&self, cmd: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, cmd]);
+        c
+    }
+    /// The namespace's path, for `setns`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .output();
+    }
+}
+
+/// A veth pair between two namespaces: `a_if` in `a`, `b_if` in `b`, both up.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    run(
+        "ip",
+        &[
+            "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
+            &b.name,
+        ],
+    );
+    a.exec("ip", &["link", "set", a_if, "up"]);
+    b.exec("ip", &["link", "set", b_if, "up"]);
+}
