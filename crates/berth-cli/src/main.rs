@@ -1,1 +1,496 @@
-fn main() {}
+//! `svc`: drive berth services from the command line.
+
+mod log;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use berth_drivers::HostDrivers;
+use berth_engine::load::{LoadError, load_all, load_service};
+use berth_engine::{ActionError, ActionOptions, Engine, is_up};
+use berth_model::config::{NodeConfig, ServiceConfig};
+use berth_model::order::{Action, Selector, partial_action};
+use berth_model::paths::Paths;
+use berth_model::render::{render_node, render_service};
+use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
+use clap::{Parser, ValueEnum};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const ACTIONS: &str = "\
+Actions:
+  print status                   every service of this node
+  SERVICE print status           one service's status tree
+  SERVICE print config           the parsed service file
+  SERVICE status                 exit 0 when the service is up, 1 otherwise
+  SERVICE start|stop|restart     the whole service, in order (stop in reverse)
+  SERVICE startip|stopip|startvg|stopvg|startfs|stopfs|startcontainer|stopcontainer
+  SERVICE freeze|thaw            stop / resume the agent's monitoring of the service
+  SERVICE docker ARGS...         the docker CLI against the service's private dockerd
+
+Action options (after the action): --rid ip#1,fs#1  --tags T  --dry-run  --disable-rollback
+  --force  --waitlock SECONDS
+
+Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Drive berth services: start, stop, relocate and inspect them.
+#[derive(Debug, Parser)]
+#[command(name = "svc", version, after_help = ACTIONS)]
+struct Cli {
+    /// Where node.toml and services/ live.
+    #[arg(long, env = "BERTH_CONFIG_DIR", default_value = "/etc/berth")]
+    config_dir: PathBuf,
+    /// Where locks, pidfiles and private docker sockets live.
+    #[arg(long, env = "BERTH_VAR_DIR", default_value = "/var/lib/berth")]
+    var_dir: PathBuf,
+    /// Where dockerd exec roots live (keep it short).
+    #[arg(long, env = "BERTH_RUN_DIR", default_value = "/run/berth")]
+    run_dir: PathBuf,
+    /// Output format of print and status.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Colours: auto means only on a terminal (and never with NO_COLOR set).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Log debug lines too.
+    #[arg(long)]
+    debug: bool,
+    /// [SERVICE] ACTION [ARGS...]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "WORDS"
+    )]
+    words: Vec<OsString>,
+}
+
+/// Options that follow an action.
+#[derive(Debug, Parser)]
+#[command(
+    name = "svc SERVICE ACTION",
+    no_binary_name = true,
+    disable_version_flag = true
+)]
+struct ActionArgs {
+    /// Only these resources (comma separated rids).
+    #[arg(long)]
+    rid: Option<String>,
+    /// Only resources with these tags (`a,b`: any; `a+b`: all).
+    #[arg(long)]
+    tags: Option<String>,
+    /// Print what would be done; do nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Leave what a failed start started up.
+    #[arg(long)]
+    disable_rollback: bool,
+    /// Skip the ip conflict check; take over a VG tagged by another node.
+    #[arg(long)]
+    force: bool,
+    /// Seconds to wait for another action on the service to finish.
+    #[arg(long, default_value_t = 60.0)]
+    waitlock: f64,
+    /// Output format (as the global --format).
+    #[arg(long, value_enum)]
+    format: Option<OutputFormat>,
+}
+
+/// A failure and its exit code.
+enum Failure {
+    /// Bad usage or bad config: exit 2.
+    Usage(anyhow::Error),
+    /// The action failed: exit 1.
+    Failed(anyhow::Error),
+    /// Exit with this code, nothing more to say (status, docker passthrough).
+    Code(u8),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Failed(e)
+    }
+}
+
+fn usage(msg: impl std::fmt::Display) -> Failure {
+    Failure::Usage(anyhow!("{msg}"))
+}
+
+fn load_failure(e: LoadError) -> Failure {
+    if e.is_config() {
+        Failure::Usage(e.into())
+    } else {
+        Failure::Failed(e.into())
+    }
+}
+
+struct App {
+    paths: Paths,
+    nodename: String,
+    format: OutputFormat,
+    color: bool,
+}
+
+fn nodename(paths: &Paths) -> Result<String, Failure> {
+    if let Some(n) = std::env::var_os("BERTH_NODENAME").filter(|n| !n.is_empty()) {
+        return n
+            .into_string()
+            .map_err(|_| usage("BERTH_NODENAME is not valid UTF-8"));
+    }
+    let file = paths.node_config();
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let node = NodeConfig::parse(&file, &text).map_err(|e| Failure::Usage(e.into()))?;
+            if let Some(n) = node.nodename {
+                return Ok(n);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Failure::Failed(anyhow!(
+                "cannot read {}: {e}",
+                file.display()
+            )));
+        }
+    }
+    let host = nix::unistd::gethostname().context("cannot read the hostname")?;
+    host.into_string()
+        .map_err(|_| usage("the hostname is not valid UTF-8"))
+}
+
+fn words_to_strings(words: &[OsString]) -> Result<Vec<String>, Failure> {
+    words
+        .iter()
+        .map(|w| {
+            w.clone()
+                .into_string()
+                .map_err(|w| usage(format!("argument {w:?} is not valid UTF-8")))
+        })
+        .collect()
+}
+
+impl App {
+    fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
+        let text = serde_json::to_string_pretty(value).context("cannot serialise to JSON")?;
+        println!("{text}");
+        Ok(())
+    }
+
+    fn warn_config(&self, svc: &ServiceConfig) {
+        for w in &svc.warnings {
+            tracing::warn!("{w}");
+        }
+    }
+
+    fn service_status(&self, svc: &ServiceConfig) -> ServiceStatus {
+        let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
+        engine.status(svc)
+    }
+
+    fn print_node_status(&self) -> Result<(), Failure> {
+        let all = load_all(&self.paths).map_err(load_failure)?;
+        let mut broken = false;
+        let services = all
+            .into_iter()
+            .map(|(name, loaded)| match loaded {
+                Ok(svc) => self.service_status(&svc),
+                Err(e) => {
+                    broken = true;
+                    tracing::error!("{e}");
+                    ServiceStatus::broken(name, e.to_string())
+                }
+            })
+            .collect();
+        let node = NodeStatus {
+            schema: SCHEMA_VERSION,
+            nodename: self.nodename.clone(),
+            services,
+        };
+        match self.format {
+            OutputFormat::Json => self.print_json(&node)?,
+            OutputFormat::Text => print!("{}", render_node(&node, self.color)),
+        }
+        if broken {
+            Err(Failure::Code(2))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn run(&mut self, words: &[String]) -> Result<(), Failure> {
+        match words {
+            [print, what] if print == "print" => {
+                if what != "status" {
+                    return Err(usage(format!(
+                        "unknown print target {what:?} (svc print status)"
+                    )));
+                }
+                return self.print_node_status();
+            }
+            [print, ..] if print == "print" => return Err(usage("usage: svc print status")),
+            [_] => {
+                return Err(usage(format!(
+                    "no action given for service {:?}\n\n{ACTIONS}",
+                    words[0]
+                )));
+            }
+            _ => {}
+        }
+        let name = &words[0];
+        let action = words[1].as_str();
+        let rest = &words[2..];
+        let svc = load_service(&self.paths, name).map_err(load_failure)?;
+        self.warn_config(&svc);
+        match action {
+            "print" => {
+                self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
+                match rest.first().map(String::as_str) {
+                    Some("status") => {
+                        let st = self.service_status(&svc);
+                        match self.format {
+                            OutputFormat::Json => self.print_json(&st),
+                            OutputFormat::Text => {
+                                print!("{}", render_service(&st, self.color));
+                                Ok(())
+                            }
+                        }
+                    }
+                    Some("config") => match self.format {
+                        OutputFormat::Json => self.print_json(&svc),
+                        OutputFormat::Text => {
+                            print!("{}", berth_model::config::to_toml(&svc));
+                            Ok(())
+                        }
+                    },
+                    _ => Err(usage("usage: svc SERVICE print status|config")),
+                }
+            }
+            "status" => {
+                self.action_args(&words[..2], rest)?;
+                let st = self.service_status(&svc);
+                match self.format {
+                    OutputFormat::Json => self.print_json(&st)?,
+                    OutputFormat::Text => println!("{}", st.avail),
+                }
+                if is_up(st.avail) {
+                    Ok(())
+                } else {
+                    Err(Failure::Code(1))
+                }
+            }
+            "freeze" | "thaw" => {
+                self.action_args(&words[..2], rest)?;
+                let flag = self.paths.frozen_flag(&svc.name);
+                if action == "freeze" {
+                    if let Some(dir) = flag.parent() {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("cannot create {}", dir.display()))?;
+                    }
+                    std::fs::write(&flag, b"")
+                        .with_context(|| format!("cannot write {}", flag.display()))?;
+                } else {
+                    match std::fs::remove_file(&flag) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(anyhow!("cannot remove {}: {e}", flag.display()).into());
+                        }
+                    }
+                }
+                Ok(())
+            }
+            "docker" => self.docker(&svc, &words[2..]),
+            _ => self.action(&svc, words, action, rest),
+        }
+    }
+
+    fn action_args(&mut self, head: &[String], rest: &[String]) -> Result<ActionArgs, Failure> {
+        let args = ActionArgs::try_parse_from(rest).map_err(|e| {
+            if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) {
+                print!("{e}");
+                return Failure::Code(0);
+            }
+            usage(format!(
+                "svc {}: {}",
+                head.join(" "),
+                e.render().to_string().trim_start_matches("error: ").trim()
+            ))
+        })?;
+        if let Some(f) = args.format {
+            self.format = f;
+        }
+        Ok(args)
+    }
+
+    fn action(
+        &mut self,
+        svc: &ServiceConfig,
+        words: &[String],
+        action: &str,
+        rest: &[String],
+    ) -> Result<(), Failure> {
+        let (kind, partial_kinds) = match action {
+            "start" => (Some(Action::Start), None),
+            "stop" => (Some(Action::Stop), None),
+            "restart" => (None, None),
+            other => match partial_action(other) {
+                Some((a, kinds)) => (Some(a), Some(kinds)),
+                None => {
+                    return Err(usage(format!(
+                        "unknown action {other:?} for service {}\n\n{ACTIONS}",
+                        svc.name
+                    )));
+                }
+            },
+        };
+        let args = self.action_args(&words[..2], rest)?;
+        let mut selector = Selector::default();
+        if let Some(rids) = &args.rid {
+            selector = selector.with_rids(rids).map_err(usage)?;
+        }
+        if let Some(tags) = &args.tags {
+            selector = selector.with_tags(tags).map_err(usage)?;
+        }
+        if let Some(kinds) = partial_kinds {
+            selector = selector.with_kinds(kinds);
+        }
+        if !(args.waitlock.is_finite() && args.waitlock >= 0.0) {
+            return Err(usage(format!(
+                "--waitlock {}: expected a number of seconds >= 0",
+                args.waitlock
+            )));
+        }
+        let opts = ActionOptions {
+            selector,
+            dry_run: args.dry_run,
+            disable_rollback: args.disable_rollback,
+            force: args.force,
+            waitlock: Duration::from_secs_f64(args.waitlock),
+        };
+        let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
+        let _span = tracing::info_span!("service", svc = %svc.name).entered();
+        let result = match kind {
+            Some(Action::Start) => engine.start(svc, &opts),
+            Some(Action::Stop) => engine.stop(svc, &opts),
+            None => engine.restart(svc, &opts),
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e @ ActionError::Selector(_)) => Err(usage(e)),
+            Err(e) => Err(Failure::Failed(e.into())),
+        }
+    }
+
+    fn docker(&self, svc: &ServiceConfig, args: &[String]) -> Result<(), Failure> {
+        let ctx = berth_drivers::Ctx {
+            svc,
+            nodename: &self.nodename,
+            paths: &self.paths,
+            force: false,
+        };
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let code = berth_drivers::docker::passthrough(&ctx, &args)
+            .map_err(|e| Failure::Failed(e.into()))?;
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Failure::Code(u8::try_from(code).unwrap_or(1)))
+        }
+    }
+}
+
+fn color_enabled(choice: ColorChoice, tty: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = log::ActionLog {
+        max: if cli.debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        },
+        color: color_enabled(cli.color, std::io::stderr().is_terminal()),
+    };
+    let subscriber = tracing_subscriber::registry().with(log);
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("svc: cannot set up logging");
+    }
+    let paths = Paths {
+        config_dir: cli.config_dir,
+        var_dir: cli.var_dir,
+        run_dir: cli.run_dir,
+    };
+    let result = words_to_strings(&cli.words).and_then(|words| {
+        let nodename = nodename(&paths)?;
+        let mut app = App {
+            paths,
+            nodename,
+            format: cli.format,
+            color: color_enabled(cli.color, std::io::stdout().is_terminal()),
+        };
+        app.run(&words)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Code(c)) => ExitCode::from(c),
+        Err(Failure::Usage(e)) => {
+            eprintln!("svc: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("svc: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        ActionArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn colours_only_when_asked_or_on_a_terminal() {
+        assert!(!color_enabled(ColorChoice::Auto, false));
+        assert!(color_enabled(ColorChoice::Always, false));
+        assert!(!color_enabled(ColorChoice::Never, true));
+    }
+
+    #[test]
+    fn action_flags_parse() {
+        let a =
+            ActionArgs::try_parse_from(["--rid", "fs#1", "--dry-run", "--waitlock", "2"]).unwrap();
+        assert_eq!(a.rid.as_deref(), Some("fs#1"));
+        assert!(a.dry_run);
+        assert_eq!(a.waitlock, 2.0);
+        assert!(ActionArgs::try_parse_from(["--bogus"]).is_err());
+    }
+}

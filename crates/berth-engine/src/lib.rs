@@ -1,1 +1,358 @@
+//! berth's engine: the ordered walk over a service's resources.
+//!
+//! Start walks the start order (ip, vg, fs by depth, containers) after every selected resource
+//! passed its precheck; a failure rolls back, in reverse, what this action started. Stop walks the
+//! reverse order, keeps going past failures and reports them all. Every action holds the
+//! service's lock. Host work goes through the [`Driver`] seam, so all of this is tested without root.
 
+pub mod load;
+pub mod lock;
+
+use std::time::Duration;
+
+use berth_drivers::{Ctx, Driver, DriverError, Outcome};
+use berth_model::config::ServiceConfig;
+use berth_model::order::{Selector, SelectorError, start_order, stop_order};
+use berth_model::paths::Paths;
+use berth_model::{Rid, ServiceStatus, Status};
+use tracing::{error, info, info_span, warn};
+
+pub use lock::{LockError, ServiceLock};
+
+/// What an action may do, and how.
+#[derive(Debug, Clone)]
+pub struct ActionOptions {
+    /// Which resources it touches.
+    pub selector: Selector,
+    /// Say what would be done, do nothing, take no lock.
+    pub dry_run: bool,
+    /// Leave what a failed start started up.
+    pub disable_rollback: bool,
+    /// Skip the ip conflict check; take over a VG tagged by another node.
+    pub force: bool,
+    /// How long to wait for another action's lock.
+    pub waitlock: Duration,
+}
+
+impl Default for ActionOptions {
+    fn default() -> Self {
+        ActionOptions {
+            selector: Selector::default(),
+            dry_run: false,
+            disable_rollback: false,
+            force: false,
+            waitlock: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A resource's failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{rid}: {source}")]
+pub struct ResourceError {
+    /// The resource.
+    pub rid: Rid,
+    /// What went wrong.
+    #[source]
+    pub source: DriverError,
+}
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// `--rid` / `--tags` do not fit the service.
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
+    /// A precheck refused the start: nothing was started.
+    #[error("start refused, nothing was started: {0}")]
+    Refused(ResourceError),
+    /// A resource failed to start; what this action started was rolled back (unless disabled).
+    #[error("start failed: {failed}{}", rollback_note(.rolled_back, .rollback_errors, *.rollback_disabled))]
+    Start {
+        /// The resource that failed.
+        failed: ResourceError,
+        /// What was stopped again.
+        rolled_back: Vec<Rid>,
+        /// Failures while rolling back.
+        rollback_errors: Vec<ResourceError>,
+        /// `--disable-rollback` was given.
+        rollback_disabled: bool,
+    },
+    /// Some resources failed to stop (the others were stopped).
+    #[error("stop failed: {}", join(.0))]
+    Stop(Vec<ResourceError>),
+}
+
+fn join(errors: &[ResourceError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn rollback_note(rolled_back: &[Rid], errors: &[ResourceError], disabled: bool) -> String {
+    let mut s = String::new();
+    if disabled {
+        s.push_str(" (rollback disabled: what started is left up)");
+    } else if !rolled_back.is_empty() {
+        let rids: Vec<String> = rolled_back.iter().map(|r| r.to_string()).collect();
+        s.push_str(&format!(" (rolled back: {})", rids.join(", ")));
+    }
+    if !errors.is_empty() {
+        s.push_str(&format!("; rollback failed: {}", join(errors)));
+    }
+    s
+}
+
+/// What a successful action did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionReport {
+    /// Resources whose state changed.
+    pub changed: Vec<Rid>,
+    /// Resources already in the wanted state.
+    pub unchanged: Vec<Rid>,
+}
+
+/// The engine for one node: a driver, the paths and the node name.
+#[derive(Debug)]
+pub struct Engine<'a, D: Driver> {
+    driver: &'a D,
+    paths: &'a Paths,
+    nodename: &'a str,
+}
+
+impl<'a, D: Driver> Engine<'a, D> {
+    /// An engine over `driver`.
+    pub fn new(driver: &'a D, paths: &'a Paths, nodename: &'a str) -> Self {
+        Engine {
+            driver,
+            paths,
+            nodename,
+        }
+    }
+
+    fn ctx<'s>(&'s self, svc: &'s ServiceConfig, force: bool) -> Ctx<'s> {
+        Ctx {
+            svc,
+            nodename: self.nodename,
+            paths: self.paths,
+            force,
+        }
+    }
+
+    fn lock(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+    ) -> Result<Option<ServiceLock>, ActionError> {
+        if opts.dry_run {
+            return Ok(None);
+        }
+        Ok(Some(ServiceLock::acquire(
+            &svc.name,
+            &self.paths.lock_file(&svc.name),
+            opts.waitlock,
+        )?))
+    }
+
+    /// The selected, enabled resources in start order.
+    fn selected(&self, svc: &ServiceConfig, opts: &ActionOptions) -> Result<Vec<Rid>, ActionError> {
+        opts.selector.check(svc)?;
+        let mut out = Vec::new();
+        for rid in start_order(svc) {
+            let Some(res) = svc.resource(rid) else {
+                continue;
+            };
+            if !opts.selector.matches(res) {
+                continue;
+            }
+            if res.common.disable {
+                let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
+                info!("disabled: skipped");
+                continue;
+            }
+            out.push(rid);
+        }
+        Ok(out)
+    }
+
+    /// The status of every resource of `svc`, merged. Takes no lock; changes nothing.
+    pub fn status(&self, svc: &ServiceConfig) -> ServiceStatus {
+        let ctx = self.ctx(svc, false);
+        let states = svc
+            .resources
+            .iter()
+            .map(|res| (res.rid, self.driver.status(&ctx, res)))
+            .collect();
+        let frozen = self.paths.frozen_flag(&svc.name).exists();
+        ServiceStatus::build(svc, states, frozen)
+    }
+
+    /// Start the selected resources in order.
+    pub fn start(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+    ) -> Result<ActionReport, ActionError> {
+        let _lock = self.lock(svc, opts)?;
+        self.start_locked(svc, opts)
+    }
+
+    fn start_locked(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+    ) -> Result<ActionReport, ActionError> {
+        let ctx = self.ctx(svc, opts.force);
+        let rids = self.selected(svc, opts)?;
+        if opts.dry_run {
+            for rid in &rids {
+                let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
+                info!("would start");
+            }
+            return Ok(ActionReport::default());
+        }
+        for &rid in &rids {
+            let Some(res) = svc.resource(rid) else {
+                continue;
+            };
+            let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
+            if let Err(source) = self.driver.precheck(&ctx, res) {
+                error!("{source}");
+                return Err(ActionError::Refused(ResourceError { rid, source }));
+            }
+        }
+        let mut report = ActionReport::default();
+        for &rid in &rids {
+            let Some(res) = svc.resource(rid) else {
+                continue;
+            };
+            let span = info_span!("resource", svc = %svc.name, rid = %rid);
+            let result = span.in_scope(|| self.driver.start(&ctx, res));
+            match result {
+                Ok(Outcome::Changed) => report.changed.push(rid),
+                Ok(Outcome::AlreadyDone) => report.unchanged.push(rid),
+                Err(source) => {
+                    span.in_scope(|| error!("{source}"));
+                    let failed = ResourceError { rid, source };
+                    if opts.disable_rollback {
+                        warn!(
+                            "rollback disabled: leaving {} resource(s) up",
+                            report.changed.len()
+                        );
+                        return Err(ActionError::Start {
+                            failed,
+                            rolled_back: Vec::new(),
+                            rollback_errors: Vec::new(),
+                            rollback_disabled: true,
+                        });
+                    }
+                    let (rolled_back, rollback_errors) = self.rollback(&ctx, &report.changed);
+                    return Err(ActionError::Start {
+                        failed,
+                        rolled_back,
+                        rollback_errors,
+                        rollback_disabled: false,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stop, in reverse, what a failed start started.
+    fn rollback(&self, ctx: &Ctx<'_>, started: &[Rid]) -> (Vec<Rid>, Vec<ResourceError>) {
+        let mut done = Vec::new();
+        let mut errors = Vec::new();
+        for &rid in started.iter().rev() {
+            let Some(res) = ctx.svc.resource(rid) else {
+                continue;
+            };
+            let _s = info_span!("resource", svc = %ctx.svc.name, rid = %rid).entered();
+            info!("rollback");
+            match self.driver.stop(ctx, res) {
+                Ok(_) => done.push(rid),
+                Err(source) => {
+                    error!("rollback: {source}");
+                    errors.push(ResourceError { rid, source });
+                }
+            }
+        }
+        (done, errors)
+    }
+
+    /// Stop the selected resources in reverse order; keeps going past failures.
+    pub fn stop(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+    ) -> Result<ActionReport, ActionError> {
+        let _lock = self.lock(svc, opts)?;
+        self.stop_locked(svc, opts)
+    }
+
+    fn stop_locked(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+    ) -> Result<ActionReport, ActionError> {
+        let ctx = self.ctx(svc, opts.force);
+        let mut rids = self.selected(svc, opts)?;
+        rids.reverse();
+        debug_assert!(rids.iter().all(|r| stop_order(svc).contains(r)));
+        let mut report = ActionReport::default();
+        let mut errors = Vec::new();
+        for rid in rids {
+            let Some(res) = svc.resource(rid) else {
+                continue;
+            };
+            let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
+            if opts.dry_run {
+                info!("would stop");
+                continue;
+            }
+            if res.common.standby && !opts.force {
+                info!("standby resource: left up (use --force to stop it)");
+                continue;
+            }
+            match self.driver.stop(&ctx, res) {
+                Ok(Outcome::Changed) => report.changed.push(rid),
+                Ok(Outcome::AlreadyDone) => report.unchanged.push(rid),
+                Err(source) => {
+                    error!("{source}");
+                    errors.push(ResourceError { rid, source });
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(report)
+        } else {
+            Err(ActionError::Stop(errors))
+        }
+    }
+
+    /// Stop then start, under one lock.
+    pub fn restart(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+    ) -> Result<ActionReport, ActionError> {
+        let _lock = self.lock(svc, opts)?;
+        let stopped = self.stop_locked(svc, opts)?;
+        let mut started = self.start_locked(svc, opts)?;
+        started.changed.extend(stopped.changed);
+        Ok(started)
+    }
+}
+
+/// Whether a status counts as up for `svc <svc> status` (exit code 0).
+pub fn is_up(status: Status) -> bool {
+    matches!(status, Status::Up | Status::StdbyUp)
+}
+
+#[cfg(test)]
+mod tests;

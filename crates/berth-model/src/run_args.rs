@@ -140,3 +140,29 @@ pub(crate) fn read(
     opts.interactive = r.boolean("interactive", opts.interactive)?;
     Ok(opts)
 }
+
+/// Write run options as TOML keywords (for `print config`); defaults are written too.
+pub(crate) fn emit(out: &mut String, o: &RunOptions) {
+    use std::fmt::Write as _;
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let list = |l: &[String]| {
+        format!(
+            "[{}]",
+            l.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    if !o.env.is_empty() {
+        let _ = writeln!(out, "env = {}", list(&o.env));
+    }
+    if !o.volumes.is_empty() {
+        let _ = writeln!(out, "volumes = {}", list(&o.volumes));
+    }
+    if !o.ports.is_empty() {
+        let _ = writeln!(out, "ports = {}", list(&o.ports));
+    }
+    let _ = writeln!(
+        out,
+        "init = {}\ntty = {}\ninteractive = {}",
+        o.init, o.tty, o.interactive
+    );
+}

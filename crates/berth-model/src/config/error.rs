@@ -49,9 +49,13 @@ pub enum ConfigErrorKind {
     },
 }
 
-/// A service file error.
+/// A service file error (boxed: errors are rare, results are everywhere).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct ConfigError(Box<ConfigErrorDetail>);
+
+/// Where a service file error is, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrorDetail {
     /// The file.
     pub file: PathBuf,
     /// The 1-based line, when known.
@@ -67,13 +71,7 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about the file as a whole.
     pub fn file(file: &Path, kind: ConfigErrorKind) -> Self {
-        ConfigError {
-            file: file.to_path_buf(),
-            line: None,
-            section: None,
-            key: None,
-            kind,
-        }
+        Self::at(file, None, None, None, kind)
     }
 
     /// An error at a place in the file.
@@ -84,13 +82,13 @@ impl ConfigError {
         key: Option<&str>,
         kind: ConfigErrorKind,
     ) -> Self {
-        ConfigError {
+        ConfigError(Box::new(ConfigErrorDetail {
             file: file.to_path_buf(),
             line,
             section: section.map(str::to_string),
             key: key.map(str::to_string),
             kind,
-        }
+        }))
     }
 }
 
@@ -113,6 +111,13 @@ fn place(
         write!(f, " {key}:")?;
     }
     Ok(())
+}
+
+impl std::ops::Deref for ConfigError {
+    type Target = ConfigErrorDetail;
+    fn deref(&self) -> &ConfigErrorDetail {
+        &self.0
+    }
 }
 
 impl fmt::Display for ConfigError {

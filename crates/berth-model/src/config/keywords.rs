@@ -545,7 +545,7 @@ pub(crate) fn build(
                         vgname: r.required("vgname")?,
                     }),
                     Kind::Fs => Spec::Fs(read_fs(&mut r)?),
-                    Kind::Container => Spec::Container(read_container(&mut r)?),
+                    Kind::Container => Spec::Container(Box::new(read_container(&mut r)?)),
                 };
                 let known: Vec<&str> = kind_keywords(rid.kind)
                     .iter()

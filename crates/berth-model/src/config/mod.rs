@@ -2,11 +2,16 @@
 //! files. Both formats go through one keyword layer ([`keywords`]), so a keyword means the same thing
 //! in both and every error names the file, line, section and key.
 
+mod emit;
 mod error;
 mod ini;
 pub mod keywords;
+mod node;
 mod raw;
 mod tomlfile;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -15,7 +20,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use emit::to_toml;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning};
+pub use node::NodeConfig;
 
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
@@ -173,7 +180,7 @@ pub enum Spec {
     /// `[fs#N]`.
     Fs(FsSpec),
     /// `[container#N]`.
-    Container(ContainerSpec),
+    Container(Box<ContainerSpec>),
 }
 
 /// A netmask: a prefix length.

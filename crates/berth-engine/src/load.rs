@@ -1,0 +1,152 @@
+//! Reading service files from `<config>/services`.
+
+use std::path::{Path, PathBuf};
+
+use berth_model::config::{ConfigError, Format, ServiceConfig};
+use berth_model::paths::Paths;
+
+/// Why a service could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// No file for this service.
+    #[error("no service {svc}: none of {dir}/{svc}.toml, .env, .conf exists")]
+    NotFound {
+        /// The service.
+        svc: String,
+        /// The services directory.
+        dir: PathBuf,
+    },
+    /// More than one file for one service.
+    #[error("service {svc} is defined twice: {} (keep one)", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" and "))]
+    Ambiguous {
+        /// The service.
+        svc: String,
+        /// The files.
+        files: Vec<PathBuf>,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file does not parse or validate.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl LoadError {
+    /// Whether this is a config problem (exit code 2) rather than a host one.
+    pub fn is_config(&self) -> bool {
+        !matches!(self, LoadError::Read { .. })
+    }
+}
+
+const EXTENSIONS: [&str; 3] = ["toml", "env", "conf"];
+
+/// Parse one service file.
+pub fn load_file(path: &Path) -> Result<ServiceConfig, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(ServiceConfig::parse(path, &text)?)
+}
+
+/// Load service `svc` from `<config>/services`.
+pub fn load_service(paths: &Paths, svc: &str) -> Result<ServiceConfig, LoadError> {
+    let dir = paths.services_dir();
+    let files: Vec<PathBuf> = EXTENSIONS
+        .iter()
+        .map(|ext| dir.join(format!("{svc}.{ext}")))
+        .filter(|p| p.is_file())
+        .collect();
+    match files.as_slice() {
+        [] => Err(LoadError::NotFound {
+            svc: svc.to_string(),
+            dir,
+        }),
+        [one] => load_file(one),
+        _ => Err(LoadError::Ambiguous {
+            svc: svc.to_string(),
+            files,
+        }),
+    }
+}
+
+/// The names of every service in `<config>/services`, sorted. A missing directory is no service.
+pub fn service_names(paths: &Paths) -> Result<Vec<String>, LoadError> {
+    let dir = paths.services_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(LoadError::Read { path: dir, source }),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| LoadError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = entry.path();
+        if Format::from_path(&path).is_none() || !path.is_file() {
+            continue;
+        }
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+            names.push(stem.to_string());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Every service: each loaded, or the reason it could not be.
+pub fn load_all(
+    paths: &Paths,
+) -> Result<Vec<(String, Result<ServiceConfig, LoadError>)>, LoadError> {
+    Ok(service_names(paths)?
+        .into_iter()
+        .map(|name| {
+            let svc = load_service(paths, &name);
+            (name, svc)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(dir: &Path) -> Paths {
+        Paths {
+            config_dir: dir.to_path_buf(),
+            var_dir: dir.join("var"),
+            run_dir: dir.join("run"),
+        }
+    }
+
+    #[test]
+    fn finds_toml_and_ini_and_refuses_twins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        assert!(service_names(&p).unwrap().is_empty());
+        std::fs::create_dir_all(p.services_dir()).unwrap();
+        std::fs::write(p.services_dir().join("a.toml"), "[vg.1]\nvgname = \"v\"\n").unwrap();
+        std::fs::write(p.services_dir().join("b.env"), "[vg#1]\nvgname = v\n").unwrap();
+        std::fs::write(p.services_dir().join("README.md"), "not a service").unwrap();
+        assert_eq!(service_names(&p).unwrap(), ["a", "b"]);
+        assert_eq!(load_service(&p, "b").unwrap().resources.len(), 1);
+        assert!(matches!(
+            load_service(&p, "c"),
+            Err(LoadError::NotFound { .. })
+        ));
+        std::fs::write(p.services_dir().join("a.conf"), "[vg#1]\nvgname = v\n").unwrap();
+        let err = load_service(&p, "a").unwrap_err();
+        assert!(matches!(err, LoadError::Ambiguous { .. }), "{err}");
+        assert!(err.to_string().contains("a.toml and"), "{err}");
+    }
+}

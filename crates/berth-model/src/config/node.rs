@@ -1,0 +1,115 @@
+//! `node.toml`: the node's own settings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::raw::line_of;
+use super::{ConfigError, ConfigErrorKind};
+
+/// `<config>/node.toml`. Every key is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node name (default: `BERTH_NODENAME`, else the hostname).
+    pub nodename: Option<String>,
+    /// The HTTP endpoint of `svcd`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The bearer token file for HTTP actions; must not be world-readable.
+    #[serde(default = "default_token_file")]
+    pub token_file: PathBuf,
+    /// How often `svcd` checks every service (`10s`, `500ms`).
+    #[serde(default = "default_interval", with = "duration_str")]
+    pub monitor_interval: Duration,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1215))
+}
+
+fn default_token_file() -> PathBuf {
+    PathBuf::from("/etc/berth/token")
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            nodename: None,
+            listen: default_listen(),
+            token_file: default_token_file(),
+            monitor_interval: default_interval(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Parse `node.toml` text read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigError::at(
+                file,
+                line,
+                None,
+                None,
+                ConfigErrorKind::Syntax(e.message().trim().to_string()),
+            )
+        })
+    }
+}
+
+mod duration_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}ms", d.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::config::keywords::parse_duration(&s)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("bad duration {s:?} (expected e.g. 10s, 500ms)"))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_values() {
+        let p = Path::new("/etc/berth/node.toml");
+        assert_eq!(NodeConfig::parse(p, "").unwrap(), NodeConfig::default());
+        let n = NodeConfig::parse(
+            p,
+            "nodename = \"n1\"\nlisten = \"127.0.0.1:9999\"\nmonitor_interval = \"500ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(n.nodename.as_deref(), Some("n1"));
+        assert_eq!(n.listen.port(), 9999);
+        assert_eq!(n.monitor_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn typos_name_the_line() {
+        let p = Path::new("/etc/berth/node.toml");
+        let err = NodeConfig::parse(p, "nodename = \"n1\"\nlisten_addr = \"x\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("/etc/berth/node.toml:2:"), "{msg}");
+        assert!(msg.contains("listen_addr"), "{msg}");
+        let err = NodeConfig::parse(p, "monitor_interval = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
+    }
+}

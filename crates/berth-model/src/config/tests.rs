@@ -1,0 +1,300 @@
+//! Parsing: good and bad files in both formats, and the core seed's own service file.
+
+use std::path::Path;
+
+use super::*;
+use crate::order::start_order;
+
+const SEED_ENV: &str = include_str!("../../../../etc/examples/docker.opensvc.com.env");
+const EXAMPLE_TOML: &str = include_str!("../../../../etc/examples/web.toml");
+
+fn toml(text: &str) -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::parse(Path::new("/etc/berth/services/web.toml"), text)
+}
+
+fn ini(text: &str) -> Result<ServiceConfig, ConfigError> {
+    ServiceConfig::parse(Path::new("/etc/berth/services/web.env"), text)
+}
+
+fn err(r: Result<ServiceConfig, ConfigError>) -> String {
+    r.unwrap_err().to_string()
+}
+
+#[test]
+fn the_seed_service_file_parses() {
+    let svc = ServiceConfig::parse(
+        Path::new("/opt/opensvc/etc/docker.opensvc.com.env"),
+        SEED_ENV,
+    )
+    .unwrap();
+    assert_eq!(svc.name, "docker.opensvc.com");
+    assert_eq!(svc.format, Format::Ini);
+    assert!(svc.warnings.is_empty(), "{:?}", svc.warnings);
+    let s = &svc.settings;
+    assert_eq!(s.nodes, ["deb1.opensvc.com"]);
+    assert_eq!(s.autostart_node.as_deref(), Some("deb1.opensvc.com"));
+    assert_eq!(s.app.as_deref(), Some("OSVCLAB"));
+    assert_eq!(s.env.as_deref(), Some("DEV"));
+    assert_eq!(
+        s.docker_data_dir.as_deref(),
+        Some(Path::new("/opt/docker.opensvc.com/appdata"))
+    );
+    let order: Vec<String> = start_order(&svc).iter().map(|r| r.to_string()).collect();
+    assert_eq!(order, ["ip#1", "vg#1", "fs#1", "fs#2", "container#1"]);
+    let Spec::Fs(fs1) = &svc.resource("fs#1".parse().unwrap()).unwrap().spec else {
+        panic!()
+    };
+    let Spec::Fs(fs2) = &svc.resource("fs#2".parse().unwrap()).unwrap().spec else {
+        panic!()
+    };
+    // The seed writes mnt_opt for one and mnt_opts for the other.
+    assert_eq!(fs1.mnt_opt.as_deref(), Some("rw"));
+    assert_eq!(fs2.mnt_opt.as_deref(), Some("rw"));
+    assert_eq!(fs2.dev, Path::new("/dev/mapper/vgdocker-lvdockerdata"));
+    let Spec::Container(c) = &svc.resource("container#1".parse().unwrap()).unwrap().spec else {
+        panic!()
+    };
+    assert_eq!(c.run_image, "f66342b343ae");
+    assert_eq!(c.run_command.as_deref(), Some(&["/bin/sh".to_string()][..]));
+    assert_eq!(c.run.volumes, ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
+    assert!(
+        c.run.tty && c.run.interactive,
+        "the seed's /bin/sh container needs -t -i"
+    );
+    let Spec::Ip(ip) = &svc.resource("ip#1".parse().unwrap()).unwrap().spec else {
+        panic!()
+    };
+    assert_eq!(
+        (ip.ipname.as_str(), ip.ipdev.as_str(), ip.netmask),
+        ("docker.opensvc.com", "eth0", None)
+    );
+}
+
+#[test]
+fn the_example_toml_parses() {
+    let svc = toml(EXAMPLE_TOML).unwrap();
+    assert_eq!(svc.resources.len(), 5);
+    let r = svc.resource("container#1".parse().unwrap()).unwrap();
+    assert!(r.common.monitor);
+    assert_eq!(r.common.restart, 2);
+    let Spec::Fs(fs) = &svc.resource("fs#1".parse().unwrap()).unwrap().spec else {
+        panic!()
+    };
+    assert_eq!(fs.mnt_opt.as_deref(), Some("rw,noatime"));
+    let Spec::Ip(ip) = &svc.resource("ip#1".parse().unwrap()).unwrap().spec else {
+        panic!()
+    };
+    assert_eq!(ip.netmask, Some(Prefix(24)));
+}
+
+#[test]
+fn print_config_round_trips() {
+    for (path, text) in [
+        ("/x/docker.opensvc.com.env", SEED_ENV),
+        ("/x/web.toml", EXAMPLE_TOML),
+    ] {
+        let svc = ServiceConfig::parse(Path::new(path), text).unwrap();
+        let emitted = to_toml(&svc);
+        let again = ServiceConfig::parse(Path::new("/x/again.toml"), &emitted)
+            .unwrap_or_else(|e| panic!("{e}\n{emitted}"));
+        assert_eq!(
+            format!("{:?}", again.settings),
+            format!("{:?}", svc.settings)
+        );
+        assert_eq!(
+            format!("{:?}", again.resources),
+            format!("{:?}", svc.resources),
+            "{emitted}"
+        );
+    }
+}
+
+#[test]
+fn toml_unknown_key_names_file_line_section_key() {
+    let e = err(toml(
+        "[fs.1]\ndev = \"/dev/sdb\"\nmnt = \"/srv\"\ntype = \"ext4\"\nmnt_opst = \"rw\"\n",
+    ));
+    assert!(
+        e.starts_with("/etc/berth/services/web.toml:5: [fs#1] mnt_opst: unknown key"),
+        "{e}"
+    );
+    assert!(e.contains("mnt_opt"), "lists the known keys: {e}");
+}
+
+#[test]
+fn toml_missing_mandatory_keys() {
+    let cases = [
+        (
+            "[fs.1]\nmnt = \"/srv\"\ntype = \"ext4\"\n",
+            "[fs#1] dev: missing mandatory key",
+        ),
+        (
+            "[fs.1]\ndev = \"/dev/x\"\ntype = \"ext4\"\n",
+            "[fs#1] mnt: missing mandatory key",
+        ),
+        (
+            "[fs.1]\ndev = \"/dev/x\"\nmnt = \"/srv\"\n",
+            "[fs#1] type: missing mandatory key",
+        ),
+        (
+            "[ip.1]\nipname = \"192.0.2.1\"\n",
+            "[ip#1] ipdev: missing mandatory key",
+        ),
+        (
+            "[ip.1]\nipdev = \"eth0\"\n",
+            "[ip#1] ipname: missing mandatory key",
+        ),
+        ("[vg.1]\n", "[vg#1] vgname: missing mandatory key"),
+        (
+            "[container.1]\nrun_command = \"sh\"\n",
+            "[container#1] run_image: missing mandatory key",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = err(toml(text));
+        assert!(e.contains(want), "{text:?}: {e}");
+        assert!(e.starts_with("/etc/berth/services/web.toml:1:"), "{e}");
+    }
+}
+
+#[test]
+fn bad_values_are_named() {
+    let e = err(toml(
+        "[fs.1]\ndev = \"/dev/x\"\nmnt = \"srv/web\"\ntype = \"ext4\"\n",
+    ));
+    assert!(
+        e.contains(":3: [fs#1] mnt: bad value \"srv/web\": expected an absolute path"),
+        "{e}"
+    );
+    let e = err(toml(
+        "[ip.1]\nipdev = \"eth0\"\nipname = \"not an address!\"\n",
+    ));
+    assert!(
+        e.contains(":3: [ip#1] ipname: bad value \"not an address!\""),
+        "{e}"
+    );
+    let e = err(toml(
+        "[ip.1]\nipdev = \"eth0\"\nipname = \"192.0.2.1\"\nnetmask = 33\n",
+    ));
+    assert!(e.contains("[ip#1] netmask"), "{e}");
+    let e = err(toml(
+        "[ip.1]\nipdev = \"eth0\"\nipname = \"192.0.2.1\"\nnetmask = \"255.0.255.0\"\n",
+    ));
+    assert!(e.contains("netmask: bad value \"255.0.255.0\""), "{e}");
+    let e = err(toml(
+        "[fs.1]\ndev = \"/dev/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\noptional = \"yes\"\n",
+    ));
+    assert!(
+        e.contains(":5: [fs#1] optional: bad value \"yes\": expected true or false"),
+        "{e}"
+    );
+    let e = err(toml(
+        "[fs.1]\ndev = \"/dev/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\nrestart = -1\n",
+    ));
+    assert!(e.contains("restart: bad value \"-1\""), "{e}");
+    let e = err(toml("[service]\ndocker_data_dir = \"relative\"\n"));
+    assert!(
+        e.contains(":2: [service] docker_data_dir: bad value"),
+        "{e}"
+    );
+    let e = err(toml(
+        "[container.1]\nrun_image = \"busybox\"\nrun_command = \"sh -c 'unterminated\"\n",
+    ));
+    assert!(e.contains("[container#1] run_command: bad value"), "{e}");
+}
+
+#[test]
+fn duplicate_rids() {
+    let e = err(toml(
+        "[fs.1]\ndev = \"/dev/x\"\nmnt = \"/a\"\ntype = \"ext4\"\n[fs.01]\ndev = \"/dev/y\"\nmnt = \"/b\"\ntype = \"ext4\"\n",
+    ));
+    assert!(
+        e.contains("duplicate resource id fs#1 (first defined on line 1)"),
+        "{e}"
+    );
+    let e = err(ini(
+        "[fs#1]\ndev = /dev/x\nmnt = /a\ntype = ext4\n\n[fs#1]\ndev = /dev/y\nmnt = /b\ntype = ext4\n",
+    ));
+    assert!(
+        e.contains(":6: [fs#1] duplicate resource id fs#1 (first defined on line 1)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn toml_structure_errors() {
+    let e = err(toml("[disk.1]\nname = \"x\"\n"));
+    assert!(e.contains("[disk] unknown section"), "{e}");
+    let e = err(toml("[fs.one]\ndev = \"/dev/x\"\n"));
+    assert!(e.contains("[fs.one]"), "{e}");
+    let e = err(toml("[fs.1\n"));
+    assert!(e.starts_with("/etc/berth/services/web.toml:1:"), "{e}");
+    let e = err(toml("[service]\nnodes = [\"a\"]\n[service]\n"));
+    assert!(e.starts_with("/etc/berth/services/web.toml:3:"), "{e}");
+}
+
+#[test]
+fn ini_unknown_keywords_and_sections_are_warnings() {
+    let svc = ini("[DEFAULT]\nnodes = n1 n2\ncluster_type = failover\n\n[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\nsnap = true\n\n[sync#1]\ntype = rsync\n").unwrap();
+    assert_eq!(svc.settings.nodes, ["n1", "n2"]);
+    let w: Vec<String> = svc.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [
+            "/etc/berth/services/web.env:11: [sync#1] section ignored: berth does not run it (\"sync#1\": unknown resource kind \"sync\" (expected one of ip, vg, fs, container))",
+            "/etc/berth/services/web.env:3: [DEFAULT] cluster_type: keyword not known to berth: ignored",
+            "/etc/berth/services/web.env:9: [fs#1] snap: keyword not known to berth: ignored",
+        ]
+    );
+}
+
+#[test]
+fn ini_syntax() {
+    // Comments, `:` separators, continuation lines, yes/no booleans.
+    let svc = ini("; comment\n[DEFAULT]\n# another\nnodes: n1\n  n2\n[fs#1]\ndev=/dev/x\nmnt = /srv\ntype = ext4\noptional = yes\n").unwrap();
+    assert_eq!(svc.settings.nodes, ["n1", "n2"]);
+    assert!(svc.resources[0].common.optional);
+    let e = err(ini("nodes = n1\n"));
+    assert!(e.contains(":1: a key before any [section] header"), "{e}");
+    let e = err(ini("[fs#1]\njust words\n"));
+    assert!(e.contains(":2: [fs#1] expected `key = value`"), "{e}");
+    let e = err(ini("[fs#1\n"));
+    assert!(e.contains("unterminated section header"), "{e}");
+    let e = err(ini("[fs#1]\ndev = /a\ndev = /b\nmnt = /srv\ntype = ext4\n"));
+    assert!(
+        e.contains(":3: [fs#1] dev: key given twice (first on line 2)"),
+        "{e}"
+    );
+    let e = err(ini(
+        "[fs#1]\ndev = /a\nmnt = /srv\ntype = ext4\nmnt_opt = rw\nmnt_opts = ro\n",
+    ));
+    assert!(e.contains("mnt_opts"), "{e}");
+}
+
+#[test]
+fn service_names_come_from_the_file() {
+    let e = ServiceConfig::parse(Path::new("/x/bad name.toml"), "")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad service name"), "{e}");
+    let e = ServiceConfig::parse(Path::new("/x/web.yaml"), "")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a service file name"), "{e}");
+    assert_eq!(toml("").unwrap().resources.len(), 0);
+}
+
+#[test]
+fn durations_and_ip_defaults() {
+    let svc = toml("[ip.1]\nipdev = \"eth0\"\nipname = \"fe80::1\"\nnetmask = 64\nprobe_timeout = \"150ms\"\ngarp_count = 0\n").unwrap();
+    let Spec::Ip(ip) = &svc.resources[0].spec else {
+        panic!()
+    };
+    assert_eq!(ip.probe_timeout, Duration::from_millis(150));
+    assert_eq!(ip.garp_count, 0);
+    assert_eq!(ip.netmask, Some(Prefix(64)));
+    let e = err(toml(
+        "[fs.1]\ndev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\nstop_timeout = \"soon\"\n",
+    ));
+    assert!(e.contains("stop_timeout: bad value \"soon\""), "{e}");
+}
