@@ -7,6 +7,7 @@
 
 pub mod load;
 pub mod lock;
+pub mod record;
 
 use std::time::Duration;
 
@@ -198,8 +199,36 @@ impl<'a, D: Driver> Engine<'a, D> {
         svc: &ServiceConfig,
         opts: &ActionOptions,
     ) -> Result<ActionReport, ActionError> {
+        self.run_action(svc, opts, "start", |e| e.start_locked(svc, opts))
+    }
+
+    /// Run `f` under the service lock and record its result in `<var>/<svc>/last_action.json`
+    /// (not for dry runs), where the agent and operators find what the last action did.
+    pub fn run_action(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+        name: &str,
+        f: impl FnOnce(&Self) -> Result<ActionReport, ActionError>,
+    ) -> Result<ActionReport, ActionError> {
         let _lock = self.lock(svc, opts)?;
-        self.start_locked(svc, opts)
+        let started = record::now();
+        let result = f(self);
+        if !opts.dry_run {
+            let rec = record::ActionRecord {
+                action: name.to_string(),
+                started,
+                duration: record::now() - started,
+                ok: result.is_ok(),
+                error: result.as_ref().err().map(|e| e.to_string()),
+                pid: std::process::id(),
+            };
+            let dir = self.paths.service_var(&svc.name);
+            if let Err(e) = record::write(&dir, &rec) {
+                warn!("cannot record the action in {}: {e}", dir.display());
+            }
+        }
+        result
     }
 
     fn start_locked(
@@ -291,8 +320,7 @@ impl<'a, D: Driver> Engine<'a, D> {
         svc: &ServiceConfig,
         opts: &ActionOptions,
     ) -> Result<ActionReport, ActionError> {
-        let _lock = self.lock(svc, opts)?;
-        self.stop_locked(svc, opts)
+        self.run_action(svc, opts, "stop", |e| e.stop_locked(svc, opts))
     }
 
     fn stop_locked(
@@ -341,11 +369,12 @@ impl<'a, D: Driver> Engine<'a, D> {
         svc: &ServiceConfig,
         opts: &ActionOptions,
     ) -> Result<ActionReport, ActionError> {
-        let _lock = self.lock(svc, opts)?;
-        let stopped = self.stop_locked(svc, opts)?;
-        let mut started = self.start_locked(svc, opts)?;
-        started.changed.extend(stopped.changed);
-        Ok(started)
+        self.run_action(svc, opts, "restart", |e| {
+            let stopped = e.stop_locked(svc, opts)?;
+            let mut started = e.start_locked(svc, opts)?;
+            started.changed.extend(stopped.changed);
+            Ok(started)
+        })
     }
 }
 

@@ -410,3 +410,18 @@ fn restart_stops_then_starts() {
     });
     assert_eq!(counts["start"], 5);
 }
+
+#[test]
+fn actions_are_recorded_for_the_agent() {
+    let t = setup(SVC);
+    let fake = Fake::failing_start(&["container#1"]);
+    let e = Engine::new(&fake, &t.paths, "node1");
+    assert!(e.start(&t.svc, &ActionOptions::default()).is_err());
+    let rec = record::read(&t.paths.service_var("web")).unwrap();
+    assert_eq!(rec.action, "start");
+    assert!(!rec.ok);
+    assert!(rec.error.unwrap().contains("container#1 cannot start"));
+    e.stop(&t.svc, &ActionOptions::default()).unwrap();
+    let rec = record::read(&t.paths.service_var("web")).unwrap();
+    assert_eq!((rec.action.as_str(), rec.ok), ("stop", true));
+}

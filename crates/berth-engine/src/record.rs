@@ -1,0 +1,71 @@
+//! The last action's result, kept in `<var>/<svc>/last_action.json` so the agent (and operators)
+//! learn what the CLI did, and when, without asking it.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// One finished action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// `start`, `stop`, `restart`, `startfs`...
+    pub action: String,
+    /// Seconds since the epoch when it began.
+    pub started: f64,
+    /// Seconds it took.
+    pub duration: f64,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The error, when it failed.
+    pub error: Option<String>,
+    /// The pid that ran it.
+    pub pid: u32,
+}
+
+/// Seconds since the epoch.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The file name under `<var>/<svc>/`.
+pub const FILE: &str = "last_action.json";
+
+/// Write `record` atomically to `<dir>/last_action.json`.
+pub fn write(dir: &Path, record: &ActionRecord) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
+    let body = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, dir.join(FILE))
+}
+
+/// Read `<dir>/last_action.json`, if any.
+pub fn read(dir: &Path) -> Option<ActionRecord> {
+    let text = std::fs::read(dir.join(FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).is_none());
+        let r = ActionRecord {
+            action: "start".into(),
+            started: now(),
+            duration: 0.5,
+            ok: false,
+            error: Some("fs#1: boom".into()),
+            pid: 1,
+        };
+        write(&dir.path().join("web"), &r).unwrap();
+        assert_eq!(read(&dir.path().join("web")), Some(r));
+    }
+}
