@@ -1,38 +1,481 @@
-//! The vg driver (issue 3): not built yet. Status is `undef` with a line saying so; start refuses.
+//! The vg driver: an LVM volume group owned through a host tag (`@<nodename>`), activated with
+//! `vgchange`.
+//!
+//! Everything goes through the LVM commands with `LVM_SUPPRESS_FD_WARNINGS=1`; reports are read
+//! with `--reportformat json`, and success is the exit code, never the text.
+//!
+//! - `start`: refuse a VG tagged by another node (unless `--force`, which removes those tags),
+//!   `vgchange --addtag @<node>`, `vgchange -a y`. If activation fails, a tag this start added is
+//!   removed again, so a failed start leaves the VG as it found it.
+//! - `stop`: `vgchange -a n` (retried, an LV may still be busy for a moment), then
+//!   `vgchange --deltag @<node>`.
+//! - `status`: up when tagged with this node and every LV active (no LV counts as active), warn
+//!   when tagged here with some LV inactive, down otherwise.
+
+use std::process::Command;
+use std::time::Duration;
 
 use berth_model::ResourceState;
 use berth_model::config::VgSpec;
 use berth_model::status::{LogEntry, Status};
+use serde::Deserialize;
+use tracing::{info, warn};
 
 use crate::{Ctx, DriverError, Outcome};
 
-const NOT_BUILT: DriverError = DriverError::NotBuilt("vg");
+/// How many times `vgchange -a n` is tried.
+const DEACTIVATE_TRIES: u32 = 5;
+/// The pause between two tries.
+const DEACTIVATE_PAUSE: Duration = Duration::from_millis(500);
 
-/// Label the VG name, as the seed prints it.
+/// Label: the VG name, as the seed prints it.
 pub fn label(spec: &VgSpec) -> String {
     spec.vgname.clone()
 }
 
-/// Nothing to check until the driver exists.
-pub fn precheck(_ctx: &Ctx<'_>, _spec: &VgSpec) -> Result<(), DriverError> {
-    Err(NOT_BUILT)
+/// What one LVM command printed.
+#[derive(Debug)]
+struct Output {
+    stdout: String,
 }
 
-/// `undef`, saying the driver is not built.
-pub fn status(_ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
-    ResourceState {
-        status: Status::Undef,
-        label: label(spec),
-        log: vec![LogEntry::warn(NOT_BUILT.to_string())],
+/// The text of a failed command: its stderr lines, trimmed, repeats dropped, `; `-joined
+/// (without device-mapper, LVM prints the same four lines once per LV).
+fn summarize(stderr: &str, stdout: &str) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for line in stderr.lines().chain(stdout.lines()) {
+        let l = line.trim();
+        if !l.is_empty() && !seen.contains(&l) && !l.starts_with('{') && !l.starts_with('}') {
+            seen.push(l);
+        }
+    }
+    seen.join("; ")
+}
+
+/// Run an LVM command; a non-zero exit code is an error naming the command line.
+fn lvm(args: &[&str], log: bool) -> Result<Output, DriverError> {
+    let cmdline = args.join(" ");
+    if log {
+        info!("{cmdline}");
+    }
+    let (prog, rest) = args
+        .split_first()
+        .ok_or_else(|| DriverError::Refused("empty lvm command".to_string()))?;
+    let out = Command::new(prog)
+        .args(rest)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| DriverError::io(format!("cannot run {prog} (is lvm2 installed?)"), e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(DriverError::Command {
+            command: cmdline,
+            code: out.status.code().unwrap_or(-1),
+            output: summarize(&stderr, &stdout),
+        });
+    }
+    if log && !stdout.trim().is_empty() {
+        info!("output:\n{}", stdout.trim_end());
+    }
+    Ok(Output { stdout })
+}
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    report: Vec<Section>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Section {
+    #[serde(default)]
+    vg: Vec<VgRow>,
+    #[serde(default)]
+    lv: Vec<LvRow>,
+}
+
+#[derive(Debug, Deserialize)]
+struct VgRow {
+    vg_name: String,
+    vg_tags: String,
+    lv_count: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct LvRow {
+    lv_name: String,
+    lv_active_locally: String,
+    #[serde(default)]
+    lv_skip_activation: String,
+}
+
+/// A volume group as `vgs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Vg {
+    tags: Vec<String>,
+    lv_count: u32,
+}
+
+/// A logical volume as `lvs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lv {
+    name: String,
+    active: bool,
+    /// Flagged to be skipped by activation (`lvchange -k y`): its state does not count.
+    skip: bool,
+}
+
+fn parse_report(what: &str, text: &str) -> Result<Report, DriverError> {
+    serde_json::from_str(text).map_err(|e| {
+        DriverError::io(
+            format!("cannot read the {what} report"),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })
+}
+
+fn parse_vgs(name: &str, text: &str) -> Result<Option<Vg>, DriverError> {
+    let report = parse_report("vgs", text)?;
+    let Some(row) = report
+        .report
+        .into_iter()
+        .flat_map(|s| s.vg)
+        .find(|r| r.vg_name == name)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Vg {
+        tags: row
+            .vg_tags
+            .split(',')
+            .map(|t| t.trim().trim_start_matches('@').to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        lv_count: row.lv_count.trim().parse().unwrap_or(0),
+    }))
+}
+
+fn parse_lvs(text: &str) -> Result<Vec<Lv>, DriverError> {
+    let report = parse_report("lvs", text)?;
+    Ok(report
+        .report
+        .into_iter()
+        .flat_map(|s| s.lv)
+        .map(|r| Lv {
+            name: r.lv_name,
+            active: !r.lv_active_locally.trim().is_empty(),
+            skip: !r.lv_skip_activation.trim().is_empty(),
+        })
+        .collect())
+}
+
+/// LVM's rule for VG names; checked so the name is safe in a `--select` string.
+fn check_name(name: &str) -> Result<(), DriverError> {
+    let ok = !name.is_empty()
+        && name.len() <= 127
+        && !name.starts_with('-')
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(DriverError::Refused(format!(
+            "invalid volume group name {name:?}"
+        )))
     }
 }
 
-/// Refused: the driver is not built.
-pub fn start(_ctx: &Ctx<'_>, _spec: &VgSpec) -> Result<Outcome, DriverError> {
-    Err(NOT_BUILT)
+/// The VG, or `None` when it does not exist (`vgs` exits 0 with an empty report).
+fn read_vg(name: &str) -> Result<Option<Vg>, DriverError> {
+    check_name(name)?;
+    let select = format!("vg_name=\"{name}\"");
+    let out = lvm(
+        &[
+            "vgs",
+            "--reportformat",
+            "json",
+            "--select",
+            &select,
+            "-o",
+            "vg_name,vg_tags,lv_count",
+        ],
+        false,
+    )?;
+    parse_vgs(name, &out.stdout)
 }
 
-/// Refused: the driver is not built.
-pub fn stop(_ctx: &Ctx<'_>, _spec: &VgSpec) -> Result<Outcome, DriverError> {
-    Err(NOT_BUILT)
+/// The VG's logical volumes.
+fn read_lvs(name: &str) -> Result<Vec<Lv>, DriverError> {
+    let out = lvm(
+        &[
+            "lvs",
+            "--reportformat",
+            "json",
+            "-o",
+            "lv_name,lv_active_locally,lv_skip_activation",
+            name,
+        ],
+        false,
+    )?;
+    parse_lvs(&out.stdout)
+}
+
+/// The LVs of `vg` that should be active and are not (none when it has no LV).
+fn inactive(name: &str, vg: &Vg) -> Result<Vec<String>, DriverError> {
+    if vg.lv_count == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(read_lvs(name)?
+        .into_iter()
+        .filter(|lv| !lv.active && !lv.skip)
+        .map(|lv| lv.name)
+        .collect())
+}
+
+/// Tags of other nodes: every tag but ours.
+fn foreign<'a>(vg: &'a Vg, nodename: &str) -> Vec<&'a str> {
+    vg.tags
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != nodename)
+        .collect()
+}
+
+fn missing(name: &str) -> DriverError {
+    DriverError::Missing {
+        what: "volume group",
+        path: name.into(),
+    }
+}
+
+fn refuse_foreign(name: &str, others: &[&str]) -> DriverError {
+    DriverError::Refused(format!(
+        "volume group {name} is tagged by node {}: refusing to take it over (use --force)",
+        others.join(", ")
+    ))
+}
+
+/// Before any resource starts: the VG exists and no other node holds it (unless `--force`).
+pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
+    let vg = read_vg(&spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
+    let others = foreign(&vg, ctx.nodename);
+    if !others.is_empty() && !ctx.force {
+        return Err(refuse_foreign(&spec.vgname, &others));
+    }
+    Ok(())
+}
+
+/// Up when tagged here and every LV is active; warn when tagged here with an inactive LV.
+pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
+    let mut log = Vec::new();
+    let name = &spec.vgname;
+    let status = match read_vg(name) {
+        Err(e) => {
+            log.push(LogEntry::warn(e.to_string()));
+            Status::Undef
+        }
+        Ok(None) => {
+            log.push(LogEntry::info(format!(
+                "volume group {name} does not exist"
+            )));
+            Status::Down
+        }
+        Ok(Some(vg)) => {
+            let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
+            match inactive(name, &vg) {
+                Err(e) => {
+                    log.push(LogEntry::warn(e.to_string()));
+                    Status::Undef
+                }
+                Ok(off) if tagged && off.is_empty() => Status::Up,
+                Ok(off) if tagged => {
+                    log.push(LogEntry::warn(format!(
+                        "tagged with {} but inactive: {}",
+                        ctx.nodename,
+                        off.join(", ")
+                    )));
+                    Status::Warn
+                }
+                Ok(off) => {
+                    if (off.len() as u64) < u64::from(vg.lv_count) {
+                        log.push(LogEntry::warn(format!(
+                            "some logical volumes of {name} are active but it is not tagged with {}",
+                            ctx.nodename
+                        )));
+                    }
+                    Status::Down
+                }
+            }
+        }
+    };
+    ResourceState {
+        status,
+        label: label(spec),
+        log,
+    }
+}
+
+/// Tag the VG for this node and activate it. `--force` takes it over from another node.
+pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
+    let name = spec.vgname.as_str();
+    let vg = read_vg(name)?.ok_or_else(|| missing(name))?;
+    let tag = format!("@{}", ctx.nodename);
+    let others = foreign(&vg, ctx.nodename);
+    if !others.is_empty() {
+        if !ctx.force {
+            return Err(refuse_foreign(name, &others));
+        }
+        warn!(
+            "--force: taking volume group {name} over from node {}",
+            others.join(", ")
+        );
+        for other in &others {
+            lvm(&["vgchange", "--deltag", &format!("@{other}"), name], true)?;
+        }
+    }
+    let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
+    let off = inactive(name, &vg)?;
+    if tagged && off.is_empty() {
+        info!("{name} is already up");
+        return Ok(if others.is_empty() {
+            Outcome::AlreadyDone
+        } else {
+            Outcome::Changed
+        });
+    }
+    if !tagged {
+        lvm(&["vgchange", "--addtag", &tag, name], true)?;
+    }
+    if let Err(e) = lvm(&["vgchange", "-a", "y", name], true) {
+        if !tagged && let Err(undo) = lvm(&["vgchange", "--deltag", &tag, name], true) {
+            warn!("{undo}");
+        }
+        return Err(e);
+    }
+    Ok(Outcome::Changed)
+}
+
+/// Deactivate the VG (retried a few times) and remove this node's tag.
+pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
+    let name = spec.vgname.as_str();
+    let Some(vg) = read_vg(name)? else {
+        info!("volume group {name} does not exist: already down");
+        return Ok(Outcome::AlreadyDone);
+    };
+    let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
+    let active = if vg.lv_count == 0 {
+        false
+    } else {
+        read_lvs(name)?.iter().any(|lv| lv.active)
+    };
+    if !tagged && !active {
+        info!("{name} is already down");
+        return Ok(Outcome::AlreadyDone);
+    }
+    if active {
+        let mut attempt = 1;
+        loop {
+            match lvm(&["vgchange", "-a", "n", name], true) {
+                Ok(_) => break,
+                Err(e) if attempt >= DEACTIVATE_TRIES => return Err(e),
+                Err(e) => {
+                    warn!("{e}: retrying ({attempt}/{DEACTIVATE_TRIES})");
+                    attempt += 1;
+                    std::thread::sleep(DEACTIVATE_PAUSE);
+                }
+            }
+        }
+    }
+    if tagged {
+        lvm(
+            &["vgchange", "--deltag", &format!("@{}", ctx.nodename), name],
+            true,
+        )?;
+    }
+    Ok(Outcome::Changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vgs_report_is_read() {
+        let text = r#"  {
+      "report": [
+          {
+              "vg": [
+                  {"vg_name":"other", "vg_tags":"", "lv_count":"3"},
+                  {"vg_name":"vg1", "vg_tags":"node1,node.2", "lv_count":"2"}
+              ]
+          }
+      ]
+  }"#;
+        let vg = parse_vgs("vg1", text).unwrap().unwrap();
+        assert_eq!(vg.tags, ["node1", "node.2"]);
+        assert_eq!(vg.lv_count, 2);
+        assert_eq!(foreign(&vg, "node1"), ["node.2"]);
+        assert!(parse_vgs("nope", text).unwrap().is_none());
+        let empty = r#"{"report":[{"vg":[]}]}"#;
+        assert!(parse_vgs("vg1", empty).unwrap().is_none());
+        let untagged = r#"{"report":[{"vg":[{"vg_name":"vg1","vg_tags":"","lv_count":"0"}]}]}"#;
+        assert_eq!(
+            parse_vgs("vg1", untagged).unwrap().unwrap(),
+            Vg {
+                tags: vec![],
+                lv_count: 0
+            }
+        );
+        assert!(parse_vgs("vg1", "not json").is_err());
+    }
+
+    #[test]
+    fn lvs_report_is_read() {
+        let text = r#"{"report":[{"lv":[
+            {"lv_name":"lv1", "lv_active_locally":"active locally", "lv_skip_activation":""},
+            {"lv_name":"lv2", "lv_active_locally":"", "lv_skip_activation":""},
+            {"lv_name":"lv3", "lv_active_locally":"", "lv_skip_activation":"skip activation"}
+        ]}]}"#;
+        let lvs = parse_lvs(text).unwrap();
+        assert_eq!(lvs.len(), 3);
+        assert!(lvs[0].active && !lvs[1].active && lvs[2].skip);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["vg1", "vg.a+b_c-d", "VG"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-vg", "vg 1", "vg\"x", "vg/x", ".."] {
+            let e = check_name(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid volume group name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn failures_are_summarized_once() {
+        let err = "  /dev/mapper/control: open failed: No such device\n  Failure.\n  \
+                   /dev/mapper/control: open failed: No such device\n  Failure.\n";
+        assert_eq!(
+            summarize(
+                err,
+                "  0 logical volume(s) in volume group \"vg\" now active\n"
+            ),
+            "/dev/mapper/control: open failed: No such device; Failure.; \
+             0 logical volume(s) in volume group \"vg\" now active"
+        );
+    }
+
+    #[test]
+    fn refusal_names_the_node() {
+        let e = refuse_foreign("vg1", &["node2"]).to_string();
+        assert_eq!(
+            e,
+            "volume group vg1 is tagged by node node2: refusing to take it over (use --force)"
+        );
+    }
 }

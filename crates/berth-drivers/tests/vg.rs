@@ -1,0 +1,245 @@
+//! The vg driver on the real host: a VG on a loop PV, with a unique name per test, removed in
+//! `Drop` (vgremove, pvremove, losetup -d) even when the test fails.
+//!
+//! This kernel has no device-mapper: a VG without LV goes through the whole cycle; an LV made
+//! with `lvcreate --driverloaded n -an -Zn` exercises the activation failure path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use berth_drivers::{Ctx, Outcome, vg};
+use berth_model::Status;
+use berth_model::config::{ServiceConfig, VgSpec};
+use berth_model::paths::Paths;
+use berth_testkit::{require_root, run};
+
+/// A VG on a loop device backed by a sparse file.
+struct LoopVg {
+    _dir: tempfile::TempDir,
+    dev: String,
+    name: String,
+}
+
+impl LoopVg {
+    fn new() -> LoopVg {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("bvg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let img = dir.path().join("pv.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(32 * 1024 * 1024)
+            .unwrap();
+        let out = run("losetup", &["-f", "--show", img.to_str().unwrap()]);
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let name = format!(
+            "bertht{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let vg = LoopVg {
+            _dir: dir,
+            dev,
+            name,
+        };
+        lvm(&["pvcreate", "-q", &vg.dev]);
+        lvm(&["vgcreate", "-q", &vg.name, &vg.dev]);
+        vg
+    }
+
+    fn spec(&self) -> VgSpec {
+        VgSpec {
+            vgname: self.name.clone(),
+        }
+    }
+
+    /// The VG's tags, read with `vgs` (not with the driver).
+    fn tags(&self) -> Vec<String> {
+        let out = lvm(&["vgs", "--noheadings", "-o", "vg_tags", &self.name]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for LoopVg {
+    fn drop(&mut self) {
+        for args in [
+            vec!["vgremove", "-f", "-y", &self.name],
+            vec!["pvremove", "-ff", "-y", &self.dev],
+        ] {
+            let _ = Command::new(args[0])
+                .args(&args[1..])
+                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+                .output();
+        }
+        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
+    }
+}
+
+fn lvm(args: &[&str]) -> std::process::Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn service() -> ServiceConfig {
+    ServiceConfig::parse(Path::new("/tmp/vgtest.toml"), "[service]\n").unwrap()
+}
+
+fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, node: &'a str, force: bool) -> Ctx<'a> {
+    Ctx {
+        svc,
+        nodename: node,
+        paths,
+        force,
+    }
+}
+
+#[test]
+fn vg_contract_on_a_vg_without_lv() {
+    let lv = LoopVg::new();
+    let (svc, paths) = (service(), Paths::default());
+    let c = ctx(&svc, &paths, "node1", false);
+    let spec = lv.spec();
+    assert_eq!(vg::label(&spec), lv.name);
+
+    assert_eq!(vg::status(&c, &spec).status, Status::Down);
+    vg::precheck(&c, &spec).unwrap();
+    assert_eq!(vg::start(&c, &spec).unwrap(), Outcome::Changed);
+    assert_eq!(lv.tags(), ["node1"]);
+    assert_eq!(vg::start(&c, &spec).unwrap(), Outcome::AlreadyDone);
+    assert_eq!(lv.tags(), ["node1"]);
+    let st = vg::status(&c, &spec);
+    assert_eq!(st.status, Status::Up, "{:?}", st.log);
+    assert_eq!(st.label, lv.name);
+
+    assert_eq!(vg::stop(&c, &spec).unwrap(), Outcome::Changed);
+    assert!(lv.tags().is_empty(), "{:?}", lv.tags());
+    assert_eq!(vg::stop(&c, &spec).unwrap(), Outcome::AlreadyDone);
+    assert!(lv.tags().is_empty());
+    assert_eq!(vg::status(&c, &spec).status, Status::Down);
+}
+
+#[test]
+fn vg_tagged_by_another_node_is_refused_unless_forced() {
+    let lv = LoopVg::new();
+    lvm(&["vgchange", "-q", "--addtag", "@node2", &lv.name]);
+    let (svc, paths) = (service(), Paths::default());
+    let spec = lv.spec();
+
+    let c = ctx(&svc, &paths, "node1", false);
+    let e = vg::precheck(&c, &spec).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "volume group {} is tagged by node node2: refusing to take it over (use --force)",
+            lv.name
+        )
+    );
+    let e = vg::start(&c, &spec).unwrap_err().to_string();
+    assert!(e.contains("node2"), "{e}");
+    assert_eq!(lv.tags(), ["node2"], "a refused start changed the tags");
+    // Held by node2: down here, and stopping it here leaves node2's tag alone.
+    assert_eq!(vg::status(&c, &spec).status, Status::Down);
+    assert_eq!(vg::stop(&c, &spec).unwrap(), Outcome::AlreadyDone);
+    assert_eq!(lv.tags(), ["node2"]);
+
+    let c = ctx(&svc, &paths, "node1", true);
+    vg::precheck(&c, &spec).unwrap();
+    assert_eq!(vg::start(&c, &spec).unwrap(), Outcome::Changed);
+    assert_eq!(lv.tags(), ["node1"]);
+    assert_eq!(vg::status(&c, &spec).status, Status::Up);
+    vg::stop(&c, &spec).unwrap();
+    assert!(lv.tags().is_empty());
+}
+
+#[test]
+fn vg_activation_failure_is_clear_and_leaves_no_tag() {
+    let lv = LoopVg::new();
+    lvm(&[
+        "lvcreate",
+        "-q",
+        "--driverloaded",
+        "n",
+        "-an",
+        "-Zn",
+        "-L",
+        "8M",
+        "-n",
+        "lv1",
+        &lv.name,
+    ]);
+    let (svc, paths) = (service(), Paths::default());
+    let c = ctx(&svc, &paths, "node1", false);
+    let spec = lv.spec();
+
+    vg::precheck(&c, &spec).unwrap();
+    let e = vg::start(&c, &spec).unwrap_err().to_string();
+    let cmd = format!("vgchange -a y {} failed (exit code 5): ", lv.name);
+    assert!(e.starts_with(&cmd), "{e}");
+    assert!(e.contains("device-mapper"), "{e}");
+    assert_eq!(
+        e.matches("/dev/mapper/control: open failed").count(),
+        1,
+        "repeated lines: {e}"
+    );
+    assert!(
+        lv.tags().is_empty(),
+        "the failed start left a tag: {:?}",
+        lv.tags()
+    );
+    assert_eq!(vg::status(&c, &spec).status, Status::Down);
+
+    // Tagged here with an inactive LV: warn, naming the LV.
+    lvm(&["vgchange", "-q", "--addtag", "@node1", &lv.name]);
+    let st = vg::status(&c, &spec);
+    assert_eq!(st.status, Status::Warn);
+    assert!(st.log[0].message.contains("lv1"), "{:?}", st.log);
+    // Stop: nothing is active, the tag goes.
+    assert_eq!(vg::stop(&c, &spec).unwrap(), Outcome::Changed);
+    assert!(lv.tags().is_empty());
+}
+
+#[test]
+fn vg_that_does_not_exist() {
+    require_root();
+    let (svc, paths) = (service(), Paths::default());
+    let c = ctx(&svc, &paths, "node1", false);
+    let spec = VgSpec {
+        vgname: format!("berthnone{}", std::process::id()),
+    };
+    let st = vg::status(&c, &spec);
+    assert_eq!(st.status, Status::Down);
+    assert_eq!(
+        st.log[0].message,
+        format!("volume group {} does not exist", spec.vgname)
+    );
+    let e = vg::precheck(&c, &spec).unwrap_err().to_string();
+    assert_eq!(e, format!("volume group {} does not exist", spec.vgname));
+    assert!(vg::start(&c, &spec).is_err());
+    assert_eq!(vg::stop(&c, &spec).unwrap(), Outcome::AlreadyDone);
+
+    let bad = VgSpec {
+        vgname: "bad name".to_string(),
+    };
+    let e = vg::precheck(&c, &bad).unwrap_err().to_string();
+    assert!(e.contains("invalid volume group name"), "{e}");
+}
