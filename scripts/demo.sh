@@ -1,34 +1,52 @@
 #!/usr/bin/env bash
-# The berth demo: a service of one filesystem (an ext4 image on a loop device) in a temporary config
-# dir, started, shown, stopped. Needs root. Leaves nothing behind.
+# The berth demo, in the shape of the OpenSVC docker tutorial: a service of one filesystem (an
+# ext4 image on a loop device, holding the private dockerd's data root) and one busybox container.
+# Runs in a temporary config dir, as root, and leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --locked -q -p berth-cli
 svc=$PWD/target/debug/svc
-demo=$(mktemp -d /tmp/berth-demo.XXXXXX)
+demo=$(mktemp -d /tmp/bd.XXXXXX)
+export BERTH_CONFIG_DIR=$demo/etc BERTH_VAR_DIR=$demo/var BERTH_RUN_DIR=$demo/run BERTH_NODENAME=demo-node
 cleanup() {
     "$svc" demo stop >/dev/null 2>&1 || true
     rm -rf "$demo"
 }
 trap cleanup EXIT
-export BERTH_CONFIG_DIR=$demo/etc BERTH_VAR_DIR=$demo/var BERTH_RUN_DIR=$demo/run BERTH_NODENAME=demo-node
-mkdir -p "$BERTH_CONFIG_DIR/services"
-truncate -s 64M "$demo/data.img"
+mkdir -p "$BERTH_CONFIG_DIR/services" "$demo/rootfs/bin"
+
+# An image without a registry: busybox-static and its applets, imported as busybox:latest.
+cp /bin/busybox "$demo/rootfs/bin/busybox"
+for applet in sh ls cat echo sleep ps; do ln -s busybox "$demo/rootfs/bin/$applet"; done
+
+truncate -s 256M "$demo/data.img"
 mkfs.ext4 -q -F "$demo/data.img"
 cat > "$BERTH_CONFIG_DIR/services/demo.toml" <<TOML
 [service]
 nodes = ["demo-node"]
+docker_data_dir = "$demo/srv/appdata"
 
 [fs.1]
 dev = "$demo/data.img"
-mnt = "$demo/srv/demo"
+mnt = "$demo/srv/appdata"
 type = "ext4"
-mnt_opt = "rw,noatime"
+mnt_opt = "rw"
+
+[container.1]
+type = "docker"
+run_image = "busybox:latest"
+run_command = "/bin/sh"
 TOML
 run() { echo "+ svc $*"; "$svc" "$@"; }
 run demo print status
+run demo startfs
+run demo docker images
+echo "+ tar -C rootfs -c . | svc demo docker import - busybox:latest"
+tar -C "$demo/rootfs" -c . | "$svc" demo docker import - busybox:latest >/dev/null
+run demo print status
 run demo start
 run demo print status
+run demo docker ps
 run demo stop
 run demo print status

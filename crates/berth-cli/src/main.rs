@@ -198,9 +198,14 @@ impl App {
         }
     }
 
+    /// The service's status; the JSON form carries the docker chargeback too.
     fn service_status(&self, svc: &ServiceConfig) -> ServiceStatus {
         let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
-        engine.status(svc)
+        let mut st = engine.status(svc);
+        if self.format == OutputFormat::Json {
+            st.chargeback = engine.chargeback(svc);
+        }
+        st
     }
 
     fn print_node_status(&self) -> Result<(), Failure> {
@@ -398,6 +403,7 @@ impl App {
     }
 
     fn docker(&self, svc: &ServiceConfig, args: &[String]) -> Result<(), Failure> {
+        let _span = tracing::info_span!("service", svc = %svc.name).entered();
         let ctx = berth_drivers::Ctx {
             svc,
             nodename: &self.nodename,

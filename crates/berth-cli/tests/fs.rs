@@ -1,6 +1,8 @@
 //! The fs driver through the `svc` CLI, on real loop images (root). Every case has its own temp
 //! dirs and image; `TempBerth` unmounts and detaches whatever is left when a case fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

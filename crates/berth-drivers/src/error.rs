@@ -38,6 +38,14 @@ pub enum DriverError {
     /// Refused, with the reason (a conflicting address, a foreign VG tag, a busy mount...).
     #[error("{0}")]
     Refused(String),
+    /// The docker daemon refused or failed a request.
+    #[error("{what}: {message}")]
+    Docker {
+        /// What was asked, naming the container or image.
+        what: String,
+        /// What the daemon answered.
+        message: String,
+    },
     /// Did not finish in time.
     #[error("{what} did not finish within {secs:.1}s")]
     Timeout {

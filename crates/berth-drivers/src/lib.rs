@@ -13,6 +13,7 @@ pub mod vg;
 use berth_model::ResourceState;
 use berth_model::config::{Resource, ServiceConfig, Spec};
 use berth_model::paths::Paths;
+use berth_model::status::Chargeback;
 
 pub use error::DriverError;
 
@@ -49,6 +50,11 @@ pub trait Driver {
     fn start(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError>;
     /// Bring it down; an already-down resource is left alone.
     fn stop(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError>;
+    /// Service-wide usage figures (the private dockerd's chargeback), when the service has any.
+    /// Costs more than a status (it sizes the data root): asked for by JSON consumers only.
+    fn chargeback(&self, _ctx: &Ctx<'_>) -> Option<Chargeback> {
+        None
+    }
 }
 
 /// The real drivers, dispatching on the resource kind.
@@ -89,5 +95,9 @@ impl Driver for HostDrivers {
             Spec::Fs(spec) => fs::stop(spec),
             Spec::Container(spec) => docker::stop(ctx, res.rid, spec),
         }
+    }
+
+    fn chargeback(&self, ctx: &Ctx<'_>) -> Option<Chargeback> {
+        docker::chargeback(ctx)
     }
 }

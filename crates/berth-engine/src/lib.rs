@@ -193,6 +193,12 @@ impl<'a, D: Driver> Engine<'a, D> {
         ServiceStatus::build(svc, states, frozen)
     }
 
+    /// The service's usage figures (private dockerd), if it has any. Sizes the data root: call
+    /// it for JSON output, not for every status.
+    pub fn chargeback(&self, svc: &ServiceConfig) -> Option<berth_model::status::Chargeback> {
+        self.driver.chargeback(&self.ctx(svc, false))
+    }
+
     /// Start the selected resources in order.
     pub fn start(
         &self,

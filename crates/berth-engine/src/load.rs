@@ -104,10 +104,11 @@ pub fn service_names(paths: &Paths) -> Result<Vec<String>, LoadError> {
     Ok(names)
 }
 
+/// A service name and the service, or why it could not be loaded.
+pub type Loaded = (String, Result<ServiceConfig, LoadError>);
+
 /// Every service: each loaded, or the reason it could not be.
-pub fn load_all(
-    paths: &Paths,
-) -> Result<Vec<(String, Result<ServiceConfig, LoadError>)>, LoadError> {
+pub fn load_all(paths: &Paths) -> Result<Vec<Loaded>, LoadError> {
     Ok(service_names(paths)?
         .into_iter()
         .map(|name| {

@@ -211,6 +211,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A scalar (string, integer or float) as text, for keywords parsed further by the caller
+    /// (`memory = "512m"` or `memory = 536870912`, `cpus = 1.5`).
+    pub(crate) fn scalar(&mut self, key: &'a str) -> Result<Option<String>, ConfigError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(RawValue::Str(s)) => Ok(Some(s.clone())),
+            Some(RawValue::Int(n)) => Ok(Some(n.to_string())),
+            Some(RawValue::Float(x)) => Ok(Some(x.to_string())),
+            Some(v) => Err(self.bad(key, v, "expected a string or a number")),
+        }
+    }
+
     /// An absolute path.
     pub(crate) fn abs_path(&mut self, key: &'a str) -> Result<Option<PathBuf>, ConfigError> {
         let Some(s) = self.string(key)? else {

@@ -1,0 +1,457 @@
+//! `berth-bench`: every case measured against its floor (the same host operations done directly)
+//! in the same run, medians over several runs after a warm-up, printed as one Markdown table.
+//! Needs root: it builds its own fixtures (loop images, network namespaces, LVM on a loop PV,
+//! private dockerds) and removes them. Run it through `scripts/bench.sh` (release build).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use berth_testkit::{Netns, TempBerth, ext4_image, require_root, veth};
+
+/// A benchmark case: fixtures, measurements, rows.
+type Case = fn(&Plan, &mut Vec<Row>) -> Result<()>;
+
+/// Runs of each case after the warm-up.
+struct Plan {
+    runs: usize,
+}
+
+/// One row of the table.
+struct Row {
+    case: String,
+    berth: Duration,
+    floor: Option<Duration>,
+    note: String,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn run(cmd: &mut Command) -> Result<Output> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    ensure!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out)
+}
+
+fn sh(script: &str) -> Result<Output> {
+    run(Command::new("sh").args(["-c", script]))
+}
+
+/// Time `f` `runs` times after one warm-up run; `reset` runs untimed after each.
+fn measure(
+    runs: usize,
+    mut f: impl FnMut() -> Result<()>,
+    mut reset: impl FnMut() -> Result<()>,
+) -> Result<Duration> {
+    f()?;
+    reset()?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed());
+        reset()?;
+    }
+    Ok(median(times))
+}
+
+/// The `svc` binary next to this one (both built by `cargo build --release`).
+fn svc_bin() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let svc = me.with_file_name("svc");
+    ensure!(
+        svc.exists(),
+        "{} not found: build with `cargo build --release -p berth-cli`",
+        svc.display()
+    );
+    Ok(svc)
+}
+
+struct Env {
+    t: TempBerth,
+    svc: PathBuf,
+}
+
+impl Env {
+    fn new() -> Result<Env> {
+        Ok(Env {
+            t: TempBerth::new(),
+            svc: svc_bin()?,
+        })
+    }
+    fn svc(&self, args: &[&str]) -> Result<Output> {
+        run(self
+            .t
+            .svc(self.svc.to_str().context("utf-8 path")?)
+            .args(args))
+    }
+}
+
+fn fs_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let env = Env::new()?;
+    let img = env.t.path("fs.img");
+    let mnt = env.t.path("mnt/fs");
+    ext4_image(&img, 64);
+    env.t.write_service(
+        "f.toml",
+        &format!(
+            "[fs.1]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n",
+            img.display(),
+            mnt.display()
+        ),
+    );
+    let start = measure(
+        plan.runs,
+        || env.svc(&["f", "start"]).map(drop),
+        || env.svc(&["f", "stop"]).map(drop),
+    )?;
+    let stop = measure(
+        plan.runs,
+        || env.svc(&["f", "stop"]).map(drop),
+        || env.svc(&["f", "start"]).map(drop),
+    )?;
+    env.svc(&["f", "stop"])?;
+    let (i, m) = (img.display().to_string(), mnt.display().to_string());
+    let floor_start = measure(
+        plan.runs,
+        || {
+            sh(&format!("d=$(losetup --find --show {i}) && e2fsck -p $d >/dev/null && mkdir -p {m} && mount -t ext4 $d {m}")).map(drop)
+        },
+        || {
+            sh(&format!(
+                "umount {m}; losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
+            ))
+            .map(drop)
+        },
+    )?;
+    sh(&format!(
+        "d=$(losetup --find --show {i}) && mount -t ext4 $d {m}"
+    ))?;
+    let floor_stop = measure(
+        plan.runs,
+        || {
+            sh(&format!(
+                "umount {m} && losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
+            ))
+            .map(drop)
+        },
+        || {
+            sh(&format!(
+                "d=$(losetup --find --show {i}) && mount -t ext4 $d {m}"
+            ))
+            .map(drop)
+        },
+    )?;
+    sh(&format!(
+        "umount {m}; losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
+    ))?;
+    rows.push(Row {
+        case: "fs start (loop image, e2fsck, mount)".into(),
+        berth: start,
+        floor: Some(floor_start),
+        note: "floor: losetup + e2fsck -p + mount commands".into(),
+    });
+    rows.push(Row {
+        case: "fs stop".into(),
+        berth: stop,
+        floor: Some(floor_stop),
+        note: "floor: umount + losetup -d commands".into(),
+    });
+
+    // A holder that ignores TERM: berth's bounded TERM-then-KILL against a kill -9 + umount.
+    let holder = |m: &Path| -> Result<std::process::Child> {
+        let c = Command::new("sh")
+            .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
+            .current_dir(m)
+            .stdin(Stdio::null())
+            .spawn()?;
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(c)
+    };
+    let mut children = Vec::new();
+    let held = measure(
+        plan.runs.min(5),
+        || {
+            env.svc(&["f", "stop"])?;
+            Ok(())
+        },
+        || {
+            env.svc(&["f", "start"])?;
+            children.push(holder(&mnt)?);
+            Ok(())
+        },
+    );
+    // The warm-up ran without a holder; measure() resets before each timed run.
+    for mut c in children.drain(..) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = env.svc(&["f", "stop"]);
+    let held = held?;
+    rows.push(Row {
+        case: "fs stop, holder ignoring TERM".into(),
+        berth: held,
+        floor: None,
+        note: "TERM, grace (stop_timeout/5 = 1 s), KILL, umount".into(),
+    });
+    Ok(())
+}
+
+fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let env = Env::new()?;
+    let img = env.t.path("pv.img");
+    std::fs::File::create(&img)?.set_len(64 << 20)?;
+    let dev = String::from_utf8(sh(&format!("losetup --find --show {}", img.display()))?.stdout)?
+        .trim()
+        .to_string();
+    let vg = format!("bench{}", std::process::id());
+    let cleanup = || {
+        let _ = sh(&format!(
+            "vgremove -f {vg} >/dev/null 2>&1; pvremove -f {dev} >/dev/null 2>&1; losetup -d {dev}"
+        ));
+    };
+    let result = (|| -> Result<()> {
+        sh(&format!("pvcreate -q {dev} && vgcreate -q {vg} {dev}"))?;
+        env.t
+            .write_service("v.toml", &format!("[vg.1]\nvgname = \"{vg}\"\n"));
+        let start = measure(
+            plan.runs,
+            || env.svc(&["v", "start"]).map(drop),
+            || env.svc(&["v", "stop"]).map(drop),
+        )?;
+        let stop = measure(
+            plan.runs,
+            || env.svc(&["v", "stop"]).map(drop),
+            || env.svc(&["v", "start"]).map(drop),
+        )?;
+        env.svc(&["v", "stop"])?;
+        let lvm = "LVM_SUPPRESS_FD_WARNINGS=1";
+        let floor_start = measure(
+            plan.runs,
+            || {
+                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null && {lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
+            },
+            || {
+                sh(&format!("{lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
+            },
+        )?;
+        sh(&format!(
+            "{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null"
+        ))?;
+        let floor_stop = measure(
+            plan.runs,
+            || {
+                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null && {lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
+            },
+            || {
+                sh(&format!("{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
+            },
+        )?;
+        sh(&format!(
+            "{lvm} vgchange -q -a n {vg} >/dev/null; {lvm} vgchange -q --deltag @node1 {vg} >/dev/null"
+        ))?;
+        rows.push(Row {
+            case: "vg start (VG without LV)".into(),
+            berth: start,
+            floor: Some(floor_start),
+            note: "floor: vgs + vgchange --addtag + vgchange -a y".into(),
+        });
+        rows.push(Row {
+            case: "vg stop".into(),
+            berth: stop,
+            floor: Some(floor_stop),
+            note: "floor: vgs + vgchange -a n + vgchange --deltag".into(),
+        });
+        Ok(())
+    })();
+    cleanup();
+    result
+}
+
+/// Enter `ns` on this thread: every process spawned from here on runs inside it.
+fn enter(ns: &Netns) -> Result<()> {
+    let f = std::fs::File::open(ns.path())?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+    Ok(())
+}
+
+fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let node = Netns::new("bn");
+    let peer = Netns::new("bp");
+    veth(&node, "eth0", &peer, "eth1");
+    node.exec("ip", &["addr", "add", "10.77.0.1/24", "dev", "eth0"]);
+    peer.exec("ip", &["addr", "add", "10.77.0.2/24", "dev", "eth1"]);
+    let host = std::fs::File::open("/proc/self/ns/net")?;
+    enter(&node)?;
+    let result = (|| -> Result<()> {
+        let env = Env::new()?;
+        env.t.write_service(
+            "i.toml",
+            "[ip.1]\nipname = \"10.77.0.10\"\nipdev = \"eth0\"\nnetmask = 24\ngarp_count = 0\n",
+        );
+        env.t.write_service(
+            "p.toml",
+            "[ip.1]\nipname = \"10.77.0.11\"\nipdev = \"eth0\"\nnetmask = 24\ngarp_count = 0\n",
+        );
+        let start_noprobe = measure(
+            plan.runs,
+            || env.svc(&["i", "start", "--force"]).map(drop),
+            || env.svc(&["i", "stop"]).map(drop),
+        )?;
+        let stop = measure(
+            plan.runs,
+            || env.svc(&["i", "stop"]).map(drop),
+            || env.svc(&["i", "start", "--force"]).map(drop),
+        )?;
+        env.svc(&["i", "stop"])?;
+        let start_probe = measure(
+            plan.runs,
+            || env.svc(&["p", "start"]).map(drop),
+            || env.svc(&["p", "stop"]).map(drop),
+        )?;
+        let floor_add = measure(
+            plan.runs,
+            || {
+                run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))
+                    .map(drop)
+            },
+            || {
+                run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))
+                    .map(drop)
+            },
+        )?;
+        run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))?;
+        let floor_del = measure(
+            plan.runs,
+            || {
+                run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))
+                    .map(drop)
+            },
+            || {
+                run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))
+                    .map(drop)
+            },
+        )?;
+        run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))?;
+        rows.push(Row {
+            case: "ip start, no probe (--force, no gratuitous ARP)".into(),
+            berth: start_noprobe,
+            floor: Some(floor_add),
+            note: "floor: `ip addr add` (one process + one netlink request)".into(),
+        });
+        rows.push(Row {
+            case: "ip start with the ARP probe (300 ms)".into(),
+            berth: start_probe,
+            floor: Some(floor_add + Duration::from_millis(300)),
+            note: "floor: ip addr add + the probe window".into(),
+        });
+        rows.push(Row {
+            case: "ip stop".into(),
+            berth: stop,
+            floor: Some(floor_del),
+            note: "floor: `ip addr del`".into(),
+        });
+
+        // print status of 1000 services of cheap resources: an ip on the veth and an unmounted fs.
+        let many = Env::new()?;
+        for n in 0..1000 {
+            many.t.write_service(
+                &format!("s{n:04}.toml"),
+                &format!(
+                    "[ip.1]\nipname = \"10.77.{}.{}\"\nipdev = \"eth0\"\nnetmask = 16\n[fs.1]\ndev = \"/dev/nonexistent{n}\"\nmnt = \"/srv/b{n}\"\ntype = \"ext4\"\n",
+                    1 + n / 250,
+                    1 + n % 250
+                ),
+            );
+        }
+        let t1000 = measure(
+            plan.runs.min(5),
+            || many.svc(&["print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let json1000 = measure(
+            plan.runs.min(5),
+            || many.svc(&["--format", "json", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        rows.push(Row {
+            case: "`svc print status`, 1000 services (ip + fs each)".into(),
+            berth: t1000,
+            floor: None,
+            note: "target <= 1 s".into(),
+        });
+        rows.push(Row {
+            case: "`svc --format json print status`, 1000 services".into(),
+            berth: json1000,
+            floor: None,
+            note: "target <= 1 s".into(),
+        });
+        Ok(())
+    })();
+    nix::sched::setns(host, nix::sched::CloneFlags::CLONE_NEWNET).context("setns back")?;
+    result
+}
+
+fn main() -> Result<()> {
+    require_root();
+    let runs = std::env::args()
+        .skip_while(|a| a != "--runs")
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .context("--runs N")?
+        .unwrap_or(11);
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let plan = Plan { runs };
+    let mut rows = Vec::new();
+    let cases: [(&str, Case); 3] = [("fs", fs_case), ("vg", vg_case), ("ip", ip_case)];
+    let mut failed = Vec::new();
+    for (name, case) in cases {
+        eprintln!("berth-bench: {name}...");
+        if let Err(e) = case(&plan, &mut rows) {
+            eprintln!("berth-bench: case {name} failed: {e:#}");
+            failed.push(name);
+        }
+    }
+    println!("| case | berth median | floor median (same run) | ratio | note |");
+    println!("| --- | --- | --- | --- | --- |");
+    for r in &rows {
+        let (floor, ratio) = match r.floor {
+            Some(f) => (
+                ms(f),
+                format!("{:.2}", r.berth.as_secs_f64() / f.as_secs_f64()),
+            ),
+            None => ("—".into(), "—".into()),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.case,
+            ms(r.berth),
+            floor,
+            ratio,
+            r.note
+        );
+    }
+    println!(
+        "\nmedian of {runs} runs after one warm-up; berth runs are `svc` processes (release build)"
+    );
+    ensure!(failed.is_empty(), "cases failed: {}", failed.join(", "));
+    Ok(())
+}

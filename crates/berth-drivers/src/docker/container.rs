@@ -1,0 +1,575 @@
+//! One container: its create body from the run options, the equivalent `docker run` line for
+//! the log, its state as the status shows it, and the waits of start and stop.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use berth_model::config::ContainerSpec;
+use berth_model::run_args::{self, RunOptions, VolumeSpec};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::InspectContainerOptions;
+
+use super::api::{Api, ApiError, REQUEST};
+use crate::DriverError;
+
+/// The label holding a digest of the container's configuration: a stopped container whose
+/// digest differs from the service file's is created again.
+pub(crate) const CONFIG_LABEL: &str = "berth.config";
+/// The label naming the service.
+pub(crate) const SERVICE_LABEL: &str = "berth.service";
+/// The label naming the resource.
+pub(crate) const RID_LABEL: &str = "berth.rid";
+
+/// How often a wait polls.
+const POLL: Duration = Duration::from_millis(50);
+
+/// `KEY` alone takes its value from berth's environment, as the docker CLI does; unset, it
+/// is left out.
+fn resolve_env(item: &str, out: &mut Vec<String>) {
+    if item.contains('=') {
+        out.push(item.to_string());
+    } else if let Ok(v) = std::env::var(item) {
+        out.push(format!("{item}={v}"));
+    }
+}
+
+/// The lines of an env file as `docker --env-file` reads them: `KEY=VALUE` or `KEY`, `#`
+/// comments and blank lines skipped, no quote processing.
+pub(crate) fn env_file_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        resolve_env(l.trim_end_matches('\r'), &mut out);
+    }
+    out
+}
+
+fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// A stable digest of what the container is created from (FNV-1a over its JSON).
+pub(crate) fn config_digest(spec: &ContainerSpec) -> String {
+    let json =
+        serde_json::to_string(&(&spec.run_image, &spec.run_command, &spec.run)).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in json.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The create body for `spec`, run by service `svc` as resource `rid`.
+pub(crate) fn create_body(
+    svc: &str,
+    rid: &str,
+    spec: &ContainerSpec,
+) -> Result<ContainerCreateBody, DriverError> {
+    let o = &spec.run;
+    let bad = |e: run_args::ArgError| DriverError::Refused(format!("{rid}: {e}"));
+
+    let mut env = Vec::new();
+    for path in &o.env_files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
+        env.extend(env_file_lines(&text));
+    }
+    for item in &o.env {
+        resolve_env(item, &mut env);
+    }
+
+    let mut binds = Vec::new();
+    let mut anonymous = Vec::new();
+    for v in &o.volumes {
+        match run_args::parse_volume(v).map_err(bad)? {
+            VolumeSpec::Anonymous(dst) => anonymous.push(dst),
+            VolumeSpec::Bind(b) => binds.push(b),
+        }
+    }
+
+    let mut exposed: Vec<String> = o.expose.clone();
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &o.ports {
+        for pp in run_args::parse_publish(p).map_err(bad)? {
+            if !exposed.contains(&pp.container) {
+                exposed.push(pp.container.clone());
+            }
+            port_bindings
+                .entry(pp.container.clone())
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: Some(pp.host_ip.unwrap_or_default()),
+                    host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
+                });
+        }
+    }
+
+    let devices: Vec<DeviceMapping> = o
+        .devices
+        .iter()
+        .map(|d| {
+            let mut parts = d.split(':');
+            let host = parts.next().unwrap_or_default().to_string();
+            let inner = parts
+                .next()
+                .map(str::to_string)
+                .unwrap_or_else(|| host.clone());
+            let perms = parts.next().unwrap_or("rwm").to_string();
+            DeviceMapping {
+                path_on_host: Some(host),
+                path_in_container: Some(inner),
+                cgroup_permissions: Some(perms),
+            }
+        })
+        .collect();
+
+    let tmpfs: HashMap<String, String> = o
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((p, opts)) => (p.to_string(), opts.to_string()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+
+    let restart_policy = match &o.restart_policy {
+        None => None,
+        Some(r) => {
+            let (name, count) = run_args::parse_restart(r).map_err(bad)?;
+            let name = match name.as_str() {
+                "always" => RestartPolicyNameEnum::ALWAYS,
+                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+                "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+                _ => RestartPolicyNameEnum::NO,
+            };
+            Some(RestartPolicy {
+                name: Some(name),
+                maximum_retry_count: count,
+            })
+        }
+    };
+
+    let log_config =
+        (o.log_driver.is_some() || !o.log_opts.is_empty()).then(|| HostConfigLogConfig {
+            typ: o.log_driver.clone(),
+            config: opt_map(&o.log_opts),
+        });
+
+    let mut labels: HashMap<String, String> = o
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(SERVICE_LABEL.into(), svc.into());
+    labels.insert(RID_LABEL.into(), rid.into());
+    labels.insert(CONFIG_LABEL.into(), config_digest(spec));
+
+    let host_config = HostConfig {
+        binds: opt_vec(binds),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        memory: o.memory,
+        memory_swap: o.memory_swap,
+        shm_size: o.shm_size,
+        nano_cpus: o.cpus.map(|c| (c * 1e9).round() as i64),
+        cpu_shares: o.cpu_shares,
+        cpuset_cpus: o.cpuset_cpus.clone(),
+        network_mode: o.network.clone(),
+        volumes_from: opt_vec(o.volumes_from.clone()),
+        links: opt_vec(o.links.clone()),
+        privileged: Some(o.privileged),
+        readonly_rootfs: o.read_only.then_some(true),
+        cap_add: opt_vec(o.cap_add.clone()),
+        cap_drop: opt_vec(o.cap_drop.clone()),
+        security_opt: opt_vec(o.security_opt.clone()),
+        devices: opt_vec(devices),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        dns: opt_vec(o.dns.clone()),
+        extra_hosts: opt_vec(o.extra_hosts.clone()),
+        sysctls: opt_map(&o.sysctls),
+        group_add: opt_vec(o.group_add.clone()),
+        pid_mode: o.pid.clone(),
+        ipc_mode: o.ipc.clone(),
+        init: Some(o.init),
+        restart_policy,
+        log_config,
+        ..Default::default()
+    };
+
+    Ok(ContainerCreateBody {
+        image: Some(spec.run_image.clone()),
+        cmd: spec.run_command.clone(),
+        entrypoint: o.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                // An empty entrypoint resets the image's, as `--entrypoint ""` does.
+                vec![String::new()]
+            } else {
+                e.clone()
+            }
+        }),
+        env: opt_vec(env),
+        tty: Some(o.tty),
+        open_stdin: Some(o.interactive),
+        attach_stdin: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        hostname: o.hostname.clone(),
+        user: o.user.clone(),
+        working_dir: o.workdir.clone(),
+        labels: Some(labels),
+        exposed_ports: opt_vec(exposed),
+        volumes: opt_vec(anonymous),
+        stop_signal: o.stop_signal.clone(),
+        stop_timeout: Some(stop_secs(spec) as i64),
+        host_config: Some(host_config),
+        ..Default::default()
+    })
+}
+
+fn opt_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<String, String>> {
+    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The graceful stop bound in whole seconds (at least 1).
+pub(crate) fn stop_secs(spec: &ContainerSpec) -> u64 {
+    spec.stop_timeout.as_secs_f64().ceil().max(1.0) as u64
+}
+
+fn quote(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@+%".contains(&b));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+/// The `docker run` line that does what berth asks the API, for the log (as the seed shows it).
+pub(crate) fn run_line(host: &str, name: &str, spec: &ContainerSpec) -> String {
+    let o: &RunOptions = &spec.run;
+    let mut w: Vec<String> = vec!["docker".into(), "-H".into(), host.into(), "run".into()];
+    if o.tty {
+        w.push("-t".into());
+    }
+    if o.interactive {
+        w.push("-i".into());
+    }
+    w.push("-d".into());
+    w.push(format!("--name={name}"));
+    if o.init {
+        w.push("--init".into());
+    }
+    w.extend(o.to_args().iter().map(|a| quote(a)));
+    w.push(quote(&spec.run_image));
+    if let Some(cmd) = &spec.run_command {
+        w.extend(cmd.iter().map(|a| quote(a)));
+    }
+    w.join(" ")
+}
+
+/// Inspect a container by name or id; `None` when the daemon does not know it.
+pub(crate) fn inspect(
+    api: &Api,
+    name: &str,
+) -> Result<Option<ContainerInspectResponse>, DriverError> {
+    match api.run(
+        REQUEST,
+        api.docker
+            .inspect_container(name, None::<InspectContainerOptions>),
+    ) {
+        Ok(c) => Ok(Some(c)),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into_driver(format!("inspect container {name}"))),
+    }
+}
+
+/// Inspect an image by id or name; `None` when the daemon does not know it.
+pub(crate) fn inspect_image(api: &Api, image: &str) -> Result<Option<ImageInspect>, DriverError> {
+    match api.run(REQUEST, api.docker.inspect_image(image)) {
+        Ok(i) => Ok(Some(i)),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into_driver(format!("inspect image {image}"))),
+    }
+}
+
+/// An image's friendly name: its first tag (`busybox:latest`), else its short id.
+pub(crate) fn image_name(img: &ImageInspect) -> Option<String> {
+    img.repo_tags
+        .as_ref()
+        .and_then(|t| t.iter().find(|t| t.as_str() != "<none>:<none>").cloned())
+        .or_else(|| img.id.as_deref().map(short_id))
+}
+
+/// The 12-character id docker prints (`sha256:` dropped).
+pub(crate) fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// Whether the container runs (and is not merely restarting).
+pub(crate) fn is_running(c: &ContainerInspectResponse) -> bool {
+    c.state
+        .as_ref()
+        .is_some_and(|s| s.running == Some(true) && s.restarting != Some(true))
+}
+
+/// `exited (exit code 1)`, `created`...
+pub(crate) fn describe_state(c: &ContainerInspectResponse) -> String {
+    let Some(s) = &c.state else {
+        return "in an unknown state".into();
+    };
+    let status = s
+        .status
+        .map(|st| st.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    match (s.status, s.exit_code) {
+        (Some(ContainerStateStatusEnum::EXITED), Some(code)) => {
+            format!("{status} (exit code {code})")
+        }
+        _ => status,
+    }
+}
+
+/// The container's health, when its image has a healthcheck.
+pub(crate) fn health(c: &ContainerInspectResponse) -> Option<HealthStatusEnum> {
+    c.state
+        .as_ref()?
+        .health
+        .as_ref()?
+        .status
+        .filter(|h| !matches!(h, HealthStatusEnum::EMPTY | HealthStatusEnum::NONE))
+}
+
+/// Wait until the container runs, failing when it exits first or the bound passes.
+pub(crate) fn wait_running(api: &Api, name: &str, limit: Duration) -> Result<(), DriverError> {
+    let started = Instant::now();
+    loop {
+        let c = inspect(api, name)?.ok_or_else(|| DriverError::Docker {
+            what: format!("start container {name}"),
+            message: "it was removed while starting".into(),
+        })?;
+        if is_running(&c) {
+            return Ok(());
+        }
+        let exited = c.state.as_ref().is_some_and(|s| {
+            matches!(
+                s.status,
+                Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
+            )
+        });
+        if exited {
+            let err = c
+                .state
+                .as_ref()
+                .and_then(|s| s.error.clone())
+                .filter(|e| !e.is_empty())
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return Err(DriverError::Docker {
+                what: format!("start container {name}"),
+                message: format!("it is {} right after its start{err}", describe_state(&c)),
+            });
+        }
+        if started.elapsed() > limit {
+            return Err(DriverError::Timeout {
+                what: format!("container {name} to run"),
+                secs: limit.as_secs_f64(),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Wait until the container's healthcheck says healthy (it has one).
+pub(crate) fn wait_healthy(
+    api: &Api,
+    name: &str,
+    limit: Duration,
+    started: Instant,
+) -> Result<(), DriverError> {
+    loop {
+        let c = inspect(api, name)?;
+        match c.as_ref().and_then(health) {
+            Some(HealthStatusEnum::HEALTHY) | None => return Ok(()),
+            Some(HealthStatusEnum::UNHEALTHY) => {
+                return Err(DriverError::Docker {
+                    what: format!("start container {name}"),
+                    message: "its healthcheck reports it unhealthy".into(),
+                });
+            }
+            Some(_) => {}
+        }
+        if c.as_ref().is_some_and(|c| !is_running(c)) {
+            return Err(DriverError::Docker {
+                what: format!("start container {name}"),
+                message: "it stopped before its healthcheck passed".into(),
+            });
+        }
+        if started.elapsed() > limit {
+            return Err(DriverError::Timeout {
+                what: format!("container {name} to be healthy"),
+                secs: limit.as_secs_f64(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Wait until the container no longer runs; false on timeout.
+pub(crate) fn wait_stopped(api: &Api, name: &str, limit: Duration) -> Result<bool, DriverError> {
+    let started = Instant::now();
+    loop {
+        match inspect(api, name)? {
+            None => return Ok(true),
+            Some(c) if !is_running(&c) => return Ok(true),
+            Some(_) => {}
+        }
+        if started.elapsed() > limit {
+            return Ok(false);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use berth_model::ServiceConfig;
+    use berth_model::config::Spec;
+
+    fn spec(body: &str) -> ContainerSpec {
+        let svc = ServiceConfig::parse(
+            Path::new("/etc/berth/services/web.toml"),
+            &format!("[container.1]\n{body}"),
+        )
+        .unwrap();
+        match &svc.resources[0].spec {
+            Spec::Container(c) => (**c).clone(),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn the_seed_run_line() {
+        let s = spec(
+            "run_image = \"f66342b343ae\"\nrun_command = \"/bin/sh\"\n\
+             run_args = \"-v /opt/docker.opensvc.com/vol1:/vol1:rw\"\n",
+        );
+        assert_eq!(
+            run_line(
+                "unix:///opt/opensvc/var/docker.opensvc.com/docker.sock",
+                "docker.opensvc.com.container.1",
+                &s
+            ),
+            "docker -H unix:///opt/opensvc/var/docker.opensvc.com/docker.sock run -t -i -d \
+             --name=docker.opensvc.com.container.1 --init \
+             -v /opt/docker.opensvc.com/vol1:/vol1:rw f66342b343ae /bin/sh"
+        );
+    }
+
+    #[test]
+    fn run_line_quotes_what_a_shell_would_split() {
+        let s = spec(
+            "run_image = \"busybox\"\nrun_command = [\"sh\", \"-c\", \"echo it's up\"]\n\
+             env = [\"A=two words\"]\ntty = false\ninteractive = false\ninit = false\n",
+        );
+        assert_eq!(
+            run_line("unix:///s", "web.container.1", &s),
+            "docker -H unix:///s run -d --name=web.container.1 -e 'A=two words' busybox sh -c \
+             'echo it'\\''s up'"
+        );
+    }
+
+    #[test]
+    fn body_maps_the_options() {
+        let s = spec(
+            "run_image = \"busybox\"\nrun_command = \"/bin/sh\"\n\
+             run_args = \"-v /srv/vol1:/vol1:rw -v /anon -p 127.0.0.1:8080:80 -m 64m --cpus 0.5 \
+             --net none -w /srv -u 1000 --entrypoint /bin/env --privileged --cap-add NET_ADMIN \
+             -h web1 -l tier=front --restart on-failure:2 --device /dev/fuse --tmpfs /run:size=1m \
+             --log-opt max-size=1m --expose 81\"\nenv = [\"A=1\"]\n",
+        );
+        let b = create_body("web", "container#1", &s).unwrap();
+        assert_eq!(b.image.as_deref(), Some("busybox"));
+        assert_eq!(b.cmd, Some(vec!["/bin/sh".to_string()]));
+        assert_eq!(b.entrypoint, Some(vec!["/bin/env".to_string()]));
+        assert_eq!(b.env, Some(vec!["A=1".to_string()]));
+        assert_eq!((b.tty, b.open_stdin), (Some(true), Some(true)));
+        assert_eq!(b.volumes, Some(vec!["/anon".to_string()]));
+        assert_eq!(b.hostname.as_deref(), Some("web1"));
+        assert_eq!(b.stop_timeout, Some(10));
+        let labels = b.labels.as_ref().unwrap();
+        assert_eq!(labels["tier"], "front");
+        assert_eq!(labels[SERVICE_LABEL], "web");
+        assert_eq!(labels[RID_LABEL], "container#1");
+        assert_eq!(labels[CONFIG_LABEL], config_digest(&s));
+        let mut exposed = b.exposed_ports.clone().unwrap();
+        exposed.sort();
+        assert_eq!(exposed, ["80/tcp", "81/tcp"]);
+        let h = b.host_config.unwrap();
+        assert_eq!(h.binds, Some(vec!["/srv/vol1:/vol1:rw".to_string()]));
+        let pb = &h.port_bindings.unwrap()["80/tcp"];
+        assert_eq!(
+            pb.as_ref().unwrap()[0],
+            PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some("8080".into())
+            }
+        );
+        assert_eq!(h.memory, Some(64 << 20));
+        assert_eq!(h.nano_cpus, Some(500_000_000));
+        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        assert_eq!((h.privileged, h.init), (Some(true), Some(true)));
+        assert_eq!(h.cap_add, Some(vec!["NET_ADMIN".to_string()]));
+        let rp = h.restart_policy.unwrap();
+        assert_eq!(rp.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(rp.maximum_retry_count, Some(2));
+        let dev = &h.devices.unwrap()[0];
+        assert_eq!(dev.path_in_container.as_deref(), Some("/dev/fuse"));
+        assert_eq!(dev.cgroup_permissions.as_deref(), Some("rwm"));
+        assert_eq!(h.tmpfs.unwrap()["/run"], "size=1m");
+        assert_eq!(h.log_config.unwrap().config.unwrap()["max-size"], "1m");
+    }
+
+    #[test]
+    fn env_files_and_bare_keys() {
+        // SAFETY: this test alone touches this variable.
+        unsafe { std::env::set_var("BERTH_TEST_FROM_ENV", "yes") };
+        let lines = env_file_lines(
+            "# comment\n\nA=1\n  B=two words\nBERTH_TEST_FROM_ENV\nBERTH_TEST_UNSET_VAR\n",
+        );
+        assert_eq!(lines, ["A=1", "B=two words", "BERTH_TEST_FROM_ENV=yes"]);
+    }
+
+    #[test]
+    fn empty_entrypoint_resets() {
+        let s = spec("run_image = \"busybox\"\nentrypoint = []\n");
+        let b = create_body("web", "container#1", &s).unwrap();
+        assert_eq!(b.entrypoint, Some(vec![String::new()]));
+    }
+
+    #[test]
+    fn digest_follows_the_config() {
+        let a = spec("run_image = \"busybox\"\n");
+        let b = spec("run_image = \"busybox\"\nenv = [\"A=1\"]\n");
+        assert_eq!(config_digest(&a), config_digest(&a.clone()));
+        assert_ne!(config_digest(&a), config_digest(&b));
+    }
+
+    #[test]
+    fn short_ids() {
+        assert_eq!(short_id("sha256:20f6aabc5ce1ed1a2d2e5a8c"), "20f6aabc5ce1");
+        assert_eq!(short_id("20f6aabc5ce1ed1a"), "20f6aabc5ce1");
+    }
+}

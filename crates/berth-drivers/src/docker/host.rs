@@ -1,0 +1,218 @@
+//! What the docker driver reads from the host besides the daemon's API: processes in `/proc`,
+//! disk usage under the data root, and mounts a crashed dockerd leaves behind.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MntFlags;
+
+/// A process as `/proc/<pid>/stat` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Proc {
+    /// Its pid.
+    pub pid: i32,
+    /// Its command name (`dockerd`, `containerd`).
+    pub comm: String,
+    /// Its state letter (`S`, `R`, `Z`...).
+    pub state: char,
+    /// Its parent's pid.
+    pub ppid: i32,
+}
+
+/// Parse a `/proc/<pid>/stat` line: `pid (comm) S ppid ...`; comm may hold spaces and parens.
+pub(crate) fn parse_stat(text: &str) -> Option<Proc> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let mut rest = text.get(close + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some(Proc {
+        pid,
+        comm,
+        state,
+        ppid,
+    })
+}
+
+/// The process `pid`, if it exists.
+pub(crate) fn proc_of(pid: i32) -> Option<Proc> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Whether `pid` runs (a zombie does not: it only waits to be reaped).
+pub(crate) fn alive(pid: i32) -> bool {
+    proc_of(pid).is_some_and(|p| !matches!(p.state, 'Z' | 'X' | 'x'))
+}
+
+/// Every live process.
+pub(crate) fn all_procs() -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(proc_of)
+        .filter(|p| !matches!(p.state, 'Z' | 'X' | 'x'))
+        .collect()
+}
+
+/// The live children of `pid`.
+pub(crate) fn children(pid: i32) -> Vec<Proc> {
+    all_procs().into_iter().filter(|p| p.ppid == pid).collect()
+}
+
+/// The command line of `pid`, word by word.
+pub(crate) fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `VmRSS` from a `/proc/<pid>/status` text, in bytes.
+pub(crate) fn parse_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Resident memory of `pid` in bytes (0 when gone).
+pub(crate) fn rss(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| parse_rss(&s))
+        .unwrap_or(0)
+}
+
+/// Bytes used under `root`, as `du -sx` counts them: allocated blocks, each inode once, not
+/// crossing into other filesystems (a running container's overlay, for instance).
+pub(crate) fn disk_usage(root: &Path) -> u64 {
+    let Ok(top) = std::fs::symlink_metadata(root) else {
+        return 0;
+    };
+    let dev = top.dev();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut total = top.blocks() * 512;
+    let mut stack: Vec<PathBuf> = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.dev() != dev {
+                continue;
+            }
+            if m.nlink() > 1 && !m.is_dir() && !seen.insert(m.ino()) {
+                continue;
+            }
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    total
+}
+
+/// Entries in a directory (0 when it cannot be read).
+pub(crate) fn count_entries(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().count() as u64)
+        .unwrap_or(0)
+}
+
+/// Detach the bind mount dockerd puts on its data root (to make it a shared mount) when that
+/// dockerd died without removing it: a bind of the data root's own directory onto itself,
+/// stacked on the mount that holds the directory (the service's fs, when the data root is its
+/// mount point). A filesystem mounted there is another device or directory, and is left alone.
+pub(crate) fn drop_self_bind(data_root: &Path) -> Result<bool, crate::DriverError> {
+    let entries = crate::fs::mountinfo::read()?;
+    let target = std::fs::canonicalize(data_root).unwrap_or_else(|_| data_root.to_path_buf());
+    let Some(top) = entries.iter().rev().find(|e| e.mount_point == target) else {
+        return Ok(false);
+    };
+    let Some(parent) = entries.iter().find(|e| e.id == top.parent) else {
+        return Ok(false);
+    };
+    let Ok(rel) = target.strip_prefix(&parent.mount_point) else {
+        return Ok(false);
+    };
+    let self_bind =
+        (top.major, top.minor) == (parent.major, parent.minor) && top.root == parent.root.join(rel);
+    if !self_bind {
+        return Ok(false);
+    }
+    nix::mount::umount2(&target, MntFlags::MNT_DETACH).map_err(|e| {
+        crate::DriverError::io(
+            format!("umount {}", target.display()),
+            std::io::Error::from(e),
+        )
+    })?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines() {
+        let p = parse_stat("4242 (containerd) S 4200 4242 4242 0 -1 4194560 ...").unwrap();
+        assert_eq!(
+            p,
+            Proc {
+                pid: 4242,
+                comm: "containerd".into(),
+                state: 'S',
+                ppid: 4200
+            }
+        );
+        let p = parse_stat("7 (a (weird) name) Z 1 7 7").unwrap();
+        assert_eq!(
+            (p.comm.as_str(), p.state, p.ppid),
+            ("a (weird) name", 'Z', 1)
+        );
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn rss_lines() {
+        let s = "Name:\tdockerd\nVmPeak:\t  1 kB\nVmRSS:\t   74212 kB\nThreads:\t12\n";
+        assert_eq!(parse_rss(s), Some(74212 * 1024));
+        assert_eq!(parse_rss("Name:\tzombie\n"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_counted() {
+        let me = std::process::id() as i32;
+        assert!(alive(me));
+        assert!(rss(me) > 0);
+        assert!(!alive(i32::MAX));
+    }
+
+    #[test]
+    fn disk_usage_counts_hard_links_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, vec![1u8; 64 * 1024]).unwrap();
+        let one = disk_usage(dir.path());
+        std::fs::hard_link(&a, dir.path().join("b")).unwrap();
+        assert_eq!(disk_usage(dir.path()), one);
+        assert!(one >= 64 * 1024);
+        assert_eq!(count_entries(dir.path()), 2);
+    }
+}

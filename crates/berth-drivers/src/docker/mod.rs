@@ -1,0 +1,420 @@
+//! The docker driver: a private dockerd per service with containers, and `[container#N]`
+//! resources of type docker run by it (named `<svc>.container.<N>`).
+//!
+//! - status: never starts the daemon. `down` + `# docker daemon is not running` while it does not
+//!   run; `down` + `# can not find container id` while it runs without the container; `up`
+//!   `<short id>@<image name>` when the container runs, with a warning when it runs another image
+//!   than `run_image`. The label names the image by its tag once the daemon knows it.
+//! - start: start the daemon when needed (refused while the fs holding `docker_data_dir` is down),
+//!   create the container when absent (again when its config changed), start it, wait until it
+//!   runs and, with a healthcheck, is healthy. A failure shuts down a daemon this call started
+//!   when it runs no container, so a rollback can unmount its fs.
+//! - stop: graceful stop within `stop_timeout`, then kill; then, when the daemon runs no
+//!   container, shut it down (TERM, bounded wait, KILL) and remove its socket and pidfile.
+//! - passthrough: the docker CLI against the private socket. chargeback: usage figures.
+//!
+//! All API work goes through bollard on the unix socket; the docker CLI is only run for the
+//! passthrough.
+
+mod api;
+mod container;
+mod daemon;
+mod host;
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_model::ResourceState;
+use berth_model::Rid;
+use berth_model::config::ContainerSpec;
+use berth_model::status::{Chargeback, LogEntry, Status};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use tracing::{info, warn};
+
+use crate::{Ctx, DriverError, Outcome};
+use api::{Api, REQUEST};
+use container::{inspect, inspect_image, is_running, short_id};
+use daemon::{Daemon, Probe};
+
+pub use daemon::DEFAULT_FLAGS;
+
+/// The container name of `rid` in `ctx`'s service.
+fn name_of(ctx: &Ctx<'_>, rid: Rid) -> String {
+    ContainerSpec::container_name(&ctx.svc.name, rid.index)
+}
+
+/// The status as the seed prints it. Never starts the daemon.
+pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
+    let mut st = ResourceState {
+        status: Status::Down,
+        label: spec.run_image.clone(),
+        log: Vec::new(),
+    };
+    let d = Daemon::new(ctx);
+    let api = match d.probe() {
+        Err(e) => {
+            st.status = Status::Undef;
+            st.log.push(LogEntry::error(e.to_string()));
+            return st;
+        }
+        Ok(Probe::Down) => {
+            st.log.push(LogEntry::info("docker daemon is not running"));
+            return st;
+        }
+        Ok(Probe::Silent(pid)) => {
+            st.log.push(LogEntry::warn(format!(
+                "docker daemon pid {pid} does not answer on {}",
+                d.socket.display()
+            )));
+            return st;
+        }
+        Ok(Probe::Running(api)) => api,
+    };
+    if let Err(e) = container_status(&api, &name_of(ctx, rid), spec, &mut st) {
+        st.status = Status::Undef;
+        st.log.push(LogEntry::error(e.to_string()));
+    }
+    st
+}
+
+fn container_status(
+    api: &Api,
+    name: &str,
+    spec: &ContainerSpec,
+    st: &mut ResourceState,
+) -> Result<(), DriverError> {
+    let wanted = inspect_image(api, &spec.run_image)?;
+    if let Some(name) = wanted.as_ref().and_then(container::image_name) {
+        st.label = name;
+    }
+    let Some(c) = inspect(api, name)? else {
+        st.log.push(LogEntry::info("can not find container id"));
+        return Ok(());
+    };
+    let id = short_id(c.id.as_deref().unwrap_or_default());
+    let image_id = c.image.clone().unwrap_or_default();
+    let same_image = wanted.as_ref().and_then(|w| w.id.as_deref()) == Some(image_id.as_str());
+    let image = if same_image {
+        st.label.clone()
+    } else {
+        inspect_image(api, &image_id)?
+            .as_ref()
+            .and_then(container::image_name)
+            .or_else(|| c.config.as_ref().and_then(|cfg| cfg.image.clone()))
+            .unwrap_or_else(|| short_id(&image_id))
+    };
+    st.label = format!("{id}@{image}");
+    if is_running(&c) {
+        st.status = Status::Up;
+        if !same_image {
+            st.log.push(LogEntry::warn(match &wanted {
+                Some(_) => format!(
+                    "the container runs image {image}, not run_image {}",
+                    spec.run_image
+                ),
+                None => format!(
+                    "the container runs image {image}; run_image {} is not known to the docker \
+                     daemon",
+                    spec.run_image
+                ),
+            }));
+        }
+        if container::health(&c) == Some(bollard::models::HealthStatusEnum::UNHEALTHY) {
+            st.log.push(LogEntry::warn("the container is unhealthy"));
+        }
+        if c.state.as_ref().and_then(|s| s.paused) == Some(true) {
+            st.status = Status::Warn;
+            st.log.push(LogEntry::warn("the container is paused"));
+        }
+    } else {
+        st.log.push(LogEntry::info(format!(
+            "container {id} is {}",
+            container::describe_state(&c)
+        )));
+    }
+    Ok(())
+}
+
+/// Start the container (and the daemon when needed).
+pub fn start(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> Result<Outcome, DriverError> {
+    let d = Daemon::new(ctx);
+    let (api, started_daemon) = d.ensure(ctx)?;
+    let result = start_container(ctx, &d, &api, rid, spec);
+    if result.is_err() && started_daemon {
+        // Leave the host as it was, so a rollback can unmount the data dir's fs.
+        match d.shutdown_if_idle(&api) {
+            Ok(_) => {}
+            Err(e) => warn!("cannot shut down the docker daemon started for this action: {e}"),
+        }
+    }
+    result
+}
+
+fn start_container(
+    ctx: &Ctx<'_>,
+    d: &Daemon,
+    api: &Api,
+    rid: Rid,
+    spec: &ContainerSpec,
+) -> Result<Outcome, DriverError> {
+    let name = name_of(ctx, rid);
+    let began = Instant::now();
+    let existing = inspect(api, &name)?;
+    if let Some(c) = &existing
+        && is_running(c)
+    {
+        info!("container {name} is already up");
+        return Ok(Outcome::AlreadyDone);
+    }
+    let digest = container::config_digest(spec);
+    let stale = existing.as_ref().is_some_and(|c| {
+        c.config
+            .as_ref()
+            .and_then(|cfg| cfg.labels.as_ref())
+            .and_then(|l| l.get(container::CONFIG_LABEL))
+            != Some(&digest)
+    });
+    let id = match existing {
+        Some(c) if !stale => {
+            let id = c.id.unwrap_or_else(|| name.clone());
+            info!("docker -H {} start {}", d.host(), short_id(&id));
+            id
+        }
+        other => {
+            if let Some(c) = other {
+                let id = c.id.unwrap_or_else(|| name.clone());
+                info!(
+                    "container {name} was created from another configuration: docker -H {} rm {}",
+                    d.host(),
+                    short_id(&id)
+                );
+                api.run(
+                    REQUEST,
+                    api.docker.remove_container(
+                        &id,
+                        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                    ),
+                )
+                .map_err(|e| e.into_driver(format!("remove container {name}")))?;
+            }
+            if inspect_image(api, &spec.run_image)?.is_none() {
+                return Err(DriverError::Refused(format!(
+                    "image {} is not known to the docker daemon of {}: import or pull it first \
+                     (svc {} docker pull {})",
+                    spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
+                )));
+            }
+            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec)?;
+            info!("{}", container::run_line(&d.host(), &name, spec));
+            let created = api
+                .run(
+                    REQUEST,
+                    api.docker.create_container(
+                        Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                        body,
+                    ),
+                )
+                .map_err(|e| e.into_driver(format!("create container {name}")))?;
+            for w in created.warnings.iter().filter(|w| !w.is_empty()) {
+                warn!("{w}");
+            }
+            info!("output:\n{}", created.id);
+            created.id
+        }
+    };
+    api.run(
+        spec.start_timeout + REQUEST,
+        api.docker.start_container(&id, None),
+    )
+    .map_err(|e| e.into_driver(format!("start container {name}")))?;
+    info!("wait for container up status");
+    container::wait_running(api, &name, spec.start_timeout)?;
+    if inspect(api, &name)?
+        .as_ref()
+        .and_then(container::health)
+        .is_some()
+    {
+        info!("wait for container operational");
+        container::wait_healthy(api, &name, spec.start_timeout, began)?;
+    }
+    Ok(Outcome::Changed)
+}
+
+/// Stop the container, then the daemon when it runs no container any more.
+pub fn stop(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> Result<Outcome, DriverError> {
+    let d = Daemon::new(ctx);
+    let name = name_of(ctx, rid);
+    let api = match d.probe()? {
+        Probe::Running(api) => api,
+        Probe::Silent(pid) => {
+            warn!(
+                "docker daemon pid {pid} does not answer on {}: shut it down",
+                d.socket.display()
+            );
+            let _lock = d.lock()?;
+            d.terminate()?;
+            return Ok(Outcome::Changed);
+        }
+        Probe::Down => {
+            if d.leftover_shims().is_empty() {
+                let _lock = d.lock()?;
+                return Ok(if d.clean_stale()? {
+                    Outcome::Changed
+                } else {
+                    info!("docker daemon is not running: container {name} is down");
+                    Outcome::AlreadyDone
+                });
+            }
+            // Containers outlived a daemon crash and keep the data dir busy: a daemon on the same
+            // roots reaps them; then it is shut down like any other.
+            warn!("containers outlived a docker daemon crash: start the daemon to clean them up");
+            d.ensure(ctx)?.0
+        }
+    };
+    let mut outcome = stop_container(&d, &api, &name, spec)?;
+    if d.shutdown_if_idle(&api)? {
+        outcome = Outcome::Changed;
+    }
+    Ok(outcome)
+}
+
+fn stop_container(
+    d: &Daemon,
+    api: &Api,
+    name: &str,
+    spec: &ContainerSpec,
+) -> Result<Outcome, DriverError> {
+    let Some(c) = inspect(api, name)? else {
+        info!("container {name} does not exist");
+        return Ok(Outcome::AlreadyDone);
+    };
+    if !is_running(&c) {
+        info!("container {name} is already down");
+        return Ok(Outcome::AlreadyDone);
+    }
+    let id = short_id(c.id.as_deref().unwrap_or(name));
+    let secs = container::stop_secs(spec);
+    info!("docker -H {} stop {id}", d.host());
+    let stopped = api.run(
+        Duration::from_secs(secs) + REQUEST,
+        api.docker.stop_container(
+            name,
+            Some(StopContainerOptionsBuilder::new().t(secs as i32).build()),
+        ),
+    );
+    match stopped {
+        Ok(()) => info!("output:\n{id}"),
+        Err(e) => warn!("docker stop {id} failed: {}", e.message()),
+    }
+    info!("wait for container down status");
+    if !container::wait_stopped(api, name, Duration::from_secs(10))? {
+        warn!(
+            "container {id} still runs: docker -H {} kill {id}",
+            d.host()
+        );
+        api.run(
+            REQUEST,
+            api.docker.kill_container(
+                name,
+                Some(KillContainerOptionsBuilder::new().signal("SIGKILL").build()),
+            ),
+        )
+        .map_err(|e| e.into_driver(format!("kill container {name}")))?;
+        if !container::wait_stopped(api, name, Duration::from_secs(10))? {
+            return Err(DriverError::Timeout {
+                what: format!("container {name} to stop"),
+                secs: (secs + 20) as f64,
+            });
+        }
+    }
+    Ok(Outcome::Changed)
+}
+
+/// Run the docker CLI against the service's private daemon (`docker -H unix://<sock> ARGS...`),
+/// stdin, stdout and stderr inherited, after starting the daemon when it does not run (refused
+/// while the fs holding the data dir is down). Returns docker's exit code (128 + the signal
+/// when killed by one). Takes no service lock.
+pub fn passthrough(ctx: &Ctx<'_>, args: &[OsString]) -> Result<i32, DriverError> {
+    if !ctx.svc.has_containers() {
+        return Err(DriverError::Refused(format!(
+            "service {} has no container resource, so no private docker daemon",
+            ctx.svc.name
+        )));
+    }
+    let d = Daemon::new(ctx);
+    d.ensure(ctx)?;
+    let status = Command::new("docker")
+        .arg("-H")
+        .arg(d.host())
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .status()
+        .map_err(|e| DriverError::io("run docker (is the docker CLI installed?)", e))?;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1))
+}
+
+/// Usage figures of the service's private daemon, for services with containers: containers and
+/// images it knows (from its API when it runs, else counted in the data root), bytes used under
+/// the data root, and the resident memory of dockerd and its containerd. Never starts it.
+pub fn chargeback(ctx: &Ctx<'_>) -> Option<Chargeback> {
+    if !ctx.svc.has_containers() {
+        return None;
+    }
+    let d = Daemon::new(ctx);
+    let mut cb = Chargeback {
+        data_bytes: host::disk_usage(&d.data_root),
+        ..Chargeback::default()
+    };
+    let counted = match d.probe() {
+        Ok(Probe::Running(api)) => {
+            let containers = api.run(
+                REQUEST,
+                api.docker
+                    .list_containers(Some(ListContainersOptionsBuilder::new().all(true).build())),
+            );
+            let images = api.run(
+                REQUEST,
+                api.docker
+                    .list_images(Some(ListImagesOptionsBuilder::new().all(false).build())),
+            );
+            match (containers, images) {
+                (Ok(c), Ok(i)) => {
+                    cb.containers = c.len() as u64;
+                    cb.images = i.len() as u64;
+                    true
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    if !counted {
+        cb.containers = host::count_entries(&d.data_root.join("containers"));
+        cb.images = std::fs::read_dir(d.data_root.join("image"))
+            .map(|drivers| {
+                drivers
+                    .flatten()
+                    .map(|drv| host::count_entries(&drv.path().join("imagedb/content/sha256")))
+                    .sum()
+            })
+            .unwrap_or(0);
+    }
+    if let Some(pid) = d.pid() {
+        cb.daemon_rss_bytes = host::rss(pid)
+            + host::children(pid)
+                .iter()
+                .filter(|p| p.comm == "containerd")
+                .map(|p| host::rss(p.pid))
+                .sum::<u64>();
+    }
+    Some(cb)
+}
