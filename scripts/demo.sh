@@ -5,11 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --locked -q -p berth-cli
+cargo build --locked -q -p berth-cli -p berth-agent
 svc=$PWD/target/debug/svc
+svcd=$PWD/target/debug/svcd
 demo=$(mktemp -d /tmp/bd.XXXXXX)
 export BERTH_CONFIG_DIR=$demo/etc BERTH_VAR_DIR=$demo/var BERTH_RUN_DIR=$demo/run BERTH_NODENAME=demo-node
+svcd_pid=
 cleanup() {
+    [[ -n $svcd_pid ]] && kill "$svcd_pid" 2>/dev/null && wait "$svcd_pid" 2>/dev/null
     "$svc" demo stop >/dev/null 2>&1 || true
     rm -rf "$demo"
 }
@@ -48,5 +51,15 @@ run demo print status
 run demo start
 run demo print status
 run demo docker ps
+
+# The agent: svcd serves the same tree over HTTP (GET /status), from its cache.
+port=$(( 20000 + RANDOM % 20000 ))
+printf 'listen = "127.0.0.1:%s"\nmonitor_interval = "2s"\n' "$port" > "$BERTH_CONFIG_DIR/node.toml"
+"$svcd" 2>"$demo/svcd.log" &
+svcd_pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+echo "+ curl http://127.0.0.1:$port/status/demo"
+curl -sf "http://127.0.0.1:$port/status/demo"; echo
+kill "$svcd_pid"; wait "$svcd_pid" || true; svcd_pid=
 run demo stop
 run demo print status

@@ -407,6 +407,271 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     result
 }
 
+/// One HTTP/1.0 request to a docker socket; returns the status code and the body.
+fn docker_api(sock: &Path, method: &str, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock)
+        .with_context(|| format!("connect {}", sock.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let code = resp
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .context("bad HTTP answer")?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A service of one fs (the docker data root) and one container (`sleep`, init as PID 1).
+fn docker_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let env = Env::new()?;
+    let img = env.t.path("dd.img");
+    let data = env.t.path("srv/appdata");
+    ext4_image(&img, 256);
+    env.t.write_service(
+        "d.toml",
+        &format!(
+            "[service]\ndocker_data_dir = \"{d}\"\n[fs.1]\ndev = \"{i}\"\nmnt = \"{d}\"\ntype = \"ext4\"\n\
+             [container.1]\nrun_image = \"busybox:latest\"\nrun_command = \"sleep 1000000\"\n",
+            d = data.display(),
+            i = img.display()
+        ),
+    );
+    env.svc(&["d", "startfs"])?;
+    let result = (|| -> Result<()> {
+        let tar = berth_testkit::busybox_tar(&env.t.path("rootfs"));
+        let mut child = env
+            .t
+            .svc(env.svc.to_str().context("utf-8")?)
+            .args(["d", "docker", "import", "-", "busybox:latest"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        {
+            use std::io::Write;
+            child.stdin.take().context("stdin")?.write_all(&tar)?;
+        }
+        ensure!(child.wait()?.success(), "docker import failed");
+        env.svc(&["d", "stopcontainer"])?; // the import started the daemon: stop it
+        let start = measure(
+            plan.runs.min(5),
+            || env.svc(&["d", "startcontainer"]).map(drop),
+            || env.svc(&["d", "stopcontainer"]).map(drop),
+        )?;
+        env.svc(&["d", "startcontainer"])?;
+        let stop = measure(
+            plan.runs.min(5),
+            || env.svc(&["d", "stopcontainer"]).map(drop),
+            || env.svc(&["d", "startcontainer"]).map(drop),
+        )?;
+        env.svc(&["d", "stopcontainer"])?;
+
+        // The floor: the same dockerd command line, first answer to /_ping, start the same
+        // container over the API and wait until it runs; stop it, TERM dockerd, wait for its exit.
+        let var = env.t.var_dir().join("d");
+        let sock = var.join("docker.sock");
+        let exec_root = env.t.run_dir().join("d/docker");
+        let pidfile = var.join("docker.pid");
+        let spawn_dockerd = || -> Result<std::process::Child> {
+            Ok(Command::new("dockerd")
+                .arg("-H")
+                .arg(format!("unix://{}", sock.display()))
+                .arg("--data-root")
+                .arg(&data)
+                .arg("--exec-root")
+                .arg(&exec_root)
+                .arg("-p")
+                .arg(&pidfile)
+                .arg("--config-file")
+                .arg(var.join("daemon.json"))
+                .args(["--bridge=none", "--iptables=false", "--ip-masq=false"])
+                .args([
+                    "--containerd-namespace=berth-d",
+                    "--containerd-plugins-namespace=berth-d-plugins",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?)
+        };
+        let wait_ping = || -> Result<()> {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(30) {
+                if matches!(docker_api(&sock, "GET", "/_ping"), Ok((200, _))) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            bail!("dockerd did not answer within 30 s")
+        };
+        let name = "d.container.1";
+        let mut daemon: Option<std::process::Child> = None;
+        let floor_up = |daemon: &mut Option<std::process::Child>| -> Result<()> {
+            *daemon = Some(spawn_dockerd()?);
+            wait_ping()?;
+            let (code, body) = docker_api(&sock, "POST", &format!("/containers/{name}/start"))?;
+            ensure!(code == 204 || code == 304, "start: {code} {body}");
+            loop {
+                let (_, body) = docker_api(&sock, "GET", &format!("/containers/{name}/json"))?;
+                if body.contains("\"Running\":true") {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        let floor_down = |daemon: &mut Option<std::process::Child>| -> Result<()> {
+            let (code, body) = docker_api(&sock, "POST", &format!("/containers/{name}/stop?t=10"))?;
+            ensure!(code == 204 || code == 304, "stop: {code} {body}");
+            if let Some(mut d) = daemon.take() {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(d.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                )?;
+                d.wait()?;
+            }
+            Ok(())
+        };
+        let cell = std::cell::RefCell::new(&mut daemon);
+        let floor_start = measure(
+            plan.runs.min(5),
+            || floor_up(&mut cell.borrow_mut()),
+            || floor_down(&mut cell.borrow_mut()),
+        )?;
+        floor_up(&mut cell.borrow_mut())?;
+        let floor_stop = measure(
+            plan.runs.min(5),
+            || floor_down(&mut cell.borrow_mut()),
+            || floor_up(&mut cell.borrow_mut()),
+        )?;
+        rows.push(Row {
+            case: "docker: dockerd + 1 container start".into(),
+            berth: start,
+            floor: Some(floor_start),
+            note: "floor: dockerd to first /_ping + container start over the API".into(),
+        });
+        rows.push(Row {
+            case: "docker: container + dockerd stop".into(),
+            berth: stop,
+            floor: Some(floor_stop),
+            note: "floor: container stop over the API + dockerd TERM to exit".into(),
+        });
+        Ok(())
+    })();
+    let _ = env.svc(&["d", "stop"]);
+    result
+}
+
+/// `svc SVC print status` (a cold process) of a service of ip + vg + fs + container, all up and
+/// all down.
+fn print_status_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let node = Netns::new("bs");
+    let peer = Netns::new("bq");
+    veth(&node, "eth0", &peer, "eth1");
+    node.exec("ip", &["addr", "add", "10.78.0.1/24", "dev", "eth0"]);
+    let host = std::fs::File::open("/proc/self/ns/net")?;
+    enter(&node)?;
+    let result = print_status_in_ns(plan, rows);
+    nix::sched::setns(host, nix::sched::CloneFlags::CLONE_NEWNET).context("setns back")?;
+    result
+}
+
+/// [`print_status_case`] inside the node namespace.
+fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let env = Env::new()?;
+    let pv = env.t.path("pv.img");
+    std::fs::File::create(&pv)?.set_len(64 << 20)?;
+    let dev = String::from_utf8(sh(&format!("losetup --find --show {}", pv.display()))?.stdout)?
+        .trim()
+        .to_string();
+    let vg = format!("benchps{}", std::process::id());
+    let result = (|| -> Result<()> {
+        sh(&format!("pvcreate -q {dev} && vgcreate -q {vg} {dev}"))?;
+        let img = env.t.path("fs.img");
+        let data = env.t.path("srv/appdata");
+        ext4_image(&img, 256);
+        env.t.write_service(
+            "web.toml",
+            &format!(
+                "[service]\ndocker_data_dir = \"{d}\"\n[ip.1]\nipname = \"10.78.0.10\"\nipdev = \"eth0\"\nnetmask = 24\n\
+                 [vg.1]\nvgname = \"{vg}\"\n[fs.1]\ndev = \"{i}\"\nmnt = \"{d}\"\ntype = \"ext4\"\n\
+                 [container.1]\nrun_image = \"busybox:latest\"\nrun_command = \"sleep 1000000\"\n",
+                d = data.display(),
+                i = img.display()
+            ),
+        );
+        let down = measure(
+            plan.runs,
+            || env.svc(&["web", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        env.svc(&["web", "startfs"])?;
+        let tar = berth_testkit::busybox_tar(&env.t.path("rootfs"));
+        let mut child = env
+            .t
+            .svc(env.svc.to_str().context("utf-8")?)
+            .args(["web", "docker", "import", "-", "busybox:latest"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        {
+            use std::io::Write;
+            child.stdin.take().context("stdin")?.write_all(&tar)?;
+        }
+        ensure!(child.wait()?.success(), "docker import failed");
+        env.svc(&["web", "start"])?;
+        let st = env.svc(&["web", "print", "status"])?;
+        let text = String::from_utf8_lossy(&st.stdout).to_string();
+        ensure!(
+            text.contains("overall                   up"),
+            "not all up:\n{text}"
+        );
+        let up = measure(
+            plan.runs,
+            || env.svc(&["web", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let json_up = measure(
+            plan.runs,
+            || {
+                env.svc(&["--format", "json", "web", "print", "status"])
+                    .map(drop)
+            },
+            || Ok(()),
+        )?;
+        rows.push(Row {
+            case: "`svc web print status`, ip+vg+fs+container all down".into(),
+            berth: down,
+            floor: None,
+            note: "cold process; target <= 20 ms".into(),
+        });
+        rows.push(Row {
+            case: "`svc web print status`, ip+vg+fs+container all up".into(),
+            berth: up,
+            floor: None,
+            note: "cold process; target <= 20 ms".into(),
+        });
+        rows.push(Row {
+            case: "`svc --format json web print status`, all up".into(),
+            berth: json_up,
+            floor: None,
+            note: "adds the chargeback (sizes the data root)".into(),
+        });
+        Ok(())
+    })();
+    let _ = env.svc(&["web", "stop"]);
+    let _ = sh(&format!(
+        "vgremove -f {vg} >/dev/null 2>&1; pvremove -f {dev} >/dev/null 2>&1; losetup -d {dev}"
+    ));
+    result
+}
+
 fn main() -> Result<()> {
     require_root();
     let runs = std::env::args()
@@ -421,7 +686,13 @@ fn main() -> Result<()> {
     }
     let plan = Plan { runs };
     let mut rows = Vec::new();
-    let cases: [(&str, Case); 3] = [("fs", fs_case), ("vg", vg_case), ("ip", ip_case)];
+    let cases: [(&str, Case); 5] = [
+        ("print status", print_status_case),
+        ("fs", fs_case),
+        ("vg", vg_case),
+        ("ip", ip_case),
+        ("docker", docker_case),
+    ];
     let mut failed = Vec::new();
     for (name, case) in cases {
         eprintln!("berth-bench: {name}...");

@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_testkit::{TempBerth, ext4_image, require_root};
@@ -133,30 +133,6 @@ fn procs() -> Vec<(i32, String, Vec<String>)> {
         .collect()
 }
 
-/// A tar of a rootfs with /bin/busybox and a symlink per applet.
-fn busybox_tar(dir: &Path) -> Vec<u8> {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir rootfs");
-    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
-        }
-    }
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "."])
-        .output()
-        .expect("tar");
-    assert!(tar.status.success());
-    tar.stdout
-}
-
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -258,7 +234,7 @@ fn the_seed_docker_tutorial_through_the_cli() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
     // Import through the passthrough's stdin.
-    let tar = busybox_tar(&c.path("rootfs"));
+    let tar = berth_testkit::busybox_tar(&c.path("rootfs"));
     let o = ok(c.svc_stdin(&["web", "docker", "import", "-", "busybox:latest"], &tar));
     assert!(stdout(&o).starts_with("sha256:"), "{}", text(&o));
 
@@ -288,6 +264,16 @@ fn the_seed_docker_tutorial_through_the_cli() {
     );
     assert!(tree.lines().nth(1).unwrap_or("").contains("up"), "{tree}");
     ok(c.svc(&["web", "status"]));
+    // The JSON tree carries the chargeback (the text tree does not).
+    let json: serde_json::Value = serde_json::from_str(&stdout(&ok(
+        c.svc(&["--format", "json", "web", "print", "status"])
+    )))
+    .expect("json status");
+    let cb = &json["chargeback"];
+    assert_eq!(cb["containers"], 1, "{json}");
+    assert_eq!(cb["images"], 1, "{json}");
+    assert!(cb["data_bytes"].as_u64().unwrap_or(0) > 0, "{json}");
+    assert!(cb["daemon_rss_bytes"].as_u64().unwrap_or(0) > 0, "{json}");
     // The volume from run_args works.
     ok(c.svc(&[
         "web",

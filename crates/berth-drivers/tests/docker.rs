@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,7 @@ impl Host {
     fn import(&self, svc: &str, image: &str, changes: &[&str]) {
         let rootfs = self.tb.path("rootfs");
         if !rootfs.exists() {
-            busybox_rootfs(&rootfs);
+            berth_testkit::busybox_rootfs(&rootfs);
         }
         let tar = Command::new("tar")
             .arg("-C")
@@ -205,20 +205,6 @@ fn procs() -> Vec<(i32, String, Vec<String>)> {
             Some((pid, comm.trim().to_string(), words))
         })
         .collect()
-}
-
-/// A rootfs with /bin/busybox and a symlink per applet.
-fn busybox_rootfs(dir: &Path) {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-    }
 }
 
 fn rid(s: &str) -> Rid {

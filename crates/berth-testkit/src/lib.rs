@@ -211,3 +211,25 @@ pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     a.exec("ip", &["link", "set", a_if, "up"]);
     b.exec("ip", &["link", "set", b_if, "up"]);
 }
+
+/// A rootfs at `dir` with `/bin/busybox` (from busybox-static) and a symlink per applet, and
+/// `/tmp`: what `docker import` turns into an image when no registry is reachable.
+pub fn busybox_rootfs(dir: &Path) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir rootfs/bin");
+    std::fs::create_dir_all(dir.join("tmp")).expect("mkdir rootfs/tmp");
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("copy /bin/busybox (package busybox-static)");
+    let list = run("/bin/busybox", &["--list"]);
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink applet");
+        }
+    }
+}
+
+/// The rootfs of [`busybox_rootfs`], made at `dir`, as a tar stream for `docker import -`.
+pub fn busybox_tar(dir: &Path) -> Vec<u8> {
+    busybox_rootfs(dir);
+    run("tar", &["-C", dir.to_str().expect("utf-8 path"), "-c", "."]).stdout
+}

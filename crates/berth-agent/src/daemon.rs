@@ -1,0 +1,283 @@
+//! svcd's main loop: load, listen, check every service at start, tell systemd it is ready,
+//! autostart, then tick, reload and react to changes until SIGTERM.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::load::load_all;
+use berth_model::paths::Paths;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tracing::{error, info, warn};
+
+use crate::metrics::NodeProbe;
+use crate::notify::notify_or_log;
+use crate::settings::{Settings, SettingsError};
+use crate::state::{MAX_ACTIONS, Shared};
+use crate::watch::Event;
+use crate::worker::{self, Msg};
+use crate::{http, watch as watcher};
+
+/// Why svcd could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `node.toml` or the token file is not acceptable.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The HTTP endpoint cannot listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory or signal handler could not be set up.
+    #[error("{what}: {source}")]
+    Setup {
+        /// What was being set up.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// Whether the operator's configuration is at fault (exit code 2).
+    pub fn is_config(&self) -> bool {
+        matches!(self, StartError::Settings(e) if e.is_config())
+    }
+}
+
+/// How long the first check of every service may take before svcd says it is ready anyway.
+const FIRST_CHECK_WAIT: Duration = Duration::from_secs(20);
+/// How long SIGTERM waits for running actions to finish.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
+/// Config changes closer than this are read in one reload (editors write in several steps).
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Status checks running at once: two per CPU, between 2 and 16.
+fn check_bound() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cpus * 2).clamp(2, 16)
+}
+
+fn setup(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Setup { what, source }
+}
+
+/// Run svcd until SIGTERM or SIGINT. Services are left as they are when it returns.
+pub async fn run(paths: Paths) -> Result<(), StartError> {
+    let settings = Settings::load(&paths)?;
+    if settings.token.is_none() {
+        warn!(
+            "no token in {}: HTTP actions are refused until one is written there (mode 0600)",
+            settings.token_file.display()
+        );
+    }
+    std::fs::create_dir_all(&paths.var_dir)
+        .map_err(setup(format!("cannot create {}", paths.var_dir.display())))?;
+    let addr = settings.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    let mut sigterm = signal(SignalKind::terminate()).map_err(setup("SIGTERM handler"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(setup("SIGINT handler"))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(setup("SIGHUP handler"))?;
+
+    let interval = settings.monitor_interval;
+    let shared = Arc::new(Shared::new(paths, settings, check_bound()));
+    reload_services(&shared);
+    first_checks(&shared).await;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(http::serve(listener, shared.clone(), stop_rx));
+    let (ev_tx, mut events) = mpsc::unbounded_channel();
+    tokio::spawn(watcher::run(shared.clone(), ev_tx));
+
+    let count = shared.workers().len();
+    info!(
+        "svcd {} ready on http://{local}: node {}, {count} service(s), checks every {}ms",
+        env!("CARGO_PKG_VERSION"),
+        shared.settings().nodename,
+        interval.as_millis()
+    );
+    notify_or_log(&format!(
+        "READY=1\nSTATUS={count} service(s), listening on {local}\nMAINPID={}",
+        std::process::id()
+    ));
+    for (_, tx) in shared.workers() {
+        // The worker may be busy; autostart must not hold up the main loop.
+        tokio::spawn(async move {
+            let _ = tx.send(Msg::Autostart).await;
+        });
+    }
+
+    let mut tick = ticker(interval);
+    let mut probe = NodeProbe::new();
+    let mut reload_at: Option<Instant> = None;
+    let why = loop {
+        let reload_sleep = async {
+            match reload_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => {
+                info!("SIGHUP: reloading");
+                reload(&shared, &mut tick);
+            }
+            _ = tick.tick() => {
+                for (_, tx) in shared.workers() {
+                    let _ = tx.try_send(Msg::Check(None));
+                }
+                shared.metrics.set_node(probe.sample());
+            }
+            ev = events.recv() => match ev {
+                Some(Event::Config) => {
+                    reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DEBOUNCE);
+                }
+                Some(Event::Service(name)) => shared.poke(&name),
+                Some(Event::Overflow) => {
+                    warn!("inotify queue overflow: reloading and checking everything");
+                    reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DEBOUNCE);
+                    for (name, _) in shared.workers() {
+                        shared.poke(&name);
+                    }
+                }
+                None => {
+                    warn!("the config watcher stopped: changes are seen at SIGHUP and each check");
+                    events = mpsc::unbounded_channel().1;
+                }
+            },
+            _ = reload_sleep => {
+                reload_at = None;
+                reload(&shared, &mut tick);
+            }
+        }
+    };
+    info!("{why}: stopping svcd (services are left as they are)");
+    notify_or_log("STOPPING=1");
+    let _ = stop_tx.send(true);
+    shared.clear_workers();
+    let _ = server.await;
+    let wait = shared.actions.acquire_many(MAX_ACTIONS);
+    match tokio::time::timeout(SHUTDOWN_WAIT, wait).await {
+        Ok(_) => info!("svcd stopped"),
+        Err(_) => warn!(
+            "actions still running after {}s: leaving them",
+            SHUTDOWN_WAIT.as_secs()
+        ),
+    }
+    Ok(())
+}
+
+fn ticker(period: Duration) -> Interval {
+    let mut t = tokio::time::interval_at(Instant::now() + period, period);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+/// Check every service once, waiting (boundedly) for all of them.
+async fn first_checks(shared: &Arc<Shared>) {
+    let mut waits = Vec::new();
+    for (_, tx) in shared.workers() {
+        let (done, wait) = oneshot::channel();
+        if tx.send(Msg::Check(Some(done))).await.is_ok() {
+            waits.push(wait);
+        }
+    }
+    let all = async {
+        for w in waits {
+            let _ = w.await;
+        }
+    };
+    if tokio::time::timeout(FIRST_CHECK_WAIT, all).await.is_err() {
+        warn!(
+            "some services were not checked within {}s: ready anyway",
+            FIRST_CHECK_WAIT.as_secs()
+        );
+    }
+}
+
+/// Re-read `node.toml` and every service file.
+fn reload(shared: &Arc<Shared>, tick: &mut Interval) {
+    let old = shared.settings();
+    match Settings::load(&shared.paths) {
+        Ok(new) => {
+            if new.listen != old.listen {
+                warn!(
+                    "listen changed to {}: restart svcd to listen there (still on {})",
+                    new.listen, old.listen
+                );
+            }
+            if new.monitor_interval != old.monitor_interval {
+                info!("checks every {}ms", new.monitor_interval.as_millis());
+                *tick = ticker(new.monitor_interval);
+            }
+            if new.nodename != old.nodename {
+                info!("node name is now {}", new.nodename);
+            }
+            if new.token.is_some() != old.token.is_some() || new.token_file != old.token_file {
+                match new.token {
+                    Some(_) => info!("token read from {}", new.token_file.display()),
+                    None => warn!(
+                        "no token in {}: HTTP actions are refused",
+                        new.token_file.display()
+                    ),
+                }
+            }
+            shared.set_settings(new);
+        }
+        Err(e @ SettingsError::WorldReadable { .. }) => {
+            error!("{e}; HTTP actions are refused until it is fixed");
+            let mut s = (*old).clone();
+            s.token = None;
+            shared.set_settings(s);
+        }
+        Err(e) => error!("{e}: keeping the previous node settings"),
+    }
+    reload_services(shared);
+}
+
+/// Load every service file: new services get a worker, changed ones their new config, removed
+/// ones lose theirs. A broken file is that service's problem only.
+fn reload_services(shared: &Arc<Shared>) {
+    let all = match load_all(&shared.paths) {
+        Ok(all) => all,
+        Err(e) => {
+            error!("{e}: keeping the services as they were");
+            return;
+        }
+    };
+    let mut seen = BTreeSet::new();
+    for (name, loaded) in all {
+        let loaded = loaded.map(Arc::new).map_err(|e| e.to_string());
+        if !shared.set_config(&name, loaded.clone()) {
+            info!("service {name} loaded");
+            let handle = worker::spawn(shared.clone(), name.clone(), loaded);
+            shared.add_worker(&name, handle);
+            shared.poke(&name);
+        }
+        seen.insert(name);
+    }
+    for (name, _) in shared.workers() {
+        if !seen.contains(&name) {
+            info!("service {name} removed: no longer checked");
+            shared.remove_worker(&name);
+            shared.tree.remove(&name);
+            shared.metrics.forget(&name);
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The HTTP endpoint (hyper, HTTP/1.1).
+//!
+//! Reads are served from the cached tree's pre-serialised bodies, with ETag / If-None-Match.
+//! Actions need `Authorization: Bearer <token>`; they go to the service's worker, which runs them
+//! through the engine (and so under the service lock the CLI takes too).
+//!
+//! Bounds: headers 16 KiB and 64 of them (431 beyond), bodies 64 KiB (413), the request head must
+//! arrive within 5 s and a body within 10 s (the connection is closed, or 408), at most
+//! [`MAX_CONNECTIONS`] connections at once (more wait in the listen backlog).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot, watch};
+
+use crate::state::Shared;
+use crate::worker::{ActionBody, ActionRequest, Msg, is_action};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Largest request head (request line and headers).
+pub const MAX_HEADER: usize = 16 * 1024;
+/// Most headers in a request.
+pub const MAX_HEADERS: usize = 64;
+/// Time allowed for a request head to arrive.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for a request body to arrive.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections served at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+type Resp = Response<Full<Bytes>>;
+
+/// Serve HTTP on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_header_size(MAX_HEADER)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEADER + MAX_BODY)
+        .keep_alive(true);
+    let builder = Arc::new(builder);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
+            });
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+fn respond(code: StatusCode, content_type: &'static str, body: Bytes) -> Resp {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = code;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+/// A JSON error answer: `{"error": "..."}`.
+fn error(code: StatusCode, msg: &str) -> Resp {
+    let body = serde_json::to_vec(&ErrorBody { error: msg }).unwrap_or_default();
+    respond(code, "application/json", Bytes::from(body))
+}
+
+fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`); weak tags (`W/"..."`) match too.
+fn not_modified(headers: &hyper::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+/// A cached JSON body, or 304 when the client has it.
+fn cached(shared: &Shared, req: &Request<Incoming>, bytes: &Bytes, etag: &str) -> Resp {
+    let tag = HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let mut r = if not_modified(req.headers(), etag) {
+        shared
+            .metrics
+            .http_not_modified
+            .fetch_add(1, Ordering::Relaxed);
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        respond(StatusCode::OK, "application/json", bytes.clone())
+    };
+    r.headers_mut().insert(header::ETAG, tag);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    match parts.as_slice() {
+        ["healthz"] if read => respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        ["status"] if read => {
+            let snap = shared.tree.snapshot();
+            cached(shared, &req, &snap.node.bytes, &snap.node.etag)
+        }
+        ["status", svc] if read => {
+            let snap = shared.tree.snapshot();
+            match snap.services.get(*svc) {
+                Some(b) => cached(shared, &req, &b.bytes, &b.etag),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no service {svc} on this node"),
+                ),
+            }
+        }
+        ["metrics"] if read => {
+            let nodename = shared.settings().nodename.clone();
+            let text = shared.metrics.render(&nodename, &shared.tree.all());
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                Bytes::from(text),
+            )
+        }
+        ["healthz"] | ["status"] | ["status", _] | ["metrics"] => method_not_allowed("GET, HEAD"),
+        ["services", svc, "actions", action] => {
+            if req.method() != Method::POST {
+                return method_not_allowed("POST");
+            }
+            let (svc, action) = (svc.to_string(), action.to_string());
+            action_request(shared, req, peer, svc, action).await
+        }
+        _ => error(StatusCode::NOT_FOUND, &format!("no such path: {path}")),
+    }
+}
+
+/// Check `Authorization: Bearer <token>` against the node's token.
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static str> {
+    let settings = shared.settings();
+    let Some(token) = settings.token.as_ref() else {
+        return Err("no token is configured on this node: actions are disabled");
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .ok_or("missing bearer token (Authorization: Bearer <token>)")?;
+    if token.matches(presented.trim_ascii()) {
+        Ok(())
+    } else {
+        Err("wrong token")
+    }
+}
+
+async fn action_request(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    svc: String,
+    action: String,
+) -> Resp {
+    if let Err(msg) = authorized(shared, &req) {
+        shared
+            .metrics
+            .http_unauthorized
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("refused {action} on {svc} from {peer}: {msg}");
+        let mut r = error(StatusCode::UNAUTHORIZED, msg);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"svcd\""),
+        );
+        return r;
+    }
+    let Some(worker) = shared.worker(&svc) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no service {svc} on this node"),
+        );
+    };
+    if !is_action(&action) {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "unknown action {action:?} (start, stop, restart, freeze, thaw, startip, stopfs...)"
+            ),
+        );
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {MAX_BODY} bytes"),
+        );
+    }
+    let collected = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await;
+    let bytes = match collected {
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body took too long to arrive",
+            );
+        }
+        Ok(Err(e)) => {
+            return if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body larger than {MAX_BODY} bytes"),
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the body: {e}"),
+                )
+            };
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+    let body: ActionBody = if bytes.trim_ascii().is_empty() {
+        ActionBody::default()
+    } else {
+        match serde_json::from_slice(&bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}"));
+            }
+        }
+    };
+    tracing::info!("{action} on {svc} requested by {peer}");
+    let (tx, rx) = oneshot::channel();
+    if worker
+        .send(Msg::Action(ActionRequest { action, body }, tx))
+        .await
+        .is_err()
+    {
+        return error(StatusCode::NOT_FOUND, &format!("service {svc} was removed"));
+    }
+    match rx.await {
+        Ok(reply) => {
+            let code =
+                StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match serde_json::to_vec(&reply) {
+                Ok(b) => respond(code, "application/json", Bytes::from(b)),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the action was dropped (svcd is stopping?)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!not_modified(&h, "\"a\""));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"b\", W/\"a\""),
+        );
+        assert!(not_modified(&h, "\"a\""));
+        assert!(!not_modified(&h, "\"c\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(not_modified(&h, "\"c\""));
+    }
+
+    #[test]
+    fn errors_are_json() {
+        let r = error(StatusCode::NOT_FOUND, "no \"x\"");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

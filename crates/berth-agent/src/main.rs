@@ -1,0 +1,76 @@
+//! `svcd`: berth's agent daemon. See the `berth_agent` crate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use berth_model::paths::Paths;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// berth's agent: keeps every service's status fresh, restarts monitored resources, serves the
+/// status tree and actions over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "svcd", version)]
+struct Cli {
+    /// Where node.toml and services/ live.
+    #[arg(long, env = "BERTH_CONFIG_DIR", default_value = "/etc/berth")]
+    config_dir: PathBuf,
+    /// Where locks, pidfiles and private docker sockets live.
+    #[arg(long, env = "BERTH_VAR_DIR", default_value = "/var/lib/berth")]
+    var_dir: PathBuf,
+    /// Where dockerd exec roots live (keep it short).
+    #[arg(long, env = "BERTH_RUN_DIR", default_value = "/run/berth")]
+    run_dir: PathBuf,
+}
+
+fn init_logging() {
+    // Under systemd, journald timestamps each line and shows stderr as is.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let filter = EnvFilter::try_from_env("SVCD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,hyper=warn,bollard=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false);
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let paths = Paths {
+        config_dir: cli.config_dir,
+        var_dir: cli.var_dir,
+        run_dir: cli.run_dir,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_name("svcd")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("svcd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(berth_agent::run(paths));
+    // Checks stuck on a hung resource are abandoned; actions were waited for in run().
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("svcd: {e}");
+            ExitCode::from(if e.is_config() { 2 } else { 1 })
+        }
+    }
+}

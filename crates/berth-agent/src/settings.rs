@@ -1,0 +1,216 @@
+//! The node's settings as svcd uses them: `node.toml`, the node name and the bearer token.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_model::config::{ConfigError, NodeConfig};
+use berth_model::paths::Paths;
+
+/// Why the settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// `node.toml` could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `node.toml` does not parse.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The token file can be read by anyone.
+    #[error(
+        "token file {path} is world-readable (mode {mode:04o}): anyone on this node could run \
+         actions; fix it with `chmod 600 {path}`"
+    )]
+    WorldReadable {
+        /// The token file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The node name is neither set nor readable from the host.
+    #[error("cannot tell the node name: {0}")]
+    Nodename(String),
+}
+
+impl SettingsError {
+    /// Whether this is the operator's configuration at fault (exit code 2) rather than the host.
+    pub fn is_config(&self) -> bool {
+        !matches!(self, SettingsError::Read { .. })
+    }
+}
+
+/// The bearer token actions must present. Its `Debug` form never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(Vec<u8>);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+impl Token {
+    /// A token from its text (surrounding whitespace dropped); `None` when empty.
+    pub fn new(text: &[u8]) -> Option<Token> {
+        let trimmed = text.trim_ascii();
+        (!trimmed.is_empty()).then(|| Token(trimmed.to_vec()))
+    }
+
+    /// Whether `presented` is this token. Takes the same time whatever the bytes are (only the
+    /// length of the stored token decides how many bytes are compared).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let mut diff = u8::from(presented.len() != self.0.len());
+        for (i, &want) in self.0.iter().enumerate() {
+            let got = presented.get(i).copied().unwrap_or(!want);
+            diff |= want ^ got;
+        }
+        std::hint::black_box(diff) == 0
+    }
+}
+
+/// Read the token file: `None` when it does not exist or is empty (actions are then refused);
+/// an error when it is world-readable.
+pub fn read_token(path: &Path) -> Result<Option<Token>, SettingsError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SettingsError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o004 != 0 {
+        return Err(SettingsError::WorldReadable {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let text = std::fs::read(path).map_err(|source| SettingsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Token::new(&text))
+}
+
+/// Everything svcd takes from `node.toml` and the environment, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This node's name.
+    pub nodename: String,
+    /// The HTTP endpoint.
+    pub listen: std::net::SocketAddr,
+    /// The token file actually used.
+    pub token_file: PathBuf,
+    /// The token, when the file exists and is not empty.
+    pub token: Option<Token>,
+    /// The period of the status checks.
+    pub monitor_interval: Duration,
+}
+
+/// `node.toml`'s default token file is `/etc/berth/token`; with another config dir (tests, several
+/// agents on one host) and no `token_file` key, the token is `<config>/token` instead.
+fn token_file(paths: &Paths, node: &NodeConfig, text: &str) -> PathBuf {
+    let explicit = text
+        .lines()
+        .any(|l| l.trim_start().starts_with("token_file"));
+    if explicit || paths.config_dir == Path::new("/etc/berth") {
+        node.token_file.clone()
+    } else {
+        paths.config_dir.join("token")
+    }
+}
+
+impl Settings {
+    /// Read `<config>/node.toml` (a missing file means every default), the node name
+    /// (`BERTH_NODENAME`, then `nodename`, then the hostname) and the token.
+    pub fn load(paths: &Paths) -> Result<Settings, SettingsError> {
+        let file = paths.node_config();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(SettingsError::Read { path: file, source }),
+        };
+        let node = NodeConfig::parse(&file, &text)?;
+        let nodename = match std::env::var("BERTH_NODENAME") {
+            Ok(n) if !n.is_empty() => n,
+            _ => match &node.nodename {
+                Some(n) => n.clone(),
+                None => nix::unistd::gethostname()
+                    .map_err(|e| SettingsError::Nodename(e.to_string()))?
+                    .into_string()
+                    .map_err(|_| SettingsError::Nodename("the hostname is not UTF-8".into()))?,
+            },
+        };
+        let token_file = token_file(paths, &node, &text);
+        let token = read_token(&token_file)?;
+        Ok(Settings {
+            nodename,
+            listen: node.listen,
+            token_file,
+            token,
+            monitor_interval: node.monitor_interval,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_compare() {
+        let t = Token::new(b"  s3cret\n").unwrap();
+        assert!(t.matches(b"s3cret"));
+        assert!(!t.matches(b"s3cre"));
+        assert!(!t.matches(b"s3cret2"));
+        assert!(!t.matches(b"S3cret"));
+        assert!(!t.matches(b""));
+        assert!(Token::new(b" \n").is_none());
+        assert_eq!(format!("{t:?}"), "Token(..)");
+    }
+
+    #[test]
+    fn world_readable_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        assert!(read_token(&p).unwrap().is_none());
+        std::fs::write(&p, "abc\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_token(&p).unwrap_err().to_string();
+        assert!(err.contains("world-readable (mode 0644)"), "{err}");
+        assert!(err.contains(&p.display().to_string()), "{err}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(read_token(&p).unwrap().unwrap().matches(b"abc"));
+    }
+
+    #[test]
+    fn token_defaults_to_the_config_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            config_dir: dir.path().to_path_buf(),
+            var_dir: dir.path().join("var"),
+            run_dir: dir.path().join("run"),
+        };
+        let s = Settings::load(&paths).unwrap();
+        assert_eq!(s.token_file, dir.path().join("token"));
+        assert!(s.token.is_none());
+        std::fs::write(
+            paths.node_config(),
+            "token_file = \"/nonexistent/t\"\nmonitor_interval = \"500ms\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(&paths).unwrap();
+        assert_eq!(s.token_file, Path::new("/nonexistent/t"));
+        assert_eq!(s.monitor_interval, Duration::from_millis(500));
+    }
+}

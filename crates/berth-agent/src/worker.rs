@@ -1,0 +1,824 @@
+//! One task per service: it checks the service, runs its actions and its monitor restarts, one
+//! at a time, and publishes its status to the tree.
+//!
+//! Checks and actions call the synchronous engine on the blocking pool. Checks take a permit of
+//! [`Shared::checks`], so many services are checked at once, but boundedly; actions take a permit
+//! of [`Shared::actions`], so shutdown can wait for them.
+//!
+//! Monitoring: a monitored resource seen up since the last action (it is "armed") and then found
+//! down is restarted (an engine start with `--rid` of it), up to its `restart` count, at most one
+//! try per monitor interval. The count is spent across incidents; a successful operator start
+//! (CLI or HTTP: start, restart or a partial start) resets it. After an action (seen in
+//! `last_action.json` or run here) the next check re-arms from what it finds, so a resource the
+//! operator stopped is left alone. A frozen service is never restarted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_drivers::HostDrivers;
+use berth_engine::record::{self, ActionRecord};
+use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
+use berth_model::Rid;
+use berth_model::config::ServiceConfig;
+use berth_model::order::{Action, Selector, partial_action};
+use berth_model::status::{Chargeback, LogEntry, ServiceStatus};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, info_span, warn};
+
+use crate::state::Shared;
+
+/// A service as loaded: its config, or why it could not be read.
+pub type Loaded = Result<Arc<ServiceConfig>, String>;
+
+/// What a worker is asked to do.
+#[derive(Debug)]
+pub enum Msg {
+    /// Check the service now; say when done.
+    Check(Option<oneshot::Sender<()>>),
+    /// Run an action for an HTTP client.
+    Action(ActionRequest, oneshot::Sender<ActionReply>),
+    /// svcd just started: start the service if this node is its autostart node.
+    Autostart,
+}
+
+/// Options of an HTTP action (the JSON body, all optional).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    /// `--rid`: comma separated rids.
+    #[serde(default)]
+    pub rid: Option<String>,
+    /// `--tags`.
+    #[serde(default)]
+    pub tags: Option<String>,
+    /// `--dry-run`.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// `--disable-rollback`.
+    #[serde(default)]
+    pub disable_rollback: bool,
+    /// `--force`.
+    #[serde(default)]
+    pub force: bool,
+    /// `--waitlock` in seconds (default 60).
+    #[serde(default)]
+    pub waitlock: Option<f64>,
+}
+
+/// An action to run.
+#[derive(Debug, Clone)]
+pub struct ActionRequest {
+    /// `start`, `stop`, `restart`, `freeze`, `thaw`, `startfs`...
+    pub action: String,
+    /// Its options.
+    pub body: ActionBody,
+}
+
+/// What an action did: the JSON answer of `POST /services/<svc>/actions/<action>`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionReply {
+    /// The service.
+    pub service: String,
+    /// The action.
+    pub action: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Resources whose state changed.
+    pub changed: Vec<String>,
+    /// Resources already in the wanted state.
+    pub unchanged: Vec<String>,
+    /// The service's status after the action.
+    pub status: Option<ServiceStatus>,
+    /// The HTTP status code to answer with.
+    #[serde(skip)]
+    pub code: u16,
+}
+
+/// Whether `name` is an action svcd runs (start, stop, restart, freeze, thaw, startfs...).
+pub fn is_action(name: &str) -> bool {
+    matches!(name, "start" | "stop" | "restart" | "freeze" | "thaw")
+        || partial_action(name).is_some()
+}
+
+/// Whether two loads are the same config (or the same error): nothing to do on a reload.
+fn same(a: &Loaded, b: &Loaded) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            Arc::ptr_eq(a, b)
+                || matches!((serde_json::to_vec(&**a), serde_json::to_vec(&**b)), (Ok(x), Ok(y)) if x == y)
+        }
+        (Err(a), Err(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Whether a successful `action` resets the monitor's restart counts.
+fn is_start(action: &str) -> bool {
+    action == "restart" || action.starts_with("start")
+}
+
+#[derive(Debug, Default)]
+struct RidState {
+    /// Seen up since the last action: a down is then the monitor's business.
+    armed: bool,
+    /// Restarts tried since the last operator start.
+    restarts: u32,
+    /// When the last one was tried.
+    last_try: Option<Instant>,
+    /// The count is spent and that was logged.
+    gave_up: bool,
+}
+
+/// Identity of a `last_action.json` record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RecordId {
+    started: f64,
+    pid: u32,
+}
+
+impl RecordId {
+    fn of(r: &ActionRecord) -> RecordId {
+        RecordId {
+            started: r.started,
+            pid: r.pid,
+        }
+    }
+}
+
+/// The most a status check may take before the service is shown as hanging.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A service's task.
+#[derive(Debug)]
+pub struct Worker {
+    id: u64,
+    name: String,
+    shared: Arc<Shared>,
+    config: Loaded,
+    rids: BTreeMap<Rid, RidState>,
+    /// The last action record seen (`None`: none yet). Outer `None`: not read yet.
+    known: Option<Option<RecordId>>,
+    /// An action happened: the next check re-arms instead of restarting.
+    settle: bool,
+    /// A check that overran [`CHECK_TIMEOUT`], still running on the blocking pool.
+    stuck: Option<(Instant, JoinHandle<Probe>)>,
+    /// The last docker chargeback and when it was taken (it sizes the data root: see
+    /// [`CHARGEBACK_EVERY`]).
+    chargeback: Option<(Instant, Chargeback)>,
+}
+
+/// How often a service's docker chargeback is taken again (sizing a data root is costly).
+const CHARGEBACK_EVERY: Duration = Duration::from_secs(60);
+
+type Probe = (ServiceStatus, Option<ActionRecord>);
+
+enum Restart {
+    /// An action ran since the check: the operator is at work, leave it.
+    Superseded,
+    /// The lock is held by a running action.
+    Busy,
+    /// It ran.
+    Done(Result<ActionReport, String>, Option<ActionRecord>),
+}
+
+/// The daemon's handle on a worker. The worker ends when it is dropped.
+#[derive(Debug)]
+pub struct Handle {
+    /// Checks and actions.
+    pub tx: mpsc::Sender<Msg>,
+    /// The service's config: the latest one wins, sending never waits.
+    pub config: watch::Sender<Loaded>,
+    /// Tells this worker from a later one of a service of the same name.
+    pub id: u64,
+}
+
+/// Spawn the task of service `name`.
+pub fn spawn(shared: Arc<Shared>, name: String, config: Loaded) -> Handle {
+    static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(8);
+    let (config_tx, config_rx) = watch::channel(config.clone());
+    if let Err(e) = &config {
+        error!("{e}");
+    }
+    let worker = Worker {
+        id,
+        name,
+        shared,
+        config,
+        rids: BTreeMap::new(),
+        known: None,
+        settle: false,
+        stuck: None,
+        chargeback: None,
+    };
+    tokio::spawn(worker.run(rx, config_rx));
+    Handle {
+        tx,
+        config: config_tx,
+        id,
+    }
+}
+
+fn rid_strings(rids: &[Rid]) -> Vec<String> {
+    rids.iter().map(|r| r.to_string()).collect()
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut config: watch::Receiver<Loaded>) {
+        config.mark_unchanged();
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                r = config.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    let loaded = config.borrow_and_update().clone();
+                    if same(&loaded, &self.config) {
+                        continue;
+                    }
+                    self.set_config(loaded);
+                    self.check().await;
+                    continue;
+                }
+            };
+            match msg {
+                Msg::Check(done) => {
+                    self.check().await;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+                Msg::Action(req, reply) => {
+                    let answer = self.action(&req).await;
+                    let _ = reply.send(answer);
+                }
+                Msg::Autostart => self.autostart().await,
+            }
+        }
+    }
+
+    fn set_config(&mut self, loaded: Loaded) {
+        match (&loaded, &self.config) {
+            (Err(e), Err(old)) if e == old => {}
+            (Err(e), _) => error!("{e}"),
+            (Ok(_), Err(_)) => info!("{}: service file fixed", self.name),
+            (Ok(_), Ok(_)) => {}
+        }
+        if let Ok(cfg) = &loaded {
+            for w in &cfg.warnings {
+                warn!("{w}");
+            }
+            let present: BTreeSet<Rid> = cfg.resources.iter().map(|r| r.rid).collect();
+            self.rids.retain(|rid, _| present.contains(rid));
+        }
+        self.config = loaded;
+    }
+
+    /// Run the status check on the blocking pool, bounded by the check semaphore.
+    async fn probe(&mut self, cfg: &Arc<ServiceConfig>) -> Option<Probe> {
+        if let Some((since, handle)) = self.stuck.take()
+            && !handle.is_finished()
+        {
+            let waited = since.elapsed().as_secs();
+            self.stuck = Some((since, handle));
+            let mut st = ServiceStatus::broken(
+                self.name.clone(),
+                format!("the status check has been running for {waited}s (a hung resource?)"),
+            );
+            if let Some(prev) = self.shared.tree.get(&self.name) {
+                st.resources = prev.resources.clone();
+            }
+            self.store(st);
+            return None;
+        }
+        let permit = self.shared.checks.clone().acquire_owned().await.ok()?;
+        let shared = self.shared.clone();
+        let cfg = cfg.clone();
+        let nodename = self.shared.settings().nodename.clone();
+        let started = Instant::now();
+        let cached = self
+            .chargeback
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < CHARGEBACK_EVERY)
+            .map(|(_, cb)| cb.clone());
+        let fresh = cached.is_none();
+        let mut handle = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let rec = record::read(&shared.paths.service_var(&cfg.name));
+            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let mut st = engine.status(&cfg);
+            st.chargeback = cached.or_else(|| engine.chargeback(&cfg));
+            shared.metrics.check(started.elapsed().as_secs_f64());
+            (st, rec)
+        });
+        match tokio::time::timeout(CHECK_TIMEOUT, &mut handle).await {
+            Ok(Ok(p)) => {
+                if fresh && let Some(cb) = &p.0.chargeback {
+                    self.chargeback = Some((Instant::now(), cb.clone()));
+                }
+                Some(p)
+            }
+            Ok(Err(e)) => {
+                error!("the status check of {} failed: {e}", self.name);
+                self.store(ServiceStatus::broken(
+                    self.name.clone(),
+                    format!("the status check failed: {e}"),
+                ));
+                None
+            }
+            Err(_) => {
+                warn!(
+                    "the status check of {} takes more than {}s",
+                    self.name,
+                    CHECK_TIMEOUT.as_secs()
+                );
+                self.stuck = Some((started, handle));
+                None
+            }
+        }
+    }
+
+    /// Take note of the last action record: a new one means an action ran.
+    fn note_record(&mut self, rec: Option<ActionRecord>) {
+        let id = rec.as_ref().map(RecordId::of);
+        let Some(known) = self.known else {
+            // First look since svcd started: what is there is history, not news.
+            self.known = Some(id);
+            return;
+        };
+        if known == id {
+            return;
+        }
+        self.known = Some(id);
+        let Some(rec) = rec else {
+            return;
+        };
+        self.settle = true;
+        if rec.pid != self.shared.pid {
+            let how = if rec.ok { "done" } else { "failed" };
+            info!(
+                "{}: {} by pid {} {how} in {:.2}s",
+                self.name, rec.action, rec.pid, rec.duration
+            );
+            self.shared
+                .metrics
+                .action(&self.name, &rec.action, rec.ok, rec.duration);
+            if rec.ok && is_start(&rec.action) {
+                self.reset_counts();
+            }
+        }
+    }
+
+    /// Put `status` in the tree, unless this worker was replaced or removed meanwhile.
+    fn store(&self, status: ServiceStatus) {
+        if self.shared.is_current(&self.name, self.id) {
+            self.shared.tree.update(status);
+        }
+    }
+
+    fn reset_counts(&mut self) {
+        for st in self.rids.values_mut() {
+            st.restarts = 0;
+            st.last_try = None;
+            st.gave_up = false;
+        }
+    }
+
+    /// Check the service, let the monitor act, publish the result.
+    async fn check(&mut self) {
+        let cfg = match &self.config {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                self.store(ServiceStatus::broken(self.name.clone(), e.clone()));
+                return;
+            }
+        };
+        let Some((mut status, rec)) = self.probe(&cfg).await else {
+            return;
+        };
+        self.note_record(rec);
+        let due = self.monitor(&cfg, &status);
+        if !due.is_empty() {
+            self.restart(&cfg, &due).await;
+            if let Some((st, rec)) = self.probe(&cfg).await {
+                self.note_record(rec);
+                status = st;
+            }
+        }
+        self.publish(&cfg, status);
+    }
+
+    /// Decide which monitored resources to restart now.
+    fn monitor(&mut self, cfg: &ServiceConfig, status: &ServiceStatus) -> Vec<Rid> {
+        let settle = std::mem::take(&mut self.settle);
+        let interval = self.shared.settings().monitor_interval;
+        let mut due = Vec::new();
+        for r in &status.resources {
+            if !r.flags.monitored || r.flags.disabled {
+                continue;
+            }
+            let st = self.rids.entry(r.rid).or_default();
+            if is_up(r.status) {
+                st.armed = true;
+                st.gave_up = false;
+                continue;
+            }
+            if settle {
+                // The operator's action left it down: not ours to bring back.
+                st.armed = false;
+                continue;
+            }
+            if status.frozen || !st.armed {
+                continue;
+            }
+            let limit = cfg.resource(r.rid).map_or(0, |res| res.common.restart);
+            if st.restarts >= limit {
+                if !st.gave_up {
+                    st.gave_up = true;
+                    warn!(
+                        "{}.{}: down, restarted {} of {limit} times: left down until an operator start",
+                        self.name, r.rid, st.restarts
+                    );
+                }
+                continue;
+            }
+            if st.last_try.is_some_and(|t| t.elapsed() < interval) {
+                continue;
+            }
+            due.push(r.rid);
+        }
+        due
+    }
+
+    /// Restart `rids` (an engine start with `--rid`), unless an action ran since the check.
+    async fn restart(&mut self, cfg: &Arc<ServiceConfig>, rids: &[Rid]) {
+        let Ok(permit) = self.shared.actions.clone().acquire_owned().await else {
+            return;
+        };
+        for rid in rids {
+            let st = self.rids.entry(*rid).or_default();
+            let limit = cfg.resource(*rid).map_or(0, |r| r.common.restart);
+            warn!(
+                "{}.{rid} is down: restart {} of {limit}",
+                self.name,
+                st.restarts + 1
+            );
+        }
+        let shared = self.shared.clone();
+        let cfg2 = cfg.clone();
+        let nodename = self.shared.settings().nodename.clone();
+        let known = self.known.flatten();
+        let set: BTreeSet<Rid> = rids.iter().copied().collect();
+        let name = self.name.clone();
+        let started = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let dir = shared.paths.service_var(&cfg2.name);
+            if record::read(&dir).as_ref().map(RecordId::of) != known {
+                return Restart::Superseded;
+            }
+            let opts = ActionOptions {
+                selector: Selector {
+                    rids: Some(set),
+                    ..Selector::default()
+                },
+                waitlock: Duration::ZERO,
+                ..ActionOptions::default()
+            };
+            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let result = info_span!("service", svc = %name).in_scope(|| engine.start(&cfg2, &opts));
+            match result {
+                Err(ActionError::Lock(LockError::Busy { .. })) => Restart::Busy,
+                r => Restart::Done(r.map_err(|e| e.to_string()), record::read(&dir)),
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Restart::Superseded) => {
+                info!("{}: an action ran meanwhile: no restart", self.name)
+            }
+            Ok(Restart::Busy) => info!(
+                "{}: another action holds the lock: restart deferred",
+                self.name
+            ),
+            Ok(Restart::Done(result, rec)) => {
+                self.known = Some(rec.as_ref().map(RecordId::of));
+                let ok = result.is_ok();
+                self.shared.metrics.action(
+                    &self.name,
+                    "monitor restart",
+                    ok,
+                    started.elapsed().as_secs_f64(),
+                );
+                for rid in rids {
+                    self.shared.metrics.restart(&self.name, *rid);
+                    let st = self.rids.entry(*rid).or_default();
+                    st.restarts += 1;
+                    st.last_try = Some(Instant::now());
+                }
+                match result {
+                    Ok(_) => info!("{}: restarted {}", self.name, rid_strings(rids).join(", ")),
+                    Err(e) => error!("{}: restart failed: {e}", self.name),
+                }
+            }
+            Err(e) => error!("{}: the restart task failed: {e}", self.name),
+        }
+    }
+
+    /// Add the monitor's lines to the status and store it in the tree.
+    fn publish(&self, cfg: &ServiceConfig, mut status: ServiceStatus) {
+        let mut annotated = false;
+        for r in &mut status.resources {
+            if !r.flags.monitored || r.flags.disabled {
+                continue;
+            }
+            let Some(st) = self.rids.get(&r.rid) else {
+                continue;
+            };
+            let limit = cfg.resource(r.rid).map_or(0, |res| res.common.restart);
+            if !is_up(r.status) && st.armed && st.restarts >= limit && !status.frozen {
+                r.log.push(LogEntry::warn(format!(
+                    "monitor: down, restarted {} of {limit} times: left down until an operator start",
+                    st.restarts
+                )));
+                annotated = true;
+            } else if st.restarts > 0 {
+                r.log.push(LogEntry::info(format!(
+                    "monitor: restarted {} of {limit} times since the last start",
+                    st.restarts
+                )));
+                annotated = true;
+            }
+        }
+        if annotated {
+            let chargeback = status.chargeback.take();
+            let error = status.error.take();
+            let mut s = ServiceStatus::from_resources(status.name, status.resources, status.frozen);
+            s.chargeback = chargeback;
+            s.error = error;
+            status = s;
+        }
+        self.store(status);
+    }
+
+    async fn autostart(&mut self) {
+        let Ok(cfg) = &self.config else {
+            return;
+        };
+        let nodename = self.shared.settings().nodename.clone();
+        if cfg.settings.autostart_node.as_deref() != Some(nodename.as_str()) {
+            return;
+        }
+        if self.shared.paths.frozen_flag(&self.name).exists() {
+            info!("{}: frozen: no autostart", self.name);
+            return;
+        }
+        info!("{}: autostart on {nodename}", self.name);
+        let reply = self
+            .action(&ActionRequest {
+                action: "start".into(),
+                body: ActionBody::default(),
+            })
+            .await;
+        if let Some(e) = reply.error {
+            error!("{}: autostart failed: {e}", self.name);
+        }
+    }
+
+    fn reply(&self, req: &ActionRequest, code: u16, error: Option<String>) -> ActionReply {
+        ActionReply {
+            service: self.name.clone(),
+            action: req.action.clone(),
+            ok: error.is_none(),
+            error,
+            changed: Vec::new(),
+            unchanged: Vec::new(),
+            status: self.shared.tree.get(&self.name).map(|s| (*s).clone()),
+            code,
+        }
+    }
+
+    /// Run an operator action (HTTP, autostart) and check the service after it.
+    async fn action(&mut self, req: &ActionRequest) -> ActionReply {
+        let cfg = match &self.config {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                return self.reply(req, 409, Some(format!("service file is broken: {e}")));
+            }
+        };
+        if req.action == "freeze" || req.action == "thaw" {
+            let result = freeze(&self.shared, &self.name, req.action == "freeze");
+            info!("{}: {}", self.name, req.action);
+            self.check().await;
+            return match result {
+                Ok(()) => self.reply(req, 200, None),
+                Err(e) => self.reply(req, 500, Some(e)),
+            };
+        }
+        let opts = match options(&req.action, &req.body) {
+            Ok(o) => o,
+            Err(e) => return self.reply(req, 400, Some(e)),
+        };
+        let Ok(permit) = self.shared.actions.clone().acquire_owned().await else {
+            return self.reply(req, 503, Some("svcd is shutting down".into()));
+        };
+        let shared = self.shared.clone();
+        let nodename = self.shared.settings().nodename.clone();
+        let name = self.name.clone();
+        let cfg2 = cfg.clone();
+        let dry = opts.0.dry_run;
+        let started = Instant::now();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let (opts, kind) = opts;
+            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let result = info_span!("service", svc = %name).in_scope(|| match kind {
+                Some(Action::Start) => engine.start(&cfg2, &opts),
+                Some(Action::Stop) => engine.stop(&cfg2, &opts),
+                None => engine.restart(&cfg2, &opts),
+            });
+            (result, record::read(&shared.paths.service_var(&cfg2.name)))
+        })
+        .await;
+        let (result, rec) = match joined {
+            Ok(r) => r,
+            Err(e) => return self.reply(req, 500, Some(format!("the action task failed: {e}"))),
+        };
+        if !dry {
+            self.known = Some(rec.as_ref().map(RecordId::of));
+            self.settle = true;
+            self.shared.metrics.action(
+                &self.name,
+                &req.action,
+                result.is_ok(),
+                started.elapsed().as_secs_f64(),
+            );
+            if result.is_ok() && is_start(&req.action) {
+                self.reset_counts();
+            }
+        }
+        self.check().await;
+        match result {
+            Ok(report) => {
+                info!("{}: {} done", self.name, req.action);
+                let mut r = self.reply(req, 200, None);
+                r.changed = rid_strings(&report.changed);
+                r.unchanged = rid_strings(&report.unchanged);
+                r
+            }
+            Err(e) => {
+                let code = match &e {
+                    ActionError::Selector(_) => 400,
+                    ActionError::Lock(LockError::Busy { .. }) => 409,
+                    _ => 500,
+                };
+                error!("{}: {} failed: {e}", self.name, req.action);
+                self.reply(req, code, Some(e.to_string()))
+            }
+        }
+    }
+}
+
+/// The engine options and the action kind (`None`: restart) of an HTTP action.
+fn options(action: &str, body: &ActionBody) -> Result<(ActionOptions, Option<Action>), String> {
+    let (kind, kinds) = match action {
+        "start" => (Some(Action::Start), None),
+        "stop" => (Some(Action::Stop), None),
+        "restart" => (None, None),
+        other => match partial_action(other) {
+            Some((a, k)) => (Some(a), Some(k)),
+            None => return Err(format!("unknown action {other:?}")),
+        },
+    };
+    let mut selector = Selector::default();
+    if let Some(rids) = &body.rid {
+        selector = selector.with_rids(rids).map_err(|e| e.to_string())?;
+    }
+    if let Some(tags) = &body.tags {
+        selector = selector.with_tags(tags).map_err(|e| e.to_string())?;
+    }
+    if let Some(k) = kinds {
+        selector = selector.with_kinds(k);
+    }
+    let waitlock = match body.waitlock {
+        None => Duration::from_secs(60),
+        Some(w) if w.is_finite() && (0.0..=3600.0).contains(&w) => Duration::from_secs_f64(w),
+        Some(w) => return Err(format!("waitlock {w}: expected seconds between 0 and 3600")),
+    };
+    Ok((
+        ActionOptions {
+            selector,
+            dry_run: body.dry_run,
+            disable_rollback: body.disable_rollback,
+            force: body.force,
+            waitlock,
+        },
+        kind,
+    ))
+}
+
+/// Create or remove the frozen flag, as `svc <svc> freeze|thaw` does.
+fn freeze(shared: &Shared, svc: &str, on: bool) -> Result<(), String> {
+    let flag = shared.paths.frozen_flag(svc);
+    if on {
+        if let Some(dir) = flag.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::write(&flag, b"").map_err(|e| format!("cannot write {}: {e}", flag.display()))
+    } else {
+        match std::fs::remove_file(&flag) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove {}: {e}", flag.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The docker driver runs bollard on a runtime of its own, inside the engine call that
+    /// svcd makes on the blocking pool: that must be allowed there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_driver_runtime_works_on_the_blocking_pool() {
+        let n = tokio::task::spawn_blocking(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                7
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(n, 7);
+    }
+
+    #[test]
+    fn action_names() {
+        for a in [
+            "start",
+            "stop",
+            "restart",
+            "freeze",
+            "thaw",
+            "startfs",
+            "stopip",
+            "startcontainer",
+        ] {
+            assert!(is_action(a), "{a}");
+        }
+        for a in ["", "bogus", "startx", "status", "delete"] {
+            assert!(!is_action(a), "{a}");
+        }
+        assert!(is_start("startfs") && is_start("restart") && !is_start("stop"));
+    }
+
+    #[test]
+    fn options_from_the_body() {
+        let (o, k) = options("stopfs", &ActionBody::default()).unwrap();
+        assert_eq!(k, Some(Action::Stop));
+        assert!(o.selector.kinds.is_some());
+        let body: ActionBody =
+            serde_json::from_str(r#"{"rid":"fs#1","force":true,"waitlock":2}"#).unwrap();
+        let (o, k) = options("start", &body).unwrap();
+        assert_eq!(k, Some(Action::Start));
+        assert!(o.force);
+        assert_eq!(o.waitlock, Duration::from_secs(2));
+        assert!(
+            options(
+                "start",
+                &ActionBody {
+                    rid: Some("nope".into()),
+                    ..ActionBody::default()
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            options(
+                "start",
+                &ActionBody {
+                    waitlock: Some(-1.0),
+                    ..ActionBody::default()
+                }
+            )
+            .is_err()
+        );
+        assert!(serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).is_err());
+    }
+}

@@ -1,0 +1,861 @@
+//! svcd as a real process (root): its HTTP endpoint, the monitor, autostart, SIGTERM, reloads
+//! and hostile clients. Every case has its own temp dirs, loop images and daemon; the daemon
+//! listens on a free loopback port it picks itself (`listen = "127.0.0.1:0"`) and tells it in its
+//! sd_notify READY message, which the test receives on its own socket. `Case` kills the daemon,
+//! then `TempBerth` unmounts and detaches, even when a test fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_model::status::{Level, NodeStatus, ServiceStatus, Status};
+use berth_testkit::{TempBerth, ext4_image, require_root};
+
+const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
+const TOKEN: &str = "s3cret-token";
+
+/// `svc`, built next to `svcd` (`cargo test --workspace` builds it; so does `cargo build -p berth-cli`).
+fn svc_bin() -> PathBuf {
+    let p = Path::new(SVCD).with_file_name("svc");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p berth-cli` first (scripts/test.sh builds it)",
+        p.display()
+    );
+    p
+}
+
+/// Whether `p` is a mount point, read by the test itself.
+fn mounted(p: &Path) -> bool {
+    let want = p.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+fn umount(p: &Path) {
+    let out = Command::new("umount").arg(p).output().unwrap();
+    assert!(out.status.success(), "umount {}: {:?}", p.display(), out);
+}
+
+/// Poll `f` every 20 ms for up to `limit`; the time it took, or `None`.
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let t = Instant::now();
+    loop {
+        if f() {
+            return Some(t.elapsed());
+        }
+        if t.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+struct Resp {
+    code: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Send `raw` on a new connection and read the answer until the server closes.
+fn raw_request(port: u16, raw: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut buf = Vec::new();
+    // The server may reset after answering a request it refused to read: keep what came.
+    let _ = s.read_to_end(&mut buf);
+    parse(&buf)
+}
+
+fn parse(buf: &[u8]) -> Resp {
+    let text = String::from_utf8_lossy(buf);
+    let (head, _) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+    let body = buf[head.len() + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap();
+    let code = status.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        code,
+        headers,
+        body,
+    }
+}
+
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" || !body.is_empty() {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    raw_request(port, &bytes)
+}
+
+/// A running svcd, killed on drop.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world. Field order matters: the daemon dies before the dirs are cleaned.
+struct Case {
+    daemon: Option<Daemon>,
+    t: TempBerth,
+}
+
+impl Case {
+    fn new(node_toml: &str) -> Case {
+        require_root();
+        let t = TempBerth::new();
+        let token = t.config_dir().join("token");
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(
+            t.config_dir().join("node.toml"),
+            format!("listen = \"127.0.0.1:0\"\n{node_toml}"),
+        )
+        .unwrap();
+        Case { daemon: None, t }
+    }
+
+    /// A service `name` with one fs on a fresh image; `svc_extra` goes in `[service]`,
+    /// `fs_extra` in `[fs.1]`. Returns the mount point.
+    fn fs_service(&self, name: &str, svc_extra: &str, fs_extra: &str) -> PathBuf {
+        let img = self.t.path(&format!("{name}.img"));
+        ext4_image(&img, 8);
+        let mnt = self.t.path(&format!("mnt/{name}"));
+        self.t.write_service(
+            &format!("{name}.toml"),
+            &format!(
+                "[service]\nnodes = [\"node1\"]\n{svc_extra}\n[fs.1]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n{fs_extra}\n",
+                img.display(),
+                mnt.display()
+            ),
+        );
+        mnt
+    }
+
+    /// A service `name` whose fs is never mounted (its image does not exist).
+    fn idle_service(&self, name: &str) {
+        self.t.write_service(
+            &format!("{name}.toml"),
+            &format!(
+                "[service]\nnodes = [\"node1\"]\n[fs.1]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n",
+                self.t.path(&format!("{name}.img")).display(),
+                self.t.path(&format!("mnt/{name}")).display()
+            ),
+        );
+    }
+
+    fn command(&self, envs: &[(&str, &str)]) -> (Command, PathBuf, UnixDatagram) {
+        let sock_path = self.t.path("notify.sock");
+        let _ = std::fs::remove_file(&sock_path);
+        let sock = UnixDatagram::bind(&sock_path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let log = self.t.path("svcd.log");
+        let mut cmd = Command::new(SVCD);
+        cmd.env("BERTH_CONFIG_DIR", self.t.config_dir())
+            .env("BERTH_VAR_DIR", self.t.var_dir())
+            .env("BERTH_RUN_DIR", self.t.run_dir())
+            .env("BERTH_NODENAME", "node1")
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        (cmd, log, sock)
+    }
+
+    /// Start svcd and wait for its READY=1 (it carries the port).
+    fn start_daemon(&mut self, envs: &[(&str, &str)]) {
+        let (mut cmd, log, sock) = self.command(envs);
+        let mut child = cmd.spawn().unwrap();
+        let t = Instant::now();
+        let mut buf = [0u8; 4096];
+        let port = loop {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                if msg.contains("READY=1") {
+                    let port = msg
+                        .split("listening on ")
+                        .nth(1)
+                        .and_then(|r| r.lines().next())
+                        .and_then(|a| a.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .unwrap_or_else(|| panic!("no port in {msg:?}"));
+                    break port;
+                }
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "svcd exited before READY ({st}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "svcd not ready after 30s"
+            );
+        };
+        self.daemon = Some(Daemon { child, port, log });
+    }
+
+    fn daemon(&mut self) -> &mut Daemon {
+        self.daemon.as_mut().expect("daemon started")
+    }
+
+    fn port(&self) -> u16 {
+        self.daemon.as_ref().expect("daemon started").port
+    }
+
+    fn log(&self) -> String {
+        self.daemon
+            .as_ref()
+            .map(|d| std::fs::read_to_string(&d.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        http(self.port(), "GET", path, &[], b"")
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Resp {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        http(self.port(), "POST", path, &headers, body)
+    }
+
+    fn status(&self) -> NodeStatus {
+        let r = self.get("/status");
+        assert_eq!(r.code, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
+    }
+
+    fn service(&self, name: &str) -> ServiceStatus {
+        let r = self.get(&format!("/status/{name}"));
+        assert_eq!(r.code, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn svc(&self, args: &[&str]) -> Output {
+        let out = self
+            .t
+            .svc(svc_bin().to_str().unwrap())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "svc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+#[test]
+fn status_is_the_cli_tree_with_etags() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    c.idle_service("web");
+    c.idle_service("db");
+    c.t.write_service(
+        "broken.toml",
+        "[fs.1]\ndev = \"/x\"\nmnt = \"/y\"\ntype = \"ext4\"\nbogus_key = 1\n",
+    );
+    c.start_daemon(&[]);
+
+    let r = c.get("/status");
+    assert_eq!(r.code, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let node: NodeStatus = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(node.schema, berth_model::status::SCHEMA_VERSION);
+    assert_eq!(node.nodename, "node1");
+    let names: Vec<&str> = node.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["broken", "db", "web"]);
+    let broken = &node.services[0];
+    assert_eq!(broken.avail, Status::Undef);
+    assert!(
+        broken.error.as_deref().unwrap_or("").contains("bogus_key"),
+        "{broken:?}"
+    );
+    assert_eq!(node.services[2].avail, Status::Down);
+    assert_eq!(node.services[2].resources[0].rid.to_string(), "fs#1");
+
+    // The same tree as the CLI's JSON.
+    let out =
+        c.t.svc(svc_bin().to_str().unwrap())
+            .args(["--format", "json", "print", "status"])
+            .output()
+            .unwrap();
+    let cli: NodeStatus = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(cli, node);
+
+    // ETag / If-None-Match.
+    let etag = r.header("etag").expect("an etag").to_string();
+    let again = http(c.port(), "GET", "/status", &[("If-None-Match", &etag)], b"");
+    assert_eq!(again.code, 304, "{again:?}");
+    assert!(again.body.is_empty());
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+    let other = http(
+        c.port(),
+        "GET",
+        "/status",
+        &[("If-None-Match", "\"nope\"")],
+        b"",
+    );
+    assert_eq!(other.code, 200);
+
+    let one = c.get("/status/web");
+    assert_eq!(one.code, 200);
+    let web: ServiceStatus = serde_json::from_slice(&one.body).unwrap();
+    assert_eq!(web, node.services[2]);
+    let tag = one.header("etag").unwrap().to_string();
+    assert_eq!(
+        http(
+            c.port(),
+            "GET",
+            "/status/web",
+            &[("If-None-Match", &tag)],
+            b""
+        )
+        .code,
+        304
+    );
+    assert_eq!(c.get("/status/nope").code, 404);
+    assert_eq!(c.get("/healthz").code, 200);
+    assert_eq!(c.get("/nowhere").code, 404);
+    assert_eq!(http(c.port(), "DELETE", "/status", &[], b"").code, 405);
+    assert_eq!(http(c.port(), "HEAD", "/status", &[], b"").code, 200);
+
+    let m = c.get("/metrics");
+    assert_eq!(m.code, 200);
+    let text = m.text();
+    for want in [
+        "berth_service_up{service=\"web\"} 0",
+        "berth_service_broken{service=\"broken\"} 1",
+        "berth_resource_status{service=\"web\",rid=\"fs#1\",status=\"down\"} 1",
+        "berth_node_memory_total_bytes ",
+        "berth_agent_resident_bytes ",
+    ] {
+        assert!(text.contains(want), "{want} missing in:\n{text}");
+    }
+}
+
+#[test]
+fn actions_need_the_token() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    let mnt = c.fs_service("web", "", "");
+    c.start_daemon(&[]);
+
+    for token in [
+        None,
+        Some("wrong"),
+        Some(""),
+        Some("s3cret-toke"),
+        Some("s3cret-token2"),
+    ] {
+        let r = c.post("/services/web/actions/start", token, b"");
+        assert_eq!(r.code, 401, "token {token:?}: {}", r.text());
+        assert!(r.header("www-authenticate").is_some());
+    }
+    let r = http(
+        c.port(),
+        "POST",
+        "/services/web/actions/start",
+        &[("Authorization", TOKEN)],
+        b"",
+    );
+    assert_eq!(r.code, 401, "a token without `Bearer` is refused");
+    // An unknown service answers 401 too without the token: nothing is told to strangers.
+    assert_eq!(c.post("/services/nope/actions/start", None, b"").code, 401);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!mounted(&mnt), "nothing may run without the token");
+    assert!(!c.t.var_dir().join("web/last_action.json").exists());
+
+    let r = c.post("/services/web/actions/start", Some(TOKEN), b"");
+    assert_eq!(r.code, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["changed"][0], "fs#1");
+    assert_eq!(v["status"]["avail"], "up");
+    assert!(mounted(&mnt));
+    assert_eq!(c.service("web").avail, Status::Up);
+
+    // Bad requests with the right token.
+    assert_eq!(
+        c.post("/services/nope/actions/start", Some(TOKEN), b"")
+            .code,
+        404
+    );
+    assert_eq!(
+        c.post("/services/web/actions/explode", Some(TOKEN), b"")
+            .code,
+        404
+    );
+    assert_eq!(
+        c.post("/services/web/actions/start", Some(TOKEN), b"{not json")
+            .code,
+        400
+    );
+    assert_eq!(
+        c.post("/services/web/actions/start", Some(TOKEN), b"{\"bogus\":1}")
+            .code,
+        400
+    );
+    let r = c.post(
+        "/services/web/actions/start",
+        Some(TOKEN),
+        b"{\"rid\":\"fs#9\"}",
+    );
+    assert_eq!(r.code, 400, "{}", r.text());
+    assert_eq!(c.get("/services/web/actions/start").code, 405);
+
+    // A partial action, with options in the body.
+    let r = c.post(
+        "/services/web/actions/stopfs",
+        Some(TOKEN),
+        b"{\"rid\":\"fs#1\"}",
+    );
+    assert_eq!(r.code, 200, "{}", r.text());
+    assert_eq!(r.json()["status"]["avail"], "down");
+    assert!(!mounted(&mnt));
+    let r = c.post("/services/web/actions/freeze", Some(TOKEN), b"");
+    assert_eq!(r.code, 200, "{}", r.text());
+    assert_eq!(r.json()["status"]["frozen"], true);
+    assert!(c.t.var_dir().join("web/frozen").exists());
+    let r = c.post("/services/web/actions/thaw", Some(TOKEN), b"");
+    assert_eq!(r.json()["status"]["frozen"], false);
+}
+
+#[test]
+fn world_readable_token_is_refused() {
+    let mut c = Case::new("");
+    let token = c.t.config_dir().join("token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut cmd, log, _sock) = c.command(&[]);
+    let mut child = cmd.spawn().unwrap();
+    let exited = wait_for(Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("svcd kept running with a world-readable token");
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("world-readable"), "{text}");
+    assert!(text.contains(&token.display().to_string()), "{text}");
+    c.daemon = None;
+}
+
+fn cli_actions_show_within_a_second(envs: &[(&str, &str)]) {
+    // Checks once an hour: only the watch on last_action.json can tell svcd in time.
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    let mnt = c.fs_service("web", "", "");
+    c.idle_service("other");
+    c.start_daemon(envs);
+    assert_eq!(c.service("web").avail, Status::Down);
+
+    c.svc(&["web", "start"]);
+    let done = Instant::now();
+    let seen = wait_for(Duration::from_secs(5), || {
+        c.service("web").avail == Status::Up
+    });
+    let took = seen.map(|_| done.elapsed());
+    assert!(
+        took.is_some_and(|d| d < Duration::from_secs(1)),
+        "start by the CLI seen after {took:?}\n{}",
+        c.log()
+    );
+    assert!(mounted(&mnt));
+
+    c.svc(&["web", "freeze"]);
+    let done = Instant::now();
+    wait_for(Duration::from_secs(5), || c.service("web").frozen).expect("freeze seen");
+    assert!(
+        done.elapsed() < Duration::from_secs(1),
+        "freeze seen after {:?}",
+        done.elapsed()
+    );
+
+    c.svc(&["web", "thaw"]);
+    c.svc(&["web", "stop"]);
+    let done = Instant::now();
+    wait_for(Duration::from_secs(5), || {
+        let s = c.service("web");
+        s.avail == Status::Down && !s.frozen
+    })
+    .expect("stop and thaw seen");
+    assert!(
+        done.elapsed() < Duration::from_secs(1),
+        "stop seen after {:?}",
+        done.elapsed()
+    );
+
+    let m = c.get("/metrics").text();
+    assert!(
+        m.contains("berth_actions_total{service=\"web\",action=\"start\",result=\"ok\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn cli_actions_show_within_a_second_inotify() {
+    cli_actions_show_within_a_second(&[]);
+}
+
+#[test]
+fn cli_actions_show_within_a_second_polling() {
+    cli_actions_show_within_a_second(&[("BERTH_SVCD_WATCH", "poll")]);
+}
+
+const INTERVAL: Duration = Duration::from_millis(500);
+/// "Within two monitor intervals", plus a little for the restart itself on a loaded machine.
+const REMOUNT_BOUND: Duration = Duration::from_millis(2 * 500 + 300);
+
+fn remounted_in_time(c: &Case, mnt: &Path) {
+    umount(mnt);
+    let took = wait_for(Duration::from_secs(10), || mounted(mnt));
+    assert!(
+        took.is_some_and(|d| d <= REMOUNT_BOUND),
+        "remounted after {took:?} (bound {REMOUNT_BOUND:?})\n{}",
+        c.log()
+    );
+}
+
+fn stays_down(c: &Case, mnt: &Path, what: &str) {
+    std::thread::sleep(INTERVAL * 4);
+    assert!(
+        !mounted(mnt),
+        "{what}: the monitor remounted it\n{}",
+        c.log()
+    );
+}
+
+#[test]
+fn monitor_restarts_up_to_the_count() {
+    let mut c = Case::new("monitor_interval = \"500ms\"\n");
+    let mnt = c.fs_service("web", "", "monitor = true\nrestart = 2");
+    let other = c.fs_service("plain", "", "");
+    c.start_daemon(&[]);
+    assert_eq!(
+        c.post("/services/web/actions/start", Some(TOKEN), b"").code,
+        200
+    );
+    c.svc(&["plain", "start"]);
+
+    remounted_in_time(&c, &mnt);
+    remounted_in_time(&c, &mnt);
+    // The count (2) is spent: left down, and the tree says why.
+    umount(&mnt);
+    stays_down(&c, &mnt, "third failure");
+    let web = c.service("web");
+    let fs = &web.resources[0];
+    assert_eq!(fs.status, Status::Down);
+    assert!(
+        fs.log
+            .iter()
+            .any(|l| l.level == Level::Warn && l.message.contains("restarted 2 of 2")),
+        "{web:?}"
+    );
+    assert_eq!(web.overall, Status::Warn);
+    let m = c.get("/metrics").text();
+    assert!(
+        m.contains("berth_monitor_restarts_total{service=\"web\",rid=\"fs#1\"} 2"),
+        "{m}"
+    );
+
+    // An unmonitored resource is never restarted.
+    umount(&other);
+    stays_down(&c, &other, "unmonitored fs");
+
+    // An operator start resets the count.
+    c.svc(&["web", "start"]);
+    assert!(mounted(&mnt));
+    wait_for(Duration::from_secs(2), || {
+        c.service("web").avail == Status::Up
+    })
+    .expect("up again");
+    remounted_in_time(&c, &mnt);
+
+    // What the operator stops stays stopped.
+    c.svc(&["web", "stop"]);
+    stays_down(&c, &mnt, "operator stop");
+}
+
+#[test]
+fn frozen_service_is_left_alone() {
+    let mut c = Case::new("monitor_interval = \"500ms\"\n");
+    let mnt = c.fs_service("web", "", "monitor = true\nrestart = 5");
+    c.start_daemon(&[]);
+    assert_eq!(
+        c.post("/services/web/actions/start", Some(TOKEN), b"").code,
+        200
+    );
+    assert_eq!(
+        c.post("/services/web/actions/freeze", Some(TOKEN), b"")
+            .code,
+        200
+    );
+    umount(&mnt);
+    stays_down(&c, &mnt, "frozen");
+    let web = c.service("web");
+    assert!(web.frozen);
+    // Thawed (by the CLI), the monitor takes it back.
+    c.svc(&["web", "thaw"]);
+    let took = wait_for(Duration::from_secs(10), || mounted(&mnt));
+    assert!(
+        took.is_some_and(|d| d <= REMOUNT_BOUND + Duration::from_secs(1)),
+        "{took:?}\n{}",
+        c.log()
+    );
+}
+
+#[test]
+fn sigterm_leaves_services_up() {
+    let mut c = Case::new("monitor_interval = \"500ms\"\n");
+    let mnt = c.fs_service("web", "", "monitor = true\nrestart = 1");
+    c.start_daemon(&[]);
+    assert_eq!(
+        c.post("/services/web/actions/start", Some(TOKEN), b"").code,
+        200
+    );
+    let pid = c.daemon().child.id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let d = c.daemon();
+    wait_for(Duration::from_secs(20), || {
+        d.child.try_wait().unwrap().is_some()
+    })
+    .expect("svcd exits on SIGTERM");
+    assert_eq!(d.child.wait().unwrap().code(), Some(0));
+    assert!(mounted(&mnt), "SIGTERM must leave the services up");
+    let log = c.log();
+    assert!(log.contains("SIGTERM"), "{log}");
+}
+
+#[test]
+fn autostart_on_this_node_only() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    let mine = c.fs_service("mine", "autostart_node = \"node1\"", "");
+    let theirs = c.fs_service("theirs", "autostart_node = \"node2\"", "");
+    let frozen = c.fs_service("frozen", "autostart_node = \"node1\"", "");
+    std::fs::create_dir_all(c.t.var_dir().join("frozen")).unwrap();
+    std::fs::write(c.t.var_dir().join("frozen/frozen"), b"").unwrap();
+    c.start_daemon(&[]);
+    wait_for(Duration::from_secs(10), || mounted(&mine)).expect("autostarted");
+    wait_for(Duration::from_secs(5), || {
+        c.service("mine").avail == Status::Up
+    })
+    .expect("autostart in the tree");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!mounted(&theirs), "autostart_node is node2");
+    assert!(!mounted(&frozen), "frozen services are not autostarted");
+}
+
+#[test]
+fn broken_files_and_reloads() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    c.idle_service("web");
+    c.t.write_service("db.toml", "[fs.1]\nmnt = \n");
+    c.start_daemon(&[]);
+    let node = c.status();
+    let db = node.services.iter().find(|s| s.name == "db").unwrap();
+    assert!(db.error.is_some());
+    assert_eq!(
+        node.services
+            .iter()
+            .find(|s| s.name == "web")
+            .unwrap()
+            .avail,
+        Status::Down
+    );
+
+    // Fixed, added, removed: seen without a signal.
+    c.idle_service("db");
+    c.idle_service("new");
+    std::fs::remove_file(c.t.config_dir().join("services/web.toml")).unwrap();
+    wait_for(Duration::from_secs(5), || {
+        let n = c.status();
+        let names: Vec<&str> = n.services.iter().map(|s| s.name.as_str()).collect();
+        names == ["db", "new"] && n.services.iter().all(|s| s.error.is_none())
+    })
+    .unwrap_or_else(|| panic!("reload not seen: {:?}\n{}", c.status(), c.log()));
+
+    // Broken again: that service only.
+    c.t.write_service("new.toml", "garbage [[[");
+    wait_for(Duration::from_secs(5), || c.service("new").error.is_some()).expect("broken seen");
+    assert!(c.service("db").error.is_none());
+
+    // SIGHUP re-reads node.toml.
+    std::fs::write(
+        c.t.config_dir().join("node.toml"),
+        "listen = \"127.0.0.1:0\"\nmonitor_interval = \"300ms\"\n",
+    )
+    .unwrap();
+    let pid = c.daemon().child.id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(5), || {
+        c.log().contains("checks every 300ms")
+    })
+    .unwrap_or_else(|| panic!("reload not logged:\n{}", c.log()));
+    assert_eq!(c.get("/healthz").code, 200);
+}
+
+#[test]
+fn hostile_clients_do_not_hurt() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    c.idle_service("web");
+    c.start_daemon(&[]);
+    let port = c.port();
+
+    // Slow clients: each sends half a request line and stalls.
+    let slow: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /sta").unwrap();
+            s
+        })
+        .collect();
+    // Meanwhile others are served, promptly.
+    let t = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(c.get("/status").code, 200);
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "served slowly: {:?}",
+        t.elapsed()
+    );
+    // And the slow ones are cut off after the header timeout.
+    let mut s = slow.into_iter().next().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "slow client kept {:?}",
+        t.elapsed()
+    );
+
+    // Malformed.
+    let r = raw_request(port, b"GARBAGE\r\n\r\n");
+    assert_eq!(r.code, 400, "{r:?}");
+    let r = raw_request(
+        port,
+        b"GET /status HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    );
+    assert_eq!(r.code, 400, "{r:?}");
+    // Oversized headers.
+    let big = "x".repeat(20 * 1024);
+    let r = http(port, "GET", "/status", &[("X-Big", &big)], b"");
+    assert_eq!(r.code, 431, "{r:?}");
+    // Oversized bodies, declared or chunked.
+    let auth = format!("Bearer {TOKEN}");
+    let body = vec![b'a'; 100 * 1024];
+    let r = http(
+        port,
+        "POST",
+        "/services/web/actions/start",
+        &[("Authorization", &auth)],
+        &body,
+    );
+    assert_eq!(r.code, 413, "{r:?}");
+    let mut raw = format!(
+        "POST /services/web/actions/start HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for _ in 0..20 {
+        raw.extend_from_slice(b"1000\r\n");
+        raw.extend_from_slice(&[b' '; 0x1000]);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = raw_request(port, &raw);
+    assert_eq!(r.code, 413, "{r:?}");
+    // A body that never comes.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        format!(
+            "POST /services/web/actions/start HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+             Content-Length: 10\r\nConnection: close\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(c.get("/status").code, 200, "served while a body trickles");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert_eq!(parse(&buf).code, 408);
+
+    // Still alive and well.
+    assert_eq!(c.get("/healthz").code, 200);
+    assert!(c.daemon().child.try_wait().unwrap().is_none());
+    assert!(
+        !c.t.var_dir().join("web/last_action.json").exists(),
+        "no action ran"
+    );
+}
