@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_model::config::{ConfigError, NodeConfig};
+use berth_engine::load::{self, LoadError};
 use berth_model::paths::Paths;
 
 /// Why the settings could not be read.
@@ -20,9 +20,9 @@ pub enum SettingsError {
         #[source]
         source: std::io::Error,
     },
-    /// `node.toml` does not parse.
+    /// `node.toml` does not parse, or the node name cannot be told.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Node(#[from] LoadError),
     /// The token file can be read by anyone.
     #[error(
         "token file {path} is world-readable (mode {mode:04o}): anyone on this node could run \
@@ -34,15 +34,16 @@ pub enum SettingsError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The node name is neither set nor readable from the host.
-    #[error("cannot tell the node name: {0}")]
-    Nodename(String),
 }
 
 impl SettingsError {
     /// Whether this is the operator's configuration at fault (exit code 2) rather than the host.
     pub fn is_config(&self) -> bool {
-        !matches!(self, SettingsError::Read { .. })
+        match self {
+            SettingsError::Read { .. } => false,
+            SettingsError::Node(e) => e.is_config(),
+            SettingsError::WorldReadable { .. } => true,
+        }
     }
 }
 
@@ -117,41 +118,13 @@ pub struct Settings {
     pub monitor_interval: Duration,
 }
 
-/// `node.toml`'s default token file is `/etc/berth/token`; with another config dir (tests, several
-/// agents on one host) and no `token_file` key, the token is `<config>/token` instead.
-fn token_file(paths: &Paths, node: &NodeConfig, text: &str) -> PathBuf {
-    let explicit = text
-        .lines()
-        .any(|l| l.trim_start().starts_with("token_file"));
-    if explicit || paths.config_dir == Path::new("/etc/berth") {
-        node.token_file.clone()
-    } else {
-        paths.config_dir.join("token")
-    }
-}
-
 impl Settings {
     /// Read `<config>/node.toml` (a missing file means every default), the node name
     /// (`BERTH_NODENAME`, then `nodename`, then the hostname) and the token.
     pub fn load(paths: &Paths) -> Result<Settings, SettingsError> {
-        let file = paths.node_config();
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(source) => return Err(SettingsError::Read { path: file, source }),
-        };
-        let node = NodeConfig::parse(&file, &text)?;
-        let nodename = match std::env::var("BERTH_NODENAME") {
-            Ok(n) if !n.is_empty() => n,
-            _ => match &node.nodename {
-                Some(n) => n.clone(),
-                None => nix::unistd::gethostname()
-                    .map_err(|e| SettingsError::Nodename(e.to_string()))?
-                    .into_string()
-                    .map_err(|_| SettingsError::Nodename("the hostname is not UTF-8".into()))?,
-            },
-        };
-        let token_file = token_file(paths, &node, &text);
+        let node = load::node_config(paths)?;
+        let nodename = load::nodename(&node)?;
+        let token_file = node.token_path(&paths.config_dir);
         let token = read_token(&token_file)?;
         Ok(Settings {
             nodename,

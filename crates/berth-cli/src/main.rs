@@ -12,7 +12,7 @@ use anyhow::{Context as _, anyhow};
 use berth_drivers::HostDrivers;
 use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
-use berth_model::config::{NodeConfig, ServiceConfig};
+use berth_model::config::ServiceConfig;
 use berth_model::order::{Action, Selector, partial_action};
 use berth_model::paths::Paths;
 use berth_model::render::{render_node, render_service};
@@ -148,30 +148,8 @@ struct App {
 }
 
 fn nodename(paths: &Paths) -> Result<String, Failure> {
-    if let Some(n) = std::env::var_os("BERTH_NODENAME").filter(|n| !n.is_empty()) {
-        return n
-            .into_string()
-            .map_err(|_| usage("BERTH_NODENAME is not valid UTF-8"));
-    }
-    let file = paths.node_config();
-    match std::fs::read_to_string(&file) {
-        Ok(text) => {
-            let node = NodeConfig::parse(&file, &text).map_err(|e| Failure::Usage(e.into()))?;
-            if let Some(n) = node.nodename {
-                return Ok(n);
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Failure::Failed(anyhow!(
-                "cannot read {}: {e}",
-                file.display()
-            )));
-        }
-    }
-    let host = nix::unistd::gethostname().context("cannot read the hostname")?;
-    host.into_string()
-        .map_err(|_| usage("the hostname is not valid UTF-8"))
+    let node = berth_engine::load::node_config(paths).map_err(load_failure)?;
+    berth_engine::load::nodename(&node).map_err(load_failure)
 }
 
 fn words_to_strings(words: &[OsString]) -> Result<Vec<String>, Failure> {

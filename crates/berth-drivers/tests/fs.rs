@@ -86,44 +86,11 @@ fn wait_cwd_under(child: &Child, dir: &Path) {
     }
 }
 
-/// Log lines captured from the driver (a minimal subscriber: this thread only).
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-struct Message<'a>(&'a mut String);
-
-impl tracing::field::Visit for Message<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            *self.0 = format!("{value:?}");
-        }
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut m = String::new();
-        event.record(&mut Message(&mut m));
-        let line = format!("{} {m}", event.metadata().level());
-        self.0.lock().unwrap().push(line);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 /// Run `f` with the driver's log lines captured (`LEVEL message`).
 fn logged<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
-    let cap = Capture::default();
-    let out = tracing::subscriber::with_default(cap.clone(), f);
-    let lines = cap.0.lock().unwrap().clone();
+    let cap = berth_testkit::LogCapture::start();
+    let out = f();
+    let lines = cap.lines();
     (out, lines)
 }
 

@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_drivers::{Ctx, Outcome, ip};
@@ -104,44 +102,6 @@ fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, force: bool) -> Ctx<'a> {
     }
 }
 
-/// Collects the log lines of the current thread while alive.
-struct Logs {
-    buf: Arc<Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-#[derive(Clone)]
-struct BufWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for BufWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture() -> Logs {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let w = BufWriter(buf.clone());
-        let sub = tracing_subscriber::fmt()
-            .with_writer(move || w.clone())
-            .with_ansi(false)
-            .without_time()
-            .finish();
-        Logs {
-            buf,
-            _guard: tracing::subscriber::set_default(sub),
-        }
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
-}
-
 #[test]
 fn ip_contract_start_stop_status() {
     let lab = Lab::new();
@@ -154,7 +114,7 @@ fn ip_contract_start_stop_status() {
     let paths = Paths::default();
     let _in = InNs::enter(&lab.node);
     let c = ctx(&svc, &paths, false);
-    let logs = Logs::capture();
+    let logs = berth_testkit::LogCapture::start();
 
     assert_eq!(ip::status(&c, &spec).status, Status::Down);
     ip::precheck(&c, &spec).unwrap();
@@ -293,7 +253,7 @@ fn ip_conflict_is_refused_every_time_and_force_skips_it() {
     assert!(!lab.node_addrs().contains("10.9.0.7"));
 
     // --force: no probe, a warning in the log, and the start goes through.
-    let logs = Logs::capture();
+    let logs = berth_testkit::LogCapture::start();
     let c = ctx(&svc, &paths, true);
     ip::precheck(&c, &s).unwrap();
     assert!(
@@ -416,7 +376,7 @@ fn ip_v6_start_waits_out_tentative() {
     let paths = Paths::default();
     let _in = InNs::enter(&lab.node);
     let c = ctx(&svc, &paths, false);
-    let logs = Logs::capture();
+    let logs = berth_testkit::LogCapture::start();
 
     let s = spec("fd00:9::10", Some(64));
     ip::precheck(&c, &s).unwrap();

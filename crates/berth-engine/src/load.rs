@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_model::config::{ConfigError, Format, ServiceConfig};
+use berth_model::config::{ConfigError, Format, NodeConfig, ServiceConfig};
 use berth_model::paths::Paths;
 
 /// Why a service could not be loaded.
@@ -36,16 +36,45 @@ pub enum LoadError {
     /// A file does not parse or validate.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The node name is not set and the hostname cannot be read.
+    #[error("cannot tell the node name: {0} (set BERTH_NODENAME or nodename in node.toml)")]
+    Nodename(String),
 }
 
 impl LoadError {
     /// Whether this is a config problem (exit code 2) rather than a host one.
     pub fn is_config(&self) -> bool {
-        !matches!(self, LoadError::Read { .. })
+        !matches!(self, LoadError::Read { .. } | LoadError::Nodename(_))
     }
 }
 
 const EXTENSIONS: [&str; 3] = ["toml", "env", "conf"];
+
+/// `<config>/node.toml`; a missing file is every default.
+pub fn node_config(paths: &Paths) -> Result<NodeConfig, LoadError> {
+    let file = paths.node_config();
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Ok(NodeConfig::parse(&file, &text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
+        Err(source) => Err(LoadError::Read { path: file, source }),
+    }
+}
+
+/// This node's name: `BERTH_NODENAME`, else `nodename` in node.toml, else the hostname.
+pub fn nodename(node: &NodeConfig) -> Result<String, LoadError> {
+    if let Some(n) = std::env::var_os("BERTH_NODENAME").filter(|n| !n.is_empty()) {
+        return n
+            .into_string()
+            .map_err(|_| LoadError::Nodename("BERTH_NODENAME is not valid UTF-8".into()));
+    }
+    if let Some(n) = &node.nodename {
+        return Ok(n.clone());
+    }
+    nix::unistd::gethostname()
+        .map_err(|e| LoadError::Nodename(format!("cannot read the hostname: {e}")))?
+        .into_string()
+        .map_err(|_| LoadError::Nodename("the hostname is not valid UTF-8".into()))
+}
 
 /// Parse one service file.
 pub fn load_file(path: &Path) -> Result<ServiceConfig, LoadError> {

@@ -233,3 +233,82 @@ pub fn busybox_tar(dir: &Path) -> Vec<u8> {
     busybox_rootfs(dir);
     run("tar", &["-C", dir.to_str().expect("utf-8 path"), "-c", "."]).stdout
 }
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The process-wide subscriber behind [`LogCapture`]: installed once as the global default, so
+/// every callsite stays enabled whatever thread hits it first (per-thread `set_default`
+/// subscribers make tracing cache "never" for callsites first seen with none active, and a
+/// test's lines then vanish at random). Events go to the capturing thread's buffer, if any.
+struct GlobalCapture;
+
+struct MessageOf<'a>(&'a mut String);
+
+impl tracing::field::Visit for MessageOf<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+}
+
+impl tracing::Subscriber for GlobalCapture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        CAPTURED.with(|c| {
+            if let Some(lines) = c.borrow_mut().as_mut() {
+                let mut m = String::new();
+                event.record(&mut MessageOf(&mut m));
+                lines.push(format!("{} {m}", event.metadata().level()));
+            }
+        });
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Captures the log lines (`LEVEL message`) the current thread emits while it lives.
+#[derive(Debug)]
+pub struct LogCapture(());
+
+impl LogCapture {
+    /// Start capturing on this thread.
+    pub fn start() -> LogCapture {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            tracing::subscriber::set_global_default(GlobalCapture)
+                .expect("LogCapture must be the only global subscriber of the test binary");
+        });
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        LogCapture(())
+    }
+    /// The lines captured so far.
+    pub fn lines(&self) -> Vec<String> {
+        CAPTURED.with(|c| c.borrow().clone().unwrap_or_default())
+    }
+    /// The lines captured so far, one per line.
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CAPTURED.with(|c| *c.borrow_mut() = None);
+    }
+}

@@ -19,8 +19,9 @@ pub struct NodeConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// The bearer token file for HTTP actions; must not be world-readable.
-    #[serde(default = "default_token_file")]
-    pub token_file: PathBuf,
+    /// Default: `<config>/token` (`/etc/berth/token`); see [`NodeConfig::token_path`].
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     /// How often `svcd` checks every service (`10s`, `500ms`).
     #[serde(default = "default_interval", with = "duration_str")]
     pub monitor_interval: Duration,
@@ -28,10 +29,6 @@ pub struct NodeConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 1215))
-}
-
-fn default_token_file() -> PathBuf {
-    PathBuf::from("/etc/berth/token")
 }
 
 fn default_interval() -> Duration {
@@ -43,13 +40,21 @@ impl Default for NodeConfig {
         NodeConfig {
             nodename: None,
             listen: default_listen(),
-            token_file: default_token_file(),
+            token_file: None,
             monitor_interval: default_interval(),
         }
     }
 }
 
 impl NodeConfig {
+    /// The token file: `token_file`, else `token` in the config dir (`/etc/berth/token` by
+    /// default; several agents on one host each read their own).
+    pub fn token_path(&self, config_dir: &Path) -> PathBuf {
+        self.token_file
+            .clone()
+            .unwrap_or_else(|| config_dir.join("token"))
+    }
+
     /// Parse `node.toml` text read from `file`.
     pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
         toml::from_str(text).map_err(|e| {
@@ -100,6 +105,12 @@ mod tests {
         assert_eq!(n.nodename.as_deref(), Some("n1"));
         assert_eq!(n.listen.port(), 9999);
         assert_eq!(n.monitor_interval, Duration::from_millis(500));
+        assert_eq!(
+            n.token_path(Path::new("/etc/berth")),
+            Path::new("/etc/berth/token")
+        );
+        let t = NodeConfig::parse(p, "token_file = \"/srv/t\"\n").unwrap();
+        assert_eq!(t.token_path(Path::new("/etc/berth")), Path::new("/srv/t"));
     }
 
     #[test]
