@@ -15,7 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_model::status::{Level, NodeStatus, ServiceStatus, Status};
-use berth_testkit::{TempBerth, ext4_image, require_root};
+use berth_testkit::{TempBerth, ext4_image, mounted, require_root};
 
 const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
 const TOKEN: &str = "s3cret-token";
@@ -29,15 +29,6 @@ fn svc_bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-/// Whether `p` is a mount point, read by the test itself.
-fn mounted(p: &Path) -> bool {
-    let want = p.to_string_lossy().replace(' ', "\\040");
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 fn umount(p: &Path) {

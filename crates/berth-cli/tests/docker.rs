@@ -7,11 +7,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
 
-use berth_testkit::{TempBerth, ext4_image, require_root};
+use berth_testkit::{TempBerth, ext4_image, mounted, procs, require_root};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -62,75 +61,10 @@ impl Case {
         let root = self.t.root.path().display().to_string();
         procs()
             .into_iter()
-            .filter(|(_, comm, words)| comm == "dockerd" && words.iter().any(|w| w.contains(&root)))
-            .map(|(pid, _, _)| pid)
+            .filter(|p| p.comm == "dockerd" && p.words.iter().any(|w| w.contains(&root)))
+            .map(|p| p.pid)
             .collect()
     }
-}
-
-impl Drop for Case {
-    fn drop(&mut self) {
-        let root = self.t.root.path().display().to_string();
-        let mine = |words: &[String]| words.iter().any(|w| w.contains(&root));
-        let dockerds = self.dockerds();
-        for &pid in &dockerds {
-            signal(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while dockerds.iter().any(|&p| alive(p)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for (pid, comm, words) in procs() {
-            if comm.starts_with("containerd-shim") && mine(&words) {
-                for (child, _, _) in procs().into_iter().filter(|(c, _, _)| ppid(*c) == pid) {
-                    signal(child, libc::SIGKILL);
-                }
-                signal(pid, libc::SIGKILL);
-            } else if (comm == "dockerd" || comm == "containerd") && mine(&words) {
-                signal(pid, libc::SIGKILL);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill has no memory effects; a stale pid at worst gets ESRCH.
-    unsafe { libc::kill(pid, sig) };
-}
-
-fn stat(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = s[s.rfind(')')? + 1..].split_whitespace();
-    Some((rest.next()?.chars().next()?, rest.next()?.parse().ok()?))
-}
-
-fn alive(pid: i32) -> bool {
-    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
-fn ppid(pid: i32) -> i32 {
-    stat(pid).map(|(_, p)| p).unwrap_or(0)
-}
-
-/// Live processes: pid, comm, command line.
-fn procs() -> Vec<(i32, String, Vec<String>)> {
-    std::fs::read_dir("/proc")
-        .expect("read /proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| alive(pid))
-        .filter_map(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            let words = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .ok()?
-                .split(|b| *b == 0)
-                .filter(|w| !w.is_empty())
-                .map(|w| String::from_utf8_lossy(w).into_owned())
-                .collect();
-            Some((pid, comm.trim().to_string(), words))
-        })
-        .collect()
 }
 
 fn text(o: &Output) -> String {
@@ -149,15 +83,6 @@ fn stdout(o: &Output) -> String {
 fn ok(o: Output) -> Output {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     o
-}
-
-/// Whether `p` is a mount point, read from mountinfo by the test itself.
-fn mounted(p: &Path) -> bool {
-    let want = p.to_string_lossy().replace(' ', "\\040");
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 /// The line of `rid` in a `print status` tree, and the line below it.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_testkit::{TempBerth, ext4_image, require_root};
+use berth_testkit::{TempBerth, ext4_image, mounted, require_root};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -71,26 +71,6 @@ fn code(o: &Output) -> i32 {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// Whether `p` is a mount point, read from mountinfo by this test (not by the driver).
-fn mounted(p: &Path) -> bool {
-    let want = p.to_string_lossy().replace(' ', "\\040");
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-}
-
-fn pid_alive(pid: u32) -> bool {
-    // A zombie counts as dead here: only its parent (this test) can reap it.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 /// A process whose cwd is `dir`, optionally ignoring TERM.
@@ -169,7 +149,7 @@ fn a_process_holding_the_mount_is_killed() {
     let o = c.svc(&["web", "stop"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let _ = child.wait();
-    assert!(!pid_alive(pid));
+    assert!(!berth_testkit::alive(pid as i32));
     assert!(!mounted(&mnt));
     assert!(
         stderr(&o).contains(&pid.to_string()),

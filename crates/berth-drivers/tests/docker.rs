@@ -16,7 +16,7 @@ use berth_model::config::{ContainerSpec, Spec};
 use berth_model::paths::Paths;
 use berth_model::status::{Level, Status};
 use berth_model::{ResourceState, Rid, ServiceConfig};
-use berth_testkit::{TempBerth, ext4_image, require_root};
+use berth_testkit::{TempBerth, alive, dockerds_on, ext4_image, require_root, signal};
 
 /// One temp berth setup (config, var, run dirs) holding any number of services.
 struct Host {
@@ -127,84 +127,8 @@ impl Host {
 
     /// Live dockerd processes serving `svc`'s socket.
     fn dockerds(&self, svc: &str) -> Vec<i32> {
-        let host = format!("unix://{}", self.socket(svc).display());
-        procs()
-            .into_iter()
-            .filter(|(_, comm, words)| comm == "dockerd" && words.contains(&host))
-            .map(|(pid, _, _)| pid)
-            .collect()
+        dockerds_on(&self.socket(svc))
     }
-}
-
-impl Drop for Host {
-    /// Kill everything started under the temp dir: dockerd first (TERM: it stops its containers),
-    /// then, after a bound, KILL whatever is left, shims' containers included.
-    fn drop(&mut self) {
-        let root = self.tb.root.path().display().to_string();
-        let mine = |words: &[String]| words.iter().any(|w| w.contains(&root));
-        let dockerds: Vec<i32> = procs()
-            .into_iter()
-            .filter(|(_, comm, words)| comm == "dockerd" && mine(words))
-            .map(|(pid, _, _)| pid)
-            .collect();
-        for &pid in &dockerds {
-            signal(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while dockerds.iter().any(|&p| alive(p)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for (pid, comm, words) in procs() {
-            if comm.starts_with("containerd-shim") && mine(&words) {
-                for (child, _, _) in procs().into_iter().filter(|(c, _, _)| ppid(*c) == pid) {
-                    signal(child, libc::SIGKILL);
-                }
-                signal(pid, libc::SIGKILL);
-            } else if (comm == "dockerd" || comm == "containerd") && mine(&words) {
-                signal(pid, libc::SIGKILL);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill has no memory effects; a stale pid at worst gets ESRCH.
-    unsafe { libc::kill(pid, sig) };
-}
-
-fn stat(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = s[s.rfind(')')? + 1..].split_whitespace();
-    Some((rest.next()?.chars().next()?, rest.next()?.parse().ok()?))
-}
-
-fn alive(pid: i32) -> bool {
-    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
-fn ppid(pid: i32) -> i32 {
-    stat(pid).map(|(_, p)| p).unwrap_or(0)
-}
-
-/// Live processes: pid, comm, command line.
-fn procs() -> Vec<(i32, String, Vec<String>)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| alive(pid))
-        .filter_map(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            let words = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .ok()?
-                .split(|b| *b == 0)
-                .filter(|w| !w.is_empty())
-                .map(|w| String::from_utf8_lossy(w).into_owned())
-                .collect();
-            Some((pid, comm.trim().to_string(), words))
-        })
-        .collect()
 }
 
 fn rid(s: &str) -> Rid {

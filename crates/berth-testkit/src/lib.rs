@@ -101,10 +101,12 @@ impl TempBerth {
 }
 
 impl Drop for TempBerth {
-    /// Unmount anything still mounted under the root (deepest first) and detach loop devices
-    /// backed by files under it, so a failed test leaves nothing behind.
+    /// Kill the dockerds (and their containerds, shims, containers) started under the root,
+    /// unmount anything still mounted under it (deepest first) and detach loop devices backed by
+    /// files under it, so a failed test leaves nothing behind.
     fn drop(&mut self) {
         let root = self.root.path().to_path_buf();
+        kill_dockers_under(&root);
         let mut mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
             .lines()
@@ -311,4 +313,115 @@ impl Drop for LogCapture {
     fn drop(&mut self) {
         CAPTURED.with(|c| *c.borrow_mut() = None);
     }
+}
+
+/// A live process: pid, `comm`, command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    /// Its pid.
+    pub pid: i32,
+    /// `/proc/PID/comm`.
+    pub comm: String,
+    /// `/proc/PID/cmdline`, split.
+    pub words: Vec<String>,
+}
+
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = s[s.rfind(')')? + 1..].split_whitespace();
+    Some((rest.next()?.chars().next()?, rest.next()?.parse().ok()?))
+}
+
+/// Whether `pid` lives (a zombie does not: on these machines PID 1 may never reap orphans).
+pub fn alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// The parent of `pid` (0 when gone).
+pub fn ppid(pid: i32) -> i32 {
+    stat(pid).map(|(_, p)| p).unwrap_or(0)
+}
+
+/// Send `sig` to `pid`.
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory effects; a stale pid at worst gets ESRCH.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Every live process.
+pub fn procs() -> Vec<Proc> {
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| alive(pid))
+        .filter_map(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let words = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()?
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            Some(Proc {
+                pid,
+                comm: comm.trim().to_string(),
+                words,
+            })
+        })
+        .collect()
+}
+
+/// The dockerds serving `unix://<socket>`.
+pub fn dockerds_on(socket: &Path) -> Vec<i32> {
+    let host = format!("unix://{}", socket.display());
+    procs()
+        .into_iter()
+        .filter(|p| p.comm == "dockerd" && p.words.contains(&host))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Kill everything docker started under `root`: dockerd first (TERM: it stops its containers),
+/// then, after a bound, KILL whatever is left, the shims' containers included.
+pub fn kill_dockers_under(root: &Path) {
+    let root = root.display().to_string();
+    let mine = |words: &[String]| words.iter().any(|w| w.contains(&root));
+    let dockerds: Vec<i32> = procs()
+        .into_iter()
+        .filter(|p| p.comm == "dockerd" && mine(&p.words))
+        .map(|p| p.pid)
+        .collect();
+    for &pid in &dockerds {
+        signal(pid, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while dockerds.iter().any(|&p| alive(p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut killed = false;
+    for p in procs() {
+        if p.comm.starts_with("containerd-shim") && mine(&p.words) {
+            for child in procs().into_iter().filter(|c| ppid(c.pid) == p.pid) {
+                signal(child.pid, libc::SIGKILL);
+            }
+            signal(p.pid, libc::SIGKILL);
+            killed = true;
+        } else if (p.comm == "dockerd" || p.comm == "containerd") && mine(&p.words) {
+            signal(p.pid, libc::SIGKILL);
+            killed = true;
+        }
+    }
+    if killed {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Whether `p` is a mount point, read from mountinfo by the test itself (not by a driver).
+pub fn mounted(p: &Path) -> bool {
+    let want = p.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("read /proc/self/mountinfo")
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
