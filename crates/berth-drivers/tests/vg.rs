@@ -7,97 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 
 use berth_drivers::{Ctx, Outcome, vg};
 use berth_model::Status;
 use berth_model::config::{ServiceConfig, VgSpec};
 use berth_model::paths::Paths;
-use berth_testkit::{require_root, run};
+use berth_testkit::{LoopVg, lvm_ok as lvm, require_root};
 
 /// A VG on a loop device backed by a sparse file.
-struct LoopVg {
-    _dir: tempfile::TempDir,
-    dev: String,
-    name: String,
-}
-
-impl LoopVg {
-    fn new() -> LoopVg {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("bvg")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let img = dir.path().join("pv.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(32 * 1024 * 1024)
-            .unwrap();
-        let out = run("losetup", &["-f", "--show", img.to_str().unwrap()]);
-        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let name = format!(
-            "bertht{}x{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let vg = LoopVg {
-            _dir: dir,
-            dev,
-            name,
-        };
-        lvm(&["pvcreate", "-q", &vg.dev]);
-        lvm(&["vgcreate", "-q", &vg.name, &vg.dev]);
-        vg
+fn spec_of(vg: &LoopVg) -> VgSpec {
+    VgSpec {
+        vgname: vg.name.clone(),
     }
-
-    fn spec(&self) -> VgSpec {
-        VgSpec {
-            vgname: self.name.clone(),
-        }
-    }
-
-    /// The VG's tags, read with `vgs` (not with the driver).
-    fn tags(&self) -> Vec<String> {
-        let out = lvm(&["vgs", "--noheadings", "-o", "vg_tags", &self.name]);
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .split(',')
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for LoopVg {
-    fn drop(&mut self) {
-        for args in [
-            vec!["vgremove", "-f", "-y", &self.name],
-            vec!["pvremove", "-ff", "-y", &self.dev],
-        ] {
-            let _ = Command::new(args[0])
-                .args(&args[1..])
-                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-                .output();
-        }
-        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
-    }
-}
-
-fn lvm(args: &[&str]) -> std::process::Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn service() -> ServiceConfig {
@@ -118,7 +39,7 @@ fn vg_contract_on_a_vg_without_lv() {
     let lv = LoopVg::new();
     let (svc, paths) = (service(), Paths::default());
     let c = ctx(&svc, &paths, "node1", false);
-    let spec = lv.spec();
+    let spec = spec_of(&lv);
     assert_eq!(vg::label(&spec), lv.name);
 
     assert_eq!(vg::status(&c, &spec).status, Status::Down);
@@ -143,7 +64,7 @@ fn vg_tagged_by_another_node_is_refused_unless_forced() {
     let lv = LoopVg::new();
     lvm(&["vgchange", "-q", "--addtag", "@node2", &lv.name]);
     let (svc, paths) = (service(), Paths::default());
-    let spec = lv.spec();
+    let spec = spec_of(&lv);
 
     let c = ctx(&svc, &paths, "node1", false);
     let e = vg::precheck(&c, &spec).unwrap_err().to_string();
@@ -189,7 +110,7 @@ fn vg_activation_failure_is_clear_and_leaves_no_tag() {
     ]);
     let (svc, paths) = (service(), Paths::default());
     let c = ctx(&svc, &paths, "node1", false);
-    let spec = lv.spec();
+    let spec = spec_of(&lv);
 
     vg::precheck(&c, &spec).unwrap();
     let e = vg::start(&c, &spec).unwrap_err().to_string();

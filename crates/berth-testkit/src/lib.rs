@@ -187,6 +187,28 @@ impl Netns {
         c.args(["netns", "exec", &self.name, cmd]);
         c
     }
+    /// A command that runs in this network namespace only: unlike `ip netns exec`, which also
+    /// gives the command a private mount namespace (so a mount it makes would vanish with it),
+    /// the child just `setns`es into the network namespace before exec.
+    pub fn netns_command(&self, cmd: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let ns = std::fs::File::open(self.path()).expect("open the netns file");
+        let mut c = Command::new(cmd);
+        // SAFETY: the closure only calls setns(2), which is async-signal-safe, on an fd opened
+        // before the fork; `ns` is moved in and stays open until the exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        c
+    }
+
     /// The namespace's path, for `setns`.
     pub fn path(&self) -> PathBuf {
         PathBuf::from("/run/netns").join(&self.name)
@@ -424,4 +446,95 @@ pub fn mounted(p: &Path) -> bool {
         .expect("read /proc/self/mountinfo")
         .lines()
         .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// Run an LVM command with `LVM_SUPPRESS_FD_WARNINGS=1`, panicking when it fails.
+pub fn lvm_ok(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (package lvm2)", args[0]));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// An LVM volume group on a loop PV (a sparse 32 MiB file), with a unique name; removed with its
+/// PV and loop device on drop. No LV: this kernel has no device-mapper to activate one.
+#[derive(Debug)]
+pub struct LoopVg {
+    _dir: tempfile::TempDir,
+    /// The loop device holding the PV.
+    pub dev: String,
+    /// The VG name.
+    pub name: String,
+}
+
+impl LoopVg {
+    /// Create the PV and the VG.
+    pub fn new() -> LoopVg {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("bvg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let img = dir.path().join("pv.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(32 * 1024 * 1024)
+            .unwrap();
+        let out = run("losetup", &["-f", "--show", img.to_str().unwrap()]);
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let name = format!(
+            "bertht{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let vg = LoopVg {
+            _dir: dir,
+            dev,
+            name,
+        };
+        lvm_ok(&["pvcreate", "-q", &vg.dev]);
+        lvm_ok(&["vgcreate", "-q", &vg.name, &vg.dev]);
+        vg
+    }
+
+    /// The VG's tags, read with `vgs` (not with the driver).
+    pub fn tags(&self) -> Vec<String> {
+        let out = lvm_ok(&["vgs", "--noheadings", "-o", "vg_tags", &self.name]);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Default for LoopVg {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LoopVg {
+    fn drop(&mut self) {
+        for args in [
+            vec!["vgremove", "-f", "-y", &self.name],
+            vec!["pvremove", "-ff", "-y", &self.dev],
+        ] {
+            let _ = Command::new(args[0])
+                .args(&args[1..])
+                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+                .output();
+        }
+        let _ = Command::new("losetup").args(["-d", &self.dev]).output();
+    }
 }
