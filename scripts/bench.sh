@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Benchmarks: each case against the host's floor in the same run (root; builds its own fixtures).
-# Prints one Markdown table; copy it into docs/benchmarks.md with the date and the machine.
+# Benchmarks (root; each tool builds its own fixtures and removes them):
+# 1. berth-bench: every case against the host's floor in the same run, as one Markdown table;
+# 2. svcd-bench: GET /status throughput and latency (wrk), RSS and idle CPU, for 1, 100 and
+#    1000 services.
+# Copy the output into docs/benchmarks.md with the date and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release --locked -q -p berth-cli -p berth-bench
-exec target/release/berth-bench "$@"
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --locked -q -p berth-cli -p berth-bench -p berth-agent
+target/release/berth-bench "$@"
+for n in 1 100 1000; do
+    echo
+    echo "## svcd, $n service(s)"
+    target/release/svcd-bench "$n" "${SVCD_IDLE_SECONDS:-10}" 2>&1 | grep -v ' WARN '
+done
