@@ -850,3 +850,77 @@ fn hostile_clients_do_not_hurt() {
         "no action ran"
     );
 }
+
+/// A monitored container killed behind svcd's back is restarted within two monitor intervals,
+/// up to its `restart` count, and the private dockerd it runs in is reused.
+#[test]
+fn monitor_restarts_a_killed_container() {
+    let mut c = Case::new("monitor_interval = \"1s\"\n");
+    let img = c.t.path("data.img");
+    ext4_image(&img, 256);
+    let data = c.t.path("srv/appdata");
+    c.t.write_service(
+        "app.toml",
+        &format!(
+            "[service]\nnodes = [\"node1\"]\ndocker_data_dir = \"{d}\"\n\n[fs.1]\ndev = \"{i}\"\n\
+             mnt = \"{d}\"\ntype = \"ext4\"\n\n[container.1]\nrun_image = \"busybox:latest\"\n\
+             run_command = \"sleep 1000000\"\nmonitor = true\nrestart = 1\n",
+            d = data.display(),
+            i = img.display()
+        ),
+    );
+    c.svc(&["app", "startfs"]);
+    let tar = berth_testkit::busybox_tar(&c.t.path("rootfs"));
+    let mut import =
+        c.t.svc(svc_bin().to_str().unwrap())
+            .args(["app", "docker", "import", "-", "busybox:latest"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+    import.stdin.take().unwrap().write_all(&tar).unwrap();
+    assert!(import.wait().unwrap().success(), "docker import");
+    c.svc(&["app", "start"]);
+    c.start_daemon(&[]);
+    let container_up = |c: &Case| {
+        c.service("app")
+            .resources
+            .iter()
+            .any(|r| r.rid.to_string() == "container#1" && r.status == Status::Up)
+    };
+    assert!(wait_for(Duration::from_secs(5), || container_up(&c)).is_some());
+    // Let the monitor see it up (armed) before it dies.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    c.svc(&["app", "docker", "kill", "app.container.1"]);
+    let took = wait_for(Duration::from_secs(10), || {
+        c.get("/status/app")
+            .text()
+            .contains("restarted 1 of 1 times")
+            && container_up(&c)
+    });
+    let took = took.unwrap_or_else(|| panic!("not restarted:\n{}", c.log()));
+    assert!(
+        took < Duration::from_secs(3),
+        "restarted after {took:?}\n{}",
+        c.log()
+    );
+
+    // The count is spent: a second kill leaves it down, and the tree says why.
+    std::thread::sleep(Duration::from_millis(1500));
+    c.svc(&["app", "docker", "kill", "app.container.1"]);
+    let gave_up = wait_for(Duration::from_secs(6), || {
+        c.get("/status/app")
+            .text()
+            .contains("left down until an operator start")
+    });
+    assert!(
+        gave_up.is_some(),
+        "{}\n{}",
+        c.get("/status/app").text(),
+        c.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!container_up(&c), "restarted beyond its count");
+    c.svc(&["app", "stop"]);
+}
