@@ -21,7 +21,7 @@ use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
 use berth_model::Rid;
 use berth_model::config::ServiceConfig;
-use berth_model::order::{Action, Selector, partial_action};
+use berth_model::order::{Action, Selector, parse_action};
 use berth_model::status::{Chargeback, LogEntry, ServiceStatus};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -101,8 +101,7 @@ pub struct ActionReply {
 
 /// Whether `name` is an action svcd runs (start, stop, restart, freeze, thaw, startfs...).
 pub fn is_action(name: &str) -> bool {
-    matches!(name, "start" | "stop" | "restart" | "freeze" | "thaw")
-        || partial_action(name).is_some()
+    matches!(name, "start" | "stop" | "restart" | "freeze" | "thaw") || parse_action(name).is_some()
 }
 
 /// Whether two loads are the same config (or the same error): nothing to do on a reload.
@@ -135,16 +134,16 @@ struct RidState {
 }
 
 /// Identity of a `last_action.json` record.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RecordId {
-    started: f64,
+    started_ms: u64,
     pid: u32,
 }
 
 impl RecordId {
     fn of(r: &ActionRecord) -> RecordId {
         RecordId {
-            started: r.started,
+            started_ms: r.started_ms,
             pid: r.pid,
         }
     }
@@ -617,7 +616,9 @@ impl Worker {
             }
         };
         if req.action == "freeze" || req.action == "thaw" {
-            let result = freeze(&self.shared, &self.name, req.action == "freeze");
+            let result =
+                berth_engine::set_frozen(&self.shared.paths, &self.name, req.action == "freeze")
+                    .map_err(|e| e.to_string());
             info!("{}: {}", self.name, req.action);
             self.check().await;
             return match result {
@@ -642,11 +643,8 @@ impl Worker {
             let _permit = permit;
             let (opts, kind) = opts;
             let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
-            let result = info_span!("service", svc = %name).in_scope(|| match kind {
-                Some(Action::Start) => engine.start(&cfg2, &opts),
-                Some(Action::Stop) => engine.stop(&cfg2, &opts),
-                None => engine.restart(&cfg2, &opts),
-            });
+            let result =
+                info_span!("service", svc = %name).in_scope(|| engine.run(&cfg2, kind, &opts));
             (result, record::read(&shared.paths.service_var(&cfg2.name)))
         })
         .await;
@@ -689,27 +687,11 @@ impl Worker {
     }
 }
 
-/// The engine options and the action kind (`None`: restart) of an HTTP action.
-fn options(action: &str, body: &ActionBody) -> Result<(ActionOptions, Option<Action>), String> {
-    let (kind, kinds) = match action {
-        "start" => (Some(Action::Start), None),
-        "stop" => (Some(Action::Stop), None),
-        "restart" => (None, None),
-        other => match partial_action(other) {
-            Some((a, k)) => (Some(a), Some(k)),
-            None => return Err(format!("unknown action {other:?}")),
-        },
-    };
-    let mut selector = Selector::default();
-    if let Some(rids) = &body.rid {
-        selector = selector.with_rids(rids).map_err(|e| e.to_string())?;
-    }
-    if let Some(tags) = &body.tags {
-        selector = selector.with_tags(tags).map_err(|e| e.to_string())?;
-    }
-    if let Some(k) = kinds {
-        selector = selector.with_kinds(k);
-    }
+/// The engine options and the action of an HTTP action.
+fn options(action: &str, body: &ActionBody) -> Result<(ActionOptions, Action), String> {
+    let (kind, kinds) = parse_action(action).ok_or_else(|| format!("unknown action {action:?}"))?;
+    let selector = Selector::from_options(body.rid.as_deref(), body.tags.as_deref(), kinds)
+        .map_err(|e| e.to_string())?;
     let waitlock = match body.waitlock {
         None => Duration::from_secs(60),
         Some(w) if w.is_finite() && (0.0..=3600.0).contains(&w) => Duration::from_secs_f64(w),
@@ -725,24 +707,6 @@ fn options(action: &str, body: &ActionBody) -> Result<(ActionOptions, Option<Act
         },
         kind,
     ))
-}
-
-/// Create or remove the frozen flag, as `svc <svc> freeze|thaw` does.
-fn freeze(shared: &Shared, svc: &str, on: bool) -> Result<(), String> {
-    let flag = shared.paths.frozen_flag(svc);
-    if on {
-        if let Some(dir) = flag.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
-        std::fs::write(&flag, b"").map_err(|e| format!("cannot write {}: {e}", flag.display()))
-    } else {
-        match std::fs::remove_file(&flag) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("cannot remove {}: {e}", flag.display())),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -791,12 +755,12 @@ mod tests {
     #[test]
     fn options_from_the_body() {
         let (o, k) = options("stopfs", &ActionBody::default()).unwrap();
-        assert_eq!(k, Some(Action::Stop));
+        assert_eq!(k, Action::Stop);
         assert!(o.selector.kinds.is_some());
         let body: ActionBody =
             serde_json::from_str(r#"{"rid":"fs#1","force":true,"waitlock":2}"#).unwrap();
         let (o, k) = options("start", &body).unwrap();
-        assert_eq!(k, Some(Action::Start));
+        assert_eq!(k, Action::Start);
         assert!(o.force);
         assert_eq!(o.waitlock, Duration::from_secs(2));
         assert!(

@@ -13,7 +13,7 @@ use berth_drivers::HostDrivers;
 use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
 use berth_model::config::ServiceConfig;
-use berth_model::order::{Action, Selector, partial_action};
+use berth_model::order::{Selector, parse_action};
 use berth_model::paths::Paths;
 use berth_model::render::{render_node, render_service};
 use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
@@ -279,23 +279,8 @@ impl App {
             }
             "freeze" | "thaw" => {
                 self.action_args(&words[..2], rest)?;
-                let flag = self.paths.frozen_flag(&svc.name);
-                if action == "freeze" {
-                    if let Some(dir) = flag.parent() {
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("cannot create {}", dir.display()))?;
-                    }
-                    std::fs::write(&flag, b"")
-                        .with_context(|| format!("cannot write {}", flag.display()))?;
-                } else {
-                    match std::fs::remove_file(&flag) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(anyhow!("cannot remove {}: {e}", flag.display()).into());
-                        }
-                    }
-                }
+                berth_engine::set_frozen(&self.paths, &svc.name, action == "freeze")
+                    .map_err(|e| Failure::Failed(e.into()))?;
                 Ok(())
             }
             "docker" => self.docker(&svc, &words[2..]),
@@ -328,31 +313,15 @@ impl App {
         action: &str,
         rest: &[String],
     ) -> Result<(), Failure> {
-        let (kind, partial_kinds) = match action {
-            "start" => (Some(Action::Start), None),
-            "stop" => (Some(Action::Stop), None),
-            "restart" => (None, None),
-            other => match partial_action(other) {
-                Some((a, kinds)) => (Some(a), Some(kinds)),
-                None => {
-                    return Err(usage(format!(
-                        "unknown action {other:?} for service {}\n\n{ACTIONS}",
-                        svc.name
-                    )));
-                }
-            },
+        let Some((kind, kinds)) = parse_action(action) else {
+            return Err(usage(format!(
+                "unknown action {action:?} for service {}\n\n{ACTIONS}",
+                svc.name
+            )));
         };
         let args = self.action_args(&words[..2], rest)?;
-        let mut selector = Selector::default();
-        if let Some(rids) = &args.rid {
-            selector = selector.with_rids(rids).map_err(usage)?;
-        }
-        if let Some(tags) = &args.tags {
-            selector = selector.with_tags(tags).map_err(usage)?;
-        }
-        if let Some(kinds) = partial_kinds {
-            selector = selector.with_kinds(kinds);
-        }
+        let selector = Selector::from_options(args.rid.as_deref(), args.tags.as_deref(), kinds)
+            .map_err(usage)?;
         if !(args.waitlock.is_finite() && args.waitlock >= 0.0) {
             return Err(usage(format!(
                 "--waitlock {}: expected a number of seconds >= 0",
@@ -368,12 +337,7 @@ impl App {
         };
         let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
-        let result = match kind {
-            Some(Action::Start) => engine.start(svc, &opts),
-            Some(Action::Stop) => engine.stop(svc, &opts),
-            None => engine.restart(svc, &opts),
-        };
-        match result {
+        match engine.run(svc, kind, &opts) {
             Ok(_) => Ok(()),
             Err(e @ ActionError::Selector(_)) => Err(usage(e)),
             Err(e) => Err(Failure::Failed(e.into())),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use berth_drivers::{Ctx, Driver, DriverError, Outcome};
 use berth_model::config::ServiceConfig;
-use berth_model::order::{Selector, SelectorError, start_order, stop_order};
+use berth_model::order::{Action, Selector, SelectorError, start_order, stop_order};
 use berth_model::paths::Paths;
 use berth_model::{Rid, ServiceStatus, Status};
 use tracing::{error, info, info_span, warn};
@@ -199,6 +199,20 @@ impl<'a, D: Driver> Engine<'a, D> {
         self.driver.chargeback(&self.ctx(svc, false))
     }
 
+    /// Run `action` (start, stop or restart) on the selected resources.
+    pub fn run(
+        &self,
+        svc: &ServiceConfig,
+        action: Action,
+        opts: &ActionOptions,
+    ) -> Result<ActionReport, ActionError> {
+        match action {
+            Action::Start => self.start(svc, opts),
+            Action::Stop => self.stop(svc, opts),
+            Action::Restart => self.restart(svc, opts),
+        }
+    }
+
     /// Start the selected resources in order.
     pub fn start(
         &self,
@@ -218,13 +232,14 @@ impl<'a, D: Driver> Engine<'a, D> {
         f: impl FnOnce(&Self) -> Result<ActionReport, ActionError>,
     ) -> Result<ActionReport, ActionError> {
         let _lock = self.lock(svc, opts)?;
-        let started = record::now();
+        let started = std::time::Instant::now();
+        let started_ms = record::now_ms();
         let result = f(self);
         if !opts.dry_run {
             let rec = record::ActionRecord {
                 action: name.to_string(),
-                started,
-                duration: record::now() - started,
+                started_ms,
+                duration: started.elapsed().as_secs_f64(),
                 ok: result.is_ok(),
                 error: result.as_ref().err().map(|e| e.to_string()),
                 pid: std::process::id(),
@@ -382,6 +397,38 @@ impl<'a, D: Driver> Engine<'a, D> {
             Ok(started)
         })
     }
+}
+
+/// Freeze (`true`) or thaw a service: the flag `<var>/<svc>/frozen` tells the agent's monitor
+/// to leave it alone. Both are idempotent.
+pub fn set_frozen(paths: &Paths, svc: &str, frozen: bool) -> Result<(), FreezeError> {
+    let flag = paths.frozen_flag(svc);
+    let fail = |source| FreezeError {
+        path: flag.clone(),
+        source,
+    };
+    if frozen {
+        if let Some(dir) = flag.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        std::fs::write(&flag, b"").map_err(fail)
+    } else {
+        match std::fs::remove_file(&flag) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(fail(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The frozen flag could not be written or removed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot change the frozen flag {path}: {source}")]
+pub struct FreezeError {
+    /// The flag file.
+    pub path: std::path::PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Whether a status counts as up for `svc <svc> status` (exit code 0).

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct ActionRecord {
     /// `start`, `stop`, `restart`, `startfs`...
     pub action: String,
-    /// Seconds since the epoch when it began.
-    pub started: f64,
+    /// When it began, in milliseconds since the epoch (an integer: it identifies the record).
+    pub started_ms: u64,
     /// Seconds it took.
     pub duration: f64,
     /// Whether it succeeded.
@@ -23,12 +23,12 @@ pub struct ActionRecord {
     pub pid: u32,
 }
 
-/// Seconds since the epoch.
-pub fn now() -> f64 {
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// The file name under `<var>/<svc>/`.
@@ -59,7 +59,7 @@ mod tests {
         assert!(read(dir.path()).is_none());
         let r = ActionRecord {
             action: "start".into(),
-            started: now(),
+            started_ms: now_ms(),
             duration: 0.5,
             ok: false,
             error: Some("fs#1: boom".into()),

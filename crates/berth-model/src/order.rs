@@ -37,6 +37,30 @@ pub enum Action {
     Start,
     /// Bring resources down, in reverse order.
     Stop,
+    /// Stop, then start.
+    Restart,
+}
+
+impl Action {
+    /// Its name (`start`, `stop`, `restart`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+        }
+    }
+}
+
+/// An action name: `start`, `stop`, `restart`, or a partial action (`startfs`, `stopip`...),
+/// with the kinds a partial action is limited to.
+pub fn parse_action(name: &str) -> Option<(Action, Option<Vec<Kind>>)> {
+    match name {
+        "start" => Some((Action::Start, None)),
+        "stop" => Some((Action::Stop, None)),
+        "restart" => Some((Action::Restart, None)),
+        other => partial_action(other).map(|(a, kinds)| (a, Some(kinds))),
+    }
 }
 
 /// Which resources an action touches.
@@ -100,6 +124,25 @@ impl Selector {
         }
         self.tags = Some(groups);
         Ok(self)
+    }
+
+    /// A selector from the options of an action: `--rid`, `--tags`, and a partial action's kinds.
+    pub fn from_options(
+        rids: Option<&str>,
+        tags: Option<&str>,
+        kinds: Option<Vec<Kind>>,
+    ) -> Result<Self, SelectorError> {
+        let mut sel = Selector::default();
+        if let Some(rids) = rids {
+            sel = sel.with_rids(rids)?;
+        }
+        if let Some(tags) = tags {
+            sel = sel.with_tags(tags)?;
+        }
+        if let Some(kinds) = kinds {
+            sel = sel.with_kinds(kinds);
+        }
+        Ok(sel)
     }
 
     /// Restrict to the kinds of a partial action.
@@ -258,5 +301,15 @@ type = "ext4"
         assert!(Selector::default().with_tags(",").is_err());
         assert!(partial_action("startdisk").is_none());
         assert!(partial_action("restart").is_none());
+        assert_eq!(parse_action("restart"), Some((Action::Restart, None)));
+        assert_eq!(
+            parse_action("startfs"),
+            Some((Action::Start, Some(vec![Kind::Vg, Kind::Fs])))
+        );
+        assert_eq!(parse_action("status"), None);
+        let sel = Selector::from_options(Some("fs#1"), Some("a+b"), Some(vec![Kind::Fs])).unwrap();
+        assert_eq!(sel.rids.map(|r| r.len()), Some(1));
+        assert_eq!(sel.tags.map(|t| t.len()), Some(1));
+        assert!(Selector::from_options(Some("nope"), None, None).is_err());
     }
 }
