@@ -4,6 +4,7 @@
 //! The engine sees only the [`Driver`] trait, so its ordering, rollback and locking are tested
 //! with a fake in place of the host.
 
+mod cmd;
 pub mod docker;
 mod error;
 pub mod fs;

@@ -27,6 +27,9 @@ use crate::{Ctx, DriverError, Outcome};
 const DEACTIVATE_TRIES: u32 = 5;
 /// The pause between two tries.
 const DEACTIVATE_PAUSE: Duration = Duration::from_millis(500);
+/// The bound on one LVM command: LVM waits for its locks without limit, and a command stuck on
+/// a dead device never returns.
+const LVM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Label: the VG name, as the seed prints it.
 pub fn label(spec: &VgSpec) -> String {
@@ -52,8 +55,14 @@ fn summarize(stderr: &str, stdout: &str) -> String {
     seen.join("; ")
 }
 
-/// Run an LVM command; a non-zero exit code is an error naming the command line.
+/// Run an LVM command within [`LVM_TIMEOUT`]; a non-zero exit code is an error naming the
+/// command line.
 fn lvm(args: &[&str], log: bool) -> Result<Output, DriverError> {
+    lvm_within(args, log, LVM_TIMEOUT)
+}
+
+/// [`lvm`] with its bound: past it, the command is killed and the error names it.
+fn lvm_within(args: &[&str], log: bool, bound: Duration) -> Result<Output, DriverError> {
     let cmdline = args.join(" ");
     if log {
         info!("{cmdline}");
@@ -61,12 +70,17 @@ fn lvm(args: &[&str], log: bool) -> Result<Output, DriverError> {
     let (prog, rest) = args
         .split_first()
         .ok_or_else(|| DriverError::Refused("empty lvm command".to_string()))?;
-    let out = Command::new(prog)
+    let mut command = Command::new(prog);
+    command
         .args(rest)
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| DriverError::io(format!("cannot run {prog} (is lvm2 installed?)"), e))?;
+        .env("LC_ALL", "C");
+    let out = crate::cmd::run(&mut command, &cmdline, bound).map_err(|e| match e {
+        DriverError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            DriverError::io(format!("cannot run {prog} (is lvm2 installed?)"), source)
+        }
+        e => e,
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -145,6 +159,15 @@ fn parse_vgs(name: &str, text: &str) -> Result<Option<Vg>, DriverError> {
     else {
         return Ok(None);
     };
+    let lv_count = row.lv_count.trim().parse().map_err(|_| {
+        DriverError::io(
+            format!("cannot read the vgs report of volume group {name}"),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("lv_count {:?} is not a number", row.lv_count),
+            ),
+        )
+    })?;
     Ok(Some(Vg {
         tags: row
             .vg_tags
@@ -152,7 +175,7 @@ fn parse_vgs(name: &str, text: &str) -> Result<Option<Vg>, DriverError> {
             .map(|t| t.trim().trim_start_matches('@').to_string())
             .filter(|t| !t.is_empty())
             .collect(),
-        lv_count: row.lv_count.trim().parse().unwrap_or(0),
+        lv_count,
     }))
 }
 
@@ -434,6 +457,14 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_lv_count_is_an_error_not_zero() {
+        // Read as 0, it made status skip the LV check and report up with LVs inactive.
+        let text = r#"{"report":[{"vg":[{"vg_name":"vg1","vg_tags":"n1","lv_count":"x2"}]}]}"#;
+        let e = parse_vgs("vg1", text).unwrap_err().to_string();
+        assert!(e.contains("vg1") && e.contains("\"x2\""), "{e}");
+    }
+
+    #[test]
     fn lvs_report_is_read() {
         let text = r#"{"report":[{"lv":[
             {"lv_name":"lv1", "lv_active_locally":"active locally", "lv_skip_activation":""},
@@ -467,6 +498,21 @@ mod tests {
             ),
             "/dev/mapper/control: open failed: No such device; Failure.; \
              0 logical volume(s) in volume group \"vg\" now active"
+        );
+    }
+
+    #[test]
+    fn a_hung_lvm_command_is_bounded() {
+        let began = std::time::Instant::now();
+        let e = lvm_within(&["sleep", "30"], false, Duration::from_millis(200)).unwrap_err();
+        assert!(began.elapsed() < Duration::from_secs(10));
+        assert_eq!(e.to_string(), "sleep 30 did not finish within 0.2s");
+        let e = lvm(&["/nonexistent/lvm-prog"], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot run /nonexistent/lvm-prog (is lvm2 installed?)"),
+            "{e}"
         );
     }
 

@@ -228,7 +228,7 @@ pub(crate) fn create_body(
         exposed_ports: opt_vec(exposed),
         volumes: opt_vec(anonymous),
         stop_signal: o.stop_signal.clone(),
-        stop_timeout: Some(stop_secs(spec) as i64),
+        stop_timeout: Some(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
         host_config: Some(host_config),
         ..Default::default()
     })
@@ -241,6 +241,11 @@ fn opt_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<Str
 /// The graceful stop bound in whole seconds (at least 1).
 pub(crate) fn stop_secs(spec: &ContainerSpec) -> u64 {
     spec.stop_timeout.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// [`stop_secs`] as the stop request's `t`, which is an `i32`.
+pub(crate) fn stop_t(spec: &ContainerSpec) -> i32 {
+    i32::try_from(stop_secs(spec)).unwrap_or(i32::MAX)
 }
 
 fn quote(w: &str) -> String {
@@ -458,6 +463,25 @@ mod tests {
             Spec::Container(c) => (**c).clone(),
             _ => panic!(),
         }
+    }
+
+    #[test]
+    fn huge_stop_timeouts_do_not_wrap() {
+        // A negative `t` makes docker wait for the container without limit.
+        let s = spec("run_image = \"busybox\"\nstop_timeout = 3000000000\n");
+        assert_eq!(stop_secs(&s), 3_000_000_000);
+        assert_eq!(stop_t(&s), i32::MAX);
+        assert_eq!(
+            create_body("web", "container#1", &s).unwrap().stop_timeout,
+            Some(3_000_000_000)
+        );
+        let s = spec("run_image = \"busybox\"\nstop_timeout = 9223372036854775807\n");
+        assert_eq!(stop_t(&s), i32::MAX);
+        assert_eq!(
+            create_body("web", "container#1", &s).unwrap().stop_timeout,
+            Some(i64::MAX)
+        );
+        assert_eq!(stop_t(&spec("run_image = \"busybox\"\n")), 10);
     }
 
     #[test]

@@ -13,12 +13,11 @@ use berth_model::paths::MAX_SOCKET_PATH;
 use berth_model::status::Status;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use nix::fcntl::{Flock, FlockArg};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tracing::{info, warn};
 
 use super::api::{Api, PING, REQUEST};
-use super::host;
+use super::host::{self, ProcHandle};
 use crate::{Ctx, DriverError};
 
 /// How long a starting dockerd may take to answer (restoring containers left running by a
@@ -327,11 +326,16 @@ impl Daemon {
         let state = state.to_string_lossy().into_owned();
         let ours = host::proc_of(pid).is_some_and(|p| p.comm == "containerd")
             && host::cmdline(pid).iter().any(|w| w.contains(&state));
-        let killed = ours && host::alive(pid);
-        if killed {
+        let handle = if ours {
+            open_handle(pid, |p| p.comm == "containerd")?
+        } else {
+            None
+        };
+        let killed = handle.is_some();
+        if let Some(h) = handle {
             info!("kill containerd pid {pid}, left by a dead docker daemon");
-            signal(pid, Signal::SIGKILL)?;
-            wait_gone(&[pid], Duration::from_secs(5));
+            signal(&h, Signal::SIGKILL)?;
+            wait_gone(&[h], Duration::from_secs(5));
         }
         remove(&pidfile)?;
         Ok(killed)
@@ -407,9 +411,18 @@ impl Daemon {
                     output: self.log_tail(log_start),
                 });
             }
-            if let Some(api) = self.answering(&mut api, Duration::from_millis(500))? {
-                reap(child);
-                return Ok(api);
+            match self.answering(&mut api, Duration::from_millis(500)) {
+                Ok(Some(api)) => {
+                    reap(child);
+                    return Ok(api);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Do not leave a daemon behind that nothing tracks.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
             }
             if started.elapsed() > START_TIMEOUT {
                 let _ = child.kill();
@@ -492,16 +505,29 @@ impl Daemon {
     /// TERM the daemon, wait (bounded), KILL it if needed, wait for its containerd, then
     /// remove what it left (pidfile, socket, data root bind).
     pub(crate) fn terminate(&self) -> Result<(), DriverError> {
-        if let Some(pid) = self.pid() {
-            let kids: Vec<i32> = host::children(pid).into_iter().map(|p| p.pid).collect();
-            signal(pid, Signal::SIGTERM)?;
-            if !wait_gone(&[pid], STOP_TIMEOUT) {
+        // Handles, not pids: the waits below last seconds, long enough for a pid to be reused
+        // by another process once ours exited, and a KILL by pid would then hit that one.
+        let daemon = match self.pid() {
+            Some(pid) => open_handle(pid, |p| p.comm == "dockerd")?,
+            None => None,
+        };
+        if let Some(daemon) = daemon {
+            let pid = daemon.pid();
+            let mut kids = Vec::new();
+            for k in host::children(pid) {
+                if let Some(h) = open_handle(k.pid, |p| p.ppid == pid && p.start == k.start)? {
+                    kids.push(h);
+                }
+            }
+            signal(&daemon, Signal::SIGTERM)?;
+            let daemon = [daemon];
+            if !wait_gone(&daemon, STOP_TIMEOUT) {
                 warn!(
                     "docker daemon pid {pid} did not exit within {}s: kill it",
                     STOP_TIMEOUT.as_secs()
                 );
-                signal(pid, Signal::SIGKILL)?;
-                if !wait_gone(&[pid], Duration::from_secs(5)) {
+                signal(&daemon[0], Signal::SIGKILL)?;
+                if !wait_gone(&daemon, Duration::from_secs(5)) {
                     return Err(DriverError::Timeout {
                         what: format!("docker daemon pid {pid} to die after SIGKILL"),
                         secs: 5.0,
@@ -510,7 +536,7 @@ impl Daemon {
             }
             // Its own containerd exits with it; make sure, as it holds files on the data root.
             if !wait_gone(&kids, Duration::from_secs(10)) {
-                for &k in &kids {
+                for k in &kids {
                     let _ = signal(k, Signal::SIGKILL);
                 }
                 wait_gone(&kids, Duration::from_secs(5));
@@ -540,21 +566,32 @@ fn reap(mut child: Child) {
     }
 }
 
-fn signal(pid: i32, sig: Signal) -> Result<(), DriverError> {
-    match kill(Pid::from_raw(pid), sig) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-        Err(e) => Err(DriverError::io(
-            format!("kill -{} {pid}", sig.as_str().trim_start_matches("SIG")),
-            std::io::Error::from(e),
-        )),
-    }
+/// A handle on `pid` when `is_it` holds for it; `None` when it is gone.
+fn open_handle(
+    pid: i32,
+    is_it: impl Fn(&host::Proc) -> bool,
+) -> Result<Option<ProcHandle>, DriverError> {
+    ProcHandle::open(pid, is_it).map_err(|e| DriverError::io(format!("pidfd_open {pid}"), e))
 }
 
-/// Wait until none of `pids` runs; false on timeout.
-fn wait_gone(pids: &[i32], limit: Duration) -> bool {
+fn signal(p: &ProcHandle, sig: Signal) -> Result<(), DriverError> {
+    p.signal(sig).map_err(|e| {
+        DriverError::io(
+            format!(
+                "kill -{} {}",
+                sig.as_str().trim_start_matches("SIG"),
+                p.pid()
+            ),
+            e,
+        )
+    })
+}
+
+/// Wait until none of `procs` runs; false on timeout.
+fn wait_gone(procs: &[ProcHandle], limit: Duration) -> bool {
     let started = Instant::now();
     loop {
-        if pids.iter().all(|&p| !host::alive(p)) {
+        if procs.iter().all(ProcHandle::exited) {
             return true;
         }
         if started.elapsed() > limit {

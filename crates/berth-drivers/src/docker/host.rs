@@ -5,7 +5,11 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
 use nix::mount::MntFlags;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
 
 /// A process as `/proc/<pid>/stat` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +22,9 @@ pub(crate) struct Proc {
     pub state: char,
     /// Its parent's pid.
     pub ppid: i32,
+    /// When it started, in clock ticks after boot (0 when not shown): with the pid, it names
+    /// one process, where the pid alone may be reused once the process is gone.
+    pub start: u64,
 }
 
 /// Parse a `/proc/<pid>/stat` line: `pid (comm) S ppid ...`; comm may hold spaces and parens.
@@ -29,11 +36,14 @@ pub(crate) fn parse_stat(text: &str) -> Option<Proc> {
     let mut rest = text.get(close + 1..)?.split_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
+    // Field 22, starttime: the 18th after ppid.
+    let start = rest.nth(17).and_then(|s| s.parse().ok()).unwrap_or(0);
     Some(Proc {
         pid,
         comm,
         state,
         ppid,
+        start,
     })
 }
 
@@ -45,6 +55,78 @@ pub(crate) fn proc_of(pid: i32) -> Option<Proc> {
 /// Whether `pid` runs (a zombie does not: it only waits to be reaped).
 pub(crate) fn alive(pid: i32) -> bool {
     proc_of(pid).is_some_and(|p| !matches!(p.state, 'Z' | 'X' | 'x'))
+}
+
+/// A handle on one process (a pidfd): signals sent through it reach that process or nobody,
+/// even once its pid is reused by another.
+#[derive(Debug)]
+pub(crate) struct ProcHandle {
+    pid: i32,
+    fd: OwnedFd,
+}
+
+impl ProcHandle {
+    /// A handle on the live process `pid` when `is_it` holds for it. `Ok(None)` when there is
+    /// no such process (any more). The process is read before and after the pidfd is opened,
+    /// with the same start time: the handle names the process that was checked.
+    pub(crate) fn open(pid: i32, is_it: impl Fn(&Proc) -> bool) -> std::io::Result<Option<Self>> {
+        let live = |p: &Proc| !matches!(p.state, 'Z' | 'X' | 'x');
+        let Some(before) = proc_of(pid).filter(|p| live(p) && is_it(p)) else {
+            return Ok(None);
+        };
+        // SAFETY: pidfd_open(2) takes a pid and flags by value and touches no memory of ours;
+        // the result is checked before use.
+        let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::ESRCH) {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        let raw = i32::try_from(rc).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: raw is a fresh pidfd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let same = proc_of(pid).is_some_and(|p| live(&p) && p.start == before.start);
+        Ok(same.then_some(ProcHandle { pid, fd }))
+    }
+
+    /// Its pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Whether it has exited (a zombie has).
+    pub(crate) fn exited(&self) -> bool {
+        let mut pfd = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::ZERO) {
+            Ok(n) => n > 0,
+            Err(_) => false,
+        }
+    }
+
+    /// Send `sig`; a process that already exited is not an error.
+    pub(crate) fn signal(&self, sig: Signal) -> std::io::Result<()> {
+        // SAFETY: pidfd_send_signal(2) with our open pidfd, a valid signal number, a null
+        // siginfo (allowed: the kernel fills it as kill(2) would) and no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                sig as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every live process.
@@ -178,9 +260,13 @@ mod tests {
                 pid: 4242,
                 comm: "containerd".into(),
                 state: 'S',
-                ppid: 4200
+                ppid: 4200,
+                start: 0,
             }
         );
+        let full = "4242 (containerd) S 4200 4242 4242 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 12 0 \
+                    987654 1000 50";
+        assert_eq!(parse_stat(full).unwrap().start, 987_654);
         let p = parse_stat("7 (a (weird) name) Z 1 7 7").unwrap();
         assert_eq!(
             (p.comm.as_str(), p.state, p.ppid),
@@ -202,6 +288,30 @@ mod tests {
         assert!(alive(me));
         assert!(rss(me) > 0);
         assert!(!alive(i32::MAX));
+    }
+
+    #[test]
+    fn a_handle_outlives_its_pid() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(
+            ProcHandle::open(pid, |p| p.comm == "not-sleep")
+                .unwrap()
+                .is_none()
+        );
+        let h = ProcHandle::open(pid, |p| p.comm == "sleep")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.pid(), pid);
+        assert!(!h.exited());
+        h.signal(Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        // Reaped: the pid is free for another process, and the handle reaches nobody.
+        assert!(h.exited());
+        h.signal(Signal::SIGKILL).unwrap();
     }
 
     #[test]

@@ -304,7 +304,11 @@ fn stop_container(
         Duration::from_secs(secs) + REQUEST,
         api.docker.stop_container(
             name,
-            Some(StopContainerOptionsBuilder::new().t(secs as i32).build()),
+            Some(
+                StopContainerOptionsBuilder::new()
+                    .t(container::stop_t(spec))
+                    .build(),
+            ),
         ),
     );
     match stopped {
@@ -328,7 +332,7 @@ fn stop_container(
         if !container::wait_stopped(api, name, Duration::from_secs(10))? {
             return Err(DriverError::Timeout {
                 what: format!("container {name} to stop"),
-                secs: (secs + 20) as f64,
+                secs: secs.saturating_add(20) as f64,
             });
         }
     }

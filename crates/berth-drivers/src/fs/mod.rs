@@ -349,7 +349,11 @@ fn busy_reason(mnt: &Path) -> String {
 fn umount_bounded(target: &Target, bound: Duration) -> Result<(), DriverError> {
     let mnt = &target.mnt;
     let start = Instant::now();
-    let deadline = start + bound;
+    // A bound too large for an `Instant` (a `stop_timeout` of centuries) is as good as none.
+    let deadline = start
+        .checked_add(bound)
+        .or_else(|| start.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(start);
     // The TERM grace: a fifth of the bound, between 0.2 and 2 s (1 s for the default 5 s).
     let grace = (bound / 5).clamp(Duration::from_millis(200), Duration::from_secs(2));
     let own = Pid::this().as_raw();
@@ -485,6 +489,17 @@ mod tests {
             "device /nonexistent/berth-dev does not exist"
         );
         assert!(matches!(classify(Path::new("tmpfs")), Ok(Device::Other(_))));
+    }
+
+    #[test]
+    fn a_huge_stop_timeout_does_not_panic() {
+        // `stop_timeout = 9223372036854775807` parses; `Instant + bound` overflowed and panicked.
+        let target = Target {
+            mnt: "/nonexistent/berth-mnt".into(),
+            dev: None,
+        };
+        let e = umount_bounded(&target, Duration::from_secs(i64::MAX as u64)).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/berth-mnt"), "{e}");
     }
 
     #[test]

@@ -356,10 +356,13 @@ pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
         );
     }
     info!("ip addr add {}/{prefix} dev {}", plan.addr, spec.ipdev);
-    match plan.nl.add_addr(plan.link.index, plan.addr, prefix, nodad) {
-        Ok(()) => {}
+    // Whether this start added the address: only then does a failure below remove it (one
+    // added meanwhile by someone else, EEXIST, is theirs).
+    let added = match plan.nl.add_addr(plan.link.index, plan.addr, prefix, nodad) {
+        Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             info!("{} is already up on {}", plan.addr, spec.ipdev);
+            false
         }
         Err(e) => {
             return Err(DriverError::io(
@@ -367,27 +370,45 @@ pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
                 e,
             ));
         }
-    }
-    match plan.addr {
-        IpAddr::V4(v4) => announce(&plan, spec, v4),
-        IpAddr::V6(_) if !nodad => wait_dad(&mut plan, spec, prefix)?,
-        IpAddr::V6(_) => {}
-    }
-    if let Err(e) = ensure_gateway(&mut plan, spec) {
+    };
+    let undo = |plan: &mut Plan, why: &str| {
+        if !added {
+            return;
+        }
         warn!(
-            "ip addr del {}/{prefix} dev {} (the gateway failed)",
+            "ip addr del {}/{prefix} dev {} ({why})",
             plan.addr, spec.ipdev
         );
-        let added = Addr {
+        let ours = Addr {
             index: plan.link.index,
             addr: plan.addr,
             prefix,
             tentative: false,
             dadfailed: false,
         };
-        if let Err(undo) = del_addr(&mut plan, &added, spec) {
-            warn!("{undo}");
+        if let Err(e) = del_addr(plan, &ours, spec) {
+            warn!("{e}");
         }
+    };
+    match plan.addr {
+        IpAddr::V4(v4) => announce(&plan, spec, v4),
+        IpAddr::V6(_) if !nodad => {
+            // wait_dad removes the address itself on dadfailed and timeout, not when it cannot
+            // read the addresses.
+            if let Err(e) = wait_dad(&mut plan, spec, prefix) {
+                if !matches!(e, DriverError::Refused(_) | DriverError::Timeout { .. }) {
+                    undo(
+                        &mut plan,
+                        "duplicate address detection could not be followed",
+                    );
+                }
+                return Err(e);
+            }
+        }
+        IpAddr::V6(_) => {}
+    }
+    if let Err(e) = ensure_gateway(&mut plan, spec) {
+        undo(&mut plan, "the gateway failed");
         return Err(e);
     }
     Ok(Outcome::Changed)

@@ -24,6 +24,9 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 /// The largest datagram a dump answer uses (the kernel caps them well below this).
 const RECV_BUF: usize = 64 * 1024;
 
+/// The bound on waiting for one answer of the kernel.
+const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A network interface, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -81,6 +84,11 @@ impl Netlink {
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
         sock.set_ext_ack(true).ok();
+        // The kernel answers at once; a lost answer must not hang the action: a `recv` past
+        // this bound fails with EAGAIN.
+        let tv = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs().try_into().unwrap_or(10), 0);
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+            .map_err(io::Error::from)?;
         Ok(Netlink { sock, seq: 0 })
     }
 
@@ -107,7 +115,17 @@ impl Netlink {
         let mut rbuf: Vec<u8> = Vec::with_capacity(RECV_BUF);
         loop {
             rbuf.clear();
-            let n = self.sock.recv(&mut rbuf, 0)?;
+            let n = match self.sock.recv(&mut rbuf, 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no netlink answer within {}s", RECV_TIMEOUT.as_secs()),
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
             if n > rbuf.len() {
                 return Err(bad_data("netlink answer truncated"));
             }
@@ -390,6 +408,14 @@ mod tests {
         assert!(parse_addr(&m).unwrap().tentative);
 
         assert!(parse_addr(&AddressMessage::default()).is_none());
+    }
+
+    #[test]
+    fn answers_are_waited_for_within_a_bound() {
+        let nl = Netlink::open().unwrap();
+        let tv = nix::sys::socket::getsockopt(&nl.sock, nix::sys::socket::sockopt::ReceiveTimeout)
+            .unwrap();
+        assert_eq!(tv.tv_sec(), 10);
     }
 
     #[test]
