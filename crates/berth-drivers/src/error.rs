@@ -5,9 +5,6 @@ use std::path::PathBuf;
 /// A driver failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// The driver for this kind is not built yet.
-    #[error("the {0} driver is not built yet")]
-    NotBuilt(&'static str),
     /// A host call failed.
     #[error("{what}: {source}")]
     Io {
