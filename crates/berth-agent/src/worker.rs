@@ -483,9 +483,6 @@ impl Worker {
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let dir = shared.paths.service_var(&cfg2.name);
-            if record::read(&dir).as_ref().map(RecordId::of) != known {
-                return Restart::Superseded;
-            }
             let opts = ActionOptions {
                 selector: Selector {
                     rids: Some(set),
@@ -495,10 +492,20 @@ impl Worker {
                 ..ActionOptions::default()
             };
             let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
-            let result = info_span!("service", svc = %name).in_scope(|| engine.start(&cfg2, &opts));
+            // The record is read under the lock: an operator's action that ended after the
+            // check (a stop) is seen, and the restart does not undo it.
+            let result = info_span!("service", svc = %name).in_scope(|| {
+                engine.start_if(&cfg2, &opts, || {
+                    record::read(&dir).as_ref().map(RecordId::of) == known
+                })
+            });
             match result {
+                Ok(None) => Restart::Superseded,
                 Err(ActionError::Lock(LockError::Busy { .. })) => Restart::Busy,
-                r => Restart::Done(r.map_err(|e| e.to_string()), record::read(&dir)),
+                r => Restart::Done(
+                    r.map(Option::unwrap_or_default).map_err(|e| e.to_string()),
+                    record::read(&dir),
+                ),
             }
         })
         .await;

@@ -322,18 +322,12 @@ impl App {
         let args = self.action_args(&words[..2], rest)?;
         let selector = Selector::from_options(args.rid.as_deref(), args.tags.as_deref(), kinds)
             .map_err(usage)?;
-        if !(args.waitlock.is_finite() && args.waitlock >= 0.0) {
-            return Err(usage(format!(
-                "--waitlock {}: expected a number of seconds >= 0",
-                args.waitlock
-            )));
-        }
         let opts = ActionOptions {
             selector,
             dry_run: args.dry_run,
             disable_rollback: args.disable_rollback,
             force: args.force,
-            waitlock: Duration::from_secs_f64(args.waitlock),
+            waitlock: waitlock(args.waitlock)?,
         };
         let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
@@ -361,6 +355,15 @@ impl App {
             Err(Failure::Code(u8::try_from(code).unwrap_or(1)))
         }
     }
+}
+
+/// `--waitlock SECONDS` as a duration; negative, NaN or too large (`1e300`) is bad usage.
+fn waitlock(secs: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        usage(format!(
+            "--waitlock {secs}: expected a number of seconds >= 0"
+        ))
+    })
 }
 
 fn color_enabled(choice: ColorChoice, tty: bool) -> bool {
@@ -430,6 +433,14 @@ mod tests {
         assert!(!color_enabled(ColorChoice::Auto, false));
         assert!(color_enabled(ColorChoice::Always, false));
         assert!(!color_enabled(ColorChoice::Never, true));
+    }
+
+    #[test]
+    fn waitlock_out_of_range_is_usage_not_a_panic() {
+        assert_eq!(waitlock(2.5).ok(), Some(Duration::from_millis(2500)));
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert!(matches!(waitlock(bad), Err(Failure::Usage(_))), "{bad}");
+        }
     }
 
     #[test]

@@ -231,7 +231,37 @@ impl<'a, D: Driver> Engine<'a, D> {
         name: &str,
         f: impl FnOnce(&Self) -> Result<ActionReport, ActionError>,
     ) -> Result<ActionReport, ActionError> {
-        let _lock = self.lock(svc, opts)?;
+        let lock = self.lock(svc, opts)?;
+        self.recorded(svc, opts, name, lock, f)
+    }
+
+    /// Start, as [`Engine::start`], but only when `still_wanted()`, asked once the lock is held,
+    /// says so; `Ok(None)` when it does not (nothing done, nothing recorded). The agent's monitor
+    /// restarts through it: an operator's action that ended just before the lock was taken
+    /// (seen in `last_action.json`) then wins over the restart.
+    pub fn start_if(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+        still_wanted: impl FnOnce() -> bool,
+    ) -> Result<Option<ActionReport>, ActionError> {
+        let lock = self.lock(svc, opts)?;
+        if !still_wanted() {
+            return Ok(None);
+        }
+        self.recorded(svc, opts, "start", lock, |e| e.start_locked(svc, opts))
+            .map(Some)
+    }
+
+    /// Run `f` (the lock, if any, is held by the caller) and record its result.
+    fn recorded(
+        &self,
+        svc: &ServiceConfig,
+        opts: &ActionOptions,
+        name: &str,
+        _lock: Option<ServiceLock>,
+        f: impl FnOnce(&Self) -> Result<ActionReport, ActionError>,
+    ) -> Result<ActionReport, ActionError> {
         let started = std::time::Instant::now();
         let started_ms = record::now_ms();
         let result = f(self);
@@ -266,12 +296,19 @@ impl<'a, D: Driver> Engine<'a, D> {
             }
             return Ok(ActionReport::default());
         }
+        let mut skipped = Vec::new();
         for &rid in &rids {
             let Some(res) = svc.resource(rid) else {
                 continue;
             };
             let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
             if let Err(source) = self.driver.precheck(&ctx, res) {
+                if res.common.optional {
+                    // OpenSVC's `optional`: its failures never fail the service's action.
+                    warn!("{source} (optional resource: not started)");
+                    skipped.push(rid);
+                    continue;
+                }
                 error!("{source}");
                 return Err(ActionError::Refused(ResourceError { rid, source }));
             }
@@ -281,11 +318,17 @@ impl<'a, D: Driver> Engine<'a, D> {
             let Some(res) = svc.resource(rid) else {
                 continue;
             };
+            if skipped.contains(&rid) {
+                continue;
+            }
             let span = info_span!("resource", svc = %svc.name, rid = %rid);
             let result = span.in_scope(|| self.driver.start(&ctx, res));
             match result {
                 Ok(Outcome::Changed) => report.changed.push(rid),
                 Ok(Outcome::AlreadyDone) => report.unchanged.push(rid),
+                Err(source) if res.common.optional => {
+                    span.in_scope(|| warn!("{source} (optional resource: the start goes on)"));
+                }
                 Err(source) => {
                     span.in_scope(|| error!("{source}"));
                     let failed = ResourceError { rid, source };

@@ -16,6 +16,14 @@ pub enum LoadError {
         /// The services directory.
         dir: PathBuf,
     },
+    /// The name cannot be a service's (`../x`, `a/b`, empty...): no file is looked for.
+    #[error("bad service name {svc:?}: {why}")]
+    BadName {
+        /// The name as given.
+        svc: String,
+        /// Why it is refused.
+        why: String,
+    },
     /// More than one file for one service.
     #[error("service {svc} is defined twice: {} (keep one)", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" and "))]
     Ambiguous {
@@ -87,6 +95,13 @@ pub fn load_file(path: &Path) -> Result<ServiceConfig, LoadError> {
 
 /// Load service `svc` from `<config>/services`.
 pub fn load_service(paths: &Paths, svc: &str) -> Result<ServiceConfig, LoadError> {
+    // The name becomes a path: `../../x` must not read a file outside the services dir.
+    berth_model::config::keywords::validate_service_name(svc).map_err(|why| {
+        LoadError::BadName {
+            svc: svc.to_string(),
+            why,
+        }
+    })?;
     let dir = paths.services_dir();
     let files: Vec<PathBuf> = EXTENSIONS
         .iter()
@@ -174,6 +189,11 @@ mod tests {
             load_service(&p, "c"),
             Err(LoadError::NotFound { .. })
         ));
+        // A name that walks out of the services dir is refused before any file is read.
+        std::fs::write(dir.path().join("evil.toml"), "[vg.1]\nvgname = \"v\"\n").unwrap();
+        let err = load_service(&p, "../evil").unwrap_err();
+        assert!(matches!(err, LoadError::BadName { .. }), "{err}");
+        assert!(err.is_config());
         std::fs::write(p.services_dir().join("a.conf"), "[vg#1]\nvgname = v\n").unwrap();
         let err = load_service(&p, "a").unwrap_err();
         assert!(matches!(err, LoadError::Ambiguous { .. }), "{err}");

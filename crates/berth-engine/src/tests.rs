@@ -425,3 +425,68 @@ fn actions_are_recorded_for_the_agent() {
     let rec = record::read(&t.paths.service_var("web")).unwrap();
     assert_eq!((rec.action.as_str(), rec.ok), ("stop", true));
 }
+
+#[test]
+fn an_optional_resource_failing_does_not_fail_nor_roll_back_the_start() {
+    let text = SVC.replace(
+        "[container.1]\nrun_image = \"busybox\"",
+        "[container.1]\nrun_image = \"busybox\"\noptional = true",
+    );
+    let t = setup(&text);
+    let fake = Fake::failing_start(&["container#1"]);
+    let e = Engine::new(&fake, &t.paths, "node1");
+    let report = e.start(&t.svc, &ActionOptions::default()).unwrap();
+    assert_eq!(report.changed.len(), 4, "{report:?}");
+    assert!(!fake.calls().iter().any(|c| c.starts_with("stop")));
+    // A refused precheck of an optional resource skips it; the others start.
+    let mut fake = Fake::default();
+    fake.refuse.insert("container#1".into());
+    let e = Engine::new(&fake, &t.paths, "node1");
+    e.start(&t.svc, &ActionOptions::default()).unwrap();
+    assert!(
+        !fake
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("start container#1"))
+    );
+    assert_eq!(fake.up.borrow().len(), 4);
+    // A non-optional one still refuses the whole start.
+    let mut fake = Fake::default();
+    fake.refuse.insert("fs#1".into());
+    let e = Engine::new(&fake, &t.paths, "node1");
+    assert!(matches!(
+        e.start(&t.svc, &ActionOptions::default()),
+        Err(ActionError::Refused(_))
+    ));
+}
+
+#[test]
+fn start_if_asks_under_the_lock_and_does_nothing_when_told_no() {
+    let t = setup(SVC);
+    let fake = Fake::default();
+    let e = Engine::new(&fake, &t.paths, "node1");
+    let lock = t.paths.lock_file("web");
+    let asked = std::cell::Cell::new(false);
+    let got = e
+        .start_if(&t.svc, &ActionOptions::default(), || {
+            asked.set(true);
+            // The lock is held while the question is asked.
+            ServiceLock::acquire("web", &lock, Duration::ZERO).is_err()
+                && record::read(&t.paths.service_var("web")).is_none()
+        })
+        .unwrap();
+    assert!(asked.get());
+    assert_eq!(got.map(|r| r.changed.len()), Some(5));
+    assert_eq!(
+        record::read(&t.paths.service_var("web")).unwrap().action,
+        "start"
+    );
+    let before = fake.calls().len();
+    let got = e
+        .start_if(&t.svc, &ActionOptions::default(), || false)
+        .unwrap();
+    assert!(got.is_none());
+    assert_eq!(fake.calls().len(), before);
+    // The lock was released.
+    ServiceLock::acquire("web", &lock, Duration::ZERO).unwrap();
+}

@@ -102,6 +102,10 @@ impl Selector {
             .filter(|s| !s.is_empty())
             .map(str::parse)
             .collect::<Result<BTreeSet<Rid>, _>>()?;
+        if rids.is_empty() {
+            // `--rid ""` would select nothing and report success having done nothing.
+            return Err(RidError::Shape(list.to_string()).into());
+        }
         self.rids = Some(rids);
         Ok(self)
     }
@@ -293,6 +297,8 @@ type = "ext4"
     fn selector_errors() {
         let s = svc(SEED_LIKE);
         assert!(Selector::default().with_rids("fs1").is_err());
+        assert!(Selector::default().with_rids("").is_err());
+        assert!(Selector::default().with_rids(" , ").is_err());
         let missing = Selector::default().with_rids("fs#9").unwrap();
         assert_eq!(
             missing.check(&s).unwrap_err().to_string(),

@@ -250,8 +250,8 @@ impl<'a> Reader<'a> {
         match self.take(key) {
             None => Ok(default),
             Some(RawValue::Int(n)) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
-            Some(RawValue::Float(x)) if *x >= 0.0 && x.is_finite() => {
-                Ok(Duration::from_secs_f64(*x))
+            Some(v @ RawValue::Float(x)) => {
+                Duration::try_from_secs_f64(*x).map_err(|_| self.bad(key, v, expected))
             }
             Some(v @ RawValue::Str(s)) => {
                 parse_duration(s).ok_or_else(|| self.bad(key, v, expected))
@@ -315,7 +315,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(secs))
+    // A value too large for a Duration is refused, not a panic.
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// A host name as RFC 1123 allows (for `ipname` given as a name).
@@ -590,6 +591,9 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("5 parsecs"), None);
+        // Too large for a Duration: refused, not a panic.
+        assert_eq!(parse_duration("99999999999999999999999h"), None);
+        assert_eq!(parse_duration(&"9".repeat(400)), None);
         assert_eq!(parse_duration(""), None);
     }
 

@@ -298,3 +298,19 @@ fn durations_and_ip_defaults() {
     ));
     assert!(e.contains("stop_timeout: bad value \"soon\""), "{e}");
 }
+
+#[test]
+fn durations_too_large_are_refused_not_a_panic() {
+    let fs = "[fs.1]\ndev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n";
+    for value in ["1e30", "\"99999999999999999999999h\""] {
+        let e = err(toml(&format!("{fs}stop_timeout = {value}\n")));
+        assert!(
+            e.contains("web.toml:5: [fs#1] stop_timeout: bad value"),
+            "{e}"
+        );
+    }
+    let e = err(ini(
+        "[fs#1]\ndev = /x\nmnt = /srv\ntype = ext4\nstop_timeout = 99999999999999999999999h\n",
+    ));
+    assert!(e.contains("stop_timeout: bad value"), "{e}");
+}
