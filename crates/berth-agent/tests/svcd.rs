@@ -924,3 +924,56 @@ fn monitor_restarts_a_killed_container() {
     assert!(!container_up(&c), "restarted beyond its count");
     c.svc(&["app", "stop"]);
 }
+
+/// A client that pipelines requests and never reads the answers loses its connection once the
+/// answers have made no progress for svcd's write timeout (10 s), instead of holding it forever;
+/// others are served meanwhile.
+#[test]
+fn a_client_that_stops_reading_is_dropped() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    for n in 0..50 {
+        c.idle_service(&format!("s{n:02}"));
+    }
+    c.start_daemon(&[]);
+    let body_len = c.get("/status").body.len();
+    assert!(body_len > 10_000, "{body_len}");
+    let requests = 1000;
+    let mut s = TcpStream::connect(("127.0.0.1", c.port())).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let pipelined = std::thread::spawn(move || {
+        let one = b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        for _ in 0..requests {
+            if writer.write_all(one).is_err() {
+                break;
+            }
+        }
+    });
+    // Far more than the socket buffers hold is now waiting to be read; nobody reads it.
+    std::thread::sleep(Duration::from_secs(3));
+    let r = c.get("/healthz");
+    assert_eq!(r.code, 200, "others are served while one client stalls");
+    std::thread::sleep(Duration::from_secs(11));
+    // Past the write timeout: what is left is the buffered answers, then the end of the stream.
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "the connection was not closed: {e} after {} bytes",
+                got.len()
+            ),
+        }
+    }
+    let answers = String::from_utf8_lossy(&got)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        answers < requests,
+        "all {answers} answers were sent: the stalled write was not cut"
+    );
+    let _ = pipelined.join();
+}
