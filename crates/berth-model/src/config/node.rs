@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::line_of;
-use super::{ConfigError, ConfigErrorKind};
+use super::ConfigError;
 
 /// `<config>/node.toml`. Every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,16 +56,7 @@ impl NodeConfig {
 
     /// Parse `node.toml` text read from `file`.
     pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            ConfigError::at(
-                file,
-                line,
-                None,
-                None,
-                ConfigErrorKind::Syntax(e.message().trim().to_string()),
-            )
-        })
+        toml::from_str(text).map_err(|e| super::tomlfile::syntax_error(file, text, &e))
     }
 }
 

@@ -9,17 +9,20 @@ use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind, line_of};
 use super::{ConfigError, ConfigErrorKind};
 use crate::rid::{Kind, Rid};
 
+/// A TOML syntax (or serde) error of `file`, at the line its span points to.
+pub(crate) fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|s| line_of(text, s.start));
+    ConfigError::at(
+        file,
+        line,
+        None,
+        None,
+        ConfigErrorKind::Syntax(e.message().trim().to_string()),
+    )
+}
+
 pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
-    let doc = DeTable::parse(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        ConfigError::at(
-            file,
-            line,
-            None,
-            None,
-            ConfigErrorKind::Syntax(e.message().trim().to_string()),
-        )
-    })?;
+    let doc = DeTable::parse(text).map_err(|e| syntax_error(file, text, &e))?;
     let mut out = RawFile::default();
     for (key, value) in doc.get_ref().iter() {
         let line = line_of(text, key.span().start);
