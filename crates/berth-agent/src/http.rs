@@ -296,6 +296,13 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
     }
 }
 
+/// The credentials of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110 section 11.1).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+}
+
 /// Check `Authorization: Bearer <token>` against the node's token.
 fn authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static str> {
     let settings = shared.settings();
@@ -305,7 +312,7 @@ fn authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static s
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .and_then(|v| bearer(v.as_bytes()))
         .ok_or("missing bearer token (Authorization: Bearer <token>)")?;
     if token.matches(presented.trim_ascii()) {
         Ok(())
@@ -427,6 +434,16 @@ async fn action_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"BEARER abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Basic abc"), None);
+        assert_eq!(bearer(b"Bearer"), None);
+        assert_eq!(bearer(b""), None);
+    }
 
     #[test]
     fn if_none_match_forms() {

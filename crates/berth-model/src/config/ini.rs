@@ -107,7 +107,8 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
                 ConfigErrorKind::Syntax(format!("expected `key = value`, found {trimmed:?}")),
             )
         })?;
-        let key = trimmed[..split].trim().to_string();
+        // Keys are case-insensitive, as Python's configparser (OpenSVC's reader) makes them.
+        let key = trimmed[..split].trim().to_ascii_lowercase();
         let value = trimmed[split + 1..].trim().to_string();
         if key.is_empty() {
             return Err(ConfigError::at(

@@ -249,6 +249,19 @@ fn ini_unknown_keywords_and_sections_are_warnings() {
 }
 
 #[test]
+fn ini_keys_are_case_insensitive_as_in_configparser() {
+    let svc =
+        ini("[DEFAULT]\nNodes = n1\n[fs#1]\nDev = /dev/x\nMNT = /srv\nType = ext4\n").unwrap();
+    assert_eq!(svc.settings.nodes, ["n1"]);
+    let Spec::Fs(fs) = &svc.resources[0].spec else {
+        panic!()
+    };
+    assert_eq!(fs.mnt, Path::new("/srv"));
+    // TOML keys stay exact: a typo in case is an unknown key there.
+    assert!(toml("[fs.1]\nDev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n").is_err());
+}
+
+#[test]
 fn ini_syntax() {
     // Comments, `:` separators, continuation lines, yes/no booleans.
     let svc = ini("; comment\n[DEFAULT]\n# another\nnodes: n1\n  n2\n[fs#1]\ndev=/dev/x\nmnt = /srv\ntype = ext4\noptional = yes\n").unwrap();
