@@ -94,6 +94,23 @@ impl Env {
             svc: svc_bin()?,
         })
     }
+    /// Import a busybox-static rootfs as `busybox:latest` into `svc`'s private dockerd, through
+    /// the passthrough (which starts the daemon).
+    fn import_busybox(&self, svc: &str) -> Result<()> {
+        use std::io::Write;
+        let tar = berth_testkit::busybox_tar(&self.t.path("rootfs"));
+        let mut child = self
+            .t
+            .svc(self.svc.to_str().context("utf-8")?)
+            .args([svc, "docker", "import", "-", "busybox:latest"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        child.stdin.take().context("stdin")?.write_all(&tar)?;
+        ensure!(child.wait()?.success(), "docker import into {svc} failed");
+        Ok(())
+    }
+
     fn svc(&self, args: &[&str]) -> Result<Output> {
         run(self
             .t
@@ -447,19 +464,7 @@ fn docker_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     );
     env.svc(&["d", "startfs"])?;
     let result = (|| -> Result<()> {
-        let tar = berth_testkit::busybox_tar(&env.t.path("rootfs"));
-        let mut child = env
-            .t
-            .svc(env.svc.to_str().context("utf-8")?)
-            .args(["d", "docker", "import", "-", "busybox:latest"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()?;
-        {
-            use std::io::Write;
-            child.stdin.take().context("stdin")?.write_all(&tar)?;
-        }
-        ensure!(child.wait()?.success(), "docker import failed");
+        env.import_busybox("d")?;
         env.svc(&["d", "stopcontainer"])?; // the import started the daemon: stop it
         let start = measure(
             plan.runs.min(5),
@@ -612,19 +617,7 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             || Ok(()),
         )?;
         env.svc(&["web", "startfs"])?;
-        let tar = berth_testkit::busybox_tar(&env.t.path("rootfs"));
-        let mut child = env
-            .t
-            .svc(env.svc.to_str().context("utf-8")?)
-            .args(["web", "docker", "import", "-", "busybox:latest"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()?;
-        {
-            use std::io::Write;
-            child.stdin.take().context("stdin")?.write_all(&tar)?;
-        }
-        ensure!(child.wait()?.success(), "docker import failed");
+        env.import_busybox("web")?;
         env.svc(&["web", "start"])?;
         let st = env.svc(&["web", "print", "status"])?;
         let text = String::from_utf8_lossy(&st.stdout).to_string();

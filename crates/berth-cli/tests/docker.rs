@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
-use berth_testkit::{TempBerth, ext4_image, mounted, procs, require_root};
+use berth_testkit::{TempBerth, describe as text, ext4_image, mounted, procs, require_root};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -65,15 +65,6 @@ impl Case {
             .map(|p| p.pid)
             .collect()
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn stdout(o: &Output) -> String {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_testkit::{TempBerth, ext4_image, mounted, require_root};
+use berth_testkit::{TempBerth, describe as text, ext4_image, mounted, require_root};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -55,14 +55,6 @@ impl Case {
     fn mnt(&self, rel: &str) -> PathBuf {
         self.t.path(rel)
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn code(o: &Output) -> i32 {

@@ -6,7 +6,9 @@
 
 use std::process::Output;
 
-use berth_testkit::{LoopVg, Netns, TempBerth, ext4_image, mounted, require_root, veth};
+use berth_testkit::{
+    LoopVg, Netns, TempBerth, describe as text, ext4_image, mounted, require_root, veth,
+};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -67,15 +69,6 @@ impl Lab {
         )
         .to_string()
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

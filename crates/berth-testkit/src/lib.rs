@@ -538,3 +538,13 @@ impl Drop for LoopVg {
         let _ = Command::new("losetup").args(["-d", &self.dev]).output();
     }
 }
+
+/// A command's exit code, stdout and stderr, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
