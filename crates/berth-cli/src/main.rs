@@ -345,6 +345,7 @@ impl App {
             nodename: &self.nodename,
             paths: &self.paths,
             force: false,
+            fence: None,
         };
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let code = berth_drivers::docker::passthrough(&ctx, &args)

@@ -31,6 +31,7 @@ fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, node: &'a str, force: bool)
         nodename: node,
         paths,
         force,
+        fence: None,
     }
 }
 
