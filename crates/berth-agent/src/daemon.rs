@@ -103,6 +103,9 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     let (ev_tx, mut events) = mpsc::unbounded_channel();
     tokio::spawn(watcher::run(shared.clone(), ev_tx));
 
+    if let Some(cfg) = shared.settings().cluster.clone() {
+        tokio::spawn(crate::cluster::start(shared.clone(), cfg));
+    }
     let count = shared.workers().len();
     info!(
         "svcd {} ready on http://{local}: node {}, {count} service(s), checks every {}ms",

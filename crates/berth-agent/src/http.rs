@@ -284,7 +284,19 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
                 Bytes::from(text),
             )
         }
-        ["healthz"] | ["status"] | ["status", _] | ["metrics"] => method_not_allowed("GET, HEAD"),
+        ["cluster"] if read => match shared.cluster.get() {
+            Some(c) => {
+                let body = serde_json::to_vec_pretty(&c.report()).unwrap_or_default();
+                respond(StatusCode::OK, "application/json", Bytes::from(body))
+            }
+            None => error(
+                StatusCode::NOT_FOUND,
+                "this node is in no cluster (no [cluster] in node.toml), or has not joined it yet",
+            ),
+        },
+        ["healthz"] | ["status"] | ["status", _] | ["metrics"] | ["cluster"] => {
+            method_not_allowed("GET, HEAD")
+        }
         ["services", svc, "actions", action] => {
             if req.method() != Method::POST {
                 return method_not_allowed("POST");

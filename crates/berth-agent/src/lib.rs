@@ -7,6 +7,7 @@
 //! [`watch`] notices changes made behind svcd's back; [`settings`], [`metrics`] and [`notify`]
 //! are the small parts.
 
+pub mod cluster;
 pub mod daemon;
 pub mod http;
 pub mod metrics;

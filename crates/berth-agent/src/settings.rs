@@ -116,6 +116,8 @@ pub struct Settings {
     pub token: Option<Token>,
     /// The period of the status checks.
     pub monitor_interval: Duration,
+    /// `[cluster]`: the etcd cluster this node is part of.
+    pub cluster: Option<berth_model::config::ClusterConfig>,
 }
 
 impl Settings {
@@ -132,6 +134,7 @@ impl Settings {
             token_file,
             token,
             monitor_interval: node.monitor_interval,
+            cluster: node.cluster.clone(),
         })
     }
 }

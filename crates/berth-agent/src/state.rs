@@ -31,6 +31,8 @@ pub struct Shared {
     workers: RwLock<HashMap<String, Handle>>,
     /// This process's pid: `last_action.json` files it wrote carry it.
     pub pid: u32,
+    /// The cluster layer, once svcd joined its cluster (`[cluster]` in node.toml).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -45,6 +47,7 @@ impl Shared {
             actions: Arc::new(Semaphore::new(MAX_ACTIONS as usize)),
             workers: RwLock::new(HashMap::new()),
             pid: std::process::id(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -106,6 +109,16 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(k, v)| (k.clone(), v.tx.clone()))
+            .collect()
+    }
+
+    /// Every service's loaded config, by name.
+    pub fn configs(&self) -> Vec<(String, Loaded)> {
+        self.workers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.config.borrow().clone()))
             .collect()
     }
 

@@ -32,7 +32,9 @@ impl EtcdGuard {
 
 impl StartGuard for EtcdGuard {
     fn acquire(&self, svc: &ServiceConfig) -> Result<Option<i64>, String> {
-        if !svc.settings.nodes.is_empty() && !svc.settings.nodes.iter().any(|n| n == self.store.node()) {
+        if !svc.settings.nodes.is_empty()
+            && !svc.settings.nodes.iter().any(|n| n == self.store.node())
+        {
             return Err(format!(
                 "{} may not run on {}: its nodes are {}",
                 svc.name,

@@ -184,7 +184,10 @@ impl LeaseKeeper {
                     self.health.send_modify(|x| x.last_ack = sent);
                 }
                 Ok(Ok(Some(_))) => {
-                    error!("lease {:x} expired in etcd: this node lost its ownerships", h.lease);
+                    error!(
+                        "lease {:x} expired in etcd: this node lost its ownerships",
+                        h.lease
+                    );
                     self.health.send_modify(|x| x.state = LeaseState::Lost);
                     stream = None;
                 }
@@ -199,7 +202,9 @@ impl LeaseKeeper {
                         warn!(
                             "lease {:x} not renewed ({why}): deadline in {}ms",
                             h.lease,
-                            h.deadline().saturating_duration_since(Instant::now()).as_millis()
+                            h.deadline()
+                                .saturating_duration_since(Instant::now())
+                                .as_millis()
                         );
                     }
                     // Reopen on the next tick: the balanced channel picks a member that answers.

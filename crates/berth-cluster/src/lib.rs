@@ -94,7 +94,9 @@ pub enum ClusterError {
         cluster: String,
     },
     /// A named node is not (or no longer) alive in the cluster.
-    #[error("node {node} is not alive in cluster {cluster} (no node key: its svcd is down or cut off)")]
+    #[error(
+        "node {node} is not alive in cluster {cluster} (no node key: its svcd is down or cut off)"
+    )]
     NodeNotAlive {
         /// The node.
         node: String,

@@ -333,8 +333,11 @@ impl Store {
     pub async fn set_target(&self, svc: &str, target: Target) -> Result<(), ClusterError> {
         let key = self.keys.target(svc);
         let mut c = self.client.clone();
-        self.bounded(format!("put {key}"), c.put(key.clone(), target.as_str(), None))
-            .await?;
+        self.bounded(
+            format!("put {key}"),
+            c.put(key.clone(), target.as_str(), None),
+        )
+        .await?;
         Ok(())
     }
 
@@ -373,7 +376,11 @@ impl Store {
     pub async fn delete_intent(&self, svc: &str, intent: &Intent) -> Result<(), ClusterError> {
         let key = self.keys.intent(svc);
         let txn = Txn::new()
-            .when([Compare::value(key.clone(), CompareOp::Equal, encode(intent))])
+            .when([Compare::value(
+                key.clone(),
+                CompareOp::Equal,
+                encode(intent),
+            )])
             .and_then([TxnOp::delete(key.clone(), None)]);
         let mut c = self.client.clone();
         self.bounded(format!("delete {key}"), c.txn(txn)).await?;
@@ -392,7 +399,11 @@ impl Store {
         let mut c = self.client.clone();
         self.bounded(
             format!("put {key}"),
-            c.put(key.clone(), encode(line), Some(PutOptions::new().with_lease(lease))),
+            c.put(
+                key.clone(),
+                encode(line),
+                Some(PutOptions::new().with_lease(lease)),
+            ),
         )
         .await?;
         Ok(())

@@ -139,7 +139,6 @@ pub struct Engine<'a, D: Driver> {
     fence: std::cell::Cell<Option<i64>>,
 }
 
-
 impl<'a, D: Driver> Engine<'a, D> {
     /// An engine over `driver`.
     pub fn new(driver: &'a D, paths: &'a Paths, nodename: &'a str) -> Self {

@@ -94,11 +94,15 @@ pub fn to_toml(svc: &ServiceConfig) -> String {
         kv(&mut out, "docker_daemon_args", list(&s.docker_daemon_args));
     }
     if s.orchestrate != super::Orchestrate::No {
-        let name = super::Orchestrate::CHOICES.iter().find(|c| c.1 == s.orchestrate);
+        let name = super::Orchestrate::CHOICES
+            .iter()
+            .find(|c| c.1 == s.orchestrate);
         kv(&mut out, "orchestrate", q(name.map_or("no", |c| c.0)));
     }
     if s.monitor_action != super::MonitorAction::None {
-        let name = super::MonitorAction::CHOICES.iter().find(|c| c.1 == s.monitor_action);
+        let name = super::MonitorAction::CHOICES
+            .iter()
+            .find(|c| c.1 == s.monitor_action);
         kv(&mut out, "monitor_action", q(name.map_or("none", |c| c.0)));
     }
     for r in &svc.resources {

@@ -537,7 +537,11 @@ fn read_service(r: &mut Reader<'_>) -> Result<ServiceSettings, ConfigError> {
         docker_data_dir: r.abs_path("docker_data_dir")?,
         docker_daemon_args: r.words("docker_daemon_args")?.unwrap_or_default(),
         orchestrate: r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No)?,
-        monitor_action: r.choice("monitor_action", MonitorAction::CHOICES, MonitorAction::None)?,
+        monitor_action: r.choice(
+            "monitor_action",
+            MonitorAction::CHOICES,
+            MonitorAction::None,
+        )?,
         placement: r.choice("placement", Placement::CHOICES, Placement::NodesOrder)?,
     })
 }

@@ -200,7 +200,8 @@ pub enum Placement {
 
 impl Placement {
     /// The keyword values.
-    pub const CHOICES: &'static [(&'static str, Placement)] = &[("nodes order", Placement::NodesOrder)];
+    pub const CHOICES: &'static [(&'static str, Placement)] =
+        &[("nodes order", Placement::NodesOrder)];
 }
 
 /// One resource of a service.

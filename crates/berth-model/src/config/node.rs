@@ -156,9 +156,8 @@ impl NodeConfig {
         let node: NodeConfig =
             toml::from_str(text).map_err(|e| super::tomlfile::syntax_error(file, text, &e))?;
         if let Some(c) = &node.cluster {
-            c.validate().map_err(|why| {
-                ConfigError::file(file, super::ConfigErrorKind::Syntax(why))
-            })?;
+            c.validate()
+                .map_err(|why| ConfigError::file(file, super::ConfigErrorKind::Syntax(why)))?;
         }
         Ok(node)
     }
@@ -220,7 +219,8 @@ mod tests {
         assert_eq!(c.split_action, SplitAction::Stop);
         assert_eq!(c.ready_period, Duration::from_secs(5));
         let bad = |text: &str| NodeConfig::parse(p, text).unwrap_err().to_string();
-        let e = bad("[cluster]\nname = \"prod\"\netcd = [\"http://a:2379\"]\nlease_ttl = \"1500ms\"\n");
+        let e =
+            bad("[cluster]\nname = \"prod\"\netcd = [\"http://a:2379\"]\nlease_ttl = \"1500ms\"\n");
         assert!(e.contains("lease_ttl 1500ms"), "{e}");
         let e = bad("[cluster]\nname = \"a b\"\netcd = [\"http://a:2379\"]\n");
         assert!(e.contains("\"a b\""), "{e}");
