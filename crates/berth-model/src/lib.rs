@@ -2,6 +2,7 @@
 //! selectors, and the status tree with its text renderer. No I/O: callers read files and pass text.
 
 pub mod config;
+pub mod fleet;
 pub mod order;
 pub mod paths;
 pub mod render;
@@ -10,5 +11,6 @@ pub mod run_args;
 pub mod status;
 
 pub use config::{ConfigError, ServiceConfig};
+pub use fleet::{Fleet, FleetCell, FleetNode, FleetService, render_fleet};
 pub use rid::{Kind, Rid};
 pub use status::{NodeStatus, ResourceState, ResourceStatus, ServiceStatus, Status};

@@ -239,6 +239,12 @@ pub struct ServiceStatus {
     /// Why the service could not be read or checked (a broken service file...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The application code (OpenSVC `app`), for the collector's chargeback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The environment (PRD, DEV...: OpenSVC `service_type`), for the collector's chargeback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
     /// What the cluster says of the service: its owner, fencing token, each node's view.
     /// Absent on a node without a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,7 +313,10 @@ impl ServiceStatus {
                 log: state.log,
             });
         }
-        ServiceStatus::from_resources(svc.name.clone(), out, frozen)
+        let mut st = ServiceStatus::from_resources(svc.name.clone(), out, frozen);
+        st.app = svc.settings.app.clone();
+        st.env = svc.settings.env.clone();
+        st
     }
 
     /// Merge `avail` and `overall` from resource statuses whose flags are already set.
@@ -339,6 +348,8 @@ impl ServiceStatus {
             resources,
             chargeback: None,
             error: None,
+            app: None,
+            env: None,
             cluster: None,
         }
     }
