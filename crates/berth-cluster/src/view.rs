@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use etcd_client::KeyValue;
 use tracing::warn;
 
+use berth_model::Status;
+use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
+
 use crate::records::{Intent, NodeRecord, Target};
 use crate::store::{Ownership, decode};
 use crate::{Keys, OwnerRecord};
@@ -162,11 +165,61 @@ impl ClusterView {
     }
 }
 
+impl ClusterView {
+    /// The fleet grid of `svc mon`: every node that is alive or named in a service's `nodes`
+    /// (a dead one with `hb: down`), every service with its owner and each node's view.
+    pub fn fleet(&self) -> Fleet {
+        let now = crate::now_ms();
+        let mut fleet = Fleet::default();
+        for (name, live) in &self.nodes {
+            let mut n = FleetNode::new(Status::Up);
+            n.version = Some(live.record.version.clone());
+            n.age_ms = Some(now.saturating_sub(live.record.updated_ms));
+            fleet.nodes.insert(name.clone(), n);
+        }
+        for svc in self.services() {
+            let placement = self.placement_nodes(&svc);
+            for n in &placement {
+                fleet.nodes.entry(n.clone()).or_insert_with(|| {
+                    let mut dead = FleetNode::new(Status::Down);
+                    dead.reason = Some("no node key: svcd down or cut off from etcd".to_string());
+                    dead
+                });
+            }
+            let owner = self.owners.get(&svc);
+            let frozen = self.frozen.contains(&svc);
+            let cells = self
+                .nodes
+                .iter()
+                .filter_map(|(n, live)| {
+                    live.record.services.get(&svc).map(|s| {
+                        let mut cell = FleetCell::new(s.avail, s.overall);
+                        cell.frozen = frozen;
+                        (n.clone(), cell)
+                    })
+                })
+                .collect();
+            fleet.services.insert(
+                svc.clone(),
+                FleetService {
+                    owner: owner.map(|o| o.record.node.clone()),
+                    frozen,
+                    token: owner.map(|o| o.token),
+                    app: None,
+                    env: None,
+                    preferred: placement.first().cloned(),
+                    nodes: cells,
+                },
+            );
+        }
+        fleet
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ServiceSummary;
-    use berth_model::Status;
 
     fn node(name: &str, svcs: &[(&str, bool)]) -> LiveNode {
         LiveNode {
@@ -207,5 +260,12 @@ mod tests {
         assert_eq!(v.candidates("web", &order), vec!["n1", "n3"]);
         assert_eq!(v.placement_nodes("web"), order);
         assert!(v.candidates("db", &order).is_empty());
+        let f = v.fleet();
+        assert_eq!(f.nodes.len(), 3);
+        assert_eq!(f.services["web"].preferred.as_deref(), Some("n1"));
+        assert_eq!(f.services["web"].nodes.len(), 3);
+        v.nodes.remove("n2");
+        let f = v.fleet();
+        assert_eq!(f.nodes["n2"].hb, Status::Down);
     }
 }
