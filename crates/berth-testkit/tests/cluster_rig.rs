@@ -203,6 +203,25 @@ fn mounts_are_private_to_a_node_and_the_lun_is_shared() {
     let out = a.run_any("mountpoint", &["-q", &mnt_a_s]);
     assert!(!out.status.success(), "a's old mount survived its death");
 
+    // A mount another test holds on the host when a node is born is not copied into the
+    // node's namespace (where the host's umount would not reach it and its device would stay
+    // busy).
+    let foreign = tempfile::Builder::new()
+        .prefix("rgforeign")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let foreign_s = foreign.path().to_str().expect("utf-8").to_string();
+    berth_testkit::run("mount", &["-t", "tmpfs", "rgforeign", &foreign_s]);
+    let c = Node::new(&lan, "c", 3);
+    let seen = c.has_mount(foreign.path());
+    berth_testkit::run("umount", &[&foreign_s]);
+    assert!(
+        !seen,
+        "a node's namespace holds a host mount made before it"
+    );
+    assert!(c.has_mount(Path::new("/")), "the probe reads c's mounts");
+    drop(c);
+
     let image = lun.image();
     let left = Leftovers {
         netns: [lan.netns(), a.netns(), b.netns()]
