@@ -808,6 +808,8 @@ pub struct Node {
     holder: Option<Child>,
     holder_pid: Arc<Mutex<Option<u32>>>,
     svcd: Option<Child>,
+    /// The socket svcd sends its sd_notify messages to (bound at spawn).
+    notify: Option<std::os::unix::net::UnixDatagram>,
     netns: Netns,
     addr: Ipv4Addr,
     dirs: TempBerth,
@@ -831,6 +833,7 @@ impl Node {
             holder: None,
             holder_pid: Arc::new(Mutex::new(None)),
             svcd: None,
+            notify: None,
             netns,
             addr,
             dirs: TempBerth::new(),
@@ -998,13 +1001,23 @@ impl Node {
     }
 
     /// Start svcd (the binary at `svcd_bin`) inside the node, stdout and stderr appended to
-    /// the node's svcd log ([`Node::svcd_log`]).
+    /// the node's svcd log ([`Node::svcd_log`]), `NOTIFY_SOCKET` set to a socket of the rig
+    /// ([`Node::wait_svcd_ready`]). svcd reads node.toml from the node's config dir: write it
+    /// first ([`Node::write_node_toml`]; `listen = "<addr>:PORT"` makes svcd reachable from
+    /// the other nodes).
     pub fn spawn_svcd(&mut self, svcd_bin: &str) {
         assert!(
             self.svcd.is_none(),
             "node {}: svcd is already running",
             self.name
         );
+        let sock_path = self.dirs.path("notify.sock");
+        let _ = std::fs::remove_file(&sock_path);
+        let sock = std::os::unix::net::UnixDatagram::bind(&sock_path)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", sock_path.display()));
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("socket timeout");
+        self.notify = Some(sock);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -1012,12 +1025,71 @@ impl Node {
             .expect("svcd log file");
         let child = self
             .command(svcd_bin)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log fd"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {svcd_bin} on node {}: {e}", self.name));
         self.svcd = Some(child);
+    }
+
+    /// Wait (bounded: 30 s) for svcd's `READY=1` and return the address it says it listens on
+    /// (`STATUS=... listening on ADDR`). Panics with svcd's log when it exits first or is late.
+    pub fn wait_svcd_ready(&mut self) -> std::net::SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 4096];
+        loop {
+            let sock = self
+                .notify
+                .as_ref()
+                .unwrap_or_else(|| panic!("node {}: spawn_svcd first", self.name));
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                if msg.contains("READY=1") {
+                    return msg
+                        .split("listening on ")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                        .and_then(|a| a.parse().ok())
+                        .unwrap_or_else(|| panic!("no address in svcd's READY message {msg:?}"));
+                }
+            }
+            if let Some(st) = self.svcd_exited() {
+                panic!(
+                    "node {}: svcd exited before READY ({st}):\n{}",
+                    self.name,
+                    self.svcd_log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {}: svcd not ready after 30 s:\n{}",
+                self.name,
+                self.svcd_log()
+            );
+        }
+    }
+
+    /// A TCP connection made from inside the node's network namespace (the test process lives
+    /// in the host's and cannot reach the lan itself): a helper thread `setns`es, connects
+    /// (bounded by `timeout`) and hands the socket back; it then works from any thread.
+    pub fn tcp_connect(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        let ns = File::open(self.netns.path())?;
+        std::thread::spawn(move || {
+            // SAFETY: setns on an fd we own, in this short-lived thread only.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            std::net::TcpStream::connect_timeout(&addr, timeout)
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("the connecting thread panicked"))?
     }
 
     /// svcd's pid, while it runs.
@@ -1039,6 +1111,7 @@ impl Node {
 
     /// SIGKILL svcd only (its children, dockerd and the rest, live on) and reap it.
     pub fn kill_svcd(&mut self) {
+        self.notify = None;
         if let Some(mut c) = self.svcd.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -1063,6 +1136,7 @@ impl Node {
             let _ = c.wait();
         }
         *self.holder_pid.lock().expect("holder lock") = None;
+        self.notify = None;
         killed?;
         self.cgroup = None;
         let port = self.lan.port_of(&self.netns.name);
