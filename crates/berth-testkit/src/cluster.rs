@@ -98,18 +98,41 @@ fn seq() -> u32 {
     SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Run `cmd`, killing it when it has not finished within `bound`: `None` then.
+/// Run `cmd`, killing it when it has not finished within `bound`: `None` then. Its output is
+/// read while it runs (a full pipe cannot stall it).
 pub fn output_within(cmd: &mut Command, bound: Duration) -> Option<Output> {
+    use std::io::Read as _;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+    let reader = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let out = reader(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = reader(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + bound;
     loop {
         match child.try_wait() {
-            Ok(Some(_)) => return Some(child.wait_with_output().expect("collect output")),
+            Ok(Some(status)) => {
+                // A grandchild may hold the pipes open: do not wait for it for long.
+                let wait = Duration::from_secs(5);
+                return Some(Output {
+                    status,
+                    stdout: out.recv_timeout(wait).unwrap_or_default(),
+                    stderr: err.recv_timeout(wait).unwrap_or_default(),
+                });
+            }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {
                 let _ = child.kill();
