@@ -11,7 +11,11 @@
 //!   1..=199), its own mount namespace (held by a `sleep` process; commands enter it with
 //!   `setns`, never `ip netns exec`, which would give each command a throw-away one), its own
 //!   cgroup v2 directory under `/sys/fs/cgroup/unified/` that holds every process of the node,
-//!   its own config/var/run dirs ([`TempBerth`]) and `BERTH_NODENAME`.
+//!   its own config/var/run dirs ([`TempBerth`]) and `BERTH_NODENAME`. [`Node::spawn_svcd`]
+//!   runs svcd in it and [`Node::wait_svcd_ready`] waits for its sd_notify `READY=1`.
+//!   The test process itself stays in the host's namespaces and cannot reach the lan: it talks
+//!   to the nodes through [`Node::command`] (`svc`, `curl`), [`Node::tcp_connect`] (a socket made
+//!   in the node's namespace) or [`Etcd::etcdctl`].
 //! - [`SharedLun`]: an ext4 loop image on the host; a loop device is global, so every node sees it
 //!   as servers see a SAN LUN.
 //! - [`Sampler`]: a thread that runs one probe per node every 100 ms and records a [`Timeline`]
@@ -56,7 +60,8 @@
 //! ```
 //!
 //! # Cleanup
-//! Every fixture cleans up in `Drop`, also while a test panics: a node kills its cgroup and
+//! Every fixture cleans up in `Drop`, also while a test panics (and then prints the end of each
+//! node's svcd log and of each etcd member's log to stderr): a node kills its cgroup and
 //! removes it, deletes its network namespace, detaches loop devices backed by files under its
 //! dirs and removes the dirs; [`Etcd`] kills its members by pid; a [`Lan`] deletes its namespace
 //! when the last clone (nodes and etcd hold one) goes. Names (namespaces `rg?<pid>x<n>`, cgroups
@@ -725,6 +730,14 @@ fn etcdctl_env(cmd: &mut Command, endpoints: &str) {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for i in 0..self.members.len() {
+                eprintln!(
+                    "--- etcd member {i} (last 20 lines) ---\n{}",
+                    tail(&self.member_log(i), 20)
+                );
+            }
+        }
         for m in &mut self.members {
             if let Some(mut c) = m.child.take() {
                 let _ = c.kill();
@@ -1243,8 +1256,24 @@ impl Node {
     }
 }
 
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.svcd_log();
+            if !log.is_empty() {
+                eprintln!(
+                    "--- node {}: svcd log (last 200 lines) ---\n{}",
+                    self.name,
+                    tail(&log, 200)
+                );
+            }
+        }
         if let Err(e) = self.die() {
             eprintln!("berth-testkit: node {}: {e}", self.name);
         }
