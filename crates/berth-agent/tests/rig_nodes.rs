@@ -5,12 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_model::status::{ServiceStatus, Status};
-use berth_testkit::cluster::{Lan, Node, Probe, Sampler, SharedLun, wait_until};
+use berth_testkit::cluster::{Lan, Node, Sampler, SharedLun, wait_until};
 use berth_testkit::{describe, require_root};
 
 const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
@@ -69,12 +69,6 @@ fn avail(from: &Node, to: SocketAddr) -> Status {
     s.avail
 }
 
-fn up_probe(node: &Node, ip: Ipv4Addr, dev: &Path) -> Probe {
-    let mut addr = node.addr_probe(ip);
-    let mut mount = node.mount_probe(dev);
-    Box::new(move || addr() | mount())
-}
-
 #[test]
 fn a_service_moved_by_hand_between_two_rig_nodes_with_their_svcd() {
     require_root();
@@ -110,8 +104,8 @@ fn a_service_moved_by_hand_between_two_rig_nodes_with_their_svcd() {
     assert_eq!(get(n2, listen[0], "/healthz").map(|r| r.0), Some(200));
 
     let sampler = Sampler::start(vec![
-        ("n1".to_string(), up_probe(n1, ip, lun.dev())),
-        ("n2".to_string(), up_probe(n2, ip, lun.dev())),
+        ("n1".to_string(), n1.ip_or_mount_probe(ip, lun.dev())),
+        ("n2".to_string(), n2.ip_or_mount_probe(ip, lun.dev())),
     ]);
     svc_ok(n1, &["web", "start"]);
     assert!(n1.has_addr(ip) && n1.has_mount(lun.dev()) && n1.has_mount(mnt.path()));
@@ -144,6 +138,7 @@ fn a_service_moved_by_hand_between_two_rig_nodes_with_their_svcd() {
     });
 
     // n2 dies with the service up: its address and mount go with it, and n1 can take it.
+    let killed_at = sampler.elapsed();
     n2.kill();
     assert!(!n2.has_addr(ip) && !n2.has_mount(lun.dev()));
     assert!(get(n1, listen[1], "/healthz").is_none());
@@ -155,6 +150,13 @@ fn a_service_moved_by_hand_between_two_rig_nodes_with_their_svcd() {
     assert!(
         timeline.first_up("n2").is_some() && timeline.last_up("n1"),
         "{timeline}"
+    );
+    let back = timeline
+        .first_up_after("n1", killed_at)
+        .expect("n1 up after n2's death");
+    println!(
+        "n1 up {:?} after n2's death (svc start by hand)",
+        back - killed_at
     );
     svc_ok(n1, &["web", "stop"]);
     println!("{timeline}");

@@ -1248,6 +1248,13 @@ impl Node {
         Box::new(move || ns_has_addr(&ns, ip))
     }
 
+    /// A [`Sampler`] probe: "the service is up here" as either its address or its mount.
+    pub fn ip_or_mount_probe(&self, ip: Ipv4Addr, what: &Path) -> Probe {
+        let mut addr = self.addr_probe(ip);
+        let mut mount = self.mount_probe(what);
+        Box::new(move || addr() | mount())
+    }
+
     /// A [`Sampler`] probe for [`Node::has_mount`]; follows the node across restarts.
     pub fn mount_probe(&self, what: &Path) -> Probe {
         let holder = Arc::clone(&self.holder_pid);
@@ -1365,6 +1372,16 @@ impl Timeline {
         self.samples.iter().find(|s| s.up[i]).map(|s| s.at)
     }
 
+    /// The first time probe `name` was seen up at or after `at` (a mark taken with
+    /// [`Sampler::elapsed`], e.g. the instant a node was killed).
+    pub fn first_up_after(&self, name: &str, at: Duration) -> Option<Duration> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.samples
+            .iter()
+            .find(|s| s.at >= at && s.up[i])
+            .map(|s| s.at)
+    }
+
     /// Whether probe `name` was up in the last sample.
     pub fn last_up(&self, name: &str) -> bool {
         let Some(i) = self.names.iter().position(|n| n == name) else {
@@ -1403,6 +1420,7 @@ impl fmt::Display for Timeline {
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     taken: Arc<AtomicU32>,
+    t0: Instant,
     thread: Option<std::thread::JoinHandle<Timeline>>,
 }
 
@@ -1416,9 +1434,9 @@ impl Sampler {
         let flag = Arc::clone(&stop);
         let taken = Arc::new(AtomicU32::new(0));
         let count = Arc::clone(&taken);
+        let t0 = Instant::now();
         let thread = std::thread::spawn(move || {
             let (names, mut probes): (Vec<String>, Vec<Probe>) = probes.into_iter().unzip();
-            let t0 = Instant::now();
             let mut samples = Vec::new();
             let mut next = t0;
             loop {
@@ -1442,8 +1460,15 @@ impl Sampler {
         Sampler {
             stop,
             taken,
+            t0,
             thread: Some(thread),
         }
+    }
+
+    /// The time since the sampler started, on the timeline's clock (to mark an event, such as
+    /// a kill, and find what followed it with [`Timeline::first_up_after`]).
+    pub fn elapsed(&self) -> Duration {
+        self.t0.elapsed()
     }
 
     /// How many samples were taken so far.

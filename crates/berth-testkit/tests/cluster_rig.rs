@@ -393,6 +393,7 @@ fn sampler_sees_a_clean_move_and_an_overlap() {
     ]);
     sampler.wait_samples(2);
     del(&n1);
+    let moved_at = sampler.elapsed();
     sampler.wait_samples(2);
     add(&n2);
     sampler.wait_samples(2);
@@ -402,6 +403,8 @@ fn sampler_sees_a_clean_move_and_an_overlap() {
         t.first_up("n1").is_some() && t.last_up("n2") && !t.last_up("n1"),
         "{t}"
     );
+    assert!(t.first_up_after("n2", moved_at).is_some(), "{t}");
+    assert!(t.first_up_after("n1", moved_at).is_none(), "{t}");
 
     // An overlap held while the sampler takes two samples is seen.
     let sampler = Sampler::start(vec![
