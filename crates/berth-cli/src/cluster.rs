@@ -40,7 +40,10 @@ impl ClusterCli {
         let Some(cfg) = node.cluster else {
             return Ok(None);
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // One worker thread: the engine's start guard runs `Handle::block_on` from this thread,
+        // which cannot drive a current-thread runtime's I/O itself.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .context("cannot start the runtime")?;
