@@ -22,6 +22,9 @@ struct Cli {
     /// Where dockerd exec roots live (keep it short).
     #[arg(long, env = "BERTH_RUN_DIR", default_value = "/run/berth")]
     run_dir: PathBuf,
+    /// Run as the cluster fencing watchdog (svcd starts it itself; see docs/cluster.md).
+    #[arg(long, hide = true)]
+    fence_watchdog: bool,
 }
 
 fn init_logging() {
@@ -49,6 +52,15 @@ fn main() -> ExitCode {
         var_dir: cli.var_dir,
         run_dir: cli.run_dir,
     };
+    if cli.fence_watchdog {
+        let nodename =
+            berth_engine::load::node_config(&paths).and_then(|n| berth_engine::load::nodename(&n));
+        match nodename {
+            Ok(n) => berth_agent::watchdog::run(&paths, &n),
+            Err(e) => eprintln!("svcd watchdog: {e}"),
+        }
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)

@@ -14,7 +14,11 @@ const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
 
 fn svc_bin() -> PathBuf {
     let p = Path::new(SVCD).with_file_name("svc");
-    assert!(p.exists(), "{} is missing: build berth-cli first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: build berth-cli first",
+        p.display()
+    );
     p
 }
 
@@ -41,7 +45,10 @@ impl Rig {
         let lan = Lan::new();
         let etcd = Etcd::start(&lan, members);
         let lun = SharedLun::new(16);
-        let mnt = tempfile::Builder::new().prefix("rgc").tempdir_in("/tmp").unwrap();
+        let mnt = tempfile::Builder::new()
+            .prefix("rgc")
+            .tempdir_in("/tmp")
+            .unwrap();
         let ip = lan.host(100);
         let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
         let eps: Vec<String> = etcd.endpoints().iter().map(|e| format!("{e:?}")).collect();
@@ -87,14 +94,18 @@ impl Rig {
     /// Wait until every node sees `name`'s node key (`svc mon --format json`).
     fn wait_alive(&self, name: &str) {
         for n in &self.nodes {
-            wait_until(Duration::from_secs(20), &format!("{} sees {name} alive", n.name()), || {
-                let out = svc(n, &["mon", "--format", "json"]);
-                let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
-                    Ok(v) => v,
-                    Err(_) => return false,
-                };
-                v["nodes"][name]["hb"] == "up"
-            });
+            wait_until(
+                Duration::from_secs(20),
+                &format!("{} sees {name} alive", n.name()),
+                || {
+                    let out = svc(n, &["mon", "--format", "json"]);
+                    let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+                        Ok(v) => v,
+                        Err(_) => return false,
+                    };
+                    v["nodes"][name]["hb"] == "up"
+                },
+            );
         }
     }
 
@@ -111,7 +122,12 @@ impl Rig {
         Sampler::start(
             self.nodes
                 .iter()
-                .map(|n| (n.name().to_string(), n.ip_or_mount_probe(self.ip, self.lun.dev())))
+                .map(|n| {
+                    (
+                        n.name().to_string(),
+                        n.ip_or_mount_probe(self.ip, self.lun.dev()),
+                    )
+                })
                 .collect(),
         )
     }
@@ -130,7 +146,12 @@ fn start_is_refused_on_a_node_that_does_not_own_the_service_and_switch_moves_it(
     let sampler = rig.sampler();
     let (n1, n2) = (rig.node("n1"), rig.node("n2"));
     let out = svc(n1, &["web", "start"]);
-    assert!(out.status.success(), "{}\n{}", describe(&out), n1.svcd_log());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        describe(&out),
+        n1.svcd_log()
+    );
     assert!(rig.up_on("n1"));
     let (owner, token) = rig.owner();
     assert_eq!(owner.as_deref(), Some("n1"));
@@ -140,7 +161,10 @@ fn start_is_refused_on_a_node_that_does_not_own_the_service_and_switch_moves_it(
     let out = svc(n2, &["web", "start", "--force"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("web is running on n1") && err.contains("switch --to n2"), "{err}");
+    assert!(
+        err.contains("web is running on n1") && err.contains("switch --to n2"),
+        "{err}"
+    );
     assert!(!rig.node("n2").has_addr(rig.ip) && !n2.has_mount(rig.lun.dev()));
 
     // print status has the cluster rows.
@@ -152,9 +176,16 @@ fn start_is_refused_on_a_node_that_does_not_own_the_service_and_switch_moves_it(
 
     // Switch back and forth, from either node; the token grows each time.
     for round in 0..4 {
-        let (from, to) = if round % 2 == 0 { ("n1", "n2") } else { ("n2", "n1") };
+        let (from, to) = if round % 2 == 0 {
+            ("n1", "n2")
+        } else {
+            ("n2", "n1")
+        };
         let asker = if round % 3 == 0 { from } else { to };
-        let out = svc(rig.node(asker), &["web", "switch", "--to", to, "--timeout", "30"]);
+        let out = svc(
+            rig.node(asker),
+            &["web", "switch", "--to", to, "--timeout", "30"],
+        );
         assert!(
             out.status.success(),
             "round {round}: {}\n{from}:\n{}\n{to}:\n{}",
