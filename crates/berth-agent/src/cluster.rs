@@ -374,6 +374,28 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
     }
+    // A resumed lease (svcd restarted, or the node rebooted within the TTL) may still carry
+    // ownerships of services that do not run here any more: give those up, so the orchestrator
+    // places them again rather than leaving them down under a live owner.
+    let me = nodename.clone();
+    for (svc, _) in owned_here(&cluster.view(), &me)
+        .into_iter()
+        .map(|s| (s, ()))
+    {
+        let down = shared
+            .tree
+            .get(&svc)
+            .is_some_and(|st| matches!(st.avail, Status::Down | Status::NotApplicable));
+        if down {
+            warn!("{svc}: owned by {me} but not running here (svcd restarted): giving it up");
+            cluster.event(
+                "released",
+                Some(&svc),
+                format!("{svc} owned by {me} but down here after a restart of svcd: released"),
+            );
+            release_if_mine(&cluster, &svc).await;
+        }
+    }
     tokio::spawn(keeper.run());
     tokio::spawn(ack_loop(shared.clone(), cluster.clone()));
     tokio::spawn(watch_loop(cluster.clone()));

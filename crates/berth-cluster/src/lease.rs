@@ -117,7 +117,8 @@ impl LeaseKeeper {
         let ttl = Duration::from_secs(self.ttl.unsigned_abs());
         let every = ttl / 5;
         let mut stream: Option<(EtcdKeeper, LeaseKeepAliveStream)> = None;
-        let mut next = Instant::now() + every;
+        // Renew at once: a resumed lease's last renewal may be most of a TTL old.
+        let mut next = Instant::now();
         let mut failures = 0u32;
         loop {
             tokio::select! {
