@@ -59,6 +59,8 @@ pub struct Cluster {
     events: Mutex<Vec<ClusterEvent>>,
     /// Told when the view changed (the orchestrator acts at once, not at its next tick).
     changed: tokio::sync::Notify,
+    /// Services self-fencing stopped here, to put back (or give up) if the lease survives.
+    fenced: Mutex<BTreeSet<String>>,
 }
 
 /// Something the cluster layer did or saw.
@@ -149,6 +151,14 @@ impl Cluster {
             why,
             Some(h.lease),
         ))
+    }
+
+    /// Note that self-fencing stopped `svc` here.
+    pub fn fence_stopped(&self, svc: &str) {
+        self.fenced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(svc.to_string());
     }
 
     /// Note a failed start here (this node leaves the candidates for [`FAILOVER_BACKOFF`]).
@@ -370,6 +380,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         failed: Mutex::new(BTreeMap::new()),
         events: Mutex::new(Vec::new()),
         changed: tokio::sync::Notify::new(),
+        fenced: Mutex::new(BTreeSet::new()),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
@@ -708,6 +719,44 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 continue;
             };
             let owner = view.owners.get(&name);
+            // 0. Self-fencing stopped it, and the lease survived after all (an etcd election
+            // outlasted the fencing point): nobody else can have taken it. The orchestrator's
+            // services are put back here; the others are given up, stopped.
+            let was_fenced = cluster
+                .fenced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+            if was_fenced {
+                match owner {
+                    Some(o) if o.record.node == me && o.lease == h.lease => {
+                        let keep = cfg.settings.orchestrate != Orchestrate::No
+                            && !view.frozen.contains(&name)
+                            && view.targets.get(&name) != Some(&Target::Stopped);
+                        if keep {
+                            info!("{name}: the lease survived the fencing: starting it again here");
+                            cluster.event(
+                                "fence_recovery",
+                                Some(&name),
+                                format!("{name} back on {me}: the lease survived"),
+                            );
+                            let _ = tx
+                                .send(Msg::Cluster(ClusterOp::Start {
+                                    why: "fence recovery".to_string(),
+                                    intent: None,
+                                }))
+                                .await;
+                        } else {
+                            info!(
+                                "{name}: stopped by the fencing, the lease survived: giving it up"
+                            );
+                            release_if_mine(&cluster, &name).await;
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             // 1. A relocation away from here.
             if let Some(intent) = view.intents.get(&name)
                 && intent.from == me

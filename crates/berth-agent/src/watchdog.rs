@@ -1,7 +1,8 @@
 //! The fencing watchdog: a small process svcd starts when it joins a cluster, which outlives
 //! svcd. svcd writes `<var>/cluster.ack` at every lease renewal etcd acknowledged (the lease, the
 //! renewal's send time on the monotonic clock, the TTL, its pid). Whenever that renewal is older
-//! than half the TTL, the watchdog stops every service that runs on this node, before the lease
+//! than two thirds of the TTL (svcd's own fencing point), the watchdog stops every service that
+//! runs on this node, before the lease
 //! can expire anywhere. So a node whose svcd died (or hangs) still fences itself: nothing runs
 //! here once another node may take the services over.
 //!
@@ -93,7 +94,7 @@ impl Ack {
 pub enum Decision {
     /// The renewal is fresh (or there is none yet): nothing.
     Wait,
-    /// The renewal is older than ttl/2: stop the services now.
+    /// The renewal is older than 2/3 of the TTL: stop the services now.
     Fence,
     /// Fenced already and svcd is gone: nothing more to watch.
     Exit,
@@ -109,7 +110,7 @@ pub fn decide(ack: Option<Ack>, now_ns: u64, svcd_alive: bool, fenced: Option<i6
             Decision::Exit
         };
     };
-    if ack.age(now_ns) < ack.ttl / 2 {
+    if ack.age(now_ns) < ack.ttl * 2 / 3 {
         return Decision::Wait;
     }
     if fenced == Some(ack.lease) {
@@ -274,13 +275,13 @@ mod tests {
     fn fences_past_half_the_ttl_once_per_lease() {
         let (a, now) = ack(1000, 7);
         assert_eq!(decide(a, now, true, None), Decision::Wait);
-        let (a, now) = ack(2500, 7);
+        let (a, now) = ack(2700, 7);
         assert_eq!(decide(a, now, true, None), Decision::Fence);
         assert_eq!(decide(a, now, false, None), Decision::Fence);
         assert_eq!(decide(a, now, true, Some(7)), Decision::Wait);
         assert_eq!(decide(a, now, false, Some(7)), Decision::Exit);
         // A new lease (svcd rejoined) that goes stale is fenced again.
-        let (a, now) = ack(2500, 8);
+        let (a, now) = ack(2700, 8);
         assert_eq!(decide(a, now, true, Some(7)), Decision::Fence);
         assert_eq!(decide(None, now, true, None), Decision::Wait);
         assert_eq!(decide(None, now, false, None), Decision::Exit);

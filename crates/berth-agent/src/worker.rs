@@ -1058,6 +1058,7 @@ impl Worker {
                 match stopped {
                     Ok(_) => {
                         info!("{}: stopped (self-fencing)", self.name);
+                        cluster.fence_stopped(&self.name);
                         cluster.event(
                             "fence_stopped",
                             Some(&self.name),

@@ -206,3 +206,132 @@ fn svcd_killed_alone_resumes_its_lease_or_its_watchdog_fences() {
     let _ = svc;
     let _ = svc_ok;
 }
+
+/// A CTS-style loop (Pacemaker's Cluster Test Suite does the same): rounds of a random fault on
+/// a 3-node cluster with a 3-member etcd and 3 HA services; after each round the cluster settles
+/// with every service up on exactly one node; sampled all along, no service is ever up on two.
+#[test]
+fn random_faults_never_double_start_and_always_settle() {
+    let mut rig = ha(3, 3, 3);
+    let names: Vec<String> = rig.services.iter().map(|s| s.name.clone()).collect();
+    let samplers: Vec<_> = names.iter().map(|s| rig.sampler(s)).collect();
+    for s in &names {
+        rig.wait_up_once(s, Duration::from_secs(30));
+    }
+    let rounds: u64 = std::env::var("BERTH_CTS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    let mut next = move |n: u64| {
+        // xorshift64
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut settle_times = Vec::new();
+    for round in 0..rounds {
+        let fault = next(4);
+        // Mostly a node that runs something: faults on idle nodes prove little.
+        let victim = if next(4) == 0 {
+            format!("n{}", next(3) + 1)
+        } else {
+            let s = &names[usize::try_from(next(3)).unwrap()];
+            rig.wait_up_once(s, Duration::from_secs(10))
+        };
+        let t0 = Instant::now();
+        let what = match fault {
+            0 => {
+                rig.node_mut(&victim).kill();
+                format!("kill node {victim}")
+            }
+            1 => {
+                rig.node(&victim).cut();
+                format!("partition node {victim}")
+            }
+            2 => {
+                // Half the time the leader: an election.
+                let m = match rig.etcd.leader() {
+                    Some(l) if next(2) == 0 => l,
+                    _ => usize::try_from(next(3)).unwrap(),
+                };
+                let leader = rig.etcd.leader() == Some(m);
+                rig.etcd.kill_member(m);
+                format!(
+                    "kill etcd member {m}{}",
+                    if leader { " (the leader)" } else { "" }
+                )
+            }
+            _ => {
+                rig.node_mut(&victim).kill_svcd();
+                let i = rig.index(&victim);
+                rig.boot(i);
+                format!("kill svcd on {victim} (restarted)")
+            }
+        };
+        // Settle: every service up on exactly one node, within 10 s of the fault; after a kill
+        // or a partition, not on the victim.
+        let lost = fault <= 1;
+        for s in &names {
+            let settled = loop {
+                let up = rig.where_up(s);
+                let full = up.len() == 1 && rig.up_on(&up[0], s);
+                if full && !(lost && up[0] == victim) {
+                    break true;
+                }
+                if t0.elapsed() > Duration::from_secs(10) {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            assert!(
+                settled,
+                "round {round} ({what}): {s} did not settle: up on {:?}\n{}",
+                rig.where_up(s),
+                rig.logs()
+            );
+        }
+        let settled = t0.elapsed();
+        println!("round {round}: {what}: settled in {settled:?}");
+        settle_times.push(settled);
+        // Repair, and wait until the cluster is whole again before the next fault.
+        match fault {
+            0 => {
+                rig.reboot(&victim);
+                rig.wait_alive(&victim);
+            }
+            1 => {
+                rig.node(&victim).heal();
+                rig.wait_alive(&victim);
+            }
+            2 => {
+                for m in 0..3 {
+                    if rig.etcd.pid(m).is_none() {
+                        rig.etcd.restart_member(m);
+                    }
+                }
+                rig.etcd.wait_healthy();
+            }
+            _ => {}
+        }
+        for s in &names {
+            rig.wait_up_once(s, Duration::from_secs(10));
+        }
+    }
+    for (s, sampler) in names.iter().zip(samplers) {
+        let t = sampler.stop();
+        assert_eq!(t.max_concurrent_up(), 1, "{s}: {t}\n{}", rig.logs());
+    }
+    settle_times.sort();
+    println!(
+        "{rounds} rounds: settle median {:?}, max {:?}",
+        settle_times[settle_times.len() / 2],
+        settle_times[settle_times.len() - 1]
+    );
+}
