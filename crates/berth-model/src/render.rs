@@ -238,11 +238,11 @@ overall                   up
             if line.starts_with("# tree") {
                 trees.extend(current.take());
                 current = Some(String::new());
-            } else if let Some(t) = current.as_mut() {
-                if !line.is_empty() {
-                    t.push_str(line);
-                    t.push('\n');
-                }
+            } else if let Some(t) = current.as_mut()
+                && !line.is_empty()
+            {
+                t.push_str(line);
+                t.push('\n');
             }
         }
         trees.extend(current);
