@@ -518,7 +518,9 @@ fn holder_by_executable_is_killed() {
     let s = &c.spec;
     fs::start(s).unwrap();
     let bin = s.mnt.join("mysleep");
-    std::fs::copy("/bin/sleep", &bin).unwrap();
+    // Not std::fs::copy: a fork by another test thread while it writes makes the exec below
+    // fail with ETXTBSY (see copy_executable).
+    berth_testkit::copy_executable(Path::new("/bin/sleep"), &bin);
     let mut child = Reaped(
         Command::new(&bin)
             .arg("1000")
