@@ -132,6 +132,16 @@ fn the_seed_docker_tutorial_through_the_cli() {
     assert!(text(&o).contains("which is down"), "{}", text(&o));
     assert!(c.dockerds().is_empty());
 
+    // Help and version need no daemon: they answer even while the data dir's fs is down.
+    for args in [&["--help"][..], &["ps", "--help"], &["--version"]] {
+        let o = ok(c.svc(&[&["web", "docker"][..], args].concat()));
+        assert!(!stdout(&o).is_empty(), "{}", text(&o));
+        assert!(
+            c.dockerds().is_empty(),
+            "docker {args:?} started the daemon"
+        );
+    }
+
     ok(c.svc(&["web", "startfs"]));
     assert!(mounted(&data));
 

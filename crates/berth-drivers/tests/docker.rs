@@ -255,7 +255,7 @@ fn two_services_two_daemons() {
     let b = h.service("b", &SH.replace("\"bb\"", "\"bimg\""));
     for (svc, name) in [(&a, "a"), (&b, "b")] {
         assert_eq!(
-            docker::passthrough(&h.ctx(svc), &[OsString::from("version")]).unwrap(),
+            docker::passthrough(&h.ctx(svc), &[OsString::from("info")]).unwrap(),
             0
         );
         h.import(name, &format!("{name}img"), &[]);
