@@ -576,3 +576,46 @@ fn other_image_than_run_image_warns() {
     stop(&h, &svc2, "container#1").unwrap();
     assert!(h.dockerds("web").is_empty());
 }
+
+/// A's pidfile holds the pid of B's running dockerd (pids reused after a reboot, the var dir
+/// kept): that is not A's daemon. A's stop and start log the stale pidfile and remove it, never
+/// signal B's daemon, and A's start does not wait for it to answer on A's socket.
+#[test]
+fn a_stale_pidfile_naming_another_services_daemon_is_left_alone() {
+    let h = Host::new();
+    let a = h.service("a", SH);
+    let b = h.service("b", SH);
+    for (svc, name) in [(&a, "a"), (&b, "b")] {
+        docker::passthrough(&h.ctx(svc), &[OsString::from("info")]).unwrap();
+        h.import(name, "bb", &[]);
+    }
+    start(&h, &b, "container#1").unwrap();
+    // A's daemon runs no container: its stop shuts it down.
+    stop(&h, &a, "container#1").unwrap();
+    assert!(h.dockerds("a").is_empty());
+    let b_pid = h.pidfile_pid("b").unwrap();
+    let a_pidfile = h.paths.docker_pidfile("a");
+    let plant = || std::fs::write(&a_pidfile, format!("{b_pid}\n")).unwrap();
+
+    plant();
+    let st = status(&h, &a, "container#1");
+    assert_state(&st, Status::Down, "docker daemon is not running");
+    // Before: "does not answer ...: shut it down", and B's dockerd got TERM.
+    assert_eq!(stop(&h, &a, "container#1").unwrap(), Outcome::Changed);
+    assert!(!a_pidfile.exists());
+    assert!(alive(b_pid), "B's dockerd was signalled by A's stop");
+    assert_eq!(status(&h, &b, "container#1").status, Status::Up);
+
+    // Before: A's start waited 60 s for B's daemon to answer on A's socket, then failed.
+    plant();
+    assert_eq!(start(&h, &a, "container#1").unwrap(), Outcome::Changed);
+    let a_pid = h.pidfile_pid("a").unwrap();
+    assert_ne!(a_pid, b_pid);
+    assert_eq!(h.dockerds("a"), [a_pid]);
+    assert!(alive(b_pid));
+    assert_eq!(status(&h, &a, "container#1").status, Status::Up);
+    assert_eq!(status(&h, &b, "container#1").status, Status::Up);
+    stop(&h, &a, "container#1").unwrap();
+    stop(&h, &b, "container#1").unwrap();
+    assert!(h.dockerds("a").is_empty() && h.dockerds("b").is_empty());
+}
