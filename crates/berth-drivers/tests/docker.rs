@@ -619,3 +619,32 @@ fn a_stale_pidfile_naming_another_services_daemon_is_left_alone() {
     stop(&h, &b, "container#1").unwrap();
     assert!(h.dockerds("a").is_empty() && h.dockerds("b").is_empty());
 }
+
+/// After a successful start, `run_image` changed to an image the daemon does not have: the
+/// start fails on the image, and the stopped container of the old configuration is still
+/// there (it used to be removed first), and starts again under the old file.
+#[test]
+fn a_failed_start_keeps_the_old_container() {
+    let h = Host::new();
+    let svc = h.service("web", SH);
+    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
+    h.import("web", "bb", &[]);
+    start(&h, &svc, "container#1").unwrap();
+    let old = container_id(&h, "web", "web.container.1");
+    stop(&h, &svc, "container#1").unwrap();
+
+    let bad = h.service("web", &SH.replace("\"bb\"", "\"nosuch:2\""));
+    let e = start(&h, &bad, "container#1").unwrap_err().to_string();
+    assert!(e.contains("image nosuch:2 is not known"), "{e}");
+    // The failed start shut down the daemon it started; look with a daemon again.
+    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
+    assert_eq!(
+        container_id(&h, "web", "web.container.1"),
+        old,
+        "the old container is gone"
+    );
+    let svc = h.service("web", SH);
+    assert_eq!(start(&h, &svc, "container#1").unwrap(), Outcome::Changed);
+    assert_eq!(container_id(&h, "web", "web.container.1"), old);
+    stop(&h, &svc, "container#1").unwrap();
+}

@@ -186,6 +186,16 @@ fn start_container(
             id
         }
         other => {
+            // Everything that can be checked is, before anything is removed: a start that
+            // fails on a missing image or a bad option leaves the old container as it was.
+            if inspect_image(api, &spec.run_image)?.is_none() {
+                return Err(DriverError::Refused(format!(
+                    "image {} is not known to the docker daemon of {}: import or pull it first \
+                     (svc {} docker pull {})",
+                    spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
+                )));
+            }
+            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec)?;
             if let Some(c) = other {
                 let id = c.id.unwrap_or_else(|| name.clone());
                 info!(
@@ -202,14 +212,6 @@ fn start_container(
                 )
                 .map_err(|e| e.into_driver(format!("remove container {name}")))?;
             }
-            if inspect_image(api, &spec.run_image)?.is_none() {
-                return Err(DriverError::Refused(format!(
-                    "image {} is not known to the docker daemon of {}: import or pull it first \
-                     (svc {} docker pull {})",
-                    spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
-                )));
-            }
-            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec)?;
             info!("{}", container::run_line(&d.host(), &name, spec));
             let created = api
                 .run(
