@@ -70,6 +70,19 @@ pub(crate) enum Probe {
     Down,
 }
 
+/// A container whose daemon is gone, still running under its containerd shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Orphan {
+    /// The container id.
+    pub id: String,
+    /// The image it was created from, as named then.
+    pub image: String,
+    /// Its process (the shim's child), when found.
+    pub process: Option<i32>,
+    /// The shim's pid.
+    pub shim: i32,
+}
+
 /// The daemon lock; released on drop.
 #[derive(Debug)]
 pub(crate) struct DaemonLock(#[allow(dead_code)] Flock<File>);
@@ -402,6 +415,38 @@ impl Daemon {
             })
             .map(|p| p.pid)
             .collect()
+    }
+
+    /// The container of `svc`'s resource `rid` still running without its daemon (dockerd was
+    /// killed; its shim keeps the container alive): found by a leftover shim of this exec root
+    /// whose container (`-id`) carries this service's and rid's berth labels in the data root.
+    pub(crate) fn orphan_container(&self, rid: &str) -> Option<Orphan> {
+        self.leftover_shims().into_iter().find_map(|shim| {
+            let words = host::cmdline(shim);
+            let id = words
+                .windows(2)
+                .find(|w| w[0] == "-id")
+                .map(|w| w[1].clone())?;
+            let config = self
+                .data_root
+                .join("containers")
+                .join(&id)
+                .join("config.v2.json");
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&config).ok()?).ok()?;
+            let labels = &v["Config"]["Labels"];
+            let ours = labels[super::container::SERVICE_LABEL].as_str() == Some(self.svc.as_str())
+                && labels[super::container::RID_LABEL].as_str() == Some(rid);
+            ours.then(|| Orphan {
+                image: v["Config"]["Image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                process: host::children(shim).first().map(|p| p.pid),
+                shim,
+                id,
+            })
+        })
     }
 
     /// Start dockerd detached (own session, stdio to the log file) and wait until it answers.

@@ -63,6 +63,23 @@ pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
             return st;
         }
         Ok(Probe::Down) => {
+            // A killed dockerd leaves its containers running under their shims: say so.
+            if let Some(o) = d.orphan_container(&rid.to_string()) {
+                st.status = Status::Warn;
+                st.label = format!("{}@{}", short_id(&o.id), o.image);
+                let process = o
+                    .process
+                    .map(|p| format!("pid {p}"))
+                    .unwrap_or_else(|| "a process".into());
+                st.log.push(LogEntry::warn(format!(
+                    "docker daemon is not running, but container {} still runs ({process} under \
+                     containerd-shim pid {}): svc {} stop cleans it up",
+                    short_id(&o.id),
+                    o.shim,
+                    ctx.svc.name
+                )));
+                return st;
+            }
             st.log.push(LogEntry::info("docker daemon is not running"));
             return st;
         }
