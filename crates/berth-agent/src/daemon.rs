@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use berth_engine::load::load_all;
 use berth_model::paths::Paths;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -85,9 +84,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     std::fs::create_dir_all(&paths.var_dir)
         .map_err(setup(format!("cannot create {}", paths.var_dir.display())))?;
     let addr = settings.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = http::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     let mut sigterm = signal(SignalKind::terminate()).map_err(setup("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(setup("SIGINT handler"))?;
