@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use berth_drivers::HostDrivers;
+use berth_drivers::{HOST, docker};
 use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
 use berth_model::config::ServiceConfig;
@@ -178,10 +178,10 @@ impl App {
 
     /// The service's status; the JSON form carries the docker chargeback too.
     fn service_status(&self, svc: &ServiceConfig) -> ServiceStatus {
-        let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
+        let engine = Engine::new(&HOST, &self.paths, &self.nodename);
         let mut st = engine.status(svc);
         if self.format == OutputFormat::Json {
-            st.chargeback = engine.chargeback(svc);
+            st.chargeback = docker::chargeback(&engine.context(svc));
         }
         st
     }
@@ -329,7 +329,7 @@ impl App {
             force: args.force,
             waitlock: waitlock(args.waitlock)?,
         };
-        let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
+        let engine = Engine::new(&HOST, &self.paths, &self.nodename);
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
         match engine.run(svc, kind, &opts) {
             Ok(_) => Ok(()),
@@ -347,8 +347,7 @@ impl App {
             force: false,
         };
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        let code = berth_drivers::docker::passthrough(&ctx, &args)
-            .map_err(|e| Failure::Failed(e.into()))?;
+        let code = docker::passthrough(&ctx, &args).map_err(|e| Failure::Failed(e.into()))?;
         if code == 0 {
             Ok(())
         } else {

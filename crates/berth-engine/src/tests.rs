@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use berth_drivers::{Ctx, Driver, DriverError, Outcome};
 use berth_model::config::Resource;
 use berth_model::order::Selector;
 use berth_model::status::{ResourceState, Status};
