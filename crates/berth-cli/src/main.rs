@@ -257,7 +257,9 @@ impl App {
                     Some("config") => match self.format {
                         OutputFormat::Json => self.print_json(&svc),
                         OutputFormat::Text => {
-                            print!("{}", berth_model::config::to_toml(&svc));
+                            let text = berth_model::config::to_toml(&svc)
+                                .context("cannot write the service as TOML")?;
+                            print!("{text}");
                             Ok(())
                         }
                     },

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use berth_model::config::ContainerSpec;
-use berth_model::run_args::{self, RunOptions, VolumeSpec};
+use berth_model::run_args::{RunOptions, VolumeSpec};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
     HealthStatusEnum, HostConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
@@ -67,14 +67,14 @@ pub(crate) fn config_digest(spec: &ContainerSpec) -> String {
     format!("{h:016x}")
 }
 
-/// The create body for `spec`, run by service `svc` as resource `rid`.
+/// The create body for `spec`, run by service `svc` as resource `rid`: the typed run options
+/// (parsed once, at load) mapped onto the API's fields.
 pub(crate) fn create_body(
     svc: &str,
     rid: &str,
     spec: &ContainerSpec,
 ) -> Result<ContainerCreateBody, DriverError> {
     let o = &spec.run;
-    let bad = |e: run_args::ArgError| DriverError::Refused(format!("{rid}: {e}"));
 
     let mut env = Vec::new();
     for path in &o.env_files {
@@ -89,75 +89,45 @@ pub(crate) fn create_body(
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for v in &o.volumes {
-        match run_args::parse_volume(v).map_err(bad)? {
-            VolumeSpec::Anonymous(dst) => anonymous.push(dst),
-            VolumeSpec::Bind(b) => binds.push(b),
+        match v {
+            VolumeSpec::Anonymous(dst) => anonymous.push(dst.clone()),
+            VolumeSpec::Bind(b) => binds.push(b.clone()),
         }
     }
 
     let mut exposed: Vec<String> = o.expose.clone();
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for p in &o.ports {
-        for pp in run_args::parse_publish(p).map_err(bad)? {
-            if !exposed.contains(&pp.container) {
-                exposed.push(pp.container.clone());
-            }
-            port_bindings
-                .entry(pp.container.clone())
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: Some(pp.host_ip.unwrap_or_default()),
-                    host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
-                });
+    for pp in o.ports.iter().flat_map(|p| &p.ports) {
+        if !exposed.contains(&pp.container) {
+            exposed.push(pp.container.clone());
         }
+        port_bindings
+            .entry(pp.container.clone())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(pp.host_ip.clone().unwrap_or_default()),
+                host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
     }
 
-    let devices: Vec<DeviceMapping> = o
-        .devices
-        .iter()
-        .map(|d| {
-            let mut parts = d.split(':');
-            let host = parts.next().unwrap_or_default().to_string();
-            let inner = parts
-                .next()
-                .map(str::to_string)
-                .unwrap_or_else(|| host.clone());
-            let perms = parts.next().unwrap_or("rwm").to_string();
-            DeviceMapping {
-                path_on_host: Some(host),
-                path_in_container: Some(inner),
-                cgroup_permissions: Some(perms),
-            }
-        })
+    let devices = o.devices.iter().map(|d| DeviceMapping {
+        path_on_host: Some(d.host.clone()),
+        path_in_container: Some(d.inner.clone()),
+        cgroup_permissions: Some(d.perms.clone()),
+    });
+    let tmpfs: HashMap<String, String> = (o.tmpfs.iter())
+        .map(|t| (t.path.clone(), t.opts.clone()))
         .collect();
-
-    let tmpfs: HashMap<String, String> = o
-        .tmpfs
-        .iter()
-        .map(|t| match t.split_once(':') {
-            Some((p, opts)) => (p.to_string(), opts.to_string()),
-            None => (t.clone(), String::new()),
-        })
-        .collect();
-
-    let restart_policy = match &o.restart_policy {
-        None => None,
-        Some(r) => {
-            let (name, count) = run_args::parse_restart(r).map_err(bad)?;
-            let name = match name.as_str() {
-                "always" => RestartPolicyNameEnum::ALWAYS,
-                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-                "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-                _ => RestartPolicyNameEnum::NO,
-            };
-            Some(RestartPolicy {
-                name: Some(name),
-                maximum_retry_count: count,
-            })
-        }
-    };
-
+    let restart_policy = o.restart_policy.as_ref().map(|r| RestartPolicy {
+        name: Some(match r.name.as_str() {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::NO,
+        }),
+        maximum_retry_count: r.count,
+    });
     let log_config =
         (o.log_driver.is_some() || !o.log_opts.is_empty()).then(|| HostConfigLogConfig {
             typ: o.log_driver.clone(),
@@ -190,7 +160,7 @@ pub(crate) fn create_body(
         cap_add: opt_vec(o.cap_add.clone()),
         cap_drop: opt_vec(o.cap_drop.clone()),
         security_opt: opt_vec(o.security_opt.clone()),
-        devices: opt_vec(devices),
+        devices: opt_vec(devices.collect()),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         dns: opt_vec(o.dns.clone()),
         extra_hosts: opt_vec(o.extra_hosts.clone()),
@@ -595,5 +565,38 @@ mod tests {
     fn short_ids() {
         assert_eq!(short_id("sha256:20f6aabc5ce1ed1a2d2e5a8c"), "20f6aabc5ce1");
         assert_eq!(short_id("20f6aabc5ce1ed1a"), "20f6aabc5ce1");
+    }
+    /// Every `run_args` flag at once (the env file is replaced by a real one for the body).
+    const FULL: &str = "run_image = \"busybox\"\nrun_command = [\"sh\", \"-c\", \"sleep 1\"]\n\
+        run_args = \"-ti -e A=1 --env-file /tmp/arch_e.env -v /x -v data:/data:ro \
+        -p 1.2.3.4:80:80/udp -p 8000-8001:80-81 --expose 81-82/udp -m 1.5g --memory-swap -1 \
+        --shm-size 64m --cpus 2.5 -c 512 --cpuset-cpus 0-1 --net none -w /w -u u \
+        --entrypoint '' --volumes-from v --link l --read-only --privileged --cap-add NET_ADMIN \
+        --cap-drop ALL --security-opt no-new-privileges --device /dev/fuse \
+        --device /dev/sda:/dev/xvda:rw --tmpfs /run:size=1m --tmpfs /t --dns 9.9.9.9 \
+        --add-host db=10.0.0.1 --sysctl net.core.somaxconn=1024 --group-add audio --pid host \
+        --ipc private --init=false -h h --label k=v -l e --restart on-failure:3 \
+        --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n";
+
+    #[test]
+    fn the_settings_table_keeps_the_body_and_the_digest() {
+        // Both pinned from the code before `run_args` became a table: a changed digest would
+        // create every stopped container again, a changed body would run it differently.
+        let mut s = spec(FULL);
+        assert_eq!(config_digest(&s), "dc188a891103aba7");
+        assert_eq!(
+            config_digest(&spec("run_image = \"busybox\"\n")),
+            "64802bc0e82179b8"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("e.env");
+        std::fs::write(&env_file, "X=1\n").unwrap();
+        s.run.env_files = vec![env_file];
+        let body = create_body("web", "container#1", &s).unwrap();
+        let mut body = serde_json::to_value(&body).unwrap();
+        body["Labels"].as_object_mut().unwrap().remove(CONFIG_LABEL);
+        let want: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/full_body.json")).unwrap();
+        assert_eq!(body, want);
     }
 }

@@ -56,7 +56,10 @@ fn the_seed_service_file_parses() {
     };
     assert_eq!(c.run_image, "f66342b343ae");
     assert_eq!(c.run_command.as_deref(), Some(&["/bin/sh".to_string()][..]));
-    assert_eq!(c.run.volumes, ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
+    assert_eq!(
+        c.run.volumes[0].to_string(),
+        "/opt/docker.opensvc.com/vol1:/vol1:rw"
+    );
     assert!(
         c.run.tty && c.run.interactive,
         "the seed's /bin/sh container needs -t -i"
@@ -94,7 +97,7 @@ fn print_config_round_trips() {
         ("/x/web.toml", EXAMPLE_TOML),
     ] {
         let svc = ServiceConfig::parse(Path::new(path), text).unwrap();
-        let emitted = to_toml(&svc);
+        let emitted = to_toml(&svc).unwrap();
         let again = ServiceConfig::parse(Path::new("/x/again.toml"), &emitted)
             .unwrap_or_else(|e| panic!("{e}\n{emitted}"));
         assert_eq!(
