@@ -7,23 +7,24 @@
 //! ([`CONTAINER_KEYWORDS`]); list keywords add to what `run_args` gives, and a single-valued
 //! setting given both ways is an error. A flag berth does not map is a config error naming it.
 //!
-//! Each setting is one row of the [`run_options!`] table below: its field, type and default, how
-//! its values are parsed (once, at load: the fields hold typed values), its keyword and its flags.
-//! Flag parsing, keyword reading, `print config`, the run line of the log and the keyword list
-//! all follow from the rows; the driver maps the typed fields onto the container's create body.
+//! Each setting is one row of the `run_options!` table below: its field, type and default, the
+//! parser of its values (run once, at load: the fields hold typed values), its keyword and its
+//! flags. Flag parsing, keyword reading, `print config`, the log's run line and the keyword list
+//! follow from the rows; the docker driver maps the typed fields onto the create body.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
+use toml::Value;
 
 use crate::config::keywords::Reader;
 use crate::config::{ConfigError, ConfigErrorKind};
 
 /// A `run_args` word or keyword value berth cannot take.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad value {value:?}: {expected}")]
 pub struct ArgError {
     /// The word or value at fault.
     pub value: String,
@@ -31,205 +32,147 @@ pub struct ArgError {
     pub expected: String,
 }
 
-impl fmt::Display for ArgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bad value {:?}: {}", self.value, self.expected)
-    }
-}
-
-impl std::error::Error for ArgError {}
-
 /// How a setting takes its values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     /// A flag without a value (`--privileged`, `--tty=false`).
     Bool,
-    /// Repeatable: each flag adds one item (or a range of them); the keyword is a list.
+    /// Repeatable: each value adds items; the keyword is a list.
     Many,
     /// One value: the keyword is a scalar.
     One,
-    /// One command line: the flag is one word, the keyword a list or a string split as a shell would.
+    /// A command: the flag is one word, the keyword a list (or a string split as a shell would).
     Words,
 }
 
-/// One setting of the table: what flag parsing, keyword reading and writing need of it.
+/// One row of the table: what flag parsing, keyword reading and writing need of a setting.
 struct Row {
-    /// The keyword.
     key: &'static str,
-    /// The long flag names (`network`, `net`).
     longs: &'static [&'static str],
-    /// The one-letter flag.
     short: Option<char>,
     shape: Shape,
-    /// Parse one value (a flag's argument, a keyword or a keyword list item) into the options.
+    /// Parse one value (a flag's argument, a keyword, an item of a list keyword) into the options.
     set: fn(&mut RunOptions, &str) -> Result<(), ArgError>,
-    /// The values the options hold for it.
-    get: fn(&RunOptions) -> Vec<Val>,
+    /// The values the options hold for it, as `print config` writes them.
+    get: fn(&RunOptions) -> Vec<Value>,
 }
 
-/// A setting's value as `print config` writes it and the run line shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Val {
-    /// `true`.
-    Bool(bool),
-    /// `536870912`.
-    Int(i64),
-    /// `1.5`.
-    Float(f64),
-    /// `"/srv:/srv:ro"`.
-    Str(String),
-    /// `["/bin/sh", "-c"]`.
-    Words(Vec<String>),
+/// A value parsed from `text`; serialised (hence the container's config digest) and written
+/// back as that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typed<T> {
+    /// As written.
+    pub text: String,
+    /// As parsed.
+    pub value: T,
 }
 
-impl Val {
-    /// As a flag's argument.
-    fn arg(&self) -> String {
-        match self {
-            Val::Bool(b) => b.to_string(),
-            Val::Int(n) => n.to_string(),
-            Val::Float(x) => x.to_string(),
-            Val::Str(s) => s.clone(),
-            Val::Words(w) => w.join(" "),
-        }
-    }
-}
-
-impl Serialize for Val {
+impl<T> Serialize for Typed<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Val::Bool(b) => s.serialize_bool(*b),
-            Val::Int(n) => s.serialize_i64(*n),
-            Val::Float(x) => s.serialize_f64(*x),
-            Val::Str(v) => s.serialize_str(v),
-            Val::Words(w) => w.serialize(s),
-        }
+        s.serialize_str(&self.text)
     }
 }
 
-/// A typed value, shown as one keyword item or flag argument.
-trait Show {
-    fn val(&self) -> Val;
+impl<T> From<Typed<T>> for Value {
+    fn from(t: Typed<T>) -> Value {
+        Value::String(t.text)
+    }
 }
 
-impl Show for String {
-    fn val(&self) -> Val {
-        Val::Str(self.clone())
-    }
-}
-impl Show for i64 {
-    fn val(&self) -> Val {
-        Val::Int(*self)
-    }
-}
-impl Show for f64 {
-    fn val(&self) -> Val {
-        Val::Float(*self)
-    }
-}
-impl Show for PathBuf {
-    fn val(&self) -> Val {
-        Val::Str(self.to_string_lossy().into_owned())
-    }
-}
-impl Show for Vec<String> {
-    fn val(&self) -> Val {
-        Val::Words(self.clone())
+/// `parse` keeping the text.
+fn typed<T>(parse: fn(&str) -> Result<T, ArgError>) -> impl Fn(&str) -> Result<Typed<T>, ArgError> {
+    move |v| {
+        Ok(Typed {
+            value: parse(v)?,
+            text: v.to_string(),
+        })
     }
 }
 
 /// The values a field holds.
 trait Vals {
-    fn vals(&self) -> Vec<Val>;
+    fn vals(&self) -> Vec<Value>;
 }
 
 impl Vals for bool {
-    fn vals(&self) -> Vec<Val> {
-        vec![Val::Bool(*self)]
+    fn vals(&self) -> Vec<Value> {
+        vec![Value::Boolean(*self)]
     }
 }
-impl<T: Show> Vals for Option<T> {
-    fn vals(&self) -> Vec<Val> {
-        self.iter().map(Show::val).collect()
+impl<T: Clone + Into<Value>> Vals for Option<T> {
+    fn vals(&self) -> Vec<Value> {
+        self.iter().cloned().map(Into::into).collect()
     }
 }
-impl<T: Show> Vals for Vec<T> {
-    fn vals(&self) -> Vec<Val> {
-        self.iter().map(Show::val).collect()
+impl<T: Clone + Into<Value>> Vals for Vec<T> {
+    fn vals(&self) -> Vec<Value> {
+        self.iter().cloned().map(Into::into).collect()
     }
 }
 impl Vals for BTreeMap<String, String> {
-    fn vals(&self) -> Vec<Val> {
+    fn vals(&self) -> Vec<Value> {
         self.iter()
-            .map(|(k, v)| Val::Str(format!("{k}={v}")))
+            .map(|(k, v)| format!("{k}={v}").into())
             .collect()
     }
 }
 
-/// The setter of a row, by shape: parse the value with `$parse`, store it in `$f`.
-macro_rules! setter {
-    (bool, $f:ident, $parse:expr) => {
-        |o, v| {
-            o.$f = ($parse)(v)?;
-            Ok(())
-        }
-    };
-    (many, $f:ident, $parse:expr) => {
-        |o, v| {
-            o.$f.push(($parse)(v)?);
-            Ok(())
-        }
-    };
-    (range, $f:ident, $parse:expr) => {
-        |o, v| {
-            o.$f.extend(($parse)(v)?);
-            Ok(())
-        }
-    };
-    (map, $f:ident, $parse:expr) => {
-        |o, v| {
-            let (k, x) = ($parse)(v)?;
-            o.$f.insert(k, x);
-            Ok(())
-        }
-    };
-    ($one_or_words:ident, $f:ident, $parse:expr) => {
-        |o, v| {
-            o.$f = Some(($parse)(v)?);
-            Ok(())
-        }
-    };
+/// A value as a flag's argument (the run line of the log).
+fn arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Float(x) => x.to_string(),
+        Value::Array(a) => a.iter().map(arg).collect::<Vec<_>>().join(" "),
+        v => v.to_string(),
+    }
 }
 
-macro_rules! shape {
-    (bool) => {
+/// A row's setter and shape: `bool` (a flag), `one` (an `Option`), `many` (push into a `Vec`),
+/// `range` (extend a `Vec`), `map` (`KEY=VALUE` into a map), `words` (the entrypoint).
+macro_rules! row_of {
+    (@set bool, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f = x)
+    };
+    (@set many, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f.push(x))
+    };
+    (@set range, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f.extend(x))
+    };
+    (@set map, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|(k, x)| o.$f.extend([(k, x)]))
+    };
+    (@set $one_or_words:ident, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f = Some(x))
+    };
+    (@shape bool) => {
         Shape::Bool
     };
-    (one) => {
+    (@shape one) => {
         Shape::One
     };
-    (words) => {
+    (@shape words) => {
         Shape::Words
     };
-    ($many_range_map:ident) => {
+    (@shape $many_range_or_map:ident) => {
         Shape::Many
     };
 }
 
-/// The settings table: `field: Type = default, shape(parser), "keyword", ["long", ...], short;`.
-/// Shapes: `bool`, `one` (an `Option`), `many` (a `Vec`, one item per value), `range` (a `Vec`,
-/// items per value), `map` (`KEY=VALUE` into a map), `words` (the entrypoint). The struct, its
-/// defaults, [`CONTAINER_KEYWORDS`] and the rows follow; the field order is the order of
-/// `print config` and of the JSON the container's config digest is taken from.
+/// The settings table, one row per setting:
+/// `field: Type = default, shape(parser), "keyword", ["long", ...], short;`. The struct, its
+/// defaults, [`CONTAINER_KEYWORDS`] and the rows follow. The field order is the order of
+/// `print config`, of the run line and of the JSON the container's config digest is taken from.
 macro_rules! run_options {
     ($( $(#[$doc:meta])* $field:ident: $ty:ty = $default:expr, $shape:ident($parse:expr),
         $key:literal, [$($long:literal),+], $short:expr; )*) => {
-        /// How a container is created. Defaults follow the core seed: a tty and an open stdin (so
-        /// a `/bin/sh` container stays up), and an init process so a PID 1 that ignores TERM
-        /// still stops.
+        /// How a container is created. Defaults follow the core seed: a tty and an open stdin
+        /// (so a `/bin/sh` container stays up), and an init process so a PID 1 that ignores
+        /// TERM still stops.
         #[derive(Debug, Clone, PartialEq, Serialize)]
         pub struct RunOptions {
-            $( $(#[$doc])* pub $field: $ty, )*
+            $( #[doc = concat!("`", $key, "`", $(" / `--", $long, "`",)+)] $(#[$doc])*
+            pub $field: $ty, )*
         }
 
         impl Default for RunOptions {
@@ -248,105 +191,90 @@ macro_rules! run_options {
             key: $key,
             longs: &[$($long),+],
             short: $short,
-            shape: shape!($shape),
-            set: setter!($shape, $field, $parse),
+            shape: row_of!(@shape $shape),
+            set: row_of!(@set $shape, $field, $parse),
             get: |o| o.$field.vals(),
         }, )* ];
     };
 }
 
 run_options! {
-    /// `-e KEY=VALUE` (or `KEY`, taken from berth's environment) / `env`.
+    /// (`KEY` alone: taken from berth's environment).
     env: Vec<String> = Vec::new(), many(env_item), "env", ["env"], Some('e');
-    /// `--env-file PATH` / `env_file` (read when the container is created).
-    env_files: Vec<PathBuf> = Vec::new(), many(env_file), "env_file", ["env-file"], None;
-    /// `-v [SRC:]DST[:MODE]` / `volumes`.
-    volumes: Vec<VolumeSpec> = Vec::new(), many(parse_volume), "volumes", ["volume"], Some('v');
-    /// `-p [IP:][HOST:]CONTAINER[/PROTO]` / `ports`.
-    ports: Vec<Publish> = Vec::new(), many(Publish::parse), "ports", ["publish"], Some('p');
-    /// `--expose PORT[/PROTO]` / `expose`, normalised to `80/tcp`.
+    /// (read when the container is created).
+    env_files: Vec<Typed<PathBuf>> = Vec::new(), many(typed(env_file)), "env_file", ["env-file"],
+        None;
+    volumes: Vec<Typed<VolumeSpec>> = Vec::new(), many(typed(parse_volume)), "volumes",
+        ["volume"], Some('v');
+    ports: Vec<Typed<Vec<PublishedPort>>> = Vec::new(), many(typed(parse_publish)), "ports",
+        ["publish"], Some('p');
+    /// (normalised to `80/tcp`, a range to its ports).
     expose: Vec<String> = Vec::new(), range(parse_expose), "expose", ["expose"], None;
-    /// `-m` / `memory`, in bytes.
+    /// (bytes).
     memory: Option<i64> = None, one(parse_size), "memory", ["memory"], Some('m');
-    /// `--memory-swap` / `memory_swap`, in bytes (-1: unlimited).
-    memory_swap: Option<i64> = None, one(swap_size), "memory_swap", ["memory-swap"], None;
-    /// `--shm-size` / `shm_size`, in bytes.
+    /// (bytes, -1: unlimited).
+    memory_swap: Option<i64> = None, one(|v: &str| if v.trim() == "-1" { Ok(-1) } else {
+        parse_size(v) }), "memory_swap", ["memory-swap"], None;
+    /// (bytes).
     shm_size: Option<i64> = None, one(parse_size), "shm_size", ["shm-size"], None;
-    /// `--cpus` / `cpus`.
     cpus: Option<f64> = None, one(cpus), "cpus", ["cpus"], None;
-    /// `-c` / `--cpu-shares` / `cpu_shares`.
     cpu_shares: Option<i64> = None, one(cpu_shares), "cpu_shares", ["cpu-shares"], Some('c');
-    /// `--cpuset-cpus` / `cpuset_cpus`.
-    cpuset_cpus: Option<String> = None, one(cpuset), "cpuset_cpus", ["cpuset-cpus"], None;
-    /// `--net` / `--network` / `network`.
+    cpuset_cpus: Option<String> = None, one(|v: &str| check(v, !v.is_empty() && v.chars().all(|c|
+        c.is_ascii_digit() || c == ',' || c == '-'), "a CPU list such as 0-2,4")), "cpuset_cpus",
+        ["cpuset-cpus"], None;
     network: Option<String> = None, one(|v| nonempty(v, "a network (none, host, NAME...)")),
         "network", ["network", "net"], None;
-    /// `-w` / `--workdir` / `workdir`.
-    workdir: Option<String> = None, one(workdir), "workdir", ["workdir"], Some('w');
-    /// `-u` / `--user` / `user`.
+    workdir: Option<String> = None, one(|v: &str| check(v, v.starts_with('/'),
+        "an absolute path in the container")), "workdir", ["workdir"], Some('w');
     user: Option<String> = None, one(|v| nonempty(v, "a user[:group]")), "user", ["user"],
         Some('u');
-    /// `--entrypoint` / `entrypoint` (an empty list resets the image's entrypoint).
-    entrypoint: Option<Vec<String>> = None, words(entrypoint_word), "entrypoint",
-        ["entrypoint"], None;
-    /// `--volumes-from` / `volumes_from`.
+    /// (the keyword is a command line, the flag one word; empty resets the image's).
+    entrypoint: Option<Vec<String>> = None, words(|v: &str| Ok::<_, ArgError>(if v.is_empty() {
+        vec![] } else { vec![v.to_string()] })), "entrypoint", ["entrypoint"], None;
     volumes_from: Vec<String> = Vec::new(), many(|v| nonempty(v, "a container[:ro|rw]")),
         "volumes_from", ["volumes-from"], None;
-    /// `--link NAME[:ALIAS]` / `links`.
     links: Vec<String> = Vec::new(), many(|v| nonempty(v, "a container[:alias]")), "links",
         ["link"], None;
-    /// `--privileged` / `privileged`.
     privileged: bool = false, bool(on), "privileged", ["privileged"], None;
-    /// `--read-only` / `read_only`.
     read_only: bool = false, bool(on), "read_only", ["read-only"], None;
-    /// `--cap-add` / `cap_add`.
     cap_add: Vec<String> = Vec::new(), many(capability), "cap_add", ["cap-add"], None;
-    /// `--cap-drop` / `cap_drop`.
     cap_drop: Vec<String> = Vec::new(), many(capability), "cap_drop", ["cap-drop"], None;
-    /// `--security-opt` / `security_opt`.
     security_opt: Vec<String> = Vec::new(), many(|v| nonempty(v, "a security option")),
         "security_opt", ["security-opt"], None;
-    /// `--device HOST[:CONTAINER[:PERMS]]` / `devices`.
-    devices: Vec<Device> = Vec::new(), many(Device::parse), "devices", ["device"], None;
-    /// `--tmpfs PATH[:OPTS]` / `tmpfs`.
-    tmpfs: Vec<Tmpfs> = Vec::new(), many(Tmpfs::parse), "tmpfs", ["tmpfs"], None;
-    /// `--dns` / `dns`.
-    dns: Vec<String> = Vec::new(), many(dns), "dns", ["dns"], None;
-    /// `--add-host HOST:IP` / `extra_hosts`.
+    /// (`HOST[:CONTAINER[:PERMS]]`).
+    devices: Vec<Typed<Device>> = Vec::new(), many(typed(device)), "devices", ["device"], None;
+    /// (`PATH[:OPTIONS]`).
+    tmpfs: Vec<Typed<(String, String)>> = Vec::new(), many(typed(tmpfs)), "tmpfs", ["tmpfs"],
+        None;
+    dns: Vec<String> = Vec::new(), many(|v: &str| check(v, v.parse::<IpAddr>().is_ok(),
+        "an IP address")), "dns", ["dns"], None;
+    /// (`HOST:IP`).
     extra_hosts: Vec<String> = Vec::new(), many(add_host), "extra_hosts", ["add-host"], None;
-    /// `--sysctl K=V` / `sysctls`.
     sysctls: BTreeMap<String, String> = BTreeMap::new(), map(key_value), "sysctls", ["sysctl"],
         None;
-    /// `--group-add` / `group_add`.
     group_add: Vec<String> = Vec::new(), many(|v| nonempty(v, "a group")), "group_add",
         ["group-add"], None;
-    /// `--pid` / `pid`.
     pid: Option<String> = None, one(|v| nonempty(v, "a pid mode (host, container:NAME)")), "pid",
         ["pid"], None;
-    /// `--ipc` / `ipc`.
     ipc: Option<String> = None, one(|v| nonempty(v, "an ipc mode (private, host, shareable...)")),
         "ipc", ["ipc"], None;
-    /// `--init` / `init` (default true).
+    /// (default true).
     init: bool = true, bool(on), "init", ["init"], None;
-    /// `-t` / `--tty` / `tty` (default true).
+    /// (default true).
     tty: bool = true, bool(on), "tty", ["tty"], Some('t');
-    /// `-i` / `--interactive` / `interactive` (default true).
+    /// (default true).
     interactive: bool = true, bool(on), "interactive", ["interactive"], Some('i');
-    /// `-h` / `--hostname` / `hostname`.
     hostname: Option<String> = None, one(hostname), "hostname", ["hostname"], Some('h');
-    /// `-l K=V` / `--label` / `labels`.
+    /// (`KEY` alone: an empty value).
     labels: BTreeMap<String, String> = BTreeMap::new(), map(label), "labels", ["label"], Some('l');
-    /// `--restart` / `restart_policy`: docker's own restart policy (berth's monitor is the
-    /// usual way; `restart` is berth's own restart count).
-    restart_policy: Option<Restart> = None, one(Restart::parse), "restart_policy", ["restart"],
-        None;
-    /// `--stop-signal` / `stop_signal`.
+    /// : docker's own restart policy (berth's monitor is the usual way; `restart` is berth's
+    /// restart count).
+    restart_policy: Option<Typed<(String, Option<i64>)>> = None, one(typed(parse_restart)),
+        "restart_policy", ["restart"], None;
     stop_signal: Option<String> = None, one(|v| nonempty(v, "a signal (SIGTERM, 15...)")),
         "stop_signal", ["stop-signal"], None;
-    /// `--log-driver` / `log_driver`.
     log_driver: Option<String> = None, one(|v| nonempty(v, "a log driver")), "log_driver",
         ["log-driver"], None;
-    /// `--log-opt K=V` / `log_opts`.
     log_opts: BTreeMap<String, String> = BTreeMap::new(), map(key_value), "log_opts", ["log-opt"],
         None;
 }
@@ -400,10 +328,10 @@ fn bad(value: &str, expected: impl Into<String>) -> ArgError {
     }
 }
 
-fn parse_bool(flag: &str, v: &str) -> Result<bool, ArgError> {
+fn parse_bool(flag: &str, v: &str) -> Result<&'static str, ArgError> {
     match v.to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
+        "true" | "1" => Ok("true"),
+        "false" | "0" => Ok("false"),
         _ => Err(bad(&format!("{flag}={v}"), "this flag takes true or false")),
     }
 }
@@ -430,7 +358,7 @@ impl RunOptions {
                     .find(|r| r.longs.contains(&name))
                     .ok_or_else(|| unsupported(word))?;
                 let v = match (row.shape, inline) {
-                    (Shape::Bool, Some(v)) => bool_arg(parse_bool(&format!("--{name}"), v)?),
+                    (Shape::Bool, Some(v)) => parse_bool(&format!("--{name}"), v)?,
                     (Shape::Bool, None) => "true",
                     (_, Some(v)) => v,
                     (_, None) => it
@@ -447,11 +375,12 @@ impl RunOptions {
                     given.insert(row.key);
                     let rest = &cluster[i + c.len_utf8()..];
                     if row.shape == Shape::Bool {
-                        if let Some(v) = rest.strip_prefix('=') {
-                            (row.set)(self, bool_arg(parse_bool(&format!("-{c}"), v)?))?;
+                        let inline = rest.strip_prefix('=');
+                        let v = inline.map_or(Ok("true"), |v| parse_bool(&format!("-{c}"), v))?;
+                        (row.set)(self, v)?;
+                        if inline.is_some() {
                             break;
                         }
-                        (row.set)(self, "true")?;
                         continue;
                     }
                     // A flag taking a value ends the cluster: `-p80:80`, `-dp 80:80`.
@@ -476,20 +405,18 @@ impl RunOptions {
         Ok(given)
     }
 
-    /// The keywords `print config` writes for these options, in table order: every setting
-    /// that holds a value, and `init`, `tty` and `interactive` even at their defaults.
-    /// Parsing them gives the same options.
-    pub fn keywords(&self) -> Vec<(&'static str, Val)> {
+    /// The keywords `print config` writes, in table order: every setting that holds a value,
+    /// and those true by default (`init`, `tty`, `interactive`) always. They read back the same.
+    pub fn keywords(&self) -> Vec<(&'static str, Value)> {
         let defaults = RunOptions::default();
         let mut out = Vec::new();
         for row in ROWS {
             let mut vals = (row.get)(self);
             let v = match row.shape {
-                Shape::Bool if (row.get)(&defaults) == [Val::Bool(true)] => vals.pop(),
-                Shape::Bool => vals.pop().filter(|v| *v == Val::Bool(true)),
+                Shape::Bool if (row.get)(&defaults) == [Value::Boolean(true)] => vals.pop(),
+                Shape::Bool => vals.pop().filter(|v| *v == Value::Boolean(true)),
                 Shape::One | Shape::Words => vals.pop(),
-                Shape::Many if vals.is_empty() => None,
-                Shape::Many => Some(Val::Words(vals.iter().map(Val::arg).collect())),
+                Shape::Many => (!vals.is_empty()).then_some(Value::Array(vals)),
             };
             out.extend(v.map(|v| (row.key, v)));
         }
@@ -499,70 +426,58 @@ impl RunOptions {
     /// The `docker run` flags that say the same as these options, for logs: every setting
     /// but `-t`, `-i` and `--init`, which the caller places itself (`run -t -i -d --name=...`).
     pub fn to_args(&self) -> Vec<String> {
-        let defaults = RunOptions::default();
         let mut a: Vec<String> = Vec::new();
-        for row in ROWS {
-            let vals = (row.get)(self);
-            if row.shape == Shape::Bool {
-                // Written when set, but for those true by default: the caller's.
-                if vals == [Val::Bool(true)] && (row.get)(&defaults) != vals {
-                    a.push(format!("--{}", row.longs[0]));
-                }
+        for (key, v) in self.keywords() {
+            let Some(row) = ROWS.iter().find(|r| r.key == key) else {
                 continue;
-            }
+            };
             let flag = match row.short {
                 Some(c) => format!("-{c}"),
                 None => format!("--{}", row.longs[0]),
             };
-            for v in vals {
-                a.extend([flag.clone(), v.arg()]);
+            match v {
+                Value::Boolean(true) if !matches!(key, "init" | "tty" | "interactive") => {
+                    a.push(format!("--{}", row.longs[0]))
+                }
+                Value::Boolean(_) => {}
+                Value::Array(items) if row.shape == Shape::Many => {
+                    for i in &items {
+                        a.extend([flag.clone(), arg(i)]);
+                    }
+                }
+                v => a.extend([flag, arg(&v)]),
             }
         }
         a
     }
 }
 
-fn bool_arg(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
-}
-
 fn on(v: &str) -> Result<bool, ArgError> {
     Ok(v == "true")
 }
 
-fn nonempty(v: &str, what: &str) -> Result<String, ArgError> {
-    if v.trim().is_empty() {
-        Err(bad(v, format!("expected {what}")))
-    } else {
+/// `v` when `ok`; else an error saying what was expected.
+fn check(v: &str, ok: bool, what: &str) -> Result<String, ArgError> {
+    if ok {
         Ok(v.to_string())
+    } else {
+        Err(bad(v, format!("expected {what}")))
     }
+}
+
+fn nonempty(v: &str, what: &str) -> Result<String, ArgError> {
+    check(v, !v.trim().is_empty(), what)
 }
 
 fn env_item(v: &str) -> Result<String, ArgError> {
     let key = v.split('=').next().unwrap_or("");
-    if key.is_empty() || key.chars().any(char::is_whitespace) {
-        return Err(bad(
-            v,
-            "expected KEY=VALUE (or KEY, taken from the environment)",
-        ));
-    }
-    Ok(v.to_string())
+    let ok = !key.is_empty() && !key.chars().any(char::is_whitespace);
+    check(v, ok, "KEY=VALUE (or KEY, taken from the environment)")
 }
 
 fn env_file(v: &str) -> Result<PathBuf, ArgError> {
-    let p = PathBuf::from(v);
-    if !p.is_absolute() {
-        return Err(bad(v, "expected an absolute path to an env file"));
-    }
-    Ok(p)
-}
-
-fn swap_size(v: &str) -> Result<i64, ArgError> {
-    if v.trim() == "-1" {
-        Ok(-1)
-    } else {
-        parse_size(v)
-    }
+    let ok = v.starts_with('/');
+    check(v, ok, "an absolute path to an env file").map(PathBuf::from)
 }
 
 fn cpus(v: &str) -> Result<f64, ArgError> {
@@ -579,217 +494,79 @@ fn cpu_shares(v: &str) -> Result<i64, ArgError> {
     }
 }
 
-fn cpuset(v: &str) -> Result<String, ArgError> {
-    if v.is_empty()
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
-    {
-        return Err(bad(v, "expected a CPU list such as 0-2,4"));
-    }
-    Ok(v.to_string())
-}
-
-fn workdir(v: &str) -> Result<String, ArgError> {
-    if !v.starts_with('/') {
-        return Err(bad(v, "expected an absolute path in the container"));
-    }
-    Ok(v.to_string())
-}
-
-/// The `--entrypoint` flag takes one word (the keyword, a command line, is read as words).
-fn entrypoint_word(v: &str) -> Result<Vec<String>, ArgError> {
-    Ok(if v.is_empty() {
-        Vec::new()
-    } else {
-        vec![v.to_string()]
-    })
-}
-
 fn capability(v: &str) -> Result<String, ArgError> {
-    if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(bad(v, "expected a capability such as NET_ADMIN or ALL"));
-    }
-    Ok(v.to_string())
-}
-
-fn dns(v: &str) -> Result<String, ArgError> {
-    if v.parse::<IpAddr>().is_err() {
-        return Err(bad(v, "expected an IP address"));
-    }
-    Ok(v.to_string())
+    let ok = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    check(v, ok, "a capability such as NET_ADMIN or ALL")
 }
 
 fn add_host(v: &str) -> Result<String, ArgError> {
-    let (host, ip) = v
-        .split_once(['=', ':'])
-        .ok_or_else(|| bad(v, "expected HOST:IP"))?;
-    if host.is_empty() || (ip != "host-gateway" && ip.parse::<IpAddr>().is_err()) {
-        return Err(bad(v, "expected HOST:IP"));
+    match v.split_once(['=', ':']) {
+        Some((host, ip))
+            if !host.is_empty() && (ip == "host-gateway" || ip.parse::<IpAddr>().is_ok()) =>
+        {
+            Ok(format!("{host}:{ip}"))
+        }
+        _ => Err(bad(v, "expected HOST:IP")),
     }
-    Ok(format!("{host}:{ip}"))
 }
 
 fn key_value(v: &str) -> Result<(String, String), ArgError> {
-    v.split_once('=')
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, x)| (k.to_string(), x.to_string()))
-        .ok_or_else(|| bad(v, "expected KEY=VALUE"))
+    match v.split_once('=') {
+        Some((k, x)) if !k.is_empty() => Ok((k.to_string(), x.to_string())),
+        _ => Err(bad(v, "expected KEY=VALUE")),
+    }
 }
 
 /// A label may be `KEY` alone (an empty value).
 fn label(v: &str) -> Result<(String, String), ArgError> {
     let (k, x) = v.split_once('=').unwrap_or((v, ""));
-    if k.is_empty() {
-        return Err(bad(v, "expected KEY=VALUE"));
-    }
+    check(v, !k.is_empty(), "KEY=VALUE")?;
     Ok((k.to_string(), x.to_string()))
 }
 
 fn hostname(v: &str) -> Result<String, ArgError> {
-    let ok = !v.is_empty()
-        && v.len() <= 253
-        && v.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if !ok {
-        return Err(bad(v, "expected a host name"));
-    }
-    Ok(v.to_string())
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let ok = !v.is_empty() && v.len() <= 253 && v.split('.').all(label_ok);
+    check(v, ok, "a host name")
 }
 
-/// Typed values that keep the text they were parsed from: shown, serialised (so the config
-/// digest of a container does not depend on how berth holds them) and written back as it.
-macro_rules! as_text {
-    ($($t:ty => |$s:ident| $text:expr;)*) => {$(
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let $s = self;
-                f.write_str($text)
-            }
-        }
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-        impl Show for $t {
-            fn val(&self) -> Val {
-                Val::Str(self.to_string())
-            }
-        }
-    )*};
-}
-
-as_text! {
-    VolumeSpec => |v| match v { VolumeSpec::Anonymous(t) | VolumeSpec::Bind(t) => t };
-    Publish => |p| &p.text;
-    Device => |d| &d.text;
-    Tmpfs => |t| &t.text;
-    Restart => |r| &r.text;
-}
-
-/// A `-p` value and the ports it publishes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publish {
-    /// As written.
-    pub text: String,
-    /// One per container port of the range.
-    pub ports: Vec<PublishedPort>,
-}
-
-impl Publish {
-    fn parse(v: &str) -> Result<Publish, ArgError> {
-        Ok(Publish {
-            text: v.to_string(),
-            ports: parse_publish(v)?,
-        })
-    }
-}
-
-/// A `--device HOST[:CONTAINER[:PERMS]]` value.
+/// A `--device` mapping: the host device, its path in the container (the host's when not
+/// given) and the cgroup permissions (`rwm` when not given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
-    /// As written.
-    pub text: String,
     /// The host device.
     pub host: String,
-    /// Its path in the container (the host's when not given).
+    /// Its path in the container.
     pub inner: String,
-    /// The cgroup permissions (`rwm` when not given).
+    /// `r`, `w`, `m`.
     pub perms: String,
 }
 
-impl Device {
-    fn parse(v: &str) -> Result<Device, ArgError> {
-        let mut parts = v.split(':');
-        let host = parts.next().unwrap_or("");
-        let inner = parts.next();
-        let perms = parts.next();
-        if !host.starts_with('/')
-            || inner.is_some_and(|c| !c.starts_with('/'))
-            || perms
-                .is_some_and(|p| p.is_empty() || !p.chars().all(|c| matches!(c, 'r' | 'w' | 'm')))
-            || parts.next().is_some()
-        {
-            return Err(bad(v, "expected HOST_DEVICE[:CONTAINER_PATH[:rwm]]"));
-        }
-        Ok(Device {
-            text: v.to_string(),
-            host: host.to_string(),
-            inner: inner.unwrap_or(host).to_string(),
-            perms: perms.unwrap_or("rwm").to_string(),
-        })
+fn device(v: &str) -> Result<Device, ArgError> {
+    let mut parts = v.split(':');
+    let (host, inner, perms) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    if !host.starts_with('/')
+        || inner.is_some_and(|c| !c.starts_with('/'))
+        || perms.is_some_and(|p| !perms_ok(p))
+        || parts.next().is_some()
+    {
+        return Err(bad(v, "expected HOST_DEVICE[:CONTAINER_PATH[:rwm]]"));
     }
+    Ok(Device {
+        host: host.to_string(),
+        inner: inner.unwrap_or(host).to_string(),
+        perms: perms.unwrap_or("rwm").to_string(),
+    })
 }
 
-/// A `--tmpfs PATH[:OPTS]` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tmpfs {
-    /// As written.
-    pub text: String,
-    /// The mount point in the container.
-    pub path: String,
-    /// The mount options (may be empty).
-    pub opts: String,
-}
-
-impl Tmpfs {
-    fn parse(v: &str) -> Result<Tmpfs, ArgError> {
-        if !v.starts_with('/') {
-            return Err(bad(v, "expected an absolute path[:options]"));
-        }
-        let (path, opts) = v.split_once(':').unwrap_or((v, ""));
-        Ok(Tmpfs {
-            text: v.to_string(),
-            path: path.to_string(),
-            opts: opts.to_string(),
-        })
-    }
-}
-
-/// A `--restart` policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restart {
-    /// As written.
-    pub text: String,
-    /// `no`, `always`, `unless-stopped` or `on-failure`.
-    pub name: String,
-    /// The retry count of `on-failure:N`.
-    pub count: Option<i64>,
-}
-
-impl Restart {
-    fn parse(v: &str) -> Result<Restart, ArgError> {
-        let (name, count) = parse_restart(v)?;
-        Ok(Restart {
-            text: v.to_string(),
-            name,
-            count,
-        })
-    }
+/// A `--tmpfs` value: the mount point and its options (may be empty).
+fn tmpfs(v: &str) -> Result<(String, String), ArgError> {
+    let (path, opts) = v.split_once(':').unwrap_or((v, ""));
+    check(v, v.starts_with('/'), "an absolute path[:options]")?;
+    Ok((path.to_string(), opts.to_string()))
 }
 
 /// A size as docker reads it: `1024`, `512k`, `512m`, `1.5g`, `1gb` (powers of 1024).
@@ -827,6 +604,23 @@ pub enum VolumeSpec {
     Bind(String),
 }
 
+const VOLUME_MODES: &[&str] = &[
+    "rw",
+    "ro",
+    "z",
+    "Z",
+    "nocopy",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "consistent",
+    "cached",
+    "delegated",
+];
+
 /// Parse and check a `-v` value.
 pub fn parse_volume(v: &str) -> Result<VolumeSpec, ArgError> {
     let expected = "expected [SOURCE:]/CONTAINER_PATH[:MODE] (MODE: rw, ro, z, Z, nocopy, \
@@ -840,27 +634,9 @@ pub fn parse_volume(v: &str) -> Result<VolumeSpec, ArgError> {
                 || src
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            let mode_ok = parts.get(2).is_none_or(|m| {
-                !m.is_empty()
-                    && m.split(',').all(|o| {
-                        matches!(
-                            o,
-                            "rw" | "ro"
-                                | "z"
-                                | "Z"
-                                | "nocopy"
-                                | "shared"
-                                | "rshared"
-                                | "slave"
-                                | "rslave"
-                                | "private"
-                                | "rprivate"
-                                | "consistent"
-                                | "cached"
-                                | "delegated"
-                        )
-                    })
-            });
+            let mode_ok = parts
+                .get(2)
+                .is_none_or(|m| !m.is_empty() && m.split(',').all(|o| VOLUME_MODES.contains(&o)));
             if src_ok && mode_ok {
                 Ok(VolumeSpec::Bind(v.to_string()))
             } else {
@@ -1006,10 +782,10 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Result<RunOptions, ConfigError> {
                 if a != b {
                     continue;
                 }
-                if given.contains(key) && (row.get)(&opts) != [Val::Bool(a)] {
+                if given.contains(key) && (row.get)(&opts) != [Value::Boolean(a)] {
                     return Err(to_config(r, key, both(row, &a.to_string())));
                 }
-                bool_arg(a).to_string()
+                a.to_string()
             }
             Shape::Many => {
                 for item in r.words(key)?.unwrap_or_default() {
@@ -1058,8 +834,8 @@ mod tests {
     use crate::config::Spec;
 
     /// Typed values as they were written.
-    fn texts<T: ToString>(v: &[T]) -> Vec<String> {
-        v.iter().map(ToString::to_string).collect()
+    fn texts<T>(v: &[Typed<T>]) -> Vec<String> {
+        v.iter().map(|t| t.text.clone()).collect()
     }
 
     fn args(s: &str) -> Result<RunOptions, ArgError> {
@@ -1086,7 +862,7 @@ mod tests {
         let o = args("-v /opt/docker.opensvc.com/vol1:/vol1:rw").unwrap();
         assert_eq!(texts(&o.volumes), ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
         assert_eq!(
-            o.volumes[0],
+            o.volumes[0].value,
             VolumeSpec::Bind("/opt/docker.opensvc.com/vol1:/vol1:rw".into())
         );
         // The seed's defaults: a tty, an open stdin, and berth's init.
@@ -1132,7 +908,7 @@ mod tests {
         );
         assert_eq!(o.volumes_from, ["data"]);
         assert_eq!(o.links, ["db:db"]);
-        assert_eq!(o.env_files, [PathBuf::from("/etc/web.env")]);
+        assert_eq!(o.env_files[0].value, PathBuf::from("/etc/web.env"));
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub(crate) fn create_body(
     let o = &spec.run;
 
     let mut env = Vec::new();
-    for path in &o.env_files {
+    for path in o.env_files.iter().map(|f| &f.value) {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
         env.extend(env_file_lines(&text));
@@ -89,7 +89,7 @@ pub(crate) fn create_body(
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for v in &o.volumes {
-        match v {
+        match &v.value {
             VolumeSpec::Anonymous(dst) => anonymous.push(dst.clone()),
             VolumeSpec::Bind(b) => binds.push(b.clone()),
         }
@@ -97,7 +97,7 @@ pub(crate) fn create_body(
 
     let mut exposed: Vec<String> = o.expose.clone();
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for pp in o.ports.iter().flat_map(|p| &p.ports) {
+    for pp in o.ports.iter().flat_map(|p| &p.value) {
         if !exposed.contains(&pp.container) {
             exposed.push(pp.container.clone());
         }
@@ -112,21 +112,19 @@ pub(crate) fn create_body(
     }
 
     let devices = o.devices.iter().map(|d| DeviceMapping {
-        path_on_host: Some(d.host.clone()),
-        path_in_container: Some(d.inner.clone()),
-        cgroup_permissions: Some(d.perms.clone()),
+        path_on_host: Some(d.value.host.clone()),
+        path_in_container: Some(d.value.inner.clone()),
+        cgroup_permissions: Some(d.value.perms.clone()),
     });
-    let tmpfs: HashMap<String, String> = (o.tmpfs.iter())
-        .map(|t| (t.path.clone(), t.opts.clone()))
-        .collect();
+    let tmpfs: HashMap<String, String> = (o.tmpfs.iter()).map(|t| t.value.clone()).collect();
     let restart_policy = o.restart_policy.as_ref().map(|r| RestartPolicy {
-        name: Some(match r.name.as_str() {
+        name: Some(match r.value.0.as_str() {
             "always" => RestartPolicyNameEnum::ALWAYS,
             "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
             "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
             _ => RestartPolicyNameEnum::NO,
         }),
-        maximum_retry_count: r.count,
+        maximum_retry_count: r.value.1,
     });
     let log_config =
         (o.log_driver.is_some() || !o.log_opts.is_empty()).then(|| HostConfigLogConfig {
@@ -591,7 +589,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join("e.env");
         std::fs::write(&env_file, "X=1\n").unwrap();
-        s.run.env_files = vec![env_file];
+        s.run.env_files = vec![berth_model::run_args::Typed {
+            text: s.run.env_files[0].text.clone(),
+            value: env_file,
+        }];
         let body = create_body("web", "container#1", &s).unwrap();
         let mut body = serde_json::to_value(&body).unwrap();
         body["Labels"].as_object_mut().unwrap().remove(CONFIG_LABEL);

@@ -57,7 +57,7 @@ fn the_seed_service_file_parses() {
     assert_eq!(c.run_image, "f66342b343ae");
     assert_eq!(c.run_command.as_deref(), Some(&["/bin/sh".to_string()][..]));
     assert_eq!(
-        c.run.volumes[0].to_string(),
+        c.run.volumes[0].text,
         "/opt/docker.opensvc.com/vol1:/vol1:rw"
     );
     assert!(
