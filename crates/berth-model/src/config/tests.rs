@@ -330,3 +330,56 @@ fn durations_too_large_are_refused_not_a_panic() {
     ));
     assert!(e.contains("stop_timeout: bad value"), "{e}");
 }
+
+/// A value as it may stand in an INI file: any character but a line end, control characters,
+/// DEL, quotes, backslashes, comment and assignment characters often.
+fn ini_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let ch = prop_oneof![
+        (0u8..0x80).prop_map(char::from),
+        Just('\x7f'),
+        prop::sample::select(vec![
+            '"', '\'', '\\', '#', ';', '=', ':', ' ', '\t', 'é', '\u{2028}'
+        ]),
+        any::<char>(),
+    ];
+    prop::collection::vec(
+        ch.prop_filter("one line", |c| *c != '\n' && *c != '\r'),
+        0..24,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+
+    /// Whatever an INI file holds, `print config` writes TOML that reads back to the same
+    /// service (issue 9: a value with 0x7F came out unescaped and could not be read back).
+    #[test]
+    fn print_config_reads_back_any_value(
+        app in ini_value(),
+        image in ini_value(),
+        command in ini_value(),
+        mnt_opt in ini_value(),
+        label in ini_value(),
+        tags in ini_value(),
+    ) {
+        let text = format!(
+            "[DEFAULT]\napp = {app}\n[container#1]\nrun_image = {image}\nrun_command = {command}\n\
+             labels = {label}\ntags = {tags}\n[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\n\
+             mnt_opt = {mnt_opt}\n"
+        );
+        let Ok(svc) = ServiceConfig::parse(Path::new("/x/p.env"), &text) else {
+            return Ok(());
+        };
+        let emitted = to_toml(&svc).unwrap();
+        let again = ServiceConfig::parse(Path::new("/x/p.toml"), &emitted);
+        proptest::prop_assert!(again.is_ok(), "{:?}\n{emitted}", again.err());
+        let again = again.unwrap();
+        proptest::prop_assert_eq!(format!("{:?}", again.settings), format!("{:?}", svc.settings));
+        proptest::prop_assert_eq!(
+            format!("{:?}", again.resources),
+            format!("{:?}", svc.resources)
+        );
+    }
+}
