@@ -349,10 +349,7 @@ pub fn parse_netmask(s: &str) -> Option<Prefix> {
     if let Ok(n) = s.parse::<u8>() {
         return (n <= 128).then_some(Prefix(n));
     }
-    let mask: std::net::Ipv4Addr = s.parse().ok()?;
-    let bits = u32::from(mask);
-    let ones = bits.leading_ones();
-    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(Prefix(ones as u8))
+    ipnet::ipv4_mask_to_prefix(s.parse().ok()?).ok().map(Prefix)
 }
 
 fn read_common(r: &mut Reader<'_>) -> Result<Common, ConfigError> {
