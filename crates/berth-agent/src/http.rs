@@ -280,7 +280,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
             let text = shared.metrics.render(&nodename, &shared.tree.all());
             respond(
                 StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 Bytes::from(text),
             )
         }
