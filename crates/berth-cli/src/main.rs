@@ -4,13 +4,13 @@ mod log;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use berth_drivers::{HOST, docker};
 use berth_engine::load::{LoadError, load_all, load_service};
+use berth_engine::args::DirArgs;
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Selector, parse_action};
@@ -53,15 +53,8 @@ enum ColorChoice {
 #[derive(Debug, Parser)]
 #[command(name = "svc", version, after_help = ACTIONS)]
 struct Cli {
-    /// Where node.toml and services/ live.
-    #[arg(long, env = "BERTH_CONFIG_DIR", default_value = "/etc/berth")]
-    config_dir: PathBuf,
-    /// Where locks, pidfiles and private docker sockets live.
-    #[arg(long, env = "BERTH_VAR_DIR", default_value = "/var/lib/berth")]
-    var_dir: PathBuf,
-    /// Where dockerd exec roots live (keep it short).
-    #[arg(long, env = "BERTH_RUN_DIR", default_value = "/run/berth")]
-    run_dir: PathBuf,
+    #[command(flatten)]
+    dirs: DirArgs,
     /// Output format of print and status.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
@@ -389,11 +382,7 @@ fn main() -> ExitCode {
     if tracing::subscriber::set_global_default(subscriber).is_err() {
         eprintln!("svc: cannot set up logging");
     }
-    let paths = Paths {
-        config_dir: cli.config_dir,
-        var_dir: cli.var_dir,
-        run_dir: cli.run_dir,
-    };
+    let paths = Paths::from(cli.dirs);
     let result = words_to_strings(&cli.words).and_then(|words| {
         let nodename = nodename(&paths)?;
         let mut app = App {

@@ -5,6 +5,7 @@
 //! reverse order, keeps going past failures and reports them all. Every action holds the
 //! service's lock. Host work goes through the [`Driver`] seam, so all of this is tested without root.
 
+pub mod args;
 pub mod driver;
 pub mod load;
 pub mod lock;
