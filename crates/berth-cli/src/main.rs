@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use berth_drivers::{HOST, docker};
-use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::args::DirArgs;
+use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
+use berth_model::Kind;
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Selector, parse_action};
 use berth_model::paths::Paths;
@@ -20,21 +21,31 @@ use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-const ACTIONS: &str = "\
+/// The actions, after `--help`; the partial actions are one per resource kind.
+fn actions_help() -> String {
+    let partial: Vec<String> = Kind::ALL
+        .iter()
+        .map(|k| format!("start{k}|stop{k}"))
+        .collect();
+    format!(
+        "\
 Actions:
   print status                   every service of this node
   SERVICE print status           one service's status tree
   SERVICE print config           the parsed service file
   SERVICE status                 exit 0 when the service is up, 1 otherwise
   SERVICE start|stop|restart     the whole service, in order (stop in reverse)
-  SERVICE startip|stopip|startvg|stopvg|startfs|stopfs|startcontainer|stopcontainer
+  SERVICE {}
   SERVICE freeze|thaw            stop / resume the agent's monitoring of the service
   SERVICE docker ARGS...         the docker CLI against the service's private dockerd
 
 Action options (after the action): --rid ip#1,fs#1  --tags T  --dry-run  --disable-rollback
   --force  --waitlock SECONDS
 
-Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.";
+Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.",
+        partial.join("|")
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
@@ -51,7 +62,7 @@ enum ColorChoice {
 
 /// Drive berth services: start, stop, relocate and inspect them.
 #[derive(Debug, Parser)]
-#[command(name = "svc", version, after_help = ACTIONS)]
+#[command(name = "svc", version, after_help = actions_help())]
 struct Cli {
     #[command(flatten)]
     dirs: DirArgs,
@@ -222,8 +233,9 @@ impl App {
             [print, ..] if print == "print" => return Err(usage("usage: svc print status")),
             [_] => {
                 return Err(usage(format!(
-                    "no action given for service {:?}\n\n{ACTIONS}",
-                    words[0]
+                    "no action given for service {:?}\n\n{}",
+                    words[0],
+                    actions_help()
                 )));
             }
             _ => {}
@@ -310,8 +322,9 @@ impl App {
     ) -> Result<(), Failure> {
         let Some((kind, kinds)) = parse_action(action) else {
             return Err(usage(format!(
-                "unknown action {action:?} for service {}\n\n{ACTIONS}",
-                svc.name
+                "unknown action {action:?} for service {}\n\n{}",
+                svc.name,
+                actions_help()
             )));
         };
         let args = self.action_args(&words[..2], rest)?;
