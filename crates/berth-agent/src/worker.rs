@@ -770,26 +770,19 @@ mod tests {
         assert_eq!(k, Action::Start);
         assert!(o.force);
         assert_eq!(o.waitlock, Duration::from_secs(2));
-        assert!(
-            options(
-                "start",
-                &ActionBody {
-                    rid: Some("nope".into()),
-                    ..ActionBody::default()
-                }
-            )
-            .is_err()
-        );
-        assert!(
-            options(
-                "start",
-                &ActionBody {
-                    waitlock: Some(-1.0),
-                    ..ActionBody::default()
-                }
-            )
-            .is_err()
-        );
-        assert!(serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).is_err());
+        let bad_rid = ActionBody {
+            rid: Some("nope".into()),
+            ..ActionBody::default()
+        };
+        let e = options("start", &bad_rid).unwrap_err();
+        assert!(e.starts_with("--rid: \"nope\" is not a resource id"), "{e}");
+        let bad_wait = ActionBody {
+            waitlock: Some(-1.0),
+            ..ActionBody::default()
+        };
+        let e = options("start", &bad_wait).unwrap_err();
+        assert_eq!(e, "waitlock -1: expected seconds between 0 and 3600");
+        let e = serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).unwrap_err();
+        assert!(e.to_string().starts_with("unknown field `bogus`"), "{e}");
     }
 }

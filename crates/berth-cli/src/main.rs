@@ -453,6 +453,7 @@ mod tests {
         assert_eq!(a.rid.as_deref(), Some("fs#1"));
         assert!(a.dry_run);
         assert_eq!(a.waitlock, 2.0);
-        assert!(ActionArgs::try_parse_from(["--bogus"]).is_err());
+        let e = ActionArgs::try_parse_from(["--bogus"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

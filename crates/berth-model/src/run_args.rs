@@ -570,6 +570,10 @@ fn tmpfs(v: &str) -> Result<(String, String), ArgError> {
 }
 
 /// A size as docker reads it: `1024`, `512k`, `512m`, `1.5g`, `1gb` (powers of 1024).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "bytes is checked finite and within 0..=i64::MAX: the cast drops the fraction"
+)]
 pub fn parse_size(s: &str) -> Result<i64, ArgError> {
     let expected = "expected a size such as 512m, 1g or a number of bytes";
     let t = s.trim().to_ascii_lowercase();
@@ -954,9 +958,9 @@ mod tests {
         assert_eq!(parse_size("512MB").unwrap(), 512 << 20);
         assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
         assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("1x").is_err());
-        assert!(parse_size("").is_err());
+        for bad in ["-1", "1x", ""] {
+            assert_eq!(parse_size(bad).unwrap_err().value, bad);
+        }
         assert_eq!(args("--memory-swap -1").unwrap().memory_swap, Some(-1));
     }
 
@@ -983,9 +987,9 @@ mod tests {
             (p[1].host_port, p[1].container.as_str()),
             (Some(8001), "81/tcp")
         );
-        assert!(parse_publish("8000-8002:80-81").is_err());
-        assert!(parse_publish("80/icmp").is_err());
-        assert!(parse_publish("a.b.c:80:80").is_err());
+        for bad in ["8000-8002:80-81", "80/icmp", "a.b.c:80:80"] {
+            assert_eq!(parse_publish(bad).unwrap_err().value, bad);
+        }
         assert_eq!(parse_expose("80-81/udp").unwrap(), ["80/udp", "81/udp"]);
     }
 
@@ -996,7 +1000,7 @@ mod tests {
             parse_restart("on-failure:5").unwrap(),
             ("on-failure".into(), Some(5))
         );
-        assert!(parse_restart("always:3").is_err());
+        assert_eq!(parse_restart("always:3").unwrap_err().value, "always:3");
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub(crate) fn create_body(
         memory: o.memory,
         memory_swap: o.memory_swap,
         shm_size: o.shm_size,
-        nano_cpus: o.cpus.map(|c| (c * 1e9).round() as i64),
+        nano_cpus: o.cpus.map(nano_cpus),
         cpu_shares: o.cpu_shares,
         cpuset_cpus: o.cpuset_cpus.clone(),
         network_mode: o.network.clone(),
@@ -206,9 +206,21 @@ fn opt_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<Str
     (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
-/// The graceful stop bound in whole seconds (at least 1).
+/// The graceful stop bound in whole seconds, rounded up (at least 1).
 pub(crate) fn stop_secs(spec: &ContainerSpec) -> u64 {
-    spec.stop_timeout.as_secs_f64().ceil().max(1.0) as u64
+    let d = spec.stop_timeout;
+    d.as_secs()
+        .saturating_add(u64::from(d.subsec_nanos() > 0))
+        .max(1)
+}
+
+/// `--cpus` as the API's `NanoCpus`.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "the run options keep cpus within 0..=4096: at most 4.1e12 nano CPUs"
+)]
+fn nano_cpus(cpus: f64) -> i64 {
+    (cpus * 1e9).round() as i64
 }
 
 /// [`stop_secs`] as the stop request's `t`, which is an `i32`.

@@ -677,7 +677,7 @@ mod tests {
              --ip-masq=false --containerd-namespace=berth-web \
              --containerd-plugins-namespace=berth-web-plugins --debug --storage-driver=vfs"
         );
-        assert!(d.check_paths().is_ok());
+        d.check_paths().unwrap();
     }
 
     #[test]

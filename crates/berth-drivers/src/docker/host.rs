@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn this_process_reads_as_it_is() {
-        let me = proc_of(std::process::id() as i32).unwrap();
+        let me = proc_of(i32::try_from(std::process::id()).unwrap()).unwrap();
         assert_eq!(me.ppid, nix::unistd::getppid().as_raw());
         assert!(me.start > 0);
         assert!(
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn this_process_is_alive_and_counted() {
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap();
         assert!(alive(me));
         assert!(rss(me) > 0);
         assert!(!alive(i32::MAX));

@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn finds_our_own_cwd_holder() {
         // Our cwd lies under "/" (everything does): we find ourselves, and the caller skips us.
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap();
         let cwd = std::env::current_dir().expect("cwd");
         let all = find(&target(cwd.to_str().expect("utf-8"), None));
         assert!(all.iter().any(|h| h.pid == me), "{all:?}");

@@ -137,7 +137,8 @@ fn link_addr(ifindex: u32, dest: Mac) -> io::Result<LinkAddr> {
     let mut sll_addr = [0u8; 8];
     sll_addr[..6].copy_from_slice(&dest);
     let sa = libc::sockaddr_ll {
-        sll_family: libc::AF_PACKET as u16,
+        sll_family: libc::c_ushort::try_from(libc::AF_PACKET)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
         sll_protocol: ETH_P_ARP.to_be(),
         sll_ifindex: i32::try_from(ifindex).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "interface index too large")

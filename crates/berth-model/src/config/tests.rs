@@ -261,7 +261,8 @@ fn ini_keys_are_case_insensitive_as_in_configparser() {
     };
     assert_eq!(fs.mnt, Path::new("/srv"));
     // TOML keys stay exact: a typo in case is an unknown key there.
-    assert!(toml("[fs.1]\nDev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n").is_err());
+    let e = toml("[fs.1]\nDev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n").unwrap_err();
+    assert!(e.to_string().contains("[fs#1] Dev: unknown key"), "{e}");
 }
 
 #[test]
