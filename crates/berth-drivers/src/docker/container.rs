@@ -75,17 +75,7 @@ pub(crate) fn create_body(
     spec: &ContainerSpec,
 ) -> Result<ContainerCreateBody, DriverError> {
     let o = &spec.run;
-
-    let mut env = Vec::new();
-    for path in o.env_files.iter().map(|f| &f.value) {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
-        env.extend(env_file_lines(&text));
-    }
-    for item in &o.env {
-        resolve_env(item, &mut env);
-    }
-
+    let env = environment(o)?;
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for v in &o.volumes {
@@ -95,13 +85,71 @@ pub(crate) fn create_body(
         }
     }
 
+    let (exposed, port_bindings) = ports(o);
+    let mut labels: HashMap<String, String> = o
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(SERVICE_LABEL.into(), svc.into());
+    labels.insert(RID_LABEL.into(), rid.into());
+    labels.insert(CONFIG_LABEL.into(), config_digest(spec));
+
+    Ok(ContainerCreateBody {
+        image: Some(spec.run_image.clone()),
+        cmd: spec.run_command.clone(),
+        entrypoint: o.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                // An empty entrypoint resets the image's, as `--entrypoint ""` does.
+                vec![String::new()]
+            } else {
+                e.clone()
+            }
+        }),
+        env: opt_vec(env),
+        tty: Some(o.tty),
+        open_stdin: Some(o.interactive),
+        attach_stdin: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        hostname: o.hostname.clone(),
+        user: o.user.clone(),
+        working_dir: o.workdir.clone(),
+        labels: Some(labels),
+        exposed_ports: opt_vec(exposed),
+        volumes: opt_vec(anonymous),
+        stop_signal: o.stop_signal.clone(),
+        stop_timeout: Some(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
+        host_config: Some(host_config(o, binds, port_bindings)),
+        ..Default::default()
+    })
+}
+
+/// The environment: the env files' lines, then `env` (a bare `KEY` from berth's own).
+fn environment(o: &RunOptions) -> Result<Vec<String>, DriverError> {
+    let mut env = Vec::new();
+    for path in o.env_files.iter().map(|f| &f.value) {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
+        env.extend(env_file_lines(&text));
+    }
+    for item in &o.env {
+        resolve_env(item, &mut env);
+    }
+    Ok(env)
+}
+
+type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
+
+/// The exposed ports (`--expose` and every published one) and the published ports' bindings.
+fn ports(o: &RunOptions) -> (Vec<String>, PortBindings) {
     let mut exposed: Vec<String> = o.expose.clone();
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut bindings = PortBindings::new();
     for pp in o.ports.iter().flat_map(|p| &p.value) {
         if !exposed.contains(&pp.container) {
             exposed.push(pp.container.clone());
         }
-        port_bindings
+        bindings
             .entry(pp.container.clone())
             .or_insert_with(|| Some(Vec::new()))
             .get_or_insert_with(Vec::new)
@@ -110,7 +158,11 @@ pub(crate) fn create_body(
                 host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
             });
     }
+    (exposed, bindings)
+}
 
+/// The host side: resources, privileges, mounts, network, restart and log settings.
+fn host_config(o: &RunOptions, binds: Vec<String>, port_bindings: PortBindings) -> HostConfig {
     let devices = o.devices.iter().map(|d| DeviceMapping {
         path_on_host: Some(d.value.host.clone()),
         path_in_container: Some(d.value.inner.clone()),
@@ -132,16 +184,7 @@ pub(crate) fn create_body(
             config: opt_map(&o.log_opts),
         });
 
-    let mut labels: HashMap<String, String> = o
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(SERVICE_LABEL.into(), svc.into());
-    labels.insert(RID_LABEL.into(), rid.into());
-    labels.insert(CONFIG_LABEL.into(), config_digest(spec));
-
-    let host_config = HostConfig {
+    HostConfig {
         binds: opt_vec(binds),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         memory: o.memory,
@@ -170,36 +213,7 @@ pub(crate) fn create_body(
         restart_policy,
         log_config,
         ..Default::default()
-    };
-
-    Ok(ContainerCreateBody {
-        image: Some(spec.run_image.clone()),
-        cmd: spec.run_command.clone(),
-        entrypoint: o.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                // An empty entrypoint resets the image's, as `--entrypoint ""` does.
-                vec![String::new()]
-            } else {
-                e.clone()
-            }
-        }),
-        env: opt_vec(env),
-        tty: Some(o.tty),
-        open_stdin: Some(o.interactive),
-        attach_stdin: Some(false),
-        attach_stdout: Some(false),
-        attach_stderr: Some(false),
-        hostname: o.hostname.clone(),
-        user: o.user.clone(),
-        working_dir: o.workdir.clone(),
-        labels: Some(labels),
-        exposed_ports: opt_vec(exposed),
-        volumes: opt_vec(anonymous),
-        stop_signal: o.stop_signal.clone(),
-        stop_timeout: Some(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
-        host_config: Some(host_config),
-        ..Default::default()
-    })
+    }
 }
 
 fn opt_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<String, String>> {
