@@ -263,7 +263,10 @@ fn ini_keys_are_case_insensitive_as_in_configparser() {
     // TOML keys stay exact: a typo in case is an unknown key there.
     let e = toml("[fs.1]\nDev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n").unwrap_err();
     // (`Dev` is not `dev`, so `dev` is missing.)
-    assert!(e.to_string().ends_with("[fs#1] dev: missing mandatory key"), "{e}");
+    assert!(
+        e.to_string().ends_with("[fs#1] dev: missing mandatory key"),
+        "{e}"
+    );
 }
 
 #[test]
