@@ -356,7 +356,7 @@ fn ini_value() -> impl proptest::strategy::Strategy<Value = String> {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::test_runner::Config::with_cases(2000))]
+    #![proptest_config(proptest::test_runner::Config::with_cases(1000))]
 
     /// Whatever an INI file holds, `print config` writes TOML that reads back to the same
     /// service (issue 9: a value with 0x7F came out unescaped and could not be read back).
