@@ -16,7 +16,6 @@ use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_drivers::HostDrivers;
 use berth_engine::load::load_all;
 use berth_engine::{ActionOptions, Engine};
 use berth_model::Status;
@@ -200,7 +199,7 @@ fn fence(paths: &Paths, nodename: &str, left: Duration) {
             return;
         }
     };
-    let engine = Engine::new(&HostDrivers, paths, nodename);
+    let engine = Engine::new(&berth_drivers::HOST, paths, nodename);
     for (name, loaded) in all {
         let Ok(cfg) = loaded else { continue };
         let st = engine.status(&cfg);

@@ -222,11 +222,11 @@ fn random_faults_never_double_start_and_always_settle() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let mut seed = std::time::SystemTime::now()
+    let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos() as u64
-        | 1;
+        .subsec_nanos();
+    let mut seed = u64::from(seed) | 1;
     println!("seed {seed}");
     let mut next = move |n: u64| {
         // xorshift64

@@ -666,7 +666,7 @@ fn sigterm_leaves_services_up() {
     );
     let pid = c.daemon().child.id();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
@@ -742,7 +742,7 @@ fn broken_files_and_reloads() {
     .unwrap();
     let pid = c.daemon().child.id();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
