@@ -804,7 +804,12 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             if !wanted {
                 continue;
             }
-            let candidates = view.candidates(&name, &cfg.settings.nodes);
+            // This node's own recent failure counts at once, before its record says so.
+            let candidates: Vec<String> = view
+                .candidates(&name, &cfg.settings.nodes)
+                .into_iter()
+                .filter(|n| *n != me || cluster.failed_recently(&name).is_none())
+                .collect();
             if candidates.first().map(String::as_str) != Some(me.as_str()) {
                 continue;
             }
@@ -885,19 +890,36 @@ pub fn owned_here(view: &ClusterView, node: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Give up this node's ownership of `svc`, if it has it.
+/// Give up this node's ownership of `svc`, if it has it. Retried (etcd may be slow or
+/// between leaders): a stopped service left owned here would stay down.
 pub async fn release_if_mine(cluster: &Cluster, svc: &str) {
-    match cluster.store.owner(svc).await {
-        Ok(Some(o)) if o.record.node == cluster.node() => {
-            match cluster.store.release(svc, o.token).await {
-                Ok(true) => info!("{svc}: released (token {})", o.token),
-                Ok(false) => {}
-                Err(e) => warn!("{svc}: cannot release the ownership: {e}"),
+    for attempt in 1..=5 {
+        let done = match cluster.store.owner(svc).await {
+            Ok(Some(o)) if o.record.node == cluster.node() => {
+                match cluster.store.release(svc, o.token).await {
+                    Ok(true) => {
+                        info!("{svc}: released (token {})", o.token);
+                        true
+                    }
+                    Ok(false) => true,
+                    Err(e) => {
+                        warn!("{svc}: cannot release the ownership ({attempt}/5): {e}");
+                        false
+                    }
+                }
             }
+            Ok(_) => true,
+            Err(e) => {
+                warn!("{svc}: cannot read the ownership ({attempt}/5): {e}");
+                false
+            }
+        };
+        if done {
+            return;
         }
-        Ok(_) => {}
-        Err(e) => warn!("{svc}: cannot read the ownership: {e}"),
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    error!("{svc}: could not release the ownership: it stays owned here until the lease goes");
 }
 
 /// After an operator's action through svcd: a whole start keeps the service started, a whole

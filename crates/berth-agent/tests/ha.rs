@@ -12,19 +12,54 @@ use std::time::{Duration, Instant};
 use berth_testkit::cluster::wait_until;
 use common::{Rig, Spec, svc, svc_ok};
 
-fn ha(nodes: usize, members: usize, services: usize) -> Rig {
-    Rig::new(Spec {
-        nodes,
-        members,
-        ttl: 3,
-        services,
-        service_extra: "orchestrate = \"ha\"\n".to_string(),
-    })
+/// At most two of these tests at once: each runs an etcd and three nodes, and the suite runs
+/// on two cores.
+static SLOTS: std::sync::Mutex<u32> = std::sync::Mutex::new(0);
+
+struct Slot;
+
+impl Slot {
+    fn take() -> Slot {
+        loop {
+            {
+                let mut n = SLOTS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *n < 2 {
+                    *n += 1;
+                    return Slot;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *SLOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+    }
+}
+
+fn ha(nodes: usize, members: usize, services: usize) -> (Slot, Rig) {
+    let slot = Slot::take();
+    (
+        slot,
+        Rig::new(Spec {
+            nodes,
+            members,
+            ttl: 3,
+            services,
+            service_extra: "orchestrate = \"ha\"\n".to_string(),
+        }),
+    )
 }
 
 #[test]
 fn node_death_fails_the_service_over_to_the_next_node() {
-    let mut rig = ha(3, 1, 1);
+    let (_slot, mut rig) = ha(3, 1, 1);
     let sampler = rig.sampler("web");
     // The orchestrator starts it on the first node of `nodes`.
     let first = rig.wait_up_once("web", Duration::from_secs(20));
@@ -78,7 +113,7 @@ fn node_death_fails_the_service_over_to_the_next_node() {
 
 #[test]
 fn a_partitioned_owner_stops_before_its_deadline_and_the_other_side_takes_over() {
-    let rig = ha(2, 1, 1);
+    let (_slot, rig) = ha(2, 1, 1);
     let sampler = rig.sampler("web");
     let first = rig.wait_up_once("web", Duration::from_secs(20));
     let other = if first == "n1" { "n2" } else { "n1" };
@@ -118,7 +153,7 @@ fn a_partitioned_owner_stops_before_its_deadline_and_the_other_side_takes_over()
 
 #[test]
 fn a_candidate_whose_start_fails_hands_over_to_the_next_and_all_failing_leaves_it_down() {
-    let mut rig = ha(3, 1, 1);
+    let (_slot, mut rig) = ha(3, 1, 1);
     let first = rig.wait_up_once("web", Duration::from_secs(20));
     assert_eq!(first, "n1");
     let sampler = rig.sampler("web");
@@ -171,7 +206,7 @@ fn a_candidate_whose_start_fails_hands_over_to_the_next_and_all_failing_leaves_i
 
 #[test]
 fn svcd_killed_alone_resumes_its_lease_or_its_watchdog_fences() {
-    let mut rig = ha(2, 1, 1);
+    let (_slot, mut rig) = ha(2, 1, 1);
     let sampler = rig.sampler("web");
     let first = rig.wait_up_once("web", Duration::from_secs(20));
     let (_, token) = rig.owner("web");
@@ -212,7 +247,7 @@ fn svcd_killed_alone_resumes_its_lease_or_its_watchdog_fences() {
 /// with every service up on exactly one node; sampled all along, no service is ever up on two.
 #[test]
 fn random_faults_never_double_start_and_always_settle() {
-    let mut rig = ha(3, 3, 3);
+    let (_slot, mut rig) = ha(3, 3, 3);
     let names: Vec<String> = rig.services.iter().map(|s| s.name.clone()).collect();
     let samplers: Vec<_> = names.iter().map(|s| rig.sampler(s)).collect();
     for s in &names {
