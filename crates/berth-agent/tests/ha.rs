@@ -134,6 +134,26 @@ fn a_partitioned_owner_stops_before_its_deadline_and_the_other_side_takes_over()
     rig.wait_alive(&first);
     sampler.wait_samples(10);
     assert!(!rig.up_on(&first, "web"));
+    // The old owner's svcd tells what happened: events in GET /cluster, counters in /metrics.
+    let n = rig.node(&first);
+    let base = format!("http://{}:1215", n.addr());
+    let out = n.run("curl", &["-sf", &format!("{base}/cluster")]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for k in ["fence_stop", "fence_stopped", "lease_lost", "rejoined"] {
+        assert!(kinds.contains(&k), "no {k} event: {report}");
+    }
+    let out = n.run("curl", &["-sf", &format!("{base}/metrics")]);
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        metrics.contains("berth_cluster_events_total{kind=\"fence_stop\"} 1"),
+        "{metrics}"
+    );
     let mon = rig.mon();
     assert_eq!(mon["services"]["web"]["owner"], other, "{mon}");
     assert_eq!(mon["nodes"][first.as_str()]["hb"], "up", "{mon}");
