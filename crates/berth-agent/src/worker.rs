@@ -430,6 +430,12 @@ impl Worker {
         let Some((mut status, rec)) = self.probe(&cfg).await else {
             return;
         };
+        // Frozen cluster-wide (from any node): the monitor leaves it alone here too.
+        if let Some(c) = self.shared.cluster.get()
+            && c.view().frozen.contains(&self.name)
+        {
+            status.frozen = true;
+        }
         self.note_record(rec);
         let due = self.monitor(&cfg, &status);
         if let Some(rid) = self.monitor_due.take()
