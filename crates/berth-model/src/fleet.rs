@@ -9,7 +9,7 @@
 //!  hb                   | up    up    down
 //! Services                n1    n2    n3
 //!  db        warn       | !*    o^*   /
-//!  web       warn       | O^    X     /
+//!  web       up         | O^    X     /
 //! ```
 //! Marks: `O` up, `X` down, `!` warn, `o`/`x` standby up/down, `/` n/a (or not reported);
 //! then `^` on the service's preferred node and `*` when frozen there.
@@ -87,10 +87,19 @@ pub struct FleetService {
 }
 
 impl FleetService {
-    /// The service's status over the fleet: the merge of every node's `overall`
-    /// (`n/a` when no node reports it).
+    /// The service's status over the fleet, as a failover service's: `up` when it is up on
+    /// exactly one node (the others being down is its normal state), `warn` when up on several
+    /// or warn anywhere, else the merge of every node's `overall` (`n/a` when none reports it).
     pub fn overall(&self) -> Status {
-        Status::merge_all(self.nodes.values().map(|c| c.overall))
+        let cells = || self.nodes.values().map(|c| c.overall);
+        if cells().any(|s| s == Status::Warn) {
+            return Status::Warn;
+        }
+        match cells().filter(|s| *s == Status::Up).count() {
+            0 => Status::merge_all(cells()),
+            1 => Status::Up,
+            _ => Status::Warn,
+        }
     }
 }
 
@@ -330,6 +339,18 @@ mod tests {
     }
 
     #[test]
+    fn a_failover_service_is_up_on_one_node_and_warn_on_two() {
+        let mut f = fleet();
+        let web = f.services.get_mut("web").unwrap();
+        assert_eq!(web.overall(), Up);
+        web.nodes.insert("n2".into(), FleetCell::new(Up, Up));
+        assert_eq!(web.overall(), Warn);
+        web.nodes.insert("n1".into(), FleetCell::new(Down, Down));
+        web.nodes.insert("n2".into(), FleetCell::new(Down, Down));
+        assert_eq!(web.overall(), Down);
+    }
+
+    #[test]
     fn text_grid() {
         let got = render_fleet(&fleet(), false);
         let want = "\
@@ -338,7 +359,7 @@ Nodes                   n1    n2    n3
   # n3: no answer for 35s
 Services                n1    n2    n3
  db        warn       | !*    o^*   /
- web       warn       | O^    X     /
+ web       up         | O^    X     /
 ";
         assert_eq!(got, want, "\n{got}");
         assert!(got.lines().all(|l| !l.ends_with(' ')));

@@ -354,13 +354,18 @@ impl ServiceStatus {
         }
     }
 
-    /// Set the cluster rows (`sync`, `hb`) and what the cluster says, and merge them into
-    /// `overall` as they would have been merged from the start (they fold last).
+    /// Set the cluster rows (`sync`, `hb`) and what the cluster says. They fold into
+    /// `overall` last, and only when they are not `up`: a healthy heartbeat says nothing of
+    /// the service (a passive node stays `down`, not `warn`), a late or lost one degrades it.
     pub fn set_cluster(&mut self, sync: Status, hb: Status, cluster: ServiceCluster) {
         self.sync = sync;
         self.hb = hb;
         if self.error.is_none() {
-            self.overall = self.overall.merge(sync).merge(hb);
+            for row in [sync, hb] {
+                if row != Status::Up {
+                    self.overall = self.overall.merge(row);
+                }
+            }
         }
         self.cluster = Some(cluster);
     }
@@ -523,5 +528,25 @@ mod tests {
             serde_json::from_str::<Status>("\"n/a\"").unwrap(),
             NotApplicable
         );
+    }
+
+    #[test]
+    fn cluster_rows_degrade_overall_only_when_not_up() {
+        let passive = || ServiceStatus::from_resources("web".into(), Vec::new(), false);
+        let mut st = passive();
+        st.avail = Down;
+        st.overall = Down;
+        st.set_cluster(Up, Up, ServiceCluster::default());
+        assert_eq!(st.overall, Down, "a passive node is down, not warn");
+        let mut st = passive();
+        st.avail = Up;
+        st.overall = Up;
+        st.set_cluster(Up, Warn, ServiceCluster::default());
+        assert_eq!(st.overall, Warn);
+        let mut st = passive();
+        st.avail = Up;
+        st.overall = Up;
+        st.set_cluster(Warn, Up, ServiceCluster::default());
+        assert_eq!((st.sync, st.overall), (Warn, Warn));
     }
 }
