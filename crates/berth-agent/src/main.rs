@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 /// berth's agent: keeps every service's status fresh, restarts monitored resources, serves the
 /// status tree and actions over HTTP.
 #[derive(Debug, Parser)]
-#[command(name = "svcd", version)]
+#[command(name = "svcd", version = berth_manual::VERSION)]
 struct Cli {
     /// Where node.toml and services/ live.
     #[arg(long, env = "BERTH_CONFIG_DIR", default_value = "/etc/berth")]
@@ -22,6 +22,9 @@ struct Cli {
     /// Where dockerd exec roots live (keep it short).
     #[arg(long, env = "BERTH_RUN_DIR", default_value = "/run/berth")]
     run_dir: PathBuf,
+    /// --completions SHELL, --generate-man DIR.
+    #[command(flatten)]
+    manual: berth_manual::ManualArgs,
 }
 
 fn init_logging() {
@@ -43,6 +46,12 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.manual.requested() {
+        use clap::CommandFactory as _;
+        return cli
+            .manual
+            .run(Cli::command(), berth_manual::Extras::default());
+    }
     init_logging();
     let paths = Paths {
         config_dir: cli.config_dir,

@@ -1,5 +1,6 @@
 //! `svc`: drive berth services from the command line.
 
+mod complete;
 mod log;
 
 use std::ffi::OsString;
@@ -51,7 +52,7 @@ enum ColorChoice {
 
 /// Drive berth services: start, stop, relocate and inspect them.
 #[derive(Debug, Parser)]
-#[command(name = "svc", version, after_help = ACTIONS)]
+#[command(name = "svc", version = berth_manual::VERSION, after_help = ACTIONS)]
 struct Cli {
     /// Where node.toml and services/ live.
     #[arg(long, env = "BERTH_CONFIG_DIR", default_value = "/etc/berth")]
@@ -71,11 +72,14 @@ struct Cli {
     /// Log debug lines too.
     #[arg(long)]
     debug: bool,
+    /// --completions SHELL, --generate-man DIR.
+    #[command(flatten)]
+    manual: berth_manual::ManualArgs,
     /// [SERVICE] ACTION [ARGS...]
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required = true,
+        required_unless_present_any = ["completions", "generate_man"],
         value_name = "WORDS"
     )]
     words: Vec<OsString>,
@@ -375,7 +379,19 @@ fn color_enabled(choice: ColorChoice, tty: bool) -> bool {
 }
 
 fn main() -> ExitCode {
+    if let Some(words) = berth_manual::complete::requested_words() {
+        return berth_manual::complete::answer(complete::candidates(&words));
+    }
     let cli = Cli::parse();
+    if cli.manual.requested() {
+        use clap::CommandFactory as _;
+        let extras = berth_manual::Extras {
+            complete_words: true,
+            keywords_page: true,
+            more_options: Some(("action options", ActionArgs::command)),
+        };
+        return cli.manual.run(Cli::command(), extras);
+    }
     let log = log::ActionLog {
         max: if cli.debug {
             tracing::Level::DEBUG
