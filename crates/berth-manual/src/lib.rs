@@ -114,7 +114,37 @@ fn write_man_pages(dir: &Path, cmd: clap::Command, extras: Extras) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use berth_model::config::NodeConfig;
+
     use super::*;
+
+    /// The package's /etc/berth/node.toml.
+    const PACKAGED_NODE_TOML: &str = include_str!("../../../packaging/node.toml");
+
+    #[test]
+    fn packaged_node_toml_shows_the_defaults() {
+        let file = Path::new("/etc/berth/node.toml");
+        let as_shipped = NodeConfig::parse(file, PACKAGED_NODE_TOML).unwrap();
+        assert_eq!(as_shipped, NodeConfig::default());
+        // Every `# key = value` line uncommented: known keys, valid values, the defaults (but
+        // the node name, which defaults to the hostname).
+        let uncommented: String = PACKAGED_NODE_TOML
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(kv) if kv.contains(" = ") && !kv.starts_with(' ') => kv,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut all = NodeConfig::parse(file, &uncommented).unwrap();
+        assert_eq!(all.nodename.as_deref(), Some("node1"));
+        assert_eq!(all.token_path(Path::new("/etc/berth")), Path::new("/etc/berth/token"));
+        all.nodename = None;
+        all.token_file = None;
+        assert_eq!(all, NodeConfig::default());
+    }
 
     #[test]
     fn version_names_a_commit() {
