@@ -140,7 +140,10 @@ mod tests {
             .collect();
         let mut all = NodeConfig::parse(file, &uncommented).unwrap();
         assert_eq!(all.nodename.as_deref(), Some("node1"));
-        assert_eq!(all.token_path(Path::new("/etc/berth")), Path::new("/etc/berth/token"));
+        assert_eq!(
+            all.token_path(Path::new("/etc/berth")),
+            Path::new("/etc/berth/token")
+        );
         all.nodename = None;
         all.token_file = None;
         assert_eq!(all, NodeConfig::default());
