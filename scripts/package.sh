@@ -65,6 +65,7 @@ done
 
 # Config (conffiles) and state.
 install -d "$root/etc/berth/services" "$root/var/lib/berth"
+[[ " ${bins[*]} " == *" berth-collector "* ]] && install -d "$root/var/lib/berth-collector"
 install -m 0644 packaging/node.toml "$root/etc/berth/node.toml"
 
 # Documentation.

@@ -126,6 +126,12 @@ fn zsh_script_parses_and_its_hook_offers_services_and_actions() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with("#compdef svc"), "{text}");
     assert!(text.contains(":_svc_berth_words' \\"), "{text}");
+    // Autoloaded, the file's last lines call `_svc`: the hook must be defined before them.
+    let hook = text.find("_svc_berth_words() {").expect("the hook");
+    let dispatch = text
+        .find("if [ \"$funcstack[1]\" = \"_svc\" ]")
+        .expect("the dispatch");
+    assert!(hook < dispatch, "{text}");
     shell("zsh", &["-n", &file.to_string_lossy()], d.path());
     // The hook, as compsys calls it for the words after the options: `words` holds them,
     // `opt_args` the options given; compadd is recorded.

@@ -176,9 +176,8 @@ complete -F {f} -o bashdefault -o default {name}
                 .join("\n");
             text.push('\n');
             if hooked {
-                text.push_str(&format!(
-                    r#"
-# berth: service names, actions and action options come from the program itself.
+                let hook = format!(
+                    r#"# berth: service names, actions and action options come from the program itself.
 (( $+functions[{f}] )) ||
 {f}() {{
     local -a opts cands
@@ -188,8 +187,16 @@ complete -F {f} -o bashdefault -o default {name}
     cands=("${{(@f)out}}")
     [[ -n $out ]] && compadd -a cands
 }}
+
 "#
-                ));
+                );
+                // Before clap's closing dispatch: autoloaded, the file runs `_NAME "$@"` there,
+                // which must find the hook defined.
+                let dispatch = format!("if [ \"$funcstack[1]\" = \"_{}\" ]", name.replace('-', "_"));
+                match text.find(&dispatch) {
+                    Some(at) => text.insert_str(at, &hook),
+                    None => text.push_str(&hook),
+                }
             }
         }
         // fish: one more rule, active when the program answers.
