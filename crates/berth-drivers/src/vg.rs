@@ -11,7 +11,15 @@
 //!   `vgchange --deltag @<node>`.
 //! - `status`: up when tagged with this node and every LV active (no LV counts as active), warn
 //!   when tagged here with some LV inactive, down otherwise.
+//!
+//! Speed: every LVM command runs with `LVM_SYSTEM_DIR=<run>/lvm` ([`system_dir`]), a copy of the
+//! host's configuration dir whose `lvm.conf` ends with `global { use_aio = 0 }`. LVM's AIO
+//! context costs 30-40 ms of kernel `io_destroy` at every command's exit, and `--config
+//! global/use_aio=0` on the command line is applied too late to avoid it. The answers are the
+//! same: every other entry (`lvmlocal.conf`, `profile/`, `backup/`, `archive/`, `devices/`...) is
+//! a symlink to the host's, so metadata backups still land in `/etc/lvm/backup`.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -55,14 +63,121 @@ fn summarize(stderr: &str, stdout: &str) -> String {
     seen.join("; ")
 }
 
+/// How LVM commands are run: with berth's system dir when it could be made.
+#[derive(Debug, Clone, Default)]
+struct Lvm {
+    system_dir: Option<PathBuf>,
+}
+
+impl Lvm {
+    fn for_ctx(ctx: &Ctx<'_>) -> Lvm {
+        Lvm {
+            system_dir: lvm_system_dir(&ctx.paths.run_dir),
+        }
+    }
+}
+
+/// The `LVM_SYSTEM_DIR` berth runs LVM with, made under `run_dir` from the host's configuration
+/// (see [`system_dir`]); `None` when it cannot be made.
+pub fn lvm_system_dir(run_dir: &Path) -> Option<PathBuf> {
+    system_dir(&host_system_dir(), run_dir)
+}
+
+/// The host's LVM configuration dir: `LVM_SYSTEM_DIR` when berth runs with it set, else
+/// `/etc/lvm`.
+fn host_system_dir() -> PathBuf {
+    std::env::var_os("LVM_SYSTEM_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/lvm"))
+}
+
+/// What ends berth's `lvm.conf`: the later setting wins in LVM's config.
+const NO_AIO: &str = "\n# Added by berth: no AIO context (its teardown costs 30-40 ms per command).\n\
+                      global {\n\tuse_aio = 0\n}\n";
+
+/// The first line of berth's `lvm.conf`: what it was made from, to notice a change.
+fn stamp(host: &Path) -> Option<String> {
+    let conf = std::fs::metadata(host.join("lvm.conf")).ok()?;
+    let dir = std::fs::metadata(host).ok()?;
+    let ns = |m: &std::fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+    };
+    Some(format!(
+        "# berth: from {}/lvm.conf mtime {} size {}, dir mtime {}\n",
+        host.display(),
+        ns(&conf)?,
+        conf.len(),
+        ns(&dir)?
+    ))
+}
+
+/// `<run>/lvm`, made (or remade, when the host's `lvm.conf` or its dir changed) from `host`:
+/// `lvm.conf` is the host's followed by `global { use_aio = 0 }`, every other entry a symlink
+/// to the host's. `None` when it cannot be made (no host `lvm.conf`, a read-only run dir): LVM
+/// then runs with the host's configuration, slower, with the same answers.
+fn system_dir(host: &Path, run_dir: &Path) -> Option<PathBuf> {
+    let stamp = stamp(host)?;
+    let dir = run_dir.join("lvm");
+    let conf = dir.join("lvm.conf");
+    if std::fs::read_to_string(&conf).is_ok_and(|t| t.starts_with(&stamp)) {
+        return Some(dir);
+    }
+    match make_system_dir(host, &dir, &stamp) {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            tracing::debug!(
+                "cannot make {}: {e}; LVM runs with {}",
+                dir.display(),
+                host.display()
+            );
+            None
+        }
+    }
+}
+
+/// Writes `dir` (see [`system_dir`]). Each entry is made under a temporary name and renamed
+/// into place, so an LVM command started meanwhile (another svc) sees the old or the new one.
+fn make_system_dir(host: &Path, dir: &Path, stamp: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = |name: &str| dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    for entry in std::fs::read_dir(host)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == "lvm.conf" {
+            continue;
+        }
+        let target = host.join(name);
+        let link = dir.join(name);
+        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+            continue;
+        }
+        let t = tmp(name);
+        let _ = std::fs::remove_file(&t);
+        std::os::unix::fs::symlink(&target, &t)?;
+        std::fs::rename(&t, &link)?;
+    }
+    let text = std::fs::read_to_string(host.join("lvm.conf"))?;
+    let t = tmp("lvm.conf");
+    std::fs::write(&t, format!("{stamp}{text}{NO_AIO}"))?;
+    std::fs::rename(&t, dir.join("lvm.conf"))
+}
+
 /// Run an LVM command within [`LVM_TIMEOUT`]; a non-zero exit code is an error naming the
 /// command line.
-fn lvm(args: &[&str], log: bool) -> Result<Output, DriverError> {
-    lvm_within(args, log, LVM_TIMEOUT)
+fn lvm(env: &Lvm, args: &[&str], log: bool) -> Result<Output, DriverError> {
+    lvm_within(env, args, log, LVM_TIMEOUT)
 }
 
 /// [`lvm`] with its bound: past it, the command is killed and the error names it.
-fn lvm_within(args: &[&str], log: bool, bound: Duration) -> Result<Output, DriverError> {
+fn lvm_within(env: &Lvm, args: &[&str], log: bool, bound: Duration) -> Result<Output, DriverError> {
     let cmdline = args.join(" ");
     if log {
         info!("{cmdline}");
@@ -75,6 +190,9 @@ fn lvm_within(args: &[&str], log: bool, bound: Duration) -> Result<Output, Drive
         .args(rest)
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
         .env("LC_ALL", "C");
+    if let Some(dir) = &env.system_dir {
+        command.env("LVM_SYSTEM_DIR", dir);
+    }
     let out = crate::cmd::run(&mut command, &cmdline, bound).map_err(|e| match e {
         DriverError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             DriverError::io(format!("cannot run {prog} (is lvm2 installed?)"), source)
@@ -213,10 +331,11 @@ fn check_name(name: &str) -> Result<(), DriverError> {
 }
 
 /// The VG, or `None` when it does not exist (`vgs` exits 0 with an empty report).
-fn read_vg(name: &str) -> Result<Option<Vg>, DriverError> {
+fn read_vg(env: &Lvm, name: &str) -> Result<Option<Vg>, DriverError> {
     check_name(name)?;
     let select = format!("vg_name=\"{name}\"");
     let out = lvm(
+        env,
         &[
             "vgs",
             "--reportformat",
@@ -232,8 +351,9 @@ fn read_vg(name: &str) -> Result<Option<Vg>, DriverError> {
 }
 
 /// The VG's logical volumes.
-fn read_lvs(name: &str) -> Result<Vec<Lv>, DriverError> {
+fn read_lvs(env: &Lvm, name: &str) -> Result<Vec<Lv>, DriverError> {
     let out = lvm(
+        env,
         &[
             "lvs",
             "--reportformat",
@@ -248,11 +368,11 @@ fn read_lvs(name: &str) -> Result<Vec<Lv>, DriverError> {
 }
 
 /// The LVs of `vg` that should be active and are not (none when it has no LV).
-fn inactive(name: &str, vg: &Vg) -> Result<Vec<String>, DriverError> {
+fn inactive(env: &Lvm, name: &str, vg: &Vg) -> Result<Vec<String>, DriverError> {
     if vg.lv_count == 0 {
         return Ok(Vec::new());
     }
-    Ok(read_lvs(name)?
+    Ok(read_lvs(env, name)?
         .into_iter()
         .filter(|lv| !lv.active && !lv.skip)
         .map(|lv| lv.name)
@@ -284,7 +404,7 @@ fn refuse_foreign(name: &str, others: &[&str]) -> DriverError {
 
 /// Before any resource starts: the VG exists and no other node holds it (unless `--force`).
 pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
-    let vg = read_vg(&spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
+    let vg = read_vg(&Lvm::for_ctx(ctx), &spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() && !ctx.force {
         return Err(refuse_foreign(&spec.vgname, &others));
@@ -296,7 +416,8 @@ pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
 pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
     let mut log = Vec::new();
     let name = &spec.vgname;
-    let status = match read_vg(name) {
+    let env = Lvm::for_ctx(ctx);
+    let status = match read_vg(&env, name) {
         Err(e) => {
             log.push(LogEntry::warn(e.to_string()));
             Status::Undef
@@ -309,7 +430,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
         }
         Ok(Some(vg)) => {
             let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-            match inactive(name, &vg) {
+            match inactive(&env, name, &vg) {
                 Err(e) => {
                     log.push(LogEntry::warn(e.to_string()));
                     Status::Undef
@@ -345,7 +466,8 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
 /// Tag the VG for this node and activate it. `--force` takes it over from another node.
 pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
-    let vg = read_vg(name)?.ok_or_else(|| missing(name))?;
+    let env = Lvm::for_ctx(ctx);
+    let vg = read_vg(&env, name)?.ok_or_else(|| missing(name))?;
     let tag = format!("@{}", ctx.nodename);
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() {
@@ -357,11 +479,15 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
             others.join(", ")
         );
         for other in &others {
-            lvm(&["vgchange", "--deltag", &format!("@{other}"), name], true)?;
+            lvm(
+                &env,
+                &["vgchange", "--deltag", &format!("@{other}"), name],
+                true,
+            )?;
         }
     }
     let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-    let off = inactive(name, &vg)?;
+    let off = inactive(&env, name, &vg)?;
     if tagged && off.is_empty() {
         info!("{name} is already up");
         return Ok(if others.is_empty() {
@@ -371,10 +497,10 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
         });
     }
     if !tagged {
-        lvm(&["vgchange", "--addtag", &tag, name], true)?;
+        lvm(&env, &["vgchange", "--addtag", &tag, name], true)?;
     }
-    if let Err(e) = lvm(&["vgchange", "-a", "y", name], true) {
-        if !tagged && let Err(undo) = lvm(&["vgchange", "--deltag", &tag, name], true) {
+    if let Err(e) = lvm(&env, &["vgchange", "-a", "y", name], true) {
+        if !tagged && let Err(undo) = lvm(&env, &["vgchange", "--deltag", &tag, name], true) {
             warn!("{undo}");
         }
         return Err(e);
@@ -385,7 +511,8 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
 /// Deactivate the VG (retried a few times) and remove this node's tag.
 pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
-    let Some(vg) = read_vg(name)? else {
+    let env = Lvm::for_ctx(ctx);
+    let Some(vg) = read_vg(&env, name)? else {
         info!("volume group {name} does not exist: already down");
         return Ok(Outcome::AlreadyDone);
     };
@@ -393,7 +520,7 @@ pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let active = if vg.lv_count == 0 {
         false
     } else {
-        read_lvs(name)?.iter().any(|lv| lv.active)
+        read_lvs(&env, name)?.iter().any(|lv| lv.active)
     };
     if !tagged && !active {
         info!("{name} is already down");
@@ -402,7 +529,7 @@ pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     if active {
         let mut attempt = 1;
         loop {
-            match lvm(&["vgchange", "-a", "n", name], true) {
+            match lvm(&env, &["vgchange", "-a", "n", name], true) {
                 Ok(_) => break,
                 Err(e) if attempt >= DEACTIVATE_TRIES => return Err(e),
                 Err(e) => {
@@ -415,6 +542,7 @@ pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     }
     if tagged {
         lvm(
+            &env,
             &["vgchange", "--deltag", &format!("@{}", ctx.nodename), name],
             true,
         )?;
@@ -504,16 +632,66 @@ mod tests {
     #[test]
     fn a_hung_lvm_command_is_bounded() {
         let began = std::time::Instant::now();
-        let e = lvm_within(&["sleep", "30"], false, Duration::from_millis(200)).unwrap_err();
+        let env = Lvm::default();
+        let e = lvm_within(&env, &["sleep", "30"], false, Duration::from_millis(200)).unwrap_err();
         assert!(began.elapsed() < Duration::from_secs(10));
         assert_eq!(e.to_string(), "sleep 30 did not finish within 0.2s");
-        let e = lvm(&["/nonexistent/lvm-prog"], false)
+        let e = lvm(&env, &["/nonexistent/lvm-prog"], false)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("cannot run /nonexistent/lvm-prog (is lvm2 installed?)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn system_dir_is_the_host_config_without_aio_and_follows_its_changes() {
+        let host = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("lvm.conf"), "global {\n\tuse_aio = 1\n}\n").unwrap();
+        std::fs::write(host.path().join("lvmlocal.conf"), "local {}\n").unwrap();
+        std::fs::create_dir(host.path().join("backup")).unwrap();
+        let dir = system_dir(host.path(), run.path()).unwrap();
+        assert_eq!(dir, run.path().join("lvm"));
+        let conf = std::fs::read_to_string(dir.join("lvm.conf")).unwrap();
+        assert!(conf.starts_with("# berth: from "), "{conf}");
+        let host_at = conf.find("use_aio = 1").unwrap();
+        let ours_at = conf.find("use_aio = 0").unwrap();
+        assert!(
+            host_at < ours_at,
+            "the host's setting must come first: {conf}"
+        );
+        for e in ["lvmlocal.conf", "backup"] {
+            assert_eq!(
+                std::fs::read_link(dir.join(e)).unwrap(),
+                host.path().join(e)
+            );
+        }
+        // Unchanged host: the same file, not rewritten.
+        let before = std::fs::metadata(dir.join("lvm.conf"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(system_dir(host.path(), run.path()).unwrap(), dir);
+        let after = std::fs::metadata(dir.join("lvm.conf"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+        // The host's lvm.conf changes (size and mtime): remade. A new entry: linked.
+        std::fs::write(host.path().join("lvm.conf"), "devices {}\n").unwrap();
+        std::fs::create_dir(host.path().join("devices")).unwrap();
+        system_dir(host.path(), run.path()).unwrap();
+        let conf = std::fs::read_to_string(dir.join("lvm.conf")).unwrap();
+        assert!(
+            conf.contains("devices {}") && !conf.contains("use_aio = 1"),
+            "{conf}"
+        );
+        assert!(dir.join("devices").is_symlink());
+        // No host lvm.conf: none (LVM runs with the host's config).
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(system_dir(empty.path(), run.path()), None);
     }
 
     #[test]
