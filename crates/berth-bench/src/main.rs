@@ -257,7 +257,42 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             || env.svc(&["v", "start"]).map(drop),
         )?;
         env.svc(&["v", "stop"])?;
-        let lvm = "LVM_SUPPRESS_FD_WARNINGS=1";
+        // The floors run LVM with the system dir svc made (the host's config plus use_aio=0),
+        // so they count LVM commands, not configurations; the `vgs` rows show what the dir saves.
+        let system_dir = env.t.run_dir().join("lvm");
+        ensure!(
+            system_dir.join("lvm.conf").exists(),
+            "svc made no {}",
+            system_dir.display()
+        );
+        let lvm = format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
+            system_dir.display()
+        );
+        let host_vgs = measure(
+            plan.runs,
+            || {
+                sh(&format!("LVM_SUPPRESS_FD_WARNINGS=1 vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null")).map(drop)
+            },
+            || Ok(()),
+        )?;
+        let berth_vgs = measure(
+            plan.runs,
+            || {
+                sh(&format!(
+                    "{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null"
+                ))
+                .map(drop)
+            },
+            || Ok(()),
+        )?;
+        env.svc(&["v", "start"])?;
+        let status = measure(
+            plan.runs,
+            || env.svc(&["v", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        env.svc(&["v", "stop"])?;
         let floor_start = measure(
             plan.runs,
             || {
@@ -283,16 +318,28 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             "{lvm} vgchange -q -a n {vg} >/dev/null; {lvm} vgchange -q --deltag @node1 {vg} >/dev/null"
         ))?;
         rows.push(Row {
+            case: "`vgs` with berth's LVM_SYSTEM_DIR (use_aio = 0)".into(),
+            berth: berth_vgs,
+            floor: Some(host_vgs),
+            note: "floor: the same `vgs` with the host's /etc/lvm (its AIO teardown)".into(),
+        });
+        rows.push(Row {
+            case: "`svc v print status`, one vg, up".into(),
+            berth: status,
+            floor: Some(berth_vgs),
+            note: "floor: one `vgs` with berth's system dir".into(),
+        });
+        rows.push(Row {
             case: "vg start (VG without LV)".into(),
             berth: start,
             floor: Some(floor_start),
-            note: "floor: vgs + vgchange --addtag + vgchange -a y".into(),
+            note: "floor: vgs + vgchange --addtag + vgchange -a y (berth's system dir)".into(),
         });
         rows.push(Row {
             case: "vg stop".into(),
             berth: stop,
             floor: Some(floor_stop),
-            note: "floor: vgs + vgchange -a n + vgchange --deltag".into(),
+            note: "floor: vgs + vgchange -a n + vgchange --deltag (berth's system dir)".into(),
         });
         Ok(())
     })();
