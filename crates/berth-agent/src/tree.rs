@@ -2,12 +2,14 @@
 //! and `GET /status/<svc>` serve, serialised once per change with their ETags.
 //!
 //! The node body is the concatenation of the service bodies, so a change re-serialises only the
-//! service that changed. Readers clone an `Arc` of the current [`Snapshot`] and never wait for a
+//! service that changed. Each body's gzip form is made once, by the first request that accepts
+//! it, and shared by every later one until the body changes. Readers clone an `Arc` of the current [`Snapshot`] and never wait for a
 //! writer for longer than that.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher as _;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
 use bytes::Bytes;
@@ -19,7 +21,21 @@ pub struct Body {
     pub bytes: Bytes,
     /// The ETag header value, quoted (`"0123abcd..."`).
     pub etag: String,
+    /// The gzip form and its ETag, made on first use (`None`: not worth it, a small body).
+    gzip: Arc<OnceLock<Option<Gzip>>>,
 }
+
+/// A body compressed with gzip.
+#[derive(Debug, Clone)]
+pub struct Gzip {
+    /// The compressed bytes.
+    pub bytes: Bytes,
+    /// Its ETag: the identity's with `-gz` (a strong ETag names one representation).
+    pub etag: String,
+}
+
+/// Bodies smaller than this are sent as they are: gzip would save little or nothing.
+pub const GZIP_MIN: usize = 512;
 
 impl Body {
     fn new(bytes: Vec<u8>) -> Body {
@@ -27,7 +43,34 @@ impl Body {
         Body {
             bytes: Bytes::from(bytes),
             etag,
+            gzip: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The ETag of the gzip form: the identity's with `-gz`.
+    pub fn gzip_etag(&self) -> String {
+        format!("{}-gz\"", self.etag.trim_end_matches('"'))
+    }
+
+    /// The gzip form (made once per body), or `None` for a small body.
+    pub fn gzip(&self) -> Option<&Gzip> {
+        self.gzip
+            .get_or_init(|| {
+                if self.bytes.len() < GZIP_MIN {
+                    return None;
+                }
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.bytes.len() / 4),
+                    flate2::Compression::new(6),
+                );
+                enc.write_all(&self.bytes).ok()?;
+                let bytes = enc.finish().ok()?;
+                Some(Gzip {
+                    bytes: Bytes::from(bytes),
+                    etag: self.gzip_etag(),
+                })
+            })
+            .as_ref()
     }
 }
 
@@ -233,6 +276,45 @@ mod tests {
         );
         assert_eq!(snap.generation, 2);
         assert!(snap.services.contains_key("a"));
+    }
+
+    #[test]
+    fn gzip_form_is_made_once_and_decodes_to_the_body() {
+        use std::io::Read as _;
+        let t = Tree::new("n1");
+        for i in 0..20 {
+            t.update(st(&format!("svc{i}")));
+        }
+        let snap = t.snapshot();
+        assert!(snap.node.bytes.len() >= GZIP_MIN);
+        let gz = snap.node.gzip().expect("a gzip form").clone();
+        assert!(
+            gz.bytes.len() < snap.node.bytes.len() / 2,
+            "{} bytes",
+            gz.bytes.len()
+        );
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&gz.bytes[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, snap.node.bytes);
+        assert_eq!(
+            gz.etag,
+            format!("{}-gz\"", snap.node.etag.trim_end_matches('"'))
+        );
+        // Once per body: a second reader gets the same bytes.
+        let again = t.snapshot();
+        assert!(std::ptr::eq(
+            again.node.gzip().unwrap().bytes.as_ptr(),
+            gz.bytes.as_ptr()
+        ));
+        // A small body is sent as it is.
+        assert!(snap.services["svc1"].gzip().is_none());
+        // A change: a new body, a new gzip form.
+        let mut changed = st("svc1");
+        changed.frozen = true;
+        t.update(changed);
+        assert_ne!(t.snapshot().node.gzip().unwrap().etag, gz.etag);
     }
 
     #[test]

@@ -977,3 +977,61 @@ fn a_client_that_stops_reading_is_dropped() {
     );
     let _ = pipelined.join();
 }
+
+/// `GET /status` with `Accept-Encoding: gzip`: the compressed form of the same body, its own
+/// ETag, 304 on either tag; without the header, the body as it is.
+#[test]
+fn status_is_gzipped_for_clients_that_accept_it() {
+    use std::io::Read as _;
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    for i in 0..6 {
+        c.idle_service(&format!("svc{i}"));
+    }
+    c.start_daemon(&[]);
+    let plain = c.get("/status");
+    assert_eq!(plain.code, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    let gz = http(
+        c.port(),
+        "GET",
+        "/status",
+        &[("Accept-Encoding", "gzip, deflate")],
+        b"",
+    );
+    assert_eq!(gz.code, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert!(
+        gz.body.len() < plain.body.len(),
+        "{} >= {}",
+        gz.body.len(),
+        plain.body.len()
+    );
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, plain.body);
+    let (tag, gz_tag) = (plain.header("etag").unwrap(), gz.header("etag").unwrap());
+    assert_ne!(tag, gz_tag);
+    for t in [tag, gz_tag] {
+        let again = http(
+            c.port(),
+            "GET",
+            "/status",
+            &[("Accept-Encoding", "gzip"), ("If-None-Match", t)],
+            b"",
+        );
+        assert_eq!(again.code, 304, "{t}");
+        assert_eq!(again.header("etag"), Some(gz_tag));
+    }
+    let refused = http(
+        c.port(),
+        "GET",
+        "/status",
+        &[("Accept-Encoding", "gzip;q=0")],
+        b"",
+    );
+    assert_eq!(refused.header("content-encoding"), None);
+    assert_eq!(refused.body, plain.body);
+}
