@@ -9,6 +9,7 @@
 
 pub mod daemon;
 pub mod http;
+pub mod local;
 pub mod metrics;
 pub mod notify;
 pub mod settings;

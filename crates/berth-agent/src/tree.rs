@@ -98,6 +98,8 @@ pub struct Snapshot {
 struct Entry {
     status: Arc<ServiceStatus>,
     body: Body,
+    /// When the check that gave `status` (or confirmed it unchanged) began.
+    checked: std::time::SystemTime,
 }
 
 #[derive(Debug)]
@@ -182,10 +184,16 @@ impl Tree {
 
     /// Store a service's status; re-serialise only when it changed. Returns whether it did.
     pub fn update(&self, status: ServiceStatus) -> bool {
+        self.update_at(status, std::time::SystemTime::now())
+    }
+
+    /// [`Tree::update`] with the time the check began: the status is as of then.
+    pub fn update_at(&self, status: ServiceStatus, checked: std::time::SystemTime) -> bool {
         let mut inner = self.lock();
-        if let Some(e) = inner.entries.get(&status.name)
+        if let Some(e) = inner.entries.get_mut(&status.name)
             && *e.status == status
         {
+            e.checked = e.checked.max(checked);
             return false;
         }
         let body = match serde_json::to_vec(&status) {
@@ -200,6 +208,7 @@ impl Tree {
             Entry {
                 status: Arc::new(status),
                 body,
+                checked,
             },
         );
         self.publish(&mut inner);
@@ -220,6 +229,16 @@ impl Tree {
         if inner.nodename != nodename {
             inner.nodename = nodename.to_string();
             self.publish(&mut inner);
+        }
+    }
+
+    /// When the status of `name` was checked (`None` for every service): the oldest check
+    /// (and `None` when there is no such service, or no service at all).
+    pub fn checked(&self, name: Option<&str>) -> Option<std::time::SystemTime> {
+        let inner = self.lock();
+        match name {
+            Some(n) => inner.entries.get(n).map(|e| e.checked),
+            None => inner.entries.values().map(|e| e.checked).min(),
         }
     }
 

@@ -325,7 +325,7 @@ fn status_is_the_cli_tree_with_etags() {
     // The same tree as the CLI's JSON.
     let out =
         c.t.svc(svc_bin().to_str().unwrap())
-            .args(["--format", "json", "print", "status"])
+            .args(["--refresh", "--format", "json", "print", "status"])
             .output()
             .unwrap();
     let cli: NodeStatus = serde_json::from_slice(&out.stdout)
@@ -1034,4 +1034,49 @@ fn status_is_gzipped_for_clients_that_accept_it() {
     );
     assert_eq!(refused.header("content-encoding"), None);
     assert_eq!(refused.body, plain.body);
+}
+
+/// `svc print status` while svcd runs: svcd's tree over `<run>/svcd.sock`, said in a header
+/// line, the same tree as a real check; `--refresh` checks by itself; an action is seen at once;
+/// a killed svcd (its socket left behind) means a real check.
+#[test]
+fn print_status_reads_svcds_tree_over_its_socket() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    let mnt = c.fs_service("web", "", "");
+    c.idle_service("db");
+    c.start_daemon(&[]);
+    let socket = c.t.run_dir().join("svcd.sock");
+    assert!(socket.exists());
+    let text = |o: Output| String::from_utf8(o.stdout).unwrap();
+
+    let via = text(c.svc(&["web", "print", "status"]));
+    assert!(via.starts_with("# from svcd, checked "), "{via}");
+    let real = text(c.svc(&["web", "print", "status", "--refresh"]));
+    assert!(!real.contains("# from svcd"), "{real}");
+    assert_eq!(via.split_once('\n').unwrap().1, real);
+    let node = text(c.svc(&["print", "status"]));
+    assert!(node.starts_with("# from svcd"), "{node}");
+    let json_via = text(c.svc(&["--format", "json", "print", "status"]));
+    let json_real = text(c.svc(&["--refresh", "--format", "json", "print", "status"]));
+    let (a, b): (NodeStatus, NodeStatus) = (
+        serde_json::from_str(&json_via).unwrap(),
+        serde_json::from_str(&json_real).unwrap(),
+    );
+    assert_eq!(a, b);
+
+    // An action through the CLI: the next print status shows it, from svcd or by itself.
+    c.svc(&["web", "start"]);
+    let after = text(c.svc(&["web", "print", "status"]));
+    assert!(after.contains("overall                   up"), "{after}");
+
+    // svcd killed: the socket stays behind, nobody answers, svc checks by itself.
+    let pid = c.daemon().child.id() as i32;
+    berth_testkit::signal(pid, libc::SIGKILL);
+    let _ = c.daemon().child.wait();
+    assert!(socket.exists());
+    let alone = text(c.svc(&["web", "print", "status"]));
+    assert!(!alone.contains("# from svcd"), "{alone}");
+    assert!(alone.contains("overall                   up"), "{alone}");
+    c.svc(&["web", "stop"]);
+    assert!(!berth_testkit::mounted(&mnt));
 }

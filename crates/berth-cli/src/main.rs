@@ -1,5 +1,6 @@
 //! `svc`: drive berth services from the command line.
 
+mod agent;
 mod complete;
 mod log;
 
@@ -72,6 +73,10 @@ struct Cli {
     /// Log debug lines too.
     #[arg(long)]
     debug: bool,
+    /// print status: check every resource now, even when svcd runs (by default its cached tree
+    /// is shown while it is fresh).
+    #[arg(long)]
+    refresh: bool,
     /// --completions SHELL, --generate-man DIR.
     #[command(flatten)]
     manual: berth_manual::ManualArgs,
@@ -114,6 +119,9 @@ struct ActionArgs {
     /// Output format (as the global --format).
     #[arg(long, value_enum)]
     format: Option<OutputFormat>,
+    /// print status: check now, not svcd's cached tree (as the global --refresh).
+    #[arg(long)]
+    refresh: bool,
 }
 
 /// A failure and its exit code.
@@ -149,6 +157,7 @@ struct App {
     nodename: String,
     format: OutputFormat,
     color: bool,
+    refresh: bool,
 }
 
 fn nodename(paths: &Paths) -> Result<String, Failure> {
@@ -190,7 +199,32 @@ impl App {
         st
     }
 
+    /// svcd's tree, when it runs and is fresh (see `agent`), with the header line to print.
+    fn agent_tree<T: serde::de::DeserializeOwned>(
+        &self,
+        svc: Option<&str>,
+        names: &[String],
+    ) -> Option<(T, String)> {
+        if self.refresh {
+            return None;
+        }
+        let fetched = agent::fetch(&self.paths, svc, names)?;
+        let value = serde_json::from_slice(&fetched.body).ok()?;
+        Some((value, agent::header(&fetched)))
+    }
+
     fn print_node_status(&self) -> Result<(), Failure> {
+        let names = berth_engine::load::service_names(&self.paths).map_err(load_failure)?;
+        if let Some((node, header)) = self.agent_tree::<NodeStatus>(None, &names)
+            && node.services.iter().all(|s| s.error.is_none())
+            && node.services.iter().map(|s| &s.name).eq(names.iter())
+        {
+            match self.format {
+                OutputFormat::Json => self.print_json(&node)?,
+                OutputFormat::Text => print!("{header}{}", render_node(&node, self.color)),
+            }
+            return Ok(());
+        }
         let all = load_all(&self.paths).map_err(load_failure)?;
         let mut broken = false;
         let services = all
@@ -222,12 +256,14 @@ impl App {
 
     fn run(&mut self, words: &[String]) -> Result<(), Failure> {
         match words {
-            [print, what] if print == "print" => {
+            [print, what, rest @ ..] if print == "print" => {
                 if what != "status" {
                     return Err(usage(format!(
                         "unknown print target {what:?} (svc print status)"
                     )));
                 }
+                let args = self.action_args(&words[..2], rest)?;
+                self.refresh |= args.refresh;
                 return self.print_node_status();
             }
             [print, ..] if print == "print" => return Err(usage("usage: svc print status")),
@@ -246,9 +282,26 @@ impl App {
         self.warn_config(&svc);
         match action {
             "print" => {
-                self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
+                let args =
+                    self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
+                self.refresh |= args.refresh;
                 match rest.first().map(String::as_str) {
                     Some("status") => {
+                        if let Some((st, header)) = self
+                            .agent_tree::<ServiceStatus>(
+                                Some(&svc.name),
+                                std::slice::from_ref(&svc.name),
+                            )
+                            .filter(|(st, _)| st.error.is_none())
+                        {
+                            match self.format {
+                                OutputFormat::Json => return self.print_json(&st),
+                                OutputFormat::Text => {
+                                    print!("{header}{}", render_service(&st, self.color));
+                                    return Ok(());
+                                }
+                            }
+                        }
                         let st = self.service_status(&svc);
                         match self.format {
                             OutputFormat::Json => self.print_json(&st),
@@ -416,6 +469,7 @@ fn main() -> ExitCode {
             nodename,
             format: cli.format,
             color: color_enabled(cli.color, std::io::stdout().is_terminal()),
+            refresh: cli.refresh,
         };
         app.run(&words)
     });
