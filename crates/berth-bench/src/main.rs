@@ -620,6 +620,68 @@ fn docker_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     result
 }
 
+/// `svc web print status` while svcd runs (its tree over the local socket) and its floor, a
+/// `curl` of the same answer; svcd is started here and killed after.
+fn via_svcd(env: &Env, plan: &Plan) -> Result<(Duration, Duration)> {
+    let svcd = env.svc.with_file_name("svcd");
+    ensure!(
+        svcd.exists(),
+        "{} not found: build -p berth-agent",
+        svcd.display()
+    );
+    std::fs::write(
+        env.t.config_dir().join("node.toml"),
+        "listen = \"127.0.0.1:0\"\nmonitor_interval = \"1h\"\n",
+    )?;
+    let mut child = Command::new(&svcd)
+        .env("BERTH_CONFIG_DIR", env.t.config_dir())
+        .env("BERTH_VAR_DIR", env.t.var_dir())
+        .env("BERTH_RUN_DIR", env.t.run_dir())
+        .env("BERTH_NODENAME", "node1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start svcd")?;
+    let socket = env.t.run_dir().join("svcd.sock");
+    let result = (|| -> Result<(Duration, Duration)> {
+        let began = Instant::now();
+        loop {
+            let out = env.svc(&["web", "print", "status"])?;
+            if String::from_utf8_lossy(&out.stdout).starts_with("# from svcd") {
+                break;
+            }
+            ensure!(
+                began.elapsed() < Duration::from_secs(30),
+                "svcd's tree not served after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let berth = measure(
+            plan.runs,
+            || env.svc(&["web", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let url = "http://svcd/status/web".to_string();
+        let floor = measure(
+            plan.runs,
+            || {
+                run(Command::new("curl")
+                    .args(["-sf", "-o", "/dev/null", "--unix-socket"])
+                    .arg(&socket)
+                    .arg(&url))
+                .map(drop)
+            },
+            || Ok(()),
+        )?;
+        Ok((berth, floor))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(env.t.config_dir().join("node.toml"));
+    result
+}
+
 /// `svc SVC print status` (a cold process) of a service of ip + vg + fs + container, all up and
 /// all down.
 fn print_status_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
@@ -685,6 +747,7 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             },
             || Ok(()),
         )?;
+        let agent = via_svcd(&env, plan)?;
         rows.push(Row {
             case: "`svc web print status`, ip+vg+fs+container all down".into(),
             berth: down,
@@ -702,6 +765,13 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             berth: json_up,
             floor: None,
             note: "adds the chargeback (sizes the data root)".into(),
+        });
+        rows.push(Row {
+            case: "`svc web print status` through svcd (its cached tree), all up".into(),
+            berth: agent.0,
+            floor: Some(agent.1),
+            note: "floor: `curl --unix-socket <run>/svcd.sock .../status/web`; target <= 5 ms"
+                .into(),
         });
         Ok(())
     })();
