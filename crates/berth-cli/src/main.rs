@@ -227,17 +227,19 @@ impl App {
         }
         let all = load_all(&self.paths).map_err(load_failure)?;
         let mut broken = false;
-        let services = all
-            .into_iter()
-            .map(|(name, loaded)| match loaded {
-                Ok(svc) => self.service_status(&svc),
-                Err(e) => {
-                    broken = true;
-                    tracing::error!("{e}");
-                    ServiceStatus::broken(name, e.to_string())
-                }
-            })
-            .collect();
+        // One mount table for every service's fs resources.
+        let services = berth_drivers::shared_status_reads(|| {
+            all.into_iter()
+                .map(|(name, loaded)| match loaded {
+                    Ok(svc) => self.service_status(&svc),
+                    Err(e) => {
+                        broken = true;
+                        tracing::error!("{e}");
+                        ServiceStatus::broken(name, e.to_string())
+                    }
+                })
+                .collect()
+        });
         let node = NodeStatus {
             schema: SCHEMA_VERSION,
             nodename: self.nodename.clone(),

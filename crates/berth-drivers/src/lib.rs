@@ -18,6 +18,12 @@ use berth_model::status::Chargeback;
 
 pub use error::DriverError;
 
+/// Runs `f` (status walks over many services, on this thread) with the host reads a status
+/// makes shared: the mount table is read once. Starts and stops inside `f` still read afresh.
+pub fn shared_status_reads<T>(f: impl FnOnce() -> T) -> T {
+    fs::mountinfo::shared(f)
+}
+
 /// What a driver needs to know about the action it runs within.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx<'a> {
