@@ -431,6 +431,38 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             note: "floor: `ip addr del`".into(),
         });
 
+        // print status of 50 one-fs services (unmounted) against one read of the mount table.
+        let fifty = Env::new()?;
+        for n in 0..50 {
+            fifty.t.write_service(
+                &format!("f{n:02}.toml"),
+                &format!(
+                    "[fs.1]\ndev = \"/dev/nonexistent{n}\"\nmnt = \"/srv/f{n}\"\ntype = \"ext4\"\n"
+                ),
+            );
+        }
+        let t50 = measure(
+            plan.runs,
+            || fifty.svc(&["print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let mountinfo = measure(
+            plan.runs,
+            || {
+                run(Command::new("cat")
+                    .arg("/proc/self/mountinfo")
+                    .stdout(Stdio::null()))
+                .map(drop)
+            },
+            || Ok(()),
+        )?;
+        rows.push(Row {
+            case: "`svc print status`, 50 services (one fs each)".into(),
+            berth: t50,
+            floor: Some(mountinfo),
+            note: "floor: one read of the mount table (`cat /proc/self/mountinfo`)".into(),
+        });
+
         // print status of 1000 services of cheap resources: an ip on the veth and an unmounted fs.
         let many = Env::new()?;
         for n in 0..1000 {
