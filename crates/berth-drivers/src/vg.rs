@@ -2,7 +2,10 @@
 //! `vgchange`.
 //!
 //! Everything goes through the LVM commands with `LVM_SUPPRESS_FD_WARNINGS=1`; reports are read
-//! with `--reportformat json`, and success is the exit code, never the text.
+//! with `--reportformat json`, and success is the exit code, never the text. Status, start and
+//! stop read the VG and its LVs with one `lvm fullreport VG` (where `vgs` then `lvs` took two
+//! commands); the precheck, which needs only the tags, runs `vgs`. `/etc/lvm/backup` is never
+//! read: it is stale once another node retagged the VG.
 //!
 //! - `start`: refuse a VG tagged by another node (unless `--force`, which removes those tags),
 //!   `vgchange --addtag @<node>`, `vgchange -a y`. If activation fails, a tag this start added is
@@ -350,33 +353,60 @@ fn read_vg(env: &Lvm, name: &str) -> Result<Option<Vg>, DriverError> {
     parse_vgs(name, &out.stdout)
 }
 
-/// The VG's logical volumes.
-fn read_lvs(env: &Lvm, name: &str) -> Result<Vec<Lv>, DriverError> {
+/// The VG and its LVs in one LVM command (`lvm fullreport VG`, the VG and LV sub-reports; the
+/// others are cut to one field), or `None` when the VG does not exist. `fullreport` fails for a
+/// missing VG: then `vgs` tells a missing VG from another failure.
+fn read_full(env: &Lvm, name: &str) -> Result<Option<(Vg, Vec<Lv>)>, DriverError> {
+    check_name(name)?;
     let out = lvm(
         env,
         &[
-            "lvs",
+            "lvm",
+            "fullreport",
             "--reportformat",
             "json",
+            "--configreport",
+            "vg",
+            "-o",
+            "vg_name,vg_tags,lv_count",
+            "--configreport",
+            "lv",
             "-o",
             "lv_name,lv_active_locally,lv_skip_activation",
+            "--configreport",
+            "pv",
+            "-o",
+            "pv_uuid",
+            "--configreport",
+            "pvseg",
+            "-o",
+            "pvseg_start",
+            "--configreport",
+            "seg",
+            "-o",
+            "seg_start",
             name,
         ],
         false,
-    )?;
-    parse_lvs(&out.stdout)
+    );
+    match out {
+        Ok(out) => match parse_vgs(name, &out.stdout)? {
+            Some(vg) => Ok(Some((vg, parse_lvs(&out.stdout)?))),
+            None => Ok(None),
+        },
+        Err(e) => match read_vg(env, name)? {
+            None => Ok(None),
+            Some(_) => Err(e),
+        },
+    }
 }
 
-/// The LVs of `vg` that should be active and are not (none when it has no LV).
-fn inactive(env: &Lvm, name: &str, vg: &Vg) -> Result<Vec<String>, DriverError> {
-    if vg.lv_count == 0 {
-        return Ok(Vec::new());
-    }
-    Ok(read_lvs(env, name)?
-        .into_iter()
+/// The LVs that should be active and are not.
+fn inactive(lvs: &[Lv]) -> Vec<String> {
+    lvs.iter()
         .filter(|lv| !lv.active && !lv.skip)
-        .map(|lv| lv.name)
-        .collect())
+        .map(|lv| lv.name.clone())
+        .collect()
 }
 
 /// Tags of other nodes: every tag but ours.
@@ -417,7 +447,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
     let mut log = Vec::new();
     let name = &spec.vgname;
     let env = Lvm::for_ctx(ctx);
-    let status = match read_vg(&env, name) {
+    let status = match read_full(&env, name) {
         Err(e) => {
             log.push(LogEntry::warn(e.to_string()));
             Status::Undef
@@ -428,31 +458,26 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
             )));
             Status::Down
         }
-        Ok(Some(vg)) => {
+        Ok(Some((vg, lvs))) => {
             let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-            match inactive(&env, name, &vg) {
-                Err(e) => {
-                    log.push(LogEntry::warn(e.to_string()));
-                    Status::Undef
-                }
-                Ok(off) if tagged && off.is_empty() => Status::Up,
-                Ok(off) if tagged => {
+            let off = inactive(&lvs);
+            if tagged && off.is_empty() {
+                Status::Up
+            } else if tagged {
+                log.push(LogEntry::warn(format!(
+                    "tagged with {} but inactive: {}",
+                    ctx.nodename,
+                    off.join(", ")
+                )));
+                Status::Warn
+            } else {
+                if (off.len() as u64) < u64::from(vg.lv_count) {
                     log.push(LogEntry::warn(format!(
-                        "tagged with {} but inactive: {}",
-                        ctx.nodename,
-                        off.join(", ")
+                        "some logical volumes of {name} are active but it is not tagged with {}",
+                        ctx.nodename
                     )));
-                    Status::Warn
                 }
-                Ok(off) => {
-                    if (off.len() as u64) < u64::from(vg.lv_count) {
-                        log.push(LogEntry::warn(format!(
-                            "some logical volumes of {name} are active but it is not tagged with {}",
-                            ctx.nodename
-                        )));
-                    }
-                    Status::Down
-                }
+                Status::Down
             }
         }
     };
@@ -467,7 +492,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
 pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
     let env = Lvm::for_ctx(ctx);
-    let vg = read_vg(&env, name)?.ok_or_else(|| missing(name))?;
+    let (vg, lvs) = read_full(&env, name)?.ok_or_else(|| missing(name))?;
     let tag = format!("@{}", ctx.nodename);
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() {
@@ -487,7 +512,7 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
         }
     }
     let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-    let off = inactive(&env, name, &vg)?;
+    let off = inactive(&lvs);
     if tagged && off.is_empty() {
         info!("{name} is already up");
         return Ok(if others.is_empty() {
@@ -512,16 +537,12 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
 pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
     let env = Lvm::for_ctx(ctx);
-    let Some(vg) = read_vg(&env, name)? else {
+    let Some((vg, lvs)) = read_full(&env, name)? else {
         info!("volume group {name} does not exist: already down");
         return Ok(Outcome::AlreadyDone);
     };
     let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-    let active = if vg.lv_count == 0 {
-        false
-    } else {
-        read_lvs(&env, name)?.iter().any(|lv| lv.active)
-    };
+    let active = lvs.iter().any(|lv| lv.active);
     if !tagged && !active {
         info!("{name} is already down");
         return Ok(Outcome::AlreadyDone);
@@ -590,6 +611,41 @@ mod tests {
         let text = r#"{"report":[{"vg":[{"vg_name":"vg1","vg_tags":"n1","lv_count":"x2"}]}]}"#;
         let e = parse_vgs("vg1", text).unwrap_err().to_string();
         assert!(e.contains("vg1") && e.contains("\"x2\""), "{e}");
+    }
+
+    #[test]
+    fn fullreport_gives_the_vg_and_its_lvs() {
+        // `lvm fullreport --reportformat json` as LVM 2.03.16 prints it (sub-reports cut).
+        let text = r#"  {
+      "report": [
+          {
+              "vg": [
+                  {"vg_name":"vgfr", "vg_tags":"node1", "lv_count":"1"}
+              ]
+              ,
+              "pv": [
+                  {"pv_uuid":"abc"}
+              ]
+              ,
+              "lv": [
+                  {"lv_name":"lv1", "lv_active_locally":"", "lv_skip_activation":""}
+              ]
+              ,
+              "pvseg": [
+                  {"pvseg_start":"0"},
+                  {"pvseg_start":"2"}
+              ]
+              ,
+              "seg": [
+                  {"seg_start":"0 "}
+              ]
+          }
+      ]
+  }"#;
+        let vg = parse_vgs("vgfr", text).unwrap().unwrap();
+        assert_eq!(vg.tags, ["node1"]);
+        let lvs = parse_lvs(text).unwrap();
+        assert_eq!(inactive(&lvs), ["lv1"]);
     }
 
     #[test]
