@@ -317,6 +317,28 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
         sh(&format!(
             "{lvm} vgchange -q -a n {vg} >/dev/null; {lvm} vgchange -q --deltag @node1 {vg} >/dev/null"
         ))?;
+        // A VG with an LV (inactive: no device-mapper here): one fullreport against vgs + lvs.
+        sh(&format!(
+            "{lvm} lvcreate -q --driverloaded n -an -Zn -L 8M -n lv1 {vg} >/dev/null 2>&1"
+        ))?;
+        let with_lv = measure(
+            plan.runs,
+            || env.svc(&["v", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let vgs_lvs = measure(
+            plan.runs,
+            || {
+                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags,lv_count {vg} >/dev/null && {lvm} lvs --reportformat json -o lv_name,lv_active_locally {vg} >/dev/null 2>&1")).map(drop)
+            },
+            || Ok(()),
+        )?;
+        rows.push(Row {
+            case: "`svc v print status`, a vg with an LV".into(),
+            berth: with_lv,
+            floor: Some(vgs_lvs),
+            note: "one `lvm fullreport`; floor: `vgs` + `lvs` (berth's system dir)".into(),
+        });
         rows.push(Row {
             case: "`vgs` with berth's LVM_SYSTEM_DIR (use_aio = 0)".into(),
             berth: berth_vgs,
