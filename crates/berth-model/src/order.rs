@@ -91,6 +91,16 @@ pub enum SelectorError {
     /// An empty `--tags`.
     #[error("--tags: expected tags separated by ',' (any) or '+' (all), got {0:?}")]
     Tags(String),
+    /// `--tags` selects no resource of the service: the action would do nothing.
+    #[error("--tags {tags}: no resource of service {svc} matches{}", if *.narrowed { " (with the other options of the action)" } else { "" })]
+    NoTagMatch {
+        /// The service.
+        svc: String,
+        /// The tags as given (groups joined by `,`, tags of a group by `+`).
+        tags: String,
+        /// Some resource has the tags, but `--rid` or the partial action leaves none of them.
+        narrowed: bool,
+    },
 }
 
 impl Selector {
@@ -164,6 +174,23 @@ impl Selector {
                     rid: *rid,
                 });
             }
+        }
+        if let Some(groups) = &self.tags
+            && !svc.resources.iter().any(|r| self.matches(r))
+        {
+            let tagged = Selector {
+                tags: self.tags.clone(),
+                ..Selector::default()
+            };
+            let tags: Vec<String> = groups
+                .iter()
+                .map(|g| g.iter().cloned().collect::<Vec<_>>().join("+"))
+                .collect();
+            return Err(SelectorError::NoTagMatch {
+                svc: svc.name.clone(),
+                tags: tags.join(","),
+                narrowed: svc.resources.iter().any(|r| tagged.matches(r)),
+            });
         }
         Ok(())
     }
@@ -305,6 +332,27 @@ type = "ext4"
             "--rid: service web has no resource fs#9"
         );
         assert!(Selector::default().with_tags(",").is_err());
+        // Tags that select nothing are an error, not a silent success that did nothing.
+        let none = Selector::default().with_tags("nosuch,root+nosuch").unwrap();
+        assert_eq!(
+            none.check(&s).unwrap_err().to_string(),
+            "--tags nosuch,nosuch+root: no resource of service web matches"
+        );
+        let narrowed = Selector::default()
+            .with_kinds([Kind::Ip])
+            .with_tags("root")
+            .unwrap();
+        assert_eq!(
+            narrowed.check(&s).unwrap_err().to_string(),
+            "--tags root: no resource of service web matches (with the other options of the action)"
+        );
+        assert!(
+            Selector::default()
+                .with_tags("data")
+                .unwrap()
+                .check(&s)
+                .is_ok()
+        );
         assert!(partial_action("startdisk").is_none());
         assert!(partial_action("restart").is_none());
         assert_eq!(parse_action("restart"), Some((Action::Restart, None)));

@@ -319,10 +319,15 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// A host name as RFC 1123 allows (for `ipname` given as a name).
+/// A host name as RFC 1123 allows (for `ipname` given as a name). A name whose labels are all
+/// digits is not one (RFC 1123 sec. 2.1: it would read as a dotted-decimal address), so
+/// `300.1.2.3` is refused here rather than failing later in DNS.
 fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
+        && !s
+            .split('.')
+            .all(|label| label.bytes().all(|b| b.is_ascii_digit()))
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -373,7 +378,7 @@ fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
         return Err(r.bad(
             "ipname",
             &RawValue::Str(ipname),
-            "expected an IPv4 or IPv6 address, or a host name",
+            "expected an IPv4 or IPv6 address, or a host name (a name is not all digits)",
         ));
     }
     let ipdev = r.required("ipdev")?;
