@@ -79,6 +79,10 @@ install -m 0644 etc/examples/* "$doc/examples/"
 man=$stage/man
 mkdir -p "$man"
 for b in "${bins[@]}"; do
+    if ! "$root/usr/bin/$b" --help | grep -q -- --generate-man; then
+        echo "package.sh: $b has no --generate-man/--completions: flatten berth_manual::ManualArgs into its Cli (see crates/berth-manual)" >&2
+        exit 1
+    fi
     "$root/usr/bin/$b" --generate-man "$man"
 done
 for page in "$man"/*; do
