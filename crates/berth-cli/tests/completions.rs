@@ -93,7 +93,8 @@ fn bash_completes_services_actions_options_and_rids() {
         ]
     );
     assert_eq!(bash("web print "), ["status", "config"]);
-    assert_eq!(bash("web startfs --r"), ["--rid"]);
+    assert_eq!(bash("web startfs --r"), ["--rid", "--refresh"]);
+    assert_eq!(bash("web startfs --ri"), ["--rid"]);
     assert_eq!(bash("web start --rid "), ["fs#1", "ip#1"]);
     // Global options and their values: clap_complete's part of the script.
     assert_eq!(bash("--form"), ["--format"]);
