@@ -1044,6 +1044,28 @@ fn print_status_reads_svcds_tree_over_its_socket() {
     let mut c = Case::new("monitor_interval = \"1h\"\n");
     let mnt = c.fs_service("web", "", "");
     c.idle_service("db");
+    // The files were written a minute ago: svcd's first check is surely after them (the CLI
+    // counts a change less than 20 ms before a check as after it: file times are coarse).
+    let a_minute_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    let config = c.t.config_dir();
+    for p in [
+        config.join("node.toml"),
+        config.join("services/web.toml"),
+        config.join("services/db.toml"),
+        config.join("services"),
+    ] {
+        let o = Command::new("touch")
+            .arg("-d")
+            .arg(format!("@{a_minute_ago}"))
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "touch {}", p.display());
+    }
     c.start_daemon(&[]);
     let socket = c.t.run_dir().join("svcd.sock");
     assert!(socket.exists());
