@@ -116,23 +116,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     tokio::spawn(watcher::run(shared.clone(), ev_tx));
     let mut changes = Changes::new(events);
 
-    let count = shared.workers().len();
-    info!(
-        "svcd {} ready on http://{local}: node {}, {count} service(s), checks every {}ms",
-        env!("CARGO_PKG_VERSION"),
-        shared.settings().nodename,
-        interval.as_millis()
-    );
-    notify_or_log(&format!(
-        "READY=1\nSTATUS={count} service(s), listening on {local}\nMAINPID={}",
-        std::process::id()
-    ));
-    for (_, tx) in shared.workers() {
-        // The worker may be busy; autostart must not hold up the main loop.
-        tokio::spawn(async move {
-            let _ = tx.send(Msg::Autostart).await;
-        });
-    }
+    announce(&shared, local, interval);
 
     let mut tick = ticker(interval);
     let mut probe = NodeProbe::new();
@@ -177,6 +161,37 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
         }
     };
     info!("{why}: stopping svcd (services are left as they are)");
+    shutdown(&shared, stop_tx, server).await;
+    Ok(())
+}
+
+/// Say svcd is ready (log, systemd) and ask every worker to autostart its service.
+fn announce(shared: &Shared, local: std::net::SocketAddr, interval: Duration) {
+    let count = shared.workers().len();
+    info!(
+        "svcd {} ready on http://{local}: node {}, {count} service(s), checks every {}ms",
+        env!("CARGO_PKG_VERSION"),
+        shared.settings().nodename,
+        interval.as_millis()
+    );
+    notify_or_log(&format!(
+        "READY=1\nSTATUS={count} service(s), listening on {local}\nMAINPID={}",
+        std::process::id()
+    ));
+    for (_, tx) in shared.workers() {
+        // The worker may be busy; autostart must not hold up the main loop.
+        tokio::spawn(async move {
+            let _ = tx.send(Msg::Autostart).await;
+        });
+    }
+}
+
+/// Stop serving, end the workers, and wait (bounded) for the running actions.
+async fn shutdown(
+    shared: &Shared,
+    stop_tx: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+) {
     notify_or_log("STOPPING=1");
     let _ = stop_tx.send(true);
     shared.clear_workers();
@@ -189,7 +204,6 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
             SHUTDOWN_WAIT.as_secs()
         ),
     }
-    Ok(())
 }
 
 /// The changes svcd reacts to: the watcher's events; once the watcher ends, the poll's

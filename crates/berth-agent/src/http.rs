@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -482,7 +482,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
             let text = shared.metrics.render(&nodename, &shared.tree.all());
             respond(
                 StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 Bytes::from(text),
             )
         }
@@ -557,56 +557,9 @@ async fn action_request(
             ),
         );
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("body larger than {MAX_BODY} bytes"),
-        );
-    }
-    let collected = tokio::time::timeout(
-        BODY_TIMEOUT,
-        Limited::new(req.into_body(), MAX_BODY).collect(),
-    )
-    .await;
-    let bytes = match collected {
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "the body took too long to arrive",
-            );
-        }
-        Ok(Err(e)) => {
-            return if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("body larger than {MAX_BODY} bytes"),
-                )
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read the body: {e}"),
-                )
-            };
-        }
-        Ok(Ok(b)) => b.to_bytes(),
-    };
-    let body: ActionBody = if bytes.trim_ascii().is_empty() {
-        ActionBody::default()
-    } else {
-        match serde_json::from_slice(&bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                return error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}"));
-            }
-        }
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
     };
     tracing::info!("{action} on {svc} requested by {peer}");
     let (tx, rx) = oneshot::channel();
@@ -631,6 +584,51 @@ async fn action_request(
             "the action was dropped (svcd is stopping?)",
         ),
     }
+}
+
+/// An action's JSON body (empty: the defaults), bounded in size and in time; the error answer
+/// otherwise.
+async fn read_body(req: Request<Incoming>) -> Result<ActionBody, Resp> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let collected = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await;
+    let bytes = match collected {
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body took too long to arrive",
+            ));
+        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(e)) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            ));
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+    if bytes.trim_ascii().is_empty() {
+        return Ok(ActionBody::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}")))
 }
 
 #[cfg(test)]

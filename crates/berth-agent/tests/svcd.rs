@@ -666,7 +666,7 @@ fn sigterm_leaves_services_up() {
     );
     let pid = c.daemon().child.id();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
@@ -742,7 +742,7 @@ fn broken_files_and_reloads() {
     .unwrap();
     let pid = c.daemon().child.id();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
@@ -1092,7 +1092,7 @@ fn print_status_reads_svcds_tree_over_its_socket() {
     assert!(after.contains("overall                   up"), "{after}");
 
     // svcd killed: the socket stays behind, nobody answers, svc checks by itself.
-    let pid = c.daemon().child.id() as i32;
+    let pid = i32::try_from(c.daemon().child.id()).unwrap();
     berth_testkit::signal(pid, libc::SIGKILL);
     let _ = c.daemon().child.wait();
     assert!(socket.exists());

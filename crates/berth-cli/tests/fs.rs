@@ -141,7 +141,7 @@ fn a_process_holding_the_mount_is_killed() {
     let o = c.svc(&["web", "stop"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let _ = child.wait();
-    assert!(!berth_testkit::alive(pid as i32));
+    assert!(!berth_testkit::alive(i32::try_from(pid).unwrap()));
     assert!(!mounted(&mnt));
     assert!(
         stderr(&o).contains(&pid.to_string()),

@@ -638,7 +638,7 @@ fn a_copy_in_another_mount_namespace_is_unmounted_there() {
         "still mounted there"
     );
     assert!(
-        berth_testkit::alive(pid as i32),
+        berth_testkit::alive(i32::try_from(pid).unwrap()),
         "the process itself is left alone"
     );
     assert_clean(&c);

@@ -647,16 +647,8 @@ impl Daemon {
 
 /// When `p` started, from its start time in clock ticks after boot (`/proc/stat` btime).
 fn started_at(p: &host::Proc) -> Option<std::time::SystemTime> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let btime: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let ticks = u64::try_from(nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??)
-        .ok()
-        .filter(|t| *t > 0)?;
+    let btime = procfs::boot_time_secs().ok()?;
+    let ticks = Some(procfs::ticks_per_second()).filter(|t| *t > 0)?;
     let since_boot = Duration::from_millis(p.start.checked_mul(1000)? / ticks);
     Some(std::time::UNIX_EPOCH + Duration::from_secs(btime) + since_boot)
 }
@@ -784,7 +776,7 @@ mod tests {
              --ip-masq=false --containerd-namespace=berth-web \
              --containerd-plugins-namespace=berth-web-plugins --debug --storage-driver=vfs"
         );
-        assert!(d.check_paths().is_ok());
+        d.check_paths().unwrap();
     }
 
     #[test]

@@ -54,15 +54,11 @@ pub(crate) fn holding(dev: (u32, u32)) -> Vec<ForeignMount> {
     let Some(ours) = ns_of("self") else {
         return Vec::new();
     };
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
     let mut by_ns: BTreeMap<PathBuf, Vec<i32>> = BTreeMap::new();
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
+    for pid in all.flatten().map(|p| p.pid()) {
         match ns_of(&pid.to_string()) {
             Some(ns) if ns != ours => by_ns.entry(ns).or_default().push(pid),
             _ => {}
@@ -89,8 +85,9 @@ pub(crate) fn holding(dev: (u32, u32)) -> Vec<ForeignMount> {
         let pids = pids
             .into_iter()
             .map(|pid| {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim().to_string())
+                let comm = procfs::process::Process::new(pid)
+                    .and_then(|p| p.stat())
+                    .map(|s| s.comm)
                     .unwrap_or_default();
                 (pid, comm)
             })

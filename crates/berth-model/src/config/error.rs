@@ -18,7 +18,10 @@ pub enum ConfigErrorKind {
         known: String,
     },
     /// A section berth does not know (TOML files).
-    #[error("unknown section (expected [service] or [<kind>.<n>] with kind ip, vg, fs, container)")]
+    #[error(
+        "unknown section (expected [service] or [<kind>.<n>] with kind {})",
+        crate::Kind::names(", ")
+    )]
     UnknownSection,
     /// A mandatory key is absent.
     #[error("missing mandatory key")]

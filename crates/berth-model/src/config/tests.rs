@@ -56,7 +56,10 @@ fn the_seed_service_file_parses() {
     };
     assert_eq!(c.run_image, "f66342b343ae");
     assert_eq!(c.run_command.as_deref(), Some(&["/bin/sh".to_string()][..]));
-    assert_eq!(c.run.volumes, ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
+    assert_eq!(
+        c.run.volumes[0].text,
+        "/opt/docker.opensvc.com/vol1:/vol1:rw"
+    );
     assert!(
         c.run.tty && c.run.interactive,
         "the seed's /bin/sh container needs -t -i"
@@ -94,7 +97,7 @@ fn print_config_round_trips() {
         ("/x/web.toml", EXAMPLE_TOML),
     ] {
         let svc = ServiceConfig::parse(Path::new(path), text).unwrap();
-        let emitted = to_toml(&svc);
+        let emitted = to_toml(&svc).unwrap();
         let again = ServiceConfig::parse(Path::new("/x/again.toml"), &emitted)
             .unwrap_or_else(|e| panic!("{e}\n{emitted}"));
         assert_eq!(
@@ -258,7 +261,12 @@ fn ini_keys_are_case_insensitive_as_in_configparser() {
     };
     assert_eq!(fs.mnt, Path::new("/srv"));
     // TOML keys stay exact: a typo in case is an unknown key there.
-    assert!(toml("[fs.1]\nDev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n").is_err());
+    let e = toml("[fs.1]\nDev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n").unwrap_err();
+    // (`Dev` is not `dev`, so `dev` is missing.)
+    assert!(
+        e.to_string().ends_with("[fs#1] dev: missing mandatory key"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -328,6 +336,59 @@ fn durations_too_large_are_refused_not_a_panic() {
     assert!(e.contains("stop_timeout: bad value"), "{e}");
 }
 
+/// A value as it may stand in an INI file: any character but a line end, control characters,
+/// DEL, quotes, backslashes, comment and assignment characters often.
+fn ini_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let ch = prop_oneof![
+        (0u8..0x80).prop_map(char::from),
+        Just('\x7f'),
+        prop::sample::select(vec![
+            '"', '\'', '\\', '#', ';', '=', ':', ' ', '\t', 'é', '\u{2028}'
+        ]),
+        any::<char>(),
+    ];
+    prop::collection::vec(
+        ch.prop_filter("one line", |c| *c != '\n' && *c != '\r'),
+        0..24,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(1000))]
+
+    /// Whatever an INI file holds, `print config` writes TOML that reads back to the same
+    /// service (issue 9: a value with 0x7F came out unescaped and could not be read back).
+    #[test]
+    fn print_config_reads_back_any_value(
+        app in ini_value(),
+        image in ini_value(),
+        command in ini_value(),
+        mnt_opt in ini_value(),
+        label in ini_value(),
+        tags in ini_value(),
+    ) {
+        let text = format!(
+            "[DEFAULT]\napp = {app}\n[container#1]\nrun_image = {image}\nrun_command = {command}\n\
+             labels = {label}\ntags = {tags}\n[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\n\
+             mnt_opt = {mnt_opt}\n"
+        );
+        let Ok(svc) = ServiceConfig::parse(Path::new("/x/p.env"), &text) else {
+            return Ok(());
+        };
+        let emitted = to_toml(&svc).unwrap();
+        let again = ServiceConfig::parse(Path::new("/x/p.toml"), &emitted);
+        proptest::prop_assert!(again.is_ok(), "{:?}\n{emitted}", again.err());
+        let again = again.unwrap();
+        proptest::prop_assert_eq!(format!("{:?}", again.settings), format!("{:?}", svc.settings));
+        proptest::prop_assert_eq!(
+            format!("{:?}", again.resources),
+            format!("{:?}", svc.resources)
+        );
+    }
+}
+
 #[test]
 fn all_digit_ipnames_are_not_host_names() {
     // RFC 1123 sec. 2.1: a host name is never all-numeric labels; 300.1.2.3 is a bad address.
@@ -394,7 +455,7 @@ fn large_files_parse_and_keep_their_line_numbers() {
 #[test]
 fn files_over_the_size_limit_are_refused() {
     let mut text = many_fs(1, false);
-    text.push_str(&"#".repeat(MAX_SERVICE_FILE_BYTES as usize));
+    text.push_str(&"#".repeat(usize::try_from(MAX_SERVICE_FILE_BYTES).unwrap()));
     let e = err(toml(&text));
     assert!(
         e.starts_with("/etc/berth/services/web.toml: the file is ")
