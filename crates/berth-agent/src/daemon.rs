@@ -96,6 +96,21 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     first_checks(&shared).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The local socket for `svc print status`; svcd runs without it if it cannot be made.
+    let socket = shared.paths.agent_socket();
+    let _socket_file = match crate::local::bind(&socket) {
+        Ok((l, file)) => {
+            tokio::spawn(crate::local::serve(l, shared.clone(), stop_rx.clone()));
+            Some(file)
+        }
+        Err(e) => {
+            warn!(
+                "cannot listen on {}: {e} (svc print status checks by itself)",
+                socket.display()
+            );
+            None
+        }
+    };
     let server = tokio::spawn(http::serve(listener, shared.clone(), stop_rx));
     let (ev_tx, events) = mpsc::unbounded_channel();
     tokio::spawn(watcher::run(shared.clone(), ev_tx));

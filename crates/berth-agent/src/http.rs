@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::state::Shared;
+use crate::tree;
 use crate::worker::{ActionBody, ActionRequest, Msg, is_action};
 
 /// Largest request body accepted.
@@ -399,10 +400,39 @@ fn not_modified(headers: &hyper::HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-/// A cached JSON body, or 304 when the client has it.
-fn cached(shared: &Shared, req: &Request<Incoming>, bytes: &Bytes, etag: &str) -> Resp {
+/// Whether `Accept-Encoding` takes gzip (`gzip`, `x-gzip` or `*`, without `q=0`).
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("").to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            matches!(coding.as_str(), "gzip" | "x-gzip" | "*") && !refused
+        })
+}
+
+/// A cached JSON body, gzip-compressed when the client accepts it (made once per change), or
+/// 304 when the client has it (either form's ETag: the content is the same).
+fn cached(shared: &Shared, req: &Request<Incoming>, body: &tree::Body) -> Resp {
+    let gzip = if accepts_gzip(req.headers()) {
+        body.gzip()
+    } else {
+        None
+    };
+    let etag = gzip.map_or(body.etag.as_str(), |g| g.etag.as_str());
     let tag = HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
-    let mut r = if not_modified(req.headers(), etag) {
+    let known =
+        not_modified(req.headers(), &body.etag) || not_modified(req.headers(), &body.gzip_etag());
+    let mut r = if known {
         shared
             .metrics
             .http_not_modified
@@ -410,12 +440,19 @@ fn cached(shared: &Shared, req: &Request<Incoming>, bytes: &Bytes, etag: &str) -
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
+    } else if let Some(g) = gzip {
+        let mut r = respond(StatusCode::OK, "application/json", g.bytes.clone());
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
     } else {
-        respond(StatusCode::OK, "application/json", bytes.clone())
+        respond(StatusCode::OK, "application/json", body.bytes.clone())
     };
     r.headers_mut().insert(header::ETAG, tag);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     r
 }
 
@@ -428,12 +465,12 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
         ["healthz"] if read => respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
         ["status"] if read => {
             let snap = shared.tree.snapshot();
-            cached(shared, &req, &snap.node.bytes, &snap.node.etag)
+            cached(shared, &req, &snap.node)
         }
         ["status", svc] if read => {
             let snap = shared.tree.snapshot();
             match snap.services.get(*svc) {
-                Some(b) => cached(shared, &req, &b.bytes, &b.etag),
+                Some(b) => cached(shared, &req, b),
                 None => error(
                     StatusCode::NOT_FOUND,
                     &format!("no service {svc} on this node"),
@@ -632,6 +669,26 @@ mod tests {
         assert!(!not_modified(&h, "\"c\""));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(not_modified(&h, "\"c\""));
+    }
+
+    #[test]
+    fn accept_encoding_forms() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        for (value, yes) in [
+            ("gzip", true),
+            ("deflate, gzip;q=0.5", true),
+            ("GZIP", true),
+            ("x-gzip", true),
+            ("*", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.0, identity", false),
+            ("br, deflate", false),
+            ("identity", false),
+        ] {
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            assert_eq!(accepts_gzip(&h), yes, "{value}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod daemon;
 pub mod http;
+pub mod local;
 pub mod metrics;
 pub mod notify;
 pub mod settings;

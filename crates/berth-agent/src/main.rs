@@ -11,13 +11,16 @@ use tracing_subscriber::EnvFilter;
 /// berth's agent: keeps every service's status fresh, restarts monitored resources, serves the
 /// status tree and actions over HTTP.
 #[derive(Debug, Parser)]
-#[command(name = "svcd", version)]
+#[command(name = "svcd", version = berth_manual::VERSION)]
 struct Cli {
     #[command(flatten)]
     dirs: DirArgs,
     /// Run as the cluster fencing watchdog (svcd starts it itself; see docs/cluster.md).
     #[arg(long, hide = true)]
     fence_watchdog: bool,
+    /// --completions SHELL, --generate-man DIR.
+    #[command(flatten)]
+    manual: berth_manual::ManualArgs,
 }
 
 fn init_logging() {
@@ -39,6 +42,12 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.manual.requested() {
+        use clap::CommandFactory as _;
+        return cli
+            .manual
+            .run(Cli::command(), berth_manual::Extras::default());
+    }
     init_logging();
     let paths = Paths::from(cli.dirs);
     if cli.fence_watchdog {

@@ -2,12 +2,15 @@
 //! and `GET /status/<svc>` serve, serialised once per change with their ETags.
 //!
 //! The node body is a [`NodeStatus`] of the cached service bodies (raw JSON), so a change
-//! re-serialises only the service that changed. Readers clone an `Arc` of the current [`Snapshot`] and never wait for a
+//! re-serialises only the service that changed. Each body's gzip form is made once, by the first
+//! request that accepts it, and shared by every later one until the body changes. Readers clone
+//! an `Arc` of the current [`Snapshot`] and never wait for a
 //! writer for longer than that.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher as _;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
 use bytes::Bytes;
@@ -20,7 +23,21 @@ pub struct Body {
     pub bytes: Bytes,
     /// The ETag header value, quoted (`"0123abcd..."`).
     pub etag: String,
+    /// The gzip form and its ETag, made on first use (`None`: not worth it, a small body).
+    gzip: Arc<OnceLock<Option<Gzip>>>,
 }
+
+/// A body compressed with gzip.
+#[derive(Debug, Clone)]
+pub struct Gzip {
+    /// The compressed bytes.
+    pub bytes: Bytes,
+    /// Its ETag: the identity's with `-gz` (a strong ETag names one representation).
+    pub etag: String,
+}
+
+/// Bodies smaller than this are sent as they are: gzip would save little or nothing.
+pub const GZIP_MIN: usize = 512;
 
 impl Body {
     fn new(bytes: Vec<u8>) -> Body {
@@ -28,7 +45,34 @@ impl Body {
         Body {
             bytes: Bytes::from(bytes),
             etag,
+            gzip: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The ETag of the gzip form: the identity's with `-gz`.
+    pub fn gzip_etag(&self) -> String {
+        format!("{}-gz\"", self.etag.trim_end_matches('"'))
+    }
+
+    /// The gzip form (made once per body), or `None` for a small body.
+    pub fn gzip(&self) -> Option<&Gzip> {
+        self.gzip
+            .get_or_init(|| {
+                if self.bytes.len() < GZIP_MIN {
+                    return None;
+                }
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.bytes.len() / 4),
+                    flate2::Compression::new(6),
+                );
+                enc.write_all(&self.bytes).ok()?;
+                let bytes = enc.finish().ok()?;
+                Some(Gzip {
+                    bytes: Bytes::from(bytes),
+                    etag: self.gzip_etag(),
+                })
+            })
+            .as_ref()
     }
 }
 
@@ -58,6 +102,8 @@ struct Entry {
     /// Its JSON, for the node body.
     raw: Box<RawValue>,
     body: Body,
+    /// When the check that gave `status` (or confirmed it unchanged) began.
+    checked: std::time::SystemTime,
 }
 
 #[derive(Debug)]
@@ -136,10 +182,16 @@ impl Tree {
 
     /// Store a service's status; re-serialise only when it changed. Returns whether it did.
     pub fn update(&self, status: ServiceStatus) -> bool {
+        self.update_at(status, std::time::SystemTime::now())
+    }
+
+    /// [`Tree::update`] with the time the check began: the status is as of then.
+    pub fn update_at(&self, status: ServiceStatus, checked: std::time::SystemTime) -> bool {
         let mut inner = self.lock();
-        if let Some(e) = inner.entries.get(&status.name)
+        if let Some(e) = inner.entries.get_mut(&status.name)
             && *e.status == status
         {
+            e.checked = e.checked.max(checked);
             return false;
         }
         let raw = match serde_json::value::to_raw_value(&status) {
@@ -156,6 +208,7 @@ impl Tree {
                 status: Arc::new(status),
                 raw,
                 body,
+                checked,
             },
         );
         self.publish(&mut inner);
@@ -176,6 +229,16 @@ impl Tree {
         if inner.nodename != nodename {
             inner.nodename = nodename.to_string();
             self.publish(&mut inner);
+        }
+    }
+
+    /// When the status of `name` was checked (`None` for every service): the oldest check
+    /// (and `None` when there is no such service, or no service at all).
+    pub fn checked(&self, name: Option<&str>) -> Option<std::time::SystemTime> {
+        let inner = self.lock();
+        match name {
+            Some(n) => inner.entries.get(n).map(|e| e.checked),
+            None => inner.entries.values().map(|e| e.checked).min(),
         }
     }
 
@@ -232,6 +295,45 @@ mod tests {
         );
         assert_eq!(snap.generation, 2);
         assert!(snap.services.contains_key("a"));
+    }
+
+    #[test]
+    fn gzip_form_is_made_once_and_decodes_to_the_body() {
+        use std::io::Read as _;
+        let t = Tree::new("n1");
+        for i in 0..20 {
+            t.update(st(&format!("svc{i}")));
+        }
+        let snap = t.snapshot();
+        assert!(snap.node.bytes.len() >= GZIP_MIN);
+        let gz = snap.node.gzip().expect("a gzip form").clone();
+        assert!(
+            gz.bytes.len() < snap.node.bytes.len() / 2,
+            "{} bytes",
+            gz.bytes.len()
+        );
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&gz.bytes[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, snap.node.bytes);
+        assert_eq!(
+            gz.etag,
+            format!("{}-gz\"", snap.node.etag.trim_end_matches('"'))
+        );
+        // Once per body: a second reader gets the same bytes.
+        let again = t.snapshot();
+        assert!(std::ptr::eq(
+            again.node.gzip().unwrap().bytes.as_ptr(),
+            gz.bytes.as_ptr()
+        ));
+        // A small body is sent as it is.
+        assert!(snap.services["svc1"].gzip().is_none());
+        // A change: a new body, a new gzip form.
+        let mut changed = st("svc1");
+        changed.frozen = true;
+        t.update(changed);
+        assert_ne!(t.snapshot().node.gzip().unwrap().etag, gz.etag);
     }
 
     #[test]

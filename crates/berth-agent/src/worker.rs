@@ -192,6 +192,8 @@ pub struct Worker {
     /// The last docker chargeback and when it was taken (it sizes the data root: see
     /// [`CHARGEBACK_EVERY`]).
     chargeback: Option<(Instant, Chargeback)>,
+    /// When the last status check began (wall clock): the tree says the status is as of then.
+    probe_began: Option<std::time::SystemTime>,
 }
 
 /// How often a service's docker chargeback is taken again (sizing a data root is costly).
@@ -239,6 +241,7 @@ pub fn spawn(shared: Arc<Shared>, name: String, config: Loaded) -> Handle {
         monitor_due: None,
         stuck: None,
         chargeback: None,
+        probe_began: None,
     };
     tokio::spawn(worker.run(rx, config_rx));
     Handle {
@@ -330,6 +333,7 @@ impl Worker {
         let cfg = cfg.clone();
         let nodename = self.shared.settings().nodename.clone();
         let started = Instant::now();
+        self.probe_began = Some(std::time::SystemTime::now());
         let cached = self
             .chargeback
             .as_ref()
@@ -406,7 +410,9 @@ impl Worker {
     /// Put `status` in the tree, unless this worker was replaced or removed meanwhile.
     fn store(&self, status: ServiceStatus) {
         if self.shared.is_current(&self.name, self.id) {
-            self.shared.tree.update(status);
+            // A status not from a check (a broken file) is as of now.
+            let at = self.probe_began.unwrap_or_else(std::time::SystemTime::now);
+            self.shared.tree.update_at(status, at);
         }
     }
 

@@ -325,7 +325,7 @@ fn status_is_the_cli_tree_with_etags() {
     // The same tree as the CLI's JSON.
     let out =
         c.t.svc(svc_bin().to_str().unwrap())
-            .args(["--format", "json", "print", "status"])
+            .args(["--refresh", "--format", "json", "print", "status"])
             .output()
             .unwrap();
     let cli: NodeStatus = serde_json::from_slice(&out.stdout)
@@ -976,6 +976,131 @@ fn a_client_that_stops_reading_is_dropped() {
         "all {answers} answers were sent: the stalled write was not cut"
     );
     let _ = pipelined.join();
+}
+
+/// `GET /status` with `Accept-Encoding: gzip`: the compressed form of the same body, its own
+/// ETag, 304 on either tag; without the header, the body as it is.
+#[test]
+fn status_is_gzipped_for_clients_that_accept_it() {
+    use std::io::Read as _;
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    for i in 0..6 {
+        c.idle_service(&format!("svc{i}"));
+    }
+    c.start_daemon(&[]);
+    let plain = c.get("/status");
+    assert_eq!(plain.code, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    let gz = http(
+        c.port(),
+        "GET",
+        "/status",
+        &[("Accept-Encoding", "gzip, deflate")],
+        b"",
+    );
+    assert_eq!(gz.code, 200);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert!(
+        gz.body.len() < plain.body.len(),
+        "{} >= {}",
+        gz.body.len(),
+        plain.body.len()
+    );
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&gz.body[..])
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, plain.body);
+    let (tag, gz_tag) = (plain.header("etag").unwrap(), gz.header("etag").unwrap());
+    assert_ne!(tag, gz_tag);
+    for t in [tag, gz_tag] {
+        let again = http(
+            c.port(),
+            "GET",
+            "/status",
+            &[("Accept-Encoding", "gzip"), ("If-None-Match", t)],
+            b"",
+        );
+        assert_eq!(again.code, 304, "{t}");
+        assert_eq!(again.header("etag"), Some(gz_tag));
+    }
+    let refused = http(
+        c.port(),
+        "GET",
+        "/status",
+        &[("Accept-Encoding", "gzip;q=0")],
+        b"",
+    );
+    assert_eq!(refused.header("content-encoding"), None);
+    assert_eq!(refused.body, plain.body);
+}
+
+/// `svc print status` while svcd runs: svcd's tree over `<run>/svcd.sock`, said in a header
+/// line, the same tree as a real check; `--refresh` checks by itself; an action is seen at once;
+/// a killed svcd (its socket left behind) means a real check.
+#[test]
+fn print_status_reads_svcds_tree_over_its_socket() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    let mnt = c.fs_service("web", "", "");
+    c.idle_service("db");
+    // The files were written a minute ago: svcd's first check is surely after them (the CLI
+    // counts a change less than 20 ms before a check as after it: file times are coarse).
+    let a_minute_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60;
+    let config = c.t.config_dir();
+    for p in [
+        config.join("node.toml"),
+        config.join("services/web.toml"),
+        config.join("services/db.toml"),
+        config.join("services"),
+    ] {
+        let o = Command::new("touch")
+            .arg("-d")
+            .arg(format!("@{a_minute_ago}"))
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "touch {}", p.display());
+    }
+    c.start_daemon(&[]);
+    let socket = c.t.run_dir().join("svcd.sock");
+    assert!(socket.exists());
+    let text = |o: Output| String::from_utf8(o.stdout).unwrap();
+
+    let via = text(c.svc(&["web", "print", "status"]));
+    assert!(via.starts_with("# from svcd, checked "), "{via}");
+    let real = text(c.svc(&["web", "print", "status", "--refresh"]));
+    assert!(!real.contains("# from svcd"), "{real}");
+    assert_eq!(via.split_once('\n').unwrap().1, real);
+    let node = text(c.svc(&["print", "status"]));
+    assert!(node.starts_with("# from svcd"), "{node}");
+    let json_via = text(c.svc(&["--format", "json", "print", "status"]));
+    let json_real = text(c.svc(&["--refresh", "--format", "json", "print", "status"]));
+    let (a, b): (NodeStatus, NodeStatus) = (
+        serde_json::from_str(&json_via).unwrap(),
+        serde_json::from_str(&json_real).unwrap(),
+    );
+    assert_eq!(a, b);
+
+    // An action through the CLI: the next print status shows it, from svcd or by itself.
+    c.svc(&["web", "start"]);
+    let after = text(c.svc(&["web", "print", "status"]));
+    assert!(after.contains("overall                   up"), "{after}");
+
+    // svcd killed: the socket stays behind, nobody answers, svc checks by itself.
+    let pid = i32::try_from(c.daemon().child.id()).unwrap();
+    berth_testkit::signal(pid, libc::SIGKILL);
+    let _ = c.daemon().child.wait();
+    assert!(socket.exists());
+    let alone = text(c.svc(&["web", "print", "status"]));
+    assert!(!alone.contains("# from svcd"), "{alone}");
+    assert!(alone.contains("overall                   up"), "{alone}");
+    c.svc(&["web", "stop"]);
+    assert!(!berth_testkit::mounted(&mnt));
 }
 
 /// GET `path` on a new connection, every step (connect, write, each read) within what is left

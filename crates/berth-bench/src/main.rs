@@ -257,7 +257,42 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             || env.svc(&["v", "start"]).map(drop),
         )?;
         env.svc(&["v", "stop"])?;
-        let lvm = "LVM_SUPPRESS_FD_WARNINGS=1";
+        // The floors run LVM with the system dir svc made (the host's config plus use_aio=0),
+        // so they count LVM commands, not configurations; the `vgs` rows show what the dir saves.
+        let system_dir = env.t.run_dir().join("lvm");
+        ensure!(
+            system_dir.join("lvm.conf").exists(),
+            "svc made no {}",
+            system_dir.display()
+        );
+        let lvm = format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
+            system_dir.display()
+        );
+        let host_vgs = measure(
+            plan.runs,
+            || {
+                sh(&format!("LVM_SUPPRESS_FD_WARNINGS=1 vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null")).map(drop)
+            },
+            || Ok(()),
+        )?;
+        let berth_vgs = measure(
+            plan.runs,
+            || {
+                sh(&format!(
+                    "{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null"
+                ))
+                .map(drop)
+            },
+            || Ok(()),
+        )?;
+        env.svc(&["v", "start"])?;
+        let status = measure(
+            plan.runs,
+            || env.svc(&["v", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        env.svc(&["v", "stop"])?;
         let floor_start = measure(
             plan.runs,
             || {
@@ -282,17 +317,51 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
         sh(&format!(
             "{lvm} vgchange -q -a n {vg} >/dev/null; {lvm} vgchange -q --deltag @node1 {vg} >/dev/null"
         ))?;
+        // A VG with an LV (inactive: no device-mapper here): one fullreport against vgs + lvs.
+        sh(&format!(
+            "{lvm} lvcreate -q --driverloaded n -an -Zn -L 8M -n lv1 {vg} >/dev/null 2>&1"
+        ))?;
+        let with_lv = measure(
+            plan.runs,
+            || env.svc(&["v", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let vgs_lvs = measure(
+            plan.runs,
+            || {
+                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags,lv_count {vg} >/dev/null && {lvm} lvs --reportformat json -o lv_name,lv_active_locally {vg} >/dev/null 2>&1")).map(drop)
+            },
+            || Ok(()),
+        )?;
+        rows.push(Row {
+            case: "`svc v print status`, a vg with an LV".into(),
+            berth: with_lv,
+            floor: Some(vgs_lvs),
+            note: "one `lvm fullreport`; floor: `vgs` + `lvs` (berth's system dir)".into(),
+        });
+        rows.push(Row {
+            case: "`vgs` with berth's LVM_SYSTEM_DIR (use_aio = 0)".into(),
+            berth: berth_vgs,
+            floor: Some(host_vgs),
+            note: "floor: the same `vgs` with the host's /etc/lvm (its AIO teardown)".into(),
+        });
+        rows.push(Row {
+            case: "`svc v print status`, one vg, up".into(),
+            berth: status,
+            floor: Some(berth_vgs),
+            note: "floor: one `vgs` with berth's system dir".into(),
+        });
         rows.push(Row {
             case: "vg start (VG without LV)".into(),
             berth: start,
             floor: Some(floor_start),
-            note: "floor: vgs + vgchange --addtag + vgchange -a y".into(),
+            note: "floor: vgs + vgchange --addtag + vgchange -a y (berth's system dir)".into(),
         });
         rows.push(Row {
             case: "vg stop".into(),
             berth: stop,
             floor: Some(floor_stop),
-            note: "floor: vgs + vgchange -a n + vgchange --deltag".into(),
+            note: "floor: vgs + vgchange -a n + vgchange --deltag (berth's system dir)".into(),
         });
         Ok(())
     })();
@@ -382,6 +451,38 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             berth: stop,
             floor: Some(floor_del),
             note: "floor: `ip addr del`".into(),
+        });
+
+        // print status of 50 one-fs services (unmounted) against one read of the mount table.
+        let fifty = Env::new()?;
+        for n in 0..50 {
+            fifty.t.write_service(
+                &format!("f{n:02}.toml"),
+                &format!(
+                    "[fs.1]\ndev = \"/dev/nonexistent{n}\"\nmnt = \"/srv/f{n}\"\ntype = \"ext4\"\n"
+                ),
+            );
+        }
+        let t50 = measure(
+            plan.runs,
+            || fifty.svc(&["print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let mountinfo = measure(
+            plan.runs,
+            || {
+                run(Command::new("cat")
+                    .arg("/proc/self/mountinfo")
+                    .stdout(Stdio::null()))
+                .map(drop)
+            },
+            || Ok(()),
+        )?;
+        rows.push(Row {
+            case: "`svc print status`, 50 services (one fs each)".into(),
+            berth: t50,
+            floor: Some(mountinfo),
+            note: "floor: one read of the mount table (`cat /proc/self/mountinfo`)".into(),
         });
 
         // print status of 1000 services of cheap resources: an ip on the veth and an unmounted fs.
@@ -573,6 +674,68 @@ fn docker_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     result
 }
 
+/// `svc web print status` while svcd runs (its tree over the local socket) and its floor, a
+/// `curl` of the same answer; svcd is started here and killed after.
+fn via_svcd(env: &Env, plan: &Plan) -> Result<(Duration, Duration)> {
+    let svcd = env.svc.with_file_name("svcd");
+    ensure!(
+        svcd.exists(),
+        "{} not found: build -p berth-agent",
+        svcd.display()
+    );
+    std::fs::write(
+        env.t.config_dir().join("node.toml"),
+        "listen = \"127.0.0.1:0\"\nmonitor_interval = \"1h\"\n",
+    )?;
+    let mut child = Command::new(&svcd)
+        .env("BERTH_CONFIG_DIR", env.t.config_dir())
+        .env("BERTH_VAR_DIR", env.t.var_dir())
+        .env("BERTH_RUN_DIR", env.t.run_dir())
+        .env("BERTH_NODENAME", "node1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start svcd")?;
+    let socket = env.t.run_dir().join("svcd.sock");
+    let result = (|| -> Result<(Duration, Duration)> {
+        let began = Instant::now();
+        loop {
+            let out = env.svc(&["web", "print", "status"])?;
+            if String::from_utf8_lossy(&out.stdout).starts_with("# from svcd") {
+                break;
+            }
+            ensure!(
+                began.elapsed() < Duration::from_secs(30),
+                "svcd's tree not served after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let berth = measure(
+            plan.runs,
+            || env.svc(&["web", "print", "status"]).map(drop),
+            || Ok(()),
+        )?;
+        let url = "http://svcd/status/web".to_string();
+        let floor = measure(
+            plan.runs,
+            || {
+                run(Command::new("curl")
+                    .args(["-sf", "-o", "/dev/null", "--unix-socket"])
+                    .arg(&socket)
+                    .arg(&url))
+                .map(drop)
+            },
+            || Ok(()),
+        )?;
+        Ok((berth, floor))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(env.t.config_dir().join("node.toml"));
+    result
+}
+
 /// `svc SVC print status` (a cold process) of a service of ip + vg + fs + container, all up and
 /// all down.
 fn print_status_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
@@ -638,6 +801,7 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             },
             || Ok(()),
         )?;
+        let agent = via_svcd(&env, plan)?;
         rows.push(Row {
             case: "`svc web print status`, ip+vg+fs+container all down".into(),
             berth: down,
@@ -655,6 +819,13 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             berth: json_up,
             floor: None,
             note: "adds the chargeback (sizes the data root)".into(),
+        });
+        rows.push(Row {
+            case: "`svc web print status` through svcd (its cached tree), all up".into(),
+            berth: agent.0,
+            floor: Some(agent.1),
+            note: "floor: `curl --unix-socket <run>/svcd.sock .../status/web`; target <= 5 ms"
+                .into(),
         });
         Ok(())
     })();

@@ -1,6 +1,8 @@
 //! `svc`: drive berth services from the command line.
 
+mod agent;
 mod cluster;
+mod complete;
 mod log;
 
 use std::ffi::OsString;
@@ -66,7 +68,7 @@ enum ColorChoice {
 
 /// Drive berth services: start, stop, relocate and inspect them.
 #[derive(Debug, Parser)]
-#[command(name = "svc", version, after_help = actions_help())]
+#[command(name = "svc", version = berth_manual::VERSION, after_help = actions_help())]
 struct Cli {
     #[command(flatten)]
     dirs: DirArgs,
@@ -79,11 +81,18 @@ struct Cli {
     /// Log debug lines too.
     #[arg(long)]
     debug: bool,
+    /// print status: check every resource now, even when svcd runs (by default its cached tree
+    /// is shown while it is fresh).
+    #[arg(long)]
+    refresh: bool,
+    /// --completions SHELL, --generate-man DIR.
+    #[command(flatten)]
+    manual: berth_manual::ManualArgs,
     /// [SERVICE] ACTION [ARGS...]
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required = true,
+        required_unless_present_any = ["completions", "generate_man"],
         value_name = "WORDS"
     )]
     words: Vec<OsString>,
@@ -127,6 +136,9 @@ struct ActionArgs {
     /// `mon`: refresh every second.
     #[arg(long)]
     watch: bool,
+    /// print status: check now, not svcd's cached tree (as the global --refresh).
+    #[arg(long)]
+    refresh: bool,
 }
 
 /// A failure and its exit code.
@@ -164,6 +176,7 @@ struct App {
     color: bool,
     /// The cluster, opened on first use (`None` inside: no `[cluster]`).
     cluster: Option<Option<cluster::ClusterCli>>,
+    refresh: bool,
 }
 
 fn nodename(paths: &Paths) -> Result<String, Failure> {
@@ -229,25 +242,53 @@ impl App {
         st
     }
 
+    /// svcd's tree, when it runs and is fresh (see `agent`), with the header line to print.
+    fn agent_tree<T: serde::de::DeserializeOwned>(
+        &self,
+        svc: Option<&str>,
+        names: &[String],
+    ) -> Option<(T, String)> {
+        if self.refresh {
+            return None;
+        }
+        let fetched = agent::fetch(&self.paths, svc, names)?;
+        let value = serde_json::from_slice(&fetched.body).ok()?;
+        Some((value, agent::header(&fetched)))
+    }
+
     fn print_node_status(&mut self) -> Result<(), Failure> {
+        let names = berth_engine::load::service_names(&self.paths).map_err(load_failure)?;
+        // svcd's tree carries the cluster rows already.
+        if let Some((node, header)) = self.agent_tree::<NodeStatus>(None, &names)
+            && node.services.iter().all(|s| s.error.is_none())
+            && node.services.iter().map(|s| &s.name).eq(names.iter())
+        {
+            match self.format {
+                OutputFormat::Json => self.print_json(&node)?,
+                OutputFormat::Text => print!("{header}{}", render_node(&node, self.color)),
+            }
+            return Ok(());
+        }
         let all = load_all(&self.paths).map_err(load_failure)?;
         let mut broken = false;
         let mut loaded_ok = Vec::new();
-        let mut services: Vec<ServiceStatus> = all
-            .into_iter()
-            .map(|(name, loaded)| match loaded {
-                Ok(svc) => {
-                    let st = self.service_status(&svc);
-                    loaded_ok.push(svc);
-                    st
-                }
-                Err(e) => {
-                    broken = true;
-                    tracing::error!("{e}");
-                    ServiceStatus::broken(name, e.to_string())
-                }
-            })
-            .collect();
+        // One mount table for every service's fs resources.
+        let mut services: Vec<ServiceStatus> = berth_drivers::shared_status_reads(|| {
+            all.into_iter()
+                .map(|(name, loaded)| match loaded {
+                    Ok(svc) => {
+                        let st = self.service_status(&svc);
+                        loaded_ok.push(svc);
+                        st
+                    }
+                    Err(e) => {
+                        broken = true;
+                        tracing::error!("{e}");
+                        ServiceStatus::broken(name, e.to_string())
+                    }
+                })
+                .collect()
+        });
         let refs: Vec<&ServiceConfig> = loaded_ok.iter().collect();
         self.decorate(&mut services, &refs);
         let node = NodeStatus {
@@ -268,12 +309,14 @@ impl App {
 
     fn run(&mut self, words: &[String]) -> Result<(), Failure> {
         match words {
-            [print, what] if print == "print" => {
+            [print, what, rest @ ..] if print == "print" => {
                 if what != "status" {
                     return Err(usage(format!(
                         "unknown print target {what:?} (svc print status)"
                     )));
                 }
+                let args = self.action_args(&words[..2], rest)?;
+                self.refresh |= args.refresh;
                 return self.print_node_status();
             }
             [print, ..] if print == "print" => return Err(usage("usage: svc print status")),
@@ -304,9 +347,26 @@ impl App {
         self.warn_config(&svc);
         match action {
             "print" => {
-                self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
+                let args =
+                    self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
+                self.refresh |= args.refresh;
                 match rest.first().map(String::as_str) {
                     Some("status") => {
+                        if let Some((st, header)) = self
+                            .agent_tree::<ServiceStatus>(
+                                Some(&svc.name),
+                                std::slice::from_ref(&svc.name),
+                            )
+                            .filter(|(st, _)| st.error.is_none())
+                        {
+                            match self.format {
+                                OutputFormat::Json => return self.print_json(&st),
+                                OutputFormat::Text => {
+                                    print!("{header}{}", render_service(&st, self.color));
+                                    return Ok(());
+                                }
+                            }
+                        }
                         let mut st = [self.service_status(&svc)];
                         self.decorate(&mut st, &[&svc]);
                         let [st] = st;
@@ -488,7 +548,19 @@ fn color_enabled(choice: ColorChoice, tty: bool) -> bool {
 }
 
 fn main() -> ExitCode {
+    if let Some(words) = berth_manual::complete::requested_words() {
+        return berth_manual::complete::answer(complete::candidates(&words));
+    }
     let cli = Cli::parse();
+    if cli.manual.requested() {
+        use clap::CommandFactory as _;
+        let extras = berth_manual::Extras {
+            complete_words: true,
+            keywords_page: true,
+            more_options: Some(("action options", ActionArgs::command)),
+        };
+        return cli.manual.run(Cli::command(), extras);
+    }
     let log = log::ActionLog {
         max: if cli.debug {
             tracing::Level::DEBUG
@@ -510,6 +582,7 @@ fn main() -> ExitCode {
             format: cli.format,
             color: color_enabled(cli.color, std::io::stdout().is_terminal()),
             cluster: None,
+            refresh: cli.refresh,
         };
         app.run(&words)
     });

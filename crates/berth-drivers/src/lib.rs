@@ -18,6 +18,12 @@ use berth_model::{ResourceState, Rid};
 
 pub use berth_engine::{Ctx, DriverError, KindDriver, Outcome};
 
+/// Runs `f` (status walks over many services, on this thread) with the host reads a status
+/// makes shared: the mount table is read once. Starts and stops inside `f` still read afresh.
+pub fn shared_status_reads<T>(f: impl FnOnce() -> T) -> T {
+    fs::mountinfo::shared(f)
+}
+
 /// The real drivers, one per kind: what the binaries give the engine.
 pub type HostDrivers = Kinds<Ip, Vg, Fs, Docker>;
 

@@ -2,7 +2,10 @@
 //! `vgchange`.
 //!
 //! Everything goes through the LVM commands with `LVM_SUPPRESS_FD_WARNINGS=1`; reports are read
-//! with `--reportformat json`, and success is the exit code, never the text.
+//! with `--reportformat json`, and success is the exit code, never the text. Status, start and
+//! stop read the VG and its LVs with one `lvm fullreport VG` (where `vgs` then `lvs` took two
+//! commands); the precheck, which needs only the tags, runs `vgs`. `/etc/lvm/backup` is never
+//! read: it is stale once another node retagged the VG.
 //!
 //! - `start`: refuse a VG tagged by another node (unless `--force`, which removes those tags),
 //!   `vgchange --addtag @<node>`, `vgchange -a y`. If activation fails, a tag this start added is
@@ -11,7 +14,15 @@
 //!   `vgchange --deltag @<node>`.
 //! - `status`: up when tagged with this node and every LV active (no LV counts as active), warn
 //!   when tagged here with some LV inactive, down otherwise.
+//!
+//! Speed: every LVM command runs with `LVM_SYSTEM_DIR=<run>/lvm` ([`system_dir`]), a copy of the
+//! host's configuration dir whose `lvm.conf` ends with `global { use_aio = 0 }`. LVM's AIO
+//! context costs 30-40 ms of kernel `io_destroy` at every command's exit, and `--config
+//! global/use_aio=0` on the command line is applied too late to avoid it. The answers are the
+//! same: every other entry (`lvmlocal.conf`, `profile/`, `backup/`, `archive/`, `devices/`...) is
+//! a symlink to the host's, so metadata backups still land in `/etc/lvm/backup`.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -55,14 +66,121 @@ fn summarize(stderr: &str, stdout: &str) -> String {
     seen.join("; ")
 }
 
+/// How LVM commands are run: with berth's system dir when it could be made.
+#[derive(Debug, Clone, Default)]
+struct Lvm {
+    system_dir: Option<PathBuf>,
+}
+
+impl Lvm {
+    fn for_ctx(ctx: &Ctx<'_>) -> Lvm {
+        Lvm {
+            system_dir: lvm_system_dir(&ctx.paths.run_dir),
+        }
+    }
+}
+
+/// The `LVM_SYSTEM_DIR` berth runs LVM with, made under `run_dir` from the host's configuration
+/// (see [`system_dir`]); `None` when it cannot be made.
+pub fn lvm_system_dir(run_dir: &Path) -> Option<PathBuf> {
+    system_dir(&host_system_dir(), run_dir)
+}
+
+/// The host's LVM configuration dir: `LVM_SYSTEM_DIR` when berth runs with it set, else
+/// `/etc/lvm`.
+fn host_system_dir() -> PathBuf {
+    std::env::var_os("LVM_SYSTEM_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/lvm"))
+}
+
+/// What ends berth's `lvm.conf`: the later setting wins in LVM's config.
+const NO_AIO: &str = "\n# Added by berth: no AIO context (its teardown costs 30-40 ms per command).\n\
+                      global {\n\tuse_aio = 0\n}\n";
+
+/// The first line of berth's `lvm.conf`: what it was made from, to notice a change.
+fn stamp(host: &Path) -> Option<String> {
+    let conf = std::fs::metadata(host.join("lvm.conf")).ok()?;
+    let dir = std::fs::metadata(host).ok()?;
+    let ns = |m: &std::fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+    };
+    Some(format!(
+        "# berth: from {}/lvm.conf mtime {} size {}, dir mtime {}\n",
+        host.display(),
+        ns(&conf)?,
+        conf.len(),
+        ns(&dir)?
+    ))
+}
+
+/// `<run>/lvm`, made (or remade, when the host's `lvm.conf` or its dir changed) from `host`:
+/// `lvm.conf` is the host's followed by `global { use_aio = 0 }`, every other entry a symlink
+/// to the host's. `None` when it cannot be made (no host `lvm.conf`, a read-only run dir): LVM
+/// then runs with the host's configuration, slower, with the same answers.
+fn system_dir(host: &Path, run_dir: &Path) -> Option<PathBuf> {
+    let stamp = stamp(host)?;
+    let dir = run_dir.join("lvm");
+    let conf = dir.join("lvm.conf");
+    if std::fs::read_to_string(&conf).is_ok_and(|t| t.starts_with(&stamp)) {
+        return Some(dir);
+    }
+    match make_system_dir(host, &dir, &stamp) {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            tracing::debug!(
+                "cannot make {}: {e}; LVM runs with {}",
+                dir.display(),
+                host.display()
+            );
+            None
+        }
+    }
+}
+
+/// Writes `dir` (see [`system_dir`]). Each entry is made under a temporary name and renamed
+/// into place, so an LVM command started meanwhile (another svc) sees the old or the new one.
+fn make_system_dir(host: &Path, dir: &Path, stamp: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = |name: &str| dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    for entry in std::fs::read_dir(host)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == "lvm.conf" {
+            continue;
+        }
+        let target = host.join(name);
+        let link = dir.join(name);
+        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+            continue;
+        }
+        let t = tmp(name);
+        let _ = std::fs::remove_file(&t);
+        std::os::unix::fs::symlink(&target, &t)?;
+        std::fs::rename(&t, &link)?;
+    }
+    let text = std::fs::read_to_string(host.join("lvm.conf"))?;
+    let t = tmp("lvm.conf");
+    std::fs::write(&t, format!("{stamp}{text}{NO_AIO}"))?;
+    std::fs::rename(&t, dir.join("lvm.conf"))
+}
+
 /// Run an LVM command within [`LVM_TIMEOUT`]; a non-zero exit code is an error naming the
 /// command line.
-fn lvm(args: &[&str], log: bool) -> Result<Output, DriverError> {
-    lvm_within(args, log, LVM_TIMEOUT)
+fn lvm(env: &Lvm, args: &[&str], log: bool) -> Result<Output, DriverError> {
+    lvm_within(env, args, log, LVM_TIMEOUT)
 }
 
 /// [`lvm`] with its bound: past it, the command is killed and the error names it.
-fn lvm_within(args: &[&str], log: bool, bound: Duration) -> Result<Output, DriverError> {
+fn lvm_within(env: &Lvm, args: &[&str], log: bool, bound: Duration) -> Result<Output, DriverError> {
     let cmdline = args.join(" ");
     if log {
         info!("{cmdline}");
@@ -75,6 +193,9 @@ fn lvm_within(args: &[&str], log: bool, bound: Duration) -> Result<Output, Drive
         .args(rest)
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
         .env("LC_ALL", "C");
+    if let Some(dir) = &env.system_dir {
+        command.env("LVM_SYSTEM_DIR", dir);
+    }
     let out = crate::cmd::run(&mut command, &cmdline, bound).map_err(|e| match e {
         DriverError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             DriverError::io(format!("cannot run {prog} (is lvm2 installed?)"), source)
@@ -213,10 +334,11 @@ fn check_name(name: &str) -> Result<(), DriverError> {
 }
 
 /// The VG, or `None` when it does not exist (`vgs` exits 0 with an empty report).
-fn read_vg(name: &str) -> Result<Option<Vg>, DriverError> {
+fn read_vg(env: &Lvm, name: &str) -> Result<Option<Vg>, DriverError> {
     check_name(name)?;
     let select = format!("vg_name=\"{name}\"");
     let out = lvm(
+        env,
         &[
             "vgs",
             "--reportformat",
@@ -231,32 +353,60 @@ fn read_vg(name: &str) -> Result<Option<Vg>, DriverError> {
     parse_vgs(name, &out.stdout)
 }
 
-/// The VG's logical volumes.
-fn read_lvs(name: &str) -> Result<Vec<Lv>, DriverError> {
+/// The VG and its LVs in one LVM command (`lvm fullreport VG`, the VG and LV sub-reports; the
+/// others are cut to one field), or `None` when the VG does not exist. `fullreport` fails for a
+/// missing VG: then `vgs` tells a missing VG from another failure.
+fn read_full(env: &Lvm, name: &str) -> Result<Option<(Vg, Vec<Lv>)>, DriverError> {
+    check_name(name)?;
     let out = lvm(
+        env,
         &[
-            "lvs",
+            "lvm",
+            "fullreport",
             "--reportformat",
             "json",
+            "--configreport",
+            "vg",
+            "-o",
+            "vg_name,vg_tags,lv_count",
+            "--configreport",
+            "lv",
             "-o",
             "lv_name,lv_active_locally,lv_skip_activation",
+            "--configreport",
+            "pv",
+            "-o",
+            "pv_uuid",
+            "--configreport",
+            "pvseg",
+            "-o",
+            "pvseg_start",
+            "--configreport",
+            "seg",
+            "-o",
+            "seg_start",
             name,
         ],
         false,
-    )?;
-    parse_lvs(&out.stdout)
+    );
+    match out {
+        Ok(out) => match parse_vgs(name, &out.stdout)? {
+            Some(vg) => Ok(Some((vg, parse_lvs(&out.stdout)?))),
+            None => Ok(None),
+        },
+        Err(e) => match read_vg(env, name)? {
+            None => Ok(None),
+            Some(_) => Err(e),
+        },
+    }
 }
 
-/// The LVs of `vg` that should be active and are not (none when it has no LV).
-fn inactive(name: &str, vg: &Vg) -> Result<Vec<String>, DriverError> {
-    if vg.lv_count == 0 {
-        return Ok(Vec::new());
-    }
-    Ok(read_lvs(name)?
-        .into_iter()
+/// The LVs that should be active and are not.
+fn inactive(lvs: &[Lv]) -> Vec<String> {
+    lvs.iter()
         .filter(|lv| !lv.active && !lv.skip)
-        .map(|lv| lv.name)
-        .collect())
+        .map(|lv| lv.name.clone())
+        .collect()
 }
 
 /// Tags of other nodes: every tag but ours.
@@ -326,7 +476,7 @@ fn refuse_foreign(name: &str, others: &[&str]) -> DriverError {
 
 /// Before any resource starts: the VG exists and no other node holds it (unless `--force`).
 pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
-    let vg = read_vg(&spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
+    let vg = read_vg(&Lvm::for_ctx(ctx), &spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
     check_fence(ctx, &spec.vgname, &vg)?;
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() && !ctx.force {
@@ -339,7 +489,8 @@ pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
 pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
     let mut log = Vec::new();
     let name = &spec.vgname;
-    let status = match read_vg(name) {
+    let env = Lvm::for_ctx(ctx);
+    let status = match read_full(&env, name) {
         Err(e) => {
             log.push(LogEntry::warn(e.to_string()));
             Status::Undef
@@ -350,31 +501,26 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
             )));
             Status::Down
         }
-        Ok(Some(vg)) => {
+        Ok(Some((vg, lvs))) => {
             let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-            match inactive(name, &vg) {
-                Err(e) => {
-                    log.push(LogEntry::warn(e.to_string()));
-                    Status::Undef
-                }
-                Ok(off) if tagged && off.is_empty() => Status::Up,
-                Ok(off) if tagged => {
+            let off = inactive(&lvs);
+            if tagged && off.is_empty() {
+                Status::Up
+            } else if tagged {
+                log.push(LogEntry::warn(format!(
+                    "tagged with {} but inactive: {}",
+                    ctx.nodename,
+                    off.join(", ")
+                )));
+                Status::Warn
+            } else {
+                if (off.len() as u64) < u64::from(vg.lv_count) {
                     log.push(LogEntry::warn(format!(
-                        "tagged with {} but inactive: {}",
-                        ctx.nodename,
-                        off.join(", ")
+                        "some logical volumes of {name} are active but it is not tagged with {}",
+                        ctx.nodename
                     )));
-                    Status::Warn
                 }
-                Ok(off) => {
-                    if (off.len() as u64) < u64::from(vg.lv_count) {
-                        log.push(LogEntry::warn(format!(
-                            "some logical volumes of {name} are active but it is not tagged with {}",
-                            ctx.nodename
-                        )));
-                    }
-                    Status::Down
-                }
+                Status::Down
             }
         }
     };
@@ -388,7 +534,8 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
 /// Tag the VG for this node and activate it. `--force` takes it over from another node.
 pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
-    let vg = read_vg(name)?.ok_or_else(|| missing(name))?;
+    let env = Lvm::for_ctx(ctx);
+    let (vg, lvs) = read_full(&env, name)?.ok_or_else(|| missing(name))?;
     check_fence(ctx, name, &vg)?;
     let fence = fence_args(ctx, &vg);
     let tag = format!("@{}", ctx.nodename);
@@ -402,17 +549,21 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
             others.join(", ")
         );
         for other in &others {
-            lvm(&["vgchange", "--deltag", &format!("@{other}"), name], true)?;
+            lvm(
+                &env,
+                &["vgchange", "--deltag", &format!("@{other}"), name],
+                true,
+            )?;
         }
     }
     let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-    let off = inactive(name, &vg)?;
+    let off = inactive(&lvs);
     if tagged && off.is_empty() {
         if !fence.is_empty() {
             let mut args: Vec<&str> = vec!["vgchange"];
             args.extend(fence.iter().map(String::as_str));
             args.push(name);
-            lvm(&args, true)?;
+            lvm(&env, &args, true)?;
         }
         info!("{name} is already up");
         return Ok(if others.is_empty() {
@@ -428,10 +579,10 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
         }
         args.extend(fence.iter().map(String::as_str));
         args.push(name);
-        lvm(&args, true)?;
+        lvm(&env, &args, true)?;
     }
-    if let Err(e) = lvm(&["vgchange", "-a", "y", name], true) {
-        if !tagged && let Err(undo) = lvm(&["vgchange", "--deltag", &tag, name], true) {
+    if let Err(e) = lvm(&env, &["vgchange", "-a", "y", name], true) {
+        if !tagged && let Err(undo) = lvm(&env, &["vgchange", "--deltag", &tag, name], true) {
             warn!("{undo}");
         }
         return Err(e);
@@ -442,16 +593,13 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
 /// Deactivate the VG (retried a few times) and remove this node's tag.
 pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
-    let Some(vg) = read_vg(name)? else {
+    let env = Lvm::for_ctx(ctx);
+    let Some((vg, lvs)) = read_full(&env, name)? else {
         info!("volume group {name} does not exist: already down");
         return Ok(Outcome::AlreadyDone);
     };
     let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
-    let active = if vg.lv_count == 0 {
-        false
-    } else {
-        read_lvs(name)?.iter().any(|lv| lv.active)
-    };
+    let active = lvs.iter().any(|lv| lv.active);
     if !tagged && !active {
         info!("{name} is already down");
         return Ok(Outcome::AlreadyDone);
@@ -459,7 +607,7 @@ pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     if active {
         let mut attempt = 1;
         loop {
-            match lvm(&["vgchange", "-a", "n", name], true) {
+            match lvm(&env, &["vgchange", "-a", "n", name], true) {
                 Ok(_) => break,
                 Err(e) if attempt >= DEACTIVATE_TRIES => return Err(e),
                 Err(e) => {
@@ -472,6 +620,7 @@ pub fn stop(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     }
     if tagged {
         lvm(
+            &env,
             &["vgchange", "--deltag", &format!("@{}", ctx.nodename), name],
             true,
         )?;
@@ -523,6 +672,41 @@ mod tests {
     }
 
     #[test]
+    fn fullreport_gives_the_vg_and_its_lvs() {
+        // `lvm fullreport --reportformat json` as LVM 2.03.16 prints it (sub-reports cut).
+        let text = r#"  {
+      "report": [
+          {
+              "vg": [
+                  {"vg_name":"vgfr", "vg_tags":"node1", "lv_count":"1"}
+              ]
+              ,
+              "pv": [
+                  {"pv_uuid":"abc"}
+              ]
+              ,
+              "lv": [
+                  {"lv_name":"lv1", "lv_active_locally":"", "lv_skip_activation":""}
+              ]
+              ,
+              "pvseg": [
+                  {"pvseg_start":"0"},
+                  {"pvseg_start":"2"}
+              ]
+              ,
+              "seg": [
+                  {"seg_start":"0 "}
+              ]
+          }
+      ]
+  }"#;
+        let vg = parse_vgs("vgfr", text).unwrap().unwrap();
+        assert_eq!(vg.tags, ["node1"]);
+        let lvs = parse_lvs(text).unwrap();
+        assert_eq!(inactive(&lvs), ["lv1"]);
+    }
+
+    #[test]
     fn lvs_report_is_read() {
         let text = r#"{"report":[{"lv":[
             {"lv_name":"lv1", "lv_active_locally":"active locally", "lv_skip_activation":""},
@@ -562,16 +746,66 @@ mod tests {
     #[test]
     fn a_hung_lvm_command_is_bounded() {
         let began = std::time::Instant::now();
-        let e = lvm_within(&["sleep", "30"], false, Duration::from_millis(200)).unwrap_err();
+        let env = Lvm::default();
+        let e = lvm_within(&env, &["sleep", "30"], false, Duration::from_millis(200)).unwrap_err();
         assert!(began.elapsed() < Duration::from_secs(10));
         assert_eq!(e.to_string(), "sleep 30 did not finish within 0.2s");
-        let e = lvm(&["/nonexistent/lvm-prog"], false)
+        let e = lvm(&env, &["/nonexistent/lvm-prog"], false)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("cannot run /nonexistent/lvm-prog (is lvm2 installed?)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn system_dir_is_the_host_config_without_aio_and_follows_its_changes() {
+        let host = tempfile::tempdir().unwrap();
+        let run = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("lvm.conf"), "global {\n\tuse_aio = 1\n}\n").unwrap();
+        std::fs::write(host.path().join("lvmlocal.conf"), "local {}\n").unwrap();
+        std::fs::create_dir(host.path().join("backup")).unwrap();
+        let dir = system_dir(host.path(), run.path()).unwrap();
+        assert_eq!(dir, run.path().join("lvm"));
+        let conf = std::fs::read_to_string(dir.join("lvm.conf")).unwrap();
+        assert!(conf.starts_with("# berth: from "), "{conf}");
+        let host_at = conf.find("use_aio = 1").unwrap();
+        let ours_at = conf.find("use_aio = 0").unwrap();
+        assert!(
+            host_at < ours_at,
+            "the host's setting must come first: {conf}"
+        );
+        for e in ["lvmlocal.conf", "backup"] {
+            assert_eq!(
+                std::fs::read_link(dir.join(e)).unwrap(),
+                host.path().join(e)
+            );
+        }
+        // Unchanged host: the same file, not rewritten.
+        let before = std::fs::metadata(dir.join("lvm.conf"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(system_dir(host.path(), run.path()).unwrap(), dir);
+        let after = std::fs::metadata(dir.join("lvm.conf"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+        // The host's lvm.conf changes (size and mtime): remade. A new entry: linked.
+        std::fs::write(host.path().join("lvm.conf"), "devices {}\n").unwrap();
+        std::fs::create_dir(host.path().join("devices")).unwrap();
+        system_dir(host.path(), run.path()).unwrap();
+        let conf = std::fs::read_to_string(dir.join("lvm.conf")).unwrap();
+        assert!(
+            conf.contains("devices {}") && !conf.contains("use_aio = 1"),
+            "{conf}"
+        );
+        assert!(dir.join("devices").is_symlink());
+        // No host lvm.conf: none (LVM runs with the host's config).
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(system_dir(empty.path(), run.path()), None);
     }
 
     #[test]

@@ -207,3 +207,54 @@ fn a_start_records_its_fencing_token_and_an_older_token_is_refused_even_forced()
     let plain = ctx(&svc, &paths, "node3", false);
     vg::precheck(&plain, &spec).unwrap();
 }
+
+/// `vgs` as berth runs it (its `LVM_SYSTEM_DIR`, no AIO) and as the host runs it answer the same,
+/// also after another node (a plain LVM command) retagged the VG; status follows the retag.
+#[test]
+fn lvm_system_dir_gives_the_hosts_answers() {
+    let lv = LoopVg::new();
+    let run = tempfile::tempdir().unwrap();
+    let dir = vg::lvm_system_dir(run.path()).expect("berth's LVM system dir");
+    let conf = std::fs::read_to_string(dir.join("lvm.conf")).unwrap();
+    assert!(conf.trim_end().ends_with("use_aio = 0\n}"), "{conf}");
+    let vgs = |system_dir: Option<&Path>| {
+        let mut c = std::process::Command::new("vgs");
+        c.args([
+            "--reportformat",
+            "json",
+            "-o",
+            "vg_name,vg_tags,lv_count,vg_attr",
+            &lv.name,
+        ])
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1");
+        if let Some(d) = system_dir {
+            c.env("LVM_SYSTEM_DIR", d);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(vgs(Some(&dir)), vgs(None));
+
+    let svc = service();
+    let paths = Paths {
+        run_dir: run.path().to_path_buf(),
+        ..Paths::default()
+    };
+    let c = ctx(&svc, &paths, "node1", false);
+    let spec = spec_of(&lv);
+    vg::start(&c, &spec).unwrap();
+    assert_eq!(vg::status(&c, &spec).status, Status::Up);
+    // Another node takes it over with the host's LVM configuration.
+    lvm(&["vgchange", "-q", "--deltag", "@node1", &lv.name]);
+    lvm(&["vgchange", "-q", "--addtag", "@node2", &lv.name]);
+    assert_eq!(vgs(Some(&dir)), vgs(None));
+    assert!(vgs(Some(&dir)).contains("node2"));
+    assert_eq!(vg::status(&c, &spec).status, Status::Down);
+    let e = vg::precheck(&c, &spec).unwrap_err().to_string();
+    assert!(e.contains("tagged by node node2"), "{e}");
+}

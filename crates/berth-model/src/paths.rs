@@ -54,6 +54,10 @@ impl Paths {
     pub fn docker_exec_root(&self, svc: &str) -> PathBuf {
         self.run_dir.join(svc).join("docker")
     }
+    /// `<run>/svcd.sock`: svcd's local socket, where `svc print status` reads svcd's tree.
+    pub fn agent_socket(&self) -> PathBuf {
+        self.run_dir.join("svcd.sock")
+    }
     /// `<var>/<svc>/frozen`: present while the service is frozen.
     pub fn frozen_flag(&self, svc: &str) -> PathBuf {
         self.service_var(svc).join("frozen")

@@ -168,6 +168,18 @@ fn main() -> anyhow::Result<()> {
     );
 
     wrk(port, seconds, &[])?;
+    let gz_body = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "Accept-Encoding: gzip",
+            &format!("http://127.0.0.1:{port}/status"),
+        ])
+        .output()
+        .map(|o| o.stdout.len())
+        .unwrap_or(0);
+    println!("/status body with Accept-Encoding: gzip: {gz_body} bytes");
+    wrk(port, seconds, &["-H", "Accept-Encoding: gzip"])?;
     let etag = Command::new("curl")
         .args([
             "-s",

@@ -106,7 +106,7 @@ fn same_source(entry: &MountEntry, dev: &Path) -> bool {
 /// Status: up when `mnt` is mounted.
 pub fn status(spec: &FsSpec) -> ResourceState {
     let mut log = Vec::new();
-    let status = match mountinfo::read() {
+    let status = match mountinfo::read_for_status() {
         Err(e) => {
             log.push(LogEntry::error(e.to_string()));
             Status::Undef

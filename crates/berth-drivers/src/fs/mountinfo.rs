@@ -119,6 +119,47 @@ pub fn read() -> Result<Vec<MountEntry>, DriverError> {
     Ok(parse(&text))
 }
 
+thread_local! {
+    /// Inside [`shared`]: the table, once a status read it (outer `None`: not inside).
+    static SHARED: std::cell::RefCell<Option<Option<std::rc::Rc<Vec<MountEntry>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with the mount table read at most once on this thread by [`read_for_status`]: a
+/// walk over many services' status (`svc print status`) reads it once and sees one table.
+pub fn shared<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            if self.0 {
+                SHARED.with(|s| *s.borrow_mut() = None);
+            }
+        }
+    }
+    // Nested: the outer scope keeps its table and resets it.
+    let outer = SHARED.with(|s| s.borrow().is_some());
+    let _reset = Reset(!outer);
+    if !outer {
+        SHARED.with(|s| *s.borrow_mut() = Some(None));
+    }
+    f()
+}
+
+/// The mount table for a status: [`read`], or the table already read inside [`shared`].
+/// Starts and stops always [`read`] afresh.
+pub fn read_for_status() -> Result<std::rc::Rc<Vec<MountEntry>>, DriverError> {
+    if let Some(t) = SHARED.with(|s| s.borrow().as_ref().and_then(|t| t.clone())) {
+        return Ok(t);
+    }
+    let table = std::rc::Rc::new(read()?);
+    SHARED.with(|s| {
+        if let Some(slot) = s.borrow_mut().as_mut() {
+            *slot = Some(table.clone());
+        }
+    });
+    Ok(table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +171,24 @@ mod tests {
 96 27 7:4 /sub /srv/back\\134slash rw - ext4 /dev/my\\040disk rw,stripe=4
 97 27 0:50 / /run/tmp rw - tmpfs tmpfs rw,size=1024k
 ";
+
+    #[test]
+    fn shared_reads_once_and_only_inside() {
+        let a = read_for_status().unwrap();
+        let b = read_for_status().unwrap();
+        assert!(!std::rc::Rc::ptr_eq(&a, &b), "outside: a read each time");
+        shared(|| {
+            let c = read_for_status().unwrap();
+            let d = shared(read_for_status).unwrap();
+            assert!(std::rc::Rc::ptr_eq(&c, &d), "inside: one read");
+        });
+        let e = read_for_status().unwrap();
+        let f = read_for_status().unwrap();
+        assert!(
+            !std::rc::Rc::ptr_eq(&e, &f),
+            "after: a read each time again"
+        );
+    }
 
     #[test]
     fn decodes_escapes() {
