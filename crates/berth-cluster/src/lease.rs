@@ -116,6 +116,13 @@ impl LeaseKeeper {
     pub async fn run(mut self) {
         let ttl = Duration::from_secs(self.ttl.unsigned_abs());
         let every = ttl / 5;
+        // After a failed renewal, try again soon rather than a whole period later: when an
+        // etcd member dies (or the leader changes) the next member answers within a few
+        // hundred ms, and each period lost eats the half TTL before self-fencing.
+        let retry = (every / 6).clamp(Duration::from_millis(50), Duration::from_millis(200));
+        // A healthy keepalive is answered in milliseconds; one sent to a member that just
+        // died must not hold the next attempt for a whole period.
+        let answer = (every / 2).max(Duration::from_millis(200));
         let mut stream: Option<(EtcdKeeper, LeaseKeepAliveStream)> = None;
         let mut next = Instant::now() + every;
         let mut failures = 0u32;
@@ -162,6 +169,7 @@ impl LeaseKeeper {
                             warn!("cannot renew lease {:x}: {e}", h.lease);
                         }
                         self.check_deadline(h);
+                        next = Instant::now() + retry;
                         continue;
                     }
                 }
@@ -170,7 +178,7 @@ impl LeaseKeeper {
                 continue;
             };
             let sent = Instant::now();
-            let renewed = tokio::time::timeout(every.max(Duration::from_millis(200)), async {
+            let renewed = tokio::time::timeout(answer, async {
                 keeper.keep_alive().await?;
                 ka.message().await
             })
@@ -207,9 +215,10 @@ impl LeaseKeeper {
                                 .as_millis()
                         );
                     }
-                    // Reopen on the next tick: the balanced channel picks a member that answers.
+                    // Reopen soon: the balanced channel picks a member that answers.
                     stream = None;
                     self.check_deadline(h);
+                    next = Instant::now() + retry;
                 }
             }
         }
