@@ -57,6 +57,8 @@ pub struct Cluster {
     failed: Mutex<BTreeMap<String, u64>>,
     /// Events for `GET /cluster`, newest last.
     events: Mutex<Vec<ClusterEvent>>,
+    /// Wakes the orchestrator when the watch brought a change (an intent, a new owner).
+    wake: tokio::sync::Notify,
 }
 
 /// Something the cluster layer did or saw.
@@ -367,6 +369,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         started_tokens: Mutex::new(HashSet::new()),
         failed: Mutex::new(BTreeMap::new()),
         events: Mutex::new(Vec::new()),
+        wake: tokio::sync::Notify::new(),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
@@ -423,6 +426,8 @@ async fn watch_loop(cluster: Arc<Cluster>) {
                         }
                     }
                     view.revision = view.revision.max(rev);
+                    drop(view);
+                    cluster.wake.notify_one();
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -498,7 +503,12 @@ async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
 async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let since_ms = cluster.record.borrow().since_ms;
     loop {
-        tokio::time::sleep(ORCHESTRATE_EVERY).await;
+        // Act at once on a change the watch brought (a switch waits on this), at least every
+        // ORCHESTRATE_EVERY otherwise.
+        tokio::select! {
+            _ = tokio::time::sleep(ORCHESTRATE_EVERY) => {}
+            _ = cluster.wake.notified() => {}
+        }
         let rec = node_record(&shared, since_ms, Some(&cluster));
         cluster.record.send_if_modified(|old| {
             if old.services == rec.services && old.listen == rec.listen {
