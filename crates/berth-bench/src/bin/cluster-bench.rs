@@ -10,7 +10,9 @@
 //! 3. svcd's RSS on each node of a cluster of 3 nodes x `SERVICES` services.
 //!
 //! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
-//!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary).
+//!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss` runs one case, `CLUSTER_BENCH_LOGS=1` prints the end of
+//! the svcd logs after the switches).
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd as _;
@@ -266,6 +268,17 @@ fn switch_bench(bins: &(PathBuf, PathBuf), runs: usize) -> Result<()> {
         med(&mut own),
         max(&mut own)
     );
+    if std::env::var_os("CLUSTER_BENCH_LOGS").is_some() {
+        for n in &nodes {
+            let log = n.svcd_log();
+            let lines: Vec<&str> = log.lines().collect();
+            println!(
+                "--- {} ---\n{}",
+                n.name(),
+                lines[lines.len().saturating_sub(12)..].join("\n")
+            );
+        }
+    }
     drop(nodes);
     Ok(())
 }
@@ -343,9 +356,18 @@ fn main() -> Result<()> {
     }
     println!("| case | p50 / median | p99 / max | runs |");
     println!("|---|---|---|---|");
-    txn_bench(1, 200)?;
-    txn_bench(3, 200)?;
-    switch_bench(&bins, switches)?;
-    rss_bench(&bins, services)?;
+    // CLUSTER_BENCH_ONLY=txn|switch|rss runs one case.
+    let only = std::env::var("CLUSTER_BENCH_ONLY").unwrap_or_default();
+    let run = |case: &str| only.is_empty() || only == case;
+    if run("txn") {
+        txn_bench(1, 200)?;
+        txn_bench(3, 200)?;
+    }
+    if run("switch") {
+        switch_bench(&bins, switches)?;
+    }
+    if run("rss") {
+        rss_bench(&bins, services)?;
+    }
     Ok(())
 }
