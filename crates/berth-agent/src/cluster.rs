@@ -57,8 +57,10 @@ pub struct Cluster {
     failed: Mutex<BTreeMap<String, u64>>,
     /// Events for `GET /cluster`, newest last.
     events: Mutex<Vec<ClusterEvent>>,
-    /// Wakes the orchestrator when the watch brought a change (an intent, a new owner).
-    wake: tokio::sync::Notify,
+    /// Told when the view changed (the orchestrator acts at once, not at its next tick).
+    changed: tokio::sync::Notify,
+    /// Services self-fencing stopped here, to put back (or give up) if the lease survives.
+    fenced: Mutex<BTreeSet<String>>,
 }
 
 /// Something the cluster layer did or saw.
@@ -149,6 +151,14 @@ impl Cluster {
             why,
             Some(h.lease),
         ))
+    }
+
+    /// Note that self-fencing stopped `svc` here.
+    pub fn fence_stopped(&self, svc: &str) {
+        self.fenced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(svc.to_string());
     }
 
     /// Note a failed start here (this node leaves the candidates for [`FAILOVER_BACKOFF`]).
@@ -369,15 +379,68 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         started_tokens: Mutex::new(HashSet::new()),
         failed: Mutex::new(BTreeMap::new()),
         events: Mutex::new(Vec::new()),
-        wake: tokio::sync::Notify::new(),
+        changed: tokio::sync::Notify::new(),
+        fenced: Mutex::new(BTreeSet::new()),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
     }
+    // A resumed lease (svcd restarted, or the node rebooted within the TTL) may still carry
+    // ownerships of services that do not run here any more: give those up, so the orchestrator
+    // places them again rather than leaving them down under a live owner.
+    let me = nodename.clone();
+    for (svc, _) in owned_here(&cluster.view(), &me)
+        .into_iter()
+        .map(|s| (s, ()))
+    {
+        let down = shared
+            .tree
+            .get(&svc)
+            .is_some_and(|st| matches!(st.avail, Status::Down | Status::NotApplicable));
+        if down {
+            warn!("{svc}: owned by {me} but not running here (svcd restarted): giving it up");
+            cluster.event(
+                "released",
+                Some(&svc),
+                format!("{svc} owned by {me} but down here after a restart of svcd: released"),
+            );
+            release_if_mine(&cluster, &svc).await;
+        }
+    }
     tokio::spawn(keeper.run());
+    tokio::spawn(ack_loop(shared.clone(), cluster.clone()));
     tokio::spawn(watch_loop(cluster.clone()));
     tokio::spawn(fence_loop(shared.clone(), cluster.clone()));
     tokio::spawn(orchestrate_loop(shared, cluster));
+}
+
+/// Write every acknowledged renewal to `<var>/cluster.ack` for the fencing watchdog, and start
+/// the watchdog once the first one is there.
+async fn ack_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    let path = crate::watchdog::ack_path(&shared.paths);
+    let mut health = cluster.health.clone();
+    let mut spawned = false;
+    loop {
+        let h = *health.borrow_and_update();
+        if h.state == LeaseState::Held {
+            let age = u64::try_from(h.last_ack.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let ack = crate::watchdog::Ack {
+                lease: h.lease,
+                mono_ns: crate::watchdog::mono_ns().saturating_sub(age),
+                ttl: h.ttl,
+                pid: std::process::id(),
+            };
+            if let Err(e) = ack.write(&path) {
+                warn!("cannot write {}: {e}", path.display());
+            } else if !spawned {
+                crate::watchdog::spawn(&shared.paths);
+                spawned = true;
+            }
+        }
+        if health.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Keep the view current from one watch of the cluster's prefix; on any error, read it whole
@@ -427,7 +490,7 @@ async fn watch_loop(cluster: Arc<Cluster>) {
                     }
                     view.revision = view.revision.max(rev);
                     drop(view);
-                    cluster.wake.notify_one();
+                    cluster.changed.notify_one();
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -492,9 +555,137 @@ async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 warn!("{name}: its worker is gone: cannot stop it");
             }
         }
+        // At the deadline, what still runs decides `split_action`.
+        tokio::time::sleep_until(h.deadline()).await;
+        loop {
+            let now = *health.borrow();
+            if now.lease == h.lease
+                && now.state == LeaseState::Held
+                && Instant::now() < now.fence_at()
+            {
+                break; // renewed after all
+            }
+            let running: Vec<String> = shared
+                .tree
+                .all()
+                .iter()
+                .filter(|s| {
+                    !matches!(
+                        s.avail,
+                        Status::Down | Status::NotApplicable | Status::Undef
+                    )
+                })
+                .map(|s| s.name.clone())
+                .collect();
+            match split_step(cluster.cfg.split_action, &running) {
+                SplitStep::Done => break,
+                SplitStep::KeepStopping => {
+                    let msg = format!(
+                        "past the lease deadline and still running here: {} (split_action = stop: still stopping)",
+                        running.join(", ")
+                    );
+                    error!("{msg}");
+                    cluster.event("split_stop", None, msg);
+                    for name in &running {
+                        if let Some(tx) = shared.worker(name) {
+                            let _ = tx.send(Msg::Cluster(ClusterOp::FenceStop)).await;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                SplitStep::Sysrq(c) => {
+                    error!(
+                        "past the lease deadline and still running here: {}: split_action = {:?}: sysrq {}",
+                        running.join(", "),
+                        cluster.cfg.split_action,
+                        c as char
+                    );
+                    if let Err(e) = sysrq(c) {
+                        error!("sysrq {} failed: {e}", c as char);
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
         // Wait for a change (renewal or loss) before looking again.
         if health.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// What a node does at its lease deadline with services still running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitStep {
+    /// Nothing runs: done.
+    Done,
+    /// `split_action = stop`: keep stopping, logging an error each time.
+    KeepStopping,
+    /// `crash` / `reboot`: the kernel's sysrq (`c` crash, `b` reboot at once).
+    Sysrq(u8),
+}
+
+/// The `split_action` decision: the seam the tests check (a sysrq is never sent by a test).
+pub fn split_step(action: berth_model::config::SplitAction, running: &[String]) -> SplitStep {
+    use berth_model::config::SplitAction;
+    if running.is_empty() {
+        return SplitStep::Done;
+    }
+    match action {
+        SplitAction::Stop => SplitStep::KeepStopping,
+        SplitAction::Crash => SplitStep::Sysrq(b'c'),
+        SplitAction::Reboot => SplitStep::Sysrq(b'b'),
+    }
+}
+
+/// The documented last resort: `/proc/sysrq-trigger`.
+fn sysrq(c: u8) -> std::io::Result<()> {
+    std::fs::write("/proc/sysrq-trigger", [c])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_model::config::SplitAction;
+
+    #[test]
+    fn split_action_decision() {
+        let none: Vec<String> = Vec::new();
+        let some = vec!["web".to_string()];
+        assert_eq!(split_step(SplitAction::Reboot, &none), SplitStep::Done);
+        assert_eq!(
+            split_step(SplitAction::Stop, &some),
+            SplitStep::KeepStopping
+        );
+        assert_eq!(
+            split_step(SplitAction::Crash, &some),
+            SplitStep::Sysrq(b'c')
+        );
+        assert_eq!(
+            split_step(SplitAction::Reboot, &some),
+            SplitStep::Sysrq(b'b')
+        );
+    }
+
+    #[test]
+    fn fast_stop_drops_the_graceful_waits() {
+        let cfg = berth_model::ServiceConfig::parse(
+            std::path::Path::new("/etc/berth/services/web.toml"),
+            "[fs.1]\ndev = \"/dev/sdb\"\nmnt = \"/srv\"\ntype = \"ext4\"\nstop_timeout = \"30s\"\n\n\
+             [container.1]\nrun_image = \"busybox\"\nstop_timeout = \"60s\"\n",
+        )
+        .unwrap();
+        let fast = fast_stop_config(&cfg);
+        for r in &fast.resources {
+            match &r.spec {
+                berth_model::config::Spec::Fs(f) => {
+                    assert_eq!(f.stop_timeout, Duration::from_secs(1))
+                }
+                berth_model::config::Spec::Container(c) => {
+                    assert_eq!(c.stop_timeout, Duration::ZERO)
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -503,11 +694,9 @@ async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
 async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let since_ms = cluster.record.borrow().since_ms;
     loop {
-        // Act at once on a change the watch brought (a switch waits on this), at least every
-        // ORCHESTRATE_EVERY otherwise.
         tokio::select! {
             _ = tokio::time::sleep(ORCHESTRATE_EVERY) => {}
-            _ = cluster.wake.notified() => {}
+            _ = cluster.changed.notified() => {}
         }
         let rec = node_record(&shared, since_ms, Some(&cluster));
         cluster.record.send_if_modified(|old| {
@@ -530,6 +719,44 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 continue;
             };
             let owner = view.owners.get(&name);
+            // 0. Self-fencing stopped it, and the lease survived after all (an etcd election
+            // outlasted the fencing point): nobody else can have taken it. The orchestrator's
+            // services are put back here; the others are given up, stopped.
+            let was_fenced = cluster
+                .fenced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+            if was_fenced {
+                match owner {
+                    Some(o) if o.record.node == me && o.lease == h.lease => {
+                        let keep = cfg.settings.orchestrate != Orchestrate::No
+                            && !view.frozen.contains(&name)
+                            && view.targets.get(&name) != Some(&Target::Stopped);
+                        if keep {
+                            info!("{name}: the lease survived the fencing: starting it again here");
+                            cluster.event(
+                                "fence_recovery",
+                                Some(&name),
+                                format!("{name} back on {me}: the lease survived"),
+                            );
+                            let _ = tx
+                                .send(Msg::Cluster(ClusterOp::Start {
+                                    why: "fence recovery".to_string(),
+                                    intent: None,
+                                }))
+                                .await;
+                        } else {
+                            info!(
+                                "{name}: stopped by the fencing, the lease survived: giving it up"
+                            );
+                            release_if_mine(&cluster, &name).await;
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             // 1. A relocation away from here.
             if let Some(intent) = view.intents.get(&name)
                 && intent.from == me
@@ -701,4 +928,19 @@ pub async fn after_action<T, E>(
     if release {
         release_if_mine(cluster, svc).await;
     }
+}
+
+/// The service as self-fencing stops it: no graceful waits. Containers get docker's shortest
+/// stop (1 s, then SIGKILL), filesystems a 1 s bound (holders get TERM, then KILL after 0.2 s).
+pub fn fast_stop_config(cfg: &berth_model::ServiceConfig) -> berth_model::ServiceConfig {
+    use berth_model::config::Spec;
+    let mut fast = cfg.clone();
+    for r in &mut fast.resources {
+        match &mut r.spec {
+            Spec::Container(c) => c.stop_timeout = Duration::ZERO,
+            Spec::Fs(f) => f.stop_timeout = f.stop_timeout.min(Duration::from_secs(1)),
+            Spec::Ip(_) | Spec::Vg(_) => {}
+        }
+    }
+    fast
 }

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod state;
 pub mod tree;
 pub mod watch;
+pub mod watchdog;
 pub mod worker;
 
 pub use daemon::{StartError, run};

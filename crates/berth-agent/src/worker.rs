@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_drivers::HostDrivers;
+use berth_drivers::{HOST, docker};
 use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
 use berth_model::Rid;
@@ -182,6 +182,8 @@ pub struct Worker {
     known: Option<Option<RecordId>>,
     /// An action happened: the next check re-arms instead of restarting.
     settle: bool,
+    /// A monitored resource spent its restarts: `monitor_action` is due.
+    monitor_due: Option<Rid>,
     /// A check that overran [`CHECK_TIMEOUT`], still running on the blocking pool.
     stuck: Option<(Instant, JoinHandle<Probe>)>,
     /// The last docker chargeback and when it was taken (it sizes the data root: see
@@ -231,6 +233,7 @@ pub fn spawn(shared: Arc<Shared>, name: String, config: Loaded) -> Handle {
         rids: BTreeMap::new(),
         known: None,
         settle: false,
+        monitor_due: None,
         stuck: None,
         chargeback: None,
     };
@@ -333,9 +336,9 @@ impl Worker {
         let mut handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let rec = record::read(&shared.paths.service_var(&cfg.name));
-            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
             let mut st = engine.status(&cfg);
-            st.chargeback = cached.or_else(|| engine.chargeback(&cfg));
+            st.chargeback = cached.or_else(|| docker::chargeback(&engine.context(&cfg)));
             shared.metrics.check(started.elapsed().as_secs_f64());
             (st, rec)
         });
@@ -426,6 +429,13 @@ impl Worker {
         };
         self.note_record(rec);
         let due = self.monitor(&cfg, &status);
+        if let Some(rid) = self.monitor_due.take()
+            && cfg.settings.monitor_action != berth_model::config::MonitorAction::None
+        {
+            self.publish(&cfg, status);
+            self.monitor_action(&cfg, rid).await;
+            return;
+        }
         if !due.is_empty() {
             self.restart(&cfg, &due).await;
             if let Some((st, rec)) = self.probe(&cfg).await {
@@ -463,6 +473,7 @@ impl Worker {
             if st.restarts >= limit {
                 if !st.gave_up {
                     st.gave_up = true;
+                    self.monitor_due = Some(r.rid);
                     warn!(
                         "{}.{}: down, restarted {} of {limit} times: left down until an operator start",
                         self.name, r.rid, st.restarts
@@ -523,7 +534,7 @@ impl Worker {
                 waitlock: Duration::ZERO,
                 ..ActionOptions::default()
             };
-            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
             let engine = match &guard {
                 Some(g) => engine.with_guard(g),
                 None => engine,
@@ -701,7 +712,7 @@ impl Worker {
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let (opts, kind) = opts;
-            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
             let engine = match &guard {
                 Some(g) => engine.with_guard(g),
                 None => engine,
@@ -755,6 +766,80 @@ impl Worker {
 }
 
 impl Worker {
+    /// `monitor_action`: `rid` failed beyond its restarts. `switch` stops the service here and
+    /// gives it up, this node out of the candidates for a while, so the orchestrator starts it
+    /// on the next one; `freezestop` freezes it (cluster-wide in a cluster) and stops it here.
+    async fn monitor_action(&mut self, cfg: &Arc<ServiceConfig>, rid: Rid) {
+        use berth_model::config::MonitorAction;
+        let cluster = self.shared.cluster.get().cloned();
+        match cfg.settings.monitor_action {
+            MonitorAction::None => {}
+            MonitorAction::Switch => {
+                let Some(c) = cluster else {
+                    warn!(
+                        "{}.{rid}: monitor_action = switch, but this node is in no cluster: left down",
+                        self.name
+                    );
+                    return;
+                };
+                let why = format!("{rid} failed beyond its restarts");
+                warn!(
+                    "{}: {why}: monitor_action = switch, failing it over",
+                    self.name
+                );
+                c.event(
+                    "monitor_switch",
+                    Some(&self.name),
+                    format!("{}: {why}", self.name),
+                );
+                c.start_failed(&self.name, &why);
+                if let Err(e) = self.cluster_engine(Action::Stop, None, false).await {
+                    error!(
+                        "{}: stop before the failover failed: {e}; keeping it here",
+                        self.name
+                    );
+                    self.check_only().await;
+                    return;
+                }
+                crate::cluster::release_if_mine(&c, &self.name).await;
+            }
+            MonitorAction::Freezestop => {
+                warn!(
+                    "{}: {rid} failed beyond its restarts: monitor_action = freezestop",
+                    self.name
+                );
+                if let Err(e) = berth_engine::set_frozen(&self.shared.paths, &self.name, true) {
+                    error!("{}: {e}", self.name);
+                }
+                if let Some(c) = &cluster {
+                    if let Err(e) = c.store.set_frozen(&self.name, true).await {
+                        warn!("{}: {e}", self.name);
+                    }
+                    c.event(
+                        "monitor_freezestop",
+                        Some(&self.name),
+                        format!("{}: {rid} failed beyond its restarts", self.name),
+                    );
+                }
+                if let Err(e) = self.cluster_engine(Action::Stop, None, false).await {
+                    error!("{}: freezestop: stop failed: {e}", self.name);
+                }
+            }
+        }
+        self.check_only().await;
+    }
+
+    /// A check without the monitor (after a monitor action).
+    async fn check_only(&mut self) {
+        let Ok(cfg) = self.config.clone() else {
+            return;
+        };
+        if let Some((status, rec)) = self.probe(&cfg).await {
+            self.note_record(rec);
+            self.publish(&cfg, status);
+        }
+    }
+
     /// Run a whole-service start or stop for the cluster layer, under the guard for starts.
     async fn cluster_engine(
         &mut self,
@@ -776,7 +861,7 @@ impl Worker {
                 force,
                 ..ActionOptions::default()
             };
-            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
             let engine = match &guard {
                 Some(g) => engine.with_guard(g),
                 None => engine,
@@ -964,9 +1049,16 @@ impl Worker {
                     return;
                 }
                 warn!("{}: self-fencing: stopping it now", self.name);
-                match self.cluster_engine(Action::Stop, None, true).await {
+                let normal = self.config.clone();
+                if let Ok(cfg) = &normal {
+                    self.config = Ok(Arc::new(crate::cluster::fast_stop_config(cfg)));
+                }
+                let stopped = self.cluster_engine(Action::Stop, None, true).await;
+                self.config = normal;
+                match stopped {
                     Ok(_) => {
                         info!("{}: stopped (self-fencing)", self.name);
+                        cluster.fence_stopped(&self.name);
                         cluster.event(
                             "fence_stopped",
                             Some(&self.name),
@@ -1060,26 +1152,19 @@ mod tests {
         assert_eq!(k, Action::Start);
         assert!(o.force);
         assert_eq!(o.waitlock, Duration::from_secs(2));
-        assert!(
-            options(
-                "start",
-                &ActionBody {
-                    rid: Some("nope".into()),
-                    ..ActionBody::default()
-                }
-            )
-            .is_err()
-        );
-        assert!(
-            options(
-                "start",
-                &ActionBody {
-                    waitlock: Some(-1.0),
-                    ..ActionBody::default()
-                }
-            )
-            .is_err()
-        );
-        assert!(serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).is_err());
+        let bad_rid = ActionBody {
+            rid: Some("nope".into()),
+            ..ActionBody::default()
+        };
+        let e = options("start", &bad_rid).unwrap_err();
+        assert!(e.starts_with("--rid: \"nope\" is not a resource id"), "{e}");
+        let bad_wait = ActionBody {
+            waitlock: Some(-1.0),
+            ..ActionBody::default()
+        };
+        let e = options("start", &bad_wait).unwrap_err();
+        assert_eq!(e, "waitlock -1: expected seconds between 0 and 3600");
+        let e = serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).unwrap_err();
+        assert!(e.to_string().starts_with("unknown field `bogus`"), "{e}");
     }
 }

@@ -14,6 +14,9 @@ use tracing::{error, info, warn};
 use crate::records::NodeRecord;
 use crate::{ClusterError, Store};
 
+/// How soon a failed renewal is tried again (on a new keepalive stream).
+const RETRY: Duration = Duration::from_millis(100);
+
 /// Whether the node holds its lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseState {
@@ -44,9 +47,13 @@ impl LeaseHealth {
     }
 
     /// When the node must begin to stop its services if the lease is not renewed by then:
-    /// half the TTL after the last acknowledged renewal, leaving the other half to stop.
+    /// two thirds of the TTL after the last acknowledged renewal, leaving the last third to
+    /// stop them (the timing rule, checked in docs/cluster.md: a fast stop of the node's
+    /// services fits in ttl/3; an etcd leader election, 1.3-2.0 s without answers here, fits in
+    /// 2/3 ttl - ttl/5 only from a TTL of 5 s: with 3 s an election may fence nodes, which
+    /// stop and fail over, never double start).
     pub fn fence_at(&self) -> Instant {
-        self.last_ack + self.ttl / 2
+        self.last_ack + self.ttl * 2 / 3
     }
 
     /// The `hb` row: up while the last acknowledged renewal is younger than ttl/2, warn when
@@ -54,7 +61,7 @@ impl LeaseHealth {
     pub fn hb(&self, now: Instant) -> Status {
         match self.state {
             LeaseState::Lost => Status::Down,
-            LeaseState::Held if now < self.fence_at() => Status::Up,
+            LeaseState::Held if now < self.last_ack + self.ttl / 2 => Status::Up,
             LeaseState::Held => Status::Warn,
         }
     }
@@ -116,15 +123,9 @@ impl LeaseKeeper {
     pub async fn run(mut self) {
         let ttl = Duration::from_secs(self.ttl.unsigned_abs());
         let every = ttl / 5;
-        // After a failed renewal, try again soon rather than a whole period later: when an
-        // etcd member dies (or the leader changes) the next member answers within a few
-        // hundred ms, and each period lost eats the half TTL before self-fencing.
-        let retry = (every / 6).clamp(Duration::from_millis(50), Duration::from_millis(200));
-        // A healthy keepalive is answered in milliseconds; one sent to a member that just
-        // died must not hold the next attempt for a whole period.
-        let answer = (every / 2).max(Duration::from_millis(200));
         let mut stream: Option<(EtcdKeeper, LeaseKeepAliveStream)> = None;
-        let mut next = Instant::now() + every;
+        // Renew at once: a resumed lease's last renewal may be most of a TTL old.
+        let mut next = Instant::now();
         let mut failures = 0u32;
         loop {
             tokio::select! {
@@ -169,7 +170,7 @@ impl LeaseKeeper {
                             warn!("cannot renew lease {:x}: {e}", h.lease);
                         }
                         self.check_deadline(h);
-                        next = Instant::now() + retry;
+                        next = Instant::now() + RETRY.min(every);
                         continue;
                     }
                 }
@@ -178,7 +179,7 @@ impl LeaseKeeper {
                 continue;
             };
             let sent = Instant::now();
-            let renewed = tokio::time::timeout(answer, async {
+            let renewed = tokio::time::timeout(every.max(Duration::from_millis(200)), async {
                 keeper.keep_alive().await?;
                 ka.message().await
             })
@@ -218,7 +219,7 @@ impl LeaseKeeper {
                     // Reopen soon: the balanced channel picks a member that answers.
                     stream = None;
                     self.check_deadline(h);
-                    next = Instant::now() + retry;
+                    next = Instant::now() + RETRY.min(every);
                 }
             }
         }
@@ -296,8 +297,9 @@ mod tests {
             ttl: Duration::from_secs(4),
         };
         assert_eq!(h.deadline(), t0 + Duration::from_secs(4));
-        assert_eq!(h.fence_at(), t0 + Duration::from_secs(2));
+        assert_eq!(h.fence_at(), t0 + Duration::from_secs(8) / 3);
         assert_eq!(h.hb(t0 + Duration::from_secs(1)), Status::Up);
+        assert_eq!(h.hb(t0 + Duration::from_millis(2100)), Status::Warn);
         assert_eq!(h.hb(t0 + Duration::from_secs(3)), Status::Warn);
         let lost = LeaseHealth {
             state: LeaseState::Lost,

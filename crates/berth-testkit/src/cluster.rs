@@ -350,7 +350,7 @@ impl Lan {
     pub fn new() -> Lan {
         crate::require_root();
         sweep_leftovers();
-        let n = (std::process::id() as u64) * 7 + seq() as u64;
+        let n = u64::from(std::process::id()) * 7 + u64::from(seq());
         let net = [10, 100 + ((n >> 8) % 150) as u8, (n & 0xff) as u8];
         let ns = Netns::new("rgl");
         ip_in(&ns.name, &["link", "add", "br0", "type", "bridge"]);
@@ -490,7 +490,11 @@ impl Etcd {
         let mut list = Vec::new();
         for i in 0..members {
             let ns = Netns::new("rge");
-            let addr = lan.attach(&ns, "eth0", ETCD_INDEX + i as u8);
+            let addr = lan.attach(
+                &ns,
+                "eth0",
+                ETCD_INDEX + u8::try_from(i).expect("a few members"),
+            );
             let dir = tempfile::Builder::new()
                 .prefix("rgetcd")
                 .tempdir_in("/tmp")

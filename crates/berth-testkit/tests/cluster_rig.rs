@@ -1,7 +1,7 @@
 //! Self-test of the multi-node rig (`berth_testkit::cluster`): real namespaces, cgroups, loop
 //! devices and etcd. Root.
 
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::cast_possible_wrap)] // pids fit in i32
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
