@@ -29,10 +29,11 @@ use berth_testkit::{Netns, require_root};
 
 const PORT: u16 = 1215;
 
-fn pct(v: &mut [Duration], p: f64) -> Duration {
+/// The `per_mille`-th of `v` (500: the median, 990: p99), nearest rank.
+fn pct(v: &mut [Duration], per_mille: usize) -> Duration {
     v.sort();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
+    let i = (v.len().saturating_sub(1) * per_mille + 500) / 1000;
+    v[i.min(v.len().saturating_sub(1))]
 }
 
 fn ms(d: Duration) -> String {
@@ -120,14 +121,14 @@ fn txn_bench(members: usize, runs: usize) -> Result<()> {
     let (mut txn, mut put) = (txn, put);
     println!(
         "| owner key acquire + release, {members} member(s) | {} | {} | {runs} |",
-        ms(pct(&mut txn, 0.5)),
-        ms(pct(&mut txn, 0.99))
+        ms(pct(&mut txn, 500)),
+        ms(pct(&mut txn, 990))
     );
     println!(
         "| node record (100 services, {} bytes) put, {members} member(s) | {} | {} | {runs} |",
         serde_json::to_vec(&record(100))?.len(),
-        ms(pct(&mut put, 0.5)),
-        ms(pct(&mut put, 0.99))
+        ms(pct(&mut put, 500)),
+        ms(pct(&mut put, 990))
     );
     Ok(())
 }
@@ -251,7 +252,7 @@ fn switch_bench(bins: &(PathBuf, PathBuf), runs: usize) -> Result<()> {
             own.push(d.saturating_sub(stop + start));
         }
     }
-    let med = |v: &mut Vec<Duration>| ms(pct(v, 0.5));
+    let med = |v: &mut Vec<Duration>| ms(pct(v, 500));
     let max = |v: &mut Vec<Duration>| ms(*v.iter().max().unwrap_or(&Duration::ZERO));
     println!(
         "| switch ip + fs, total | {} | {} | {runs} |",
@@ -334,7 +335,7 @@ fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     println!(
         "| svcd RSS, 3 nodes x {services} services (max of {:?} KiB) | {:.1} MB | | 1 |",
         rss,
-        max as f64 / 1024.0
+        f64::from(u32::try_from(max).unwrap_or(u32::MAX)) / 1024.0
     );
     drop(nodes);
     Ok(())
