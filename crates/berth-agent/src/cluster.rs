@@ -57,6 +57,8 @@ pub struct Cluster {
     failed: Mutex<BTreeMap<String, u64>>,
     /// Events for `GET /cluster`, newest last.
     events: Mutex<Vec<ClusterEvent>>,
+    /// svcd's shared state, for the event counters.
+    shared: std::sync::Weak<Shared>,
     /// Told when the view changed (the orchestrator acts at once, not at its next tick).
     changed: tokio::sync::Notify,
     /// Services self-fencing stopped here, to put back (or give up) if the lease survives.
@@ -124,6 +126,9 @@ impl Cluster {
 
     /// Log and keep an event.
     pub fn event(&self, kind: &str, service: Option<&str>, message: String) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.metrics.cluster_event(kind);
+        }
         let mut ev = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         ev.push(ClusterEvent {
             at_ms: berth_cluster::now_ms(),
@@ -379,6 +384,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         started_tokens: Mutex::new(HashSet::new()),
         failed: Mutex::new(BTreeMap::new()),
         events: Mutex::new(Vec::new()),
+        shared: Arc::downgrade(&shared),
         changed: tokio::sync::Notify::new(),
         fenced: Mutex::new(BTreeSet::new()),
     });
@@ -420,8 +426,24 @@ async fn ack_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let path = crate::watchdog::ack_path(&shared.paths);
     let mut health = cluster.health.clone();
     let mut spawned = false;
+    let mut last = *health.borrow();
     loop {
         let h = *health.borrow_and_update();
+        if h.state != last.state || h.lease != last.lease {
+            match h.state {
+                LeaseState::Lost => cluster.event(
+                    "lease_lost",
+                    None,
+                    format!("lease {:x} lost: not renewed within the TTL", h.lease),
+                ),
+                LeaseState::Held => cluster.event(
+                    "rejoined",
+                    None,
+                    format!("rejoined the cluster with lease {:x}", h.lease),
+                ),
+            }
+        }
+        last = h;
         if h.state == LeaseState::Held {
             let age = u64::try_from(h.last_ack.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let ack = crate::watchdog::Ack {
@@ -804,7 +826,12 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             if !wanted {
                 continue;
             }
-            let candidates = view.candidates(&name, &cfg.settings.nodes);
+            // This node's own recent failure counts at once, before its record says so.
+            let candidates: Vec<String> = view
+                .candidates(&name, &cfg.settings.nodes)
+                .into_iter()
+                .filter(|n| *n != me || cluster.failed_recently(&name).is_none())
+                .collect();
             if candidates.first().map(String::as_str) != Some(me.as_str()) {
                 continue;
             }
@@ -885,19 +912,36 @@ pub fn owned_here(view: &ClusterView, node: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Give up this node's ownership of `svc`, if it has it.
+/// Give up this node's ownership of `svc`, if it has it. Retried (etcd may be slow or
+/// between leaders): a stopped service left owned here would stay down.
 pub async fn release_if_mine(cluster: &Cluster, svc: &str) {
-    match cluster.store.owner(svc).await {
-        Ok(Some(o)) if o.record.node == cluster.node() => {
-            match cluster.store.release(svc, o.token).await {
-                Ok(true) => info!("{svc}: released (token {})", o.token),
-                Ok(false) => {}
-                Err(e) => warn!("{svc}: cannot release the ownership: {e}"),
+    for attempt in 1..=5 {
+        let done = match cluster.store.owner(svc).await {
+            Ok(Some(o)) if o.record.node == cluster.node() => {
+                match cluster.store.release(svc, o.token).await {
+                    Ok(true) => {
+                        info!("{svc}: released (token {})", o.token);
+                        true
+                    }
+                    Ok(false) => true,
+                    Err(e) => {
+                        warn!("{svc}: cannot release the ownership ({attempt}/5): {e}");
+                        false
+                    }
+                }
             }
+            Ok(_) => true,
+            Err(e) => {
+                warn!("{svc}: cannot read the ownership ({attempt}/5): {e}");
+                false
+            }
+        };
+        if done {
+            return;
         }
-        Ok(_) => {}
-        Err(e) => warn!("{svc}: cannot read the ownership: {e}"),
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    error!("{svc}: could not release the ownership: it stays owned here until the lease goes");
 }
 
 /// After an operator's action through svcd: a whole start keeps the service started, a whole

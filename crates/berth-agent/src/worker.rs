@@ -46,6 +46,9 @@ pub enum Msg {
     Cluster(ClusterOp),
 }
 
+/// The prefix of a cluster start refused by the ownership guard (another node owns it).
+const GUARD_REFUSED: &str = "refused by the ownership guard: ";
+
 /// What the cluster layer asks a worker.
 #[derive(Debug)]
 pub enum ClusterOp {
@@ -427,6 +430,12 @@ impl Worker {
         let Some((mut status, rec)) = self.probe(&cfg).await else {
             return;
         };
+        // Frozen cluster-wide (from any node): the monitor leaves it alone here too.
+        if let Some(c) = self.shared.cluster.get()
+            && c.view().frozen.contains(&self.name)
+        {
+            status.frozen = true;
+        }
         self.note_record(rec);
         let due = self.monitor(&cfg, &status);
         if let Some(rid) = self.monitor_due.take()
@@ -888,7 +897,11 @@ impl Worker {
         if result.is_ok() && action == Action::Start {
             self.reset_counts();
         }
-        result.map_err(|e| e.to_string())
+        result.map_err(|e| match e {
+            // Another node owns it (it won the race): not this node's failure.
+            ActionError::Guard(why) => format!("{GUARD_REFUSED}{why}"),
+            e => e.to_string(),
+        })
     }
 
     async fn cluster_op(&mut self, op: ClusterOp) {
@@ -928,6 +941,17 @@ impl Worker {
                         if let Some(l) = &log {
                             l.line(format!("{me}: {} is up", self.name), Some("up"))
                                 .await;
+                        }
+                    }
+                    Err(e) if e.starts_with(GUARD_REFUSED) => {
+                        let why = e.trim_start_matches(GUARD_REFUSED);
+                        info!("{}: not started on {me}: {why}", self.name);
+                        if let Some(l) = &log {
+                            l.line(
+                                format!("{me}: {} not started: {why}", self.name),
+                                Some("failed"),
+                            )
+                            .await;
                         }
                     }
                     Err(e) => {

@@ -61,6 +61,8 @@ pub struct Spec {
     pub services: usize,
     /// Extra `[service]` lines (`orchestrate = "ha"`).
     pub service_extra: String,
+    /// Extra `[ip.1]` lines (`monitor = true`).
+    pub ip_extra: String,
 }
 
 impl Default for Spec {
@@ -71,6 +73,7 @@ impl Default for Spec {
             ttl: 3,
             services: 1,
             service_extra: String::new(),
+            ip_extra: String::new(),
         }
     }
 }
@@ -113,7 +116,7 @@ impl Rig {
             ttl: spec.ttl,
         };
         for i in 0..rig.nodes.len() {
-            rig.configure(i, &names, &spec.service_extra);
+            rig.configure(i, &names, &spec.service_extra, &spec.ip_extra);
         }
         for i in 0..rig.nodes.len() {
             rig.boot(i);
@@ -124,7 +127,7 @@ impl Rig {
         rig
     }
 
-    fn configure(&self, i: usize, names: &[String], extra: &str) {
+    fn configure(&self, i: usize, names: &[String], extra: &str, ip_extra: &str) {
         let node = &self.nodes[i];
         let eps: Vec<String> = self
             .etcd
@@ -145,7 +148,7 @@ impl Rig {
                 &format!("{}.toml", s.name),
                 &format!(
                     "[service]\nnodes = [{}]\n{extra}\n[ip.1]\nipname = \"{}\"\n\
-                     ipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n\n[fs.1]\n\
+                     ipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n{ip_extra}\n[fs.1]\n\
                      dev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n",
                     list.join(", "),
                     s.ip,
