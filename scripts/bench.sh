@@ -2,7 +2,8 @@
 # Benchmarks (root; each tool builds its own fixtures and removes them):
 # 1. berth-bench: every case against the host's floor in the same run, as one Markdown table;
 # 2. svcd-bench: GET /status throughput and latency (wrk), RSS and idle CPU, for 1, 100 and
-#    1000 services.
+#    1000 services;
+# 3. cluster-bench: owner-key transaction, switch (berth's own part), svcd RSS in a 3-node cluster.
 # Copy the output into docs/benchmarks.md with the date and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,6 @@ for n in 1 100 1000; do
     echo "## svcd, $n service(s)"
     target/release/svcd-bench "$n" "${SVCD_IDLE_SECONDS:-10}" 2>&1 | grep -v ' WARN '
 done
+echo
+echo "## cluster"
+target/release/cluster-bench 10 100 2>&1 | grep -v '^{"level'

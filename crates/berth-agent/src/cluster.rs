@@ -567,7 +567,7 @@ async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
              deadline {} (in {}ms)",
             h.lease,
             h.last_ack.elapsed().as_millis(),
-            berth_cluster::format_ms(deadline_ms),
+            berth_cluster::format_ms_precise(deadline_ms),
             left.as_millis()
         );
         error!("{msg}");

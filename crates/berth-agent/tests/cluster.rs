@@ -45,7 +45,7 @@ fn start_is_refused_on_a_node_that_does_not_own_the_service_and_switch_moves_it(
     assert_eq!(st["cluster"]["owner"], "n1", "{st}");
 
     // Switch back and forth, from either node; the token grows each time.
-    for round in 0..4 {
+    for round in 0..10 {
         let (from, to) = if round % 2 == 0 {
             ("n1", "n2")
         } else {

@@ -135,6 +135,13 @@ pub fn format_ms(ms: u64) -> String {
     )
 }
 
+/// `ms` since the epoch as RFC 3339 UTC with milliseconds (`2026-12-01T10:30:15.123Z`): for
+/// deadlines, where a second is too coarse. Fixed width: the text order is the time order.
+pub fn format_ms_precise(ms: u64) -> String {
+    let secs = format_ms(ms);
+    format!("{}.{:03}Z", secs.trim_end_matches('Z'), ms % 1000)
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, days since 1970-01-01).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -158,5 +165,9 @@ mod tests {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_ms(1_795_000_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(format_ms(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            format_ms_precise(1_795_000_000_042),
+            "2026-11-18T11:06:40.042Z"
+        );
     }
 }

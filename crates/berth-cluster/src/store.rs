@@ -64,6 +64,22 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, 
     })
 }
 
+/// The pause between two attempts of a request that could not connect.
+const RETRY: Duration = Duration::from_millis(20);
+
+/// Whether `e` is a failure to connect (the request never left this process): tonic wraps
+/// hyper's `ConnectError` in the status it returns.
+fn never_sent(e: &etcd_client::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if format!("{err:?}").contains("ConnectError") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising these plain records cannot fail (no maps with non-string keys).
     serde_json::to_vec(value).unwrap_or_default()
@@ -154,12 +170,55 @@ impl Store {
         }
     }
 
+    /// Run one etcd request as [`Store::bounded`] does, on a clone of the client, again while
+    /// it fails before it was sent (no connection to the member it was routed to: a dead etcd
+    /// member). The balanced channel routes some requests to a member it cannot connect to and
+    /// fails them at once; another attempt goes to another member. Safe for every request,
+    /// transactions included: a request that could not connect never reached etcd.
+    pub async fn call<T, Fut>(
+        &self,
+        what: impl Into<String>,
+        op: impl Fn(Client) -> Fut,
+    ) -> Result<T, ClusterError>
+    where
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let what = what.into();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, op(self.client.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(source)) => {
+                    if never_sent(&source) && tokio::time::Instant::now() + RETRY < deadline {
+                        tokio::time::sleep(RETRY).await;
+                        continue;
+                    }
+                    return Err(ClusterError::Etcd {
+                        endpoints: self.endpoints.clone(),
+                        what,
+                        source,
+                    });
+                }
+                Err(_) => {
+                    return Err(ClusterError::Timeout {
+                        endpoints: self.endpoints.clone(),
+                        what,
+                        timeout_ms: self.timeout.as_millis(),
+                    });
+                }
+            }
+        }
+    }
+
     /// A node's record and the lease it hangs on.
     pub async fn node_record(&self, node: &str) -> Result<Option<(NodeRecord, i64)>, ClusterError> {
         let key = self.keys.node(node);
-        let mut c = self.client.clone();
         let resp = self
-            .bounded(format!("get {key}"), c.get(key.clone(), None))
+            .call(format!("get {key}"), |mut c| {
+                let k = key.clone();
+                async move { c.get(k, None).await }
+            })
             .await?;
         match resp.kvs().first() {
             None => Ok(None),
@@ -182,9 +241,11 @@ impl Store {
     /// A service's ownership, if any node owns it.
     pub async fn owner(&self, svc: &str) -> Result<Option<Ownership>, ClusterError> {
         let key = self.keys.owner(svc);
-        let mut c = self.client.clone();
         let resp = self
-            .bounded(format!("get {key}"), c.get(key.clone(), None))
+            .call(format!("get {key}"), |mut c| {
+                let k = key.clone();
+                async move { c.get(k, None).await }
+            })
             .await?;
         resp.kvs()
             .first()
@@ -219,8 +280,12 @@ impl Store {
                 Some(PutOptions::new().with_lease(lease)),
             )])
             .or_else([TxnOp::get(key.clone(), None), TxnOp::get(node_key, None)]);
-        let mut c = self.client.clone();
-        let resp = self.bounded(format!("take {key}"), c.txn(txn)).await?;
+        let resp = self
+            .call(format!("take {key}"), |mut c| {
+                let t = txn.clone();
+                async move { c.txn(t).await }
+            })
+            .await?;
         if resp.succeeded() {
             let token = resp.header().map_or(0, |h| h.revision());
             return Ok(Ownership {
@@ -266,8 +331,12 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::mod_revision(key.clone(), CompareOp::Equal, token)])
             .and_then([TxnOp::delete(key.clone(), None)]);
-        let mut c = self.client.clone();
-        let resp = self.bounded(format!("release {key}"), c.txn(txn)).await?;
+        let resp = self
+            .call(format!("release {key}"), |mut c| {
+                let t = txn.clone();
+                async move { c.txn(t).await }
+            })
+            .await?;
         Ok(resp.succeeded())
     }
 
@@ -298,9 +367,11 @@ impl Store {
                 encode(&record),
                 Some(PutOptions::new().with_lease(to_lease)),
             )]);
-        let mut c = self.client.clone();
         let resp = self
-            .bounded(format!("hand {key} to {to}"), c.txn(txn))
+            .call(format!("hand {key} to {to}"), |mut c| {
+                let t = txn.clone();
+                async move { c.txn(t).await }
+            })
             .await?;
         if !resp.succeeded() {
             return Err(ClusterError::Fenced {
@@ -318,13 +389,18 @@ impl Store {
     /// Freeze (or thaw) the service cluster-wide.
     pub async fn set_frozen(&self, svc: &str, frozen: bool) -> Result<(), ClusterError> {
         let key = self.keys.frozen(svc);
-        let mut c = self.client.clone();
         if frozen {
-            self.bounded(format!("put {key}"), c.put(key.clone(), "1", None))
-                .await?;
+            self.call(format!("put {key}"), |mut c| {
+                let k = key.clone();
+                async move { c.put(k, "1", None).await }
+            })
+            .await?;
         } else {
-            self.bounded(format!("delete {key}"), c.delete(key.clone(), None))
-                .await?;
+            self.call(format!("delete {key}"), |mut c| {
+                let k = key.clone();
+                async move { c.delete(k, None).await }
+            })
+            .await?;
         }
         Ok(())
     }
@@ -332,11 +408,10 @@ impl Store {
     /// Set what the orchestrator keeps the service at.
     pub async fn set_target(&self, svc: &str, target: Target) -> Result<(), ClusterError> {
         let key = self.keys.target(svc);
-        let mut c = self.client.clone();
-        self.bounded(
-            format!("put {key}"),
-            c.put(key.clone(), target.as_str(), None),
-        )
+        self.call(format!("put {key}"), |mut c| {
+            let k = key.clone();
+            async move { c.put(k, target.as_str(), None).await }
+        })
         .await?;
         Ok(())
     }
@@ -344,15 +419,10 @@ impl Store {
     /// Write a node's record under its lease.
     pub async fn put_node(&self, record: &NodeRecord, lease: i64) -> Result<(), ClusterError> {
         let key = self.keys.node(&record.name);
-        let mut c = self.client.clone();
-        self.bounded(
-            format!("put {key}"),
-            c.put(
-                key.clone(),
-                encode(record),
-                Some(PutOptions::new().with_lease(lease)),
-            ),
-        )
+        self.call(format!("put {key}"), |mut c| {
+            let (k, v) = (key.clone(), encode(record));
+            async move { c.put(k, v, Some(PutOptions::new().with_lease(lease))).await }
+        })
         .await?;
         Ok(())
     }
@@ -367,8 +437,12 @@ impl Store {
                 encode(intent),
                 Some(PutOptions::new().with_lease(intent.lease)),
             )]);
-        let mut c = self.client.clone();
-        let resp = self.bounded(format!("put {key}"), c.txn(txn)).await?;
+        let resp = self
+            .call(format!("put {key}"), |mut c| {
+                let t = txn.clone();
+                async move { c.txn(t).await }
+            })
+            .await?;
         Ok(resp.succeeded())
     }
 
@@ -382,8 +456,11 @@ impl Store {
                 encode(intent),
             )])
             .and_then([TxnOp::delete(key.clone(), None)]);
-        let mut c = self.client.clone();
-        self.bounded(format!("delete {key}"), c.txn(txn)).await?;
+        self.call(format!("delete {key}"), |mut c| {
+            let t = txn.clone();
+            async move { c.txn(t).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -396,15 +473,10 @@ impl Store {
         lease: i64,
     ) -> Result<(), ClusterError> {
         let key = self.keys.log(id, &self.node, seq);
-        let mut c = self.client.clone();
-        self.bounded(
-            format!("put {key}"),
-            c.put(
-                key.clone(),
-                encode(line),
-                Some(PutOptions::new().with_lease(lease)),
-            ),
-        )
+        self.call(format!("put {key}"), |mut c| {
+            let (k, v) = (key.clone(), encode(line));
+            async move { c.put(k, v, Some(PutOptions::new().with_lease(lease))).await }
+        })
         .await?;
         Ok(())
     }
@@ -412,39 +484,39 @@ impl Store {
     /// Delete every log line of intent `id`.
     pub async fn delete_logs(&self, id: &str) -> Result<(), ClusterError> {
         let key = self.keys.logs(id);
-        let mut c = self.client.clone();
-        self.bounded(
-            format!("delete {key}"),
-            c.delete(key.clone(), Some(DeleteOptions::new().with_prefix())),
-        )
+        self.call(format!("delete {key}"), |mut c| {
+            let k = key.clone();
+            async move { c.delete(k, Some(DeleteOptions::new().with_prefix())).await }
+        })
         .await?;
         Ok(())
     }
 
     /// Grant a lease of `ttl` seconds.
     pub async fn grant(&self, ttl: i64) -> Result<i64, ClusterError> {
-        let mut c = self.client.clone();
         let resp = self
-            .bounded(format!("grant a {ttl}s lease"), c.lease_grant(ttl, None))
+            .call(format!("grant a {ttl}s lease"), |mut c| async move {
+                c.lease_grant(ttl, None).await
+            })
             .await?;
         Ok(resp.id())
     }
 
     /// Revoke a lease (and every key under it).
     pub async fn revoke(&self, lease: i64) -> Result<(), ClusterError> {
-        let mut c = self.client.clone();
-        self.bounded(format!("revoke lease {lease:x}"), c.lease_revoke(lease))
-            .await?;
+        self.call(format!("revoke lease {lease:x}"), |mut c| async move {
+            c.lease_revoke(lease).await
+        })
+        .await?;
         Ok(())
     }
 
     /// The remaining TTL of a lease, `None` when it expired or never existed.
     pub async fn lease_ttl(&self, lease: i64) -> Result<Option<i64>, ClusterError> {
-        let mut c = self.client.clone();
         let resp = self
-            .bounded(
+            .call(
                 format!("time to live of lease {lease:x}"),
-                c.lease_time_to_live(lease, None),
+                |mut c| async move { c.lease_time_to_live(lease, None).await },
             )
             .await?;
         Ok((resp.ttl() > 0).then_some(resp.ttl()))
@@ -453,12 +525,11 @@ impl Store {
     /// Everything of the cluster in one read.
     pub async fn snapshot(&self) -> Result<ClusterView, ClusterError> {
         let root = self.keys.root().to_string();
-        let mut c = self.client.clone();
         let resp = self
-            .bounded(
-                format!("get {root}*"),
-                c.get(root.clone(), Some(GetOptions::new().with_prefix())),
-            )
+            .call(format!("get {root}*"), |mut c| {
+                let k = root.clone();
+                async move { c.get(k, Some(GetOptions::new().with_prefix())).await }
+            })
             .await?;
         let mut view = ClusterView {
             revision: resp.header().map_or(0, |h| h.revision()),

@@ -1,0 +1,374 @@
+//! `cluster-bench`: what berth's cluster layer costs, on the multi-node rig (root; the fixtures
+//! are the rig's: a lan namespace, etcd members, nodes with their own namespaces, a loop LUN,
+//! all removed at the end).
+//!
+//! 1. The owner-key transaction (acquire + release, as a start and a stop do) and the node
+//!    record publication (a record of 100 services), p50/p99, against 1 and 3 etcd members.
+//! 2. `svc web switch` of an ip + fs service between two nodes: the total time the command
+//!    takes, the resources' part (the `duration` of the stop's and the start's
+//!    `last_action.json`, on each node), and berth's own part (the rest).
+//! 3. svcd's RSS on each node of a cluster of 3 nodes x `SERVICES` services.
+//!
+//! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
+//!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss` runs one case, `CLUSTER_BENCH_LOGS=1` prints the end of
+//! the svcd logs after the switches).
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use berth_cluster::{NodeRecord, ServiceSummary, Store};
+use berth_model::Status;
+use berth_model::config::ClusterConfig;
+use berth_testkit::cluster::{Etcd, Lan, Node, SharedLun, wait_until};
+use berth_testkit::{Netns, require_root};
+
+const PORT: u16 = 1215;
+
+/// The `per_mille`-th of `v` (500: the median, 990: p99), nearest rank.
+fn pct(v: &mut [Duration], per_mille: usize) -> Duration {
+    v.sort();
+    let i = (v.len().saturating_sub(1) * per_mille + 500) / 1000;
+    v[i.min(v.len().saturating_sub(1))]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn cluster_cfg(etcd: &Etcd) -> ClusterConfig {
+    ClusterConfig {
+        name: "b".to_string(),
+        etcd: etcd.endpoints(),
+        etcd_ca: None,
+        etcd_cert: None,
+        etcd_key: None,
+        lease_ttl: Duration::from_secs(10),
+        split_action: berth_model::config::SplitAction::Stop,
+        ready_period: Duration::from_secs(1),
+    }
+}
+
+fn record(services: usize) -> NodeRecord {
+    NodeRecord {
+        name: "bench".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        listen: "10.0.0.1:1215".to_string(),
+        since_ms: berth_cluster::now_ms(),
+        updated_ms: berth_cluster::now_ms(),
+        services: (0..services)
+            .map(|i| {
+                (
+                    format!("svc{i:03}"),
+                    ServiceSummary {
+                        avail: Status::Down,
+                        overall: Status::Down,
+                        checksum: "0123456789abcdef".to_string(),
+                        valid: true,
+                        nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Acquire + release and record publication against `members` etcd members, from a namespace
+/// of its own on the lan (a thread that `setns`es there and runs a one-thread runtime: every
+/// socket it opens is in that namespace).
+fn txn_bench(members: usize, runs: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, members);
+    let ns = Netns::new("rgb");
+    lan.attach(&ns, "eth0", 240);
+    let cfg = cluster_cfg(&etcd);
+    let path = ns.path();
+    let (txn, put) = std::thread::spawn(move || -> Result<(Vec<Duration>, Vec<Duration>)> {
+        let f = std::fs::File::open(&path).context("open the netns")?;
+        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let store = Store::connect(&cfg, "bench", Duration::from_secs(2)).await?;
+            let lease = store.grant(30).await?;
+            let rec = record(100);
+            store.put_node(&rec, lease).await?;
+            let (mut txn, mut put) = (Vec::new(), Vec::new());
+            for i in 0..runs + 10 {
+                let t = Instant::now();
+                let o = store.acquire("web", lease, "bench").await?;
+                ensure!(store.release("web", o.token).await?, "release refused");
+                let d = t.elapsed();
+                let t = Instant::now();
+                store.put_node(&rec, lease).await?;
+                let p = t.elapsed();
+                if i >= 10 {
+                    txn.push(d);
+                    put.push(p);
+                }
+            }
+            store.revoke(lease).await?;
+            Ok((txn, put))
+        })
+    })
+    .join()
+    .map_err(|_| anyhow!("the bench thread panicked"))??;
+    let (mut txn, mut put) = (txn, put);
+    println!(
+        "| owner key acquire + release, {members} member(s) | {} | {} | {runs} |",
+        ms(pct(&mut txn, 500)),
+        ms(pct(&mut txn, 990))
+    );
+    println!(
+        "| node record (100 services, {} bytes) put, {members} member(s) | {} | {} | {runs} |",
+        serde_json::to_vec(&record(100))?.len(),
+        ms(pct(&mut put, 500)),
+        ms(pct(&mut put, 990))
+    );
+    Ok(())
+}
+
+fn svc(bin: &Path, node: &Node, args: &[&str]) -> Result<Output> {
+    let out = node
+        .svc(bin.to_str().context("utf-8 path")?)
+        .args(args)
+        .output()?;
+    Ok(out)
+}
+
+fn mon(bin: &Path, node: &Node) -> Option<serde_json::Value> {
+    let out = svc(bin, node, &["mon", "--format", "json"]).ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Nodes `n1..=count` on a 1-member etcd, each with its svcd and the service files `files`
+/// gives for it; returns once every node sees every other alive.
+fn cluster(
+    lan: &Lan,
+    etcd: &Etcd,
+    bins: &(PathBuf, PathBuf),
+    count: usize,
+    files: impl Fn(&Node) -> Vec<(String, String)>,
+) -> Result<Vec<Node>> {
+    let eps: Vec<String> = etcd.endpoints().iter().map(|e| format!("{e:?}")).collect();
+    let mut nodes = Vec::new();
+    for i in 1..=count {
+        let mut node = Node::new(lan, &format!("n{i}"), u8::try_from(i)?);
+        node.write_node_toml(&format!(
+            "listen = \"{}:{PORT}\"\nmonitor_interval = \"10s\"\n\n[cluster]\nname = \"t\"\n\
+             etcd = [{}]\nlease_ttl = \"3s\"\nready_period = \"1s\"\n",
+            node.addr(),
+            eps.join(", ")
+        ));
+        for (f, text) in files(&node) {
+            node.write_service(&f, &text);
+        }
+        node.spawn_svcd(bins.0.to_str().context("utf-8 path")?);
+        node.wait_svcd_ready();
+        nodes.push(node);
+    }
+    for n in &nodes {
+        for m in &nodes {
+            wait_until(Duration::from_secs(30), "every node alive", || {
+                mon(&bins.1, n).is_some_and(|v| v["nodes"][m.name()]["hb"] == "up")
+            });
+        }
+    }
+    Ok(nodes)
+}
+
+/// The `duration` of `node`'s last action on `svc` (its `last_action.json`), with its name.
+fn last_action(node: &Node, svc: &str) -> Result<(String, Duration)> {
+    let path = find(&node.var_dir(), svc)?;
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let d = v["duration"].as_f64().context("duration")?;
+    Ok((
+        v["action"].as_str().unwrap_or_default().to_string(),
+        Duration::from_secs_f64(d),
+    ))
+}
+
+fn find(var: &Path, svc: &str) -> Result<PathBuf> {
+    for rel in [
+        format!("{svc}/last_action.json"),
+        format!("services/{svc}/last_action.json"),
+    ] {
+        let p = var.join(rel);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    bail!("no last_action.json of {svc} under {}", var.display())
+}
+
+fn switch_bench(bins: &(PathBuf, PathBuf), runs: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let lun = SharedLun::new(64);
+    let mnt = tempfile::Builder::new().prefix("rgbm").tempdir_in("/tmp")?;
+    let ip = lan.host(100);
+    let text = format!(
+        "[service]\nnodes = [\"n1\", \"n2\"]\n\n[ip.1]\nipname = \"{ip}\"\nipdev = \"eth0\"\n\
+         netmask = 24\nprobe_timeout = \"200ms\"\n\n[fs.1]\ndev = \"{}\"\nmnt = \"{}\"\n\
+         type = \"ext4\"\n",
+        lun.dev().display(),
+        mnt.path().display()
+    );
+    let nodes = cluster(&lan, &etcd, bins, 2, |_| {
+        vec![("web.toml".to_string(), text.clone())]
+    })?;
+    let out = svc(&bins.1, &nodes[0], &["web", "start"])?;
+    ensure!(
+        out.status.success(),
+        "start: {}",
+        berth_testkit::describe(&out)
+    );
+    let (mut total, mut res, mut own) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=runs {
+        let (from, to) = if i % 2 == 0 { (0, 1) } else { (1, 0) };
+        let t = Instant::now();
+        let out = svc(
+            &bins.1,
+            &nodes[from],
+            &["web", "switch", "--to", nodes[to].name(), "--timeout", "30"],
+        )?;
+        let d = t.elapsed();
+        ensure!(
+            out.status.success(),
+            "switch: {}",
+            berth_testkit::describe(&out)
+        );
+        let (a, stop) = last_action(&nodes[from], "web")?;
+        let (b, start) = last_action(&nodes[to], "web")?;
+        ensure!(a == "stop" && b == "start", "last actions {a} / {b}");
+        if i > 0 {
+            total.push(d);
+            res.push(stop + start);
+            own.push(d.saturating_sub(stop + start));
+        }
+    }
+    let med = |v: &mut Vec<Duration>| ms(pct(v, 500));
+    let max = |v: &mut Vec<Duration>| ms(*v.iter().max().unwrap_or(&Duration::ZERO));
+    println!(
+        "| switch ip + fs, total | {} | {} | {runs} |",
+        med(&mut total),
+        max(&mut total)
+    );
+    println!(
+        "| switch: resources' stop + start | {} | {} | {runs} |",
+        med(&mut res),
+        max(&mut res)
+    );
+    println!(
+        "| switch: berth's own part | {} | {} | {runs} |",
+        med(&mut own),
+        max(&mut own)
+    );
+    if std::env::var_os("CLUSTER_BENCH_LOGS").is_some() {
+        for n in &nodes {
+            let log = n.svcd_log();
+            let lines: Vec<&str> = log.lines().collect();
+            println!(
+                "--- {} ---\n{}",
+                n.name(),
+                lines[lines.len().saturating_sub(12)..].join("\n")
+            );
+        }
+    }
+    drop(nodes);
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("bad VmRSS")?
+        .parse()?)
+}
+
+fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let nodes = cluster(&lan, &etcd, bins, 3, |_| {
+        (0..services)
+            .map(|i| {
+                let name = format!("svc{i:03}");
+                // One fs per service (never mounted: the device is absent), as svcd-bench.
+                (
+                    format!("{name}.toml"),
+                    format!(
+                        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
+                         dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
+                    ),
+                )
+            })
+            .collect()
+    })?;
+    // Every node's record of every service reached every other node.
+    wait_until(Duration::from_secs(60), "every record published", || {
+        mon(&bins.1, &nodes[0]).is_some_and(|v| {
+            v["services"].as_object().is_some_and(|s| {
+                s.len() == services
+                    && s.values()
+                        .all(|x| x["nodes"].as_object().is_some_and(|n| n.len() == 3))
+            })
+        })
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let mut rss = BTreeMap::new();
+    for n in &nodes {
+        let pid = n.svcd_pid().context("svcd pid")?;
+        rss.insert(n.name().to_string(), rss_kib(pid)?);
+    }
+    let max = rss.values().max().copied().unwrap_or(0);
+    println!(
+        "| svcd RSS, 3 nodes x {services} services (max of {:?} KiB) | {:.1} MB | | 1 |",
+        rss,
+        f64::from(u32::try_from(max).unwrap_or(u32::MAX)) / 1024.0
+    );
+    drop(nodes);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    require_root();
+    let mut args = std::env::args().skip(1);
+    let switches: usize = args.next().map_or(Ok(10), |a| a.parse())?;
+    let services: usize = args.next().map_or(Ok(100), |a| a.parse())?;
+    let exe = std::env::current_exe()?;
+    let bins = (exe.with_file_name("svcd"), exe.with_file_name("svc"));
+    for b in [&bins.0, &bins.1] {
+        ensure!(
+            b.exists(),
+            "{} is missing: build berth-agent and berth-cli",
+            b.display()
+        );
+    }
+    println!("| case | p50 / median | p99 / max | runs |");
+    println!("|---|---|---|---|");
+    // CLUSTER_BENCH_ONLY=txn|switch|rss runs one case.
+    let only = std::env::var("CLUSTER_BENCH_ONLY").unwrap_or_default();
+    let run = |case: &str| only.is_empty() || only == case;
+    if run("txn") {
+        txn_bench(1, 200)?;
+        txn_bench(3, 200)?;
+    }
+    if run("switch") {
+        switch_bench(&bins, switches)?;
+    }
+    if run("rss") {
+        rss_bench(&bins, services)?;
+    }
+    Ok(())
+}
