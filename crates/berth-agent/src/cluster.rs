@@ -34,6 +34,8 @@ use crate::worker::{ClusterOp, Msg};
 
 /// How long a node that failed to start a service stays out of its candidates.
 pub const FAILOVER_BACKOFF: Duration = Duration::from_secs(60);
+/// How long the orchestrator waits before it tries a start again when nothing changed.
+const RETRY_START: Duration = Duration::from_secs(2);
 /// How often the orchestrator looks at the view even when nothing changed.
 const ORCHESTRATE_EVERY: Duration = Duration::from_millis(500);
 
@@ -63,6 +65,8 @@ pub struct Cluster {
     changed: tokio::sync::Notify,
     /// Services self-fencing stopped here, to put back (or give up) if the lease survives.
     fenced: Mutex<BTreeSet<String>>,
+    /// The orchestrator's last start attempt per service: the view's revision, and when.
+    attempts: Mutex<BTreeMap<String, (i64, Instant)>>,
 }
 
 /// Something the cluster layer did or saw.
@@ -156,6 +160,21 @@ impl Cluster {
             why,
             Some(h.lease),
         ))
+    }
+
+    /// Whether the orchestrator may try to start `svc` now: once per view revision, and again
+    /// after [`RETRY_START`] when nothing changed (a start refused by a slow etcd must not
+    /// leave the service down until the next change).
+    fn may_try(&self, svc: &str, revision: i64) -> bool {
+        let mut a = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match a.get(svc) {
+            Some((rev, at)) if *rev == revision && now.duration_since(*at) < RETRY_START => false,
+            _ => {
+                a.insert(svc.to_string(), (revision, now));
+                true
+            }
+        }
     }
 
     /// Note that self-fencing stopped `svc` here.
@@ -335,8 +354,9 @@ fn node_record(shared: &Shared, since_ms: u64, cluster: Option<&Cluster>) -> Nod
 pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
     let nodename = shared.settings().nodename.clone();
     let ttl = cfg.lease_ttl;
-    // Every request is bounded well inside the lease: a renewal that hangs must not eat it.
-    let timeout = (ttl / 5).max(Duration::from_millis(300));
+    // Every request is bounded well inside the lease (renewals have their own ttl/5 bound:
+    // see berth_cluster::lease).
+    let timeout = (ttl / 3).max(Duration::from_millis(500));
     let since_ms = berth_cluster::now_ms();
     let lease_file = shared.paths.var_dir.join("cluster.lease");
     let mut warned = false;
@@ -387,6 +407,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         shared: Arc::downgrade(&shared),
         changed: tokio::sync::Notify::new(),
         fenced: Mutex::new(BTreeSet::new()),
+        attempts: Mutex::new(BTreeMap::new()),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
@@ -840,7 +861,7 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             } else {
                 "orchestrate"
             };
-            if first_time(&cluster.started_tokens, (name.clone(), -view.revision)) {
+            if cluster.may_try(&name, view.revision) {
                 info!("{name}: {why}: {me} is the first fit node, starting");
                 cluster.event(why, Some(&name), format!("{me} takes {name} ({why})"));
                 let _ = tx

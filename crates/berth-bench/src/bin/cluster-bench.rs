@@ -11,7 +11,7 @@
 //!
 //! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
 //!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
-//! `CLUSTER_BENCH_ONLY=txn|switch|rss` runs one case, `CLUSTER_BENCH_LOGS=1` prints the end of
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss|failover` runs one case, `CLUSTER_BENCH_LOGS=1` prints the end of
 //! the svcd logs after the switches).
 
 use std::collections::BTreeMap;
@@ -153,6 +153,7 @@ fn cluster(
     etcd: &Etcd,
     bins: &(PathBuf, PathBuf),
     count: usize,
+    ttl: u64,
     files: impl Fn(&Node) -> Vec<(String, String)>,
 ) -> Result<Vec<Node>> {
     let eps: Vec<String> = etcd.endpoints().iter().map(|e| format!("{e:?}")).collect();
@@ -161,7 +162,7 @@ fn cluster(
         let mut node = Node::new(lan, &format!("n{i}"), u8::try_from(i)?);
         node.write_node_toml(&format!(
             "listen = \"{}:{PORT}\"\nmonitor_interval = \"10s\"\n\n[cluster]\nname = \"t\"\n\
-             etcd = [{}]\nlease_ttl = \"3s\"\nready_period = \"1s\"\n",
+             etcd = [{}]\nlease_ttl = \"{ttl}s\"\nready_period = \"1s\"\n",
             node.addr(),
             eps.join(", ")
         ));
@@ -219,7 +220,7 @@ fn switch_bench(bins: &(PathBuf, PathBuf), runs: usize) -> Result<()> {
         lun.dev().display(),
         mnt.path().display()
     );
-    let nodes = cluster(&lan, &etcd, bins, 2, |_| {
+    let nodes = cluster(&lan, &etcd, bins, 2, 3, |_| {
         vec![("web.toml".to_string(), text.clone())]
     })?;
     let out = svc(&bins.1, &nodes[0], &["web", "start"])?;
@@ -284,6 +285,109 @@ fn switch_bench(bins: &(PathBuf, PathBuf), runs: usize) -> Result<()> {
     Ok(())
 }
 
+/// Failover of an HA ip + fs service on 3 nodes: the owner node killed whole (every process at
+/// once, its link down), the time until the service is up (ip and fs) on another node; then a
+/// partition of the owner: the time until its ip and fs are gone, against its deadline (the
+/// lease can expire no earlier than TTL after the last renewal, hence after cut + TTL at the
+/// latest), and until the other side has it up.
+fn failover_bench(bins: &(PathBuf, PathBuf), ttl: u64, runs: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let lun = SharedLun::new(64);
+    let mnt = tempfile::Builder::new().prefix("rgbf").tempdir_in("/tmp")?;
+    let ip = lan.host(100);
+    let text = format!(
+        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\norchestrate = \"ha\"\n\n[ip.1]\n\
+         ipname = \"{ip}\"\nipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n\n\
+         [fs.1]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n",
+        lun.dev().display(),
+        mnt.path().display()
+    );
+    let mut nodes = cluster(&lan, &etcd, bins, 3, ttl, |_| {
+        vec![("web.toml".to_string(), text.clone())]
+    })?;
+    let up = |n: &Node| n.has_addr(ip) && n.has_mount(lun.dev());
+    let owner = |nodes: &[Node]| -> Result<usize> {
+        let mut at = None;
+        wait_until(Duration::from_secs(30), "web up on one node", || {
+            at = nodes.iter().position(|n| n.holder_pid().is_some() && up(n));
+            at.is_some()
+        });
+        at.context("web up nowhere")
+    };
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let o = owner(&nodes)?;
+        let t = Instant::now();
+        nodes[o].kill();
+        loop {
+            if nodes.iter().any(|n| n.holder_pid().is_some() && up(n)) {
+                break;
+            }
+            ensure!(t.elapsed() < Duration::from_secs(60), "no failover in 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        times.push(t.elapsed());
+        nodes[o].restart();
+        nodes[o].spawn_svcd(bins.0.to_str().context("utf-8 path")?);
+        nodes[o].wait_svcd_ready();
+        let name = nodes[o].name().to_string();
+        wait_until(Duration::from_secs(30), "the node back", || {
+            mon(&bins.1, &nodes[(o + 1) % 3])
+                .is_some_and(|v| v["nodes"][name.as_str()]["hb"] == "up")
+        });
+    }
+    let mut sorted = times.clone();
+    sorted.sort();
+    println!(
+        "| failover after node death, lease_ttl {ttl}s | {} | {} | {runs} |",
+        ms(pct(&mut sorted, 500)),
+        ms(*sorted.last().unwrap_or(&Duration::ZERO))
+    );
+    // A partition of the owner.
+    let (mut stopped, mut taken) = (Vec::new(), Vec::new());
+    for _ in 0..runs.min(5) {
+        let o = owner(&nodes)?;
+        let t = Instant::now();
+        nodes[o].cut();
+        let mut gone = None;
+        let mut other = None;
+        while other.is_none() {
+            if gone.is_none() && !nodes[o].has_addr(ip) && !nodes[o].has_mount(lun.dev()) {
+                gone = Some(t.elapsed());
+            }
+            if nodes.iter().enumerate().any(|(i, n)| i != o && up(n)) {
+                other = Some(t.elapsed());
+            }
+            ensure!(t.elapsed() < Duration::from_secs(60), "no takeover in 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stopped.push(gone.context("the old owner still had it when the other side took it")?);
+        taken.push(other.unwrap_or_default());
+        nodes[o].heal();
+        let name = nodes[o].name().to_string();
+        wait_until(Duration::from_secs(30), "the node back", || {
+            mon(&bins.1, &nodes[(o + 1) % 3])
+                .is_some_and(|v| v["nodes"][name.as_str()]["hb"] == "up")
+        });
+    }
+    let n = stopped.len();
+    stopped.sort();
+    taken.sort();
+    println!(
+        "| partition, lease_ttl {ttl}s: old owner's ip + fs gone after the cut (deadline <= {ttl} s) | {} | {} | {n} |",
+        ms(pct(&mut stopped, 500)),
+        ms(*stopped.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "| partition, lease_ttl {ttl}s: up on the other side after the cut | {} | {} | {n} |",
+        ms(pct(&mut taken, 500)),
+        ms(*taken.last().unwrap_or(&Duration::ZERO))
+    );
+    drop(nodes);
+    Ok(())
+}
+
 fn rss_kib(pid: u32) -> Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = s
@@ -300,7 +404,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
-    let nodes = cluster(&lan, &etcd, bins, 3, |_| {
+    let nodes = cluster(&lan, &etcd, bins, 3, 3, |_| {
         (0..services)
             .map(|i| {
                 let name = format!("svc{i:03}");
@@ -369,6 +473,10 @@ fn main() -> Result<()> {
     }
     if run("rss") {
         rss_bench(&bins, services)?;
+    }
+    if run("failover") {
+        failover_bench(&bins, 3, switches)?;
+        failover_bench(&bins, 5, switches)?;
     }
     Ok(())
 }
