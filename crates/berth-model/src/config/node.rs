@@ -60,7 +60,7 @@ impl NodeConfig {
     }
 }
 
-mod duration_str {
+pub(crate) mod duration_str {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -1,0 +1,592 @@
+//! The database: SQLite through rusqlite (its bundled SQLite, so every machine runs the same
+//! version), WAL mode, numbered migrations, retention.
+//!
+//! The SQL is kept to what PostgreSQL also runs (`INSERT ... ON CONFLICT ... DO UPDATE`, window
+//! functions, `CASE`, no `INSERT OR REPLACE`, no `MIN(a, b)` scalars, integers for booleans and
+//! times in milliseconds): see docs/collector.md for what a PostgreSQL backend would take.
+
+use std::path::{Path, PathBuf};
+
+use berth_model::status::{Chargeback, NodeStatus};
+use rusqlite::{Connection, OptionalExtension as _, params};
+use serde::Serialize;
+
+/// A database error, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("database {path}: {source}")]
+pub struct StoreError {
+    /// The database file.
+    pub path: PathBuf,
+    /// What SQLite said.
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+/// The schema, one migration per entry; entry `i` brings the schema to version `i + 1`.
+/// Never edit a released entry: add one.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE nodes (
+    name          TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    last_poll_ms  BIGINT,
+    last_ok_ms    BIGINT,
+    reason        TEXT,
+    etag          TEXT,
+    stale         INTEGER NOT NULL DEFAULT 0,
+    status_json   TEXT
+);
+CREATE TABLE services (
+    node        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    app         TEXT,
+    env         TEXT,
+    avail       TEXT NOT NULL,
+    overall     TEXT NOT NULL,
+    frozen      INTEGER NOT NULL,
+    error       TEXT,
+    updated_ms  BIGINT NOT NULL,
+    PRIMARY KEY (node, name)
+);
+CREATE TABLE resources (
+    node     TEXT NOT NULL,
+    service  TEXT NOT NULL,
+    rid      TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    label    TEXT NOT NULL,
+    flags    TEXT NOT NULL,
+    PRIMARY KEY (node, service, rid)
+);
+CREATE TABLE events (
+    id        INTEGER PRIMARY KEY,
+    at_ms     BIGINT NOT NULL,
+    node      TEXT NOT NULL,
+    service   TEXT,
+    resource  TEXT,
+    old       TEXT,
+    new       TEXT
+);
+CREATE INDEX events_at ON events (at_ms);
+CREATE INDEX events_node_at ON events (node, at_ms);
+CREATE INDEX events_service_at ON events (service, at_ms);
+CREATE TABLE chargeback (
+    node              TEXT NOT NULL,
+    service           TEXT NOT NULL,
+    at_ms             BIGINT NOT NULL,
+    app               TEXT,
+    env               TEXT,
+    containers        BIGINT NOT NULL,
+    images            BIGINT NOT NULL,
+    data_bytes        BIGINT NOT NULL,
+    daemon_rss_bytes  BIGINT NOT NULL,
+    PRIMARY KEY (node, service, at_ms)
+);
+CREATE INDEX chargeback_at ON chargeback (at_ms);
+"#];
+
+/// A node row as stored: what the collector starts from after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct NodeRow {
+    /// The node name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// When it was last polled (ms since the epoch).
+    pub last_poll_ms: Option<i64>,
+    /// When it last answered well.
+    pub last_ok_ms: Option<i64>,
+    /// Why the last poll failed (None when it did not).
+    pub reason: Option<String>,
+    /// The ETag of the last status body.
+    pub etag: Option<String>,
+    /// Whether the node is stale.
+    pub stale: bool,
+    /// The last status body it sent.
+    pub status: Option<NodeStatus>,
+}
+
+/// One status change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Its id (ascending in time); 0 before it is stored.
+    pub id: i64,
+    /// When the collector saw it (ms since the epoch).
+    pub at_ms: i64,
+    /// The node.
+    pub node: String,
+    /// The service (None for a node event: stale, back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The resource (None for a service or node event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The status before (None when it appeared).
+    pub old: Option<String>,
+    /// The status after (None when it disappeared).
+    pub new: Option<String>,
+}
+
+/// One chargeback sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The node.
+    pub node: String,
+    /// The service.
+    pub service: String,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// `app` of the service.
+    pub app: Option<String>,
+    /// `env` of the service.
+    pub env: Option<String>,
+    /// The figures.
+    pub figures: Chargeback,
+}
+
+/// What one write brings: node rows, the full service set of some nodes, events, samples.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Node rows to upsert. `status` is written only when `new_status` is set.
+    pub nodes: Vec<(NodeRow, bool)>,
+    /// Events to insert.
+    pub events: Vec<Event>,
+    /// Samples to insert.
+    pub samples: Vec<Sample>,
+}
+
+impl Batch {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.events.is_empty() && self.samples.is_empty()
+    }
+}
+
+/// How `/api/chargeback` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By `app`.
+    App,
+    /// By service name.
+    Service,
+    /// By `env`.
+    Env,
+}
+
+impl GroupBy {
+    /// From the `by=` word.
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        match s {
+            "app" => Some(GroupBy::App),
+            "service" => Some(GroupBy::Service),
+            "env" => Some(GroupBy::Env),
+            _ => None,
+        }
+    }
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::App => "app",
+            GroupBy::Service => "service",
+            GroupBy::Env => "env",
+        }
+    }
+}
+
+/// One line of the chargeback answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChargebackRow {
+    /// The app, service or env (`null` when the service sets none).
+    pub key: Option<String>,
+    /// Container-hours: containers times the hours they were counted.
+    pub container_hours: f64,
+    /// Image-hours.
+    pub image_hours: f64,
+    /// Byte-hours of the data roots.
+    pub byte_hours: f64,
+    /// The most containers seen at once (summed over the group's services at one sample each).
+    pub max_containers: i64,
+    /// The most images one sample counted.
+    pub max_images: i64,
+    /// The largest data root one sample counted.
+    pub max_data_bytes: i64,
+    /// Samples counted.
+    pub samples: i64,
+}
+
+/// The database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating it and its directory when missing), set WAL mode and migrate.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let err = |source| StoreError {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot create {}: {e}", dir.display())),
+                ))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The schema version now in the file.
+    pub fn version(&self) -> Result<usize, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.err())?;
+        Ok(v.unwrap_or(0) as usize)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations \
+                 (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+            )
+            .map_err(self.err())?;
+        let have = self.version()?;
+        if have > MIGRATIONS.len() {
+            return Err(StoreError {
+                path: self.path.clone(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                    Some(format!(
+                        "schema version {have} is newer than this collector's {}",
+                        MIGRATIONS.len()
+                    )),
+                ),
+            });
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
+            let tx = self.conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
+                params![(i + 1) as i64, now_ms()],
+            )
+            .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Every node row, with its last status body.
+    pub fn load_nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT name, url, last_poll_ms, last_ok_ms, reason, etag, stale, status_json \
+                 FROM nodes ORDER BY name",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| {
+                let json: Option<String> = r.get(7)?;
+                Ok(NodeRow {
+                    name: r.get(0)?,
+                    url: r.get(1)?,
+                    last_poll_ms: r.get(2)?,
+                    last_ok_ms: r.get(3)?,
+                    reason: r.get(4)?,
+                    etag: r.get(5)?,
+                    stale: r.get::<_, i64>(6)? != 0,
+                    // A body that no longer parses is dropped: the next poll brings a new one.
+                    status: json.and_then(|j| serde_json::from_str(&j).ok()),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Write a batch in one transaction.
+    pub fn write(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO nodes (name, url, last_poll_ms, last_ok_ms, reason, etag, stale) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (name) DO UPDATE SET url = excluded.url, \
+                     last_poll_ms = excluded.last_poll_ms, last_ok_ms = excluded.last_ok_ms, \
+                     reason = excluded.reason, etag = excluded.etag, stale = excluded.stale",
+                )
+                .map_err(err)?;
+            for (n, new_status) in &batch.nodes {
+                upsert
+                    .execute(params![
+                        n.name,
+                        n.url,
+                        n.last_poll_ms,
+                        n.last_ok_ms,
+                        n.reason,
+                        n.etag,
+                        n.stale as i64
+                    ])
+                    .map_err(err)?;
+                if *new_status && let Some(status) = &n.status {
+                    write_status(&tx, &n.name, status, n.last_ok_ms.unwrap_or_else(now_ms))
+                        .map_err(err)?;
+                }
+            }
+            let mut ev = tx
+                .prepare_cached(
+                    "INSERT INTO events (at_ms, node, service, resource, old, new) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for e in &mut batch.events {
+                ev.execute(params![
+                    e.at_ms, e.node, e.service, e.resource, e.old, e.new
+                ])
+                .map_err(err)?;
+                e.id = tx.last_insert_rowid();
+            }
+            let mut cb = tx
+                .prepare_cached(
+                    "INSERT INTO chargeback (node, service, at_ms, app, env, containers, images, \
+                     data_bytes, daemon_rss_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                     ON CONFLICT (node, service, at_ms) DO NOTHING",
+                )
+                .map_err(err)?;
+            for s in &batch.samples {
+                cb.execute(params![
+                    s.node,
+                    s.service,
+                    s.at_ms,
+                    s.app,
+                    s.env,
+                    clamp(s.figures.containers),
+                    clamp(s.figures.images),
+                    clamp(s.figures.data_bytes),
+                    clamp(s.figures.daemon_rss_bytes)
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Events, newest first: at most `limit`, at or after `since_ms`, of `node` / `service`.
+    pub fn events(
+        &self,
+        since_ms: Option<i64>,
+        node: Option<&str>,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at_ms, node, service, resource, old, new FROM events \
+                 WHERE at_ms >= ?1 AND (?2 IS NULL OR node = ?2) AND (?3 IS NULL OR service = ?3) \
+                 ORDER BY at_ms DESC, id DESC LIMIT ?4",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(
+                params![since_ms.unwrap_or(0), node, service, limit as i64],
+                |r| {
+                    Ok(Event {
+                        id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        node: r.get(2)?,
+                        service: r.get(3)?,
+                        resource: r.get(4)?,
+                        old: r.get(5)?,
+                        new: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Chargeback between `from_ms` and `to_ms`, grouped. Each sample counts from its time until
+    /// the next sample of the same service on the same node, at most `hold_ms` (a node that
+    /// stopped reporting stops being charged), clipped to the window.
+    pub fn chargeback(
+        &self,
+        by: GroupBy,
+        from_ms: i64,
+        to_ms: i64,
+        hold_ms: i64,
+    ) -> Result<Vec<ChargebackRow>, StoreError> {
+        let sql = format!(
+            "WITH s AS ( \
+               SELECT {col} AS k, at_ms, containers, images, data_bytes, \
+                 LEAD(at_ms) OVER (PARTITION BY node, service ORDER BY at_ms) AS next_ms \
+               FROM chargeback WHERE at_ms < ?2 AND at_ms >= ?1 - ?3 \
+             ), e AS ( \
+               SELECT k, containers, images, data_bytes, \
+                 CASE WHEN at_ms < ?1 THEN ?1 ELSE at_ms END AS t0, \
+                 CASE WHEN next_ms IS NULL OR next_ms > at_ms + ?3 \
+                   THEN (CASE WHEN at_ms + ?3 > ?2 THEN ?2 ELSE at_ms + ?3 END) \
+                   ELSE (CASE WHEN next_ms > ?2 THEN ?2 ELSE next_ms END) END AS t1 \
+               FROM s \
+             ) \
+             SELECT k, \
+               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * containers ELSE 0 END), \
+               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * images ELSE 0 END), \
+               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * CAST(data_bytes AS REAL) ELSE 0 END), \
+               MAX(containers), MAX(images), MAX(data_bytes), COUNT(*) \
+             FROM e GROUP BY k ORDER BY k",
+            col = by.column()
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(self.err())?;
+        const HOUR_MS: f64 = 3_600_000.0;
+        let rows = st
+            .query_map(params![from_ms, to_ms, hold_ms], |r| {
+                Ok(ChargebackRow {
+                    key: r.get(0)?,
+                    container_hours: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as f64 / HOUR_MS,
+                    image_hours: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as f64 / HOUR_MS,
+                    byte_hours: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0) / HOUR_MS,
+                    max_containers: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    max_images: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                    max_data_bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                    samples: r.get(7)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Delete events and samples older than `before_ms`; returns the rows deleted.
+    pub fn prune(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        let a = self
+            .conn
+            .execute("DELETE FROM events WHERE at_ms < ?1", params![before_ms])
+            .map_err(self.err())?;
+        let b = self
+            .conn
+            .execute(
+                "DELETE FROM chargeback WHERE at_ms < ?1",
+                params![before_ms],
+            )
+            .map_err(self.err())?;
+        Ok(a + b)
+    }
+
+    /// Row counts of the tables (for tests and the bench).
+    pub fn count(&self, table: &str) -> Result<i64, StoreError> {
+        let known = ["nodes", "services", "resources", "events", "chargeback"];
+        let t = known
+            .iter()
+            .find(|t| **t == table)
+            .copied()
+            .unwrap_or("nodes");
+        self.conn
+            .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
+    /// The last sample of a service on a node (for tests).
+    pub fn last_sample(&self, node: &str, service: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(at_ms) FROM chargeback WHERE node = ?1 AND service = ?2",
+                params![node, service],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.err())
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Replace a node's services and resources with those of `status`.
+fn write_status(
+    tx: &rusqlite::Transaction<'_>,
+    node: &str,
+    status: &NodeStatus,
+    at_ms: i64,
+) -> Result<(), rusqlite::Error> {
+    tx.execute(
+        "UPDATE nodes SET status_json = ?2 WHERE name = ?1",
+        params![node, serde_json::to_string(status).unwrap_or_default()],
+    )?;
+    tx.execute("DELETE FROM services WHERE node = ?1", params![node])?;
+    tx.execute("DELETE FROM resources WHERE node = ?1", params![node])?;
+    let mut svc = tx.prepare_cached(
+        "INSERT INTO services (node, name, app, env, avail, overall, frozen, error, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (node, name) DO NOTHING",
+    )?;
+    let mut res = tx.prepare_cached(
+        "INSERT INTO resources (node, service, rid, status, label, flags) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, service, rid) DO NOTHING",
+    )?;
+    for s in &status.services {
+        svc.execute(params![
+            node,
+            s.name,
+            s.app,
+            s.env,
+            s.avail.as_str(),
+            s.overall.as_str(),
+            s.frozen as i64,
+            s.error,
+            at_ms
+        ])?;
+        for r in &s.resources {
+            res.execute(params![
+                node,
+                s.name,
+                r.rid.to_string(),
+                r.status.as_str(),
+                r.label,
+                r.flags.chars()
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
