@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod settings;
 pub mod state;
+pub mod tls;
 pub mod tree;
 pub mod watch;
 pub mod worker;

@@ -590,3 +590,121 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(service: &str, app: &str, at_ms: i64, containers: u64) -> Sample {
+        Sample {
+            node: "n1".into(),
+            service: service.into(),
+            at_ms,
+            app: Some(app.into()),
+            env: None,
+            figures: Chargeback {
+                containers,
+                images: 1,
+                data_bytes: 1000,
+                daemon_rss_bytes: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn migrations_wal_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/c.db");
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.version().unwrap(), MIGRATIONS.len());
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let status = NodeStatus {
+            schema: 1,
+            nodename: "n1".into(),
+            services: vec![],
+        };
+        let row = NodeRow {
+            name: "n1".into(),
+            url: "http://a:1".into(),
+            etag: Some("\"x\"".into()),
+            last_ok_ms: Some(7),
+            status: Some(status.clone()),
+            ..NodeRow::default()
+        };
+        let mut b = Batch {
+            nodes: vec![(row, true)],
+            events: vec![Event {
+                id: 0,
+                at_ms: 7,
+                node: "n1".into(),
+                service: Some("web".into()),
+                resource: None,
+                old: None,
+                new: Some("up".into()),
+            }],
+            samples: vec![],
+        };
+        s.write(&mut b).unwrap();
+        assert!(b.events[0].id > 0);
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.version().unwrap(), MIGRATIONS.len());
+        let rows = s.load_nodes().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].etag.as_deref(), Some("\"x\""));
+        assert_eq!(rows[0].status.as_ref(), Some(&status));
+        let ev = s.events(Some(0), Some("n1"), Some("web"), 10).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert!(s.events(Some(8), None, None, 10).unwrap().is_empty());
+        assert!(s.events(None, Some("n2"), None, 10).unwrap().is_empty());
+    }
+
+    /// 2 containers for one hour then 4 for one hour = 6 container-hours; a sample older than the
+    /// hold (a node that stopped reporting) counts only for the hold.
+    #[test]
+    fn chargeback_integrates_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("c.db")).unwrap();
+        const H: i64 = 3_600_000;
+        let mut b = Batch {
+            samples: vec![
+                sample("web", "shop", 0, 2),
+                sample("web", "shop", H, 4),
+                sample("web", "shop", 2 * H, 4),
+                sample("db", "shop", 0, 1),
+                sample("api", "crm", 0, 10),
+            ],
+            ..Batch::default()
+        };
+        s.write(&mut b).unwrap();
+        let rows = s.chargeback(GroupBy::App, 0, 2 * H, 2 * H).unwrap();
+        assert_eq!(rows.len(), 2);
+        let crm = &rows[0];
+        assert_eq!(crm.key.as_deref(), Some("crm"));
+        assert!((crm.container_hours - 20.0).abs() < 1e-9, "{crm:?}");
+        let shop = &rows[1];
+        // web: 2*1 + 4*1 = 6, db: 1*2 = 2.
+        assert!((shop.container_hours - 8.0).abs() < 1e-9, "{shop:?}");
+        assert_eq!(shop.max_containers, 4);
+        // A short hold: each sample counts 30 min at most.
+        let rows = s.chargeback(GroupBy::Service, 0, 2 * H, H / 2).unwrap();
+        let web = rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("web"))
+            .unwrap();
+        assert!((web.container_hours - 3.0).abs() < 1e-9, "{web:?}");
+        // A window in the middle clips.
+        let rows = s.chargeback(GroupBy::Service, H / 2, H, 2 * H).unwrap();
+        let web = rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("web"))
+            .unwrap();
+        assert!((web.container_hours - 1.0).abs() < 1e-9, "{web:?}");
+        assert_eq!(s.prune(H).unwrap(), 3);
+        assert_eq!(s.count("chargeback").unwrap(), 2);
+    }
+}

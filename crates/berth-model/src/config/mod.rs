@@ -24,7 +24,7 @@ use serde::Serialize;
 pub use collector::{CollectorConfig, CollectorNode, split_url};
 pub use emit::to_toml;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning};
-pub use node::NodeConfig;
+pub use node::{NodeConfig, TlsFiles};
 
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
