@@ -353,6 +353,14 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
             }
             dirty |= state.tick(now_ms(), &mut batch);
         }
+        // A status change is published at once (before its events are written, so whoever
+        // sees an event finds the grid already showing it); other changes at most every
+        // PUBLISH_EVERY.
+        if !batch.events.is_empty() {
+            publish(&shared);
+            dirty = false;
+            published = Instant::now();
+        }
         if !batch.is_empty() {
             let result = store.write(&mut batch);
             let mut err = shared.write_error.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,7 +9,7 @@
 //!  hb                   | up    up    down
 //! Services                n1    n2    n3
 //!  db        warn       | !*    o^*   /
-//!  web       warn       | O^    X     /
+//!  web       up         | O^    X     /
 //! ```
 //! Marks: `O` up, `X` down, `!` warn, `o`/`x` standby up/down, `/` n/a (or not reported);
 //! then `^` on the service's preferred node and `*` when frozen there.
@@ -87,10 +87,16 @@ pub struct FleetService {
 }
 
 impl FleetService {
-    /// The service's status over the fleet: the merge of every node's `overall`
-    /// (`n/a` when no node reports it).
+    /// The service's status over the fleet. A service runs on one node at a time (failover):
+    /// when some node has it up (`avail`), the merge of those nodes' `overall`; else the merge
+    /// of every node's `overall` (`n/a` when no node reports it).
     pub fn overall(&self) -> Status {
-        Status::merge_all(self.nodes.values().map(|c| c.overall))
+        let up = || self.nodes.values().filter(|c| c.avail == Status::Up);
+        if up().next().is_some() {
+            Status::merge_all(up().map(|c| c.overall))
+        } else {
+            Status::merge_all(self.nodes.values().map(|c| c.overall))
+        }
     }
 }
 
@@ -338,7 +344,7 @@ Nodes                   n1    n2    n3
   # n3: no answer for 35s
 Services                n1    n2    n3
  db        warn       | !*    o^*   /
- web       warn       | O^    X     /
+ web       up         | O^    X     /
 ";
         assert_eq!(got, want, "\n{got}");
         assert!(got.lines().all(|l| !l.ends_with(' ')));
