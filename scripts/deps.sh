@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 for pair in dockerd:docker.io busybox:busybox-static vgs:lvm2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs \
-            fuser:psmisc ip:iproute2 losetup:mount curl:curl; do
+            fuser:psmisc ip:iproute2 losetup:mount curl:curl chromium:chromium; do
     cmd=${pair%%:*} pkg=${pair##*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
