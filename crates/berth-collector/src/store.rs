@@ -413,14 +413,21 @@ impl Store {
         service: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, at_ms, node, service, resource, old, new FROM events \
-                 WHERE at_ms >= ?1 AND (?2 IS NULL OR node = ?2) AND (?3 IS NULL OR service = ?3) \
-                 ORDER BY at_ms DESC, id DESC LIMIT ?4",
-            )
-            .map_err(self.err())?;
+        // Only the filters asked for, so each query can use its index ((node, at_ms),
+        // (service, at_ms) or at_ms).
+        let mut sql = String::from(
+            "SELECT id, at_ms, node, service, resource, old, new FROM events WHERE at_ms >= ?1",
+        );
+        if node.is_some() {
+            sql.push_str(" AND node = ?2");
+        }
+        if service.is_some() {
+            sql.push_str(" AND service = ?3");
+        }
+        sql.push_str(" ORDER BY at_ms DESC, id DESC LIMIT ?4");
+        let mut st = self.conn.prepare_cached(&sql).map_err(self.err())?;
+        // ?4 is always there, so the statement always has 4 slots (SQLite numbers them up to
+        // the highest), and all 4 values are bound whichever filters are used.
         let rows = st
             .query_map(
                 params![since_ms.unwrap_or(0), node, service, limit as i64],

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use berth_model::status::{Chargeback, Flags, NodeStatus, ResourceStatus, ServiceStatus, Status};
+use berth_model::{Kind, Rid};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
@@ -73,7 +74,22 @@ fn status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
         .parse()?)
 }
 
-fn db_bytes(db: &Path) -> u64 {
+/// Bytes the database's live pages take (WAL included: a reader sees the last commit), and the
+/// rows of events and chargeback samples. The files themselves grow in steps (the WAL is reused
+/// after each checkpoint), so their size says little over a few minutes.
+fn db_usage(db: &Path) -> anyhow::Result<(u64, i64, i64)> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let q = |sql: &str| -> anyhow::Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+    let pages = q("PRAGMA page_count")? - q("PRAGMA freelist_count")?;
+    let bytes = (pages * q("PRAGMA page_size")?) as u64;
+    Ok((
+        bytes,
+        q("SELECT COUNT(*) FROM events")?,
+        q("SELECT COUNT(*) FROM chargeback")?,
+    ))
+}
+
+fn file_bytes(db: &Path) -> u64 {
     ["", "-wal", "-shm"]
         .iter()
         .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
@@ -81,9 +97,9 @@ fn db_bytes(db: &Path) -> u64 {
         .sum()
 }
 
-fn res(rid: &str, status: Status, label: String, monitored: bool) -> ResourceStatus {
+fn res(kind: Kind, status: Status, label: String, monitored: bool) -> ResourceStatus {
     ResourceStatus {
-        rid: rid.parse().expect("a valid rid"),
+        rid: Rid::new(kind, 1),
         status,
         label,
         flags: Flags {
@@ -97,24 +113,24 @@ fn res(rid: &str, status: Status, label: String, monitored: bool) -> ResourceSta
 /// Service `s` of node `n`: the pair (2k, 2k+1) shares its services; the even node runs them.
 fn service(n: usize, s: usize, warn: bool, generation: u64) -> ServiceStatus {
     let pair = n / 2;
-    let up = n % 2 == 0;
+    let up = n.is_multiple_of(2);
     let st = if up { Status::Up } else { Status::Down };
     let name = format!("svc{pair:04}-{s}");
     let mut rs = vec![
         res(
-            "container#1",
+            Kind::Container,
             st,
             format!("{:012x}@registry.example/app{s}:1.{}", pair * 7 + s, s),
             true,
         ),
         res(
-            "fs#1",
+            Kind::Fs,
             st,
             format!("/dev/vg{pair}/lv{s}@/srv/{name}"),
             false,
         ),
         res(
-            "ip#1",
+            Kind::Ip,
             st,
             format!("10.{}.{}.{}@eth0", pair / 250, pair % 250, s + 10),
             false,
@@ -127,7 +143,7 @@ fn service(n: usize, s: usize, warn: bool, generation: u64) -> ServiceStatus {
     }
     let mut svc = ServiceStatus::from_resources(name, rs, false);
     svc.app = Some(format!("app{}", pair % 20));
-    svc.env = Some(if pair % 3 == 0 { "PRD" } else { "DEV" }.to_string());
+    svc.env = Some(if pair.is_multiple_of(3) { "PRD" } else { "DEV" }.to_string());
     if up {
         svc.chargeback = Some(Chargeback {
             containers: 1,
@@ -323,12 +339,12 @@ async fn main() -> anyhow::Result<()> {
     // Warm-up: every node polled at least twice (first polls spread over one interval).
     tokio::time::sleep(INTERVAL * 2 + Duration::from_secs(2)).await;
     let cpu0 = cpu_seconds(pid)?;
-    let db0 = db_bytes(&db);
+    let db0 = db_usage(&db)?;
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu0;
-    let db1 = db_bytes(&db);
+    let db1 = db_usage(&db)?;
     let rss = status_kib(pid, "VmRSS:")?;
     let hwm = status_kib(pid, "VmHWM:")?;
 
@@ -347,7 +363,10 @@ async fn main() -> anyhow::Result<()> {
     let cb = timed_get(addr, "/api/chargeback?by=app").await?;
     changer.abort();
 
-    let per_day = (db1.saturating_sub(db0)) as f64 / wall * 86_400.0;
+    let day = 86_400.0 / wall;
+    let per_day = (db1.0.saturating_sub(db0.0)) as f64 * day;
+    let events_day = (db1.1 - db0.1) as f64 * day;
+    let samples_day = (db1.2 - db0.2) as f64 * day;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut out = BTreeMap::new();
     out.insert("nodes", format!("{nodes}"));
@@ -369,9 +388,12 @@ async fn main() -> anyhow::Result<()> {
     out.insert(
         "database",
         format!(
-            "{:.1} MiB, +{:.1} MiB/day extrapolated",
-            db1 as f64 / 1048576.0,
-            per_day / 1048576.0
+            "{:.1} MiB live ({:.1} MiB of files), +{:.1} MiB/day extrapolated ({:.0} events/day, {:.0} chargeback samples/day)",
+            db1.0 as f64 / 1048576.0,
+            file_bytes(&db) as f64 / 1048576.0,
+            per_day / 1048576.0,
+            events_day,
+            samples_day
         ),
     );
     out.insert(
