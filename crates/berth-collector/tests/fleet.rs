@@ -83,11 +83,15 @@ fn three_nodes_events_stale_and_chargeback() {
         assert_eq!(node["stale"], false, "{node}");
     }
 
-    // ETag on the big answers.
-    let r = c.get("/api/services");
-    let tag = r.header("etag").unwrap().to_string();
-    let r = get(c.port, "/api/services", &[("If-None-Match", &tag)]);
-    assert!(r.code == 304 || r.code == 200, "{}", r.code);
+    // ETag on the big answers: asked again with it, nothing changed in between (the answer
+    // holds no ages), 304. (Retried: a status may still be settling between the two GETs.)
+    let revalidated = wait_for(Duration::from_secs(10), || {
+        let r = c.get("/api/services");
+        let tag = r.header("etag").unwrap().to_string();
+        let again = get(c.port, "/api/services", &[("If-None-Match", &tag)]);
+        again.code == 304 && again.body.is_empty()
+    });
+    assert!(revalidated.is_some(), "no 304 on /api/services");
 
     // One service's trees.
     let d = c.json("/api/services/web");
@@ -405,7 +409,7 @@ fn bad_answers_are_failing_nodes_with_reasons() {
         ("garbage", "bad status body"),
         ("noise", "request"),
         ("huge", "body larger than 262144 bytes"),
-        ("slow", "no complete answer within 1500ms"),
+        ("slow", "no complete answer within 3000ms"),
         ("wrongcert", "TLS"),
     ];
     for (name, reason) in want {

@@ -368,7 +368,7 @@ impl Drop for Collector {
 /// The collector.toml for `nodes`: `(name, url, extra keys)`.
 pub fn collector_toml(db: &Path, ca: Option<&Path>, nodes: &[(String, String, String)]) -> String {
     let mut s = format!(
-        "listen = \"127.0.0.1:0\"\ndatabase = \"{}\"\ninterval = \"500ms\"\ntimeout = \"1500ms\"\n\
+        "listen = \"127.0.0.1:0\"\ndatabase = \"{}\"\ninterval = \"500ms\"\ntimeout = \"3s\"\n\
          stale_after = \"2s\"\nmax_backoff = \"1s\"\nchargeback_period = \"1s\"\nmax_body_bytes = 262144\n",
         db.display()
     );
