@@ -28,6 +28,11 @@ pub const INDEX_HTML: &str = include_str!("web/index.html");
 const MAX_CONNECTIONS: usize = 256;
 /// Time allowed for a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A chargeback answer is reused for one poll interval, at most this long, for the same query
+/// string: integrating a day of samples of a large fleet costs tens of ms, and the web page asks
+/// every few seconds.
+pub const CHARGEBACK_CACHE: Duration = Duration::from_secs(10);
+
 /// Most events one answer holds.
 pub const MAX_EVENTS: usize = 1000;
 
@@ -270,6 +275,18 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
             }
         }
         ["api", "chargeback"] => {
+            let key = req.uri().query().unwrap_or("").to_string();
+            let ttl = shared.config.interval.min(CHARGEBACK_CACHE);
+            if let Some(body) = shared
+                .chargeback_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .filter(|(at, _)| at.elapsed() < ttl)
+                .map(|(_, b)| b.clone())
+            {
+                return respond(StatusCode::OK, "application/json", body);
+            }
             let by_word = q.get("by").map_or("app", String::as_str);
             let Some(by) = GroupBy::parse(by_word) else {
                 return error(
@@ -290,9 +307,9 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
             let cfg = &shared.config;
             let hold = 2 * (cfg.chargeback_period.max(cfg.interval).as_millis() as i64)
                 + cfg.interval.as_millis() as i64;
-            let shared = shared.clone();
+            let db_shared = shared.clone();
             let rows = tokio::task::spawn_blocking(move || {
-                let db = shared.reader.lock().unwrap_or_else(|p| p.into_inner());
+                let db = db_shared.reader.lock().unwrap_or_else(|p| p.into_inner());
                 db.chargeback(by, from, to, hold)
             })
             .await;
@@ -308,13 +325,23 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
                         total.max_data_bytes = total.max_data_bytes.max(r.max_data_bytes);
                         total.samples += r.samples;
                     }
-                    json(&ChargebackAnswer {
+                    let body = match serde_json::to_vec(&ChargebackAnswer {
                         by: by_word,
                         from_ms: from,
                         to_ms: to,
                         rows,
                         total,
-                    })
+                    }) {
+                        Ok(b) => Bytes::from(b),
+                        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                    };
+                    let mut cache = shared
+                        .chargeback_cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    cache.retain(|_, (at, _)| at.elapsed() < ttl);
+                    cache.insert(key, (std::time::Instant::now(), body.clone()));
+                    respond(StatusCode::OK, "application/json", body)
                 }
                 Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

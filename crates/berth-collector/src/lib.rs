@@ -105,6 +105,8 @@ pub struct Shared {
     pub config: CollectorConfig,
     /// The last database write error, for `/healthz`.
     pub write_error: Mutex<Option<String>>,
+    /// Recent `/api/chargeback` answers by query string (see [`api::CHARGEBACK_CACHE`]).
+    pub chargeback_cache: Mutex<std::collections::HashMap<String, (Instant, Bytes)>>,
 }
 
 impl Shared {
@@ -237,6 +239,7 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         reader: Mutex::new(reader),
         config: config.clone(),
         write_error: Mutex::new(None),
+        chargeback_cache: Mutex::new(std::collections::HashMap::new()),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = mpsc::channel();
