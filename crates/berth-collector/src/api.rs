@@ -305,8 +305,10 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
                 (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
             };
             let cfg = &shared.config;
-            let hold = 2 * (cfg.chargeback_period.max(cfg.interval).as_millis() as i64)
-                + cfg.interval.as_millis() as i64;
+            // An open row is extended every chargeback_period (at a poll): it counts that much
+            // and one interval more past its last extension.
+            let hold =
+                cfg.chargeback_period.as_millis() as i64 + 2 * cfg.interval.as_millis() as i64;
             let db_shared = shared.clone();
             let rows = tokio::task::spawn_blocking(move || {
                 let db = db_shared.reader.lock().unwrap_or_else(|p| p.into_inner());

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use berth_model::fleet::{Fleet, FleetCell, FleetNode};
 use berth_model::status::{Chargeback, NodeStatus, ServiceStatus, Status};
+
 use serde::Serialize;
 
 use crate::client::Outcome;
@@ -43,7 +44,8 @@ pub struct NodeState {
 pub struct State {
     /// Nodes by name (configured ones only).
     pub nodes: BTreeMap<String, NodeState>,
-    samples: HashMap<(String, String), (i64, Chargeback)>,
+    /// The open chargeback row of each (node, service): its start, last confirmation, figures.
+    samples: HashMap<(String, String), (i64, i64, Chargeback)>,
     timing: Timing,
     started_ms: i64,
     /// Polls by result, for /metrics: ok, not modified, failed.
@@ -149,23 +151,50 @@ impl State {
             }
         }
         if let Some(status) = n.row.status.as_ref().filter(|_| n.row.reason.is_none()) {
+            let period = self.timing.chargeback_period_ms;
+            let mut seen = std::collections::HashSet::new();
             for s in &status.services {
                 let Some(cb) = &s.chargeback else { continue };
                 let key = (node.to_string(), s.name.clone());
-                let due = match self.samples.get(&key) {
-                    Some((at, last)) => last != cb || now - at >= self.timing.chargeback_period_ms,
-                    None => true,
-                };
-                if due {
-                    self.samples.insert(key, (now, cb.clone()));
-                    batch.samples.push(Sample {
-                        node: node.to_string(),
-                        service: s.name.clone(),
-                        at_ms: now,
-                        app: s.app.clone(),
-                        env: s.env.clone(),
-                        figures: cb.clone(),
-                    });
+                seen.insert(s.name.as_str());
+                match self.samples.get_mut(&key) {
+                    Some((at, until, last)) if last == cb => {
+                        if now - *until >= period {
+                            *until = now;
+                            batch.extend.push((key.0, key.1, *at, now, true));
+                        }
+                    }
+                    other => {
+                        if let Some((at, _, _)) = other {
+                            // The old figures held until now.
+                            batch
+                                .extend
+                                .push((key.0.clone(), key.1.clone(), *at, now, false));
+                        }
+                        self.samples.insert(key, (now, now, cb.clone()));
+                        batch.samples.push(Sample {
+                            node: node.to_string(),
+                            service: s.name.clone(),
+                            at_ms: now,
+                            until_ms: now,
+                            open: true,
+                            app: s.app.clone(),
+                            env: s.env.clone(),
+                            figures: cb.clone(),
+                        });
+                    }
+                }
+            }
+            // Services of this node that no longer report chargeback: their rows close now.
+            let gone: Vec<(String, String)> = self
+                .samples
+                .keys()
+                .filter(|(n, svc)| n == node && !seen.contains(svc.as_str()))
+                .cloned()
+                .collect();
+            for key in gone {
+                if let Some((at, _, _)) = self.samples.remove(&key) {
+                    batch.extend.push((key.0, key.1, at, now, false));
                 }
             }
         }
@@ -547,5 +576,46 @@ mod tests {
         assert_eq!(b.events.last().unwrap().new.as_deref(), Some("up"));
         assert_eq!(st.fleet(300).nodes["n1"].hb, Status::Up);
         assert_eq!(st.fleet(300).services["web"].owner.as_deref(), Some("n1"));
+    }
+
+    /// One chargeback row per run of equal figures: extended every period, closed at a change
+    /// (a new row starts) or when the figures disappear.
+    #[test]
+    fn chargeback_rows() {
+        let timing = Timing {
+            stale_after_ms: 10_000,
+            chargeback_period_ms: 100,
+        };
+        let mut st = State::new(&[("n1".into(), "http://a:1".into())], vec![], timing, 0);
+        let with = |containers: Option<u64>| {
+            let mut s = svc("box", Status::Up);
+            s.chargeback = containers.map(|c| Chargeback {
+                containers: c,
+                ..Chargeback::default()
+            });
+            Outcome::Status {
+                etag: None,
+                status: Box::new(node(vec![s])),
+                bytes: 1,
+            }
+        };
+        let mut b = Batch::default();
+        st.apply("n1", with(Some(1)), 10, &mut b);
+        assert_eq!((b.samples.len(), b.extend.len()), (1, 0));
+        st.apply("n1", Outcome::NotModified, 50, &mut b);
+        assert_eq!(
+            (b.samples.len(), b.extend.len()),
+            (1, 0),
+            "within the period"
+        );
+        st.apply("n1", Outcome::NotModified, 120, &mut b);
+        assert_eq!(b.extend, [("n1".into(), "box".into(), 10, 120, true)]);
+        st.apply("n1", with(Some(2)), 150, &mut b);
+        assert_eq!(b.samples.len(), 2);
+        assert_eq!(b.samples[1].at_ms, 150);
+        assert_eq!(b.extend[1], ("n1".into(), "box".into(), 10, 150, false));
+        st.apply("n1", with(None), 170, &mut b);
+        assert_eq!(b.extend[2], ("n1".into(), "box".into(), 150, 170, false));
+        assert_eq!(b.samples.len(), 2);
     }
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_model::status::{Chargeback, NodeStatus};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 /// A database error, naming the file.
@@ -72,6 +72,8 @@ CREATE TABLE chargeback (
     node              TEXT NOT NULL,
     service           TEXT NOT NULL,
     at_ms             BIGINT NOT NULL,
+    until_ms          BIGINT NOT NULL,
+    open              INTEGER NOT NULL,
     app               TEXT,
     env               TEXT,
     containers        BIGINT NOT NULL,
@@ -81,6 +83,7 @@ CREATE TABLE chargeback (
     PRIMARY KEY (node, service, at_ms)
 );
 CREATE INDEX chargeback_at ON chargeback (at_ms);
+CREATE INDEX chargeback_until ON chargeback (until_ms);
 "#];
 
 /// A node row as stored: what the collector starts from after a restart.
@@ -125,15 +128,19 @@ pub struct Event {
     pub new: Option<String>,
 }
 
-/// One chargeback sample.
+/// One chargeback row: figures that held from `at_ms` to (at least) `until_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
     /// The node.
     pub node: String,
     /// The service.
     pub service: String,
-    /// When (ms since the epoch).
+    /// When these figures were first seen (ms since the epoch).
     pub at_ms: i64,
+    /// When they were last confirmed.
+    pub until_ms: i64,
+    /// Whether the collector still sees them (the row may be extended).
+    pub open: bool,
     /// `app` of the service.
     pub app: Option<String>,
     /// `env` of the service.
@@ -149,14 +156,19 @@ pub struct Batch {
     pub nodes: Vec<(NodeRow, bool)>,
     /// Events to insert.
     pub events: Vec<Event>,
-    /// Samples to insert.
+    /// Chargeback rows to insert.
     pub samples: Vec<Sample>,
+    /// Chargeback rows to extend or close: `(node, service, at_ms, until_ms, open)`.
+    pub extend: Vec<(String, String, i64, i64, bool)>,
 }
 
 impl Batch {
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.events.is_empty() && self.samples.is_empty()
+        self.nodes.is_empty()
+            && self.events.is_empty()
+            && self.samples.is_empty()
+            && self.extend.is_empty()
     }
 }
 
@@ -382,8 +394,9 @@ impl Store {
             }
             let mut cb = tx
                 .prepare_cached(
-                    "INSERT INTO chargeback (node, service, at_ms, app, env, containers, images, \
-                     data_bytes, daemon_rss_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                    "INSERT INTO chargeback (node, service, at_ms, until_ms, open, app, env, \
+                     containers, images, data_bytes, daemon_rss_bytes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                      ON CONFLICT (node, service, at_ms) DO NOTHING",
                 )
                 .map_err(err)?;
@@ -392,6 +405,8 @@ impl Store {
                     s.node,
                     s.service,
                     s.at_ms,
+                    s.until_ms,
+                    s.open as i64,
                     s.app,
                     s.env,
                     clamp(s.figures.containers),
@@ -400,6 +415,16 @@ impl Store {
                     clamp(s.figures.daemon_rss_bytes)
                 ])
                 .map_err(err)?;
+            }
+            let mut ext = tx
+                .prepare_cached(
+                    "UPDATE chargeback SET until_ms = ?4, open = ?5 \
+                     WHERE node = ?1 AND service = ?2 AND at_ms = ?3",
+                )
+                .map_err(err)?;
+            for (node, service, at, until, open) in &batch.extend {
+                ext.execute(params![node, service, at, until, *open as i64])
+                    .map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -447,27 +472,29 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
-    /// Chargeback between `from_ms` and `to_ms`, grouped. Each sample counts from its time until
-    /// the next sample of the same service on the same node, at most `hold_ms` (a node that
-    /// stopped reporting stops being charged), clipped to the window.
+    /// Chargeback between `from_ms` and `to_ms`, grouped. Each row counts from its `at_ms` to
+    /// its `until_ms` (the last time its figures were confirmed; a change closes a row at the
+    /// next one's start); a row still open counts `grace_ms` more (it is extended only every
+    /// `chargeback_period`), never past the next row. Everything is clipped to the window.
     pub fn chargeback(
         &self,
         by: GroupBy,
         from_ms: i64,
         to_ms: i64,
-        hold_ms: i64,
+        grace_ms: i64,
     ) -> Result<Vec<ChargebackRow>, StoreError> {
         let sql = format!(
             "WITH s AS ( \
                SELECT {col} AS k, at_ms, containers, images, data_bytes, \
+                 CASE WHEN open = 1 THEN until_ms + ?3 ELSE until_ms END AS end_ms, \
                  LEAD(at_ms) OVER (PARTITION BY node, service ORDER BY at_ms) AS next_ms \
-               FROM chargeback WHERE at_ms < ?2 AND at_ms >= ?1 - ?3 \
+               FROM chargeback WHERE at_ms < ?2 AND until_ms + ?3 >= ?1 \
              ), e AS ( \
                SELECT k, containers, images, data_bytes, \
                  CASE WHEN at_ms < ?1 THEN ?1 ELSE at_ms END AS t0, \
-                 CASE WHEN next_ms IS NULL OR next_ms > at_ms + ?3 \
-                   THEN (CASE WHEN at_ms + ?3 > ?2 THEN ?2 ELSE at_ms + ?3 END) \
-                   ELSE (CASE WHEN next_ms > ?2 THEN ?2 ELSE next_ms END) END AS t1 \
+                 CASE WHEN next_ms IS NOT NULL AND next_ms < end_ms \
+                   THEN (CASE WHEN next_ms > ?2 THEN ?2 ELSE next_ms END) \
+                   ELSE (CASE WHEN end_ms > ?2 THEN ?2 ELSE end_ms END) END AS t1 \
                FROM s \
              ) \
              SELECT k, \
@@ -481,7 +508,7 @@ impl Store {
         let mut st = self.conn.prepare_cached(&sql).map_err(self.err())?;
         const HOUR_MS: f64 = 3_600_000.0;
         let rows = st
-            .query_map(params![from_ms, to_ms, hold_ms], |r| {
+            .query_map(params![from_ms, to_ms, grace_ms], |r| {
                 Ok(ChargebackRow {
                     key: r.get(0)?,
                     container_hours: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as f64 / HOUR_MS,
@@ -497,7 +524,7 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
-    /// Delete events and samples older than `before_ms`; returns the rows deleted.
+    /// Delete events and chargeback rows that ended before `before_ms`; returns the rows deleted.
     pub fn prune(&mut self, before_ms: i64) -> Result<usize, StoreError> {
         let a = self
             .conn
@@ -506,7 +533,7 @@ impl Store {
         let b = self
             .conn
             .execute(
-                "DELETE FROM chargeback WHERE at_ms < ?1",
+                "DELETE FROM chargeback WHERE until_ms < ?1",
                 params![before_ms],
             )
             .map_err(self.err())?;
@@ -523,19 +550,6 @@ impl Store {
             .unwrap_or("nodes");
         self.conn
             .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
-            .map_err(self.err())
-    }
-
-    /// The last sample of a service on a node (for tests).
-    pub fn last_sample(&self, node: &str, service: &str) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT MAX(at_ms) FROM chargeback WHERE node = ?1 AND service = ?2",
-                params![node, service],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
             .map_err(self.err())
     }
 }
@@ -602,11 +616,13 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
-    fn sample(service: &str, app: &str, at_ms: i64, containers: u64) -> Sample {
+    fn sample(service: &str, app: &str, at_ms: i64, until_ms: i64, containers: u64) -> Sample {
         Sample {
             node: "n1".into(),
             service: service.into(),
             at_ms,
+            until_ms,
+            open: false,
             app: Some(app.into()),
             env: None,
             figures: Chargeback {
@@ -654,6 +670,7 @@ mod tests {
                 new: Some("up".into()),
             }],
             samples: vec![],
+            extend: vec![],
         };
         s.write(&mut b).unwrap();
         assert!(b.events[0].id > 0);
@@ -670,48 +687,55 @@ mod tests {
         assert!(s.events(None, Some("n2"), None, 10).unwrap().is_empty());
     }
 
-    /// 2 containers for one hour then 4 for one hour = 6 container-hours; a sample older than the
-    /// hold (a node that stopped reporting) counts only for the hold.
+    /// 2 containers for one hour then 4 for one hour = 6 container-hours; an open row counts its
+    /// grace more, a closed one does not; windows clip.
     #[test]
-    fn chargeback_integrates_samples() {
+    fn chargeback_integrates_rows() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("c.db")).unwrap();
         const H: i64 = 3_600_000;
+        let mut open = sample("db", "shop", 0, H, 1);
+        open.open = true;
         let mut b = Batch {
             samples: vec![
-                sample("web", "shop", 0, 2),
-                sample("web", "shop", H, 4),
-                sample("web", "shop", 2 * H, 4),
-                sample("db", "shop", 0, 1),
-                sample("api", "crm", 0, 10),
+                sample("web", "shop", 0, H, 2),
+                sample("web", "shop", H, 2 * H, 4),
+                open,
+                sample("api", "crm", 0, H / 2, 10),
             ],
             ..Batch::default()
         };
         s.write(&mut b).unwrap();
-        let rows = s.chargeback(GroupBy::App, 0, 2 * H, 2 * H).unwrap();
+        let rows = s.chargeback(GroupBy::App, 0, 3 * H, H / 2).unwrap();
         assert_eq!(rows.len(), 2);
         let crm = &rows[0];
         assert_eq!(crm.key.as_deref(), Some("crm"));
-        assert!((crm.container_hours - 20.0).abs() < 1e-9, "{crm:?}");
+        assert!((crm.container_hours - 5.0).abs() < 1e-9, "{crm:?}");
         let shop = &rows[1];
-        // web: 2*1 + 4*1 = 6, db: 1*2 = 2.
-        assert!((shop.container_hours - 8.0).abs() < 1e-9, "{shop:?}");
+        // web: 2*1 + 4*1 = 6, db: 1 * 1.5 (open: half an hour of grace).
+        assert!((shop.container_hours - 7.5).abs() < 1e-9, "{shop:?}");
         assert_eq!(shop.max_containers, 4);
-        // A short hold: each sample counts 30 min at most.
-        let rows = s.chargeback(GroupBy::Service, 0, 2 * H, H / 2).unwrap();
-        let web = rows
-            .iter()
-            .find(|r| r.key.as_deref() == Some("web"))
-            .unwrap();
-        assert!((web.container_hours - 3.0).abs() < 1e-9, "{web:?}");
         // A window in the middle clips.
-        let rows = s.chargeback(GroupBy::Service, H / 2, H, 2 * H).unwrap();
+        let rows = s.chargeback(GroupBy::Service, H / 2, H, 0).unwrap();
         let web = rows
             .iter()
             .find(|r| r.key.as_deref() == Some("web"))
             .unwrap();
         assert!((web.container_hours - 1.0).abs() < 1e-9, "{web:?}");
-        assert_eq!(s.prune(H).unwrap(), 3);
-        assert_eq!(s.count("chargeback").unwrap(), 2);
+        // Extending a row and closing it.
+        let mut b = Batch {
+            extend: vec![("n1".into(), "db".into(), 0, 2 * H, false)],
+            ..Batch::default()
+        };
+        s.write(&mut b).unwrap();
+        let rows = s.chargeback(GroupBy::Service, 0, 3 * H, H / 2).unwrap();
+        let db = rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("db"))
+            .unwrap();
+        assert!((db.container_hours - 2.0).abs() < 1e-9, "{db:?}");
+        // Retention goes by the end of a row: only crm's (ended at 30 min) is older than 1 h.
+        assert_eq!(s.prune(H).unwrap(), 1);
+        assert_eq!(s.count("chargeback").unwrap(), 3);
     }
 }

@@ -388,7 +388,7 @@ async fn main() -> anyhow::Result<()> {
     out.insert(
         "database",
         format!(
-            "{:.1} MiB live ({:.1} MiB of files), +{:.1} MiB/day extrapolated ({:.0} events/day, {:.0} chargeback samples/day)",
+            "{:.1} MiB live ({:.1} MiB of files), +{:.1} MiB/day extrapolated ({:.0} events/day, {:.0} chargeback rows/day)",
             db1.0 as f64 / 1048576.0,
             file_bytes(&db) as f64 / 1048576.0,
             per_day / 1048576.0,
