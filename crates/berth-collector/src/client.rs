@@ -36,6 +36,14 @@ pub enum SetupError {
         #[source]
         source: std::io::Error,
     },
+    /// A URL that is not `http(s)://host[:port]`.
+    #[error("node {node}: bad URL {url:?} (expected http://host:port or https://host:port)")]
+    BadUrl {
+        /// The node.
+        node: String,
+        /// Its URL.
+        url: String,
+    },
     /// An https URL without a CA file.
     #[error("node {node}: {url} is https but no `ca` is set (per node or at the top of the file)")]
     NoCa {
@@ -105,7 +113,7 @@ impl Target {
         token_file: Option<&Path>,
     ) -> Result<Target, SetupError> {
         let (tls, host, port) =
-            berth_model::config::split_url(url).ok_or_else(|| SetupError::NoCa {
+            berth_model::config::split_url(url).ok_or_else(|| SetupError::BadUrl {
                 node: name.into(),
                 url: url.into(),
             })?;

@@ -47,6 +47,9 @@ pub enum StartError {
     /// A node's CA or token file.
     #[error(transparent)]
     Setup(#[from] client::SetupError),
+    /// The recorder thread could not be started.
+    #[error("cannot start the recorder thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -258,10 +261,7 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
     let recorder = std::thread::Builder::new()
         .name("recorder".into())
         .spawn(move || recorder(rec_shared, writer, rx))
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        .map_err(StartError::Thread)?;
     let server = tokio::spawn(api::serve(listener, shared.clone(), stop_rx));
     info!(
         "berth-collector {} on http://{addr}: {} node(s) every {}ms, database {}",
