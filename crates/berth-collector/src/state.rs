@@ -158,7 +158,7 @@ impl State {
                 let key = (node.to_string(), s.name.clone());
                 seen.insert(s.name.as_str());
                 match self.samples.get_mut(&key) {
-                    Some((at, until, last)) if last == cb => {
+                    Some((at, until, last)) if same_figures(last, cb) => {
                         if now - *until >= period {
                             *until = now;
                             batch.extend.push((key.0, key.1, *at, now, true));
@@ -428,6 +428,18 @@ pub struct ApiServiceOnNode<'a> {
     status: &'a ServiceStatus,
 }
 
+/// Whether two chargeback figures are the same for billing: the same container and image counts,
+/// data bytes within 1 % (or 1 MiB) and daemon RSS within 10 % (or 8 MiB) of the row's first
+/// figures. A data root and a daemon's memory move a little all the time; a new row for each
+/// move would grow the table with time instead of with changes.
+pub fn same_figures(row: &Chargeback, now: &Chargeback) -> bool {
+    let near = |a: u64, b: u64, pct: u64, floor: u64| a.abs_diff(b) <= (a / 100 * pct).max(floor);
+    row.containers == now.containers
+        && row.images == now.images
+        && near(row.data_bytes, now.data_bytes, 1, 1 << 20)
+        && near(row.daemon_rss_bytes, now.daemon_rss_bytes, 10, 8 << 20)
+}
+
 fn node_event(node: &str, at: i64, old: Option<&str>, new: Option<&str>) -> Event {
     Event {
         id: 0,
@@ -576,6 +588,29 @@ mod tests {
         assert_eq!(b.events.last().unwrap().new.as_deref(), Some("up"));
         assert_eq!(st.fleet(300).nodes["n1"].hb, Status::Up);
         assert_eq!(st.fleet(300).services["web"].owner.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn figures_within_tolerance_are_the_same() {
+        let a = Chargeback {
+            containers: 2,
+            images: 3,
+            data_bytes: 1_000_000_000,
+            daemon_rss_bytes: 100_000_000,
+        };
+        let mut b = a.clone();
+        b.data_bytes += 9_000_000;
+        b.daemon_rss_bytes -= 9_000_000;
+        assert!(same_figures(&a, &b));
+        b.data_bytes = a.data_bytes + 11_000_000;
+        assert!(!same_figures(&a, &b));
+        let mut c = a.clone();
+        c.containers = 3;
+        assert!(!same_figures(&a, &c));
+        let small = Chargeback::default();
+        let mut d = small.clone();
+        d.data_bytes = 1 << 20;
+        assert!(same_figures(&small, &d), "1 MiB floor");
     }
 
     /// One chargeback row per run of equal figures: extended every period, closed at a change
