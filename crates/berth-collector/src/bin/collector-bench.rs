@@ -89,6 +89,17 @@ fn db_usage(db: &Path) -> anyhow::Result<(u64, i64, i64)> {
     ))
 }
 
+/// Bytes of each table with its indexes (SQLite's dbstat: the pages each B-tree uses).
+fn table_bytes(db: &Path) -> anyhow::Result<BTreeMap<String, i64>> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut st = c.prepare(
+        "SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat d JOIN sqlite_master m ON m.name = d.name \
+         GROUP BY m.tbl_name",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn file_bytes(db: &Path) -> u64 {
     ["", "-wal", "-shm"]
         .iter()
@@ -340,11 +351,13 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(INTERVAL * 2 + Duration::from_secs(2)).await;
     let cpu0 = cpu_seconds(pid)?;
     let db0 = db_usage(&db)?;
+    let tables0 = table_bytes(&db)?;
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu0;
     let db1 = db_usage(&db)?;
+    let tables1 = table_bytes(&db)?;
     let rss = status_kib(pid, "VmRSS:")?;
     let hwm = status_kib(pid, "VmHWM:")?;
 
@@ -396,6 +409,14 @@ async fn main() -> anyhow::Result<()> {
             samples_day
         ),
     );
+    let growth: Vec<String> = tables1
+        .iter()
+        .map(|(t, b)| {
+            let d = (b - tables0.get(t).copied().unwrap_or(0)) as f64 * day;
+            format!("{t} {:.1}", d / 1048576.0)
+        })
+        .collect();
+    out.insert("growth by table", format!("MiB/day: {}", growth.join(", ")));
     out.insert(
         "/api/services",
         format!(
