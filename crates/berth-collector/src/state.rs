@@ -10,7 +10,7 @@ use berth_model::status::{Chargeback, NodeStatus, ServiceStatus, Status};
 use serde::Serialize;
 
 use crate::client::Outcome;
-use crate::store::{Batch, Event, NodeRow, Sample};
+use crate::store::{Batch, Event, NodeRow, Sample, StatusDelta};
 
 /// A node row is written again at least this often even when nothing changed (its last-seen time).
 const ROW_REFRESH_MS: i64 = 60_000;
@@ -109,6 +109,7 @@ impl State {
         n.polled = true;
         let mut changed = false;
         let mut new_status = false;
+        let mut delta = None;
         match outcome {
             Outcome::Failed(why) => {
                 self.polls[2] += 1;
@@ -140,6 +141,7 @@ impl State {
                     if !events.is_empty() || n.row.status.as_ref() != Some(&*status) {
                         changed = true;
                         new_status = true;
+                        delta = Some(StatusDelta::between(n.row.status.as_ref(), &status));
                     }
                     batch.events.extend(events);
                     n.row.etag = etag;
@@ -201,7 +203,7 @@ impl State {
         if n.dirty && (changed || new_status || now - n.written_ms >= ROW_REFRESH_MS) {
             n.dirty = false;
             n.written_ms = now;
-            batch.nodes.push((n.row.clone(), new_status));
+            batch.nodes.push((n.row.clone(), delta));
         }
         changed
     }
@@ -219,7 +221,7 @@ impl State {
                 n.row.stale = true;
                 n.dirty = false;
                 n.written_ms = now;
-                batch.nodes.push((n.row.clone(), false));
+                batch.nodes.push((n.row.clone(), None));
                 batch
                     .events
                     .push(node_event(name, now, Some("up"), Some("stale")));

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_model::status::{Chargeback, NodeStatus};
+use berth_model::status::{Chargeback, NodeStatus, ServiceStatus};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -149,11 +149,65 @@ pub struct Sample {
     pub figures: Chargeback,
 }
 
-/// What one write brings: node rows, the full service set of some nodes, events, samples.
+/// How a node's current services changed, for the `services` and `resources` tables: only what
+/// changed is written (rows updated in place), so the tables do not churn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusDelta {
+    /// The node's rows are not known to match anything: delete them all first.
+    pub reset: bool,
+    /// Services new or changed, each with the rids it no longer has.
+    pub upsert: Vec<(ServiceStatus, Vec<String>)>,
+    /// Services gone.
+    pub removed: Vec<String>,
+}
+
+impl StatusDelta {
+    /// The delta from `old` (None: unknown) to `new`.
+    pub fn between(old: Option<&NodeStatus>, new: &NodeStatus) -> StatusDelta {
+        let Some(old) = old else {
+            return StatusDelta {
+                reset: true,
+                upsert: new.services.iter().map(|s| (s.clone(), vec![])).collect(),
+                removed: vec![],
+            };
+        };
+        let before: std::collections::HashMap<&str, &ServiceStatus> =
+            old.services.iter().map(|s| (s.name.as_str(), s)).collect();
+        let mut upsert = Vec::new();
+        for s in &new.services {
+            match before.get(s.name.as_str()) {
+                Some(b) if *b == s => {}
+                Some(b) => {
+                    let gone = b
+                        .resources
+                        .iter()
+                        .filter(|r| !s.resources.iter().any(|n| n.rid == r.rid))
+                        .map(|r| r.rid.to_string())
+                        .collect();
+                    upsert.push((s.clone(), gone));
+                }
+                None => upsert.push((s.clone(), vec![])),
+            }
+        }
+        let removed = old
+            .services
+            .iter()
+            .filter(|b| !new.services.iter().any(|s| s.name == b.name))
+            .map(|b| b.name.clone())
+            .collect();
+        StatusDelta {
+            reset: false,
+            upsert,
+            removed,
+        }
+    }
+}
+
+/// What one write brings: node rows (with how their services changed), events, chargeback.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Node rows to upsert. `status` is written only when `new_status` is set.
-    pub nodes: Vec<(NodeRow, bool)>,
+    /// Node rows to upsert; with a delta, `status` is written too and the delta applied.
+    pub nodes: Vec<(NodeRow, Option<StatusDelta>)>,
     /// Events to insert.
     pub events: Vec<Event>,
     /// Chargeback rows to insert.
@@ -362,7 +416,7 @@ impl Store {
                      reason = excluded.reason, etag = excluded.etag, stale = excluded.stale",
                 )
                 .map_err(err)?;
-            for (n, new_status) in &batch.nodes {
+            for (n, delta) in &batch.nodes {
                 upsert
                     .execute(params![
                         n.name,
@@ -374,9 +428,15 @@ impl Store {
                         n.stale as i64
                     ])
                     .map_err(err)?;
-                if *new_status && let Some(status) = &n.status {
-                    write_status(&tx, &n.name, status, n.last_ok_ms.unwrap_or_else(now_ms))
-                        .map_err(err)?;
+                if let (Some(delta), Some(status)) = (delta, &n.status) {
+                    write_status(
+                        &tx,
+                        &n.name,
+                        status,
+                        delta,
+                        n.last_ok_ms.unwrap_or_else(now_ms),
+                    )
+                    .map_err(err)?;
                 }
             }
             let mut ev = tx
@@ -558,28 +618,47 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Replace a node's services and resources with those of `status`.
+/// Write a node's last status body, and apply `delta` to its services and resources.
 fn write_status(
     tx: &rusqlite::Transaction<'_>,
     node: &str,
     status: &NodeStatus,
+    delta: &StatusDelta,
     at_ms: i64,
 ) -> Result<(), rusqlite::Error> {
     tx.execute(
         "UPDATE nodes SET status_json = ?2 WHERE name = ?1",
         params![node, serde_json::to_string(status).unwrap_or_default()],
     )?;
-    tx.execute("DELETE FROM services WHERE node = ?1", params![node])?;
-    tx.execute("DELETE FROM resources WHERE node = ?1", params![node])?;
+    if delta.reset {
+        tx.execute("DELETE FROM services WHERE node = ?1", params![node])?;
+        tx.execute("DELETE FROM resources WHERE node = ?1", params![node])?;
+    }
+    for name in &delta.removed {
+        tx.execute(
+            "DELETE FROM services WHERE node = ?1 AND name = ?2",
+            params![node, name],
+        )?;
+        tx.execute(
+            "DELETE FROM resources WHERE node = ?1 AND service = ?2",
+            params![node, name],
+        )?;
+    }
     let mut svc = tx.prepare_cached(
         "INSERT INTO services (node, name, app, env, avail, overall, frozen, error, updated_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (node, name) DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (node, name) DO UPDATE SET \
+         app = excluded.app, env = excluded.env, avail = excluded.avail, \
+         overall = excluded.overall, frozen = excluded.frozen, error = excluded.error, \
+         updated_ms = excluded.updated_ms",
     )?;
     let mut res = tx.prepare_cached(
         "INSERT INTO resources (node, service, rid, status, label, flags) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, service, rid) DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, service, rid) DO UPDATE SET \
+         status = excluded.status, label = excluded.label, flags = excluded.flags",
     )?;
-    for s in &status.services {
+    let mut gone =
+        tx.prepare_cached("DELETE FROM resources WHERE node = ?1 AND service = ?2 AND rid = ?3")?;
+    for (s, removed_rids) in &delta.upsert {
         svc.execute(params![
             node,
             s.name,
@@ -600,6 +679,9 @@ fn write_status(
                 r.label,
                 r.flags.chars()
             ])?;
+        }
+        for rid in removed_rids {
+            gone.execute(params![node, s.name, rid])?;
         }
     }
     Ok(())
@@ -658,8 +740,9 @@ mod tests {
             status: Some(status.clone()),
             ..NodeRow::default()
         };
+        let delta = StatusDelta::between(None, &status);
         let mut b = Batch {
-            nodes: vec![(row, true)],
+            nodes: vec![(row, Some(delta))],
             events: vec![Event {
                 id: 0,
                 at_ms: 7,
@@ -737,5 +820,69 @@ mod tests {
         // Retention goes by the end of a row: only crm's (ended at 30 min) is older than 1 h.
         assert_eq!(s.prune(H).unwrap(), 1);
         assert_eq!(s.count("chargeback").unwrap(), 3);
+    }
+
+    /// Only what changed is written: a removed service loses its rows, a changed one is updated
+    /// in place, a resource it no longer has is deleted.
+    #[test]
+    fn status_deltas() {
+        use berth_model::status::{Flags, ResourceStatus, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("c.db")).unwrap();
+        let res = |rid: &str, st: Status| ResourceStatus {
+            rid: rid.parse().unwrap(),
+            status: st,
+            label: String::new(),
+            flags: Flags::default(),
+            log: vec![],
+        };
+        let svc = |name: &str, rs: Vec<ResourceStatus>| {
+            ServiceStatus::from_resources(name.into(), rs, false)
+        };
+        let node = |services| NodeStatus {
+            schema: 1,
+            nodename: "n1".into(),
+            services,
+        };
+        let a = node(vec![
+            svc(
+                "web",
+                vec![res("fs#1", Status::Up), res("ip#1", Status::Up)],
+            ),
+            svc("db", vec![res("fs#1", Status::Up)]),
+        ]);
+        let b = node(vec![svc("web", vec![res("fs#1", Status::Down)])]);
+        let write = |s: &mut Store, old: Option<&NodeStatus>, new: &NodeStatus| {
+            let row = NodeRow {
+                name: "n1".into(),
+                url: "http://a:1".into(),
+                status: Some(new.clone()),
+                ..NodeRow::default()
+            };
+            let mut batch = Batch {
+                nodes: vec![(row, Some(StatusDelta::between(old, new)))],
+                ..Batch::default()
+            };
+            s.write(&mut batch).unwrap();
+        };
+        write(&mut s, None, &a);
+        assert_eq!(
+            (s.count("services").unwrap(), s.count("resources").unwrap()),
+            (2, 3)
+        );
+        let d = StatusDelta::between(Some(&a), &b);
+        assert_eq!(d.removed, ["db"]);
+        assert_eq!(d.upsert[0].1, ["ip#1"]);
+        write(&mut s, Some(&a), &b);
+        assert_eq!(
+            (s.count("services").unwrap(), s.count("resources").unwrap()),
+            (1, 1)
+        );
+        let st: String = s
+            .conn
+            .query_row("SELECT status FROM resources", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(st, "down");
+        assert!(StatusDelta::between(Some(&b), &b).upsert.is_empty());
     }
 }
