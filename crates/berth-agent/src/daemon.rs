@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use berth_engine::load::load_all;
 use berth_model::paths::Paths;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
@@ -92,9 +91,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     std::fs::create_dir_all(&paths.var_dir)
         .map_err(setup(format!("cannot create {}", paths.var_dir.display())))?;
     let addr = settings.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listener = http::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     let mut sigterm = signal(SignalKind::terminate()).map_err(setup("SIGTERM handler"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(setup("SIGINT handler"))?;
@@ -106,7 +103,6 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
         .as_ref()
         .map(crate::tls::acceptor)
         .transpose()?;
-    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let shared = Arc::new(Shared::new(paths, settings, check_bound()));
     shared.set_tls(acceptor);
     reload_services(&shared);
@@ -114,26 +110,11 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(http::serve(listener, shared.clone(), stop_rx));
-    let (ev_tx, mut events) = mpsc::unbounded_channel();
+    let (ev_tx, events) = mpsc::unbounded_channel();
     tokio::spawn(watcher::run(shared.clone(), ev_tx));
+    let mut changes = Changes::new(events);
 
-    let count = shared.workers().len();
-    info!(
-        "svcd {} ready on {scheme}://{local}: node {}, {count} service(s), checks every {}ms",
-        env!("CARGO_PKG_VERSION"),
-        shared.settings().nodename,
-        interval.as_millis()
-    );
-    notify_or_log(&format!(
-        "READY=1\nSTATUS={count} service(s), listening on {local}\nMAINPID={}",
-        std::process::id()
-    ));
-    for (_, tx) in shared.workers() {
-        // The worker may be busy; autostart must not hold up the main loop.
-        tokio::spawn(async move {
-            let _ = tx.send(Msg::Autostart).await;
-        });
-    }
+    announce(&shared, local, interval);
 
     let mut tick = ticker(interval);
     let mut probe = NodeProbe::new();
@@ -158,21 +139,17 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
                 }
                 shared.metrics.set_node(probe.sample());
             }
-            ev = events.recv() => match ev {
-                Some(Event::Config) => {
+            ev = changes.next(&shared) => match ev {
+                Event::Config => {
                     reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DEBOUNCE);
                 }
-                Some(Event::Service(name)) => shared.poke(&name),
-                Some(Event::Overflow) => {
+                Event::Service(name) => shared.poke(&name),
+                Event::Overflow => {
                     warn!("inotify queue overflow: reloading and checking everything");
                     reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DEBOUNCE);
                     for (name, _) in shared.workers() {
                         shared.poke(&name);
                     }
-                }
-                None => {
-                    warn!("the config watcher stopped: changes are seen at SIGHUP and each check");
-                    events = mpsc::unbounded_channel().1;
                 }
             },
             _ = reload_sleep => {
@@ -182,6 +159,42 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
         }
     };
     info!("{why}: stopping svcd (services are left as they are)");
+    shutdown(&shared, stop_tx, server).await;
+    Ok(())
+}
+
+/// Say svcd is ready (log, systemd) and ask every worker to autostart its service.
+fn announce(shared: &Shared, local: std::net::SocketAddr, interval: Duration) {
+    let count = shared.workers().len();
+    let scheme = if shared.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    info!(
+        "svcd {} ready on {scheme}://{local}: node {}, {count} service(s), checks every {}ms",
+        env!("CARGO_PKG_VERSION"),
+        shared.settings().nodename,
+        interval.as_millis()
+    );
+    notify_or_log(&format!(
+        "READY=1\nSTATUS={count} service(s), listening on {local}\nMAINPID={}",
+        std::process::id()
+    ));
+    for (_, tx) in shared.workers() {
+        // The worker may be busy; autostart must not hold up the main loop.
+        tokio::spawn(async move {
+            let _ = tx.send(Msg::Autostart).await;
+        });
+    }
+}
+
+/// Stop serving, end the workers, and wait (bounded) for the running actions.
+async fn shutdown(
+    shared: &Shared,
+    stop_tx: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+) {
     notify_or_log("STOPPING=1");
     let _ = stop_tx.send(true);
     shared.clear_workers();
@@ -194,7 +207,50 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
             SHUTDOWN_WAIT.as_secs()
         ),
     }
-    Ok(())
+}
+
+/// The changes svcd reacts to: the watcher's events; once the watcher ends, the poll's
+/// ([`watcher::poll`]); once that ends too, none: `next` then waits forever, where receiving
+/// from the closed channel again would return at once and spin the main loop.
+#[derive(Debug)]
+struct Changes {
+    rx: Option<mpsc::UnboundedReceiver<Event>>,
+    polling: bool,
+}
+
+impl Changes {
+    fn new(rx: mpsc::UnboundedReceiver<Event>) -> Self {
+        Changes {
+            rx: Some(rx),
+            polling: false,
+        }
+    }
+
+    /// The next change. Cancel-safe (a `select!` branch): state changes only after a receive
+    /// returned.
+    async fn next(&mut self, shared: &Arc<Shared>) -> Event {
+        loop {
+            let Some(rx) = self.rx.as_mut() else {
+                return std::future::pending().await;
+            };
+            if let Some(ev) = rx.recv().await {
+                return ev;
+            }
+            if self.polling {
+                warn!("the config poll stopped: changes are seen at SIGHUP and each check");
+                self.rx = None;
+            } else {
+                warn!(
+                    "the config watcher stopped: polling the config and var dirs every {}ms",
+                    watcher::POLL_PERIOD.as_millis()
+                );
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(watcher::poll(shared.clone(), tx));
+                self.rx = Some(rx);
+                self.polling = true;
+            }
+        }
+    }
 }
 
 fn ticker(period: Duration) -> Interval {
@@ -310,5 +366,40 @@ fn reload_services(shared: &Arc<Shared>) {
             shared.tree.remove(&name);
             shared.metrics.forget(&name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The watcher's channel has ended: `next` neither returns at once (the old busy loop,
+    /// one warning per pass) nor goes deaf; the poll takes over and sees a new service file.
+    #[tokio::test]
+    async fn an_ended_watcher_falls_back_to_polling_without_spinning() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            config_dir: dir.path().join("etc"),
+            var_dir: dir.path().join("var"),
+            run_dir: dir.path().join("run"),
+        };
+        std::fs::create_dir_all(paths.services_dir()).unwrap();
+        std::fs::create_dir_all(&paths.var_dir).unwrap();
+        let settings = Settings::load(&paths).unwrap();
+        let shared = Arc::new(Shared::new(paths.clone(), settings, 2));
+        let (tx, rx) = mpsc::unbounded_channel::<Event>();
+        drop(tx);
+        let mut changes = Changes::new(rx);
+        // Nothing changed: nothing comes (the closed channel used to answer None at once).
+        let quiet = tokio::time::timeout(Duration::from_millis(600), changes.next(&shared)).await;
+        assert!(quiet.is_err(), "an event out of nothing: {quiet:?}");
+        assert!(changes.polling);
+        std::fs::write(paths.services_dir().join("new.toml"), "").unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(10), changes.next(&shared))
+            .await
+            .expect("the poll reports the new file");
+        assert_eq!(seen, Event::Config);
     }
 }

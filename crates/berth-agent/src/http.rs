@@ -7,7 +7,10 @@
 //! Bounds: headers 16 KiB and 64 of them (431 beyond), bodies 64 KiB (413), the request head must
 //! arrive within 5 s and a body within 10 s (the connection is closed, or 408), an answer that
 //! makes no progress for [`WRITE_TIMEOUT`] (a client that stopped reading) closes the
-//! connection, at most [`MAX_CONNECTIONS`] connections at once (more wait in the listen backlog).
+//! connection, at most [`MAX_CONNECTIONS`] connections at once. When every slot is taken, a new
+//! connection sheds the oldest idle one (no request in flight: never sent one, between requests,
+//! or still sending its head), so a flood of idle or slow clients cannot starve `/healthz` and
+//! `/status`; only when every slot has a request in flight does a new connection wait.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -146,8 +149,140 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteDeadline<S
 
 type Resp = Response<Full<Bytes>>;
 
+/// One open connection, as the shedding sees it.
+#[derive(Debug)]
+struct Conn {
+    /// Since when no request is in flight (accepted, or its last answer sent).
+    idle_since: std::time::Instant,
+    /// Requests in flight (0 or 1: HTTP/1 answers one at a time).
+    busy: u32,
+    /// Told to close the connection.
+    shed: Arc<tokio::sync::Notify>,
+}
+
+/// The open connections, to find the oldest idle one when every slot is taken.
+#[derive(Debug, Default)]
+struct Conns {
+    next: std::sync::atomic::AtomicU64,
+    open: std::sync::Mutex<std::collections::HashMap<u64, Conn>>,
+}
+
+impl Conns {
+    fn table(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Conn>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new connection: its id and the signal that sheds it.
+    fn add(&self) -> (u64, Arc<tokio::sync::Notify>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let shed = Arc::new(tokio::sync::Notify::new());
+        self.table().insert(
+            id,
+            Conn {
+                idle_since: std::time::Instant::now(),
+                busy: 0,
+                shed: shed.clone(),
+            },
+        );
+        (id, shed)
+    }
+
+    fn remove(&self, id: u64) {
+        self.table().remove(&id);
+    }
+
+    /// A request begins on `id`; the guard marks it idle again when the answer is done (or the
+    /// request is dropped).
+    fn begin(self: &Arc<Self>, id: u64) -> Busy {
+        if let Some(c) = self.table().get_mut(&id) {
+            c.busy += 1;
+        }
+        Busy {
+            conns: self.clone(),
+            id,
+        }
+    }
+
+    /// Close the connection idle for the longest time, if any. Returns whether one was.
+    fn shed_oldest_idle(&self) -> bool {
+        let mut table = self.table();
+        let oldest = table
+            .iter()
+            .filter(|(_, c)| c.busy == 0)
+            .min_by_key(|(_, c)| c.idle_since)
+            .map(|(id, _)| *id);
+        match oldest.and_then(|id| table.remove(&id)) {
+            Some(c) => {
+                c.shed.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A request in flight on a connection (see [`Conns::begin`]).
+struct Busy {
+    conns: Arc<Conns>,
+    id: u64,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(c) = self.conns.table().get_mut(&self.id) {
+            c.busy = c.busy.saturating_sub(1);
+            c.idle_since = std::time::Instant::now();
+        }
+    }
+}
+
+/// Descriptors svcd needs besides its connections (listener, inotify, logs, checks' children).
+const OTHER_FILES: u64 = 256;
+
+/// Raise the soft open-files limit to the hard one (bounded), so [`MAX_CONNECTIONS`] connections
+/// fit: the usual soft limit is 1024, which the connections alone would reach (accept then fails
+/// with EMFILE, and new clients wait in the backlog).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let want = MAX_CONNECTIONS as u64 + OTHER_FILES;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let target = hard.min(want.max(soft).max(65536));
+    if target > soft
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, target, hard)
+    {
+        tracing::warn!("cannot raise the open files limit from {soft} to {target}: {e}");
+    }
+    if target < want {
+        tracing::warn!(
+            "the open files limit ({target}) is below the {want} svcd needs for \
+             {MAX_CONNECTIONS} connections: raise LimitNOFILE"
+        );
+    }
+}
+
+/// Connections the kernel queues for `accept` (the listen backlog). The default of 128 overflowed
+/// under a burst of connections: the kernel then drops their SYNs, and clients retry after 1 s.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Listen on `addr` with [`LISTEN_BACKLOG`] (the kernel caps it at `net.core.somaxconn`).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serve HTTP on `listener` until `stop` turns true.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    raise_open_files_limit();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut builder = http1::Builder::new();
     builder
@@ -158,73 +293,98 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         .max_buf_size(MAX_HEADER + MAX_BODY)
         .keep_alive(true);
     let builder = Arc::new(builder);
+    let conns = Arc::new(Conns::default());
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.changed() => return,
-        };
+        // Accept first, then find a slot: a connection waiting in the backlog behind idle ones
+        // is what starved the endpoint.
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // EMFILE and friends: back off rather than spin.
+                    // EMFILE and friends: free a descriptor if an idle connection holds one,
+                    // and back off rather than spin.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    conns.shed_oldest_idle();
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
             _ = stop.changed() => return,
         };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if !conns.shed_oldest_idle() {
+                    tracing::debug!("all {MAX_CONNECTIONS} connections busy: {peer} waits");
+                }
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let builder = builder.clone();
         let tls = shared.tls().map(tokio_rustls::TlsAcceptor::from);
+        let conns = conns.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
-            });
-            let result = match tls {
-                None => {
-                    builder
+            let (id, shed) = conns.add();
+            let svc = {
+                let conns = conns.clone();
+                service_fn(move |req| {
+                    let shared = shared.clone();
+                    let busy = conns.begin(id);
+                    async move {
+                        let resp = handle(&shared, req, peer).await;
+                        drop(busy);
+                        Ok::<_, Infallible>(resp)
+                    }
+                })
+            };
+            let serve = async {
+                match tls {
+                    None => builder
                         .serve_connection(
                             TokioIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)),
                             svc,
                         )
                         .await
-                }
-                // The handshake is bounded like a request head.
-                Some(acceptor) => {
-                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
-                            builder
+                        .map_err(|e| e.to_string()),
+                    // The handshake is bounded like a request head.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => builder
                                 .serve_connection(
                                     TokioIo::new(WriteDeadline::new(s, WRITE_TIMEOUT)),
                                     svc,
                                 )
                                 .await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!("TLS handshake from {peer}: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(
-                                "TLS handshake from {peer}: no handshake within {}s",
+                                .map_err(|e| e.to_string()),
+                            Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                            Err(_) => Err(format!(
+                                "TLS handshake: none within {}s",
                                 HEADER_TIMEOUT.as_secs()
-                            );
-                            return;
+                            )),
                         }
                     }
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!("connection from {peer}: {e}");
+            tokio::select! {
+                r = serve => {
+                    if let Err(e) = r {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                }
+                _ = shed.notified() => {
+                    tracing::debug!("connection from {peer} shed: idle while every slot was taken");
+                }
             }
+            conns.remove(id);
         });
     }
 }
@@ -321,7 +481,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
             let text = shared.metrics.render(&nodename, &shared.tree.all());
             respond(
                 StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 Bytes::from(text),
             )
         }
@@ -420,56 +580,9 @@ async fn action_request(
             ),
         );
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("body larger than {MAX_BODY} bytes"),
-        );
-    }
-    let collected = tokio::time::timeout(
-        BODY_TIMEOUT,
-        Limited::new(req.into_body(), MAX_BODY).collect(),
-    )
-    .await;
-    let bytes = match collected {
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "the body took too long to arrive",
-            );
-        }
-        Ok(Err(e)) => {
-            return if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("body larger than {MAX_BODY} bytes"),
-                )
-            } else {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read the body: {e}"),
-                )
-            };
-        }
-        Ok(Ok(b)) => b.to_bytes(),
-    };
-    let body: ActionBody = if bytes.trim_ascii().is_empty() {
-        ActionBody::default()
-    } else {
-        match serde_json::from_slice(&bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                return error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}"));
-            }
-        }
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
     };
     tracing::info!("{action} on {svc} requested by {peer}");
     let (tx, rx) = oneshot::channel();
@@ -494,6 +607,51 @@ async fn action_request(
             "the action was dropped (svcd is stopping?)",
         ),
     }
+}
+
+/// An action's JSON body (empty: the defaults), bounded in size and in time; the error answer
+/// otherwise.
+async fn read_body(req: Request<Incoming>) -> Result<ActionBody, Resp> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let collected = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await;
+    let bytes = match collected {
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body took too long to arrive",
+            ));
+        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(e)) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            ));
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+    if bytes.trim_ascii().is_empty() {
+        return Ok(ActionBody::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("bad JSON body: {e}")))
 }
 
 #[cfg(test)]

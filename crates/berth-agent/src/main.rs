@@ -1,9 +1,9 @@
 //! `svcd`: berth's agent daemon. See the `berth_agent` crate.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use berth_engine::args::DirArgs;
 use berth_model::paths::Paths;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -13,15 +13,8 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "svcd", version)]
 struct Cli {
-    /// Where node.toml and services/ live.
-    #[arg(long, env = "BERTH_CONFIG_DIR", default_value = "/etc/berth")]
-    config_dir: PathBuf,
-    /// Where locks, pidfiles and private docker sockets live.
-    #[arg(long, env = "BERTH_VAR_DIR", default_value = "/var/lib/berth")]
-    var_dir: PathBuf,
-    /// Where dockerd exec roots live (keep it short).
-    #[arg(long, env = "BERTH_RUN_DIR", default_value = "/run/berth")]
-    run_dir: PathBuf,
+    #[command(flatten)]
+    dirs: DirArgs,
 }
 
 fn init_logging() {
@@ -44,11 +37,7 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let paths = Paths {
-        config_dir: cli.config_dir,
-        var_dir: cli.var_dir,
-        run_dir: cli.run_dir,
-    };
+    let paths = Paths::from(cli.dirs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)

@@ -1,12 +1,20 @@
 //! Counters svcd keeps, and the Prometheus text of `GET /metrics`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{Result, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_model::Rid;
-use berth_model::status::{ServiceStatus, Status};
+use berth_model::status::{Chargeback, ServiceStatus, Status};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 /// Count and total duration of one kind of action.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -32,7 +40,7 @@ pub struct NodeFigures {
     pub load1: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Counters {
     /// (service, action, ok) -> figures.
     actions: BTreeMap<(String, String, bool), ActionFigures>,
@@ -99,357 +107,310 @@ impl Metrics {
         c.restarts.retain(|k, _| k.0 != svc);
     }
 
-    /// The Prometheus text exposition of everything.
-    pub fn render(&self, nodename: &str, services: &[std::sync::Arc<ServiceStatus>]) -> String {
-        let c = self.lock();
+    /// The OpenMetrics text exposition of everything (prometheus-client's encoder).
+    pub fn render(&self, nodename: &str, services: &[Arc<ServiceStatus>]) -> String {
+        let scrape = Scrape {
+            node: nodename.to_string(),
+            counters: self.lock().clone(),
+            http: [
+                &self.http_requests,
+                &self.http_not_modified,
+                &self.http_unauthorized,
+            ]
+            .map(|c| c.load(Ordering::Relaxed)),
+            services: services.to_vec(),
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
         let mut out = String::with_capacity(256 + services.len() * 600);
-        let node = escape(nodename);
-        let w = &mut out;
-        help(
-            w,
-            "berth_agent_info",
-            "gauge",
-            "svcd is running on this node.",
-        );
-        line(
-            w,
-            "berth_agent_info",
-            &format!("node=\"{node}\",version=\"{}\"", env!("CARGO_PKG_VERSION")),
-            1.0,
-        );
-        help(
-            w,
-            "berth_agent_resident_bytes",
-            "gauge",
-            "svcd's resident memory.",
-        );
-        line(w, "berth_agent_resident_bytes", "", own_rss() as f64);
-        help(
-            w,
-            "berth_agent_checks_total",
-            "counter",
-            "Service status checks run.",
-        );
-        line(w, "berth_agent_checks_total", "", c.checks as f64);
-        help(
-            w,
-            "berth_agent_check_seconds_total",
-            "counter",
-            "Time spent in status checks.",
-        );
-        line(w, "berth_agent_check_seconds_total", "", c.check_seconds);
-        help(
-            w,
-            "berth_http_requests_total",
-            "counter",
-            "HTTP requests served.",
-        );
-        line(
-            w,
-            "berth_http_requests_total",
-            "",
-            self.http_requests.load(Ordering::Relaxed) as f64,
-        );
-        help(
-            w,
-            "berth_http_not_modified_total",
-            "counter",
-            "HTTP requests answered 304.",
-        );
-        line(
-            w,
-            "berth_http_not_modified_total",
-            "",
-            self.http_not_modified.load(Ordering::Relaxed) as f64,
-        );
-        help(
-            w,
-            "berth_http_unauthorized_total",
-            "counter",
-            "HTTP actions refused for a missing or wrong token.",
-        );
-        line(
-            w,
-            "berth_http_unauthorized_total",
-            "",
-            self.http_unauthorized.load(Ordering::Relaxed) as f64,
-        );
-
-        help(
-            w,
-            "berth_node_cpu_usage_ratio",
-            "gauge",
-            "CPU use of the node (0..1).",
-        );
-        line(w, "berth_node_cpu_usage_ratio", "", c.node.cpu_ratio);
-        help(
-            w,
-            "berth_node_memory_total_bytes",
-            "gauge",
-            "Memory of the node.",
-        );
-        line(
-            w,
-            "berth_node_memory_total_bytes",
-            "",
-            c.node.mem_total as f64,
-        );
-        help(
-            w,
-            "berth_node_memory_used_bytes",
-            "gauge",
-            "Memory in use on the node.",
-        );
-        line(
-            w,
-            "berth_node_memory_used_bytes",
-            "",
-            c.node.mem_used as f64,
-        );
-        help(
-            w,
-            "berth_node_memory_available_bytes",
-            "gauge",
-            "Memory available on the node.",
-        );
-        line(
-            w,
-            "berth_node_memory_available_bytes",
-            "",
-            c.node.mem_available as f64,
-        );
-        help(w, "berth_node_load1", "gauge", "1-minute load average.");
-        line(w, "berth_node_load1", "", c.node.load1);
-
-        help(
-            w,
-            "berth_service_status",
-            "gauge",
-            "1 for the current status of each service part (avail, overall).",
-        );
-        for s in services {
-            let svc = escape(&s.name);
-            for (part, st) in [("avail", s.avail), ("overall", s.overall)] {
-                line(
-                    w,
-                    "berth_service_status",
-                    &format!("service=\"{svc}\",part=\"{part}\",status=\"{st}\""),
-                    1.0,
-                );
-            }
-        }
-        help(
-            w,
-            "berth_service_up",
-            "gauge",
-            "1 when the service's avail is up.",
-        );
-        for s in services {
-            let up = matches!(s.avail, Status::Up | Status::StdbyUp);
-            line(
-                w,
-                "berth_service_up",
-                &format!("service=\"{}\"", escape(&s.name)),
-                f64::from(u8::from(up)),
-            );
-        }
-        help(
-            w,
-            "berth_service_frozen",
-            "gauge",
-            "1 when the monitor leaves the service alone.",
-        );
-        for s in services {
-            line(
-                w,
-                "berth_service_frozen",
-                &format!("service=\"{}\"", escape(&s.name)),
-                f64::from(u8::from(s.frozen)),
-            );
-        }
-        help(
-            w,
-            "berth_service_broken",
-            "gauge",
-            "1 when the service file could not be read.",
-        );
-        for s in services {
-            line(
-                w,
-                "berth_service_broken",
-                &format!("service=\"{}\"", escape(&s.name)),
-                f64::from(u8::from(s.error.is_some())),
-            );
-        }
-        help(
-            w,
-            "berth_resource_status",
-            "gauge",
-            "1 for the current status of each resource.",
-        );
-        for s in services {
-            let svc = escape(&s.name);
-            for r in &s.resources {
-                line(
-                    w,
-                    "berth_resource_status",
-                    &format!(
-                        "service=\"{svc}\",rid=\"{}\",status=\"{}\"",
-                        r.rid, r.status
-                    ),
-                    1.0,
-                );
-            }
-        }
-        help(
-            w,
-            "berth_resource_up",
-            "gauge",
-            "1 when the resource is up.",
-        );
-        for s in services {
-            let svc = escape(&s.name);
-            for r in &s.resources {
-                let up = matches!(r.status, Status::Up | Status::StdbyUp);
-                line(
-                    w,
-                    "berth_resource_up",
-                    &format!("service=\"{svc}\",rid=\"{}\"", r.rid),
-                    f64::from(u8::from(up)),
-                );
-            }
-        }
-
-        help(
-            w,
-            "berth_actions_total",
-            "counter",
-            "Actions run on each service, by svcd or the CLI.",
-        );
-        for ((svc, action, ok), f) in &c.actions {
-            let result = if *ok { "ok" } else { "error" };
-            line(
-                w,
-                "berth_actions_total",
-                &format!(
-                    "service=\"{}\",action=\"{}\",result=\"{result}\"",
-                    escape(svc),
-                    escape(action)
-                ),
-                f.count as f64,
-            );
-        }
-        help(
-            w,
-            "berth_action_seconds_total",
-            "counter",
-            "Total duration of the actions.",
-        );
-        for ((svc, action, ok), f) in &c.actions {
-            let result = if *ok { "ok" } else { "error" };
-            line(
-                w,
-                "berth_action_seconds_total",
-                &format!(
-                    "service=\"{}\",action=\"{}\",result=\"{result}\"",
-                    escape(svc),
-                    escape(action)
-                ),
-                f.seconds,
-            );
-        }
-        help(
-            w,
-            "berth_monitor_restarts_total",
-            "counter",
-            "Restarts of monitored resources by svcd.",
-        );
-        for ((svc, rid), n) in &c.restarts {
-            line(
-                w,
-                "berth_monitor_restarts_total",
-                &format!("service=\"{}\",rid=\"{rid}\"", escape(svc)),
-                *n as f64,
-            );
-        }
-
-        let charged: Vec<_> = services
-            .iter()
-            .filter_map(|s| s.chargeback.as_ref().map(|c| (escape(&s.name), c)))
-            .collect();
-        if !charged.is_empty() {
-            help(
-                w,
-                "berth_docker_containers",
-                "gauge",
-                "Containers the service's private dockerd knows.",
-            );
-            for (svc, cb) in &charged {
-                line(
-                    w,
-                    "berth_docker_containers",
-                    &format!("service=\"{svc}\""),
-                    cb.containers as f64,
-                );
-            }
-            help(
-                w,
-                "berth_docker_images",
-                "gauge",
-                "Images the service's private dockerd knows.",
-            );
-            for (svc, cb) in &charged {
-                line(
-                    w,
-                    "berth_docker_images",
-                    &format!("service=\"{svc}\""),
-                    cb.images as f64,
-                );
-            }
-            help(
-                w,
-                "berth_docker_data_bytes",
-                "gauge",
-                "Bytes under the service's docker data root.",
-            );
-            for (svc, cb) in &charged {
-                line(
-                    w,
-                    "berth_docker_data_bytes",
-                    &format!("service=\"{svc}\""),
-                    cb.data_bytes as f64,
-                );
-            }
-            help(
-                w,
-                "berth_docker_daemon_resident_bytes",
-                "gauge",
-                "Resident memory of the service's private dockerd.",
-            );
-            for (svc, cb) in &charged {
-                line(
-                    w,
-                    "berth_docker_daemon_resident_bytes",
-                    &format!("service=\"{svc}\""),
-                    cb.daemon_rss_bytes as f64,
-                );
-            }
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!("cannot encode the metrics: {e}");
         }
         out
     }
 }
 
-fn help(out: &mut String, name: &str, kind: &str, text: &str) {
-    let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+/// What one `GET /metrics` shows, taken under the lock and encoded after it.
+#[derive(Debug)]
+struct Scrape {
+    node: String,
+    counters: Counters,
+    /// Requests, 304s, 401s.
+    http: [u64; 3],
+    services: Vec<Arc<ServiceStatus>>,
 }
 
-fn line(out: &mut String, name: &str, labels: &str, value: f64) {
-    if labels.is_empty() {
-        let _ = writeln!(out, "{name} {value}");
-    } else {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+/// A label value, escaped as the text format wants it (the encoder writes values as given).
+#[derive(Debug)]
+struct Esc<'a>(&'a str);
+
+impl EncodeLabelValue for Esc<'_> {
+    fn encode(&self, e: &mut LabelValueEncoder) -> std::fmt::Result {
+        e.write_str(&escape(self.0))
     }
 }
+
+type Labels<'a, const N: usize> = [(&'static str, Esc<'a>); N];
+
+/// One metric without labels.
+fn single(e: &mut DescriptorEncoder, name: &str, help: &str, m: &dyn EncodeMetric) -> Result {
+    m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+/// One metric family: its samples by label set (the help and type are written even when
+/// there is none).
+fn family<'a, const N: usize, M: EncodeMetric + 'a>(
+    e: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    typ: MetricType,
+    samples: impl IntoIterator<Item = (Labels<'a, N>, M)>,
+) -> Result {
+    let mut me = e.encode_descriptor(name, help, None, typ)?;
+    for (labels, m) in samples {
+        m.encode(me.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A metric of one family: its name, its help, its value for each item.
+type Row<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
+fn svc_labels(s: &ServiceStatus) -> Labels<'_, 1> {
+    [("service", Esc(&s.name))]
+}
+
+fn action_labels((svc, action, ok): &(String, String, bool)) -> Labels<'_, 3> {
+    let result = if *ok { "ok" } else { "error" };
+    [
+        ("service", Esc(svc)),
+        ("action", Esc(action)),
+        ("result", Esc(result)),
+    ]
+}
+
+fn flag(b: bool) -> ConstGauge {
+    ConstGauge::new(i64::from(b))
+}
+
+fn up(st: Status) -> bool {
+    matches!(st, Status::Up | Status::StdbyUp)
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result {
+        self.agent_and_node(&mut e)?;
+        self.services(&mut e)?;
+        self.counters(&mut e)?;
+        self.docker(&mut e)
+    }
+}
+
+impl Scrape {
+    /// svcd's own figures and the node's.
+    fn agent_and_node(&self, e: &mut DescriptorEncoder) -> Result {
+        let version = env!("CARGO_PKG_VERSION");
+        let info = [("node", Esc(&self.node)), ("version", Esc(version))];
+        let help = "svcd is running on this node.";
+        family(e, ("berth_agent_info", help), GAUGE, [(info, flag(true))])?;
+        let (c, n) = (&self.counters, &self.counters.node);
+        let [requests, not_modified, unauthorized] = self.http;
+        let singles: [(&str, &str, &dyn EncodeMetric); 11] = [
+            (
+                "berth_agent_resident_bytes",
+                "svcd's resident memory.",
+                &ConstGauge::new(own_rss()),
+            ),
+            (
+                "berth_agent_checks",
+                "Service status checks run.",
+                &ConstCounter::new(c.checks),
+            ),
+            (
+                "berth_agent_check_seconds",
+                "Time spent in status checks.",
+                &ConstCounter::new(c.check_seconds),
+            ),
+            (
+                "berth_http_requests",
+                "HTTP requests served.",
+                &ConstCounter::new(requests),
+            ),
+            (
+                "berth_http_not_modified",
+                "HTTP requests answered 304.",
+                &ConstCounter::new(not_modified),
+            ),
+            (
+                "berth_http_unauthorized",
+                "HTTP actions refused for a missing or wrong token.",
+                &ConstCounter::new(unauthorized),
+            ),
+            (
+                "berth_node_cpu_usage_ratio",
+                "CPU use of the node (0..1).",
+                &ConstGauge::new(n.cpu_ratio),
+            ),
+            (
+                "berth_node_memory_total_bytes",
+                "Memory of the node.",
+                &ConstGauge::new(n.mem_total),
+            ),
+            (
+                "berth_node_memory_used_bytes",
+                "Memory in use on the node.",
+                &ConstGauge::new(n.mem_used),
+            ),
+            (
+                "berth_node_memory_available_bytes",
+                "Memory available on the node.",
+                &ConstGauge::new(n.mem_available),
+            ),
+            (
+                "berth_node_load1",
+                "1-minute load average.",
+                &ConstGauge::new(n.load1),
+            ),
+        ];
+        for (name, help, m) in singles {
+            single(e, name, help, m)?;
+        }
+        Ok(())
+    }
+
+    /// The status of each service and resource, from the cached tree.
+    fn services(&self, e: &mut DescriptorEncoder) -> Result {
+        let svcs = &self.services;
+        let parts = svcs.iter().flat_map(|s| {
+            [("avail", s.avail), ("overall", s.overall)].map(|(part, st)| {
+                let status = Esc(st.as_str());
+                let labels = [
+                    ("service", Esc(&s.name)),
+                    ("part", Esc(part)),
+                    ("status", status),
+                ];
+                (labels, flag(true))
+            })
+        });
+        let help = "1 for the current status of each service part (avail, overall).";
+        family(e, ("berth_service_status", help), GAUGE, parts)?;
+        let by_service: [Row<ServiceStatus, bool>; 3] = [
+            (
+                "berth_service_up",
+                "1 when the service's avail is up.",
+                |s| up(s.avail),
+            ),
+            (
+                "berth_service_frozen",
+                "1 when the monitor leaves the service alone.",
+                |s| s.frozen,
+            ),
+            (
+                "berth_service_broken",
+                "1 when the service file could not be read.",
+                |s| s.error.is_some(),
+            ),
+        ];
+        for (name, help, value) in by_service {
+            let samples = svcs.iter().map(|s| (svc_labels(s), flag(value(s))));
+            family(e, (name, help), GAUGE, samples)?;
+        }
+        let rids: Vec<_> = (svcs.iter())
+            .flat_map(|s| {
+                s.resources
+                    .iter()
+                    .map(move |r| (s, r.rid.to_string(), r.status))
+            })
+            .collect();
+        let status = rids.iter().map(|(s, rid, st)| {
+            let labels = [
+                ("service", Esc(&s.name)),
+                ("rid", Esc(rid)),
+                ("status", Esc(st.as_str())),
+            ];
+            (labels, flag(true))
+        });
+        let help = "1 for the current status of each resource.";
+        family(e, ("berth_resource_status", help), GAUGE, status)?;
+        let res_up = (rids.iter()).map(|(s, rid, st)| {
+            (
+                [("service", Esc(&s.name)), ("rid", Esc(rid))],
+                flag(up(*st)),
+            )
+        });
+        family(
+            e,
+            ("berth_resource_up", "1 when the resource is up."),
+            GAUGE,
+            res_up,
+        )
+    }
+
+    /// Actions and monitor restarts.
+    fn counters(&self, e: &mut DescriptorEncoder) -> Result {
+        let c = &self.counters;
+        let help = "Actions run on each service, by svcd or the CLI.";
+        let counts =
+            (c.actions.iter()).map(|(k, f)| (action_labels(k), ConstCounter::new(f.count)));
+        family(e, ("berth_actions", help), COUNTER, counts)?;
+        let help = "Total duration of the actions.";
+        let secs =
+            (c.actions.iter()).map(|(k, f)| (action_labels(k), ConstCounter::new(f.seconds)));
+        family(e, ("berth_action_seconds", help), COUNTER, secs)?;
+        let restarts: Vec<_> = (c.restarts.iter())
+            .map(|((svc, rid), n)| (svc, rid.to_string(), *n))
+            .collect();
+        let samples = (restarts.iter()).map(|(svc, rid, n)| {
+            (
+                [("service", Esc(svc)), ("rid", Esc(rid))],
+                ConstCounter::new(*n),
+            )
+        });
+        let help = "Restarts of monitored resources by svcd.";
+        family(e, ("berth_monitor_restarts", help), COUNTER, samples)
+    }
+
+    /// The private dockerds' chargeback, for the services that have one.
+    fn docker(&self, e: &mut DescriptorEncoder) -> Result {
+        let charged: Vec<_> = (self.services.iter())
+            .filter_map(|s| Some((s, s.chargeback.as_ref()?)))
+            .collect();
+        if charged.is_empty() {
+            return Ok(());
+        }
+        let docker: [Row<Chargeback, u64>; 4] = [
+            (
+                "berth_docker_containers",
+                "Containers the service's private dockerd knows.",
+                |c| c.containers,
+            ),
+            (
+                "berth_docker_images",
+                "Images the service's private dockerd knows.",
+                |c| c.images,
+            ),
+            (
+                "berth_docker_data_bytes",
+                "Bytes under the service's docker data root.",
+                |c| c.data_bytes,
+            ),
+            (
+                "berth_docker_daemon_resident_bytes",
+                "Resident memory of the service's private dockerd.",
+                |c| c.daemon_rss_bytes,
+            ),
+        ];
+        for (name, help, value) in docker {
+            let samples = charged
+                .iter()
+                .map(|(s, cb)| (svc_labels(s), ConstGauge::new(value(cb))));
+            family(e, (name, help), GAUGE, samples)?;
+        }
+        Ok(())
+    }
+}
+
+const GAUGE: MetricType = MetricType::Gauge;
+const COUNTER: MetricType = MetricType::Counter;
 
 /// Escape a label value: backslash, double quote and newline.
 pub fn escape(v: &str) -> String {
@@ -467,15 +428,9 @@ pub fn escape(v: &str) -> String {
 
 /// svcd's resident memory, from `/proc/self/statm` (0 when unreadable).
 pub fn own_rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).unwrap_or(4096)
+    procfs::process::Process::myself()
+        .and_then(|p| p.statm())
+        .map_or(0, |m| m.resident * procfs::page_size())
 }
 
 /// Reads the node's CPU and memory through sysinfo.

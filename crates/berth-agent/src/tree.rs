@@ -1,8 +1,8 @@
 //! The cached status tree: the latest status of every service, and the JSON bodies `GET /status`
 //! and `GET /status/<svc>` serve, serialised once per change with their ETags.
 //!
-//! The node body is the concatenation of the service bodies, so a change re-serialises only the
-//! service that changed. Readers clone an `Arc` of the current [`Snapshot`] and never wait for a
+//! The node body is a [`NodeStatus`] of the cached service bodies (raw JSON), so a change
+//! re-serialises only the service that changed. Readers clone an `Arc` of the current [`Snapshot`] and never wait for a
 //! writer for longer than that.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
 use bytes::Bytes;
+use serde_json::value::RawValue;
 
 /// A serialised body and its ETag.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct Snapshot {
 #[derive(Debug)]
 struct Entry {
     status: Arc<ServiceStatus>,
+    /// Its JSON, for the node body.
+    raw: Box<RawValue>,
     body: Body,
 }
 
@@ -72,21 +75,15 @@ pub struct Tree {
 }
 
 fn node_body(nodename: &str, entries: &BTreeMap<String, Entry>) -> Body {
-    // Exactly what serde_json::to_vec(&NodeStatus) gives, built from the cached service bodies.
-    let name = serde_json::to_string(nodename).unwrap_or_else(|_| "\"\"".to_string());
-    let len: usize = entries.values().map(|e| e.body.bytes.len() + 1).sum();
-    let mut out = Vec::with_capacity(len + name.len() + 48);
-    out.extend_from_slice(
-        format!("{{\"schema\":{SCHEMA_VERSION},\"nodename\":{name},\"services\":[").as_bytes(),
-    );
-    for (i, e) in entries.values().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(&e.body.bytes);
-    }
-    out.extend_from_slice(b"]}");
-    Body::new(out)
+    let node = NodeStatus::<&RawValue> {
+        schema: SCHEMA_VERSION,
+        nodename: nodename.to_string(),
+        services: entries.values().map(|e| &*e.raw).collect(),
+    };
+    Body::new(serde_json::to_vec(&node).unwrap_or_else(|e| {
+        tracing::error!("cannot serialise the node's status: {e}");
+        Vec::new()
+    }))
 }
 
 impl Tree {
@@ -145,17 +142,19 @@ impl Tree {
         {
             return false;
         }
-        let body = match serde_json::to_vec(&status) {
-            Ok(b) => Body::new(b),
+        let raw = match serde_json::value::to_raw_value(&status) {
+            Ok(raw) => raw,
             Err(e) => {
                 tracing::error!("cannot serialise the status of {}: {e}", status.name);
                 return false;
             }
         };
+        let body = Body::new(raw.get().as_bytes().to_vec());
         inner.entries.insert(
             status.name.clone(),
             Entry {
                 status: Arc::new(status),
+                raw,
                 body,
             },
         );

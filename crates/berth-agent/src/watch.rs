@@ -215,7 +215,7 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// The fallback: look at the files every [`POLL_PERIOD`].
-async fn poll(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Event>) {
+pub(crate) async fn poll(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Event>) {
     let paths = shared.paths.clone();
     let config_stamp =
         |paths: &berth_model::paths::Paths| -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_drivers::HostDrivers;
+use berth_drivers::{HOST, docker};
 use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
 use berth_model::Rid;
@@ -314,9 +314,9 @@ impl Worker {
         let mut handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let rec = record::read(&shared.paths.service_var(&cfg.name));
-            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
             let mut st = engine.status(&cfg);
-            st.chargeback = cached.or_else(|| engine.chargeback(&cfg));
+            st.chargeback = cached.or_else(|| docker::chargeback(&engine.context(&cfg)));
             shared.metrics.check(started.elapsed().as_secs_f64());
             (st, rec)
         });
@@ -491,7 +491,7 @@ impl Worker {
                 waitlock: Duration::ZERO,
                 ..ActionOptions::default()
             };
-            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
             // The record is read under the lock: an operator's action that ended after the
             // check (a stop) is seen, and the restart does not undo it.
             let result = info_span!("service", svc = %name).in_scope(|| {
@@ -649,7 +649,7 @@ impl Worker {
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let (opts, kind) = opts;
-            let engine = Engine::new(&HostDrivers, &shared.paths, &nodename);
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
             let result =
                 info_span!("service", svc = %name).in_scope(|| engine.run(&cfg2, kind, &opts));
             (result, record::read(&shared.paths.service_var(&cfg2.name)))
@@ -770,26 +770,19 @@ mod tests {
         assert_eq!(k, Action::Start);
         assert!(o.force);
         assert_eq!(o.waitlock, Duration::from_secs(2));
-        assert!(
-            options(
-                "start",
-                &ActionBody {
-                    rid: Some("nope".into()),
-                    ..ActionBody::default()
-                }
-            )
-            .is_err()
-        );
-        assert!(
-            options(
-                "start",
-                &ActionBody {
-                    waitlock: Some(-1.0),
-                    ..ActionBody::default()
-                }
-            )
-            .is_err()
-        );
-        assert!(serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).is_err());
+        let bad_rid = ActionBody {
+            rid: Some("nope".into()),
+            ..ActionBody::default()
+        };
+        let e = options("start", &bad_rid).unwrap_err();
+        assert!(e.starts_with("--rid: \"nope\" is not a resource id"), "{e}");
+        let bad_wait = ActionBody {
+            waitlock: Some(-1.0),
+            ..ActionBody::default()
+        };
+        let e = options("start", &bad_wait).unwrap_err();
+        assert_eq!(e, "waitlock -1: expected seconds between 0 and 3600");
+        let e = serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).unwrap_err();
+        assert!(e.to_string().starts_with("unknown field `bogus`"), "{e}");
     }
 }

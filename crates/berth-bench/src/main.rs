@@ -536,7 +536,7 @@ fn docker_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             ensure!(code == 204 || code == 304, "stop: {code} {body}");
             if let Some(mut d) = daemon.take() {
                 nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(d.id() as i32),
+                    nix::unistd::Pid::from_raw(i32::try_from(d.id())?),
                     nix::sys::signal::Signal::SIGTERM,
                 )?;
                 d.wait()?;

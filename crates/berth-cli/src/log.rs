@@ -69,7 +69,8 @@ pub struct ActionLog {
 pub fn clock() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
+        .ok()
+        .and_then(|d| libc::time_t::try_from(d.as_secs()).ok())
         .unwrap_or(0);
     // SAFETY: `tm` is plain data; localtime_r only writes into it and reads `now`.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };

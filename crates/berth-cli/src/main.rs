@@ -4,14 +4,15 @@ mod log;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use berth_drivers::HostDrivers;
+use berth_drivers::{HOST, docker};
+use berth_engine::args::DirArgs;
 use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
+use berth_model::Kind;
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Selector, parse_action};
 use berth_model::paths::Paths;
@@ -20,21 +21,31 @@ use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-const ACTIONS: &str = "\
+/// The actions, after `--help`; the partial actions are one per resource kind.
+fn actions_help() -> String {
+    let partial: Vec<String> = Kind::ALL
+        .iter()
+        .map(|k| format!("start{k}|stop{k}"))
+        .collect();
+    format!(
+        "\
 Actions:
   print status                   every service of this node
   SERVICE print status           one service's status tree
   SERVICE print config           the parsed service file
   SERVICE status                 exit 0 when the service is up, 1 otherwise
   SERVICE start|stop|restart     the whole service, in order (stop in reverse)
-  SERVICE startip|stopip|startvg|stopvg|startfs|stopfs|startcontainer|stopcontainer
+  SERVICE {}
   SERVICE freeze|thaw            stop / resume the agent's monitoring of the service
   SERVICE docker ARGS...         the docker CLI against the service's private dockerd
 
 Action options (after the action): --rid ip#1,fs#1  --tags T  --dry-run  --disable-rollback
   --force  --waitlock SECONDS
 
-Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.";
+Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.",
+        partial.join("|")
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
@@ -51,17 +62,10 @@ enum ColorChoice {
 
 /// Drive berth services: start, stop, relocate and inspect them.
 #[derive(Debug, Parser)]
-#[command(name = "svc", version, after_help = ACTIONS)]
+#[command(name = "svc", version, after_help = actions_help())]
 struct Cli {
-    /// Where node.toml and services/ live.
-    #[arg(long, env = "BERTH_CONFIG_DIR", default_value = "/etc/berth")]
-    config_dir: PathBuf,
-    /// Where locks, pidfiles and private docker sockets live.
-    #[arg(long, env = "BERTH_VAR_DIR", default_value = "/var/lib/berth")]
-    var_dir: PathBuf,
-    /// Where dockerd exec roots live (keep it short).
-    #[arg(long, env = "BERTH_RUN_DIR", default_value = "/run/berth")]
-    run_dir: PathBuf,
+    #[command(flatten)]
+    dirs: DirArgs,
     /// Output format of print and status.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     format: OutputFormat,
@@ -178,10 +182,10 @@ impl App {
 
     /// The service's status; the JSON form carries the docker chargeback too.
     fn service_status(&self, svc: &ServiceConfig) -> ServiceStatus {
-        let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
+        let engine = Engine::new(&HOST, &self.paths, &self.nodename);
         let mut st = engine.status(svc);
         if self.format == OutputFormat::Json {
-            st.chargeback = engine.chargeback(svc);
+            st.chargeback = docker::chargeback(&engine.context(svc));
         }
         st
     }
@@ -229,8 +233,9 @@ impl App {
             [print, ..] if print == "print" => return Err(usage("usage: svc print status")),
             [_] => {
                 return Err(usage(format!(
-                    "no action given for service {:?}\n\n{ACTIONS}",
-                    words[0]
+                    "no action given for service {:?}\n\n{}",
+                    words[0],
+                    actions_help()
                 )));
             }
             _ => {}
@@ -257,7 +262,9 @@ impl App {
                     Some("config") => match self.format {
                         OutputFormat::Json => self.print_json(&svc),
                         OutputFormat::Text => {
-                            print!("{}", berth_model::config::to_toml(&svc));
+                            let text = berth_model::config::to_toml(&svc)
+                                .context("cannot write the service as TOML")?;
+                            print!("{text}");
                             Ok(())
                         }
                     },
@@ -315,8 +322,9 @@ impl App {
     ) -> Result<(), Failure> {
         let Some((kind, kinds)) = parse_action(action) else {
             return Err(usage(format!(
-                "unknown action {action:?} for service {}\n\n{ACTIONS}",
-                svc.name
+                "unknown action {action:?} for service {}\n\n{}",
+                svc.name,
+                actions_help()
             )));
         };
         let args = self.action_args(&words[..2], rest)?;
@@ -329,7 +337,7 @@ impl App {
             force: args.force,
             waitlock: waitlock(args.waitlock)?,
         };
-        let engine = Engine::new(&HostDrivers, &self.paths, &self.nodename);
+        let engine = Engine::new(&HOST, &self.paths, &self.nodename);
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
         match engine.run(svc, kind, &opts) {
             Ok(_) => Ok(()),
@@ -347,8 +355,7 @@ impl App {
             force: false,
         };
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        let code = berth_drivers::docker::passthrough(&ctx, &args)
-            .map_err(|e| Failure::Failed(e.into()))?;
+        let code = docker::passthrough(&ctx, &args).map_err(|e| Failure::Failed(e.into()))?;
         if code == 0 {
             Ok(())
         } else {
@@ -388,11 +395,7 @@ fn main() -> ExitCode {
     if tracing::subscriber::set_global_default(subscriber).is_err() {
         eprintln!("svc: cannot set up logging");
     }
-    let paths = Paths {
-        config_dir: cli.config_dir,
-        var_dir: cli.var_dir,
-        run_dir: cli.run_dir,
-    };
+    let paths = Paths::from(cli.dirs);
     let result = words_to_strings(&cli.words).and_then(|words| {
         let nodename = nodename(&paths)?;
         let mut app = App {
@@ -450,6 +453,7 @@ mod tests {
         assert_eq!(a.rid.as_deref(), Some("fs#1"));
         assert!(a.dry_run);
         assert_eq!(a.waitlock, 2.0);
-        assert!(ActionArgs::try_parse_from(["--bogus"]).is_err());
+        let e = ActionArgs::try_parse_from(["--bogus"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

@@ -132,6 +132,16 @@ fn the_seed_docker_tutorial_through_the_cli() {
     assert!(text(&o).contains("which is down"), "{}", text(&o));
     assert!(c.dockerds().is_empty());
 
+    // Help and version need no daemon: they answer even while the data dir's fs is down.
+    for args in [&["--help"][..], &["ps", "--help"], &["--version"]] {
+        let o = ok(c.svc(&[&["web", "docker"][..], args].concat()));
+        assert!(!stdout(&o).is_empty(), "{}", text(&o));
+        assert!(
+            c.dockerds().is_empty(),
+            "docker {args:?} started the daemon"
+        );
+    }
+
     ok(c.svc(&["web", "startfs"]));
     assert!(mounted(&data));
 
@@ -217,4 +227,98 @@ fn the_seed_docker_tutorial_through_the_cli() {
     assert!(below.contains("# docker daemon is not running"), "{tree}");
     let (line, _) = resource_lines(&tree, "fs#1");
     assert!(line.contains("down"), "{tree}");
+}
+
+/// A service of one container, its data root under the var dir (no fs).
+const PLAIN: &str = r#"
+[container.1]
+run_image = "bb"
+run_command = "/bin/sh"
+stop_timeout = "2s"
+"#;
+
+/// Lines of `child`'s stderr, one at a time, until `stop` says so; returns the last one.
+fn read_until(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    seen: &mut String,
+    stop: impl Fn(&str) -> bool,
+) -> Option<String> {
+    for line in lines.by_ref() {
+        let line = line.expect("read svc stderr");
+        seen.push_str(&line);
+        seen.push('\n');
+        if stop(&line) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+/// `svc web start` killed (-9) right after it spawned dockerd, and started again at once while
+/// that dockerd is still starting: the second start finds it and waits for it instead of
+/// spawning a second daemon (which failed on the first one's pidfile). The first daemon is
+/// held "still starting" deterministically: its config file is a FIFO it blocks reading until
+/// the test writes it, before it writes its pidfile or socket.
+#[test]
+fn a_start_killed_after_spawning_dockerd_is_finished_by_the_next_start() {
+    use std::io::BufRead as _;
+    let c = Case::new(PLAIN);
+    ok(c.svc(&["web", "docker", "info"]));
+    let tar = berth_testkit::busybox_tar(&c.path("rootfs"));
+    ok(c.svc_stdin(&["web", "docker", "import", "-", "bb"], &tar));
+    ok(c.svc(&["web", "stop"]));
+    assert!(c.dockerds().is_empty());
+    let config = c.path("var/web/daemon.json");
+    std::fs::remove_file(&config).unwrap();
+    berth_testkit::run("mkfifo", &[config.to_str().unwrap()]);
+
+    let spawn_start = || {
+        c.t.svc(SVC)
+            .args(["web", "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn svc")
+    };
+    let mut first = spawn_start();
+    let mut first_err = std::io::BufReader::new(first.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    read_until(&mut first_err, &mut seen, |l| l.contains("dockerd -H"))
+        .unwrap_or_else(|| panic!("no dockerd line: {seen}"));
+    // The line comes just before the spawn: kill once the daemon exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let daemon = loop {
+        if let [pid] = c.dockerds()[..] {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no dockerd: {seen}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!c.path("var/web/docker.pid").exists(), "still starting");
+
+    let mut second = spawn_start();
+    let mut second_err = std::io::BufReader::new(second.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = read_until(&mut second_err, &mut seen, |l| {
+        l.contains("dockerd -H") || l.contains("is starting or does not answer")
+    })
+    .unwrap_or_else(|| panic!("the second start said nothing of the daemon: {seen}"));
+    assert!(
+        line.contains(&format!("docker daemon pid {daemon} of web is starting")),
+        "the second start spawned another daemon: {seen}"
+    );
+    // Let the first daemon go on: it reads its (empty) config and comes up.
+    std::fs::write(&config, "{}\n").unwrap();
+    read_until(&mut second_err, &mut seen, |_| false);
+    let status = second.wait().unwrap();
+    assert!(status.success(), "second start failed: {seen}");
+    assert_eq!(c.dockerds(), [daemon], "one daemon, the first one");
+    let tree = stdout(&ok(c.svc(&["web", "print", "status"])));
+    let (line, _) = resource_lines(&tree, "container#1");
+    assert!(line.contains(" up "), "{tree}");
+    ok(c.svc(&["web", "stop"]));
+    assert!(c.dockerds().is_empty());
 }

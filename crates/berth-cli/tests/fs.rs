@@ -141,7 +141,7 @@ fn a_process_holding_the_mount_is_killed() {
     let o = c.svc(&["web", "stop"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     let _ = child.wait();
-    assert!(!berth_testkit::alive(pid as i32));
+    assert!(!berth_testkit::alive(i32::try_from(pid).unwrap()));
     assert!(!mounted(&mnt));
     assert!(
         stderr(&o).contains(&pid.to_string()),
@@ -288,5 +288,36 @@ fn dry_run_and_partial_actions() {
     );
     assert!(mounted(&c.mnt("srv/web")));
     assert_eq!(code(&c.svc(&["web", "stopfs"])), 0);
+    assert!(!mounted(&c.mnt("srv/web")));
+}
+
+/// A service file that is not UTF-8 exits 2 and says why once, with the line and byte offset.
+#[test]
+fn a_non_utf8_service_file_exits_2_naming_the_line() {
+    let c = Case::new(&[("root.img", "srv/web")]);
+    let bad = c.t.path("etc/services/latin1.env");
+    std::fs::write(&bad, b"[DEFAULT]\napp = caf\xe9\n").unwrap();
+    let o = c.svc(&["latin1", "print", "status"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let err = stderr(&o);
+    let want = format!(
+        "{}:2: not valid UTF-8: byte 0xe9 at byte offset 19",
+        bad.display()
+    );
+    assert_eq!(err.matches(&want).count(), 1, "{}", text(&o));
+    assert_eq!(err.matches("UTF-8").count(), 1, "said once: {}", text(&o));
+}
+
+/// `--tags` that selects nothing is bad usage (exit 2) saying so, not a silent success.
+#[test]
+fn tags_matching_nothing_exit_2() {
+    let c = Case::new(&[("root.img", "srv/web")]);
+    let o = c.svc(&["web", "start", "--tags", "nosuch"]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        stderr(&o).contains("--tags nosuch: no resource of service web matches"),
+        "{}",
+        text(&o)
+    );
     assert!(!mounted(&c.mnt("srv/web")));
 }

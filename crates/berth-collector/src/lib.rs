@@ -215,8 +215,8 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         .collect::<Result<Vec<_>, _>>()?;
     let now = now_ms();
     let timing = Timing {
-        stale_after_ms: config.stale_after.as_millis() as i64,
-        chargeback_period_ms: config.chargeback_period.as_millis() as i64,
+        stale_after_ms: store::ms(config.stale_after),
+        chargeback_period_ms: store::ms(config.chargeback_period),
     };
     let configured: Vec<(String, String)> = config
         .nodes
@@ -224,7 +224,7 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         .map(|n| (n.name.clone(), n.url.clone()))
         .collect();
     let state = State::new(&configured, writer.load_nodes()?, timing, now);
-    let pruned = writer.prune(now - config.retention.as_millis() as i64)?;
+    let pruned = writer.prune(now.saturating_sub(store::ms(config.retention)))?;
     if pruned > 0 {
         info!("retention: deleted {pruned} old row(s)");
     }
@@ -341,7 +341,7 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
     let mut dirty = false;
     let mut published = Instant::now();
     let mut pruned = Instant::now();
-    let retention_ms = shared.config.retention.as_millis() as i64;
+    let retention_ms = store::ms(shared.config.retention);
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(m) => Some(m),

@@ -250,7 +250,10 @@ impl State {
         let mut f = Fleet::default();
         for (name, n) in &self.nodes {
             let mut node = FleetNode::new(Self::hb(n));
-            node.age_ms = n.row.last_ok_ms.map(|t| (now - t).max(0) as u64);
+            node.age_ms = n
+                .row
+                .last_ok_ms
+                .map(|t| u64::try_from(now - t).unwrap_or(0));
             node.reason = match (&n.row.reason, n.row.stale) {
                 (Some(r), _) => Some(r.clone()),
                 (None, true) => Some("stale: no answer".into()),

@@ -329,7 +329,7 @@ impl Store {
                 r.get(0)
             })
             .map_err(self.err())?;
-        Ok(v.unwrap_or(0) as usize)
+        Ok(usize::try_from(v.unwrap_or(0)).unwrap_or(0))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -362,7 +362,7 @@ impl Store {
             tx.execute_batch(sql).map_err(err)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
-                params![(i + 1) as i64, now_ms()],
+                params![i64::try_from(i + 1).unwrap_or(i64::MAX), now_ms()],
             )
             .map_err(err)?;
             tx.commit().map_err(err)?;
@@ -425,7 +425,7 @@ impl Store {
                         n.last_ok_ms,
                         n.reason,
                         n.etag,
-                        n.stale as i64
+                        i64::from(n.stale)
                     ])
                     .map_err(err)?;
                 if let (Some(delta), Some(status)) = (delta, &n.status) {
@@ -466,7 +466,7 @@ impl Store {
                     s.service,
                     s.at_ms,
                     s.until_ms,
-                    s.open as i64,
+                    i64::from(s.open),
                     s.app,
                     s.env,
                     clamp(s.figures.containers),
@@ -483,7 +483,7 @@ impl Store {
                 )
                 .map_err(err)?;
             for (node, service, at, until, open) in &batch.extend {
-                ext.execute(params![node, service, at, until, *open as i64])
+                ext.execute(params![node, service, at, until, i64::from(*open)])
                     .map_err(err)?;
             }
         }
@@ -515,7 +515,12 @@ impl Store {
         // the highest), and all 4 values are bound whichever filters are used.
         let rows = st
             .query_map(
-                params![since_ms.unwrap_or(0), node, service, limit as i64],
+                params![
+                    since_ms.unwrap_or(0),
+                    node,
+                    service,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
                 |r| {
                     Ok(Event {
                         id: r.get(0)?,
@@ -666,7 +671,7 @@ fn write_status(
             s.env,
             s.avail.as_str(),
             s.overall.as_str(),
-            s.frozen as i64,
+            i64::from(s.frozen),
             s.error,
             at_ms
         ])?;
@@ -687,11 +692,16 @@ fn write_status(
     Ok(())
 }
 
+/// A duration in whole milliseconds, as the database stores times (saturating).
+pub fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -1,104 +1,105 @@
 //! berth's resource drivers: the only crate that touches the host.
 //!
-//! Every kind implements [`ResourceDriver`]; [`HostDrivers`] dispatches on the resource's kind.
-//! The engine sees only the [`Driver`] trait, so its ordering, rollback and locking are tested
-//! with a fake in place of the host.
+//! Each kind implements the engine's [`KindDriver`] seam ([`Ip`], [`Vg`], [`Fs`], [`Docker`]);
+//! [`HOST`] holds them all as the engine's [`Driver`](berth_engine::Driver). The engine owns the
+//! seam, so its ordering, rollback and locking are tested with a fake in place of the host, and
+//! compile none of this crate. The modules' free functions are what the impls call; the real-host
+//! tests call them directly.
 
 mod cmd;
 pub mod docker;
-mod error;
 pub mod fs;
 pub mod ip;
 pub mod vg;
 
-use berth_model::ResourceState;
-use berth_model::config::{Resource, ServiceConfig, Spec};
-use berth_model::paths::Paths;
-use berth_model::status::Chargeback;
+use berth_engine::Kinds;
+use berth_model::config::{ContainerSpec, FsSpec, IpSpec, VgSpec};
+use berth_model::{ResourceState, Rid};
 
-pub use error::DriverError;
+pub use berth_engine::{Ctx, DriverError, KindDriver, Outcome};
 
-/// What a driver needs to know about the action it runs within.
-#[derive(Debug, Clone, Copy)]
-pub struct Ctx<'a> {
-    /// The service the resource belongs to.
-    pub svc: &'a ServiceConfig,
-    /// This node's name (VG host tags, autostart).
-    pub nodename: &'a str,
-    /// The config, var and run directories.
-    pub paths: &'a Paths,
-    /// `--force`: skip the ip conflict check, take over a VG tagged by another node.
-    pub force: bool,
-}
+/// The real drivers, one per kind: what the binaries give the engine.
+pub type HostDrivers = Kinds<Ip, Vg, Fs, Docker>;
 
-/// What a start or stop did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The resource changed state.
-    Changed,
-    /// It already was in the wanted state; nothing was done.
-    AlreadyDone,
-}
+/// The real drivers, one per kind.
+pub const HOST: HostDrivers = Kinds {
+    ip: Ip,
+    vg: Vg,
+    fs: Fs,
+    container: Docker,
+};
 
-/// The seam between the engine and the host.
-pub trait Driver {
-    /// Checks run before any resource of a start is touched (the ip conflict probe): a failure
-    /// refuses the whole start.
-    fn precheck(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<(), DriverError>;
-    /// The resource's current status.
-    fn status(&self, ctx: &Ctx<'_>, res: &Resource) -> ResourceState;
-    /// Bring it up; an already-up resource is left alone (`Outcome::AlreadyDone`).
-    fn start(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError>;
-    /// Bring it down; an already-down resource is left alone.
-    fn stop(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError>;
-    /// Service-wide usage figures (the private dockerd's chargeback), when the service has any.
-    /// Costs more than a status (it sizes the data root): asked for by JSON consumers only.
-    fn chargeback(&self, _ctx: &Ctx<'_>) -> Option<Chargeback> {
-        None
-    }
-}
-
-/// The real drivers, dispatching on the resource kind.
+/// `[ip#N]`: netlink and ARP ([`ip`]).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct HostDrivers;
+pub struct Ip;
 
-impl Driver for HostDrivers {
-    fn precheck(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<(), DriverError> {
-        match &res.spec {
-            Spec::Ip(spec) => ip::precheck(ctx, spec),
-            Spec::Vg(spec) => vg::precheck(ctx, spec),
-            Spec::Fs(_) | Spec::Container(_) => Ok(()),
-        }
+impl KindDriver for Ip {
+    type Spec = IpSpec;
+    fn precheck(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &IpSpec) -> Result<(), DriverError> {
+        ip::precheck(ctx, spec)
     }
-
-    fn status(&self, ctx: &Ctx<'_>, res: &Resource) -> ResourceState {
-        match &res.spec {
-            Spec::Ip(spec) => ip::status(ctx, spec),
-            Spec::Vg(spec) => vg::status(ctx, spec),
-            Spec::Fs(spec) => fs::status(spec),
-            Spec::Container(spec) => docker::status(ctx, res.rid, spec),
-        }
+    fn status(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &IpSpec) -> ResourceState {
+        ip::status(ctx, spec)
     }
-
-    fn start(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
-        match &res.spec {
-            Spec::Ip(spec) => ip::start(ctx, spec),
-            Spec::Vg(spec) => vg::start(ctx, spec),
-            Spec::Fs(spec) => fs::start(spec),
-            Spec::Container(spec) => docker::start(ctx, res.rid, spec),
-        }
+    fn start(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &IpSpec) -> Result<Outcome, DriverError> {
+        ip::start(ctx, spec)
     }
-
-    fn stop(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
-        match &res.spec {
-            Spec::Ip(spec) => ip::stop(ctx, spec),
-            Spec::Vg(spec) => vg::stop(ctx, spec),
-            Spec::Fs(spec) => fs::stop(spec),
-            Spec::Container(spec) => docker::stop(ctx, res.rid, spec),
-        }
+    fn stop(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &IpSpec) -> Result<Outcome, DriverError> {
+        ip::stop(ctx, spec)
     }
+}
 
-    fn chargeback(&self, ctx: &Ctx<'_>) -> Option<Chargeback> {
-        docker::chargeback(ctx)
+/// `[vg#N]`: LVM ([`vg`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Vg;
+
+impl KindDriver for Vg {
+    type Spec = VgSpec;
+    fn precheck(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<(), DriverError> {
+        vg::precheck(ctx, spec)
+    }
+    fn status(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> ResourceState {
+        vg::status(ctx, spec)
+    }
+    fn start(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
+        vg::start(ctx, spec)
+    }
+    fn stop(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
+        vg::stop(ctx, spec)
+    }
+}
+
+/// `[fs#N]`: loop images, fsck, mount ([`fs`]). No precheck.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fs;
+
+impl KindDriver for Fs {
+    type Spec = FsSpec;
+    fn status(&self, _ctx: &Ctx<'_>, _rid: Rid, spec: &FsSpec) -> ResourceState {
+        fs::status(spec)
+    }
+    fn start(&self, _ctx: &Ctx<'_>, _rid: Rid, spec: &FsSpec) -> Result<Outcome, DriverError> {
+        fs::start(spec)
+    }
+    fn stop(&self, _ctx: &Ctx<'_>, _rid: Rid, spec: &FsSpec) -> Result<Outcome, DriverError> {
+        fs::stop(spec)
+    }
+}
+
+/// `[container#N]`: the service's private dockerd ([`docker`]). No precheck. The service-wide
+/// usage figures are [`docker::chargeback`], asked for by JSON consumers only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Docker;
+
+impl KindDriver for Docker {
+    type Spec = ContainerSpec;
+    fn status(&self, ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
+        docker::status(ctx, rid, spec)
+    }
+    fn start(&self, ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> Result<Outcome, DriverError> {
+        docker::start(ctx, rid, spec)
+    }
+    fn stop(&self, ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> Result<Outcome, DriverError> {
+        docker::stop(ctx, rid, spec)
     }
 }

@@ -255,7 +255,7 @@ fn two_services_two_daemons() {
     let b = h.service("b", &SH.replace("\"bb\"", "\"bimg\""));
     for (svc, name) in [(&a, "a"), (&b, "b")] {
         assert_eq!(
-            docker::passthrough(&h.ctx(svc), &[OsString::from("version")]).unwrap(),
+            docker::passthrough(&h.ctx(svc), &[OsString::from("info")]).unwrap(),
             0
         );
         h.import(name, &format!("{name}img"), &[]);
@@ -331,10 +331,25 @@ fn killed_daemon_is_reported_and_recovered() {
         h.paths.docker_pidfile("web").exists(),
         "the pidfile is stale now"
     );
-    assert_state(
-        &status(&h, &svc, "container#1"),
-        Status::Down,
-        "docker daemon is not running",
+    // The container outlives its daemon (its shim keeps it): the status says what is true.
+    let st = status(&h, &svc, "container#1");
+    assert_eq!(st.status, Status::Warn, "{st:?}");
+    assert!(st.label.ends_with("@bb"), "{st:?}");
+    let warn = st
+        .log
+        .iter()
+        .find(|l| l.level == Level::Warn)
+        .unwrap_or_else(|| panic!("no warning: {st:?}"));
+    let process: i32 = warn
+        .message
+        .strip_prefix("docker daemon is not running, but container ")
+        .and_then(|m| m.split_once("still runs (pid "))
+        .and_then(|(_, m)| m.split_once(' '))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{warn:?}"));
+    assert!(
+        alive(process),
+        "{warn:?} names a process that is not running"
     );
 
     assert_eq!(start(&h, &svc, "container#1").unwrap(), Outcome::Changed);
@@ -575,4 +590,76 @@ fn other_image_than_run_image_warns() {
     );
     stop(&h, &svc2, "container#1").unwrap();
     assert!(h.dockerds("web").is_empty());
+}
+
+/// A's pidfile holds the pid of B's running dockerd (pids reused after a reboot, the var dir
+/// kept): that is not A's daemon. A's stop and start log the stale pidfile and remove it, never
+/// signal B's daemon, and A's start does not wait for it to answer on A's socket.
+#[test]
+fn a_stale_pidfile_naming_another_services_daemon_is_left_alone() {
+    let h = Host::new();
+    let a = h.service("a", SH);
+    let b = h.service("b", SH);
+    for (svc, name) in [(&a, "a"), (&b, "b")] {
+        docker::passthrough(&h.ctx(svc), &[OsString::from("info")]).unwrap();
+        h.import(name, "bb", &[]);
+    }
+    start(&h, &b, "container#1").unwrap();
+    // A's daemon runs no container: its stop shuts it down.
+    stop(&h, &a, "container#1").unwrap();
+    assert!(h.dockerds("a").is_empty());
+    let b_pid = h.pidfile_pid("b").unwrap();
+    let a_pidfile = h.paths.docker_pidfile("a");
+    let plant = || std::fs::write(&a_pidfile, format!("{b_pid}\n")).unwrap();
+
+    plant();
+    let st = status(&h, &a, "container#1");
+    assert_state(&st, Status::Down, "docker daemon is not running");
+    // Before: "does not answer ...: shut it down", and B's dockerd got TERM.
+    assert_eq!(stop(&h, &a, "container#1").unwrap(), Outcome::Changed);
+    assert!(!a_pidfile.exists());
+    assert!(alive(b_pid), "B's dockerd was signalled by A's stop");
+    assert_eq!(status(&h, &b, "container#1").status, Status::Up);
+
+    // Before: A's start waited 60 s for B's daemon to answer on A's socket, then failed.
+    plant();
+    assert_eq!(start(&h, &a, "container#1").unwrap(), Outcome::Changed);
+    let a_pid = h.pidfile_pid("a").unwrap();
+    assert_ne!(a_pid, b_pid);
+    assert_eq!(h.dockerds("a"), [a_pid]);
+    assert!(alive(b_pid));
+    assert_eq!(status(&h, &a, "container#1").status, Status::Up);
+    assert_eq!(status(&h, &b, "container#1").status, Status::Up);
+    stop(&h, &a, "container#1").unwrap();
+    stop(&h, &b, "container#1").unwrap();
+    assert!(h.dockerds("a").is_empty() && h.dockerds("b").is_empty());
+}
+
+/// After a successful start, `run_image` changed to an image the daemon does not have: the
+/// start fails on the image, and the stopped container of the old configuration is still
+/// there (it used to be removed first), and starts again under the old file.
+#[test]
+fn a_failed_start_keeps_the_old_container() {
+    let h = Host::new();
+    let svc = h.service("web", SH);
+    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
+    h.import("web", "bb", &[]);
+    start(&h, &svc, "container#1").unwrap();
+    let old = container_id(&h, "web", "web.container.1");
+    stop(&h, &svc, "container#1").unwrap();
+
+    let bad = h.service("web", &SH.replace("\"bb\"", "\"nosuch:2\""));
+    let e = start(&h, &bad, "container#1").unwrap_err().to_string();
+    assert!(e.contains("image nosuch:2 is not known"), "{e}");
+    // The failed start shut down the daemon it started; look with a daemon again.
+    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
+    assert_eq!(
+        container_id(&h, "web", "web.container.1"),
+        old,
+        "the old container is gone"
+    );
+    let svc = h.service("web", SH);
+    assert_eq!(start(&h, &svc, "container#1").unwrap(), Outcome::Changed);
+    assert_eq!(container_id(&h, "web", "web.container.1"), old);
+    stop(&h, &svc, "container#1").unwrap();
 }

@@ -204,7 +204,7 @@ fn ip_device_missing_or_down_is_refused() {
     s.ipdev = "nosuch0".to_string();
     let e = ip::precheck(&c, &s).unwrap_err().to_string();
     assert_eq!(e, "device nosuch0 does not exist");
-    assert!(ip::start(&c, &s).is_err());
+    assert_eq!(ip::start(&c, &s).unwrap_err().to_string(), e);
     assert_eq!(ip::stop(&c, &s).unwrap(), Outcome::AlreadyDone);
     let st = ip::status(&c, &s);
     assert_eq!(st.status, Status::Down);
@@ -549,7 +549,8 @@ fn ip_measure() {
     let mut refused = Vec::new();
     for _ in 0..N {
         let t = Instant::now();
-        assert!(ip::precheck(&c, &s7).is_err());
+        let e = ip::precheck(&c, &s7).unwrap_err();
+        assert!(e.to_string().contains("10.9.0.1 is already in use"), "{e}");
         refused.push(t.elapsed());
     }
     println!("median of {N}:");

@@ -155,7 +155,7 @@ fn vg_that_does_not_exist() {
     );
     let e = vg::precheck(&c, &spec).unwrap_err().to_string();
     assert_eq!(e, format!("volume group {} does not exist", spec.vgname));
-    assert!(vg::start(&c, &spec).is_err());
+    assert_eq!(vg::start(&c, &spec).unwrap_err().to_string(), e);
     assert_eq!(vg::stop(&c, &spec).unwrap(), Outcome::AlreadyDone);
 
     let bad = VgSpec {

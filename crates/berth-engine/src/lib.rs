@@ -5,19 +5,21 @@
 //! reverse order, keeps going past failures and reports them all. Every action holds the
 //! service's lock. Host work goes through the [`Driver`] seam, so all of this is tested without root.
 
+pub mod args;
+pub mod driver;
 pub mod load;
 pub mod lock;
 pub mod record;
 
 use std::time::Duration;
 
-use berth_drivers::{Ctx, Driver, DriverError, Outcome};
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Action, Selector, SelectorError, start_order, stop_order};
 use berth_model::paths::Paths;
 use berth_model::{Rid, ServiceStatus, Status};
 use tracing::{error, info, info_span, warn};
 
+pub use driver::{Ctx, Driver, DriverError, KindDriver, Kinds, Outcome};
 pub use lock::{LockError, ServiceLock};
 
 /// What an action may do, and how.
@@ -136,6 +138,12 @@ impl<'a, D: Driver> Engine<'a, D> {
         }
     }
 
+    /// What the drivers see of an action on `svc` (service-wide driver calls, such as the
+    /// docker chargeback, take it too).
+    pub fn context<'s>(&'s self, svc: &'s ServiceConfig) -> Ctx<'s> {
+        self.ctx(svc, false)
+    }
+
     fn ctx<'s>(&'s self, svc: &'s ServiceConfig, force: bool) -> Ctx<'s> {
         Ctx {
             svc,
@@ -191,12 +199,6 @@ impl<'a, D: Driver> Engine<'a, D> {
             .collect();
         let frozen = self.paths.frozen_flag(&svc.name).exists();
         ServiceStatus::build(svc, states, frozen)
-    }
-
-    /// The service's usage figures (private dockerd), if it has any. Sizes the data root: call
-    /// it for JSON output, not for every status.
-    pub fn chargeback(&self, svc: &ServiceConfig) -> Option<berth_model::status::Chargeback> {
-        self.driver.chargeback(&self.ctx(svc, false))
     }
 
     /// Run `action` (start, stop or restart) on the selected resources.

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_model::config::{ConfigError, Format, NodeConfig, ServiceConfig};
+use berth_model::config::{
+    ConfigError, ConfigErrorKind, Format, MAX_SERVICE_FILE_BYTES, NodeConfig, ServiceConfig,
+};
 use berth_model::paths::Paths;
 
 /// Why a service could not be loaded.
@@ -32,14 +34,14 @@ pub enum LoadError {
         /// The files.
         files: Vec<PathBuf>,
     },
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// A file could not be read. The OS error is part of the message and not a `source`,
+    /// so a printed chain (`{:#}`) says it once.
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file or directory.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file does not parse or validate.
     #[error(transparent)]
@@ -64,7 +66,7 @@ pub fn node_config(paths: &Paths) -> Result<NodeConfig, LoadError> {
     match std::fs::read_to_string(&file) {
         Ok(text) => Ok(NodeConfig::parse(&file, &text)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeConfig::default()),
-        Err(source) => Err(LoadError::Read { path: file, source }),
+        Err(error) => Err(LoadError::Read { path: file, error }),
     }
 }
 
@@ -84,13 +86,32 @@ pub fn nodename(node: &NodeConfig) -> Result<String, LoadError> {
         .map_err(|_| LoadError::Nodename("the hostname is not valid UTF-8".into()))
 }
 
-/// Parse one service file.
+/// Parse one service file. It is read as bytes, and no further than one byte past the size
+/// limit: a file that is not UTF-8 or too large is a config error (exit 2) naming the file
+/// (and for bad bytes, the line and offset), not a read error.
 pub fn load_file(path: &Path) -> Result<ServiceConfig, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    use std::io::Read as _;
+    let read_err = |error| LoadError::Read {
         path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(ServiceConfig::parse(path, &text)?)
+        error,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(MAX_SERVICE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_SERVICE_FILE_BYTES {
+        return Err(ConfigError::file(
+            path,
+            ConfigErrorKind::TooLarge {
+                bytes: bytes.len() as u64,
+                limit: MAX_SERVICE_FILE_BYTES,
+            },
+        )
+        .into());
+    }
+    Ok(ServiceConfig::parse_bytes(path, &bytes)?)
 }
 
 /// Load service `svc` from `<config>/services`.
@@ -127,13 +148,13 @@ pub fn service_names(paths: &Paths) -> Result<Vec<String>, LoadError> {
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(LoadError::Read { path: dir, source }),
+        Err(error) => return Err(LoadError::Read { path: dir, error }),
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| LoadError::Read {
+        let entry = entry.map_err(|error| LoadError::Read {
             path: dir.clone(),
-            source,
+            error,
         })?;
         let path = entry.path();
         if Format::from_path(&path).is_none() || !path.is_file() {
@@ -198,5 +219,36 @@ mod tests {
         let err = load_service(&p, "a").unwrap_err();
         assert!(matches!(err, LoadError::Ambiguous { .. }), "{err}");
         assert!(err.to_string().contains("a.toml and"), "{err}");
+    }
+
+    #[test]
+    fn non_utf8_and_oversized_files_are_config_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        std::fs::create_dir_all(p.services_dir()).unwrap();
+        let bad = p.services_dir().join("bad.env");
+        std::fs::write(&bad, b"[DEFAULT]\napp = caf\xe9\n").unwrap();
+        let err = load_service(&p, "bad").unwrap_err();
+        assert!(err.is_config(), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:2: not valid UTF-8: byte 0xe9 at byte offset 19",
+                bad.display()
+            )
+        );
+        let big = p.services_dir().join("big.toml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_SERVICE_FILE_BYTES * 3).unwrap();
+        let err = load_service(&p, "big").unwrap_err();
+        assert!(err.is_config(), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: the file is {} bytes or more, over the {MAX_SERVICE_FILE_BYTES}-byte limit of a service file",
+                big.display(),
+                MAX_SERVICE_FILE_BYTES + 1
+            )
+        );
     }
 }

@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use berth_drivers::{Ctx, Driver, DriverError, Outcome};
 use berth_model::config::Resource;
 use berth_model::order::Selector;
 use berth_model::status::{ResourceState, Status};
@@ -416,7 +415,8 @@ fn actions_are_recorded_for_the_agent() {
     let t = setup(SVC);
     let fake = Fake::failing_start(&["container#1"]);
     let e = Engine::new(&fake, &t.paths, "node1");
-    assert!(e.start(&t.svc, &ActionOptions::default()).is_err());
+    let err = e.start(&t.svc, &ActionOptions::default()).unwrap_err();
+    assert!(matches!(err, ActionError::Start { .. }), "{err}");
     let rec = record::read(&t.paths.service_var("web")).unwrap();
     assert_eq!(rec.action, "start");
     assert!(!rec.ok);

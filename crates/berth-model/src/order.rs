@@ -91,6 +91,16 @@ pub enum SelectorError {
     /// An empty `--tags`.
     #[error("--tags: expected tags separated by ',' (any) or '+' (all), got {0:?}")]
     Tags(String),
+    /// `--tags` selects no resource of the service: the action would do nothing.
+    #[error("--tags {tags}: no resource of service {svc} matches{}", if *.narrowed { " (with the other options of the action)" } else { "" })]
+    NoTagMatch {
+        /// The service.
+        svc: String,
+        /// The tags as given (groups joined by `,`, tags of a group by `+`).
+        tags: String,
+        /// Some resource has the tags, but `--rid` or the partial action leaves none of them.
+        narrowed: bool,
+    },
 }
 
 impl Selector {
@@ -164,6 +174,23 @@ impl Selector {
                     rid: *rid,
                 });
             }
+        }
+        if let Some(groups) = &self.tags
+            && !svc.resources.iter().any(|r| self.matches(r))
+        {
+            let tagged = Selector {
+                tags: self.tags.clone(),
+                ..Selector::default()
+            };
+            let tags: Vec<String> = groups
+                .iter()
+                .map(|g| g.iter().cloned().collect::<Vec<_>>().join("+"))
+                .collect();
+            return Err(SelectorError::NoTagMatch {
+                svc: svc.name.clone(),
+                tags: tags.join(","),
+                narrowed: svc.resources.iter().any(|r| tagged.matches(r)),
+            });
         }
         Ok(())
     }
@@ -296,15 +323,41 @@ type = "ext4"
     #[test]
     fn selector_errors() {
         let s = svc(SEED_LIKE);
-        assert!(Selector::default().with_rids("fs1").is_err());
-        assert!(Selector::default().with_rids("").is_err());
-        assert!(Selector::default().with_rids(" , ").is_err());
+        let shape = |list: &str| {
+            matches!(
+                Selector::default().with_rids(list),
+                Err(SelectorError::Rid(RidError::Shape(s))) if s == list
+            )
+        };
+        assert!(shape("fs1") && shape("") && shape(" , "));
         let missing = Selector::default().with_rids("fs#9").unwrap();
         assert_eq!(
             missing.check(&s).unwrap_err().to_string(),
             "--rid: service web has no resource fs#9"
         );
-        assert!(Selector::default().with_tags(",").is_err());
+        assert!(matches!(
+            Selector::default().with_tags(","),
+            Err(SelectorError::Tags(t)) if t == ","
+        ));
+        // Tags that select nothing are an error, not a silent success that did nothing.
+        let none = Selector::default().with_tags("nosuch,root+nosuch").unwrap();
+        assert_eq!(
+            none.check(&s).unwrap_err().to_string(),
+            "--tags nosuch,nosuch+root: no resource of service web matches"
+        );
+        let narrowed = Selector::default()
+            .with_kinds([Kind::Ip])
+            .with_tags("root")
+            .unwrap();
+        assert_eq!(
+            narrowed.check(&s).unwrap_err().to_string(),
+            "--tags root: no resource of service web matches (with the other options of the action)"
+        );
+        Selector::default()
+            .with_tags("data")
+            .unwrap()
+            .check(&s)
+            .unwrap();
         assert!(partial_action("startdisk").is_none());
         assert!(partial_action("restart").is_none());
         assert_eq!(parse_action("restart"), Some((Action::Restart, None)));
@@ -316,6 +369,9 @@ type = "ext4"
         let sel = Selector::from_options(Some("fs#1"), Some("a+b"), Some(vec![Kind::Fs])).unwrap();
         assert_eq!(sel.rids.map(|r| r.len()), Some(1));
         assert_eq!(sel.tags.map(|t| t.len()), Some(1));
-        assert!(Selector::from_options(Some("nope"), None, None).is_err());
+        assert!(matches!(
+            Selector::from_options(Some("nope"), None, None),
+            Err(SelectorError::Rid(RidError::Shape(_)))
+        ));
     }
 }

@@ -227,27 +227,69 @@ overall                   up
         assert_eq!(render_service(&s, false), SEED_UP);
     }
 
-    /// The seed's trees are in the seed file itself: check ours against the file, not a copy.
+    /// The seed's `print status` trees, copied into the repository (the file says where from).
+    const SEED_TREES: &str = include_str!("render_fixtures/seed001_print_status.txt");
+
+    /// The trees of the fixture, each as printed.
+    fn fixture_trees() -> Vec<String> {
+        let mut trees: Vec<String> = Vec::new();
+        let mut current: Option<String> = None;
+        for line in SEED_TREES.lines() {
+            if line.starts_with("# tree") {
+                trees.extend(current.take());
+                current = Some(String::new());
+            } else if let Some(t) = current.as_mut()
+                && !line.is_empty()
+            {
+                t.push_str(line);
+                t.push('\n');
+            }
+        }
+        trees.extend(current);
+        trees
+    }
+
+    /// Every tree the seed prints, rebuilt from its resource lines (status, label, comment) and
+    /// rendered: the same text, `overall` and `avail` included (they come from the merge).
     #[test]
-    fn trees_match_the_seed_file() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/seeds/001_8885d12983a7f0f4.txt"
-        );
-        let Ok(seed_text) = std::fs::read_to_string(path) else {
-            // shared/ sits beside the checkout in CI and here; the copies above stand otherwise.
-            panic!("the core seed is not at {path}");
-        };
-        let dedented: String = seed_text
-            .lines()
-            .map(|l| l.strip_prefix("        ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        for tree in [SEED_DOWN, SEED_PARTIAL, SEED_UP] {
-            assert!(
-                dedented.contains(tree.trim_end()),
-                "not in the seed:\n{tree}"
+    fn every_tree_of_the_seed_is_rendered_as_printed() {
+        let trees = fixture_trees();
+        assert_eq!(trees.len(), 8, "the seed prints 8 trees");
+        for (n, tree) in trees.iter().enumerate() {
+            let status_of = |rid: &str| -> (Status, String, Vec<String>) {
+                let lines: Vec<&str> = tree.lines().collect();
+                let i = lines
+                    .iter()
+                    .position(|l| l.contains(&format!("- {rid} ")))
+                    .unwrap_or_else(|| panic!("tree {n}: no {rid}"));
+                let words: Vec<&str> = lines[i].split_whitespace().collect();
+                let status = match words[4] {
+                    "up" => Status::Up,
+                    "down" => Status::Down,
+                    other => panic!("tree {n}: status {other}"),
+                };
+                let comment = lines
+                    .get(i + 1)
+                    .and_then(|l| l.split_once("# "))
+                    .map(|(_, c)| c.to_string());
+                (status, words[5].to_string(), comment.into_iter().collect())
+            };
+            let (cs, clabel, clog) = status_of("container#1");
+            let clog: Vec<&str> = clog.iter().map(String::as_str).collect();
+            let (fs1, _, _) = status_of("fs#1");
+            let (fs2, _, _) = status_of("fs#2");
+            assert_eq!(fs1, fs2, "tree {n}: the seed moves both fs together");
+            let s = seed(
+                (cs, &clabel, &clog),
+                status_of("vg#1").0,
+                fs1,
+                status_of("ip#1").0,
             );
+            assert_eq!(&render_service(&s, false), tree, "tree {n}");
+        }
+        // The three trees the tests above build by hand are the seed's.
+        for tree in [SEED_DOWN, SEED_PARTIAL, SEED_UP] {
+            assert!(trees.iter().any(|t| t == tree), "not in the seed:\n{tree}");
         }
     }
 

@@ -23,6 +23,11 @@ impl Kind {
     /// Every kind, in start order.
     pub const ALL: [Kind; 4] = [Kind::Ip, Kind::Vg, Kind::Fs, Kind::Container];
 
+    /// Every kind's name, in start order: `ip, vg, fs, container` (for messages and help).
+    pub fn names(sep: &str) -> String {
+        Kind::ALL.map(Kind::as_str).join(sep)
+    }
+
     /// The name used in rids, section names and partial actions (`startfs`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,7 +67,7 @@ impl fmt::Display for Kind {
 
 /// A kind name that berth does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown resource kind {0:?} (expected one of ip, vg, fs, container)")]
+#[error("unknown resource kind {0:?} (expected one of {kinds})", kinds = Kind::names(", "))]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {

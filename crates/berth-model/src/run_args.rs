@@ -6,199 +6,25 @@
 //! flags (`-ti`, `-itd`, `-dp 80:80`). Every flag has a keyword of the same meaning
 //! ([`CONTAINER_KEYWORDS`]); list keywords add to what `run_args` gives, and a single-valued
 //! setting given both ways is an error. A flag berth does not map is a config error naming it.
+//!
+//! Each setting is one row of the `run_options!` table below: its field, type and default, the
+//! parser of its values (run once, at load: the fields hold typed values), its keyword and its
+//! flags. Flag parsing, keyword reading, `print config`, the log's run line and the keyword list
+//! follow from the rows; the docker driver maps the typed fields onto the create body.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use toml::Value;
 
 use crate::config::keywords::Reader;
 use crate::config::{ConfigError, ConfigErrorKind};
 
-/// How a container is created. Defaults follow the core seed: a tty and an open stdin (so a
-/// `/bin/sh` container stays up), and an init process so a PID 1 that ignores TERM still stops.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunOptions {
-    /// `-e KEY=VALUE` (or `KEY`, taken from berth's environment) / `env`.
-    pub env: Vec<String>,
-    /// `--env-file PATH` / `env_file` (read when the container is created).
-    pub env_files: Vec<PathBuf>,
-    /// `-v [SRC:]DST[:MODE]` / `volumes`.
-    pub volumes: Vec<String>,
-    /// `-p [IP:][HOST:]CONTAINER[/PROTO]` / `ports`.
-    pub ports: Vec<String>,
-    /// `--expose PORT[/PROTO]` / `expose`, normalised to `80/tcp`.
-    pub expose: Vec<String>,
-    /// `-m` / `memory`, in bytes.
-    pub memory: Option<i64>,
-    /// `--memory-swap` / `memory_swap`, in bytes (-1: unlimited).
-    pub memory_swap: Option<i64>,
-    /// `--shm-size` / `shm_size`, in bytes.
-    pub shm_size: Option<i64>,
-    /// `--cpus` / `cpus`.
-    pub cpus: Option<f64>,
-    /// `-c` / `--cpu-shares` / `cpu_shares`.
-    pub cpu_shares: Option<i64>,
-    /// `--cpuset-cpus` / `cpuset_cpus`.
-    pub cpuset_cpus: Option<String>,
-    /// `--net` / `--network` / `network`.
-    pub network: Option<String>,
-    /// `-w` / `--workdir` / `workdir`.
-    pub workdir: Option<String>,
-    /// `-u` / `--user` / `user`.
-    pub user: Option<String>,
-    /// `--entrypoint` / `entrypoint` (an empty list resets the image's entrypoint).
-    pub entrypoint: Option<Vec<String>>,
-    /// `--volumes-from` / `volumes_from`.
-    pub volumes_from: Vec<String>,
-    /// `--link NAME[:ALIAS]` / `links`.
-    pub links: Vec<String>,
-    /// `--privileged` / `privileged`.
-    pub privileged: bool,
-    /// `--read-only` / `read_only`.
-    pub read_only: bool,
-    /// `--cap-add` / `cap_add`.
-    pub cap_add: Vec<String>,
-    /// `--cap-drop` / `cap_drop`.
-    pub cap_drop: Vec<String>,
-    /// `--security-opt` / `security_opt`.
-    pub security_opt: Vec<String>,
-    /// `--device HOST[:CONTAINER[:PERMS]]` / `devices`.
-    pub devices: Vec<String>,
-    /// `--tmpfs PATH[:OPTS]` / `tmpfs`.
-    pub tmpfs: Vec<String>,
-    /// `--dns` / `dns`.
-    pub dns: Vec<String>,
-    /// `--add-host HOST:IP` / `extra_hosts`.
-    pub extra_hosts: Vec<String>,
-    /// `--sysctl K=V` / `sysctls`.
-    pub sysctls: BTreeMap<String, String>,
-    /// `--group-add` / `group_add`.
-    pub group_add: Vec<String>,
-    /// `--pid` / `pid`.
-    pub pid: Option<String>,
-    /// `--ipc` / `ipc`.
-    pub ipc: Option<String>,
-    /// `--init` / `init` (default true).
-    pub init: bool,
-    /// `-t` / `--tty` / `tty` (default true).
-    pub tty: bool,
-    /// `-i` / `--interactive` / `interactive` (default true).
-    pub interactive: bool,
-    /// `-h` / `--hostname` / `hostname`.
-    pub hostname: Option<String>,
-    /// `-l K=V` / `--label` / `labels`.
-    pub labels: BTreeMap<String, String>,
-    /// `--restart` / `restart_policy`: docker's own restart policy (berth's monitor is the
-    /// usual way; `restart` is berth's own restart count).
-    pub restart_policy: Option<String>,
-    /// `--stop-signal` / `stop_signal`.
-    pub stop_signal: Option<String>,
-    /// `--log-driver` / `log_driver`.
-    pub log_driver: Option<String>,
-    /// `--log-opt K=V` / `log_opts`.
-    pub log_opts: BTreeMap<String, String>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            env: Vec::new(),
-            env_files: Vec::new(),
-            volumes: Vec::new(),
-            ports: Vec::new(),
-            expose: Vec::new(),
-            memory: None,
-            memory_swap: None,
-            shm_size: None,
-            cpus: None,
-            cpu_shares: None,
-            cpuset_cpus: None,
-            network: None,
-            workdir: None,
-            user: None,
-            entrypoint: None,
-            volumes_from: Vec::new(),
-            links: Vec::new(),
-            privileged: false,
-            read_only: false,
-            cap_add: Vec::new(),
-            cap_drop: Vec::new(),
-            security_opt: Vec::new(),
-            devices: Vec::new(),
-            tmpfs: Vec::new(),
-            dns: Vec::new(),
-            extra_hosts: Vec::new(),
-            sysctls: BTreeMap::new(),
-            group_add: Vec::new(),
-            pid: None,
-            ipc: None,
-            init: true,
-            tty: true,
-            interactive: true,
-            hostname: None,
-            labels: BTreeMap::new(),
-            restart_policy: None,
-            stop_signal: None,
-            log_driver: None,
-            log_opts: BTreeMap::new(),
-        }
-    }
-}
-
-/// Container keywords (besides the common ones), mandatory first.
-pub const CONTAINER_KEYWORDS: &[&str] = &[
-    "run_image",
-    "type",
-    "run_command",
-    "run_args",
-    "start_timeout",
-    "stop_timeout",
-    "env",
-    "env_file",
-    "volumes",
-    "ports",
-    "expose",
-    "memory",
-    "memory_swap",
-    "shm_size",
-    "cpus",
-    "cpu_shares",
-    "cpuset_cpus",
-    "network",
-    "workdir",
-    "user",
-    "entrypoint",
-    "volumes_from",
-    "links",
-    "privileged",
-    "read_only",
-    "cap_add",
-    "cap_drop",
-    "security_opt",
-    "devices",
-    "tmpfs",
-    "dns",
-    "extra_hosts",
-    "sysctls",
-    "group_add",
-    "pid",
-    "ipc",
-    "init",
-    "tty",
-    "interactive",
-    "hostname",
-    "labels",
-    "restart_policy",
-    "stop_signal",
-    "log_driver",
-    "log_opts",
-];
-
 /// A `run_args` word or keyword value berth cannot take.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad value {value:?}: {expected}")]
 pub struct ArgError {
     /// The word or value at fault.
     pub value: String,
@@ -206,244 +32,279 @@ pub struct ArgError {
     pub expected: String,
 }
 
-impl std::fmt::Display for ArgError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "bad value {:?}: {}", self.value, self.expected)
-    }
-}
-
-impl std::error::Error for ArgError {}
-
-/// One setting, reachable by a flag and a keyword.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Setting {
-    Env,
-    EnvFile,
-    Volume,
-    Publish,
-    Expose,
-    Memory,
-    MemorySwap,
-    ShmSize,
-    Cpus,
-    CpuShares,
-    CpusetCpus,
-    Network,
-    Workdir,
-    User,
-    Entrypoint,
-    VolumesFrom,
-    Link,
-    Privileged,
-    ReadOnly,
-    CapAdd,
-    CapDrop,
-    SecurityOpt,
-    Device,
-    Tmpfs,
-    Dns,
-    AddHost,
-    Sysctl,
-    GroupAdd,
-    Pid,
-    Ipc,
-    Init,
-    Tty,
-    Interactive,
-    Hostname,
-    Label,
-    Restart,
-    StopSignal,
-    LogDriver,
-    LogOpt,
-    /// `-d`: accepted and ignored (berth always runs containers detached).
-    Detach,
-}
-
 /// How a setting takes its values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     /// A flag without a value (`--privileged`, `--tty=false`).
     Bool,
-    /// Repeatable: each flag adds one item; the keyword is a list.
+    /// Repeatable: each value adds items; the keyword is a list.
     Many,
     /// One value: the keyword is a scalar.
     One,
+    /// A command: the flag is one word, the keyword a list (or a string split as a shell would).
+    Words,
 }
 
-/// Every keyword setting, in the order `print config` writes them.
-const OPTS: &[Setting] = &[
-    Setting::Env,
-    Setting::EnvFile,
-    Setting::Volume,
-    Setting::Publish,
-    Setting::Expose,
-    Setting::Memory,
-    Setting::MemorySwap,
-    Setting::ShmSize,
-    Setting::Cpus,
-    Setting::CpuShares,
-    Setting::CpusetCpus,
-    Setting::Network,
-    Setting::Workdir,
-    Setting::User,
-    Setting::Entrypoint,
-    Setting::VolumesFrom,
-    Setting::Link,
-    Setting::Privileged,
-    Setting::ReadOnly,
-    Setting::CapAdd,
-    Setting::CapDrop,
-    Setting::SecurityOpt,
-    Setting::Device,
-    Setting::Tmpfs,
-    Setting::Dns,
-    Setting::AddHost,
-    Setting::Sysctl,
-    Setting::GroupAdd,
-    Setting::Pid,
-    Setting::Ipc,
-    Setting::Init,
-    Setting::Tty,
-    Setting::Interactive,
-    Setting::Hostname,
-    Setting::Label,
-    Setting::Restart,
-    Setting::StopSignal,
-    Setting::LogDriver,
-    Setting::LogOpt,
-];
-
-impl Setting {
-    fn shape(self) -> Shape {
-        use Setting::*;
-        match self {
-            Privileged | ReadOnly | Init | Tty | Interactive | Detach => Shape::Bool,
-            Env | EnvFile | Volume | Publish | Expose | VolumesFrom | Link | CapAdd | CapDrop
-            | SecurityOpt | Device | Tmpfs | Dns | AddHost | Sysctl | GroupAdd | Label | LogOpt => {
-                Shape::Many
-            }
-            Memory | MemorySwap | ShmSize | Cpus | CpuShares | CpusetCpus | Network | Workdir
-            | User | Entrypoint | Pid | Ipc | Hostname | Restart | StopSignal | LogDriver => {
-                Shape::One
-            }
-        }
-    }
-
-    /// The keyword that says the same as the flag.
-    fn keyword(self) -> &'static str {
-        use Setting::*;
-        match self {
-            Env => "env",
-            EnvFile => "env_file",
-            Volume => "volumes",
-            Publish => "ports",
-            Expose => "expose",
-            Memory => "memory",
-            MemorySwap => "memory_swap",
-            ShmSize => "shm_size",
-            Cpus => "cpus",
-            CpuShares => "cpu_shares",
-            CpusetCpus => "cpuset_cpus",
-            Network => "network",
-            Workdir => "workdir",
-            User => "user",
-            Entrypoint => "entrypoint",
-            VolumesFrom => "volumes_from",
-            Link => "links",
-            Privileged => "privileged",
-            ReadOnly => "read_only",
-            CapAdd => "cap_add",
-            CapDrop => "cap_drop",
-            SecurityOpt => "security_opt",
-            Device => "devices",
-            Tmpfs => "tmpfs",
-            Dns => "dns",
-            AddHost => "extra_hosts",
-            Sysctl => "sysctls",
-            GroupAdd => "group_add",
-            Pid => "pid",
-            Ipc => "ipc",
-            Init => "init",
-            Tty => "tty",
-            Interactive => "interactive",
-            Hostname => "hostname",
-            Label => "labels",
-            Restart => "restart_policy",
-            StopSignal => "stop_signal",
-            LogDriver => "log_driver",
-            LogOpt => "log_opts",
-            Detach => "",
-        }
-    }
-}
-
-/// A `docker run` flag berth maps: its long name, its one-letter form, the setting.
-struct Flag {
-    long: &'static str,
+/// One row of the table: what flag parsing, keyword reading and writing need of a setting.
+struct Row {
+    key: &'static str,
+    longs: &'static [&'static str],
     short: Option<char>,
-    opt: Setting,
+    shape: Shape,
+    /// Parse one value (a flag's argument, a keyword, an item of a list keyword) into the options.
+    set: fn(&mut RunOptions, &str) -> Result<(), ArgError>,
+    /// The values the options hold for it, as `print config` writes them.
+    get: fn(&RunOptions) -> Vec<Value>,
 }
 
-const fn flag(long: &'static str, short: Option<char>, opt: Setting) -> Flag {
-    Flag { long, short, opt }
+/// A value parsed from `text`; serialised (hence the container's config digest) and written
+/// back as that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typed<T> {
+    /// As written.
+    pub text: String,
+    /// As parsed.
+    pub value: T,
 }
 
-/// The `docker run` flags berth maps onto the API.
-const FLAGS: &[Flag] = &[
-    flag("env", Some('e'), Setting::Env),
-    flag("env-file", None, Setting::EnvFile),
-    flag("volume", Some('v'), Setting::Volume),
-    flag("publish", Some('p'), Setting::Publish),
-    flag("expose", None, Setting::Expose),
-    flag("memory", Some('m'), Setting::Memory),
-    flag("memory-swap", None, Setting::MemorySwap),
-    flag("shm-size", None, Setting::ShmSize),
-    flag("cpus", None, Setting::Cpus),
-    flag("cpu-shares", Some('c'), Setting::CpuShares),
-    flag("cpuset-cpus", None, Setting::CpusetCpus),
-    flag("network", None, Setting::Network),
-    flag("net", None, Setting::Network),
-    flag("workdir", Some('w'), Setting::Workdir),
-    flag("user", Some('u'), Setting::User),
-    flag("entrypoint", None, Setting::Entrypoint),
-    flag("volumes-from", None, Setting::VolumesFrom),
-    flag("link", None, Setting::Link),
-    flag("privileged", None, Setting::Privileged),
-    flag("read-only", None, Setting::ReadOnly),
-    flag("cap-add", None, Setting::CapAdd),
-    flag("cap-drop", None, Setting::CapDrop),
-    flag("security-opt", None, Setting::SecurityOpt),
-    flag("device", None, Setting::Device),
-    flag("tmpfs", None, Setting::Tmpfs),
-    flag("dns", None, Setting::Dns),
-    flag("add-host", None, Setting::AddHost),
-    flag("sysctl", None, Setting::Sysctl),
-    flag("group-add", None, Setting::GroupAdd),
-    flag("pid", None, Setting::Pid),
-    flag("ipc", None, Setting::Ipc),
-    flag("init", None, Setting::Init),
-    flag("tty", Some('t'), Setting::Tty),
-    flag("interactive", Some('i'), Setting::Interactive),
-    flag("detach", Some('d'), Setting::Detach),
-    flag("hostname", Some('h'), Setting::Hostname),
-    flag("label", Some('l'), Setting::Label),
-    flag("restart", None, Setting::Restart),
-    flag("stop-signal", None, Setting::StopSignal),
-    flag("log-driver", None, Setting::LogDriver),
-    flag("log-opt", None, Setting::LogOpt),
-];
+impl<T> Serialize for Typed<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<T> From<Typed<T>> for Value {
+    fn from(t: Typed<T>) -> Value {
+        Value::String(t.text)
+    }
+}
+
+/// `parse` keeping the text.
+fn typed<T>(parse: fn(&str) -> Result<T, ArgError>) -> impl Fn(&str) -> Result<Typed<T>, ArgError> {
+    move |v| {
+        Ok(Typed {
+            value: parse(v)?,
+            text: v.to_string(),
+        })
+    }
+}
+
+/// The values a field holds.
+trait Vals {
+    fn vals(&self) -> Vec<Value>;
+}
+
+impl Vals for bool {
+    fn vals(&self) -> Vec<Value> {
+        vec![Value::Boolean(*self)]
+    }
+}
+impl<T: Clone + Into<Value>> Vals for Option<T> {
+    fn vals(&self) -> Vec<Value> {
+        self.iter().cloned().map(Into::into).collect()
+    }
+}
+impl<T: Clone + Into<Value>> Vals for Vec<T> {
+    fn vals(&self) -> Vec<Value> {
+        self.iter().cloned().map(Into::into).collect()
+    }
+}
+impl Vals for BTreeMap<String, String> {
+    fn vals(&self) -> Vec<Value> {
+        self.iter()
+            .map(|(k, v)| format!("{k}={v}").into())
+            .collect()
+    }
+}
+
+/// A value as a flag's argument (the run line of the log).
+fn arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Float(x) => x.to_string(),
+        Value::Array(a) => a.iter().map(arg).collect::<Vec<_>>().join(" "),
+        v => v.to_string(),
+    }
+}
+
+/// A row's setter and shape: `bool` (a flag), `one` (an `Option`), `many` (push into a `Vec`),
+/// `range` (extend a `Vec`), `map` (`KEY=VALUE` into a map), `words` (the entrypoint).
+macro_rules! row_of {
+    (@set bool, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f = x)
+    };
+    (@set many, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f.push(x))
+    };
+    (@set range, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f.extend(x))
+    };
+    (@set map, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|(k, x)| o.$f.extend([(k, x)]))
+    };
+    (@set $one_or_words:ident, $f:ident, $p:expr) => {
+        |o, v| ($p)(v).map(|x| o.$f = Some(x))
+    };
+    (@shape bool) => {
+        Shape::Bool
+    };
+    (@shape one) => {
+        Shape::One
+    };
+    (@shape words) => {
+        Shape::Words
+    };
+    (@shape $many_range_or_map:ident) => {
+        Shape::Many
+    };
+}
+
+/// The settings table, one row per setting:
+/// `field: Type = default, shape(parser), "keyword", ["long", ...], short;`. The struct, its
+/// defaults, [`CONTAINER_KEYWORDS`] and the rows follow. The field order is the order of
+/// `print config`, of the run line and of the JSON the container's config digest is taken from.
+macro_rules! run_options {
+    ($( $(#[$doc:meta])* $field:ident: $ty:ty = $default:expr, $shape:ident($parse:expr),
+        $key:literal, [$($long:literal),+], $short:expr; )*) => {
+        /// How a container is created. Defaults follow the core seed: a tty and an open stdin
+        /// (so a `/bin/sh` container stays up), and an init process so a PID 1 that ignores
+        /// TERM still stops.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        pub struct RunOptions {
+            $( #[doc = concat!("`", $key, "`", $(" / `--", $long, "`",)+)] $(#[$doc])*
+            pub $field: $ty, )*
+        }
+
+        impl Default for RunOptions {
+            fn default() -> Self {
+                RunOptions { $( $field: $default, )* }
+            }
+        }
+
+        /// Container keywords (besides the common ones), mandatory first.
+        pub const CONTAINER_KEYWORDS: &[&str] = &[
+            "run_image", "type", "run_command", "run_args", "start_timeout", "stop_timeout",
+            $( $key, )*
+        ];
+
+        const ROWS: &[Row] = &[ $( Row {
+            key: $key,
+            longs: &[$($long),+],
+            short: $short,
+            shape: row_of!(@shape $shape),
+            set: row_of!(@set $shape, $field, $parse),
+            get: |o| o.$field.vals(),
+        }, )* ];
+    };
+}
+
+run_options! {
+    /// (`KEY` alone: taken from berth's environment).
+    env: Vec<String> = Vec::new(), many(env_item), "env", ["env"], Some('e');
+    /// (read when the container is created).
+    env_files: Vec<Typed<PathBuf>> = Vec::new(), many(typed(env_file)), "env_file", ["env-file"],
+        None;
+    volumes: Vec<Typed<VolumeSpec>> = Vec::new(), many(typed(parse_volume)), "volumes",
+        ["volume"], Some('v');
+    ports: Vec<Typed<Vec<PublishedPort>>> = Vec::new(), many(typed(parse_publish)), "ports",
+        ["publish"], Some('p');
+    /// (normalised to `80/tcp`, a range to its ports).
+    expose: Vec<String> = Vec::new(), range(parse_expose), "expose", ["expose"], None;
+    /// (bytes).
+    memory: Option<i64> = None, one(parse_size), "memory", ["memory"], Some('m');
+    /// (bytes, -1: unlimited).
+    memory_swap: Option<i64> = None, one(|v: &str| if v.trim() == "-1" { Ok(-1) } else {
+        parse_size(v) }), "memory_swap", ["memory-swap"], None;
+    /// (bytes).
+    shm_size: Option<i64> = None, one(parse_size), "shm_size", ["shm-size"], None;
+    cpus: Option<f64> = None, one(cpus), "cpus", ["cpus"], None;
+    cpu_shares: Option<i64> = None, one(cpu_shares), "cpu_shares", ["cpu-shares"], Some('c');
+    cpuset_cpus: Option<String> = None, one(|v: &str| check(v, !v.is_empty() && v.chars().all(|c|
+        c.is_ascii_digit() || c == ',' || c == '-'), "a CPU list such as 0-2,4")), "cpuset_cpus",
+        ["cpuset-cpus"], None;
+    network: Option<String> = None, one(|v| nonempty(v, "a network (none, host, NAME...)")),
+        "network", ["network", "net"], None;
+    workdir: Option<String> = None, one(|v: &str| check(v, v.starts_with('/'),
+        "an absolute path in the container")), "workdir", ["workdir"], Some('w');
+    user: Option<String> = None, one(|v| nonempty(v, "a user[:group]")), "user", ["user"],
+        Some('u');
+    /// (the keyword is a command line, the flag one word; empty resets the image's).
+    entrypoint: Option<Vec<String>> = None, words(|v: &str| Ok::<_, ArgError>(if v.is_empty() {
+        vec![] } else { vec![v.to_string()] })), "entrypoint", ["entrypoint"], None;
+    volumes_from: Vec<String> = Vec::new(), many(|v| nonempty(v, "a container[:ro|rw]")),
+        "volumes_from", ["volumes-from"], None;
+    links: Vec<String> = Vec::new(), many(|v| nonempty(v, "a container[:alias]")), "links",
+        ["link"], None;
+    privileged: bool = false, bool(on), "privileged", ["privileged"], None;
+    read_only: bool = false, bool(on), "read_only", ["read-only"], None;
+    cap_add: Vec<String> = Vec::new(), many(capability), "cap_add", ["cap-add"], None;
+    cap_drop: Vec<String> = Vec::new(), many(capability), "cap_drop", ["cap-drop"], None;
+    security_opt: Vec<String> = Vec::new(), many(|v| nonempty(v, "a security option")),
+        "security_opt", ["security-opt"], None;
+    /// (`HOST[:CONTAINER[:PERMS]]`).
+    devices: Vec<Typed<Device>> = Vec::new(), many(typed(device)), "devices", ["device"], None;
+    /// (`PATH[:OPTIONS]`).
+    tmpfs: Vec<Typed<(String, String)>> = Vec::new(), many(typed(tmpfs)), "tmpfs", ["tmpfs"],
+        None;
+    dns: Vec<String> = Vec::new(), many(|v: &str| check(v, v.parse::<IpAddr>().is_ok(),
+        "an IP address")), "dns", ["dns"], None;
+    /// (`HOST:IP`).
+    extra_hosts: Vec<String> = Vec::new(), many(add_host), "extra_hosts", ["add-host"], None;
+    sysctls: BTreeMap<String, String> = BTreeMap::new(), map(key_value), "sysctls", ["sysctl"],
+        None;
+    group_add: Vec<String> = Vec::new(), many(|v| nonempty(v, "a group")), "group_add",
+        ["group-add"], None;
+    pid: Option<String> = None, one(|v| nonempty(v, "a pid mode (host, container:NAME)")), "pid",
+        ["pid"], None;
+    ipc: Option<String> = None, one(|v| nonempty(v, "an ipc mode (private, host, shareable...)")),
+        "ipc", ["ipc"], None;
+    /// (default true).
+    init: bool = true, bool(on), "init", ["init"], None;
+    /// (default true).
+    tty: bool = true, bool(on), "tty", ["tty"], Some('t');
+    /// (default true).
+    interactive: bool = true, bool(on), "interactive", ["interactive"], Some('i');
+    hostname: Option<String> = None, one(hostname), "hostname", ["hostname"], Some('h');
+    /// (`KEY` alone: an empty value).
+    labels: BTreeMap<String, String> = BTreeMap::new(), map(label), "labels", ["label"], Some('l');
+    /// : docker's own restart policy (berth's monitor is the usual way; `restart` is berth's
+    /// restart count).
+    restart_policy: Option<Typed<(String, Option<i64>)>> = None, one(typed(parse_restart)),
+        "restart_policy", ["restart"], None;
+    stop_signal: Option<String> = None, one(|v| nonempty(v, "a signal (SIGTERM, 15...)")),
+        "stop_signal", ["stop-signal"], None;
+    log_driver: Option<String> = None, one(|v| nonempty(v, "a log driver")), "log_driver",
+        ["log-driver"], None;
+    log_opts: BTreeMap<String, String> = BTreeMap::new(), map(key_value), "log_opts", ["log-opt"],
+        None;
+}
+
+/// `-d`: accepted and ignored (berth always runs containers detached).
+const DETACH: Row = Row {
+    key: "",
+    longs: &["detach"],
+    short: Some('d'),
+    shape: Shape::Bool,
+    set: |_, _| Ok(()),
+    get: |_| Vec::new(),
+};
+
+fn flags() -> impl Iterator<Item = &'static Row> {
+    ROWS.iter().chain(std::iter::once(&DETACH))
+}
 
 /// The supported flags, for messages and docs: `-e/--env, --env-file, ...`.
 pub fn supported_flags() -> String {
-    FLAGS
-        .iter()
-        .map(|f| match f.short {
-            Some(c) => format!("-{c}/--{}", f.long),
-            None => format!("--{}", f.long),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut out = Vec::new();
+    for row in flags() {
+        for (i, long) in row.longs.iter().enumerate() {
+            out.push(match row.short.filter(|_| i == 0) {
+                Some(c) => format!("-{c}/--{long}"),
+                None => format!("--{long}"),
+            });
+        }
+    }
+    out.join(", ")
 }
 
 fn unsupported(word: &str) -> ArgError {
@@ -457,10 +318,7 @@ fn unsupported(word: &str) -> ArgError {
             supported_flags()
         ),
     };
-    ArgError {
-        value: name.to_string(),
-        expected: why,
-    }
+    bad(name, why)
 }
 
 fn bad(value: &str, expected: impl Into<String>) -> ArgError {
@@ -470,10 +328,10 @@ fn bad(value: &str, expected: impl Into<String>) -> ArgError {
     }
 }
 
-fn parse_bool(flag: &str, v: &str) -> Result<bool, ArgError> {
+fn parse_bool(flag: &str, v: &str) -> Result<&'static str, ArgError> {
     match v.to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
+        "true" | "1" => Ok("true"),
+        "false" | "0" => Ok("false"),
         _ => Err(bad(&format!("{flag}={v}"), "this flag takes true or false")),
     }
 }
@@ -486,8 +344,8 @@ impl RunOptions {
         Ok(o)
     }
 
-    /// Apply `run_args` words; returns the settings they gave.
-    fn apply_args(&mut self, words: &[String]) -> Result<BTreeSet<Setting>, ArgError> {
+    /// Apply `run_args` words; returns the keywords of the settings they gave.
+    fn apply_args(&mut self, words: &[String]) -> Result<BTreeSet<&'static str>, ArgError> {
         let mut given = BTreeSet::new();
         let mut it = words.iter();
         while let Some(word) = it.next() {
@@ -496,43 +354,33 @@ impl RunOptions {
                     Some((n, v)) => (n, Some(v)),
                     None => (long, None),
                 };
-                let f = FLAGS
-                    .iter()
-                    .find(|f| f.long == name)
+                let row = flags()
+                    .find(|r| r.longs.contains(&name))
                     .ok_or_else(|| unsupported(word))?;
-                match f.opt.shape() {
-                    Shape::Bool => {
-                        let b = match inline {
-                            Some(v) => parse_bool(&format!("--{name}"), v)?,
-                            None => true,
-                        };
-                        self.set_bool(f.opt, b);
-                    }
-                    _ => {
-                        let v = match inline {
-                            Some(v) => v,
-                            None => it
-                                .next()
-                                .ok_or_else(|| bad(word, "this flag takes a value"))?,
-                        };
-                        self.apply_value(f.opt, v, true)?;
-                    }
-                }
-                given.insert(f.opt);
+                let v = match (row.shape, inline) {
+                    (Shape::Bool, Some(v)) => parse_bool(&format!("--{name}"), v)?,
+                    (Shape::Bool, None) => "true",
+                    (_, Some(v)) => v,
+                    (_, None) => it
+                        .next()
+                        .ok_or_else(|| bad(word, "this flag takes a value"))?,
+                };
+                (row.set)(self, v)?;
+                given.insert(row.key);
             } else if let Some(cluster) = word.strip_prefix('-').filter(|c| !c.is_empty()) {
                 for (i, c) in cluster.char_indices() {
-                    let f = FLAGS
-                        .iter()
-                        .find(|f| f.short == Some(c))
+                    let row = flags()
+                        .find(|r| r.short == Some(c))
                         .ok_or_else(|| unsupported(&format!("-{c}")))?;
-                    given.insert(f.opt);
+                    given.insert(row.key);
                     let rest = &cluster[i + c.len_utf8()..];
-                    if f.opt.shape() == Shape::Bool {
-                        if let Some(v) = rest.strip_prefix('=') {
-                            self.set_bool(f.opt, parse_bool(&format!("-{c}"), v)?);
+                    if row.shape == Shape::Bool {
+                        let inline = rest.strip_prefix('=');
+                        let v = inline.map_or(Ok("true"), |v| parse_bool(&format!("-{c}"), v))?;
+                        (row.set)(self, v)?;
+                        if inline.is_some() {
                             break;
                         }
-                        self.set_bool(f.opt, true);
                         continue;
                     }
                     // A flag taking a value ends the cluster: `-p80:80`, `-dp 80:80`.
@@ -543,7 +391,7 @@ impl RunOptions {
                     } else {
                         rest.strip_prefix('=').unwrap_or(rest)
                     };
-                    self.apply_value(f.opt, v, true)?;
+                    (row.set)(self, v)?;
                     break;
                 }
             } else {
@@ -557,286 +405,175 @@ impl RunOptions {
         Ok(given)
     }
 
-    fn set_bool(&mut self, opt: Setting, b: bool) {
-        match opt {
-            Setting::Privileged => self.privileged = b,
-            Setting::ReadOnly => self.read_only = b,
-            Setting::Init => self.init = b,
-            Setting::Tty => self.tty = b,
-            Setting::Interactive => self.interactive = b,
-            _ => {}
+    /// The keywords `print config` writes, in table order: every setting that holds a value,
+    /// and those true by default (`init`, `tty`, `interactive`) always. They read back the same.
+    pub fn keywords(&self) -> Vec<(&'static str, Value)> {
+        let defaults = RunOptions::default();
+        let mut out = Vec::new();
+        for row in ROWS {
+            let mut vals = (row.get)(self);
+            let v = match row.shape {
+                Shape::Bool if (row.get)(&defaults) == [Value::Boolean(true)] => vals.pop(),
+                Shape::Bool => vals.pop().filter(|v| *v == Value::Boolean(true)),
+                Shape::One | Shape::Words => vals.pop(),
+                Shape::Many => (!vals.is_empty()).then_some(Value::Array(vals)),
+            };
+            out.extend(v.map(|v| (row.key, v)));
         }
+        out
     }
 
-    fn get_bool(&self, opt: Setting) -> bool {
-        match opt {
-            Setting::Privileged => self.privileged,
-            Setting::ReadOnly => self.read_only,
-            Setting::Init => self.init,
-            Setting::Tty => self.tty,
-            Setting::Interactive => self.interactive,
-            _ => false,
-        }
-    }
-
-    /// Validate and store one value of a setting. `from_flag`: the `--entrypoint` flag takes
-    /// one word, the `entrypoint` keyword a command line.
-    fn apply_value(&mut self, opt: Setting, v: &str, from_flag: bool) -> Result<(), ArgError> {
-        let nonempty = |v: &str, what: &str| -> Result<String, ArgError> {
-            if v.trim().is_empty() {
-                Err(bad(v, format!("expected {what}")))
-            } else {
-                Ok(v.to_string())
-            }
-        };
-        match opt {
-            Setting::Env => {
-                let key = v.split('=').next().unwrap_or("");
-                if key.is_empty() || key.chars().any(char::is_whitespace) {
-                    return Err(bad(
-                        v,
-                        "expected KEY=VALUE (or KEY, taken from the environment)",
-                    ));
-                }
-                self.env.push(v.to_string());
-            }
-            Setting::EnvFile => {
-                let p = PathBuf::from(v);
-                if !p.is_absolute() {
-                    return Err(bad(v, "expected an absolute path to an env file"));
-                }
-                self.env_files.push(p);
-            }
-            Setting::Volume => {
-                parse_volume(v)?;
-                self.volumes.push(v.to_string());
-            }
-            Setting::Publish => {
-                parse_publish(v)?;
-                self.ports.push(v.to_string());
-            }
-            Setting::Expose => self.expose.extend(parse_expose(v)?),
-            Setting::Memory => self.memory = Some(parse_size(v)?),
-            Setting::MemorySwap => {
-                self.memory_swap = Some(if v.trim() == "-1" { -1 } else { parse_size(v)? })
-            }
-            Setting::ShmSize => self.shm_size = Some(parse_size(v)?),
-            Setting::Cpus => match v.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() && x > 0.0 && x <= 4096.0 => self.cpus = Some(x),
-                _ => return Err(bad(v, "expected a number of CPUs such as 0.5 or 2")),
-            },
-            Setting::CpuShares => match v.trim().parse::<i64>() {
-                Ok(n) if (0..=262_144).contains(&n) => self.cpu_shares = Some(n),
-                _ => return Err(bad(v, "expected a CPU share weight such as 1024")),
-            },
-            Setting::CpusetCpus => {
-                if v.is_empty()
-                    || !v
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
-                {
-                    return Err(bad(v, "expected a CPU list such as 0-2,4"));
-                }
-                self.cpuset_cpus = Some(v.to_string());
-            }
-            Setting::Network => {
-                self.network = Some(nonempty(v, "a network (none, host, NAME...)")?)
-            }
-            Setting::Workdir => {
-                if !v.starts_with('/') {
-                    return Err(bad(v, "expected an absolute path in the container"));
-                }
-                self.workdir = Some(v.to_string());
-            }
-            Setting::User => self.user = Some(nonempty(v, "a user[:group]")?),
-            Setting::Entrypoint => {
-                self.entrypoint = Some(if v.is_empty() {
-                    Vec::new()
-                } else if from_flag {
-                    vec![v.to_string()]
-                } else {
-                    shell_words::split(v)
-                        .map_err(|e| bad(v, format!("cannot split it as a shell would: {e}")))?
-                });
-            }
-            Setting::VolumesFrom => self.volumes_from.push(nonempty(v, "a container[:ro|rw]")?),
-            Setting::Link => self.links.push(nonempty(v, "a container[:alias]")?),
-            Setting::CapAdd | Setting::CapDrop => {
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(bad(v, "expected a capability such as NET_ADMIN or ALL"));
-                }
-                if opt == Setting::CapAdd {
-                    self.cap_add.push(v.to_string());
-                } else {
-                    self.cap_drop.push(v.to_string());
-                }
-            }
-            Setting::SecurityOpt => self.security_opt.push(nonempty(v, "a security option")?),
-            Setting::Device => {
-                let mut parts = v.split(':');
-                let host = parts.next().unwrap_or("");
-                let inner = parts.next();
-                let perms = parts.next();
-                if !host.starts_with('/')
-                    || inner.is_some_and(|c| !c.starts_with('/'))
-                    || perms.is_some_and(|p| {
-                        p.is_empty() || !p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
-                    })
-                    || parts.next().is_some()
-                {
-                    return Err(bad(v, "expected HOST_DEVICE[:CONTAINER_PATH[:rwm]]"));
-                }
-                self.devices.push(v.to_string());
-            }
-            Setting::Tmpfs => {
-                if !v.starts_with('/') {
-                    return Err(bad(v, "expected an absolute path[:options]"));
-                }
-                self.tmpfs.push(v.to_string());
-            }
-            Setting::Dns => {
-                if v.parse::<IpAddr>().is_err() {
-                    return Err(bad(v, "expected an IP address"));
-                }
-                self.dns.push(v.to_string());
-            }
-            Setting::AddHost => {
-                let (host, ip) = v
-                    .split_once(['=', ':'])
-                    .ok_or_else(|| bad(v, "expected HOST:IP"))?;
-                if host.is_empty() || (ip != "host-gateway" && ip.parse::<IpAddr>().is_err()) {
-                    return Err(bad(v, "expected HOST:IP"));
-                }
-                self.extra_hosts.push(format!("{host}:{ip}"));
-            }
-            Setting::Sysctl | Setting::LogOpt => {
-                let (k, val) = v
-                    .split_once('=')
-                    .filter(|(k, _)| !k.is_empty())
-                    .ok_or_else(|| bad(v, "expected KEY=VALUE"))?;
-                let map = if opt == Setting::Sysctl {
-                    &mut self.sysctls
-                } else {
-                    &mut self.log_opts
-                };
-                map.insert(k.to_string(), val.to_string());
-            }
-            Setting::Label => {
-                let (k, val) = v.split_once('=').unwrap_or((v, ""));
-                if k.is_empty() {
-                    return Err(bad(v, "expected KEY=VALUE"));
-                }
-                self.labels.insert(k.to_string(), val.to_string());
-            }
-            Setting::GroupAdd => self.group_add.push(nonempty(v, "a group")?),
-            Setting::Pid => self.pid = Some(nonempty(v, "a pid mode (host, container:NAME)")?),
-            Setting::Ipc => {
-                self.ipc = Some(nonempty(v, "an ipc mode (private, host, shareable...)")?)
-            }
-            Setting::Hostname => {
-                let ok = !v.is_empty()
-                    && v.len() <= 253
-                    && v.split('.').all(|l| {
-                        !l.is_empty()
-                            && l.len() <= 63
-                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    });
-                if !ok {
-                    return Err(bad(v, "expected a host name"));
-                }
-                self.hostname = Some(v.to_string());
-            }
-            Setting::Restart => {
-                parse_restart(v)?;
-                self.restart_policy = Some(v.to_string());
-            }
-            Setting::StopSignal => {
-                self.stop_signal = Some(nonempty(v, "a signal (SIGTERM, 15...)")?)
-            }
-            Setting::LogDriver => self.log_driver = Some(nonempty(v, "a log driver")?),
-            Setting::Privileged
-            | Setting::ReadOnly
-            | Setting::Init
-            | Setting::Tty
-            | Setting::Interactive
-            | Setting::Detach => {}
-        }
-        Ok(())
-    }
-}
-
-impl RunOptions {
     /// The `docker run` flags that say the same as these options, for logs: every setting
     /// but `-t`, `-i` and `--init`, which the caller places itself (`run -t -i -d --name=...`).
     pub fn to_args(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
-        let mut many = |flag: &str, items: &mut dyn Iterator<Item = String>| {
-            for i in items {
-                a.push(flag.to_string());
-                a.push(i);
+        for (key, v) in self.keywords() {
+            let Some(row) = ROWS.iter().find(|r| r.key == key) else {
+                continue;
+            };
+            let flag = match row.short {
+                Some(c) => format!("-{c}"),
+                None => format!("--{}", row.longs[0]),
+            };
+            match v {
+                Value::Boolean(true) if !matches!(key, "init" | "tty" | "interactive") => {
+                    a.push(format!("--{}", row.longs[0]))
+                }
+                Value::Boolean(_) => {}
+                Value::Array(items) if row.shape == Shape::Many => {
+                    for i in &items {
+                        a.extend([flag.clone(), arg(i)]);
+                    }
+                }
+                v => a.extend([flag, arg(&v)]),
             }
-        };
-        let map = |m: &BTreeMap<String, String>| -> Vec<String> {
-            m.iter().map(|(k, v)| format!("{k}={v}")).collect()
-        };
-        many("-e", &mut self.env.iter().cloned());
-        many(
-            "--env-file",
-            &mut self.env_files.iter().map(|p| p.display().to_string()),
-        );
-        many("-v", &mut self.volumes.iter().cloned());
-        many("-p", &mut self.ports.iter().cloned());
-        many("--expose", &mut self.expose.iter().cloned());
-        let one = [
-            ("-m", self.memory.map(|n| n.to_string())),
-            ("--memory-swap", self.memory_swap.map(|n| n.to_string())),
-            ("--shm-size", self.shm_size.map(|n| n.to_string())),
-            ("--cpus", self.cpus.map(|x| x.to_string())),
-            ("--cpu-shares", self.cpu_shares.map(|n| n.to_string())),
-            ("--cpuset-cpus", self.cpuset_cpus.clone()),
-            ("--network", self.network.clone()),
-            ("-w", self.workdir.clone()),
-            ("-u", self.user.clone()),
-            (
-                "--entrypoint",
-                self.entrypoint.as_ref().map(|e| e.join(" ")),
-            ),
-            ("-h", self.hostname.clone()),
-            ("--pid", self.pid.clone()),
-            ("--ipc", self.ipc.clone()),
-            ("--restart", self.restart_policy.clone()),
-            ("--stop-signal", self.stop_signal.clone()),
-            ("--log-driver", self.log_driver.clone()),
-        ];
-        for (flag, v) in one {
-            if let Some(v) = v {
-                many(flag, &mut std::iter::once(v));
-            }
-        }
-        many("--volumes-from", &mut self.volumes_from.iter().cloned());
-        many("--link", &mut self.links.iter().cloned());
-        many("--cap-add", &mut self.cap_add.iter().cloned());
-        many("--cap-drop", &mut self.cap_drop.iter().cloned());
-        many("--security-opt", &mut self.security_opt.iter().cloned());
-        many("--device", &mut self.devices.iter().cloned());
-        many("--tmpfs", &mut self.tmpfs.iter().cloned());
-        many("--dns", &mut self.dns.iter().cloned());
-        many("--add-host", &mut self.extra_hosts.iter().cloned());
-        many("--sysctl", &mut map(&self.sysctls).into_iter());
-        many("--group-add", &mut self.group_add.iter().cloned());
-        many("-l", &mut map(&self.labels).into_iter());
-        many("--log-opt", &mut map(&self.log_opts).into_iter());
-        if self.privileged {
-            a.push("--privileged".into());
-        }
-        if self.read_only {
-            a.push("--read-only".into());
         }
         a
     }
 }
 
+fn on(v: &str) -> Result<bool, ArgError> {
+    Ok(v == "true")
+}
+
+/// `v` when `ok`; else an error saying what was expected.
+fn check(v: &str, ok: bool, what: &str) -> Result<String, ArgError> {
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(bad(v, format!("expected {what}")))
+    }
+}
+
+fn nonempty(v: &str, what: &str) -> Result<String, ArgError> {
+    check(v, !v.trim().is_empty(), what)
+}
+
+fn env_item(v: &str) -> Result<String, ArgError> {
+    let key = v.split('=').next().unwrap_or("");
+    let ok = !key.is_empty() && !key.chars().any(char::is_whitespace);
+    check(v, ok, "KEY=VALUE (or KEY, taken from the environment)")
+}
+
+fn env_file(v: &str) -> Result<PathBuf, ArgError> {
+    let ok = v.starts_with('/');
+    check(v, ok, "an absolute path to an env file").map(PathBuf::from)
+}
+
+fn cpus(v: &str) -> Result<f64, ArgError> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 4096.0 => Ok(x),
+        _ => Err(bad(v, "expected a number of CPUs such as 0.5 or 2")),
+    }
+}
+
+fn cpu_shares(v: &str) -> Result<i64, ArgError> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (0..=262_144).contains(&n) => Ok(n),
+        _ => Err(bad(v, "expected a CPU share weight such as 1024")),
+    }
+}
+
+fn capability(v: &str) -> Result<String, ArgError> {
+    let ok = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    check(v, ok, "a capability such as NET_ADMIN or ALL")
+}
+
+fn add_host(v: &str) -> Result<String, ArgError> {
+    match v.split_once(['=', ':']) {
+        Some((host, ip))
+            if !host.is_empty() && (ip == "host-gateway" || ip.parse::<IpAddr>().is_ok()) =>
+        {
+            Ok(format!("{host}:{ip}"))
+        }
+        _ => Err(bad(v, "expected HOST:IP")),
+    }
+}
+
+fn key_value(v: &str) -> Result<(String, String), ArgError> {
+    match v.split_once('=') {
+        Some((k, x)) if !k.is_empty() => Ok((k.to_string(), x.to_string())),
+        _ => Err(bad(v, "expected KEY=VALUE")),
+    }
+}
+
+/// A label may be `KEY` alone (an empty value).
+fn label(v: &str) -> Result<(String, String), ArgError> {
+    let (k, x) = v.split_once('=').unwrap_or((v, ""));
+    check(v, !k.is_empty(), "KEY=VALUE")?;
+    Ok((k.to_string(), x.to_string()))
+}
+
+fn hostname(v: &str) -> Result<String, ArgError> {
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let ok = !v.is_empty() && v.len() <= 253 && v.split('.').all(label_ok);
+    check(v, ok, "a host name")
+}
+
+/// A `--device` mapping: the host device, its path in the container (the host's when not
+/// given) and the cgroup permissions (`rwm` when not given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The host device.
+    pub host: String,
+    /// Its path in the container.
+    pub inner: String,
+    /// `r`, `w`, `m`.
+    pub perms: String,
+}
+
+fn device(v: &str) -> Result<Device, ArgError> {
+    let mut parts = v.split(':');
+    let (host, inner, perms) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    if !host.starts_with('/')
+        || inner.is_some_and(|c| !c.starts_with('/'))
+        || perms.is_some_and(|p| !perms_ok(p))
+        || parts.next().is_some()
+    {
+        return Err(bad(v, "expected HOST_DEVICE[:CONTAINER_PATH[:rwm]]"));
+    }
+    Ok(Device {
+        host: host.to_string(),
+        inner: inner.unwrap_or(host).to_string(),
+        perms: perms.unwrap_or("rwm").to_string(),
+    })
+}
+
+/// A `--tmpfs` value: the mount point and its options (may be empty).
+fn tmpfs(v: &str) -> Result<(String, String), ArgError> {
+    let (path, opts) = v.split_once(':').unwrap_or((v, ""));
+    check(v, v.starts_with('/'), "an absolute path[:options]")?;
+    Ok((path.to_string(), opts.to_string()))
+}
+
 /// A size as docker reads it: `1024`, `512k`, `512m`, `1.5g`, `1gb` (powers of 1024).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "bytes is checked finite and within 0..=i64::MAX: the cast drops the fraction"
+)]
 pub fn parse_size(s: &str) -> Result<i64, ArgError> {
     let expected = "expected a size such as 512m, 1g or a number of bytes";
     let t = s.trim().to_ascii_lowercase();
@@ -871,6 +608,23 @@ pub enum VolumeSpec {
     Bind(String),
 }
 
+const VOLUME_MODES: &[&str] = &[
+    "rw",
+    "ro",
+    "z",
+    "Z",
+    "nocopy",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "private",
+    "rprivate",
+    "consistent",
+    "cached",
+    "delegated",
+];
+
 /// Parse and check a `-v` value.
 pub fn parse_volume(v: &str) -> Result<VolumeSpec, ArgError> {
     let expected = "expected [SOURCE:]/CONTAINER_PATH[:MODE] (MODE: rw, ro, z, Z, nocopy, \
@@ -884,27 +638,9 @@ pub fn parse_volume(v: &str) -> Result<VolumeSpec, ArgError> {
                 || src
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            let mode_ok = parts.get(2).is_none_or(|m| {
-                !m.is_empty()
-                    && m.split(',').all(|o| {
-                        matches!(
-                            o,
-                            "rw" | "ro"
-                                | "z"
-                                | "Z"
-                                | "nocopy"
-                                | "shared"
-                                | "rshared"
-                                | "slave"
-                                | "rslave"
-                                | "private"
-                                | "rprivate"
-                                | "consistent"
-                                | "cached"
-                                | "delegated"
-                        )
-                    })
-            });
+            let mode_ok = parts
+                .get(2)
+                .is_none_or(|m| !m.is_empty() && m.split(',').all(|o| VOLUME_MODES.contains(&o)));
             if src_ok && mode_ok {
                 Ok(VolumeSpec::Bind(v.to_string()))
             } else {
@@ -1041,54 +777,49 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Result<RunOptions, ConfigError> {
             .apply_args(&words)
             .map_err(|e| to_config(r, "run_args", e))?;
     }
-    for &opt in OPTS {
-        let key = opt.keyword();
-        match opt.shape() {
+    for row in ROWS {
+        let key = row.key;
+        let value = match row.shape {
             Shape::Bool => {
                 // Absent: the two defaults differ; present: both give the value.
                 let (a, b) = (r.boolean(key, true)?, r.boolean(key, false)?);
                 if a != b {
                     continue;
                 }
-                if given.contains(&opt) && opts.get_bool(opt) != a {
-                    return Err(to_config(r, key, both(opt, &a.to_string())));
+                if given.contains(key) && (row.get)(&opts) != [Value::Boolean(a)] {
+                    return Err(to_config(r, key, both(row, &a.to_string())));
                 }
-                opts.set_bool(opt, a);
+                a.to_string()
             }
             Shape::Many => {
                 for item in r.words(key)?.unwrap_or_default() {
-                    opts.apply_value(opt, &item, false)
-                        .map_err(|e| to_config(r, key, e))?;
+                    (row.set)(&mut opts, &item).map_err(|e| to_config(r, key, e))?;
                 }
+                continue;
             }
-            Shape::One if opt == Setting::Entrypoint => {
+            Shape::Words => {
                 if let Some(words) = r.words(key)? {
-                    if given.contains(&opt) {
-                        return Err(to_config(r, key, both(opt, &words.join(" "))));
+                    if given.contains(key) {
+                        return Err(to_config(r, key, both(row, &words.join(" "))));
                     }
+                    // The one command-line setting; its flag takes one word.
                     opts.entrypoint = Some(words);
                 }
+                continue;
             }
-            Shape::One => {
-                if let Some(v) = r.scalar(key)? {
-                    if given.contains(&opt) {
-                        return Err(to_config(r, key, both(opt, &v)));
-                    }
-                    opts.apply_value(opt, &v, false)
-                        .map_err(|e| to_config(r, key, e))?;
-                }
-            }
-        }
+            Shape::One => match r.scalar(key)? {
+                Some(v) if given.contains(key) => return Err(to_config(r, key, both(row, &v))),
+                Some(v) => v,
+                None => continue,
+            },
+        };
+        (row.set)(&mut opts, &value).map_err(|e| to_config(r, key, e))?;
     }
     Ok(opts)
 }
 
-fn both(opt: Setting, v: &str) -> ArgError {
-    let flags: Vec<String> = FLAGS
-        .iter()
-        .filter(|f| f.opt == opt)
-        .map(|f| format!("--{}", f.long))
-        .collect();
+fn both(row: &Row, v: &str) -> ArgError {
+    let flags: Vec<String> = row.longs.iter().map(|l| format!("--{l}")).collect();
     bad(
         v,
         format!(
@@ -1098,65 +829,6 @@ fn both(opt: Setting, v: &str) -> ArgError {
     )
 }
 
-/// Write run options as keywords (for `print config`); `init`, `tty` and `interactive` are
-/// written even at their defaults. Parsing the output gives the same options.
-pub(crate) fn emit(out: &mut String, o: &RunOptions) {
-    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let list = |l: &mut dyn Iterator<Item = String>| {
-        format!("[{}]", l.map(|s| q(&s)).collect::<Vec<_>>().join(", "))
-    };
-    let strs = |l: &[String]| list(&mut l.iter().cloned());
-    let map = |m: &BTreeMap<String, String>| list(&mut m.iter().map(|(k, v)| format!("{k}={v}")));
-    for &opt in OPTS {
-        let value: Option<String> = match opt {
-            Setting::Env => (!o.env.is_empty()).then(|| strs(&o.env)),
-            Setting::EnvFile => (!o.env_files.is_empty())
-                .then(|| list(&mut o.env_files.iter().map(|p| p.to_string_lossy().into_owned()))),
-            Setting::Volume => (!o.volumes.is_empty()).then(|| strs(&o.volumes)),
-            Setting::Publish => (!o.ports.is_empty()).then(|| strs(&o.ports)),
-            Setting::Expose => (!o.expose.is_empty()).then(|| strs(&o.expose)),
-            Setting::Memory => o.memory.map(|n| n.to_string()),
-            Setting::MemorySwap => o.memory_swap.map(|n| n.to_string()),
-            Setting::ShmSize => o.shm_size.map(|n| n.to_string()),
-            Setting::Cpus => o.cpus.map(|x| x.to_string()),
-            Setting::CpuShares => o.cpu_shares.map(|n| n.to_string()),
-            Setting::CpusetCpus => o.cpuset_cpus.as_deref().map(q),
-            Setting::Network => o.network.as_deref().map(q),
-            Setting::Workdir => o.workdir.as_deref().map(q),
-            Setting::User => o.user.as_deref().map(q),
-            Setting::Entrypoint => o.entrypoint.as_deref().map(strs),
-            Setting::VolumesFrom => (!o.volumes_from.is_empty()).then(|| strs(&o.volumes_from)),
-            Setting::Link => (!o.links.is_empty()).then(|| strs(&o.links)),
-            Setting::Privileged => o.privileged.then(|| "true".to_string()),
-            Setting::ReadOnly => o.read_only.then(|| "true".to_string()),
-            Setting::CapAdd => (!o.cap_add.is_empty()).then(|| strs(&o.cap_add)),
-            Setting::CapDrop => (!o.cap_drop.is_empty()).then(|| strs(&o.cap_drop)),
-            Setting::SecurityOpt => (!o.security_opt.is_empty()).then(|| strs(&o.security_opt)),
-            Setting::Device => (!o.devices.is_empty()).then(|| strs(&o.devices)),
-            Setting::Tmpfs => (!o.tmpfs.is_empty()).then(|| strs(&o.tmpfs)),
-            Setting::Dns => (!o.dns.is_empty()).then(|| strs(&o.dns)),
-            Setting::AddHost => (!o.extra_hosts.is_empty()).then(|| strs(&o.extra_hosts)),
-            Setting::Sysctl => (!o.sysctls.is_empty()).then(|| map(&o.sysctls)),
-            Setting::GroupAdd => (!o.group_add.is_empty()).then(|| strs(&o.group_add)),
-            Setting::Pid => o.pid.as_deref().map(q),
-            Setting::Ipc => o.ipc.as_deref().map(q),
-            Setting::Init => Some(o.init.to_string()),
-            Setting::Tty => Some(o.tty.to_string()),
-            Setting::Interactive => Some(o.interactive.to_string()),
-            Setting::Hostname => o.hostname.as_deref().map(q),
-            Setting::Label => (!o.labels.is_empty()).then(|| map(&o.labels)),
-            Setting::Restart => o.restart_policy.as_deref().map(q),
-            Setting::StopSignal => o.stop_signal.as_deref().map(q),
-            Setting::LogDriver => o.log_driver.as_deref().map(q),
-            Setting::LogOpt => (!o.log_opts.is_empty()).then(|| map(&o.log_opts)),
-            Setting::Detach => None,
-        };
-        if let Some(v) = value {
-            let _ = writeln!(out, "{} = {v}", opt.keyword());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -1164,6 +836,11 @@ mod tests {
     use super::*;
     use crate::ServiceConfig;
     use crate::config::Spec;
+
+    /// Typed values as they were written.
+    fn texts<T>(v: &[Typed<T>]) -> Vec<String> {
+        v.iter().map(|t| t.text.clone()).collect()
+    }
 
     fn args(s: &str) -> Result<RunOptions, ArgError> {
         RunOptions::from_args(&shell_words::split(s).unwrap())
@@ -1187,9 +864,9 @@ mod tests {
     #[test]
     fn the_seeds_volume() {
         let o = args("-v /opt/docker.opensvc.com/vol1:/vol1:rw").unwrap();
-        assert_eq!(o.volumes, ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
+        assert_eq!(texts(&o.volumes), ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
         assert_eq!(
-            parse_volume(&o.volumes[0]).unwrap(),
+            o.volumes[0].value,
             VolumeSpec::Bind("/opt/docker.opensvc.com/vol1:/vol1:rw".into())
         );
         // The seed's defaults: a tty, an open stdin, and berth's init.
@@ -1204,7 +881,7 @@ mod tests {
              run_args = -v /opt/docker.opensvc.com/vol1:/vol1:rw\n",
         )
         .unwrap();
-        assert_eq!(o.volumes, ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
+        assert_eq!(texts(&o.volumes), ["/opt/docker.opensvc.com/vol1:/vol1:rw"]);
     }
 
     #[test]
@@ -1217,7 +894,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.env, ["A=1", "B=2", "C=3"]);
-        assert_eq!(o.ports, ["8080:80", "127.0.0.1:8443:443/tcp"]);
+        assert_eq!(texts(&o.ports), ["8080:80", "127.0.0.1:8443:443/tcp"]);
         assert_eq!(o.memory, Some(512 << 20));
         assert_eq!(o.cpus, Some(1.5));
         assert_eq!(o.network.as_deref(), Some("none"));
@@ -1229,16 +906,19 @@ mod tests {
         assert_eq!(o.hostname.as_deref(), Some("web1"));
         assert_eq!(o.labels.get("a").map(String::as_str), Some("b"));
         assert_eq!(o.labels.get("c").map(String::as_str), Some(""));
-        assert_eq!(o.restart_policy.as_deref(), Some("on-failure:3"));
+        assert_eq!(
+            o.restart_policy.as_ref().map(|r| r.text.as_str()),
+            Some("on-failure:3")
+        );
         assert_eq!(o.volumes_from, ["data"]);
         assert_eq!(o.links, ["db:db"]);
-        assert_eq!(o.env_files, [PathBuf::from("/etc/web.env")]);
+        assert_eq!(o.env_files[0].value, PathBuf::from("/etc/web.env"));
     }
 
     #[test]
     fn value_ends_a_cluster() {
         let o = args("-dp 80:80 -tip8080:8080").unwrap();
-        assert_eq!(o.ports, ["80:80", "8080:8080"]);
+        assert_eq!(texts(&o.ports), ["80:80", "8080:8080"]);
         let o = args("-ti --tty=false -i=false").unwrap();
         assert!(!o.tty && !o.interactive);
     }
@@ -1278,9 +958,9 @@ mod tests {
         assert_eq!(parse_size("512MB").unwrap(), 512 << 20);
         assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
         assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("1x").is_err());
-        assert!(parse_size("").is_err());
+        for bad in ["-1", "1x", ""] {
+            assert_eq!(parse_size(bad).unwrap_err().value, bad);
+        }
         assert_eq!(args("--memory-swap -1").unwrap().memory_swap, Some(-1));
     }
 
@@ -1307,9 +987,9 @@ mod tests {
             (p[1].host_port, p[1].container.as_str()),
             (Some(8001), "81/tcp")
         );
-        assert!(parse_publish("8000-8002:80-81").is_err());
-        assert!(parse_publish("80/icmp").is_err());
-        assert!(parse_publish("a.b.c:80:80").is_err());
+        for bad in ["8000-8002:80-81", "80/icmp", "a.b.c:80:80"] {
+            assert_eq!(parse_publish(bad).unwrap_err().value, bad);
+        }
         assert_eq!(parse_expose("80-81/udp").unwrap(), ["80/udp", "81/udp"]);
     }
 
@@ -1320,7 +1000,7 @@ mod tests {
             parse_restart("on-failure:5").unwrap(),
             ("on-failure".into(), Some(5))
         );
-        assert!(parse_restart("always:3").is_err());
+        assert_eq!(parse_restart("always:3").unwrap_err().value, "always:3");
     }
 
     #[test]
@@ -1335,7 +1015,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.env, ["A=1", "B=two words"]);
-        assert_eq!(o.volumes, ["/srv/vol1:/vol1:rw"]);
+        assert_eq!(texts(&o.volumes), ["/srv/vol1:/vol1:rw"]);
         assert_eq!(o.memory, Some(256 << 20));
         assert_eq!(o.memory_swap, Some(1 << 30));
         assert_eq!(o.cpus, Some(0.5));
@@ -1345,14 +1025,17 @@ mod tests {
         );
         assert!(o.privileged && !o.init && !o.tty && !o.interactive);
         assert_eq!(o.labels.get("tier").map(String::as_str), Some("front"));
-        assert_eq!(o.restart_policy.as_deref(), Some("always"));
+        assert_eq!(
+            o.restart_policy.as_ref().map(|r| r.text.as_str()),
+            Some("always")
+        );
     }
 
     #[test]
     fn keywords_and_run_args_merge() {
         let o = toml("run_args = \"-e A=1 -v /a:/a -t\"\nenv = [\"B=2\"]\ntty = true\n").unwrap();
         assert_eq!(o.env, ["A=1", "B=2"]);
-        assert_eq!(o.volumes, ["/a:/a"]);
+        assert_eq!(texts(&o.volumes), ["/a:/a"]);
         let e = toml("run_args = \"-m 1g\"\nmemory = \"2g\"\n").unwrap_err();
         assert!(e.contains("[container#1] memory:"), "{e}");
         assert!(e.contains("also given in run_args (--memory)"), "{e}");
@@ -1393,7 +1076,9 @@ mod tests {
         )
         .unwrap();
         let mut text = "[container.1]\nrun_image = \"busybox\"\n".to_string();
-        emit(&mut text, &o);
+        for (k, v) in o.keywords() {
+            text.push_str(&format!("{k} = {}\n", toml::Value::try_from(v).unwrap()));
+        }
         let again = container("/etc/berth/services/web.toml", &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(again, o, "{text}");
@@ -1414,17 +1099,15 @@ mod tests {
 
     #[test]
     fn every_flag_has_a_keyword() {
-        for f in FLAGS {
-            if f.opt != Setting::Detach {
-                assert!(
-                    CONTAINER_KEYWORDS.contains(&f.opt.keyword()),
-                    "--{} has no keyword",
-                    f.long
-                );
-            }
+        for row in ROWS {
+            assert!(
+                CONTAINER_KEYWORDS.contains(&row.key),
+                "--{} has no keyword",
+                row.longs[0]
+            );
         }
-        for &opt in OPTS {
-            assert!(CONTAINER_KEYWORDS.contains(&opt.keyword()));
-        }
+        assert_eq!(ROWS.iter().map(|r| r.longs.len()).sum::<usize>() + 1, 41);
+        assert!(supported_flags().starts_with("-e/--env, --env-file, -v/--volume"));
+        assert!(supported_flags().contains("--network, --net, -w/--workdir"));
     }
 }

@@ -334,14 +334,16 @@ impl ServiceStatus {
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A node and its services: what `svc print status --format json` and `GET /status` return.
+/// `S` is the service's form: svcd serialises its cached JSON of each service through the same
+/// type (`NodeStatus<&RawValue>`), so both bodies have one shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
+pub struct NodeStatus<S = ServiceStatus> {
     /// [`SCHEMA_VERSION`].
     pub schema: u32,
     /// The node name.
     pub nodename: String,
     /// The services, sorted by name.
-    pub services: Vec<ServiceStatus>,
+    pub services: Vec<S>,
 }
 
 #[cfg(test)]

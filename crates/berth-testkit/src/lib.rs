@@ -40,6 +40,30 @@ pub fn run_any(cmd: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
 }
 
+/// Copy the executable `src` to `dst` so that it can be run at once, whatever else the test
+/// process does meanwhile.
+///
+/// A copy written by this process (`std::fs::copy`) holds a write descriptor on `dst` for a
+/// moment; a fork by any other thread of the test binary in that moment gives the child a copy
+/// of it, kept until the child's exec closes it. Running `dst` then fails with `ETXTBSY` ("Text
+/// file busy") at random. `cp` writes the copy in its own process, which has exited (and so
+/// closed it) before this returns: no descriptor on `dst` ever exists in this process.
+pub fn copy_executable(src: &Path, dst: &Path) {
+    let out = Command::new("cp")
+        .arg("--")
+        .arg(src)
+        .arg(dst)
+        .output()
+        .expect("run cp");
+    assert!(
+        out.status.success(),
+        "cp {} {} failed: {}",
+        src.display(),
+        dst.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A temporary berth setup: config, var and run dirs under one temp dir (kept short, for
 /// docker socket paths), and a `services/` dir to write service files into.
 #[derive(Debug)]
@@ -242,8 +266,8 @@ pub fn busybox_rootfs(dir: &Path) {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).expect("mkdir rootfs/bin");
     std::fs::create_dir_all(dir.join("tmp")).expect("mkdir rootfs/tmp");
-    std::fs::copy("/bin/busybox", bin.join("busybox"))
-        .expect("copy /bin/busybox (package busybox-static)");
+    // busybox-static provides /bin/busybox; the copy may be run from the rootfs at once.
+    copy_executable(Path::new("/bin/busybox"), &bin.join("busybox"));
     let list = run("/bin/busybox", &["--list"]);
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {

@@ -25,34 +25,16 @@ impl Drop for Guard {
     }
 }
 
-/// Clock ticks per second.
-fn hz() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
 /// utime + stime of `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit(')').next().ok_or_else(|| anyhow!("bad stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    Ok(ticks / hz())
+    let stat = procfs::process::Process::new(i32::try_from(pid)?)?.stat()?;
+    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// VmRSS of `pid`, in KiB.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .ok_or_else(|| anyhow!("no VmRSS"))?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("bad VmRSS"))?
-        .parse()?)
+    let status = procfs::process::Process::new(i32::try_from(pid)?)?.status()?;
+    status.vmrss.ok_or_else(|| anyhow!("no VmRSS"))
 }
 
 fn setup(root: &Path, services: usize) -> anyhow::Result<()> {

@@ -81,7 +81,7 @@ fn db_usage(db: &Path) -> anyhow::Result<(u64, i64, i64)> {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let q = |sql: &str| -> anyhow::Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
     let pages = q("PRAGMA page_count")? - q("PRAGMA freelist_count")?;
-    let bytes = (pages * q("PRAGMA page_size")?) as u64;
+    let bytes = u64::try_from(pages * q("PRAGMA page_size")?).unwrap_or(0);
     Ok((
         bytes,
         q("SELECT COUNT(*) FROM events")?,
@@ -243,8 +243,9 @@ async fn timed_get(addr: SocketAddr, path: &str) -> anyhow::Result<(Duration, us
     Ok((t.elapsed(), body.len()))
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+/// The `permille`th per-thousand of sorted samples (nearest rank).
+fn pct(sorted: &[Duration], permille: usize) -> Duration {
+    let i = (sorted.len() - 1) * permille / 1000;
     sorted[i.min(sorted.len() - 1)]
 }
 
@@ -337,7 +338,9 @@ async fn main() -> anyhow::Result<()> {
                     s.generation += 1;
                     s.warn = match s.warn {
                         Some(_) => None,
-                        None => Some((s.generation as usize) % SERVICES_PER_NODE),
+                        None => Some(
+                            usize::try_from(s.generation % SERVICES_PER_NODE as u64).unwrap_or(0),
+                        ),
                     };
                     let (body, etag) = render(k, s.warn, s.generation);
                     s.body = body;
@@ -421,8 +424,8 @@ async fn main() -> anyhow::Result<()> {
         "/api/services",
         format!(
             "{api_len} bytes; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (200 sequential GETs)",
-            ms(pct(&lat, 0.5)),
-            ms(pct(&lat, 0.99)),
+            ms(pct(&lat, 500)),
+            ms(pct(&lat, 990)),
             ms(lat[lat.len() - 1])
         ),
     );

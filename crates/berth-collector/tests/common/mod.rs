@@ -340,7 +340,7 @@ impl Node {
     }
 
     pub fn pid(&self) -> i32 {
-        self.daemon.as_ref().expect("started").child.id() as i32
+        i32::try_from(self.daemon.as_ref().expect("started").child.id()).unwrap()
     }
 
     pub fn log(&self) -> String {
@@ -453,7 +453,7 @@ impl Collector {
     /// SIGTERM, and wait for it to exit cleanly.
     pub fn stop(&mut self) {
         let mut child = self.child.take().expect("running");
-        berth_testkit::signal(child.id() as i32, libc_sigterm());
+        berth_testkit::signal(i32::try_from(child.id()).unwrap(), libc_sigterm());
         let st = child.wait().unwrap();
         assert!(st.success(), "collector exit {st}:\n{}", self.log_text());
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use berth_model::config::ContainerSpec;
-use berth_model::run_args::{self, RunOptions, VolumeSpec};
+use berth_model::run_args::{RunOptions, VolumeSpec};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
     HealthStatusEnum, HostConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
@@ -67,103 +67,25 @@ pub(crate) fn config_digest(spec: &ContainerSpec) -> String {
     format!("{h:016x}")
 }
 
-/// The create body for `spec`, run by service `svc` as resource `rid`.
+/// The create body for `spec`, run by service `svc` as resource `rid`: the typed run options
+/// (parsed once, at load) mapped onto the API's fields.
 pub(crate) fn create_body(
     svc: &str,
     rid: &str,
     spec: &ContainerSpec,
 ) -> Result<ContainerCreateBody, DriverError> {
     let o = &spec.run;
-    let bad = |e: run_args::ArgError| DriverError::Refused(format!("{rid}: {e}"));
-
-    let mut env = Vec::new();
-    for path in &o.env_files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
-        env.extend(env_file_lines(&text));
-    }
-    for item in &o.env {
-        resolve_env(item, &mut env);
-    }
-
+    let env = environment(o)?;
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for v in &o.volumes {
-        match run_args::parse_volume(v).map_err(bad)? {
-            VolumeSpec::Anonymous(dst) => anonymous.push(dst),
-            VolumeSpec::Bind(b) => binds.push(b),
+        match &v.value {
+            VolumeSpec::Anonymous(dst) => anonymous.push(dst.clone()),
+            VolumeSpec::Bind(b) => binds.push(b.clone()),
         }
     }
 
-    let mut exposed: Vec<String> = o.expose.clone();
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for p in &o.ports {
-        for pp in run_args::parse_publish(p).map_err(bad)? {
-            if !exposed.contains(&pp.container) {
-                exposed.push(pp.container.clone());
-            }
-            port_bindings
-                .entry(pp.container.clone())
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: Some(pp.host_ip.unwrap_or_default()),
-                    host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
-                });
-        }
-    }
-
-    let devices: Vec<DeviceMapping> = o
-        .devices
-        .iter()
-        .map(|d| {
-            let mut parts = d.split(':');
-            let host = parts.next().unwrap_or_default().to_string();
-            let inner = parts
-                .next()
-                .map(str::to_string)
-                .unwrap_or_else(|| host.clone());
-            let perms = parts.next().unwrap_or("rwm").to_string();
-            DeviceMapping {
-                path_on_host: Some(host),
-                path_in_container: Some(inner),
-                cgroup_permissions: Some(perms),
-            }
-        })
-        .collect();
-
-    let tmpfs: HashMap<String, String> = o
-        .tmpfs
-        .iter()
-        .map(|t| match t.split_once(':') {
-            Some((p, opts)) => (p.to_string(), opts.to_string()),
-            None => (t.clone(), String::new()),
-        })
-        .collect();
-
-    let restart_policy = match &o.restart_policy {
-        None => None,
-        Some(r) => {
-            let (name, count) = run_args::parse_restart(r).map_err(bad)?;
-            let name = match name.as_str() {
-                "always" => RestartPolicyNameEnum::ALWAYS,
-                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-                "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-                _ => RestartPolicyNameEnum::NO,
-            };
-            Some(RestartPolicy {
-                name: Some(name),
-                maximum_retry_count: count,
-            })
-        }
-    };
-
-    let log_config =
-        (o.log_driver.is_some() || !o.log_opts.is_empty()).then(|| HostConfigLogConfig {
-            typ: o.log_driver.clone(),
-            config: opt_map(&o.log_opts),
-        });
-
+    let (exposed, port_bindings) = ports(o);
     let mut labels: HashMap<String, String> = o
         .labels
         .iter()
@@ -172,37 +94,6 @@ pub(crate) fn create_body(
     labels.insert(SERVICE_LABEL.into(), svc.into());
     labels.insert(RID_LABEL.into(), rid.into());
     labels.insert(CONFIG_LABEL.into(), config_digest(spec));
-
-    let host_config = HostConfig {
-        binds: opt_vec(binds),
-        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
-        memory: o.memory,
-        memory_swap: o.memory_swap,
-        shm_size: o.shm_size,
-        nano_cpus: o.cpus.map(|c| (c * 1e9).round() as i64),
-        cpu_shares: o.cpu_shares,
-        cpuset_cpus: o.cpuset_cpus.clone(),
-        network_mode: o.network.clone(),
-        volumes_from: opt_vec(o.volumes_from.clone()),
-        links: opt_vec(o.links.clone()),
-        privileged: Some(o.privileged),
-        readonly_rootfs: o.read_only.then_some(true),
-        cap_add: opt_vec(o.cap_add.clone()),
-        cap_drop: opt_vec(o.cap_drop.clone()),
-        security_opt: opt_vec(o.security_opt.clone()),
-        devices: opt_vec(devices),
-        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        dns: opt_vec(o.dns.clone()),
-        extra_hosts: opt_vec(o.extra_hosts.clone()),
-        sysctls: opt_map(&o.sysctls),
-        group_add: opt_vec(o.group_add.clone()),
-        pid_mode: o.pid.clone(),
-        ipc_mode: o.ipc.clone(),
-        init: Some(o.init),
-        restart_policy,
-        log_config,
-        ..Default::default()
-    };
 
     Ok(ContainerCreateBody {
         image: Some(spec.run_image.clone()),
@@ -229,18 +120,121 @@ pub(crate) fn create_body(
         volumes: opt_vec(anonymous),
         stop_signal: o.stop_signal.clone(),
         stop_timeout: Some(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
-        host_config: Some(host_config),
+        host_config: Some(host_config(o, binds, port_bindings)),
         ..Default::default()
     })
+}
+
+/// The environment: the env files' lines, then `env` (a bare `KEY` from berth's own).
+fn environment(o: &RunOptions) -> Result<Vec<String>, DriverError> {
+    let mut env = Vec::new();
+    for path in o.env_files.iter().map(|f| &f.value) {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
+        env.extend(env_file_lines(&text));
+    }
+    for item in &o.env {
+        resolve_env(item, &mut env);
+    }
+    Ok(env)
+}
+
+type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
+
+/// The exposed ports (`--expose` and every published one) and the published ports' bindings.
+fn ports(o: &RunOptions) -> (Vec<String>, PortBindings) {
+    let mut exposed: Vec<String> = o.expose.clone();
+    let mut bindings = PortBindings::new();
+    for pp in o.ports.iter().flat_map(|p| &p.value) {
+        if !exposed.contains(&pp.container) {
+            exposed.push(pp.container.clone());
+        }
+        bindings
+            .entry(pp.container.clone())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(pp.host_ip.clone().unwrap_or_default()),
+                host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
+    }
+    (exposed, bindings)
+}
+
+/// The host side: resources, privileges, mounts, network, restart and log settings.
+fn host_config(o: &RunOptions, binds: Vec<String>, port_bindings: PortBindings) -> HostConfig {
+    let devices = o.devices.iter().map(|d| DeviceMapping {
+        path_on_host: Some(d.value.host.clone()),
+        path_in_container: Some(d.value.inner.clone()),
+        cgroup_permissions: Some(d.value.perms.clone()),
+    });
+    let tmpfs: HashMap<String, String> = (o.tmpfs.iter()).map(|t| t.value.clone()).collect();
+    let restart_policy = o.restart_policy.as_ref().map(|r| RestartPolicy {
+        name: Some(match r.value.0.as_str() {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::NO,
+        }),
+        maximum_retry_count: r.value.1,
+    });
+    let log_config =
+        (o.log_driver.is_some() || !o.log_opts.is_empty()).then(|| HostConfigLogConfig {
+            typ: o.log_driver.clone(),
+            config: opt_map(&o.log_opts),
+        });
+
+    HostConfig {
+        binds: opt_vec(binds),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        memory: o.memory,
+        memory_swap: o.memory_swap,
+        shm_size: o.shm_size,
+        nano_cpus: o.cpus.map(nano_cpus),
+        cpu_shares: o.cpu_shares,
+        cpuset_cpus: o.cpuset_cpus.clone(),
+        network_mode: o.network.clone(),
+        volumes_from: opt_vec(o.volumes_from.clone()),
+        links: opt_vec(o.links.clone()),
+        privileged: Some(o.privileged),
+        readonly_rootfs: o.read_only.then_some(true),
+        cap_add: opt_vec(o.cap_add.clone()),
+        cap_drop: opt_vec(o.cap_drop.clone()),
+        security_opt: opt_vec(o.security_opt.clone()),
+        devices: opt_vec(devices.collect()),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        dns: opt_vec(o.dns.clone()),
+        extra_hosts: opt_vec(o.extra_hosts.clone()),
+        sysctls: opt_map(&o.sysctls),
+        group_add: opt_vec(o.group_add.clone()),
+        pid_mode: o.pid.clone(),
+        ipc_mode: o.ipc.clone(),
+        init: Some(o.init),
+        restart_policy,
+        log_config,
+        ..Default::default()
+    }
 }
 
 fn opt_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<String, String>> {
     (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
-/// The graceful stop bound in whole seconds (at least 1).
+/// The graceful stop bound in whole seconds, rounded up (at least 1).
 pub(crate) fn stop_secs(spec: &ContainerSpec) -> u64 {
-    spec.stop_timeout.as_secs_f64().ceil().max(1.0) as u64
+    let d = spec.stop_timeout;
+    d.as_secs()
+        .saturating_add(u64::from(d.subsec_nanos() > 0))
+        .max(1)
+}
+
+/// `--cpus` as the API's `NanoCpus`.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "the run options keep cpus within 0..=4096: at most 4.1e12 nano CPUs"
+)]
+fn nano_cpus(cpus: f64) -> i64 {
+    (cpus * 1e9).round() as i64
 }
 
 /// [`stop_secs`] as the stop request's `t`, which is an `i32`.
@@ -595,5 +589,41 @@ mod tests {
     fn short_ids() {
         assert_eq!(short_id("sha256:20f6aabc5ce1ed1a2d2e5a8c"), "20f6aabc5ce1");
         assert_eq!(short_id("20f6aabc5ce1ed1a"), "20f6aabc5ce1");
+    }
+    /// Every `run_args` flag at once (the env file is replaced by a real one for the body).
+    const FULL: &str = "run_image = \"busybox\"\nrun_command = [\"sh\", \"-c\", \"sleep 1\"]\n\
+        run_args = \"-ti -e A=1 --env-file /tmp/arch_e.env -v /x -v data:/data:ro \
+        -p 1.2.3.4:80:80/udp -p 8000-8001:80-81 --expose 81-82/udp -m 1.5g --memory-swap -1 \
+        --shm-size 64m --cpus 2.5 -c 512 --cpuset-cpus 0-1 --net none -w /w -u u \
+        --entrypoint '' --volumes-from v --link l --read-only --privileged --cap-add NET_ADMIN \
+        --cap-drop ALL --security-opt no-new-privileges --device /dev/fuse \
+        --device /dev/sda:/dev/xvda:rw --tmpfs /run:size=1m --tmpfs /t --dns 9.9.9.9 \
+        --add-host db=10.0.0.1 --sysctl net.core.somaxconn=1024 --group-add audio --pid host \
+        --ipc private --init=false -h h --label k=v -l e --restart on-failure:3 \
+        --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n";
+
+    #[test]
+    fn the_settings_table_keeps_the_body_and_the_digest() {
+        // Both pinned from the code before `run_args` became a table: a changed digest would
+        // create every stopped container again, a changed body would run it differently.
+        let mut s = spec(FULL);
+        assert_eq!(config_digest(&s), "dc188a891103aba7");
+        assert_eq!(
+            config_digest(&spec("run_image = \"busybox\"\n")),
+            "64802bc0e82179b8"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("e.env");
+        std::fs::write(&env_file, "X=1\n").unwrap();
+        s.run.env_files = vec![berth_model::run_args::Typed {
+            text: s.run.env_files[0].text.clone(),
+            value: env_file,
+        }];
+        let body = create_body("web", "container#1", &s).unwrap();
+        let mut body = serde_json::to_value(&body).unwrap();
+        body["Labels"].as_object_mut().unwrap().remove(CONFIG_LABEL);
+        let want: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/full_body.json")).unwrap();
+        assert_eq!(body, want);
     }
 }

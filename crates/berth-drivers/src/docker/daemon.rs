@@ -70,6 +70,19 @@ pub(crate) enum Probe {
     Down,
 }
 
+/// A container whose daemon is gone, still running under its containerd shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Orphan {
+    /// The container id.
+    pub id: String,
+    /// The image it was created from, as named then.
+    pub image: String,
+    /// Its process (the shim's child), when found.
+    pub process: Option<i32>,
+    /// The shim's pid.
+    pub shim: i32,
+}
+
 /// The daemon lock; released on drop.
 #[derive(Debug)]
 pub(crate) struct DaemonLock(#[allow(dead_code)] Flock<File>);
@@ -157,23 +170,57 @@ impl Daemon {
         Api::new(&self.socket)
     }
 
-    /// The pid of the daemon: the pidfile's when that process lives and is a dockerd, else,
-    /// while the socket exists, a dockerd serving it (a pidfile removed by hand).
+    /// The pid of the daemon: the pidfile's when that process is this service's dockerd
+    /// ([`Daemon::is_ours`]) and not younger than the pidfile, else a dockerd started for this
+    /// service found in `/proc`: one whose pidfile was removed by hand, or one still starting
+    /// (it has written neither its pidfile nor its socket yet, and a second one must not be
+    /// spawned beside it). A pidfile naming any other process is stale: never ours to signal.
     pub(crate) fn pid(&self) -> Option<i32> {
         if let Some(pid) = self.pidfile_pid()
-            && host::proc_of(pid).is_some_and(|p| p.comm == "dockerd" && p.state != 'Z')
+            && host::proc_of(pid).is_some_and(|p| self.is_ours(&p) && self.pidfile_not_older(&p))
         {
             return Some(pid);
         }
-        if !self.socket.exists() {
-            return None;
-        }
-        let host = self.host();
         host::all_procs()
             .into_iter()
-            .filter(|p| p.comm == "dockerd")
-            .find(|p| host::cmdline(p.pid).contains(&host))
+            .find(|p| self.is_ours(p))
             .map(|p| p.pid)
+    }
+
+    /// Whether `p` is this service's dockerd: a live `dockerd` whose command line names this
+    /// daemon's socket (`-H unix://SOCK`) or pidfile (`-p PIDFILE`). After a reboot a pidfile
+    /// may hold the pid of anything, another service's dockerd included.
+    pub(crate) fn is_ours(&self, p: &host::Proc) -> bool {
+        if p.comm != "dockerd" || matches!(p.state, 'Z' | 'X' | 'x') {
+            return false;
+        }
+        let host = self.host();
+        let pidfile = self.pidfile.display().to_string();
+        let words = host::cmdline(p.pid);
+        let pair = |w: &[String]| {
+            (matches!(w[0].as_str(), "-H" | "--host") && w[1] == host)
+                || (matches!(w[0].as_str(), "-p" | "--pidfile") && w[1] == pidfile)
+        };
+        let joined = |w: &String| {
+            w.split_once('=').is_some_and(|(flag, v)| {
+                (matches!(flag, "-H" | "--host") && v == host)
+                    || (matches!(flag, "-p" | "--pidfile") && v == pidfile)
+            })
+        };
+        words.windows(2).any(pair) || words.iter().any(joined)
+    }
+
+    /// Whether the pidfile is not older than `p`: dockerd writes it after it starts, so a
+    /// process started after the file was written (a reused pid) did not write it. Two seconds
+    /// of slack for the boot time's whole seconds and clock ticks.
+    fn pidfile_not_older(&self, p: &host::Proc) -> bool {
+        let Ok(written) = std::fs::metadata(&self.pidfile).and_then(|m| m.modified()) else {
+            return false;
+        };
+        match started_at(p) {
+            Some(started) => written + Duration::from_secs(2) >= started,
+            None => true,
+        }
     }
 
     fn pidfile_pid(&self) -> Option<i32> {
@@ -252,7 +299,13 @@ impl Daemon {
         match self.probe()? {
             Probe::Running(api) => Ok((api, false)),
             Probe::Silent(pid) => {
-                // Starting (another berth process) or hung: give it the start bound.
+                // Starting (another berth process, maybe killed since) or hung: give it the
+                // start bound. Never a second daemon beside it: it would find the pidfile.
+                info!(
+                    "docker daemon pid {pid} of {} is starting or does not answer: wait up to {}s                      for it",
+                    self.svc,
+                    START_TIMEOUT.as_secs()
+                );
                 let started = Instant::now();
                 let mut api = None;
                 while started.elapsed() < START_TIMEOUT {
@@ -284,8 +337,14 @@ impl Daemon {
     pub(crate) fn clean_stale(&self) -> Result<bool, DriverError> {
         let mut cleaned = false;
         if let Some(pid) = self.pidfile_pid() {
+            // Never signalled: a live pid here is not this service's daemon (see `pid`).
+            let why = if host::alive(pid) {
+                "is not this service's docker daemon: left alone"
+            } else {
+                "is not running"
+            };
             info!(
-                "remove stale docker pidfile {} (pid {pid} is not running)",
+                "remove stale docker pidfile {} (pid {pid} {why})",
                 self.pidfile.display()
             );
             remove(&self.pidfile)?;
@@ -356,6 +415,38 @@ impl Daemon {
             })
             .map(|p| p.pid)
             .collect()
+    }
+
+    /// The container of `svc`'s resource `rid` still running without its daemon (dockerd was
+    /// killed; its shim keeps the container alive): found by a leftover shim of this exec root
+    /// whose container (`-id`) carries this service's and rid's berth labels in the data root.
+    pub(crate) fn orphan_container(&self, rid: &str) -> Option<Orphan> {
+        self.leftover_shims().into_iter().find_map(|shim| {
+            let words = host::cmdline(shim);
+            let id = words
+                .windows(2)
+                .find(|w| w[0] == "-id")
+                .map(|w| w[1].clone())?;
+            let config = self
+                .data_root
+                .join("containers")
+                .join(&id)
+                .join("config.v2.json");
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&config).ok()?).ok()?;
+            let labels = &v["Config"]["Labels"];
+            let ours = labels[super::container::SERVICE_LABEL].as_str() == Some(self.svc.as_str())
+                && labels[super::container::RID_LABEL].as_str() == Some(rid);
+            ours.then(|| Orphan {
+                image: v["Config"]["Image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                process: host::children(shim).first().map(|p| p.pid),
+                shim,
+                id,
+            })
+        })
     }
 
     /// Start dockerd detached (own session, stdio to the log file) and wait until it answers.
@@ -508,7 +599,7 @@ impl Daemon {
         // Handles, not pids: the waits below last seconds, long enough for a pid to be reused
         // by another process once ours exited, and a KILL by pid would then hit that one.
         let daemon = match self.pid() {
-            Some(pid) => open_handle(pid, |p| p.comm == "dockerd")?,
+            Some(pid) => open_handle(pid, |p| self.is_ours(p))?,
             None => None,
         };
         if let Some(daemon) = daemon {
@@ -552,6 +643,14 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// When `p` started, from its start time in clock ticks after boot (`/proc/stat` btime).
+fn started_at(p: &host::Proc) -> Option<std::time::SystemTime> {
+    let btime = procfs::boot_time_secs().ok()?;
+    let ticks = Some(procfs::ticks_per_second()).filter(|t| *t > 0)?;
+    let since_boot = Duration::from_millis(p.start.checked_mul(1000)? / ticks);
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(btime) + since_boot)
 }
 
 /// Reap the daemon when it exits, so it leaves no zombie behind in a long-lived process.
@@ -677,7 +776,7 @@ mod tests {
              --ip-masq=false --containerd-namespace=berth-web \
              --containerd-plugins-namespace=berth-web-plugins --debug --storage-driver=vfs"
         );
-        assert!(d.check_paths().is_ok());
+        d.check_paths().unwrap();
     }
 
     #[test]

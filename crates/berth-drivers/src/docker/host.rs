@@ -27,29 +27,16 @@ pub(crate) struct Proc {
     pub start: u64,
 }
 
-/// Parse a `/proc/<pid>/stat` line: `pid (comm) S ppid ...`; comm may hold spaces and parens.
-pub(crate) fn parse_stat(text: &str) -> Option<Proc> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let mut rest = text.get(close + 1..)?.split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    // Field 22, starttime: the 18th after ppid.
-    let start = rest.nth(17).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Some(Proc {
-        pid,
-        comm,
-        state,
-        ppid,
-        start,
-    })
-}
-
 /// The process `pid`, if it exists.
 pub(crate) fn proc_of(pid: i32) -> Option<Proc> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(Proc {
+        pid: stat.pid,
+        comm: stat.comm,
+        state: stat.state,
+        ppid: stat.ppid,
+        start: stat.starttime,
+    })
 }
 
 /// Whether `pid` runs (a zombie does not: it only waits to be reaped).
@@ -131,12 +118,11 @@ impl ProcHandle {
 
 /// Every live process.
 pub(crate) fn all_procs() -> Vec<Proc> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(proc_of)
+    all.flatten()
+        .filter_map(|p| proc_of(p.pid()))
         .filter(|p| !matches!(p.state, 'Z' | 'X' | 'x'))
         .collect()
 }
@@ -146,37 +132,20 @@ pub(crate) fn children(pid: i32) -> Vec<Proc> {
     all_procs().into_iter().filter(|p| p.ppid == pid).collect()
 }
 
-/// The command line of `pid`, word by word.
+/// The command line of `pid`, word by word (empty when it is gone or not UTF-8).
 pub(crate) fn cmdline(pid: i32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|c| *c == 0)
-                .filter(|w| !w.is_empty())
-                .map(|w| String::from_utf8_lossy(w).into_owned())
-                .collect()
-        })
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.cmdline())
         .unwrap_or_default()
-}
-
-/// `VmRSS` from a `/proc/<pid>/status` text, in bytes.
-pub(crate) fn parse_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 /// Resident memory of `pid` in bytes (0 when gone).
 pub(crate) fn rss(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.status())
         .ok()
-        .and_then(|s| parse_rss(&s))
-        .unwrap_or(0)
+        .and_then(|s| s.vmrss)
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Bytes used under `root`, as `du -sx` counts them: allocated blocks, each inode once, not
@@ -252,39 +221,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_lines() {
-        let p = parse_stat("4242 (containerd) S 4200 4242 4242 0 -1 4194560 ...").unwrap();
-        assert_eq!(
-            p,
-            Proc {
-                pid: 4242,
-                comm: "containerd".into(),
-                state: 'S',
-                ppid: 4200,
-                start: 0,
-            }
+    fn this_process_reads_as_it_is() {
+        let me = proc_of(i32::try_from(std::process::id()).unwrap()).unwrap();
+        assert_eq!(me.ppid, nix::unistd::getppid().as_raw());
+        assert!(me.start > 0);
+        assert!(
+            cmdline(me.pid)[0].contains("berth_drivers"),
+            "{:?}",
+            cmdline(me.pid)
         );
-        let full = "4242 (containerd) S 4200 4242 4242 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 12 0 \
-                    987654 1000 50";
-        assert_eq!(parse_stat(full).unwrap().start, 987_654);
-        let p = parse_stat("7 (a (weird) name) Z 1 7 7").unwrap();
-        assert_eq!(
-            (p.comm.as_str(), p.state, p.ppid),
-            ("a (weird) name", 'Z', 1)
-        );
-        assert!(parse_stat("garbage").is_none());
-    }
-
-    #[test]
-    fn rss_lines() {
-        let s = "Name:\tdockerd\nVmPeak:\t  1 kB\nVmRSS:\t   74212 kB\nThreads:\t12\n";
-        assert_eq!(parse_rss(s), Some(74212 * 1024));
-        assert_eq!(parse_rss("Name:\tzombie\n"), None);
+        assert!(all_procs().iter().any(|p| p.pid == me.pid));
+        assert!(children(me.ppid).iter().any(|p| p.pid == me.pid));
     }
 
     #[test]
     fn this_process_is_alive_and_counted() {
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap();
         assert!(alive(me));
         assert!(rss(me) > 0);
         assert!(!alive(i32::MAX));

@@ -63,6 +63,23 @@ pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
             return st;
         }
         Ok(Probe::Down) => {
+            // A killed dockerd leaves its containers running under their shims: say so.
+            if let Some(o) = d.orphan_container(&rid.to_string()) {
+                st.status = Status::Warn;
+                st.label = format!("{}@{}", short_id(&o.id), o.image);
+                let process = o
+                    .process
+                    .map(|p| format!("pid {p}"))
+                    .unwrap_or_else(|| "a process".into());
+                st.log.push(LogEntry::warn(format!(
+                    "docker daemon is not running, but container {} still runs ({process} under \
+                     containerd-shim pid {}): svc {} stop cleans it up",
+                    short_id(&o.id),
+                    o.shim,
+                    ctx.svc.name
+                )));
+                return st;
+            }
             st.log.push(LogEntry::info("docker daemon is not running"));
             return st;
         }
@@ -186,6 +203,16 @@ fn start_container(
             id
         }
         other => {
+            // Everything that can be checked is, before anything is removed: a start that
+            // fails on a missing image or a bad option leaves the old container as it was.
+            if inspect_image(api, &spec.run_image)?.is_none() {
+                return Err(DriverError::Refused(format!(
+                    "image {} is not known to the docker daemon of {}: import or pull it first \
+                     (svc {} docker pull {})",
+                    spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
+                )));
+            }
+            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec)?;
             if let Some(c) = other {
                 let id = c.id.unwrap_or_else(|| name.clone());
                 info!(
@@ -202,14 +229,6 @@ fn start_container(
                 )
                 .map_err(|e| e.into_driver(format!("remove container {name}")))?;
             }
-            if inspect_image(api, &spec.run_image)?.is_none() {
-                return Err(DriverError::Refused(format!(
-                    "image {} is not known to the docker daemon of {}: import or pull it first \
-                     (svc {} docker pull {})",
-                    spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
-                )));
-            }
-            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec)?;
             info!("{}", container::run_line(&d.host(), &name, spec));
             let created = api
                 .run(
@@ -351,7 +370,9 @@ pub fn passthrough(ctx: &Ctx<'_>, args: &[OsString]) -> Result<i32, DriverError>
         )));
     }
     let d = Daemon::new(ctx);
-    d.ensure(ctx)?;
+    if needs_daemon(args) {
+        d.ensure(ctx)?;
+    }
     let status = Command::new("docker")
         .arg("-H")
         .arg(d.host())
@@ -364,6 +385,79 @@ pub fn passthrough(ctx: &Ctx<'_>, args: &[OsString]) -> Result<i32, DriverError>
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(1))
+}
+
+/// Global docker CLI options that take a value (`--log-level debug`), so their value is not
+/// read as the command.
+const CLI_VALUE_OPTIONS: &[&str] = &[
+    "--config",
+    "-c",
+    "--context",
+    "-H",
+    "--host",
+    "-l",
+    "--log-level",
+    "--tlscacert",
+    "--tlscert",
+    "--tlskey",
+];
+
+/// docker's management commands: their first word is a sub-command, not an argument.
+const CLI_MANAGEMENT: &[&str] = &[
+    "builder",
+    "buildx",
+    "checkpoint",
+    "compose",
+    "config",
+    "container",
+    "context",
+    "image",
+    "manifest",
+    "network",
+    "node",
+    "plugin",
+    "secret",
+    "service",
+    "stack",
+    "swarm",
+    "system",
+    "trust",
+    "volume",
+];
+
+/// Whether the docker CLI needs the daemon for `args`: help and version do not (`--help`, `-h`
+/// or `--version` among the global options, the `help` and `version` commands, `--help` among a
+/// command's options before its first argument, no command at all). Anything else may, and starts
+/// it as before (`docker images` starts the daemon silently, as the seed shows).
+fn needs_daemon(args: &[OsString]) -> bool {
+    let words: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("")).collect();
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        match *w {
+            "-h" | "--help" | "-v" | "--version" => return false,
+            w if CLI_VALUE_OPTIONS.contains(&w) => i += 2,
+            w if w.starts_with('-') => i += 1,
+            _ => break,
+        }
+    }
+    let Some(command) = words.get(i) else {
+        return false;
+    };
+    if matches!(*command, "help" | "version") {
+        return false;
+    }
+    let mut rest = words[i + 1..].iter();
+    let mut sub_seen = !CLI_MANAGEMENT.contains(command);
+    for w in rest.by_ref() {
+        match *w {
+            "--help" => return false,
+            "--" => break,
+            w if w.starts_with('-') => {}
+            _ if !sub_seen => sub_seen = true,
+            _ => break,
+        }
+    }
+    true
 }
 
 /// Usage figures of the service's private daemon, for services with containers: containers and
@@ -421,4 +515,49 @@ pub fn chargeback(ctx: &Ctx<'_>) -> Option<Chargeback> {
                 .sum::<u64>();
     }
     Some(cb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(line: &str) -> bool {
+        let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+        needs_daemon(&args)
+    }
+
+    #[test]
+    fn help_and_version_need_no_daemon() {
+        for line in [
+            "",
+            "--help",
+            "-h",
+            "--version",
+            "-v",
+            "help",
+            "help ps",
+            "version",
+            "--log-level debug version",
+            "ps --help",
+            "run --help",
+            "image --help",
+            "image ls --help",
+            "container run -it --help",
+        ] {
+            assert!(!needs(line), "{line:?} needs no daemon");
+        }
+        for line in [
+            "images",
+            "ps -a",
+            "pull busybox",
+            "--log-level debug ps",
+            "run -h myhost busybox",
+            "run busybox sh --help",
+            "exec web.container.1 ls --help",
+            "image ls",
+            "container inspect x",
+        ] {
+            assert!(needs(line), "{line:?} needs the daemon");
+        }
+    }
 }

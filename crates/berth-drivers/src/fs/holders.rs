@@ -12,6 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use procfs::process::{FDTarget, Process};
+
 /// A process holding a mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
@@ -46,14 +48,11 @@ impl Target {
         self.dev
             .is_some_and(|d| std::fs::metadata(link).is_ok_and(|m| m.dev() == d))
     }
-    /// A `/proc/PID/{cwd,root,exe,fd/N}` link: its target path, or the file it opens.
-    fn link_matches(&self, link: &Path) -> Option<PathBuf> {
-        let target = std::fs::read_link(link).ok()?;
+    /// A `/proc/PID/{cwd,root,exe,fd/N}` link that reads as `path`: whether the path, or the
+    /// file the link opens, lies on the mount.
+    fn link_matches(&self, link: &Path, path: &Path) -> bool {
         // Sockets, pipes and anonymous inodes read as `socket:[123]`: not files.
-        if !target.as_os_str().as_bytes().starts_with(b"/") {
-            return None;
-        }
-        (self.path_matches(&target) || self.dev_matches(link)).then_some(target)
+        path.is_absolute() && (self.path_matches(path) || self.dev_matches(link))
     }
 }
 
@@ -62,22 +61,20 @@ fn mnt_ns(proc_dir: &Path) -> Option<PathBuf> {
     std::fs::read_link(proc_dir.join("ns/mnt")).ok()
 }
 
-/// Why `pid` holds the mount, if it does.
-fn holds(proc_dir: &Path, target: &Target) -> Option<String> {
-    for link in ["cwd", "root", "exe"] {
-        if let Some(p) = target.link_matches(&proc_dir.join(link)) {
-            return Some(format!("{link} {}", p.display()));
+/// Why process `p` (whose directory is `proc_dir`) holds the mount, if it does.
+fn holds(p: &Process, proc_dir: &Path, target: &Target) -> Option<String> {
+    for (link, path) in [("cwd", p.cwd()), ("root", p.root()), ("exe", p.exe())] {
+        if let Ok(path) = path
+            && target.link_matches(&proc_dir.join(link), &path)
+        {
+            return Some(format!("{link} {}", path.display()));
         }
     }
-    if let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) {
-        for fd in fds.flatten() {
-            if let Some(p) = target.link_matches(&fd.path()) {
-                return Some(format!(
-                    "fd {} {}",
-                    fd.file_name().to_string_lossy(),
-                    p.display()
-                ));
-            }
+    for fd in p.fd().into_iter().flatten().flatten() {
+        if let FDTarget::Path(path) = &fd.target
+            && target.link_matches(&proc_dir.join(format!("fd/{}", fd.fd)), path)
+        {
+            return Some(format!("fd {} {}", fd.fd, path.display()));
         }
     }
     let maps = std::fs::read(proc_dir.join("maps")).ok()?;
@@ -115,23 +112,19 @@ fn map_matches(line: &[u8], target: &Target) -> Option<PathBuf> {
 /// Every process in our mount namespace holding `target`, by pid (our own pid included: the
 /// caller decides whom it may kill).
 pub fn find(target: &Target) -> Vec<Holder> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
     let own_ns = mnt_ns(Path::new("/proc/self"));
     let mut out = Vec::new();
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let dir = e.path();
+    for p in all.flatten() {
+        let pid = p.pid();
+        let dir = PathBuf::from(format!("/proc/{pid}"));
         if own_ns.is_some() && mnt_ns(&dir) != own_ns {
             continue;
         }
-        if let Some(what) = holds(&dir, target) {
-            let comm = std::fs::read_to_string(dir.join("comm"))
-                .map(|c| c.trim_end().to_string())
-                .unwrap_or_else(|_| "?".into());
+        if let Some(what) = holds(&p, &dir, target) {
+            let comm = p.stat().map_or_else(|_| "?".into(), |s| s.comm);
             out.push(Holder { pid, comm, what });
         }
     }
@@ -187,7 +180,7 @@ mod tests {
     #[test]
     fn finds_our_own_cwd_holder() {
         // Our cwd lies under "/" (everything does): we find ourselves, and the caller skips us.
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap();
         let cwd = std::env::current_dir().expect("cwd");
         let all = find(&target(cwd.to_str().expect("utf-8"), None));
         assert!(all.iter().any(|h| h.pid == me), "{all:?}");

@@ -12,6 +12,7 @@
 mod holders;
 mod loopdev;
 pub mod mountinfo;
+mod namespaces;
 pub mod options;
 
 use std::collections::HashMap;
@@ -203,6 +204,7 @@ fn fsck_and_mount(
     source: &Path,
     opts: &options::MountOptions,
 ) -> Result<(), DriverError> {
+    refuse_if_mounted_elsewhere(source)?;
     if matches!(spec.fs_type.as_str(), "ext2" | "ext3" | "ext4") {
         if opts.read_only() {
             // e2fsck -p needs write access, and a read-only mount must not change the disk.
@@ -276,12 +278,31 @@ fn fsck(dev: &Path) -> Result<(), DriverError> {
 pub fn stop(spec: &FsSpec) -> Result<Outcome, DriverError> {
     let entries = mountinfo::read()?;
     let Some(entry) = find_mount(&entries, &spec.mnt) else {
-        tracing::info!(
-            "fs({} {}) is already umounted",
-            spec.dev.display(),
-            spec.mnt.display()
-        );
-        return Ok(Outcome::AlreadyDone);
+        // Not mounted here; maybe still in another mount namespace (a stop that failed there).
+        let devices: Vec<(u32, u32)> = match classify(&spec.dev) {
+            Ok(Device::Block(_, id)) => vec![id],
+            Ok(Device::Image(image)) => loopdev::backed_by(&image).iter().map(|a| a.dev).collect(),
+            _ => Vec::new(),
+        };
+        let elsewhere: Vec<(u32, u32)> = devices
+            .into_iter()
+            .filter(|id| !namespaces::holding(*id).is_empty())
+            .collect();
+        if elsewhere.is_empty() {
+            tracing::info!(
+                "fs({} {}) is already umounted",
+                spec.dev.display(),
+                spec.mnt.display()
+            );
+            return Ok(Outcome::AlreadyDone);
+        }
+        for id in elsewhere {
+            umount_elsewhere(&spec.mnt, id)?;
+        }
+        if let Ok(Device::Image(image)) = classify(&spec.dev) {
+            detach_unused(&image)?;
+        }
+        return Ok(Outcome::Changed);
     };
     let id = (entry.major, entry.minor);
     let unique = entries.iter().filter(|e| (e.major, e.minor) == id).count() == 1;
@@ -291,10 +312,95 @@ pub fn stop(spec: &FsSpec) -> Result<Outcome, DriverError> {
     };
     tracing::info!("umount {}", spec.mnt.display());
     umount_bounded(&target, spec.stop_timeout)?;
+    umount_elsewhere(&spec.mnt, id)?;
     if let Ok(Device::Image(image)) = classify(&spec.dev) {
         detach_unused(&image)?;
     }
     Ok(Outcome::Changed)
+}
+
+/// Unmount device `id` in the other mount namespaces that still hold a copy of its mount (a
+/// process unshared its namespace while it was mounted). What cannot be unmounted there fails
+/// the stop, naming the processes of that namespace: stop never reports success while the
+/// device is still mounted somewhere.
+fn umount_elsewhere(mnt: &Path, id: (u32, u32)) -> Result<(), DriverError> {
+    let foreign = namespaces::holding(id);
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let mut failures = Vec::new();
+    for fm in &foreign {
+        let points: Vec<String> = fm
+            .mount_points
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        tracing::info!(
+            "umount {} in the mount namespace {} of {}",
+            points.join(", "),
+            fm.ns.display(),
+            fm.holders()
+        );
+        if let Err(e) = namespaces::unmount_in(fm) {
+            tracing::warn!("{e}");
+        }
+    }
+    for fm in namespaces::holding(id) {
+        failures.push(format!(
+            "in the mount namespace {} of {}",
+            fm.ns.display(),
+            fm.holders()
+        ));
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(DriverError::Refused(format!(
+        "umount {}: not mounted here, but its device {}:{} is still mounted {} (they keep it \
+         busy: stop them, or unmount it there)",
+        mnt.display(),
+        id.0,
+        id.1,
+        failures.join("; ")
+    )))
+}
+
+/// Refuse to fsck or mount `source` (a block or loop device) while it is mounted in another
+/// mount namespace, naming the processes there (e2fsck would only say "in use").
+fn refuse_if_mounted_elsewhere(source: &Path) -> Result<(), DriverError> {
+    let Ok(m) = std::fs::metadata(source) else {
+        return Ok(());
+    };
+    if !m.file_type().is_block_device() {
+        return Ok(());
+    }
+    let id = major_minor(m.rdev());
+    let foreign = namespaces::holding(id);
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let places: Vec<String> = foreign
+        .iter()
+        .map(|fm| {
+            let points: Vec<String> = fm
+                .mount_points
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            format!(
+                "on {} in the mount namespace {} of {}",
+                points.join(", "),
+                fm.ns.display(),
+                fm.holders()
+            )
+        })
+        .collect();
+    Err(DriverError::Refused(format!(
+        "{} is still mounted in another mount namespace: {} (stop those processes, or unmount \
+         it there: nsenter -t PID -m umount MOUNTPOINT)",
+        source.display(),
+        places.join("; ")
+    )))
 }
 
 /// Detach the loop devices backed by `image` that are mounted nowhere (autoclear usually did).

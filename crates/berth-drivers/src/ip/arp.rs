@@ -6,10 +6,18 @@
 //! ARP payload. It is opened on the calling thread, so it belongs to that thread's network
 //! namespace.
 
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike, bind, recvmsg, sendto,
+    socket,
+};
 
 /// An Ethernet hardware address.
 pub type Mac = [u8; 6];
@@ -124,16 +132,26 @@ pub struct ArpSocket {
     ifindex: u32,
 }
 
-fn sockaddr_ll(ifindex: u32, dest: Mac) -> io::Result<libc::sockaddr_ll> {
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sa.sll_family = libc::AF_PACKET as u16;
-    sa.sll_protocol = ETH_P_ARP.to_be();
-    sa.sll_ifindex = i32::try_from(ifindex)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index too large"))?;
-    sa.sll_halen = 6;
-    sa.sll_addr[..6].copy_from_slice(&dest);
-    Ok(sa)
+/// The link-level address of `dest` on interface `ifindex`, for ARP.
+fn link_addr(ifindex: u32, dest: Mac) -> io::Result<LinkAddr> {
+    let mut sll_addr = [0u8; 8];
+    sll_addr[..6].copy_from_slice(&dest);
+    let sa = libc::sockaddr_ll {
+        sll_family: libc::c_ushort::try_from(libc::AF_PACKET)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        sll_protocol: ETH_P_ARP.to_be(),
+        sll_ifindex: i32::try_from(ifindex).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "interface index too large")
+        })?,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr,
+    };
+    let len = libc::socklen_t::try_from(std::mem::size_of_val(&sa)).ok();
+    // SAFETY: `sa` is a whole, initialised sockaddr_ll and `len` its size; nix copies it.
+    unsafe { LinkAddr::from_raw((&raw const sa).cast::<libc::sockaddr>(), len) }
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a link-level address"))
 }
 
 impl ArpSocket {
@@ -145,48 +163,22 @@ impl ArpSocket {
     /// unhook and rehook it, which waits for an RCU grace period (about 10 ms here). Closing any
     /// packet socket waits for one such period too.
     pub fn open(ifindex: u32, listen: bool) -> io::Result<ArpSocket> {
-        // SAFETY: socket(2) with constant arguments; the result is checked before use.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
         if listen {
-            let sa = sockaddr_ll(ifindex, [0; 6])?;
-            // SAFETY: sa is a valid sockaddr_ll and the length passed is its size.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&raw const sa).cast::<libc::sockaddr>(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            bind(fd.as_raw_fd(), &link_addr(ifindex, [0; 6])?)?;
         }
         Ok(ArpSocket { fd, ifindex })
     }
 
     /// Broadcast one ARP packet.
     pub fn send(&self, pkt: &ArpPacket) -> io::Result<()> {
-        let sa = sockaddr_ll(self.ifindex, BROADCAST)?;
-        let buf = pkt.encode();
-        // SAFETY: buf and sa are valid for the lengths given, for the duration of the call.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                buf.as_ptr().cast::<libc::c_void>(),
-                buf.len(),
-                0,
-                (&raw const sa).cast::<libc::sockaddr>(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let to = link_addr(self.ifindex, BROADCAST)?;
+        sendto(self.fd.as_raw_fd(), &pkt.encode(), &to, MsgFlags::empty())?;
         Ok(())
     }
 
@@ -195,54 +187,35 @@ impl ArpSocket {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
+            let ms = if left.is_zero() {
+                PollTimeout::ZERO
+            } else {
+                PollTimeout::try_from(left.max(Duration::from_millis(1)))
+                    .unwrap_or(PollTimeout::MAX)
             };
-            let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-            // SAFETY: pfd is one valid pollfd, and 1 is the count passed.
-            let rc = unsafe { libc::poll(&raw mut pfd, 1, if left.is_zero() { 0 } else { ms }) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if rc == 0 {
-                return Ok(None);
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, ms) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
             }
             let mut buf = [0u8; 128];
-            // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: buf, from and len are valid for writes of the sizes given.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast::<libc::c_void>(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&raw mut from).cast::<libc::sockaddr>(),
-                    &raw mut len,
-                )
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let (n, from) = match recvmsg::<LinkAddr>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                None,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(msg) => (msg.bytes, msg.address),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) {
-                    continue;
-                }
-                return Err(e);
-            }
-            if from.sll_pkttype == libc::PACKET_OUTGOING {
+            if from.is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING) {
                 continue;
             }
-            let n = usize::try_from(n).unwrap_or(0).min(buf.len());
-            if let Some(pkt) = ArpPacket::decode(&buf[..n]) {
+            if let Some(pkt) = ArpPacket::decode(&buf[..n.min(buf.len())]) {
                 return Ok(Some(pkt));
             }
         }

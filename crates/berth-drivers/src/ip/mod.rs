@@ -72,21 +72,7 @@ fn resolve(ipname: &str) -> Result<IpAddr, DriverError> {
 
 /// Whether `a` and `b` share their first `prefix` bits.
 fn same_subnet(a: IpAddr, b: IpAddr, prefix: u8) -> bool {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
-    }
+    ipnet::IpNet::new(a, prefix).is_ok_and(|net| net.contains(&b))
 }
 
 /// The prefix length to use: the configured one, else that of an address the device already has

@@ -1,127 +1,222 @@
 //! `print config`: a parsed service written back as berth TOML. For an OpenSVC INI file this is
 //! its TOML equivalent, every default spelled out; parsing the output gives the same service.
+//!
+//! Each section is a view of the model serialised with serde + toml (which quotes and escapes
+//! every value as TOML wants it); the sections are written in file order under a comment naming
+//! the source.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{ContainerSpec, Resource, ServiceConfig, Spec};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
-fn q(s: &str) -> String {
-    // TOML basic strings share JSON's escapes for everything berth writes.
-    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
-}
+use super::{Common, ContainerSpec, FsSpec, IpSpec, Resource, ServiceConfig, Spec};
+use crate::run_args::RunOptions;
 
-fn list<S: AsRef<str>>(items: &[S]) -> String {
-    let inner: Vec<String> = items.iter().map(|i| q(i.as_ref())).collect();
-    format!("[{}]", inner.join(", "))
-}
+/// A duration as the keywords take it: `"10s"`, `"500ms"`.
+struct Dur(Duration);
 
-fn dur(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        q(&format!("{}s", d.as_secs()))
-    } else {
-        q(&format!("{}ms", d.as_millis()))
-    }
-}
-
-fn kv(out: &mut String, key: &str, value: impl AsRef<str>) {
-    let _ = writeln!(out, "{key} = {}", value.as_ref());
-}
-
-fn common(out: &mut String, r: &Resource) {
-    let c = &r.common;
-    if c.optional {
-        kv(out, "optional", "true");
-    }
-    if c.disable {
-        kv(out, "disable", "true");
-    }
-    if c.monitor {
-        kv(out, "monitor", "true");
-    }
-    if c.restart > 0 {
-        kv(out, "restart", c.restart.to_string());
-    }
-    if !c.tags.is_empty() {
-        kv(out, "tags", list(&c.tags.iter().collect::<Vec<_>>()));
-    }
-    if let Some(s) = &c.subset {
-        kv(out, "subset", q(s));
-    }
-    if c.standby {
-        kv(out, "standby", "true");
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.subsec_nanos() == 0 {
+            s.collect_str(&format_args!("{}s", self.0.as_secs()))
+        } else {
+            s.collect_str(&format_args!("{}ms", self.0.as_millis()))
+        }
     }
 }
 
-fn container(out: &mut String, c: &ContainerSpec) {
-    kv(out, "type", q("docker"));
-    kv(out, "run_image", q(&c.run_image));
-    if let Some(cmd) = &c.run_command {
-        kv(out, "run_command", list(cmd));
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+struct ServiceView<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    nodes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    autostart_node: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    env: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_data_dir: Option<String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    docker_daemon_args: &'a [String],
+}
+
+#[derive(Serialize)]
+struct IpView<'a> {
+    ipname: &'a str,
+    ipdev: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netmask: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway: Option<String>,
+    probe_timeout: Dur,
+    garp_count: u32,
+    garp_interval: Dur,
+}
+
+#[derive(Serialize)]
+struct FsView<'a> {
+    dev: String,
+    mnt: String,
+    #[serde(rename = "type")]
+    fs_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mnt_opt: Option<&'a str>,
+    stop_timeout: Dur,
+}
+
+#[derive(Serialize)]
+struct ContainerView<'a> {
+    #[serde(rename = "type")]
+    typ: &'static str,
+    run_image: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_command: Option<&'a [String]>,
+    #[serde(flatten)]
+    run: RunKeywords<'a>,
+    start_timeout: Dur,
+    stop_timeout: Dur,
+}
+
+/// The run options as their keywords, in table order.
+struct RunKeywords<'a>(&'a RunOptions);
+
+impl Serialize for RunKeywords<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let kw = self.0.keywords();
+        let mut map = s.serialize_map(Some(kw.len()))?;
+        for (k, v) in &kw {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
-    crate::run_args::emit(out, &c.run);
-    kv(out, "start_timeout", dur(c.start_timeout));
-    kv(out, "stop_timeout", dur(c.stop_timeout));
+}
+
+#[derive(Serialize)]
+struct CommonView<'a> {
+    #[serde(skip_serializing_if = "is_false")]
+    optional: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    disable: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    monitor: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    restart: u32,
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    tags: &'a std::collections::BTreeSet<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subset: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    standby: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SpecView<'a> {
+    Ip(IpView<'a>),
+    Vg { vgname: &'a str },
+    Fs(FsView<'a>),
+    Container(ContainerView<'a>),
+}
+
+#[derive(Serialize)]
+struct ResourceView<'a> {
+    #[serde(flatten)]
+    spec: SpecView<'a>,
+    #[serde(flatten)]
+    common: CommonView<'a>,
+}
+
+fn ip(ip: &IpSpec) -> SpecView<'_> {
+    SpecView::Ip(IpView {
+        ipname: &ip.ipname,
+        ipdev: &ip.ipdev,
+        netmask: ip.netmask.map(|p| p.0),
+        gateway: ip.gateway.map(|g| g.to_string()),
+        probe_timeout: Dur(ip.probe_timeout),
+        garp_count: ip.garp_count,
+        garp_interval: Dur(ip.garp_interval),
+    })
+}
+
+fn fs(fs: &FsSpec) -> SpecView<'_> {
+    SpecView::Fs(FsView {
+        dev: fs.dev.to_string_lossy().into_owned(),
+        mnt: fs.mnt.to_string_lossy().into_owned(),
+        fs_type: &fs.fs_type,
+        mnt_opt: fs.mnt_opt.as_deref(),
+        stop_timeout: Dur(fs.stop_timeout),
+    })
+}
+
+fn container(c: &ContainerSpec) -> SpecView<'_> {
+    SpecView::Container(ContainerView {
+        typ: "docker",
+        run_image: &c.run_image,
+        run_command: c.run_command.as_deref(),
+        run: RunKeywords(&c.run),
+        start_timeout: Dur(c.start_timeout),
+        stop_timeout: Dur(c.stop_timeout),
+    })
+}
+
+fn common(c: &Common) -> CommonView<'_> {
+    CommonView {
+        optional: c.optional,
+        disable: c.disable,
+        monitor: c.monitor,
+        restart: c.restart,
+        tags: &c.tags,
+        subset: c.subset.as_deref(),
+        standby: c.standby,
+    }
+}
+
+fn resource(r: &Resource) -> ResourceView<'_> {
+    let spec = match &r.spec {
+        Spec::Ip(s) => ip(s),
+        Spec::Vg(s) => SpecView::Vg { vgname: &s.vgname },
+        Spec::Fs(s) => fs(s),
+        Spec::Container(s) => container(s),
+    };
+    ResourceView {
+        spec,
+        common: common(&r.common),
+    }
 }
 
 /// The service as berth TOML.
-pub fn to_toml(svc: &ServiceConfig) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# service {} (from {})",
+pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
+    let s = &svc.settings;
+    let settings = ServiceView {
+        nodes: &s.nodes,
+        autostart_node: s.autostart_node.as_deref(),
+        app: s.app.as_deref(),
+        env: s.env.as_deref(),
+        docker_data_dir: s
+            .docker_data_dir
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        docker_daemon_args: &s.docker_daemon_args,
+    };
+    let mut out = format!(
+        "# service {} (from {})\n[service]\n",
         svc.name,
         svc.source.display()
     );
-    let s = &svc.settings;
-    out.push_str("[service]\n");
-    if !s.nodes.is_empty() {
-        kv(&mut out, "nodes", list(&s.nodes));
-    }
-    if let Some(v) = &s.autostart_node {
-        kv(&mut out, "autostart_node", q(v));
-    }
-    if let Some(v) = &s.app {
-        kv(&mut out, "app", q(v));
-    }
-    if let Some(v) = &s.env {
-        kv(&mut out, "env", q(v));
-    }
-    if let Some(v) = &s.docker_data_dir {
-        kv(&mut out, "docker_data_dir", q(&v.to_string_lossy()));
-    }
-    if !s.docker_daemon_args.is_empty() {
-        kv(&mut out, "docker_daemon_args", list(&s.docker_daemon_args));
-    }
+    out.push_str(&toml::to_string(&settings)?);
     for r in &svc.resources {
-        let _ = writeln!(out, "\n[{}.{}]", r.rid.kind, r.rid.index);
-        match &r.spec {
-            Spec::Ip(ip) => {
-                kv(&mut out, "ipname", q(&ip.ipname));
-                kv(&mut out, "ipdev", q(&ip.ipdev));
-                if let Some(p) = ip.netmask {
-                    kv(&mut out, "netmask", p.0.to_string());
-                }
-                if let Some(g) = ip.gateway {
-                    kv(&mut out, "gateway", q(&g.to_string()));
-                }
-                kv(&mut out, "probe_timeout", dur(ip.probe_timeout));
-                kv(&mut out, "garp_count", ip.garp_count.to_string());
-                kv(&mut out, "garp_interval", dur(ip.garp_interval));
-            }
-            Spec::Vg(vg) => kv(&mut out, "vgname", q(&vg.vgname)),
-            Spec::Fs(fs) => {
-                kv(&mut out, "dev", q(&fs.dev.to_string_lossy()));
-                kv(&mut out, "mnt", q(&fs.mnt.to_string_lossy()));
-                kv(&mut out, "type", q(&fs.fs_type));
-                if let Some(o) = &fs.mnt_opt {
-                    kv(&mut out, "mnt_opt", q(o));
-                }
-                kv(&mut out, "stop_timeout", dur(fs.stop_timeout));
-            }
-            Spec::Container(c) => container(&mut out, c),
-        }
-        common(&mut out, r);
+        out.push_str(&format!("\n[{}.{}]\n", r.rid.kind, r.rid.index));
+        out.push_str(&toml::to_string(&resource(r))?);
     }
-    out
+    Ok(out)
 }

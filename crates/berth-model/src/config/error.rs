@@ -18,7 +18,10 @@ pub enum ConfigErrorKind {
         known: String,
     },
     /// A section berth does not know (TOML files).
-    #[error("unknown section (expected [service] or [<kind>.<n>] with kind ip, vg, fs, container)")]
+    #[error(
+        "unknown section (expected [service] or [<kind>.<n>] with kind {})",
+        crate::Kind::names(", ")
+    )]
     UnknownSection,
     /// A mandatory key is absent.
     #[error("missing mandatory key")]
@@ -38,6 +41,22 @@ pub enum ConfigErrorKind {
         rid: String,
         /// Where it was first defined.
         first_line: usize,
+    },
+    /// The file is not UTF-8; the error's line is the line of the first bad byte.
+    #[error("not valid UTF-8: byte 0x{byte:02x} at byte offset {offset}")]
+    NotUtf8 {
+        /// The first byte that is not part of a UTF-8 sequence.
+        byte: u8,
+        /// Its offset from the start of the file.
+        offset: usize,
+    },
+    /// The file is larger than a service file may be.
+    #[error("the file is {bytes} bytes or more, over the {limit}-byte limit of a service file")]
+    TooLarge {
+        /// Its size (at least; a file is not read past the limit).
+        bytes: u64,
+        /// [`crate::config::MAX_SERVICE_FILE_BYTES`].
+        limit: u64,
     },
     /// The file name does not make a service name.
     #[error("bad service name {name:?}: {why}")]

@@ -41,47 +41,15 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
             }
         }
         if let Some(header) = trimmed.strip_prefix('[') {
-            let name = header.strip_suffix(']').ok_or_else(|| {
-                ConfigError::at(
-                    file,
-                    Some(line),
-                    None,
-                    None,
-                    ConfigErrorKind::Syntax(format!("unterminated section header {trimmed:?}")),
-                )
-            })?;
-            let name = name.trim();
             if let Some(done) = current.take() {
                 out.sections.push(done);
             }
-            skipping = None;
-            if name == "DEFAULT" {
-                current = Some(RawSection {
-                    name: "DEFAULT".into(),
-                    kind: SectionKind::Service,
-                    line,
-                    entries: Vec::new(),
-                });
-                continue;
-            }
-            match name.parse::<Rid>() {
-                Ok(rid) => {
-                    current = Some(RawSection {
-                        name: name.to_string(),
-                        kind: SectionKind::Resource(rid),
-                        line,
-                        entries: Vec::new(),
-                    })
-                }
-                Err(e) => {
-                    out.warnings.push(ConfigWarning {
-                        file: file.to_path_buf(),
-                        line,
-                        section: name.to_string(),
-                        key: None,
-                        message: format!("section ignored: berth does not run it ({e})"),
-                    });
-                    skipping = Some(name.to_string());
+            (current, skipping) = (None, None);
+            match section(file, line, header, trimmed)? {
+                Ok(s) => current = Some(s),
+                Err(warning) => {
+                    skipping = Some(warning.section.clone());
+                    out.warnings.push(warning);
                 }
             }
             continue;
@@ -98,35 +66,80 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
                 ConfigErrorKind::Syntax("a key before any [section] header".to_string()),
             ));
         };
-        let split = trimmed.find(['=', ':']).ok_or_else(|| {
-            ConfigError::at(
-                file,
-                Some(line),
-                Some(&section.name),
-                None,
-                ConfigErrorKind::Syntax(format!("expected `key = value`, found {trimmed:?}")),
-            )
-        })?;
-        // Keys are case-insensitive, as Python's configparser (OpenSVC's reader) makes them.
-        let key = trimmed[..split].trim().to_ascii_lowercase();
-        let value = trimmed[split + 1..].trim().to_string();
-        if key.is_empty() {
-            return Err(ConfigError::at(
-                file,
-                Some(line),
-                Some(&section.name),
-                None,
-                ConfigErrorKind::Syntax(format!("a value with no key: {trimmed:?}")),
-            ));
-        }
-        section.entries.push(RawEntry {
-            key,
-            value: RawValue::Str(value),
-            line,
-        });
+        let entry = entry(file, line, &section.name, trimmed)?;
+        section.entries.push(entry);
     }
     if let Some(done) = current.take() {
         out.sections.push(done);
     }
     Ok(out)
+}
+
+/// A `[header]` line (`header` follows the `[`): the section it opens, or, for a kind berth does
+/// not run, the warning that it is skipped.
+fn section(
+    file: &Path,
+    line: usize,
+    header: &str,
+    trimmed: &str,
+) -> Result<Result<RawSection, ConfigWarning>, ConfigError> {
+    let name = header.strip_suffix(']').ok_or_else(|| {
+        ConfigError::at(
+            file,
+            Some(line),
+            None,
+            None,
+            ConfigErrorKind::Syntax(format!("unterminated section header {trimmed:?}")),
+        )
+    })?;
+    let name = name.trim();
+    let kind = if name == "DEFAULT" {
+        SectionKind::Service
+    } else {
+        match name.parse::<Rid>() {
+            Ok(rid) => SectionKind::Resource(rid),
+            Err(e) => {
+                return Ok(Err(ConfigWarning {
+                    file: file.to_path_buf(),
+                    line,
+                    section: name.to_string(),
+                    key: None,
+                    message: format!("section ignored: berth does not run it ({e})"),
+                }));
+            }
+        }
+    };
+    Ok(Ok(RawSection {
+        name: name.to_string(),
+        kind,
+        line,
+        entries: Vec::new(),
+    }))
+}
+
+/// A `key = value` (or `key: value`) line of section `section`.
+fn entry(file: &Path, line: usize, section: &str, trimmed: &str) -> Result<RawEntry, ConfigError> {
+    let syntax = |msg: String| {
+        ConfigError::at(
+            file,
+            Some(line),
+            Some(section),
+            None,
+            ConfigErrorKind::Syntax(msg),
+        )
+    };
+    let split = trimmed
+        .find(['=', ':'])
+        .ok_or_else(|| syntax(format!("expected `key = value`, found {trimmed:?}")))?;
+    // Keys are case-insensitive, as Python's configparser (OpenSVC's reader) makes them.
+    let key = trimmed[..split].trim().to_ascii_lowercase();
+    let value = trimmed[split + 1..].trim().to_string();
+    if key.is_empty() {
+        return Err(syntax(format!("a value with no key: {trimmed:?}")));
+    }
+    Ok(RawEntry {
+        key,
+        value: RawValue::Str(value),
+        line,
+    })
 }

@@ -249,7 +249,7 @@ impl<'a> Reader<'a> {
         let expected = "expected a duration such as 500ms, 5s, 2m, or a number of seconds";
         match self.take(key) {
             None => Ok(default),
-            Some(RawValue::Int(n)) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
+            Some(RawValue::Int(n)) if *n >= 0 => Ok(Duration::from_secs(n.unsigned_abs())),
             Some(v @ RawValue::Float(x)) => {
                 Duration::try_from_secs_f64(*x).map_err(|_| self.bad(key, v, expected))
             }
@@ -320,10 +320,15 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// A host name as RFC 1123 allows (for `ipname` given as a name).
+/// A host name as RFC 1123 allows (for `ipname` given as a name). A name whose labels are all
+/// digits is not one (RFC 1123 sec. 2.1: it would read as a dotted-decimal address), so
+/// `300.1.2.3` is refused here rather than failing later in DNS.
 fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
+        && !s
+            .split('.')
+            .all(|label| label.bytes().all(|b| b.is_ascii_digit()))
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -350,10 +355,7 @@ pub fn parse_netmask(s: &str) -> Option<Prefix> {
     if let Ok(n) = s.parse::<u8>() {
         return (n <= 128).then_some(Prefix(n));
     }
-    let mask: std::net::Ipv4Addr = s.parse().ok()?;
-    let bits = u32::from(mask);
-    let ones = bits.leading_ones();
-    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(Prefix(ones as u8))
+    ipnet::ipv4_mask_to_prefix(s.parse().ok()?).ok().map(Prefix)
 }
 
 fn read_common(r: &mut Reader<'_>) -> Result<Common, ConfigError> {
@@ -361,7 +363,9 @@ fn read_common(r: &mut Reader<'_>) -> Result<Common, ConfigError> {
         optional: r.boolean("optional", false)?,
         disable: r.boolean("disable", false)?,
         monitor: r.boolean("monitor", false)?,
-        restart: r.integer("restart", 0, 1000)?.unwrap_or(0) as u32,
+        restart: r
+            .integer("restart", 0, 1000)?
+            .map_or(0, |n| u32::try_from(n).unwrap_or(1000)),
         tags: r.list("tags")?.into_iter().collect(),
         subset: r.string("subset")?,
         standby: r.boolean("standby", false)?,
@@ -374,7 +378,7 @@ fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
         return Err(r.bad(
             "ipname",
             &RawValue::Str(ipname),
-            "expected an IPv4 or IPv6 address, or a host name",
+            "expected an IPv4 or IPv6 address, or a host name (a name is not all digits)",
         ));
     }
     let ipdev = r.required("ipdev")?;
@@ -433,7 +437,9 @@ fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
         netmask,
         gateway,
         probe_timeout: r.duration("probe_timeout", Duration::from_millis(300))?,
-        garp_count: r.integer("garp_count", 0, 100)?.unwrap_or(3) as u32,
+        garp_count: r
+            .integer("garp_count", 0, 100)?
+            .map_or(3, |n| u32::try_from(n).unwrap_or(100)),
         garp_interval: r.duration("garp_interval", Duration::from_millis(100))?,
     })
 }
@@ -610,10 +616,11 @@ mod tests {
 
     #[test]
     fn service_names() {
-        assert!(validate_service_name("docker.opensvc.com").is_ok());
-        assert!(validate_service_name("web_1-a").is_ok());
-        assert!(validate_service_name(".hidden").is_err());
-        assert!(validate_service_name("a b").is_err());
-        assert!(validate_service_name("").is_err());
+        assert_eq!(validate_service_name("docker.opensvc.com"), Ok(()));
+        assert_eq!(validate_service_name("web_1-a"), Ok(()));
+        let why = |name: &str| validate_service_name(name).unwrap_err();
+        assert_eq!(why(".hidden"), "must start with a letter or a digit");
+        assert!(why("a b").contains("only letters"), "{}", why("a b"));
+        assert_eq!(why(""), "must be 1 to 64 characters");
     }
 }

@@ -67,9 +67,44 @@ pub struct ServiceConfig {
     pub warnings: Vec<ConfigWarning>,
 }
 
+/// The largest service file berth reads: 4 MiB, about 60,000 resources. Larger is refused
+/// with a clear error rather than parsed (a 10 MB file is a mistake, not a service).
+pub const MAX_SERVICE_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
 impl ServiceConfig {
-    /// Parse `text` read from `source`; the service name is the file stem.
+    /// Parse the bytes of a service file read from `source`: refused past
+    /// [`MAX_SERVICE_FILE_BYTES`], and when not UTF-8 (naming the line and byte offset of the
+    /// first bad byte).
+    pub fn parse_bytes(source: &Path, bytes: &[u8]) -> Result<ServiceConfig, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let offset = e.valid_up_to();
+            let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            ConfigError::at(
+                source,
+                Some(line),
+                None,
+                None,
+                ConfigErrorKind::NotUtf8 {
+                    byte: bytes.get(offset).copied().unwrap_or(0),
+                    offset,
+                },
+            )
+        })?;
+        Self::parse(source, text)
+    }
+
+    /// Parse `text` read from `source`; the service name is the file stem. Refused past
+    /// [`MAX_SERVICE_FILE_BYTES`].
     pub fn parse(source: &Path, text: &str) -> Result<ServiceConfig, ConfigError> {
+        if text.len() as u64 > MAX_SERVICE_FILE_BYTES {
+            return Err(ConfigError::file(
+                source,
+                ConfigErrorKind::TooLarge {
+                    bytes: text.len() as u64,
+                    limit: MAX_SERVICE_FILE_BYTES,
+                },
+            ));
+        }
         let format = Format::from_path(source).ok_or_else(|| {
             ConfigError::file(
                 source,

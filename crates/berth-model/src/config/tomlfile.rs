@@ -5,7 +5,7 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind, line_of};
+use super::raw::{Lines, RawEntry, RawFile, RawSection, RawValue, SectionKind, line_of};
 use super::{ConfigError, ConfigErrorKind};
 use crate::rid::{Kind, Rid};
 
@@ -24,8 +24,9 @@ pub(crate) fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> Conf
 pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
     let doc = DeTable::parse(text).map_err(|e| syntax_error(file, text, &e))?;
     let mut out = RawFile::default();
+    let lines = Lines::new(text);
     for (key, value) in doc.get_ref().iter() {
-        let line = line_of(text, key.span().start);
+        let line = lines.line(key.span().start);
         let name: &str = key.get_ref();
         let bad_section = |section: &str| {
             ConfigError::at(
@@ -39,7 +40,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
         if name == "service" {
             let table = as_table(value).ok_or_else(|| bad_section(name))?;
             out.sections.push(section(
-                text,
+                &lines,
                 "service".into(),
                 SectionKind::Service,
                 line,
@@ -50,7 +51,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
         let kind: Kind = name.parse().map_err(|_| bad_section(name))?;
         let table = as_table(value).ok_or_else(|| bad_section(name))?;
         for (index, body) in table.iter() {
-            let line = line_of(text, index.span().start);
+            let line = lines.line(index.span().start);
             let shown = format!("{name}.{}", index.get_ref());
             let index: u32 = index
                 .get_ref()
@@ -79,7 +80,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
             })?;
             let rid = Rid::new(kind, index);
             out.sections.push(section(
-                text,
+                &lines,
                 rid.to_string(),
                 SectionKind::Resource(rid),
                 line,
@@ -99,7 +100,7 @@ fn as_table<'a, 'i>(value: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> 
 }
 
 fn section(
-    text: &str,
+    lines: &Lines,
     name: String,
     kind: SectionKind,
     line: usize,
@@ -110,7 +111,7 @@ fn section(
         .map(|(k, v)| RawEntry {
             key: k.get_ref().to_string(),
             value: raw_value(v.get_ref()),
-            line: line_of(text, k.span().start),
+            line: lines.line(k.span().start),
         })
         .collect();
     entries.sort_by_key(|e| e.line);
