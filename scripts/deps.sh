@@ -4,10 +4,13 @@
 set -euo pipefail
 need=()
 for pair in dockerd:docker.io busybox:busybox-static vgs:lvm2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs \
-            fuser:psmisc ip:iproute2 losetup:mount curl:curl chromium:chromium; do
+            fuser:psmisc ip:iproute2 losetup:mount curl:curl \
+            etcd:etcd-server etcdctl:etcd-client protoc:protobuf-compiler chromium:chromium; do
     cmd=${pair%%:*} pkg=${pair##*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# etcd-client's build.rs (the Rust crate) needs protoc AND the well-known .proto files.
+[[ -e /usr/include/google/protobuf/descriptor.proto ]] || need+=(libprotobuf-dev)
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -114,6 +114,9 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     tokio::spawn(watcher::run(shared.clone(), ev_tx));
     let mut changes = Changes::new(events);
 
+    if let Some(cfg) = shared.settings().cluster.clone() {
+        tokio::spawn(crate::cluster::start(shared.clone(), cfg));
+    }
     announce(&shared, local, interval);
 
     let mut tick = ticker(interval);

@@ -452,7 +452,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     if read
-        && matches!(parts.as_slice(), ["status"] | ["status", _] | ["metrics"])
+        && matches!(parts.as_slice(), ["status"] | ["status", _] | ["metrics"] | ["cluster"])
         && let Err(why) = read_authorized(shared, &req)
     {
         let mut r = error(StatusCode::UNAUTHORIZED, why);
@@ -485,7 +485,19 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
                 Bytes::from(text),
             )
         }
-        ["healthz"] | ["status"] | ["status", _] | ["metrics"] => method_not_allowed("GET, HEAD"),
+        ["cluster"] if read => match shared.cluster.get() {
+            Some(c) => {
+                let body = serde_json::to_vec_pretty(&c.report()).unwrap_or_default();
+                respond(StatusCode::OK, "application/json", Bytes::from(body))
+            }
+            None => error(
+                StatusCode::NOT_FOUND,
+                "this node is in no cluster (no [cluster] in node.toml), or has not joined it yet",
+            ),
+        },
+        ["healthz"] | ["status"] | ["status", _] | ["metrics"] | ["cluster"] => {
+            method_not_allowed("GET, HEAD")
+        }
         ["services", svc, "actions", action] => {
             if req.method() != Method::POST {
                 return method_not_allowed("POST");

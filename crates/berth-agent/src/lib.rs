@@ -7,6 +7,7 @@
 //! [`watch`] notices changes made behind svcd's back; [`settings`], [`metrics`] and [`notify`]
 //! are the small parts.
 
+pub mod cluster;
 pub mod daemon;
 pub mod http;
 pub mod metrics;
@@ -16,6 +17,7 @@ pub mod state;
 pub mod tls;
 pub mod tree;
 pub mod watch;
+pub mod watchdog;
 pub mod worker;
 
 pub use daemon::{StartError, run};

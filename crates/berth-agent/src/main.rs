@@ -15,6 +15,9 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(flatten)]
     dirs: DirArgs,
+    /// Run as the cluster fencing watchdog (svcd starts it itself; see docs/cluster.md).
+    #[arg(long, hide = true)]
+    fence_watchdog: bool,
 }
 
 fn init_logging() {
@@ -38,6 +41,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let paths = Paths::from(cli.dirs);
+    if cli.fence_watchdog {
+        let nodename =
+            berth_engine::load::node_config(&paths).and_then(|n| berth_engine::load::nodename(&n));
+        match nodename {
+            Ok(n) => berth_agent::watchdog::run(&paths, &n),
+            Err(e) => eprintln!("svcd watchdog: {e}"),
+        }
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)

@@ -49,6 +49,8 @@ struct Counters {
     checks: u64,
     check_seconds: f64,
     node: NodeFigures,
+    /// Cluster events by kind (`fence_stop`, `failover`, `start_failed`...).
+    cluster_events: BTreeMap<String, u64>,
 }
 
 /// svcd's counters. Cheap to update; rendered on `GET /metrics`.
@@ -93,6 +95,15 @@ impl Metrics {
         let mut c = self.lock();
         c.checks += 1;
         c.check_seconds += seconds;
+    }
+
+    /// Count a cluster event.
+    pub fn cluster_event(&self, kind: &str) {
+        *self
+            .lock()
+            .cluster_events
+            .entry(kind.to_string())
+            .or_default() += 1;
     }
 
     /// Store the node's figures.
@@ -366,7 +377,15 @@ impl Scrape {
             )
         });
         let help = "Restarts of monitored resources by svcd.";
-        family(e, ("berth_monitor_restarts", help), COUNTER, samples)
+        family(e, ("berth_monitor_restarts", help), COUNTER, samples)?;
+        if c.cluster_events.is_empty() {
+            return Ok(());
+        }
+        let samples = (c.cluster_events.iter())
+            .map(|(kind, n)| ([("kind", Esc(kind))], ConstCounter::new(*n)));
+        let help =
+            "Cluster events on this node: lease lost, fencing stops, failovers, failed starts...";
+        family(e, ("berth_cluster_events", help), COUNTER, samples)
     }
 
     /// The private dockerds' chargeback, for the services that have one.

@@ -133,6 +133,8 @@ pub struct Settings {
     pub read_token: Option<Token>,
     /// `[tls]` of node.toml: the endpoint serves HTTPS with these files.
     pub tls: Option<berth_model::config::TlsFiles>,
+    /// `[cluster]`: the etcd cluster this node is part of.
+    pub cluster: Option<berth_model::config::ClusterConfig>,
 }
 
 impl Settings {
@@ -160,6 +162,7 @@ impl Settings {
             read_token_file,
             read_token,
             tls: node.tls,
+            cluster: node.cluster.clone(),
         })
     }
 }

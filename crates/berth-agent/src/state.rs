@@ -33,6 +33,8 @@ pub struct Shared {
     pub pid: u32,
     /// The TLS acceptor of the endpoint (`[tls]` of node.toml), replaced at each reload.
     tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+    /// The cluster layer, once svcd joined its cluster (`[cluster]` in node.toml).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -48,6 +50,7 @@ impl Shared {
             workers: RwLock::new(HashMap::new()),
             pid: std::process::id(),
             tls: RwLock::new(None),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -122,6 +125,16 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(k, v)| (k.clone(), v.tx.clone()))
+            .collect()
+    }
+
+    /// Every service's loaded config, by name.
+    pub fn configs(&self) -> Vec<(String, Loaded)> {
+        self.workers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.config.borrow().clone()))
             .collect()
     }
 

@@ -42,6 +42,27 @@ pub enum Msg {
     Action(ActionRequest, oneshot::Sender<ActionReply>),
     /// svcd just started: start the service if this node is its autostart node.
     Autostart,
+    /// The cluster layer asks (a relocation, the orchestrator, self-fencing).
+    Cluster(ClusterOp),
+}
+
+/// The prefix of a cluster start refused by the ownership guard (another node owns it).
+const GUARD_REFUSED: &str = "refused by the ownership guard: ";
+
+/// What the cluster layer asks a worker.
+#[derive(Debug)]
+pub enum ClusterOp {
+    /// Start the service here, through the ownership guard.
+    Start {
+        /// Recorded in the owner key (`orchestrate`, `failover`, `switch from n1`).
+        why: String,
+        /// The relocation this start completes, whose waiting `svc switch` gets the lines.
+        intent: Option<berth_cluster::Intent>,
+    },
+    /// Stop the service here and hand it to the intent's target.
+    SwitchOut(berth_cluster::Intent),
+    /// The lease is about to be lost: stop the service now if it runs here.
+    FenceStop,
 }
 
 /// Options of an HTTP action (the JSON body, all optional).
@@ -164,6 +185,8 @@ pub struct Worker {
     known: Option<Option<RecordId>>,
     /// An action happened: the next check re-arms instead of restarting.
     settle: bool,
+    /// A monitored resource spent its restarts: `monitor_action` is due.
+    monitor_due: Option<Rid>,
     /// A check that overran [`CHECK_TIMEOUT`], still running on the blocking pool.
     stuck: Option<(Instant, JoinHandle<Probe>)>,
     /// The last docker chargeback and when it was taken (it sizes the data root: see
@@ -213,6 +236,7 @@ pub fn spawn(shared: Arc<Shared>, name: String, config: Loaded) -> Handle {
         rids: BTreeMap::new(),
         known: None,
         settle: false,
+        monitor_due: None,
         stuck: None,
         chargeback: None,
     };
@@ -262,6 +286,7 @@ impl Worker {
                     let _ = reply.send(answer);
                 }
                 Msg::Autostart => self.autostart().await,
+                Msg::Cluster(op) => self.cluster_op(op).await,
             }
         }
     }
@@ -405,8 +430,21 @@ impl Worker {
         let Some((mut status, rec)) = self.probe(&cfg).await else {
             return;
         };
+        // Frozen cluster-wide (from any node): the monitor leaves it alone here too.
+        if let Some(c) = self.shared.cluster.get()
+            && c.view().frozen.contains(&self.name)
+        {
+            status.frozen = true;
+        }
         self.note_record(rec);
         let due = self.monitor(&cfg, &status);
+        if let Some(rid) = self.monitor_due.take()
+            && cfg.settings.monitor_action != berth_model::config::MonitorAction::None
+        {
+            self.publish(&cfg, status);
+            self.monitor_action(&cfg, rid).await;
+            return;
+        }
         if !due.is_empty() {
             self.restart(&cfg, &due).await;
             if let Some((st, rec)) = self.probe(&cfg).await {
@@ -444,6 +482,7 @@ impl Worker {
             if st.restarts >= limit {
                 if !st.gave_up {
                     st.gave_up = true;
+                    self.monitor_due = Some(r.rid);
                     warn!(
                         "{}.{}: down, restarted {} of {limit} times: left down until an operator start",
                         self.name, r.rid, st.restarts
@@ -480,6 +519,19 @@ impl Worker {
         let set: BTreeSet<Rid> = rids.iter().copied().collect();
         let name = self.name.clone();
         let started = Instant::now();
+        let guard = match self
+            .shared
+            .cluster
+            .get()
+            .map(|c| c.guard("monitor restart"))
+        {
+            Some(Err(e)) => {
+                warn!("{}: no restart: {e}", self.name);
+                return;
+            }
+            Some(Ok(g)) => Some(g),
+            None => None,
+        };
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let dir = shared.paths.service_var(&cfg2.name);
@@ -492,6 +544,10 @@ impl Worker {
                 ..ActionOptions::default()
             };
             let engine = Engine::new(&HOST, &shared.paths, &nodename);
+            let engine = match &guard {
+                Some(g) => engine.with_guard(g),
+                None => engine,
+            };
             // The record is read under the lock: an operator's action that ended after the
             // check (a stop) is seen, and the restart does not undo it.
             let result = info_span!("service", svc = %name).in_scope(|| {
@@ -543,6 +599,9 @@ impl Worker {
 
     /// Add the monitor's lines to the status and store it in the tree.
     fn publish(&self, cfg: &ServiceConfig, mut status: ServiceStatus) {
+        if let Some(c) = self.shared.cluster.get() {
+            c.decorate(&mut status);
+        }
         let mut annotated = false;
         for r in &mut status.resources {
             if !r.flags.monitored || r.flags.disabled {
@@ -569,9 +628,14 @@ impl Worker {
         if annotated {
             let chargeback = status.chargeback.take();
             let error = status.error.take();
+            let cluster = status.cluster.take();
+            let (sync, hb) = (status.sync, status.hb);
             let mut s = ServiceStatus::from_resources(status.name, status.resources, status.frozen);
             s.chargeback = chargeback;
             s.error = error;
+            if let Some(c) = cluster {
+                s.set_cluster(sync, hb, c);
+            }
             status = s;
         }
         self.store(status);
@@ -646,10 +710,22 @@ impl Worker {
         let cfg2 = cfg.clone();
         let dry = opts.0.dry_run;
         let started = Instant::now();
+        let cluster = self.shared.cluster.get().cloned();
+        let guard = match cluster.as_ref().map(|c| c.guard(&req.action)) {
+            Some(Err(e)) if is_start(&req.action) => return self.reply(req, 409, Some(e)),
+            Some(Ok(g)) => Some(g),
+            _ => None,
+        };
+        let whole = opts.0.selector == Selector::default();
+        let kind_of = opts.1;
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let (opts, kind) = opts;
             let engine = Engine::new(&HOST, &shared.paths, &nodename);
+            let engine = match &guard {
+                Some(g) => engine.with_guard(g),
+                None => engine,
+            };
             let result =
                 info_span!("service", svc = %name).in_scope(|| engine.run(&cfg2, kind, &opts));
             (result, record::read(&shared.paths.service_var(&cfg2.name)))
@@ -659,6 +735,10 @@ impl Worker {
             Ok(r) => r,
             Err(e) => return self.reply(req, 500, Some(format!("the action task failed: {e}"))),
         };
+        if !dry && let Some(c) = &cluster {
+            crate::cluster::after_action(c, &self.name, kind_of, whole, &result, rec.as_ref())
+                .await;
+        }
         if !dry {
             self.known = Some(rec.as_ref().map(RecordId::of));
             self.settle = true;
@@ -689,6 +769,332 @@ impl Worker {
                 };
                 error!("{}: {} failed: {e}", self.name, req.action);
                 self.reply(req, code, Some(e.to_string()))
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// `monitor_action`: `rid` failed beyond its restarts. `switch` stops the service here and
+    /// gives it up, this node out of the candidates for a while, so the orchestrator starts it
+    /// on the next one; `freezestop` freezes it (cluster-wide in a cluster) and stops it here.
+    async fn monitor_action(&mut self, cfg: &Arc<ServiceConfig>, rid: Rid) {
+        use berth_model::config::MonitorAction;
+        let cluster = self.shared.cluster.get().cloned();
+        match cfg.settings.monitor_action {
+            MonitorAction::None => {}
+            MonitorAction::Switch => {
+                let Some(c) = cluster else {
+                    warn!(
+                        "{}.{rid}: monitor_action = switch, but this node is in no cluster: left down",
+                        self.name
+                    );
+                    return;
+                };
+                let why = format!("{rid} failed beyond its restarts");
+                warn!(
+                    "{}: {why}: monitor_action = switch, failing it over",
+                    self.name
+                );
+                c.event(
+                    "monitor_switch",
+                    Some(&self.name),
+                    format!("{}: {why}", self.name),
+                );
+                c.start_failed(&self.name, &why);
+                if let Err(e) = self.cluster_engine(Action::Stop, None, false).await {
+                    error!(
+                        "{}: stop before the failover failed: {e}; keeping it here",
+                        self.name
+                    );
+                    self.check_only().await;
+                    return;
+                }
+                crate::cluster::release_if_mine(&c, &self.name).await;
+            }
+            MonitorAction::Freezestop => {
+                warn!(
+                    "{}: {rid} failed beyond its restarts: monitor_action = freezestop",
+                    self.name
+                );
+                if let Err(e) = berth_engine::set_frozen(&self.shared.paths, &self.name, true) {
+                    error!("{}: {e}", self.name);
+                }
+                if let Some(c) = &cluster {
+                    if let Err(e) = c.store.set_frozen(&self.name, true).await {
+                        warn!("{}: {e}", self.name);
+                    }
+                    c.event(
+                        "monitor_freezestop",
+                        Some(&self.name),
+                        format!("{}: {rid} failed beyond its restarts", self.name),
+                    );
+                }
+                if let Err(e) = self.cluster_engine(Action::Stop, None, false).await {
+                    error!("{}: freezestop: stop failed: {e}", self.name);
+                }
+            }
+        }
+        self.check_only().await;
+    }
+
+    /// A check without the monitor (after a monitor action).
+    async fn check_only(&mut self) {
+        let Ok(cfg) = self.config.clone() else {
+            return;
+        };
+        if let Some((status, rec)) = self.probe(&cfg).await {
+            self.note_record(rec);
+            self.publish(&cfg, status);
+        }
+    }
+
+    /// Run a whole-service start or stop for the cluster layer, under the guard for starts.
+    async fn cluster_engine(
+        &mut self,
+        action: Action,
+        guard: Option<berth_cluster::EtcdGuard>,
+        force: bool,
+    ) -> Result<ActionReport, String> {
+        let cfg = self.config.clone()?;
+        let Ok(permit) = self.shared.actions.clone().acquire_owned().await else {
+            return Err("svcd is shutting down".to_string());
+        };
+        let shared = self.shared.clone();
+        let nodename = self.shared.settings().nodename.clone();
+        let name = self.name.clone();
+        let started = Instant::now();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let opts = ActionOptions {
+                force,
+                ..ActionOptions::default()
+            };
+            let engine = Engine::new(&HOST, &shared.paths, &nodename);
+            let engine = match &guard {
+                Some(g) => engine.with_guard(g),
+                None => engine,
+            };
+            let result =
+                info_span!("service", svc = %name).in_scope(|| engine.run(&cfg, action, &opts));
+            (result, record::read(&shared.paths.service_var(&cfg.name)))
+        })
+        .await;
+        let (result, rec) = joined.map_err(|e| format!("the action task failed: {e}"))?;
+        self.known = Some(rec.as_ref().map(RecordId::of));
+        self.settle = true;
+        let label = if action == Action::Start {
+            "start"
+        } else {
+            "stop"
+        };
+        self.shared.metrics.action(
+            &self.name,
+            label,
+            result.is_ok(),
+            started.elapsed().as_secs_f64(),
+        );
+        if result.is_ok() && action == Action::Start {
+            self.reset_counts();
+        }
+        result.map_err(|e| match e {
+            // Another node owns it (it won the race): not this node's failure.
+            ActionError::Guard(why) => format!("{GUARD_REFUSED}{why}"),
+            e => e.to_string(),
+        })
+    }
+
+    async fn cluster_op(&mut self, op: ClusterOp) {
+        let Some(cluster) = self.shared.cluster.get().cloned() else {
+            return;
+        };
+        if self.config.is_err() {
+            return;
+        }
+        let me = cluster.store.node().to_string();
+        match op {
+            ClusterOp::Start { why, intent } => {
+                let log = intent.map(|i| crate::cluster::IntentLog::new(cluster.store.clone(), i));
+                if let Some(l) = &log {
+                    l.line(format!("{me}: starting {}", self.name), None).await;
+                }
+                let result = match cluster.guard(&why) {
+                    Ok(g) => self.cluster_engine(Action::Start, Some(g), false).await,
+                    Err(e) => Err(e),
+                };
+                self.check().await;
+                match result {
+                    Ok(_) => {
+                        info!("{}: started on {me} ({why})", self.name);
+                        cluster.event(
+                            "started",
+                            Some(&self.name),
+                            format!("{} started on {me} ({why})", self.name),
+                        );
+                        if let Err(e) = cluster
+                            .store
+                            .set_target(&self.name, berth_cluster::Target::Started)
+                            .await
+                        {
+                            warn!("{}: {e}", self.name);
+                        }
+                        if let Some(l) = &log {
+                            l.line(format!("{me}: {} is up", self.name), Some("up"))
+                                .await;
+                        }
+                    }
+                    Err(e) if e.starts_with(GUARD_REFUSED) => {
+                        let why = e.trim_start_matches(GUARD_REFUSED);
+                        info!("{}: not started on {me}: {why}", self.name);
+                        if let Some(l) = &log {
+                            l.line(
+                                format!("{me}: {} not started: {why}", self.name),
+                                Some("failed"),
+                            )
+                            .await;
+                        }
+                    }
+                    Err(e) => {
+                        error!("{}: start on {me} failed: {e}", self.name);
+                        cluster.start_failed(&self.name, &e);
+                        crate::cluster::release_if_mine(&cluster, &self.name).await;
+                        if let Some(l) = &log {
+                            l.line(
+                                format!("{me}: start of {} failed: {e}", self.name),
+                                Some("failed"),
+                            )
+                            .await;
+                        }
+                    }
+                }
+            }
+            ClusterOp::SwitchOut(intent) => {
+                let log = crate::cluster::IntentLog::new(cluster.store.clone(), intent.clone());
+                log.line(
+                    format!(
+                        "{me}: stopping {} for the switch to {}",
+                        self.name, intent.to
+                    ),
+                    None,
+                )
+                .await;
+                let stopped = self.cluster_engine(Action::Stop, None, false).await;
+                self.check().await;
+                if let Err(e) = stopped {
+                    error!("{}: switch to {}: stop failed: {e}", self.name, intent.to);
+                    cluster.event(
+                        "switch_failed",
+                        Some(&self.name),
+                        format!("stop on {me} failed: {e}"),
+                    );
+                    log.line(
+                        format!("{me}: stop failed: {e}; {} stays on {me} (owner unchanged, nothing started on {})", self.name, intent.to),
+                        Some("failed"),
+                    )
+                    .await;
+                    return;
+                }
+                let handed = async {
+                    let (_, lease) =
+                        cluster
+                            .store
+                            .node_record(&intent.to)
+                            .await?
+                            .ok_or_else(|| berth_cluster::ClusterError::NodeNotAlive {
+                                node: intent.to.clone(),
+                                cluster: cluster.cfg.name.clone(),
+                            })?;
+                    cluster
+                        .store
+                        .transfer(
+                            &self.name,
+                            intent.token,
+                            &intent.to,
+                            lease,
+                            &format!("switch from {me}"),
+                        )
+                        .await
+                }
+                .await;
+                match handed {
+                    Ok(o) => {
+                        info!(
+                            "{}: stopped, handed to {} (fencing token {})",
+                            self.name, intent.to, o.token
+                        );
+                        cluster.event(
+                            "switch",
+                            Some(&self.name),
+                            format!("{} handed from {me} to {}", self.name, intent.to),
+                        );
+                        log.line(
+                            format!(
+                                "{me}: {} stopped, handed to {} (token {})",
+                                self.name, intent.to, o.token
+                            ),
+                            Some("handed"),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        error!("{}: cannot hand it to {}: {e}", self.name, intent.to);
+                        let released = cluster
+                            .store
+                            .release(&self.name, intent.token)
+                            .await
+                            .unwrap_or(false);
+                        let state = if released {
+                            "released: it is stopped everywhere"
+                        } else {
+                            "left as it was"
+                        };
+                        log.line(
+                            format!(
+                                "{me}: {} stopped but not handed to {}: {e}; ownership {state}",
+                                self.name, intent.to
+                            ),
+                            Some("failed"),
+                        )
+                        .await;
+                    }
+                }
+            }
+            ClusterOp::FenceStop => {
+                let up = self.shared.tree.get(&self.name).is_some_and(|s| {
+                    s.avail != berth_model::Status::Down
+                        && s.avail != berth_model::Status::NotApplicable
+                });
+                let owned = cluster
+                    .view()
+                    .owners
+                    .get(&self.name)
+                    .is_some_and(|o| o.record.node == me);
+                if !up && !owned {
+                    return;
+                }
+                warn!("{}: self-fencing: stopping it now", self.name);
+                let normal = self.config.clone();
+                if let Ok(cfg) = &normal {
+                    self.config = Ok(Arc::new(crate::cluster::fast_stop_config(cfg)));
+                }
+                let stopped = self.cluster_engine(Action::Stop, None, true).await;
+                self.config = normal;
+                match stopped {
+                    Ok(_) => {
+                        info!("{}: stopped (self-fencing)", self.name);
+                        cluster.fence_stopped(&self.name);
+                        cluster.event(
+                            "fence_stopped",
+                            Some(&self.name),
+                            format!("{} stopped on {me} before the lease deadline", self.name),
+                        );
+                    }
+                    Err(e) => {
+                        error!("{}: self-fencing stop failed: {e}", self.name);
+                        cluster.event("fence_failed", Some(&self.name), e.clone());
+                    }
+                }
+                self.check().await;
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `svc`: drive berth services from the command line.
 
+mod cluster;
 mod log;
 
 use std::ffi::OsString;
@@ -36,11 +37,14 @@ Actions:
   SERVICE status                 exit 0 when the service is up, 1 otherwise
   SERVICE start|stop|restart     the whole service, in order (stop in reverse)
   SERVICE {}
-  SERVICE freeze|thaw            stop / resume the agent's monitoring of the service
+  SERVICE freeze|thaw            stop / resume the agent's monitoring of the service (cluster-wide)
+  SERVICE switch --to NODE       relocate the service to NODE (cluster)
+  SERVICE takeover|giveback      relocate it to this node / to the first fit node of `nodes`
+  mon [--watch]                  the cluster at a glance: services x nodes
   SERVICE docker ARGS...         the docker CLI against the service's private dockerd
 
 Action options (after the action): --rid ip#1,fs#1  --tags T  --dry-run  --disable-rollback
-  --force  --waitlock SECONDS
+  --force  --waitlock SECONDS  --to NODE  --timeout SECONDS (switch, takeover, giveback)
 
 Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.",
         partial.join("|")
@@ -114,6 +118,15 @@ struct ActionArgs {
     /// Output format (as the global --format).
     #[arg(long, value_enum)]
     format: Option<OutputFormat>,
+    /// `switch`: the node to move the service to.
+    #[arg(long)]
+    to: Option<String>,
+    /// `switch`, `takeover`, `giveback`: how long to wait for the service to be up there.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+    /// `mon`: refresh every second.
+    #[arg(long)]
+    watch: bool,
 }
 
 /// A failure and its exit code.
@@ -149,6 +162,8 @@ struct App {
     nodename: String,
     format: OutputFormat,
     color: bool,
+    /// The cluster, opened on first use (`None` inside: no `[cluster]`).
+    cluster: Option<Option<cluster::ClusterCli>>,
 }
 
 fn nodename(paths: &Paths) -> Result<String, Failure> {
@@ -168,6 +183,30 @@ fn words_to_strings(words: &[OsString]) -> Result<Vec<String>, Failure> {
 }
 
 impl App {
+    /// The node's cluster, if it is in one.
+    fn cluster(&mut self) -> Result<Option<&cluster::ClusterCli>, Failure> {
+        if self.cluster.is_none() {
+            let c = cluster::ClusterCli::open(&self.paths, &self.nodename)
+                .map_err(|e| Failure::Failed(e.context("cannot reach the cluster")))?;
+            self.cluster = Some(c);
+        }
+        Ok(self.cluster.as_ref().and_then(Option::as_ref))
+    }
+
+    /// Set the cluster rows of these statuses when the node is in a cluster.
+    fn decorate(&mut self, statuses: &mut [ServiceStatus], svcs: &[&ServiceConfig]) {
+        let files: Vec<(String, Vec<u8>)> = svcs
+            .iter()
+            .map(|s| (s.name.clone(), std::fs::read(&s.source).unwrap_or_default()))
+            .collect();
+        match self.cluster() {
+            Ok(Some(c)) => c.decorate(statuses, &files),
+            Ok(None) => {}
+            Err(Failure::Failed(e) | Failure::Usage(e)) => tracing::warn!("{e:#}"),
+            Err(Failure::Code(_)) => {}
+        }
+    }
+
     fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(value).context("cannot serialise to JSON")?;
         println!("{text}");
@@ -190,13 +229,18 @@ impl App {
         st
     }
 
-    fn print_node_status(&self) -> Result<(), Failure> {
+    fn print_node_status(&mut self) -> Result<(), Failure> {
         let all = load_all(&self.paths).map_err(load_failure)?;
         let mut broken = false;
-        let services = all
+        let mut loaded_ok = Vec::new();
+        let mut services: Vec<ServiceStatus> = all
             .into_iter()
             .map(|(name, loaded)| match loaded {
-                Ok(svc) => self.service_status(&svc),
+                Ok(svc) => {
+                    let st = self.service_status(&svc);
+                    loaded_ok.push(svc);
+                    st
+                }
                 Err(e) => {
                     broken = true;
                     tracing::error!("{e}");
@@ -204,6 +248,8 @@ impl App {
                 }
             })
             .collect();
+        let refs: Vec<&ServiceConfig> = loaded_ok.iter().collect();
+        self.decorate(&mut services, &refs);
         let node = NodeStatus {
             schema: SCHEMA_VERSION,
             nodename: self.nodename.clone(),
@@ -231,6 +277,17 @@ impl App {
                 return self.print_node_status();
             }
             [print, ..] if print == "print" => return Err(usage("usage: svc print status")),
+            [mon, rest @ ..] if mon == "mon" => {
+                let args = self.action_args(&words[..1], rest)?;
+                let json = self.format == OutputFormat::Json;
+                let color = self.color;
+                let Some(c) = self.cluster()? else {
+                    return Err(usage(
+                        "svc mon: this node is in no cluster (no [cluster] in node.toml)",
+                    ));
+                };
+                return c.mon(json, color, args.watch).map_err(Failure::Failed);
+            }
             [_] => {
                 return Err(usage(format!(
                     "no action given for service {:?}\n\n{}",
@@ -250,7 +307,9 @@ impl App {
                 self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
                 match rest.first().map(String::as_str) {
                     Some("status") => {
-                        let st = self.service_status(&svc);
+                        let mut st = [self.service_status(&svc)];
+                        self.decorate(&mut st, &[&svc]);
+                        let [st] = st;
                         match self.format {
                             OutputFormat::Json => self.print_json(&st),
                             OutputFormat::Text => {
@@ -288,7 +347,33 @@ impl App {
                 self.action_args(&words[..2], rest)?;
                 berth_engine::set_frozen(&self.paths, &svc.name, action == "freeze")
                     .map_err(|e| Failure::Failed(e.into()))?;
+                if let Some(c) = self.cluster()? {
+                    c.set_frozen(&svc.name, action == "freeze")
+                        .map_err(Failure::Failed)?;
+                }
                 Ok(())
+            }
+            "switch" | "takeover" | "giveback" => {
+                let args = self.action_args(&words[..2], rest)?;
+                let timeout = waitlock(args.timeout)?;
+                let Some(c) = self.cluster()? else {
+                    return Err(usage(format!(
+                        "svc {} {action}: this node is in no cluster (no [cluster] in node.toml)",
+                        svc.name
+                    )));
+                };
+                let to = match (action, args.to) {
+                    ("switch", Some(to)) => to,
+                    ("switch", None) => {
+                        return Err(usage(format!("usage: svc {} switch --to NODE", svc.name)));
+                    }
+                    ("takeover", _) => c.node().to_string(),
+                    _ => c
+                        .first_fit(&svc.name, &svc.settings.nodes)
+                        .map_err(Failure::Failed)?,
+                };
+                let _span = tracing::info_span!("service", svc = %svc.name).entered();
+                c.switch(&svc.name, &to, timeout).map_err(Failure::Failed)
             }
             "docker" => self.docker(&svc, &words[2..]),
             _ => self.action(&svc, words, action, rest),
@@ -337,9 +422,29 @@ impl App {
             force: args.force,
             waitlock: waitlock(args.waitlock)?,
         };
-        let engine = Engine::new(&HOST, &self.paths, &self.nodename);
+        let whole = opts.selector == Selector::default();
+        let dry = opts.dry_run;
+        let paths = self.paths.clone();
+        let nodename = self.nodename.clone();
+        let cluster = self.cluster()?;
+        let guard = cluster.map(|c| c.guard(action));
+        let engine = Engine::new(&HOST, &paths, &nodename);
+        let engine = match &guard {
+            Some(g) => engine.with_guard(g),
+            None => engine,
+        };
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
-        match engine.run(svc, kind, &opts) {
+        let result = engine.run(svc, kind, &opts);
+        if let Some(c) = cluster
+            && !dry
+            && !matches!(
+                result,
+                Err(ActionError::Guard(_) | ActionError::Lock(_) | ActionError::Selector(_))
+            )
+        {
+            c.after_action(&svc.name, kind, whole, result.is_ok());
+        }
+        match result {
             Ok(_) => Ok(()),
             Err(e @ ActionError::Selector(_)) => Err(usage(e)),
             Err(e) => Err(Failure::Failed(e.into())),
@@ -353,6 +458,7 @@ impl App {
             nodename: &self.nodename,
             paths: &self.paths,
             force: false,
+            fence: None,
         };
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let code = docker::passthrough(&ctx, &args).map_err(|e| Failure::Failed(e.into()))?;
@@ -403,6 +509,7 @@ fn main() -> ExitCode {
             nodename,
             format: cli.format,
             color: color_enabled(cli.color, std::io::stdout().is_terminal()),
+            cluster: None,
         };
         app.run(&words)
     });

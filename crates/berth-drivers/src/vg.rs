@@ -264,8 +264,50 @@ fn foreign<'a>(vg: &'a Vg, nodename: &str) -> Vec<&'a str> {
     vg.tags
         .iter()
         .map(String::as_str)
-        .filter(|t| *t != nodename)
+        .filter(|t| *t != nodename && fence_token(t).is_none())
         .collect()
+}
+
+/// The tag that carries a cluster's fencing token: `berth_fence_<token>`.
+const FENCE_TAG: &str = "berth_fence_";
+
+fn fence_token(tag: &str) -> Option<i64> {
+    tag.strip_prefix(FENCE_TAG)?.parse().ok()
+}
+
+/// The newest fencing token the VG carries.
+fn vg_fence(vg: &Vg) -> Option<i64> {
+    vg.tags.iter().filter_map(|t| fence_token(t)).max()
+}
+
+/// A start under fencing token `mine` is refused when the VG carries a newer one: another node
+/// took the service since (this start's ownership is stale). `--force` does not override it.
+fn check_fence(ctx: &Ctx<'_>, name: &str, vg: &Vg) -> Result<(), DriverError> {
+    match (ctx.fence, vg_fence(vg)) {
+        (Some(mine), Some(theirs)) if theirs > mine => Err(DriverError::Refused(format!(
+            "volume group {name} carries fencing token {theirs}, newer than this start's {mine}:              another node took the service since; refusing"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The `vgchange` arguments that leave only `mine` as the VG's fencing token.
+fn fence_args(ctx: &Ctx<'_>, vg: &Vg) -> Vec<String> {
+    let Some(mine) = ctx.fence else {
+        return Vec::new();
+    };
+    let mut args = Vec::new();
+    for t in &vg.tags {
+        if fence_token(t).is_some_and(|x| x != mine) {
+            args.push("--deltag".to_string());
+            args.push(format!("@{t}"));
+        }
+    }
+    if !vg.tags.iter().any(|t| fence_token(t) == Some(mine)) {
+        args.push("--addtag".to_string());
+        args.push(format!("@{FENCE_TAG}{mine}"));
+    }
+    args
 }
 
 fn missing(name: &str) -> DriverError {
@@ -285,6 +327,7 @@ fn refuse_foreign(name: &str, others: &[&str]) -> DriverError {
 /// Before any resource starts: the VG exists and no other node holds it (unless `--force`).
 pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
     let vg = read_vg(&spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
+    check_fence(ctx, &spec.vgname, &vg)?;
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() && !ctx.force {
         return Err(refuse_foreign(&spec.vgname, &others));
@@ -346,6 +389,8 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
 pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
     let vg = read_vg(name)?.ok_or_else(|| missing(name))?;
+    check_fence(ctx, name, &vg)?;
+    let fence = fence_args(ctx, &vg);
     let tag = format!("@{}", ctx.nodename);
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() {
@@ -363,6 +408,12 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let tagged = vg.tags.iter().any(|t| t == ctx.nodename);
     let off = inactive(name, &vg)?;
     if tagged && off.is_empty() {
+        if !fence.is_empty() {
+            let mut args: Vec<&str> = vec!["vgchange"];
+            args.extend(fence.iter().map(String::as_str));
+            args.push(name);
+            lvm(&args, true)?;
+        }
         info!("{name} is already up");
         return Ok(if others.is_empty() {
             Outcome::AlreadyDone
@@ -370,8 +421,14 @@ pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
             Outcome::Changed
         });
     }
-    if !tagged {
-        lvm(&["vgchange", "--addtag", &tag, name], true)?;
+    if !tagged || !fence.is_empty() {
+        let mut args: Vec<&str> = vec!["vgchange"];
+        if !tagged {
+            args.extend(["--addtag", tag.as_str()]);
+        }
+        args.extend(fence.iter().map(String::as_str));
+        args.push(name);
+        lvm(&args, true)?;
     }
     if let Err(e) = lvm(&["vgchange", "-a", "y", name], true) {
         if !tagged && let Err(undo) = lvm(&["vgchange", "--deltag", &tag, name], true) {

@@ -53,6 +53,7 @@ impl Host {
             nodename: "node1",
             paths: &self.paths,
             force: false,
+            fence: None,
         }
     }
 

@@ -484,7 +484,7 @@ fn existing_loop_device_is_reused_and_detached_at_stop() {
 }
 
 #[test]
-fn other_source_on_the_mount_point_is_up_with_a_warning() {
+fn other_source_on_the_mount_point_is_up_with_a_warning_and_a_start_is_refused() {
     let c = case("mnt");
     let other = c.tb.path("other.img");
     ext4_image(&other, 16);
@@ -507,7 +507,13 @@ fn other_source_on_the_mount_point_is_up_with_a_warning() {
         "{:?}",
         st.log
     );
-    assert_eq!(fs::start(&c.spec).unwrap(), Outcome::AlreadyDone);
+    // A start does not report success on another filesystem (a failover candidate would then
+    // run the service without its data).
+    let err = fs::start(&c.spec).unwrap_err().to_string();
+    assert!(
+        err.contains("is mounted from /dev/loop") && err.contains(c.spec.dev.to_str().unwrap()),
+        "{err}"
+    );
     assert_eq!(fs::stop(&c.spec).unwrap(), Outcome::Changed);
     assert_clean(&c);
 }

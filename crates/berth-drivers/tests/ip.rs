@@ -99,6 +99,7 @@ fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, force: bool) -> Ctx<'a> {
         nodename: "node1",
         paths,
         force,
+        fence: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, node: &'a str, force: bool)
         nodename: node,
         paths,
         force,
+        fence: None,
     }
 }
 
@@ -163,4 +164,46 @@ fn vg_that_does_not_exist() {
     };
     let e = vg::precheck(&c, &bad).unwrap_err().to_string();
     assert!(e.contains("invalid volume group name"), "{e}");
+}
+
+#[test]
+fn a_start_records_its_fencing_token_and_an_older_token_is_refused_even_forced() {
+    let lv = LoopVg::new();
+    let (svc, paths) = (service(), Paths::default());
+    let spec = spec_of(&lv);
+    let mut n1 = ctx(&svc, &paths, "node1", false);
+    n1.fence = Some(5);
+    assert_eq!(vg::start(&n1, &spec).unwrap(), Outcome::Changed);
+    let mut tags = lv.tags();
+    tags.sort();
+    assert_eq!(tags, ["berth_fence_5", "node1"]);
+    assert_eq!(vg::stop(&n1, &spec).unwrap(), Outcome::Changed);
+    assert_eq!(lv.tags(), ["berth_fence_5"], "the token outlives the stop");
+
+    // node2 took the service later (token 9): its start replaces the token.
+    let mut n2 = ctx(&svc, &paths, "node2", false);
+    n2.fence = Some(9);
+    vg::precheck(&n2, &spec).unwrap();
+    assert_eq!(vg::start(&n2, &spec).unwrap(), Outcome::Changed);
+    let mut tags = lv.tags();
+    tags.sort();
+    assert_eq!(tags, ["berth_fence_9", "node2"]);
+    vg::stop(&n2, &spec).unwrap();
+
+    // A start under the stale token 5 is refused, --force or not, and changes nothing.
+    for force in [false, true] {
+        let mut stale = ctx(&svc, &paths, "node1", force);
+        stale.fence = Some(5);
+        let err = vg::precheck(&stale, &spec).unwrap_err().to_string();
+        assert!(
+            err.contains("fencing token 9") && err.contains("5"),
+            "{err}"
+        );
+        let err = vg::start(&stale, &spec).unwrap_err().to_string();
+        assert!(err.contains("fencing token 9"), "{err}");
+        assert_eq!(lv.tags(), ["berth_fence_9"]);
+    }
+    // Without a cluster (no token), the fence tag is no foreign node.
+    let plain = ctx(&svc, &paths, "node3", false);
+    vg::precheck(&plain, &spec).unwrap();
 }

@@ -87,6 +87,16 @@ pub enum ActionError {
     /// Some resources failed to stop (the others were stopped).
     #[error("stop failed: {}", join(.0))]
     Stop(Vec<ResourceError>),
+    /// The start guard (a cluster's ownership) refused the start: nothing was touched.
+    #[error("start refused, nothing was started: {0}")]
+    Guard(String),
+}
+
+/// Asked once the service lock is held and before any resource is touched, whether a start may
+/// go on: a cluster's ownership. The engine knows nothing of how it decides.
+pub trait StartGuard: Sync + std::fmt::Debug {
+    /// `Ok(fence)` to go on (the fencing token, when there is one); `Err(reason)` refuses.
+    fn acquire(&self, svc: &ServiceConfig) -> Result<Option<i64>, String>;
 }
 
 fn join(errors: &[ResourceError]) -> String {
@@ -126,6 +136,9 @@ pub struct Engine<'a, D: Driver> {
     driver: &'a D,
     paths: &'a Paths,
     nodename: &'a str,
+    guard: Option<&'a dyn StartGuard>,
+    /// The fencing token the guard gave the running action.
+    fence: std::cell::Cell<Option<i64>>,
 }
 
 impl<'a, D: Driver> Engine<'a, D> {
@@ -135,7 +148,15 @@ impl<'a, D: Driver> Engine<'a, D> {
             driver,
             paths,
             nodename,
+            guard: None,
+            fence: std::cell::Cell::new(None),
         }
+    }
+
+    /// The same engine, asking `guard` before every start.
+    pub fn with_guard(mut self, guard: &'a dyn StartGuard) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// What the drivers see of an action on `svc` (service-wide driver calls, such as the
@@ -150,6 +171,7 @@ impl<'a, D: Driver> Engine<'a, D> {
             nodename: self.nodename,
             paths: self.paths,
             force,
+            fence: self.fence.get(),
         }
     }
 
@@ -266,6 +288,7 @@ impl<'a, D: Driver> Engine<'a, D> {
     ) -> Result<ActionReport, ActionError> {
         let started = std::time::Instant::now();
         let started_ms = record::now_ms();
+        self.fence.set(None);
         let result = f(self);
         if !opts.dry_run {
             let rec = record::ActionRecord {
@@ -275,6 +298,7 @@ impl<'a, D: Driver> Engine<'a, D> {
                 ok: result.is_ok(),
                 error: result.as_ref().err().map(|e| e.to_string()),
                 pid: std::process::id(),
+                fence: self.fence.get(),
             };
             let dir = self.paths.service_var(&svc.name);
             if let Err(e) = record::write(&dir, &rec) {
@@ -289,8 +313,19 @@ impl<'a, D: Driver> Engine<'a, D> {
         svc: &ServiceConfig,
         opts: &ActionOptions,
     ) -> Result<ActionReport, ActionError> {
-        let ctx = self.ctx(svc, opts.force);
         let rids = self.selected(svc, opts)?;
+        if let Some(guard) = self.guard
+            && !opts.dry_run
+        {
+            match guard.acquire(svc) {
+                Ok(fence) => self.fence.set(fence),
+                Err(why) => {
+                    error!("{why}");
+                    return Err(ActionError::Guard(why));
+                }
+            }
+        }
+        let ctx = self.ctx(svc, opts.force);
         if opts.dry_run {
             for rid in &rids {
                 let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();

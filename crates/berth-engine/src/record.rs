@@ -21,6 +21,9 @@ pub struct ActionRecord {
     pub error: Option<String>,
     /// The pid that ran it.
     pub pid: u32,
+    /// The cluster's fencing token the action ran under (a start in a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<i64>,
 }
 
 /// Milliseconds since the epoch.
@@ -64,6 +67,7 @@ mod tests {
             ok: false,
             error: Some("fs#1: boom".into()),
             pid: 1,
+            fence: Some(7),
         };
         write(&dir.path().join("web"), &r).unwrap();
         assert_eq!(read(&dir.path().join("web")), Some(r));

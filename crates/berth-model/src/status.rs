@@ -245,6 +245,39 @@ pub struct ServiceStatus {
     /// The environment (PRD, DEV...: OpenSVC `service_type`), for the collector's chargeback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
+    /// What the cluster says of the service: its owner, fencing token, each node's view.
+    /// Absent on a node without a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ServiceCluster>,
+}
+
+/// A service as the cluster sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCluster {
+    /// The node that owns (runs) the service, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The fencing token of the current ownership (the owner key's revision in etcd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<i64>,
+    /// When the owner took the service, in milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// Frozen cluster-wide.
+    #[serde(default)]
+    pub frozen: bool,
+    /// Each node's last published view of the service.
+    #[serde(default)]
+    pub nodes: std::collections::BTreeMap<String, NodeCell>,
+}
+
+/// One node's view of one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCell {
+    /// The node's avail.
+    pub avail: Status,
+    /// The node's overall.
+    pub overall: Status,
 }
 
 impl ServiceStatus {
@@ -317,7 +350,19 @@ impl ServiceStatus {
             error: None,
             app: None,
             env: None,
+            cluster: None,
         }
+    }
+
+    /// Set the cluster rows (`sync`, `hb`) and what the cluster says, and merge them into
+    /// `overall` as they would have been merged from the start (they fold last).
+    pub fn set_cluster(&mut self, sync: Status, hb: Status, cluster: ServiceCluster) {
+        self.sync = sync;
+        self.hb = hb;
+        if self.error.is_none() {
+            self.overall = self.overall.merge(sync).merge(hb);
+        }
+        self.cluster = Some(cluster);
     }
 
     /// The status of a service whose file could not be read: undef, with the reason.

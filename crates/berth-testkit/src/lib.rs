@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod cluster;
+
 /// Panic with a clear message unless running as root: real-host tests never skip silently.
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -761,6 +761,7 @@ mod tests {
             nodename: "n1",
             paths: &paths,
             force: false,
+            fence: None,
         };
         Daemon::new(&ctx)
     }

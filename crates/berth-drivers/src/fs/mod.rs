@@ -159,19 +159,22 @@ fn mount_line(spec: &FsSpec, source: &Path) -> String {
 pub fn start(spec: &FsSpec) -> Result<Outcome, DriverError> {
     let entries = mountinfo::read()?;
     if let Some(e) = find_mount(&entries, &spec.mnt) {
+        if !same_source(e, &spec.dev) {
+            // Something else sits on the mount point: the service's data is not there, and
+            // mounting over it would hide it. A start that reported success here would run
+            // the service on the wrong filesystem.
+            return Err(DriverError::Refused(format!(
+                "{} is mounted from {}, not {}: refusing to start on another filesystem",
+                spec.mnt.display(),
+                e.source_path().display(),
+                spec.dev.display()
+            )));
+        }
         tracing::info!(
             "fs({} {}) is already mounted",
             spec.dev.display(),
             spec.mnt.display()
         );
-        if !same_source(e, &spec.dev) {
-            tracing::warn!(
-                "{} is mounted from {}, not {}",
-                spec.mnt.display(),
-                e.source_path().display(),
-                spec.dev.display()
-            );
-        }
         return Ok(Outcome::AlreadyDone);
     }
     let opts = options::split(spec.mnt_opt.as_deref());

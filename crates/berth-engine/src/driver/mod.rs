@@ -26,6 +26,9 @@ pub struct Ctx<'a> {
     pub paths: &'a Paths,
     /// `--force`: skip the ip conflict check, take over a VG tagged by another node.
     pub force: bool,
+    /// The cluster's fencing token of this start, when the service runs in a cluster: a VG
+    /// records it in a tag and refuses a start whose token is older than the VG's.
+    pub fence: Option<i64>,
 }
 
 /// What a start or stop did.

@@ -48,6 +48,10 @@ struct ServiceView<'a> {
     docker_data_dir: Option<String>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     docker_daemon_args: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orchestrate: Option<super::Orchestrate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monitor_action: Option<super::MonitorAction>,
 }
 
 #[derive(Serialize)]
@@ -207,6 +211,9 @@ pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         docker_daemon_args: &s.docker_daemon_args,
+        orchestrate: (s.orchestrate != super::Orchestrate::No).then_some(s.orchestrate),
+        monitor_action: (s.monitor_action != super::MonitorAction::None)
+            .then_some(s.monitor_action),
     };
     let mut out = format!(
         "# service {} (from {})\n[service]\n",

@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
 use super::{
     Common, ConfigError, ConfigErrorKind, ConfigWarning, ContainerSpec, Format, FsSpec, IpSpec,
-    Prefix, Resource, ServiceConfig, ServiceSettings, Spec, VgSpec,
+    MonitorAction, Orchestrate, Placement, Prefix, Resource, ServiceConfig, ServiceSettings, Spec,
+    VgSpec,
 };
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
@@ -28,6 +29,9 @@ pub const SERVICE_KEYWORDS: &[&str] = &[
     "service_type",
     "docker_data_dir",
     "docker_daemon_args",
+    "orchestrate",
+    "monitor_action",
+    "placement",
 ];
 
 /// Kind-specific keywords, mandatory ones first.
@@ -138,6 +142,30 @@ impl<'a> Reader<'a> {
             None => Ok(None),
             Some(RawValue::Str(s)) => Ok(Some(s.clone())),
             Some(v) => Err(self.bad(key, v, "expected a string")),
+        }
+    }
+
+    /// A keyword whose value is one of `choices` (by name, case-insensitive); `default` when absent.
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        key: &'a str,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let Some(text) = self.string(key)? else {
+            return Ok(default);
+        };
+        let wanted = text.trim().to_ascii_lowercase();
+        match choices.iter().find(|(name, _)| *name == wanted) {
+            Some(&(_, v)) => Ok(v),
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                Err(self.bad(
+                    key,
+                    &RawValue::Str(text),
+                    &format!("expected one of: {}", names.join(", ")),
+                ))
+            }
         }
     }
 
@@ -515,6 +543,13 @@ fn read_service(r: &mut Reader<'_>) -> Result<ServiceSettings, ConfigError> {
         env,
         docker_data_dir: r.abs_path("docker_data_dir")?,
         docker_daemon_args: r.words("docker_daemon_args")?.unwrap_or_default(),
+        orchestrate: r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No)?,
+        monitor_action: r.choice(
+            "monitor_action",
+            MonitorAction::CHOICES,
+            MonitorAction::None,
+        )?,
+        placement: r.choice("placement", Placement::CHOICES, Placement::NodesOrder)?,
     })
 }
 

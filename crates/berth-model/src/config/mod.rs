@@ -24,7 +24,7 @@ use serde::Serialize;
 pub use collector::{CollectorConfig, CollectorNode, split_url};
 pub use emit::to_toml;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning};
-pub use node::{NodeConfig, TlsFiles};
+pub use node::{ClusterConfig, NodeConfig, SplitAction, TlsFiles};
 
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
@@ -174,6 +174,71 @@ pub struct ServiceSettings {
     pub docker_data_dir: Option<PathBuf>,
     /// Extra flags for the private dockerd.
     pub docker_daemon_args: Vec<String>,
+    /// What the cluster's orchestrator does with the service (`orchestrate`).
+    pub orchestrate: Orchestrate,
+    /// What a failed monitored resource does once its restarts are spent (`monitor_action`).
+    pub monitor_action: MonitorAction,
+    /// How the nodes are ranked for a start or a failover (`placement`).
+    pub placement: Placement,
+}
+
+/// `orchestrate`: who starts the service in a cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Orchestrate {
+    /// Only operators start it (the default).
+    #[default]
+    No,
+    /// svcd starts it on the first fit node of `nodes`, once.
+    Start,
+    /// As `start`, and svcd fails it over when its node dies or its resources fail.
+    Ha,
+}
+
+impl Orchestrate {
+    /// The keyword values.
+    pub const CHOICES: &'static [(&'static str, Orchestrate)] = &[
+        ("no", Orchestrate::No),
+        ("start", Orchestrate::Start),
+        ("ha", Orchestrate::Ha),
+    ];
+}
+
+/// `monitor_action`: what a monitored resource that failed beyond its restarts triggers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorAction {
+    /// Nothing more than the status (the default).
+    #[default]
+    None,
+    /// The service fails over to the next candidate node.
+    Switch,
+    /// The service is frozen and stopped on this node.
+    Freezestop,
+}
+
+impl MonitorAction {
+    /// The keyword values.
+    pub const CHOICES: &'static [(&'static str, MonitorAction)] = &[
+        ("none", MonitorAction::None),
+        ("switch", MonitorAction::Switch),
+        ("freezestop", MonitorAction::Freezestop),
+    ];
+}
+
+/// `placement`: how candidate nodes are ranked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum Placement {
+    /// The order of `nodes` (the default).
+    #[default]
+    #[serde(rename = "nodes order")]
+    NodesOrder,
+}
+
+impl Placement {
+    /// The keyword values.
+    pub const CHOICES: &'static [(&'static str, Placement)] =
+        &[("nodes order", Placement::NodesOrder)];
 }
 
 /// One resource of a service.

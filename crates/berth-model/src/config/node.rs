@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// Default: `<config>/read-token`; see [`NodeConfig::read_token_path`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_token_file: Option<PathBuf>,
+    /// The cluster this node belongs to; absent: the node runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[tls]` of `node.toml`: the endpoint's certificate chain and private key (PEM).
@@ -42,6 +45,99 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+/// `[cluster]` of `node.toml`: the etcd cluster the nodes share their state in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster name: berth's keys live under `/berth/<name>/`.
+    pub name: String,
+    /// etcd client URLs (`http://10.0.0.5:2379`, or `https://` with `etcd_ca`).
+    pub etcd: Vec<String>,
+    /// CA file that signs the etcd members' certificates (TLS to etcd).
+    #[serde(default)]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd (with `etcd_key`).
+    #[serde(default)]
+    pub etcd_cert: Option<PathBuf>,
+    /// Client key for etcd (with `etcd_cert`).
+    #[serde(default)]
+    pub etcd_key: Option<PathBuf>,
+    /// The node's lease in etcd: whole seconds, renewed every ttl/5.
+    #[serde(default = "default_lease_ttl", with = "duration_str")]
+    pub lease_ttl: Duration,
+    /// What a node does when it lost its lease and cannot stop its services in time.
+    #[serde(default)]
+    pub split_action: SplitAction,
+    /// After svcd starts, how long it lets better-placed nodes join before it starts a service.
+    #[serde(default = "default_ready_period", with = "duration_str")]
+    pub ready_period: Duration,
+}
+
+/// `split_action`: the last resort of a node that cannot stop its services before its lease
+/// can expire elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitAction {
+    /// Keep trying to stop, and log an error (the default).
+    #[default]
+    Stop,
+    /// Crash the kernel (sysrq `c`).
+    Crash,
+    /// Reboot at once (sysrq `b`).
+    Reboot,
+}
+
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_ready_period() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl ClusterConfig {
+    /// Check what serde cannot: a usable name, endpoints, a whole-second TTL of at least 2 s,
+    /// client certificate and key given together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "[cluster] name {:?}: use letters, digits, '-' and '_'",
+                self.name
+            ));
+        }
+        if self.etcd.is_empty() {
+            return Err("[cluster] etcd: give at least one endpoint".to_string());
+        }
+        for e in &self.etcd {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(format!(
+                    "[cluster] etcd: endpoint {e:?} must start with http:// or https://"
+                ));
+            }
+        }
+        if self.lease_ttl.subsec_nanos() != 0 || self.lease_ttl.as_secs() < 2 {
+            return Err(format!(
+                "[cluster] lease_ttl {}ms: must be whole seconds, at least 2s (etcd's unit)",
+                self.lease_ttl.as_millis()
+            ));
+        }
+        if self.etcd_cert.is_some() != self.etcd_key.is_some() {
+            return Err("[cluster] etcd_cert and etcd_key go together".to_string());
+        }
+        Ok(())
+    }
+
+    /// The lease TTL in whole seconds.
+    pub fn ttl_secs(&self) -> i64 {
+        i64::try_from(self.lease_ttl.as_secs()).unwrap_or(i64::MAX)
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -61,6 +157,7 @@ impl Default for NodeConfig {
             monitor_interval: default_interval(),
             tls: None,
             read_token_file: None,
+            cluster: None,
         }
     }
 }
@@ -83,7 +180,13 @@ impl NodeConfig {
 
     /// Parse `node.toml` text read from `file`.
     pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| super::tomlfile::syntax_error(file, text, &e))
+        let node: NodeConfig =
+            toml::from_str(text).map_err(|e| super::tomlfile::syntax_error(file, text, &e))?;
+        if let Some(c) = &node.cluster {
+            c.validate()
+                .map_err(|why| ConfigError::file(file, super::ConfigErrorKind::Syntax(why)))?;
+        }
+        Ok(node)
     }
 }
 
@@ -134,6 +237,34 @@ mod tests {
         assert_eq!(tls.tls.unwrap().key, Path::new("/k.pem"));
         let t = NodeConfig::parse(p, "token_file = \"/srv/t\"\n").unwrap();
         assert_eq!(t.token_path(Path::new("/etc/berth")), Path::new("/srv/t"));
+    }
+
+    #[test]
+    fn cluster_section() {
+        let p = Path::new("/etc/berth/node.toml");
+        let n = NodeConfig::parse(
+            p,
+            "[cluster]\nname = \"prod\"\netcd = [\"http://10.0.0.5:2379\"]\nlease_ttl = \"3s\"\n",
+        )
+        .unwrap();
+        let c = n.cluster.unwrap();
+        assert_eq!(c.ttl_secs(), 3);
+        assert_eq!(c.split_action, SplitAction::Stop);
+        assert_eq!(c.ready_period, Duration::from_secs(5));
+        let bad = |text: &str| NodeConfig::parse(p, text).unwrap_err().to_string();
+        let e =
+            bad("[cluster]\nname = \"prod\"\netcd = [\"http://a:2379\"]\nlease_ttl = \"1500ms\"\n");
+        assert!(e.contains("lease_ttl 1500ms"), "{e}");
+        let e = bad("[cluster]\nname = \"a b\"\netcd = [\"http://a:2379\"]\n");
+        assert!(e.contains("\"a b\""), "{e}");
+        let e = bad("[cluster]\nname = \"p\"\netcd = [\"a:2379\"]\n");
+        assert!(e.contains("a:2379"), "{e}");
+        let e = bad("[cluster]\nname = \"p\"\netcd = []\n");
+        assert!(e.contains("at least one"), "{e}");
+        let e = bad("[cluster]\nname = \"p\"\netcd = [\"http://a\"]\nsplit_action = \"panic\"\n");
+        assert!(e.contains("panic"), "{e}");
+        let e = bad("[cluster]\nname = \"p\"\netcd = [\"http://a\"]\nleas_ttl = \"5s\"\n");
+        assert!(e.contains("leas_ttl"), "{e}");
     }
 
     #[test]

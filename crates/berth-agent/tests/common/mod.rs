@@ -1,0 +1,283 @@
+//! A berth cluster on the rig (`berth_testkit::cluster`) for the cluster tests: N nodes with
+//! their svcd, a real etcd (1 or 3 members), and services made of an ip and an fs on a shared
+//! LUN each. Dropped whole, even on a panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use berth_testkit::cluster::{Etcd, Lan, Node, Probe, Sampler, SharedLun, wait_until};
+use berth_testkit::{describe, require_root};
+
+pub const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
+
+pub fn svc_bin() -> PathBuf {
+    let p = Path::new(SVCD).with_file_name("svc");
+    assert!(
+        p.exists(),
+        "{} is missing: build berth-cli first",
+        p.display()
+    );
+    p
+}
+
+/// `svc ARGS` on `node`.
+pub fn svc(node: &Node, args: &[&str]) -> Output {
+    node.svc(svc_bin().to_str().unwrap())
+        .args(args)
+        .output()
+        .expect("run svc")
+}
+
+/// `svc ARGS` on `node`, which must succeed.
+pub fn svc_ok(node: &Node, args: &[&str]) -> Output {
+    let out = svc(node, args);
+    assert!(
+        out.status.success(),
+        "svc {args:?} on {}: {}\nsvcd log:\n{}",
+        node.name(),
+        describe(&out),
+        node.svcd_log()
+    );
+    out
+}
+
+/// One service of the rig: an ip and an fs on its own LUN.
+pub struct Service {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub lun: SharedLun,
+    pub mnt: tempfile::TempDir,
+}
+
+/// Settings of a rig.
+pub struct Spec {
+    pub nodes: usize,
+    pub members: usize,
+    pub ttl: u64,
+    pub services: usize,
+    /// Extra `[service]` lines (`orchestrate = "ha"`).
+    pub service_extra: String,
+    /// Extra `[ip.1]` lines (`monitor = true`).
+    pub ip_extra: String,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            nodes: 2,
+            members: 1,
+            ttl: 3,
+            services: 1,
+            service_extra: String::new(),
+            ip_extra: String::new(),
+        }
+    }
+}
+
+pub struct Rig {
+    pub nodes: Vec<Node>,
+    pub services: Vec<Service>,
+    pub etcd: Etcd,
+    pub lan: Lan,
+    pub ttl: u64,
+}
+
+impl Rig {
+    pub fn new(spec: Spec) -> Rig {
+        require_root();
+        let lan = Lan::new();
+        let etcd = Etcd::start(&lan, spec.members);
+        let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+        let services: Vec<Service> = (0..spec.services)
+            .map(|i| Service {
+                name: ["web", "db", "app", "api"][i].to_string(),
+                ip: lan.host(100 + u8::try_from(i).unwrap()),
+                lun: SharedLun::new(16),
+                mnt: tempfile::Builder::new()
+                    .prefix("rgc")
+                    .tempdir_in("/tmp")
+                    .unwrap(),
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let node = Node::new(&lan, name, u8::try_from(i + 1).unwrap());
+            nodes.push(node);
+        }
+        let mut rig = Rig {
+            nodes,
+            services,
+            etcd,
+            lan,
+            ttl: spec.ttl,
+        };
+        for i in 0..rig.nodes.len() {
+            rig.configure(i, &names, &spec.service_extra, &spec.ip_extra);
+        }
+        for i in 0..rig.nodes.len() {
+            rig.boot(i);
+        }
+        for n in names {
+            rig.wait_alive(&n);
+        }
+        rig
+    }
+
+    fn configure(&self, i: usize, names: &[String], extra: &str, ip_extra: &str) {
+        let node = &self.nodes[i];
+        let eps: Vec<String> = self
+            .etcd
+            .endpoints()
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect();
+        node.write_node_toml(&format!(
+            "listen = \"{}:1215\"\nmonitor_interval = \"1s\"\n\n[cluster]\nname = \"t\"\n\
+             etcd = [{}]\nlease_ttl = \"{}s\"\nready_period = \"1s\"\n",
+            node.addr(),
+            eps.join(", "),
+            self.ttl
+        ));
+        let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        for s in &self.services {
+            node.write_service(
+                &format!("{}.toml", s.name),
+                &format!(
+                    "[service]\nnodes = [{}]\n{extra}\n[ip.1]\nipname = \"{}\"\n\
+                     ipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n{ip_extra}\n[fs.1]\n\
+                     dev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n",
+                    list.join(", "),
+                    s.ip,
+                    s.lun.dev().display(),
+                    s.mnt.path().display()
+                ),
+            );
+        }
+    }
+
+    /// Start node `i`'s svcd and wait for it to be ready.
+    pub fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.spawn_svcd(SVCD);
+        node.wait_svcd_ready();
+    }
+
+    /// Kill node `name` (every process at once) and boot it again with its svcd.
+    pub fn reboot(&mut self, name: &str) {
+        let i = self.index(name);
+        self.nodes[i].restart();
+        self.boot(i);
+    }
+
+    pub fn index(&self, name: &str) -> usize {
+        self.nodes.iter().position(|n| n.name() == name).unwrap()
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        &self.nodes[self.index(name)]
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> &mut Node {
+        let i = self.index(name);
+        &mut self.nodes[i]
+    }
+
+    pub fn service(&self, name: &str) -> &Service {
+        self.services.iter().find(|s| s.name == name).unwrap()
+    }
+
+    /// `svc mon --format json` from a live node (the first that answers).
+    pub fn mon(&self) -> serde_json::Value {
+        for n in self.nodes.iter().filter(|n| n.holder_pid().is_some()) {
+            let out = svc(n, &["mon", "--format", "json"]);
+            if out.status.success()
+                && let Ok(v) = serde_json::from_slice(&out.stdout)
+            {
+                return v;
+            }
+        }
+        panic!("no node answers svc mon");
+    }
+
+    /// Wait until every live node sees `name` alive.
+    pub fn wait_alive(&self, name: &str) {
+        wait_until(Duration::from_secs(20), &format!("{name} alive"), || {
+            self.mon()["nodes"][name]["hb"] == "up"
+        });
+    }
+
+    /// The owner and fencing token of `svc` in etcd.
+    pub fn owner(&self, svc: &str) -> (Option<String>, Option<i64>) {
+        let v = self.mon();
+        let s = &v["services"][svc];
+        (s["owner"].as_str().map(str::to_string), s["token"].as_i64())
+    }
+
+    /// Whether `svc`'s ip and fs are both up on `node`.
+    pub fn up_on(&self, node: &str, svc: &str) -> bool {
+        let n = self.node(node);
+        let s = self.service(svc);
+        n.has_addr(s.ip) && n.has_mount(s.lun.dev())
+    }
+
+    /// The nodes where any part of `svc` (its ip or its fs) is up.
+    pub fn where_up(&self, svc: &str) -> Vec<String> {
+        let s = self.service(svc);
+        self.nodes
+            .iter()
+            .filter(|n| n.has_addr(s.ip) || n.has_mount(s.lun.dev()))
+            .map(|n| n.name().to_string())
+            .collect()
+    }
+
+    /// A sampler of `svc` on every node: up when its ip or its fs is there.
+    pub fn sampler(&self, svc: &str) -> Sampler {
+        let s = self.service(svc);
+        let probes: Vec<(String, Probe)> = self
+            .nodes
+            .iter()
+            .map(|n| (n.name().to_string(), n.ip_or_mount_probe(s.ip, s.lun.dev())))
+            .collect();
+        Sampler::start(probes)
+    }
+
+    /// Wait until `svc` is up (ip and fs) on exactly one node, and return it.
+    pub fn wait_up_once(&self, svc: &str, bound: Duration) -> String {
+        let mut at = String::new();
+        wait_until(bound, &format!("{svc} up on one node"), || {
+            let up: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| self.up_on(n.name(), svc))
+                .map(|n| n.name().to_string())
+                .collect();
+            if up.len() == 1 && self.where_up(svc).len() == 1 {
+                at = up[0].clone();
+                true
+            } else {
+                false
+            }
+        });
+        at
+    }
+
+    /// Wait until `svc` is up (ip and fs) on `node` and nowhere else.
+    pub fn wait_up_on(&self, svc: &str, node: &str, bound: Duration) {
+        wait_until(bound, &format!("{svc} up on {node} only"), || {
+            self.up_on(node, svc) && self.where_up(svc) == [node]
+        });
+    }
+
+    /// Every svcd log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("==== {} ====\n{}", n.name(), n.svcd_log()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

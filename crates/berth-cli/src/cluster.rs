@@ -1,0 +1,348 @@
+//! `svc` in a cluster: the start guard, the ownership after an action, the `hb` and `sync` rows,
+//! cluster-wide freeze, `switch` / `takeover` / `giveback` (through an intent in etcd that the
+//! nodes' svcd act on) and `svc mon`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use berth_cluster::{ClusterView, EtcdGuard, Intent, IntentAction, LogLine, Store, Target};
+use berth_engine::load::node_config;
+use berth_model::Status;
+use berth_model::config::ClusterConfig;
+use berth_model::order::Action;
+use berth_model::paths::Paths;
+use berth_model::status::ServiceStatus;
+use etcd_client::GetOptions;
+
+/// How long a read of the cluster may take before `print status` gives up on it.
+const READ_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The CLI's handle on the cluster.
+pub struct ClusterCli {
+    rt: tokio::runtime::Runtime,
+    store: Store,
+    cfg: ClusterConfig,
+}
+
+impl std::fmt::Debug for ClusterCli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterCli")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+impl ClusterCli {
+    /// The cluster of this node, `None` without `[cluster]` in node.toml.
+    pub fn open(paths: &Paths, nodename: &str) -> anyhow::Result<Option<ClusterCli>> {
+        let node = node_config(paths)?;
+        let Some(cfg) = node.cluster else {
+            return Ok(None);
+        };
+        // One worker thread: the engine's start guard runs `Handle::block_on` from this thread,
+        // which cannot drive a current-thread runtime's I/O itself.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("cannot start the runtime")?;
+        let store = rt.block_on(Store::connect(&cfg, nodename, READ_TIMEOUT))?;
+        Ok(Some(ClusterCli { rt, store, cfg }))
+    }
+
+    /// The start guard: the owner key is taken under this node's lease (held by its svcd).
+    pub fn guard(&self, why: &str) -> EtcdGuard {
+        EtcdGuard::new(self.store.clone(), self.rt.handle().clone(), why, None)
+    }
+
+    /// After an action: a whole start keeps the service started, a whole stop leaves it stopped
+    /// and gives the ownership up, a failed whole start gives it up.
+    pub fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
+        self.rt.block_on(async {
+            let target = match (action, ok) {
+                (Action::Start | Action::Restart, true) if whole => Some(Target::Started),
+                (Action::Stop, true) if whole => Some(Target::Stopped),
+                _ => None,
+            };
+            if let Some(t) = target
+                && let Err(e) = self.store.set_target(svc, t).await
+            {
+                tracing::warn!("{e}");
+            }
+            let release =
+                whole && matches!((action, ok), (Action::Stop, true) | (Action::Start, false));
+            if release {
+                match self.store.owner(svc).await {
+                    Ok(Some(o)) if o.record.node == self.store.node() => {
+                        match self.store.release(svc, o.token).await {
+                            Ok(true) => {
+                                tracing::info!("released the ownership (token {})", o.token)
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!("{e}"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
+        });
+    }
+
+    /// Freeze or thaw `svc` cluster-wide.
+    pub fn set_frozen(&self, svc: &str, frozen: bool) -> anyhow::Result<()> {
+        self.rt.block_on(self.store.set_frozen(svc, frozen))?;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> anyhow::Result<ClusterView> {
+        Ok(self.rt.block_on(self.store.snapshot())?)
+    }
+
+    /// Set `hb`, `sync` and the cluster's view on these statuses (one read of etcd). When etcd
+    /// cannot be read, `hb` says so (warn) and nothing else changes.
+    pub fn decorate(&self, statuses: &mut [ServiceStatus], files: &[(String, Vec<u8>)]) {
+        let read = self.rt.block_on(async {
+            let view = self.store.snapshot().await?;
+            let hb = match view.nodes.get(self.store.node()) {
+                None => Status::Down,
+                Some(live) => match self.store.lease_ttl(live.lease).await? {
+                    Some(left) if left * 2 >= self.cfg.ttl_secs() => Status::Up,
+                    Some(_) => Status::Warn,
+                    None => Status::Down,
+                },
+            };
+            Ok::<_, berth_cluster::ClusterError>((view, hb))
+        });
+        let (view, hb) = match read {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("{e}");
+                for st in statuses.iter_mut() {
+                    st.hb = Status::Warn;
+                    if st.error.is_none() {
+                        st.overall = st.overall.merge(Status::Warn);
+                    }
+                }
+                return;
+            }
+        };
+        for st in statuses.iter_mut() {
+            let mine = files
+                .iter()
+                .find(|(n, _)| *n == st.name)
+                .map(|(_, b)| checksum(b));
+            let others: Vec<&str> = view
+                .nodes
+                .iter()
+                .filter(|(n, _)| n.as_str() != self.store.node())
+                .filter_map(|(_, l)| l.record.services.get(&st.name))
+                .map(|s| s.checksum.as_str())
+                .collect();
+            let sync = match mine {
+                Some(m) if others.iter().all(|o| *o == m) => Status::Up,
+                Some(_) => Status::Warn,
+                None => Status::NotApplicable,
+            };
+            let owner = view.owners.get(&st.name);
+            let cluster = berth_model::status::ServiceCluster {
+                owner: owner.map(|o| o.record.node.clone()),
+                token: owner.map(|o| o.token),
+                since_ms: owner.map(|o| o.record.since_ms),
+                frozen: view.frozen.contains(&st.name),
+                nodes: view
+                    .nodes
+                    .iter()
+                    .filter_map(|(n, l)| {
+                        l.record.services.get(&st.name).map(|s| {
+                            (
+                                n.clone(),
+                                berth_model::status::NodeCell {
+                                    avail: s.avail,
+                                    overall: s.overall,
+                                },
+                            )
+                        })
+                    })
+                    .collect(),
+            };
+            st.set_cluster(sync, hb, cluster);
+        }
+    }
+
+    /// `svc mon`: the fleet grid (or its JSON), once or every second.
+    pub fn mon(&self, json: bool, color: bool, watch: bool) -> anyhow::Result<()> {
+        loop {
+            let fleet = self.snapshot()?.fleet();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&fleet)?);
+            } else {
+                if watch {
+                    print!("\x1b[H\x1b[2J");
+                }
+                print!("{}", berth_model::fleet::render_fleet(&fleet, color));
+            }
+            if !watch {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// The first fit node of `svc`'s `nodes` (for giveback).
+    pub fn first_fit(&self, svc: &str, nodes: &[String]) -> anyhow::Result<String> {
+        let view = self.snapshot()?;
+        view.candidates(svc, nodes)
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                anyhow!(
+                    "no node of {} is alive with a valid copy of {svc}",
+                    nodes.join(", ")
+                )
+            })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        self.store.node()
+    }
+
+    /// Move `svc` to `to`: write an intent the owner's svcd acts on (stop, hand the owner key
+    /// over in one transaction), print both nodes' lines as they come, wait for the target's
+    /// svcd to report the service up, at most `timeout`.
+    pub fn switch(&self, svc: &str, to: &str, timeout: Duration) -> anyhow::Result<()> {
+        let view = self.snapshot()?;
+        let Some(owner) = view.owners.get(svc).cloned() else {
+            bail!("{svc} runs nowhere (nobody owns it): start it with `svc {svc} start` on {to}");
+        };
+        if owner.record.node == to {
+            tracing::info!("{svc} already runs on {to} (fencing token {})", owner.token);
+            return Ok(());
+        }
+        let Some(target) = view.nodes.get(to) else {
+            bail!(
+                "node {to} is not alive in cluster {} (no node key: its svcd is down or cut off); \
+                 {svc} stays on {}",
+                self.cfg.name,
+                owner.record.node
+            );
+        };
+        match target.record.services.get(svc) {
+            Some(s) if s.valid => {}
+            Some(_) => bail!(
+                "{to} cannot run {svc}: its copy of the service file does not load there, or a start failed there lately; {svc} stays on {}",
+                owner.record.node
+            ),
+            None => bail!(
+                "{to} has no service file for {svc}; {svc} stays on {}",
+                owner.record.node
+            ),
+        }
+        if view.frozen.contains(svc) {
+            bail!("{svc} is frozen: thaw it first (svc {svc} thaw)");
+        }
+        let secs = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX / 2) + 5;
+        let lease = self.rt.block_on(self.store.grant(secs))?;
+        let intent = Intent {
+            id: format!(
+                "{:x}{:04x}",
+                berth_cluster::now_ms(),
+                std::process::id() & 0xffff
+            ),
+            action: IntentAction::Switch,
+            to: to.to_string(),
+            from: owner.record.node.clone(),
+            token: owner.token,
+            by: self.store.node().to_string(),
+            lease,
+        };
+        let result = self.run_intent(svc, &intent, timeout);
+        // The intent and its lines go with the lease.
+        let _ = self.rt.block_on(self.store.revoke(lease));
+        result
+    }
+
+    fn run_intent(&self, svc: &str, intent: &Intent, timeout: Duration) -> anyhow::Result<()> {
+        if !self.rt.block_on(self.store.put_intent(svc, intent))? {
+            bail!("a switch of {svc} is already under way: wait for it to end");
+        }
+        tracing::info!(
+            "switch {svc} from {} to {} (fencing token {})",
+            intent.from,
+            intent.to,
+            intent.token
+        );
+        let started = Instant::now();
+        let prefix = self.store.keys().logs(&intent.id);
+        let mut seen = BTreeSet::new();
+        let mut outcome: Option<Result<(), String>> = None;
+        while outcome.is_none() {
+            if started.elapsed() > timeout {
+                break;
+            }
+            let lines = self.rt.block_on(async {
+                let mut c = self.store.client();
+                self.store
+                    .bounded(
+                        format!("get {prefix}*"),
+                        c.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+                    )
+                    .await
+            });
+            match lines {
+                Ok(resp) => {
+                    for kv in resp.kvs() {
+                        let key = kv.key_str().unwrap_or_default().to_string();
+                        if !seen.insert(key) {
+                            continue;
+                        }
+                        let Ok(line) = serde_json::from_slice::<LogLine>(kv.value()) else {
+                            continue;
+                        };
+                        tracing::info!("{}", line.line);
+                        match line.done.as_deref() {
+                            Some("up") if line.node == intent.to => outcome = Some(Ok(())),
+                            Some("failed") => outcome = Some(Err(line.line.clone())),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+            if outcome.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let now = self.snapshot().ok();
+        let where_now = match now.as_ref().and_then(|v| v.owners.get(svc)) {
+            Some(o) => format!(
+                "{svc} is owned by {} (fencing token {})",
+                o.record.node, o.token
+            ),
+            None => format!("{svc} is owned by nobody (stopped)"),
+        };
+        match outcome {
+            Some(Ok(())) => {
+                tracing::info!("{where_now}, up");
+                Ok(())
+            }
+            Some(Err(why)) => Err(anyhow!("switch failed: {why}; {where_now}")),
+            None => Err(anyhow!(
+                "switch not done within {}s; {where_now}",
+                timeout.as_secs()
+            )),
+        }
+    }
+}
+
+/// The same checksum svcd publishes (FNV-1a 64 of the file's bytes).
+fn checksum(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

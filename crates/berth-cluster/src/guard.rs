@@ -1,0 +1,64 @@
+//! The engine's start guard in a cluster: a start goes on only once this node owns the service
+//! (taken in a transaction under the node's lease); the owner key's revision is the fencing token.
+
+use berth_engine::StartGuard;
+use berth_model::ServiceConfig;
+use tokio::runtime::Handle;
+
+use crate::Store;
+
+/// Takes (or confirms) the ownership of the service for this node before a start.
+#[derive(Debug)]
+pub struct EtcdGuard {
+    store: Store,
+    runtime: Handle,
+    why: String,
+    /// The lease to hang the owner key on; `None`: this node's, read from its node key.
+    lease: Option<i64>,
+}
+
+impl EtcdGuard {
+    /// A guard over `store`, running its requests on `runtime` (the engine calls it from a
+    /// blocking thread). `why` is recorded in the owner key (`start`, `orchestrate`...).
+    pub fn new(store: Store, runtime: Handle, why: &str, lease: Option<i64>) -> EtcdGuard {
+        EtcdGuard {
+            store,
+            runtime,
+            why: why.to_string(),
+            lease,
+        }
+    }
+}
+
+impl StartGuard for EtcdGuard {
+    fn acquire(&self, svc: &ServiceConfig) -> Result<Option<i64>, String> {
+        if !svc.settings.nodes.is_empty()
+            && !svc.settings.nodes.iter().any(|n| n == self.store.node())
+        {
+            return Err(format!(
+                "{} may not run on {}: its nodes are {}",
+                svc.name,
+                self.store.node(),
+                svc.settings.nodes.join(", ")
+            ));
+        }
+        self.runtime.block_on(async {
+            let lease = match self.lease {
+                Some(l) => l,
+                None => self.store.my_lease().await.map_err(|e| e.to_string())?,
+            };
+            let owned = self
+                .store
+                .acquire(&svc.name, lease, &self.why)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                "owner of {} on {} (fencing token {})",
+                svc.name,
+                owned.record.node,
+                owned.token
+            );
+            Ok(Some(owned.token))
+        })
+    }
+}

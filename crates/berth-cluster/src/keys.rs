@@ -1,0 +1,105 @@
+//! The key layout, all under `/berth/<cluster>/`:
+//!
+//! | key | value | lease |
+//! | --- | --- | --- |
+//! | `nodes/<node>` | [`NodeRecord`](crate::NodeRecord) | the node's |
+//! | `services/<svc>/owner` | [`OwnerRecord`](crate::OwnerRecord) | the owner node's |
+//! | `services/<svc>/frozen` | `1` (cluster-wide freeze) | none |
+//! | `services/<svc>/target` | `started` / `stopped` (what the orchestrator keeps) | none |
+//! | `services/<svc>/intent` | [`Intent`](crate::Intent) (a switch under way) | the requester's |
+//! | `logs/<intent>/<node>/<seq>` | [`LogLine`](crate::LogLine) | the requester's |
+
+/// The keys of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The keys of cluster `name`.
+    pub fn new(name: &str) -> Keys {
+        Keys {
+            prefix: format!("/berth/{name}/"),
+        }
+    }
+
+    /// Everything of the cluster.
+    pub fn root(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Every node key.
+    pub fn nodes(&self) -> String {
+        format!("{}nodes/", self.prefix)
+    }
+
+    /// One node's key.
+    pub fn node(&self, node: &str) -> String {
+        format!("{}nodes/{node}", self.prefix)
+    }
+
+    /// Every service key.
+    pub fn services(&self) -> String {
+        format!("{}services/", self.prefix)
+    }
+
+    /// A service's owner key.
+    pub fn owner(&self, svc: &str) -> String {
+        format!("{}services/{svc}/owner", self.prefix)
+    }
+
+    /// A service's cluster-wide frozen flag.
+    pub fn frozen(&self, svc: &str) -> String {
+        format!("{}services/{svc}/frozen", self.prefix)
+    }
+
+    /// A service's expected state.
+    pub fn target(&self, svc: &str) -> String {
+        format!("{}services/{svc}/target", self.prefix)
+    }
+
+    /// A service's pending intent (a switch).
+    pub fn intent(&self, svc: &str) -> String {
+        format!("{}services/{svc}/intent", self.prefix)
+    }
+
+    /// The log lines of one intent.
+    pub fn logs(&self, id: &str) -> String {
+        format!("{}logs/{id}/", self.prefix)
+    }
+
+    /// One log line of an intent.
+    pub fn log(&self, id: &str, node: &str, seq: u64) -> String {
+        format!("{}logs/{id}/{node}/{seq:08}", self.prefix)
+    }
+
+    /// What a key under `services/` is: `(svc, leaf)`, e.g. `("web", "owner")`.
+    pub fn parse_service_key<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("services/")?;
+        rest.split_once('/')
+    }
+
+    /// The node a key under `nodes/` names.
+    pub fn parse_node_key<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.prefix)?.strip_prefix("nodes/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let k = Keys::new("prod");
+        assert_eq!(k.owner("web"), "/berth/prod/services/web/owner");
+        assert_eq!(k.node("n1"), "/berth/prod/nodes/n1");
+        assert_eq!(k.log("abc", "n1", 3), "/berth/prod/logs/abc/n1/00000003");
+        assert_eq!(
+            k.parse_service_key("/berth/prod/services/web/owner"),
+            Some(("web", "owner"))
+        );
+        assert_eq!(k.parse_service_key("/berth/other/services/web/owner"), None);
+        assert_eq!(k.parse_node_key("/berth/prod/nodes/n2"), Some("n2"));
+    }
+}

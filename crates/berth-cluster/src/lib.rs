@@ -1,0 +1,162 @@
+//! berth's cluster layer, on etcd: never heartbeats or consensus of berth's own.
+//!
+//! - [`keys`]: where everything lives under `/berth/<cluster>/`.
+//! - [`records`]: the JSON values of those keys (node, owner, intent, log line).
+//! - [`store`]: the etcd client: reads, the ownership transactions (acquire, release, transfer),
+//!   freeze and target state, intents.
+//! - [`lease`]: the node's lease, kept alive by svcd, and the deadline counted from the last
+//!   renewal etcd acknowledged, on the monotonic clock.
+//! - [`view`]: a snapshot of the whole cluster, the placement rules, and the fleet grid of `svc mon`.
+//! - [`guard`]: the engine's [`berth_engine::StartGuard`] backed by the owner key.
+//!
+//! Ownership: a service runs on at most one node. Its owner key
+//! (`/berth/<cluster>/services/<svc>/owner`) is created in a transaction that fails when it
+//! exists, under the owner node's lease, so it goes when that node stops renewing. The key is
+//! never rewritten while a node owns it: its `mod_revision` is the fencing token, and a change of
+//! owner (relocation) is one put that raises it.
+
+pub mod guard;
+pub mod keys;
+pub mod lease;
+pub mod records;
+pub mod store;
+pub mod view;
+
+pub use guard::EtcdGuard;
+pub use keys::Keys;
+pub use lease::{LeaseHealth, LeaseKeeper, LeaseState};
+pub use records::{Intent, IntentAction, LogLine, NodeRecord, OwnerRecord, ServiceSummary, Target};
+pub use store::{Ownership, Store};
+pub use view::ClusterView;
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// etcd could not be reached or refused the request.
+    #[error("etcd ({endpoints}): {what}: {source}")]
+    Etcd {
+        /// The endpoints tried.
+        endpoints: String,
+        /// What berth was doing.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// etcd did not answer in time.
+    #[error("etcd ({endpoints}): {what}: no answer within {timeout_ms}ms")]
+    Timeout {
+        /// The endpoints tried.
+        endpoints: String,
+        /// What berth was doing.
+        what: String,
+        /// The bound.
+        timeout_ms: u128,
+    },
+    /// A TLS file named in `[cluster]` could not be read.
+    #[error("cannot read {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key holds something berth did not write.
+    #[error("etcd key {key}: cannot decode its value: {why}")]
+    Decode {
+        /// The key.
+        key: String,
+        /// The decoder's message.
+        why: String,
+    },
+    /// Another node owns the service.
+    #[error("{svc} is running on {owner} (since {since}), use svc {svc} switch --to {me}")]
+    OwnedBy {
+        /// The service.
+        svc: String,
+        /// Its owner.
+        owner: String,
+        /// When the owner took it (local time, RFC 3339).
+        since: String,
+        /// This node.
+        me: String,
+    },
+    /// This node has no lease in etcd: svcd is not running here, or lost the lease.
+    #[error(
+        "node {node} has no lease in cluster {cluster}: svcd must run on this node (it holds the \
+         lease a service's ownership hangs on)"
+    )]
+    NoLease {
+        /// This node.
+        node: String,
+        /// The cluster.
+        cluster: String,
+    },
+    /// A named node is not (or no longer) alive in the cluster.
+    #[error(
+        "node {node} is not alive in cluster {cluster} (no node key: its svcd is down or cut off)"
+    )]
+    NodeNotAlive {
+        /// The node.
+        node: String,
+        /// The cluster.
+        cluster: String,
+    },
+    /// The ownership changed under us: the fencing token is no longer ours.
+    #[error("{svc}: the ownership changed meanwhile (token {token} is no longer current)")]
+    Fenced {
+        /// The service.
+        svc: String,
+        /// The stale token.
+        token: i64,
+    },
+}
+
+/// Milliseconds since the epoch (wall clock: for display and records only, never for deadlines).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// `ms` since the epoch as RFC 3339 UTC, second precision.
+pub fn format_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, days since 1970-01-01).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(1_795_000_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(format_ms(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+}

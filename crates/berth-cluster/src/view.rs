@@ -1,0 +1,271 @@
+//! A snapshot of the whole cluster (one prefix read, then kept current by a watch), and the
+//! placement rules that read it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use etcd_client::KeyValue;
+use tracing::warn;
+
+use berth_model::Status;
+use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
+
+use crate::records::{Intent, NodeRecord, Target};
+use crate::store::{Ownership, decode};
+use crate::{Keys, OwnerRecord};
+
+/// A live node: its record and its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveNode {
+    /// What it published.
+    pub record: NodeRecord,
+    /// Its lease.
+    pub lease: i64,
+}
+
+/// The cluster as etcd holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The etcd revision this view is at.
+    pub revision: i64,
+    /// Live nodes (their node key exists).
+    pub nodes: BTreeMap<String, LiveNode>,
+    /// Owned services.
+    pub owners: BTreeMap<String, Ownership>,
+    /// Services frozen cluster-wide.
+    pub frozen: BTreeSet<String>,
+    /// What the orchestrator keeps each service at (absent: never said).
+    pub targets: BTreeMap<String, Target>,
+    /// Pending intents.
+    pub intents: BTreeMap<String, Intent>,
+}
+
+impl ClusterView {
+    /// Take a put (or a key read in a snapshot) into the view.
+    pub fn apply_put(&mut self, keys: &Keys, kv: &KeyValue) {
+        let Ok(key) = kv.key_str() else {
+            return;
+        };
+        self.revision = self.revision.max(kv.mod_revision());
+        if let Some(node) = keys.parse_node_key(key) {
+            match decode::<NodeRecord>(key, kv.value()) {
+                Ok(record) => {
+                    self.nodes.insert(
+                        node.to_string(),
+                        LiveNode {
+                            record,
+                            lease: kv.lease(),
+                        },
+                    );
+                }
+                Err(e) => warn!("{e}"),
+            }
+            return;
+        }
+        let Some((svc, leaf)) = keys.parse_service_key(key) else {
+            return;
+        };
+        let svc = svc.to_string();
+        match leaf {
+            "owner" => match decode::<OwnerRecord>(key, kv.value()) {
+                Ok(record) => {
+                    self.owners.insert(
+                        svc,
+                        Ownership {
+                            record,
+                            token: kv.mod_revision(),
+                            lease: kv.lease(),
+                        },
+                    );
+                }
+                Err(e) => warn!("{e}"),
+            },
+            "frozen" => {
+                self.frozen.insert(svc);
+            }
+            "target" => match kv.value_str().ok().and_then(Target::parse) {
+                Some(t) => {
+                    self.targets.insert(svc, t);
+                }
+                None => warn!("etcd key {key}: not started/stopped"),
+            },
+            "intent" => match decode::<Intent>(key, kv.value()) {
+                Ok(i) => {
+                    self.intents.insert(svc, i);
+                }
+                Err(e) => warn!("{e}"),
+            },
+            _ => {}
+        }
+    }
+
+    /// Take a delete into the view.
+    pub fn apply_delete(&mut self, keys: &Keys, key: &str, revision: i64) {
+        self.revision = self.revision.max(revision);
+        if let Some(node) = keys.parse_node_key(key) {
+            self.nodes.remove(node);
+            return;
+        }
+        let Some((svc, leaf)) = keys.parse_service_key(key) else {
+            return;
+        };
+        match leaf {
+            "owner" => {
+                self.owners.remove(svc);
+            }
+            "frozen" => {
+                self.frozen.remove(svc);
+            }
+            "target" => {
+                self.targets.remove(svc);
+            }
+            "intent" => {
+                self.intents.remove(svc);
+            }
+            _ => {}
+        }
+    }
+
+    /// Every service a node published or someone owns.
+    pub fn services(&self) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = self.owners.keys().cloned().collect();
+        for n in self.nodes.values() {
+            all.extend(n.record.services.keys().cloned());
+        }
+        all
+    }
+
+    /// Whether `node` is alive (its node key exists).
+    pub fn alive(&self, node: &str) -> bool {
+        self.nodes.contains_key(node)
+    }
+
+    /// The nodes that could run `svc`, in placement order (`nodes order`: the order of the
+    /// service's `nodes`): alive, with a valid copy of the service file.
+    pub fn candidates(&self, svc: &str, nodes: &[String]) -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| {
+                self.nodes
+                    .get(n.as_str())
+                    .and_then(|live| live.record.services.get(svc))
+                    .is_some_and(|s| s.valid)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The service's `nodes`, as the nodes that know it published them (the first non-empty).
+    pub fn placement_nodes(&self, svc: &str) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.record.services.get(svc))
+            .map(|s| s.nodes.clone())
+            .find(|n| !n.is_empty())
+            .unwrap_or_default()
+    }
+}
+
+impl ClusterView {
+    /// The fleet grid of `svc mon`: every node that is alive or named in a service's `nodes`
+    /// (a dead one with `hb: down`), every service with its owner and each node's view.
+    pub fn fleet(&self) -> Fleet {
+        let now = crate::now_ms();
+        let mut fleet = Fleet::default();
+        for (name, live) in &self.nodes {
+            let mut n = FleetNode::new(Status::Up);
+            n.version = Some(live.record.version.clone());
+            n.age_ms = Some(now.saturating_sub(live.record.updated_ms));
+            fleet.nodes.insert(name.clone(), n);
+        }
+        for svc in self.services() {
+            let placement = self.placement_nodes(&svc);
+            for n in &placement {
+                fleet.nodes.entry(n.clone()).or_insert_with(|| {
+                    let mut dead = FleetNode::new(Status::Down);
+                    dead.reason = Some("no node key: svcd down or cut off from etcd".to_string());
+                    dead
+                });
+            }
+            let owner = self.owners.get(&svc);
+            let frozen = self.frozen.contains(&svc);
+            let cells = self
+                .nodes
+                .iter()
+                .filter_map(|(n, live)| {
+                    live.record.services.get(&svc).map(|s| {
+                        let mut cell = FleetCell::new(s.avail, s.overall);
+                        cell.frozen = frozen;
+                        (n.clone(), cell)
+                    })
+                })
+                .collect();
+            fleet.services.insert(
+                svc.clone(),
+                FleetService {
+                    owner: owner.map(|o| o.record.node.clone()),
+                    frozen,
+                    token: owner.map(|o| o.token),
+                    app: None,
+                    env: None,
+                    preferred: placement.first().cloned(),
+                    nodes: cells,
+                },
+            );
+        }
+        fleet
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServiceSummary;
+
+    fn node(name: &str, svcs: &[(&str, bool)]) -> LiveNode {
+        LiveNode {
+            record: NodeRecord {
+                name: name.into(),
+                version: "0".into(),
+                listen: String::new(),
+                since_ms: 0,
+                updated_ms: 0,
+                services: svcs
+                    .iter()
+                    .map(|(s, valid)| {
+                        (
+                            s.to_string(),
+                            ServiceSummary {
+                                avail: Status::Down,
+                                overall: Status::Down,
+                                checksum: String::new(),
+                                valid: *valid,
+                                nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                            },
+                        )
+                    })
+                    .collect(),
+            },
+            lease: 1,
+        }
+    }
+
+    #[test]
+    fn candidates_follow_nodes_order_and_skip_dead_or_invalid() {
+        let mut v = ClusterView::default();
+        v.nodes.insert("n3".into(), node("n3", &[("web", true)]));
+        v.nodes.insert("n2".into(), node("n2", &[("web", false)]));
+        let order: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(v.candidates("web", &order), vec!["n3".to_string()]);
+        v.nodes.insert("n1".into(), node("n1", &[("web", true)]));
+        assert_eq!(v.candidates("web", &order), vec!["n1", "n3"]);
+        assert_eq!(v.placement_nodes("web"), order);
+        assert!(v.candidates("db", &order).is_empty());
+        let f = v.fleet();
+        assert_eq!(f.nodes.len(), 3);
+        assert_eq!(f.services["web"].preferred.as_deref(), Some("n1"));
+        assert_eq!(f.services["web"].nodes.len(), 3);
+        v.nodes.remove("n2");
+        let f = v.fleet();
+        assert_eq!(f.nodes["n2"].hb, Status::Down);
+    }
+}
