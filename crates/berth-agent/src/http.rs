@@ -452,7 +452,10 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     if read
-        && matches!(parts.as_slice(), ["status"] | ["status", _] | ["metrics"] | ["cluster"])
+        && matches!(
+            parts.as_slice(),
+            ["status"] | ["status", _] | ["metrics"] | ["cluster"]
+        )
         && let Err(why) = read_authorized(shared, &req)
     {
         let mut r = error(StatusCode::UNAUTHORIZED, why);
