@@ -147,7 +147,7 @@ impl Settings {
         let token = read_token(&token_file)?;
         let read_token_file = node.read_token_path(&paths.config_dir);
         let read_token = read_token(&read_token_file)?;
-        if read_token.is_none() && !node.listen.ip().is_loopback() {
+        if read_token.is_none() && !node.listen.ip().is_loopback() && !node.open_reads {
             return Err(SettingsError::OpenReads {
                 listen: node.listen,
                 path: read_token_file,

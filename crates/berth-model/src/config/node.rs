@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// Default: `<config>/read-token`; see [`NodeConfig::read_token_path`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_token_file: Option<PathBuf>,
+    /// Serve reads without a token even beyond loopback (a network only trusted hosts reach).
+    #[serde(default)]
+    pub open_reads: bool,
     /// The cluster this node belongs to; absent: the node runs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
@@ -157,6 +160,7 @@ impl Default for NodeConfig {
             monitor_interval: default_interval(),
             tls: None,
             read_token_file: None,
+            open_reads: false,
             cluster: None,
         }
     }
