@@ -27,6 +27,9 @@ pub enum StartError {
     /// `node.toml` or the token file is not acceptable.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// The TLS certificate or key of node.toml cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The HTTP endpoint cannot listen.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -50,7 +53,11 @@ pub enum StartError {
 impl StartError {
     /// Whether the operator's configuration is at fault (exit code 2).
     pub fn is_config(&self) -> bool {
-        matches!(self, StartError::Settings(e) if e.is_config())
+        match self {
+            StartError::Settings(e) => e.is_config(),
+            StartError::Tls(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -91,7 +98,13 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     let mut sighup = signal(SignalKind::hangup()).map_err(setup("SIGHUP handler"))?;
 
     let interval = settings.monitor_interval;
+    let acceptor = settings
+        .tls
+        .as_ref()
+        .map(crate::tls::acceptor)
+        .transpose()?;
     let shared = Arc::new(Shared::new(paths, settings, check_bound()));
+    shared.set_tls(acceptor);
     reload_services(&shared);
     first_checks(&shared).await;
 
@@ -171,8 +184,13 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
 /// Say svcd is ready (log, systemd) and ask every worker to autostart its service.
 fn announce(shared: &Shared, local: std::net::SocketAddr, interval: Duration) {
     let count = shared.workers().len();
+    let scheme = if shared.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
     info!(
-        "svcd {} ready on http://{local}: node {}, {count} service(s), checks every {}ms",
+        "svcd {} ready on {scheme}://{local}: node {}, {count} service(s), checks every {}ms",
         env!("CARGO_PKG_VERSION"),
         shared.settings().nodename,
         interval.as_millis()
@@ -298,6 +316,23 @@ fn reload(shared: &Arc<Shared>, tick: &mut Interval) {
             }
             if new.nodename != old.nodename {
                 info!("node name is now {}", new.nodename);
+            }
+            match new.tls.as_ref().map(crate::tls::acceptor).transpose() {
+                Ok(acceptor) => {
+                    if let Some(files) = &new.tls {
+                        info!("TLS certificate read from {}", files.cert.display());
+                    } else if old.tls.is_some() {
+                        warn!("[tls] removed from node.toml: new connections are plain HTTP");
+                    }
+                    shared.set_tls(acceptor);
+                }
+                Err(e) => error!("{e}: keeping the previous certificate"),
+            }
+            if new.read_token.is_some() != old.read_token.is_some() {
+                match new.read_token {
+                    Some(_) => info!("read token read from {}", new.read_token_file.display()),
+                    None => info!("no read token: reads are open (listening on loopback)"),
+                }
             }
             if new.token.is_some() != old.token.is_some() || new.token_file != old.token_file {
                 match new.token {

@@ -330,6 +330,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let builder = builder.clone();
+        let tls = shared.tls().map(tokio_rustls::TlsAcceptor::from);
         let conns = conns.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -346,8 +347,34 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
                     }
                 })
             };
-            let serve = builder
-                .serve_connection(TokioIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)), svc);
+            let serve = async {
+                match tls {
+                    None => builder
+                        .serve_connection(
+                            TokioIo::new(WriteDeadline::new(stream, WRITE_TIMEOUT)),
+                            svc,
+                        )
+                        .await
+                        .map_err(|e| e.to_string()),
+                    // The handshake is bounded like a request head.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => builder
+                                .serve_connection(
+                                    TokioIo::new(WriteDeadline::new(s, WRITE_TIMEOUT)),
+                                    svc,
+                                )
+                                .await
+                                .map_err(|e| e.to_string()),
+                            Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                            Err(_) => Err(format!(
+                                "TLS handshake: none within {}s",
+                                HEADER_TIMEOUT.as_secs()
+                            )),
+                        }
+                    }
+                }
+            };
             tokio::select! {
                 r = serve => {
                     if let Err(e) = r {
@@ -461,6 +488,18 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    if read
+        && matches!(
+            parts.as_slice(),
+            ["status"] | ["status", _] | ["metrics"] | ["cluster"]
+        )
+        && let Err(why) = read_authorized(shared, &req)
+    {
+        let mut r = error(StatusCode::UNAUTHORIZED, why);
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
     match parts.as_slice() {
         ["healthz"] if read => respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
         ["status"] if read => {
@@ -515,6 +554,30 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
 fn bearer(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at_checked(7)?;
     scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+}
+
+/// Reads need a bearer token when the node has a read token (always the case beyond loopback:
+/// svcd refuses to start there without one): the read token or the action token.
+fn read_authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static str> {
+    let settings = shared.settings();
+    let Some(read_token) = settings.read_token.as_ref() else {
+        return Ok(());
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| bearer(v.as_bytes()))
+        .ok_or("reads need a bearer token on this node (Authorization: Bearer <read token>)")?
+        .trim_ascii();
+    let action = settings
+        .token
+        .as_ref()
+        .is_some_and(|t| t.matches(presented));
+    if read_token.matches(presented) || action {
+        Ok(())
+    } else {
+        Err("wrong token")
+    }
 }
 
 /// Check `Authorization: Bearer <token>` against the node's token.

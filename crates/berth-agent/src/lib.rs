@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod notify;
 pub mod settings;
 pub mod state;
+pub mod tls;
 pub mod tree;
 pub mod watch;
 pub mod watchdog;

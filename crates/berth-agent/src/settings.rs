@@ -34,6 +34,17 @@ pub enum SettingsError {
         /// Its permission bits.
         mode: u32,
     },
+    /// svcd would listen beyond loopback with no read token: anyone could read the tree.
+    #[error(
+        "listen = {listen} is beyond loopback but there is no read token in {path}: write one \
+         there (mode 0600) or listen on 127.0.0.1"
+    )]
+    OpenReads {
+        /// The listen address.
+        listen: std::net::SocketAddr,
+        /// The read token file.
+        path: PathBuf,
+    },
 }
 
 impl SettingsError {
@@ -42,7 +53,7 @@ impl SettingsError {
         match self {
             SettingsError::Read { .. } => false,
             SettingsError::Node(e) => e.is_config(),
-            SettingsError::WorldReadable { .. } => true,
+            SettingsError::WorldReadable { .. } | SettingsError::OpenReads { .. } => true,
         }
     }
 }
@@ -116,6 +127,12 @@ pub struct Settings {
     pub token: Option<Token>,
     /// The period of the status checks.
     pub monitor_interval: Duration,
+    /// The read token file actually used.
+    pub read_token_file: PathBuf,
+    /// The read token (`/status`, `/metrics`), when its file exists and is not empty.
+    pub read_token: Option<Token>,
+    /// `[tls]` of node.toml: the endpoint serves HTTPS with these files.
+    pub tls: Option<berth_model::config::TlsFiles>,
     /// `[cluster]`: the etcd cluster this node is part of.
     pub cluster: Option<berth_model::config::ClusterConfig>,
 }
@@ -128,12 +145,23 @@ impl Settings {
         let nodename = load::nodename(&node)?;
         let token_file = node.token_path(&paths.config_dir);
         let token = read_token(&token_file)?;
+        let read_token_file = node.read_token_path(&paths.config_dir);
+        let read_token = read_token(&read_token_file)?;
+        if read_token.is_none() && !node.listen.ip().is_loopback() && !node.open_reads {
+            return Err(SettingsError::OpenReads {
+                listen: node.listen,
+                path: read_token_file,
+            });
+        }
         Ok(Settings {
             nodename,
             listen: node.listen,
             token_file,
             token,
             monitor_interval: node.monitor_interval,
+            read_token_file,
+            read_token,
+            tls: node.tls,
             cluster: node.cluster.clone(),
         })
     }
@@ -188,5 +216,28 @@ mod tests {
         let s = Settings::load(&paths).unwrap();
         assert_eq!(s.token_file, Path::new("/nonexistent/t"));
         assert_eq!(s.monitor_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn beyond_loopback_needs_a_read_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            config_dir: dir.path().to_path_buf(),
+            var_dir: dir.path().join("var"),
+            run_dir: dir.path().join("run"),
+        };
+        std::fs::write(paths.node_config(), "listen = \"0.0.0.0:1215\"\n").unwrap();
+        let err = Settings::load(&paths).unwrap_err();
+        assert!(err.is_config());
+        let msg = err.to_string();
+        assert!(
+            msg.contains("0.0.0.0:1215") && msg.contains("read-token"),
+            "{msg}"
+        );
+        let rt = dir.path().join("read-token");
+        std::fs::write(&rt, "r3ad\n").unwrap();
+        std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = Settings::load(&paths).unwrap();
+        assert!(s.read_token.unwrap().matches(b"r3ad"));
     }
 }

@@ -31,6 +31,8 @@ pub struct Shared {
     workers: RwLock<HashMap<String, Handle>>,
     /// This process's pid: `last_action.json` files it wrote carry it.
     pub pid: u32,
+    /// The TLS acceptor of the endpoint (`[tls]` of node.toml), replaced at each reload.
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     /// The cluster layer, once svcd joined its cluster (`[cluster]` in node.toml).
     pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
@@ -47,8 +49,22 @@ impl Shared {
             actions: Arc::new(Semaphore::new(MAX_ACTIONS as usize)),
             workers: RwLock::new(HashMap::new()),
             pid: std::process::id(),
+            tls: RwLock::new(None),
             cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The TLS acceptor new connections use (None: plain HTTP).
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replace the TLS acceptor (connections already open keep theirs).
+    pub fn set_tls(&self, acceptor: Option<Arc<rustls::ServerConfig>>) {
+        *self.tls.write().unwrap_or_else(PoisonError::into_inner) = acceptor;
     }
 
     /// The current settings.

@@ -325,7 +325,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
+/// `500ms`, `5s`, `2m`, `1h`, `30d`, or a bare number of seconds (`1.5`).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s
@@ -341,6 +341,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         _ => return None,
     };
     // A value too large for a Duration is refused, not a panic.

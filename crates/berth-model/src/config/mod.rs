@@ -2,6 +2,7 @@
 //! files. Both formats go through one keyword layer ([`keywords`]), so a keyword means the same thing
 //! in both and every error names the file, line, section and key.
 
+mod collector;
 mod emit;
 mod error;
 mod ini;
@@ -20,9 +21,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use collector::{CollectorConfig, CollectorNode, split_url};
 pub use emit::to_toml;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning};
-pub use node::{ClusterConfig, NodeConfig, SplitAction};
+pub use node::{ClusterConfig, NodeConfig, SplitAction, TlsFiles};
 
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;

@@ -24,9 +24,30 @@ pub struct NodeConfig {
     /// How often `svcd` checks every service (`10s`, `500ms`).
     #[serde(default = "default_interval", with = "duration_str")]
     pub monitor_interval: Duration,
+    /// TLS on the HTTP endpoint (`[tls]`: `cert` and `key` PEM files, re-read on SIGHUP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+    /// The bearer token file for reads (`/status`, `/metrics`). Reads need it (or the action
+    /// token) when the file exists, and svcd refuses to listen beyond loopback without it.
+    /// Default: `<config>/read-token`; see [`NodeConfig::read_token_path`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token_file: Option<PathBuf>,
+    /// Serve reads without a token even beyond loopback (a network only trusted hosts reach).
+    #[serde(default)]
+    pub open_reads: bool,
     /// The cluster this node belongs to; absent: the node runs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
+}
+
+/// `[tls]` of `node.toml`: the endpoint's certificate chain and private key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[cluster]` of `node.toml`: the etcd cluster the nodes share their state in.
@@ -137,6 +158,9 @@ impl Default for NodeConfig {
             listen: default_listen(),
             token_file: None,
             monitor_interval: default_interval(),
+            tls: None,
+            read_token_file: None,
+            open_reads: false,
             cluster: None,
         }
     }
@@ -151,6 +175,13 @@ impl NodeConfig {
             .unwrap_or_else(|| config_dir.join("token"))
     }
 
+    /// The read token file: `read_token_file`, else `read-token` in the config dir.
+    pub fn read_token_path(&self, config_dir: &Path) -> PathBuf {
+        self.read_token_file
+            .clone()
+            .unwrap_or_else(|| config_dir.join("read-token"))
+    }
+
     /// Parse `node.toml` text read from `file`.
     pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
         let node: NodeConfig =
@@ -163,7 +194,7 @@ impl NodeConfig {
     }
 }
 
-mod duration_str {
+pub(crate) mod duration_str {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -202,6 +233,12 @@ mod tests {
             n.token_path(Path::new("/etc/berth")),
             Path::new("/etc/berth/token")
         );
+        assert_eq!(
+            n.read_token_path(Path::new("/etc/berth")),
+            Path::new("/etc/berth/read-token")
+        );
+        let tls = NodeConfig::parse(p, "[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n").unwrap();
+        assert_eq!(tls.tls.unwrap().key, Path::new("/k.pem"));
         let t = NodeConfig::parse(p, "token_file = \"/srv/t\"\n").unwrap();
         assert_eq!(t.token_path(Path::new("/etc/berth")), Path::new("/srv/t"));
     }
@@ -241,6 +278,12 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("/etc/berth/node.toml:2:"), "{msg}");
         assert!(msg.contains("listen_addr"), "{msg}");
+        let err =
+            NodeConfig::parse(p, "[tls]\ncert = \"/c\"\nkey = \"/k\"\nca = \"/x\"\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("/etc/berth/node.toml:4:"),
+            "{err}"
+        );
         let err = NodeConfig::parse(p, "monitor_interval = \"soon\"\n").unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");
     }

@@ -1,0 +1,310 @@
+//! One poll of one node: `GET /status` over HTTP or HTTPS (rustls, the node's certificate checked
+//! against a CA file), with `If-None-Match`, a read token, a body size limit and a deadline.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_model::status::{NodeStatus, SCHEMA_VERSION};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty, Limited};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject as _;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Why a node could not be set up for polling (a bad CA or token file).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The CA file cannot be read or holds no certificate.
+    #[error("CA file {path}: {why}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The token file cannot be read.
+    #[error("token file {path}: {source}")]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A URL that is not `http(s)://host[:port]`.
+    #[error("node {node}: bad URL {url:?} (expected http://host:port or https://host:port)")]
+    BadUrl {
+        /// The node.
+        node: String,
+        /// Its URL.
+        url: String,
+    },
+    /// An https URL without a CA file.
+    #[error("node {node}: {url} is https but no `ca` is set (per node or at the top of the file)")]
+    NoCa {
+        /// The node.
+        node: String,
+        /// Its URL.
+        url: String,
+    },
+}
+
+/// Everything needed to poll one node, built once from its config.
+#[derive(Clone)]
+pub struct Target {
+    /// The node name.
+    pub name: String,
+    /// Its URL (for messages).
+    pub url: String,
+    host: String,
+    port: u16,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    token: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("tls", &self.tls.is_some())
+            .field("token", &self.token.is_some())
+            .finish()
+    }
+}
+
+/// A rustls client config trusting only the certificates of `ca` (PEM).
+pub fn tls_config(ca: &Path) -> Result<Arc<rustls::ClientConfig>, SetupError> {
+    let bad = |why: String| SetupError::Ca {
+        path: ca.to_path_buf(),
+        why,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    for c in certs {
+        roots.add(c).map_err(|e| bad(e.to_string()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl Target {
+    /// A target for `name` at `url` (already validated by the config parser).
+    pub fn new(
+        name: &str,
+        url: &str,
+        ca: Option<&Path>,
+        token_file: Option<&Path>,
+    ) -> Result<Target, SetupError> {
+        let (tls, host, port) =
+            berth_model::config::split_url(url).ok_or_else(|| SetupError::BadUrl {
+                node: name.into(),
+                url: url.into(),
+            })?;
+        let tls = if tls {
+            let ca = ca.ok_or_else(|| SetupError::NoCa {
+                node: name.into(),
+                url: url.into(),
+            })?;
+            let sn = ServerName::try_from(host.clone()).map_err(|e| SetupError::Ca {
+                path: ca.to_path_buf(),
+                why: format!("bad server name {host:?}: {e}"),
+            })?;
+            Some((TlsConnector::from(tls_config(ca)?), sn))
+        } else {
+            None
+        };
+        let token = match token_file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| SetupError::Token {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                HeaderValue::from_str(&format!("Bearer {}", text.trim()))
+                    .ok()
+                    .map(|mut v| {
+                        v.set_sensitive(true);
+                        v
+                    })
+            }
+            None => None,
+        };
+        Ok(Target {
+            name: name.into(),
+            url: url.into(),
+            host,
+            port,
+            tls,
+            token,
+        })
+    }
+}
+
+/// What one poll brought.
+#[derive(Debug)]
+pub enum Outcome {
+    /// 304: nothing changed since `etag`.
+    NotModified,
+    /// A new status body.
+    Status {
+        /// Its ETag, for the next `If-None-Match`.
+        etag: Option<String>,
+        /// The tree.
+        status: Box<NodeStatus>,
+        /// The body's size.
+        bytes: usize,
+    },
+    /// The node did not answer usefully: why.
+    Failed(String),
+}
+
+/// Poll `target` once: `GET path` with `If-None-Match: etag`, the whole exchange within
+/// `timeout`, a body of at most `max_body` bytes.
+pub async fn poll(
+    target: &Target,
+    etag: Option<&str>,
+    timeout: Duration,
+    max_body: usize,
+) -> Outcome {
+    match tokio::time::timeout(timeout, poll_inner(target, etag, max_body)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(why)) => Outcome::Failed(why),
+        Err(_) => Outcome::Failed(format!(
+            "no complete answer within {}ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+async fn poll_inner(
+    target: &Target,
+    etag: Option<&str>,
+    max_body: usize,
+) -> Result<Outcome, String> {
+    let (code, headers, body) = get(target, "/status", etag, max_body).await?;
+    match code {
+        StatusCode::NOT_MODIFIED => Ok(Outcome::NotModified),
+        StatusCode::OK => {
+            let status: NodeStatus = serde_json::from_slice(&body)
+                .map_err(|e| format!("bad status body ({} bytes): {e}", body.len()))?;
+            if status.schema != SCHEMA_VERSION {
+                return Err(format!(
+                    "status schema {} (this collector reads {SCHEMA_VERSION})",
+                    status.schema
+                ));
+            }
+            if status.nodename != target.name {
+                return Err(format!(
+                    "the endpoint answers as node {:?}, not {:?}",
+                    status.nodename, target.name
+                ));
+            }
+            let etag = headers
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok(Outcome::Status {
+                etag,
+                bytes: body.len(),
+                status: Box::new(status),
+            })
+        }
+        code => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            Err(format!("HTTP {code}: {}", text.trim()))
+        }
+    }
+}
+
+/// One GET on a fresh connection. Returns the status, headers and body (at most `max_body`).
+pub async fn get(
+    target: &Target,
+    path: &str,
+    etag: Option<&str>,
+    max_body: usize,
+) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| format!("connect to {}:{}: {e}", target.host, target.port))?;
+    let _ = tcp.set_nodelay(true);
+    match &target.tls {
+        Some((connector, name)) => {
+            let tls = connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            exchange(TokioIo::new(tls), target, path, etag, max_body).await
+        }
+        None => exchange(TokioIo::new(tcp), target, path, etag, max_body).await,
+    }
+}
+
+async fn exchange<IO>(
+    io: IO,
+    target: &Target,
+    path: &str,
+    etag: Option<&str>,
+    max_body: usize,
+) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    let conn = tokio::spawn(conn);
+    let host = if target.host.contains(':') {
+        format!("[{}]:{}", target.host, target.port)
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
+    let mut req = Request::get(path).header(header::HOST, host);
+    if let Some(tag) = etag {
+        req = req.header(header::IF_NONE_MATCH, tag);
+    }
+    if let Some(tok) = &target.token {
+        req = req.header(header::AUTHORIZATION, tok.clone());
+    }
+    let req = req
+        .body(Empty::new())
+        .map_err(|e| format!("request: {e}"))?;
+    let result = async {
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, max_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    format!("body larger than {max_body} bytes")
+                } else {
+                    format!("reading the body: {e}")
+                }
+            })?
+            .to_bytes();
+        Ok((parts.status, parts.headers, body))
+    }
+    .await;
+    drop(sender);
+    conn.abort();
+    result
+}

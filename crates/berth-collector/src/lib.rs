@@ -1,0 +1,432 @@
+//! berth-collector: polls the `GET /status` endpoint of every node it is given, keeps the fleet's
+//! current state, its history (events) and the docker chargeback in SQLite, and serves them as a
+//! JSON API, Prometheus metrics and a web page.
+//!
+//! Threads: one tokio task per node polls it (bounded by a semaphore, with jitter and backoff)
+//! and sends what it got to the recorder, one OS thread that owns the writing database
+//! connection and the in-memory [`state::State`]; it writes each batch in one transaction and
+//! publishes a [`View`] (pre-serialised bodies with ETags) at most every [`PUBLISH_EVERY`].
+//! The HTTP server answers from that view, from the state (one service's trees), or from the
+//! database through its own read connection (events, chargeback).
+
+pub mod api;
+pub mod client;
+pub mod state;
+pub mod store;
+
+use std::hash::{Hash as _, Hasher as _};
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use berth_model::config::CollectorConfig;
+use berth_model::status::Status;
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::{info, warn};
+
+use crate::client::{Outcome, Target};
+use crate::state::{State, Timing};
+use crate::store::{Batch, Store, StoreError, now_ms};
+
+/// The view is rebuilt at most this often.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+/// The view is rebuilt at least this often (the ages it shows).
+const REPUBLISH_EVERY: Duration = Duration::from_secs(5);
+/// Retention runs this often.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A node's CA or token file.
+    #[error(transparent)]
+    Setup(#[from] client::SetupError),
+    /// The recorder thread could not be started.
+    #[error("cannot start the recorder thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The listen address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A pre-serialised JSON answer and its ETag.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// The JSON.
+    pub bytes: Bytes,
+    /// Its strong ETag (quoted).
+    pub etag: String,
+}
+
+impl Body {
+    fn json<T: serde::Serialize>(v: &T) -> Body {
+        let bytes = Bytes::from(serde_json::to_vec(v).unwrap_or_default());
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        Body {
+            etag: format!("\"{:016x}\"", h.finish()),
+            bytes,
+        }
+    }
+}
+
+/// What the API serves without touching the state or the database.
+#[derive(Debug)]
+pub struct View {
+    /// `/api/fleet`: the grid.
+    pub fleet: Body,
+    /// `/api/nodes`.
+    pub nodes: Body,
+    /// `/api/services`.
+    pub services: Body,
+    /// `/metrics`.
+    pub metrics: String,
+}
+
+/// What the recorder and the HTTP server share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The fleet in memory.
+    pub state: RwLock<State>,
+    /// The last published view.
+    pub view: RwLock<Arc<View>>,
+    /// The database connection the API reads through.
+    pub reader: Mutex<Store>,
+    /// The settings.
+    pub config: CollectorConfig,
+    /// The last database write error, for `/healthz`.
+    pub write_error: Mutex<Option<String>>,
+    /// Recent `/api/chargeback` answers by query string (see [`api::CHARGEBACK_CACHE`]).
+    pub chargeback_cache: Mutex<std::collections::HashMap<String, (Instant, Bytes)>>,
+}
+
+impl Shared {
+    /// The current view.
+    pub fn view(&self) -> Arc<View> {
+        match self.view.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn build_view(state: &State, now: i64) -> View {
+    let fleet = state.fleet(now);
+    let services = state.api_services(&fleet);
+    let metrics = render_metrics(state, &fleet);
+    View {
+        nodes: Body::json(&state.api_nodes(now)),
+        services: Body::json(&services),
+        fleet: Body::json(&fleet),
+        metrics,
+    }
+}
+
+fn render_metrics(state: &State, fleet: &berth_model::fleet::Fleet) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let (mut up, mut failing, mut stale, mut unknown) = (0, 0, 0, 0);
+    for n in fleet.nodes.values() {
+        match n.hb {
+            Status::Up => up += 1,
+            Status::Warn => failing += 1,
+            Status::Down => stale += 1,
+            _ => unknown += 1,
+        }
+    }
+    out.push_str("# HELP berth_collector_nodes Nodes by state: up (answering), failing (last poll failed), stale (no good answer for stale_after), unknown (not polled yet).\n# TYPE berth_collector_nodes gauge\n");
+    for (k, v) in [
+        ("up", up),
+        ("failing", failing),
+        ("stale", stale),
+        ("unknown", unknown),
+    ] {
+        let _ = writeln!(out, "berth_collector_nodes{{state=\"{k}\"}} {v}");
+    }
+    out.push_str("# HELP berth_collector_services Services by overall status merged over the fleet.\n# TYPE berth_collector_services gauge\n");
+    for s in Status::ALL {
+        let n = fleet.services.values().filter(|x| x.overall() == s).count();
+        let _ = writeln!(
+            out,
+            "berth_collector_services{{overall=\"{}\"}} {n}",
+            s.as_str()
+        );
+    }
+    out.push_str("# HELP berth_collector_polls_total Polls by result.\n# TYPE berth_collector_polls_total counter\n");
+    for (k, v) in ["ok", "not_modified", "failed"].iter().zip(state.polls) {
+        let _ = writeln!(out, "berth_collector_polls_total{{result=\"{k}\"}} {v}");
+    }
+    out
+}
+
+/// What a poller sends the recorder.
+#[derive(Debug)]
+enum Msg {
+    Poll(String, Outcome, i64),
+}
+
+/// A running collector: its address, and how to stop it.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The shared state.
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    recorder: Option<std::thread::JoinHandle<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop polling and serving; the recorder writes what it has and the database is closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ = (&mut self.server).await;
+        if let Some(h) = self.recorder.take() {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+/// Open the database, restore the state, start the pollers, the recorder and the HTTP server.
+pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
+    let mut writer = Store::open(&config.database)?;
+    let reader = Store::open(&config.database)?;
+    let targets = config
+        .nodes
+        .iter()
+        .map(|n| Target::new(&n.name, &n.url, n.ca.as_deref(), n.token_file.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = now_ms();
+    let timing = Timing {
+        stale_after_ms: store::ms(config.stale_after),
+        chargeback_period_ms: store::ms(config.chargeback_period),
+    };
+    let configured: Vec<(String, String)> = config
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.url.clone()))
+        .collect();
+    let state = State::new(&configured, writer.load_nodes()?, timing, now);
+    let pruned = writer.prune(now.saturating_sub(store::ms(config.retention)))?;
+    if pruned > 0 {
+        info!("retention: deleted {pruned} old row(s)");
+    }
+    let view = build_view(&state, now);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    let shared = Arc::new(Shared {
+        state: RwLock::new(state),
+        view: RwLock::new(Arc::new(view)),
+        reader: Mutex::new(reader),
+        config: config.clone(),
+        write_error: Mutex::new(None),
+        chargeback_cache: Mutex::new(std::collections::HashMap::new()),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::channel();
+    let sem = Arc::new(Semaphore::new(config.concurrency));
+    for t in targets {
+        tokio::spawn(poll_loop(
+            t,
+            shared.clone(),
+            sem.clone(),
+            tx.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    drop(tx);
+    let rec_shared = shared.clone();
+    let recorder = std::thread::Builder::new()
+        .name("recorder".into())
+        .spawn(move || recorder(rec_shared, writer, rx))
+        .map_err(StartError::Thread)?;
+    let server = tokio::spawn(api::serve(listener, shared.clone(), stop_rx));
+    info!(
+        "berth-collector {} on http://{addr}: {} node(s) every {}ms, database {}",
+        env!("CARGO_PKG_VERSION"),
+        config.nodes.len(),
+        config.interval.as_millis(),
+        config.database.display()
+    );
+    Ok(Running {
+        addr,
+        shared,
+        stop: stop_tx,
+        recorder: Some(recorder),
+        server,
+    })
+}
+
+/// `d` scaled by a random factor in [0.9, 1.1).
+fn jittered(d: Duration) -> Duration {
+    d.mul_f64(0.9 + fastrand::f64() * 0.2)
+}
+
+/// The wait after `failures` failed polls in a row: the interval, then doubling up to `max`.
+pub fn backoff(interval: Duration, max: Duration, failures: u32) -> Duration {
+    if failures <= 1 {
+        return interval;
+    }
+    let factor = 1u32 << (failures - 1).min(16);
+    interval.saturating_mul(factor).min(max.max(interval))
+}
+
+async fn poll_loop(
+    target: Target,
+    shared: Arc<Shared>,
+    sem: Arc<Semaphore>,
+    tx: mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cfg = &shared.config;
+    // Spread the first polls over one interval, so 1000 nodes are not polled at once.
+    let first = cfg.interval.mul_f64(fastrand::f64());
+    tokio::select! {
+        _ = tokio::time::sleep(first) => {}
+        _ = stop.changed() => return,
+    }
+    let mut failures = 0u32;
+    loop {
+        let etag = shared.state().etag(&target.name);
+        let outcome = tokio::select! {
+            o = async {
+                let _permit = sem.acquire().await;
+                client::poll(&target, etag.as_deref(), cfg.timeout, cfg.max_body_bytes).await
+            } => o,
+            _ = stop.changed() => return,
+        };
+        if let Outcome::Failed(why) = &outcome {
+            failures = failures.saturating_add(1);
+            tracing::debug!("{}: {why}", target.name);
+        } else {
+            failures = 0;
+        }
+        if tx
+            .send(Msg::Poll(target.name.clone(), outcome, now_ms()))
+            .is_err()
+        {
+            return;
+        }
+        let wait = jittered(backoff(cfg.interval, cfg.max_backoff, failures));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
+    let mut dirty = false;
+    let mut published = Instant::now();
+    let mut pruned = Instant::now();
+    let retention_ms = store::ms(shared.config.retention);
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = Batch::default();
+        {
+            let mut state = shared.state.write().unwrap_or_else(|p| p.into_inner());
+            for Msg::Poll(node, outcome, at) in first.into_iter().chain(rx.try_iter()) {
+                dirty |= state.apply(&node, outcome, at, &mut batch);
+            }
+            dirty |= state.tick(now_ms(), &mut batch);
+        }
+        // A status change is published at once (before its events are written, so whoever
+        // sees an event finds the grid already showing it); other changes at most every
+        // PUBLISH_EVERY.
+        if !batch.events.is_empty() {
+            publish(&shared);
+            dirty = false;
+            published = Instant::now();
+        }
+        if !batch.is_empty() {
+            let result = store.write(&mut batch);
+            let mut err = shared.write_error.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(()) => *err = None,
+                Err(e) => {
+                    warn!("{e}");
+                    *err = Some(e.to_string());
+                }
+            }
+            for e in &batch.events {
+                info!(
+                    "event: {} {} {} {} -> {}",
+                    e.node,
+                    e.service.as_deref().unwrap_or("-"),
+                    e.resource.as_deref().unwrap_or("-"),
+                    e.old.as_deref().unwrap_or("none"),
+                    e.new.as_deref().unwrap_or("none")
+                );
+            }
+        }
+        // Ages move even when nothing else does: republish now and then.
+        let due = published.elapsed() >= REPUBLISH_EVERY;
+        if (dirty && published.elapsed() >= PUBLISH_EVERY) || due {
+            publish(&shared);
+            dirty = false;
+            published = Instant::now();
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = Instant::now();
+            match store.prune(now_ms() - retention_ms) {
+                Ok(n) if n > 0 => info!("retention: deleted {n} old row(s)"),
+                Ok(_) => {}
+                Err(e) => warn!("retention: {e}"),
+            }
+        }
+    }
+    publish(&shared);
+}
+
+fn publish(shared: &Shared) {
+    let view = build_view(&shared.state(), now_ms());
+    *shared.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let i = Duration::from_secs(10);
+        let max = Duration::from_secs(60);
+        let got: Vec<u64> = (0..6).map(|f| backoff(i, max, f).as_secs()).collect();
+        assert_eq!(got, [10, 10, 20, 40, 60, 60]);
+        assert_eq!(backoff(i, max, u32::MAX), max);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_secs(10)).as_millis();
+            assert!((9000..11000).contains(&d), "{d}");
+        }
+    }
+}

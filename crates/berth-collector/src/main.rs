@@ -1,0 +1,175 @@
+//! `berth-collector`: polls berth nodes, keeps the fleet's history, serves it. See the
+//! `berth_collector` crate and docs/collector.md.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use berth_collector::client::{Target, get};
+use berth_model::config::CollectorConfig;
+use berth_model::fleet::{Fleet, render_fleet};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+/// berth's collector: polls every node's status endpoint, keeps the fleet's state, history and
+/// chargeback in SQLite, serves a JSON API, metrics and a web page.
+#[derive(Debug, Parser)]
+#[command(name = "berth-collector", version)]
+struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        env = "BERTH_COLLECTOR_CONFIG",
+        default_value = "/etc/berth/collector.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print what a running collector knows.
+    Print {
+        #[command(subcommand)]
+        what: PrintWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrintWhat {
+    /// The services x nodes grid (the one `svc mon` draws).
+    Status {
+        /// text (colours on a terminal) or json (the grid's JSON).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// The collector to ask (default: the `listen` address of the config).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn init_logging() {
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let filter = EnvFilter::try_from_env("BERTH_COLLECTOR_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,hyper=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false);
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<CollectorConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(CollectorConfig::parse(path, &text)?)
+}
+
+async fn run(config: CollectorConfig) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let running = berth_collector::start(config).await?;
+    let why = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{why}: stopping");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn print_status(
+    config: Option<CollectorConfig>,
+    url: Option<String>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let url = match (url, config) {
+        (Some(u), _) => u,
+        (None, Some(c)) => format!("http://{}", c.listen),
+        (None, None) => unreachable_config()?,
+    };
+    let target = Target::new("collector", url.trim_end_matches('/'), None, None)
+        .with_context(|| format!("bad collector URL {url}"))?;
+    let (code, _, body) = get(&target, "/api/fleet", None, 256 << 20)
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    if !code.is_success() {
+        anyhow::bail!("{url}/api/fleet: HTTP {code}");
+    }
+    let fleet: Fleet =
+        serde_json::from_slice(&body).with_context(|| format!("{url}/api/fleet: bad answer"))?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&fleet)?),
+        Format::Text => print!("{}", render_fleet(&fleet, std::io::stdout().is_terminal())),
+    }
+    Ok(())
+}
+
+fn unreachable_config() -> anyhow::Result<String> {
+    anyhow::bail!("no collector URL: pass --url or a readable --config")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_name("berth-collector")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth-collector: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        None => match load(&cli.config) {
+            Ok(c) => runtime.block_on(run(c)),
+            Err(e) => {
+                eprintln!("berth-collector: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(Command::Print {
+            what: PrintWhat::Status { format, url },
+        }) => {
+            let config = if url.is_some() {
+                None
+            } else {
+                match load(&cli.config) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!("berth-collector: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            runtime.block_on(print_status(config, url, format))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth-collector: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

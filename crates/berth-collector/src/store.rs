@@ -1,0 +1,898 @@
+//! The database: SQLite through rusqlite (its bundled SQLite, so every machine runs the same
+//! version), WAL mode, numbered migrations, retention.
+//!
+//! The SQL is kept to what PostgreSQL also runs (`INSERT ... ON CONFLICT ... DO UPDATE`, window
+//! functions, `CASE`, no `INSERT OR REPLACE`, no `MIN(a, b)` scalars, integers for booleans and
+//! times in milliseconds): see docs/collector.md for what a PostgreSQL backend would take.
+
+use std::path::{Path, PathBuf};
+
+use berth_model::status::{Chargeback, NodeStatus, ServiceStatus};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+/// A database error, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("database {path}: {source}")]
+pub struct StoreError {
+    /// The database file.
+    pub path: PathBuf,
+    /// What SQLite said.
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+/// The schema, one migration per entry; entry `i` brings the schema to version `i + 1`.
+/// Never edit a released entry: add one.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE nodes (
+    name          TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    last_poll_ms  BIGINT,
+    last_ok_ms    BIGINT,
+    reason        TEXT,
+    etag          TEXT,
+    stale         INTEGER NOT NULL DEFAULT 0,
+    status_json   TEXT
+);
+CREATE TABLE services (
+    node        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    app         TEXT,
+    env         TEXT,
+    avail       TEXT NOT NULL,
+    overall     TEXT NOT NULL,
+    frozen      INTEGER NOT NULL,
+    error       TEXT,
+    updated_ms  BIGINT NOT NULL,
+    PRIMARY KEY (node, name)
+);
+CREATE TABLE resources (
+    node     TEXT NOT NULL,
+    service  TEXT NOT NULL,
+    rid      TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    label    TEXT NOT NULL,
+    flags    TEXT NOT NULL,
+    PRIMARY KEY (node, service, rid)
+);
+CREATE TABLE events (
+    id        INTEGER PRIMARY KEY,
+    at_ms     BIGINT NOT NULL,
+    node      TEXT NOT NULL,
+    service   TEXT,
+    resource  TEXT,
+    old       TEXT,
+    new       TEXT
+);
+CREATE INDEX events_at ON events (at_ms);
+CREATE INDEX events_node_at ON events (node, at_ms);
+CREATE INDEX events_service_at ON events (service, at_ms);
+CREATE TABLE chargeback (
+    node              TEXT NOT NULL,
+    service           TEXT NOT NULL,
+    at_ms             BIGINT NOT NULL,
+    until_ms          BIGINT NOT NULL,
+    open              INTEGER NOT NULL,
+    app               TEXT,
+    env               TEXT,
+    containers        BIGINT NOT NULL,
+    images            BIGINT NOT NULL,
+    data_bytes        BIGINT NOT NULL,
+    daemon_rss_bytes  BIGINT NOT NULL,
+    PRIMARY KEY (node, service, at_ms)
+);
+CREATE INDEX chargeback_at ON chargeback (at_ms);
+CREATE INDEX chargeback_until ON chargeback (until_ms);
+"#];
+
+/// A node row as stored: what the collector starts from after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct NodeRow {
+    /// The node name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// When it was last polled (ms since the epoch).
+    pub last_poll_ms: Option<i64>,
+    /// When it last answered well.
+    pub last_ok_ms: Option<i64>,
+    /// Why the last poll failed (None when it did not).
+    pub reason: Option<String>,
+    /// The ETag of the last status body.
+    pub etag: Option<String>,
+    /// Whether the node is stale.
+    pub stale: bool,
+    /// The last status body it sent.
+    pub status: Option<NodeStatus>,
+}
+
+/// One status change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Its id (ascending in time); 0 before it is stored.
+    pub id: i64,
+    /// When the collector saw it (ms since the epoch).
+    pub at_ms: i64,
+    /// The node.
+    pub node: String,
+    /// The service (None for a node event: stale, back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The resource (None for a service or node event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The status before (None when it appeared).
+    pub old: Option<String>,
+    /// The status after (None when it disappeared).
+    pub new: Option<String>,
+}
+
+/// One chargeback row: figures that held from `at_ms` to (at least) `until_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The node.
+    pub node: String,
+    /// The service.
+    pub service: String,
+    /// When these figures were first seen (ms since the epoch).
+    pub at_ms: i64,
+    /// When they were last confirmed.
+    pub until_ms: i64,
+    /// Whether the collector still sees them (the row may be extended).
+    pub open: bool,
+    /// `app` of the service.
+    pub app: Option<String>,
+    /// `env` of the service.
+    pub env: Option<String>,
+    /// The figures.
+    pub figures: Chargeback,
+}
+
+/// How a node's current services changed, for the `services` and `resources` tables: only what
+/// changed is written (rows updated in place), so the tables do not churn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusDelta {
+    /// The node's rows are not known to match anything: delete them all first.
+    pub reset: bool,
+    /// Services new or changed, each with the rids it no longer has.
+    pub upsert: Vec<(ServiceStatus, Vec<String>)>,
+    /// Services gone.
+    pub removed: Vec<String>,
+}
+
+impl StatusDelta {
+    /// The delta from `old` (None: unknown) to `new`.
+    pub fn between(old: Option<&NodeStatus>, new: &NodeStatus) -> StatusDelta {
+        let Some(old) = old else {
+            return StatusDelta {
+                reset: true,
+                upsert: new.services.iter().map(|s| (s.clone(), vec![])).collect(),
+                removed: vec![],
+            };
+        };
+        let before: std::collections::HashMap<&str, &ServiceStatus> =
+            old.services.iter().map(|s| (s.name.as_str(), s)).collect();
+        let mut upsert = Vec::new();
+        for s in &new.services {
+            match before.get(s.name.as_str()) {
+                Some(b) if *b == s => {}
+                Some(b) => {
+                    let gone = b
+                        .resources
+                        .iter()
+                        .filter(|r| !s.resources.iter().any(|n| n.rid == r.rid))
+                        .map(|r| r.rid.to_string())
+                        .collect();
+                    upsert.push((s.clone(), gone));
+                }
+                None => upsert.push((s.clone(), vec![])),
+            }
+        }
+        let removed = old
+            .services
+            .iter()
+            .filter(|b| !new.services.iter().any(|s| s.name == b.name))
+            .map(|b| b.name.clone())
+            .collect();
+        StatusDelta {
+            reset: false,
+            upsert,
+            removed,
+        }
+    }
+}
+
+/// What one write brings: node rows (with how their services changed), events, chargeback.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Node rows to upsert; with a delta, `status` is written too and the delta applied.
+    pub nodes: Vec<(NodeRow, Option<StatusDelta>)>,
+    /// Events to insert.
+    pub events: Vec<Event>,
+    /// Chargeback rows to insert.
+    pub samples: Vec<Sample>,
+    /// Chargeback rows to extend or close: `(node, service, at_ms, until_ms, open)`.
+    pub extend: Vec<(String, String, i64, i64, bool)>,
+}
+
+impl Batch {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+            && self.events.is_empty()
+            && self.samples.is_empty()
+            && self.extend.is_empty()
+    }
+}
+
+/// How `/api/chargeback` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By `app`.
+    App,
+    /// By service name.
+    Service,
+    /// By `env`.
+    Env,
+}
+
+impl GroupBy {
+    /// From the `by=` word.
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        match s {
+            "app" => Some(GroupBy::App),
+            "service" => Some(GroupBy::Service),
+            "env" => Some(GroupBy::Env),
+            _ => None,
+        }
+    }
+    fn column(self) -> &'static str {
+        match self {
+            GroupBy::App => "app",
+            GroupBy::Service => "service",
+            GroupBy::Env => "env",
+        }
+    }
+}
+
+/// One line of the chargeback answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChargebackRow {
+    /// The app, service or env (`null` when the service sets none).
+    pub key: Option<String>,
+    /// Container-hours: containers times the hours they were counted.
+    pub container_hours: f64,
+    /// Image-hours.
+    pub image_hours: f64,
+    /// Byte-hours of the data roots.
+    pub byte_hours: f64,
+    /// The most containers seen at once (summed over the group's services at one sample each).
+    pub max_containers: i64,
+    /// The most images one sample counted.
+    pub max_images: i64,
+    /// The largest data root one sample counted.
+    pub max_data_bytes: i64,
+    /// Samples counted.
+    pub samples: i64,
+}
+
+/// The database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating it and its directory when missing), set WAL mode and migrate.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let err = |source| StoreError {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot create {}: {e}", dir.display())),
+                ))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The schema version now in the file.
+    pub fn version(&self) -> Result<usize, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .map_err(self.err())?;
+        Ok(usize::try_from(v.unwrap_or(0)).unwrap_or(0))
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations \
+                 (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+            )
+            .map_err(self.err())?;
+        let have = self.version()?;
+        if have > MIGRATIONS.len() {
+            return Err(StoreError {
+                path: self.path.clone(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                    Some(format!(
+                        "schema version {have} is newer than this collector's {}",
+                        MIGRATIONS.len()
+                    )),
+                ),
+            });
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
+            let tx = self.conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
+                params![i64::try_from(i + 1).unwrap_or(i64::MAX), now_ms()],
+            )
+            .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Every node row, with its last status body.
+    pub fn load_nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT name, url, last_poll_ms, last_ok_ms, reason, etag, stale, status_json \
+                 FROM nodes ORDER BY name",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| {
+                let json: Option<String> = r.get(7)?;
+                Ok(NodeRow {
+                    name: r.get(0)?,
+                    url: r.get(1)?,
+                    last_poll_ms: r.get(2)?,
+                    last_ok_ms: r.get(3)?,
+                    reason: r.get(4)?,
+                    etag: r.get(5)?,
+                    stale: r.get::<_, i64>(6)? != 0,
+                    // A body that no longer parses is dropped: the next poll brings a new one.
+                    status: json.and_then(|j| serde_json::from_str(&j).ok()),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Write a batch in one transaction.
+    pub fn write(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO nodes (name, url, last_poll_ms, last_ok_ms, reason, etag, stale) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (name) DO UPDATE SET url = excluded.url, \
+                     last_poll_ms = excluded.last_poll_ms, last_ok_ms = excluded.last_ok_ms, \
+                     reason = excluded.reason, etag = excluded.etag, stale = excluded.stale",
+                )
+                .map_err(err)?;
+            for (n, delta) in &batch.nodes {
+                upsert
+                    .execute(params![
+                        n.name,
+                        n.url,
+                        n.last_poll_ms,
+                        n.last_ok_ms,
+                        n.reason,
+                        n.etag,
+                        i64::from(n.stale)
+                    ])
+                    .map_err(err)?;
+                if let (Some(delta), Some(status)) = (delta, &n.status) {
+                    write_status(
+                        &tx,
+                        &n.name,
+                        status,
+                        delta,
+                        n.last_ok_ms.unwrap_or_else(now_ms),
+                    )
+                    .map_err(err)?;
+                }
+            }
+            let mut ev = tx
+                .prepare_cached(
+                    "INSERT INTO events (at_ms, node, service, resource, old, new) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for e in &mut batch.events {
+                ev.execute(params![
+                    e.at_ms, e.node, e.service, e.resource, e.old, e.new
+                ])
+                .map_err(err)?;
+                e.id = tx.last_insert_rowid();
+            }
+            let mut cb = tx
+                .prepare_cached(
+                    "INSERT INTO chargeback (node, service, at_ms, until_ms, open, app, env, \
+                     containers, images, data_bytes, daemon_rss_bytes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                     ON CONFLICT (node, service, at_ms) DO NOTHING",
+                )
+                .map_err(err)?;
+            for s in &batch.samples {
+                cb.execute(params![
+                    s.node,
+                    s.service,
+                    s.at_ms,
+                    s.until_ms,
+                    i64::from(s.open),
+                    s.app,
+                    s.env,
+                    clamp(s.figures.containers),
+                    clamp(s.figures.images),
+                    clamp(s.figures.data_bytes),
+                    clamp(s.figures.daemon_rss_bytes)
+                ])
+                .map_err(err)?;
+            }
+            let mut ext = tx
+                .prepare_cached(
+                    "UPDATE chargeback SET until_ms = ?4, open = ?5 \
+                     WHERE node = ?1 AND service = ?2 AND at_ms = ?3",
+                )
+                .map_err(err)?;
+            for (node, service, at, until, open) in &batch.extend {
+                ext.execute(params![node, service, at, until, i64::from(*open)])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Events, newest first: at most `limit`, at or after `since_ms`, of `node` / `service`.
+    pub fn events(
+        &self,
+        since_ms: Option<i64>,
+        node: Option<&str>,
+        service: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        // Only the filters asked for, so each query can use its index ((node, at_ms),
+        // (service, at_ms) or at_ms).
+        let mut sql = String::from(
+            "SELECT id, at_ms, node, service, resource, old, new FROM events WHERE at_ms >= ?1",
+        );
+        if node.is_some() {
+            sql.push_str(" AND node = ?2");
+        }
+        if service.is_some() {
+            sql.push_str(" AND service = ?3");
+        }
+        sql.push_str(" ORDER BY at_ms DESC, id DESC LIMIT ?4");
+        let mut st = self.conn.prepare_cached(&sql).map_err(self.err())?;
+        // ?4 is always there, so the statement always has 4 slots (SQLite numbers them up to
+        // the highest), and all 4 values are bound whichever filters are used.
+        let rows = st
+            .query_map(
+                params![
+                    since_ms.unwrap_or(0),
+                    node,
+                    service,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(Event {
+                        id: r.get(0)?,
+                        at_ms: r.get(1)?,
+                        node: r.get(2)?,
+                        service: r.get(3)?,
+                        resource: r.get(4)?,
+                        old: r.get(5)?,
+                        new: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Chargeback between `from_ms` and `to_ms`, grouped. Each row counts from its `at_ms` to
+    /// its `until_ms` (the last time its figures were confirmed; a change closes a row at the
+    /// next one's start); a row still open counts `grace_ms` more (it is extended only every
+    /// `chargeback_period`), never past the next row. Everything is clipped to the window.
+    pub fn chargeback(
+        &self,
+        by: GroupBy,
+        from_ms: i64,
+        to_ms: i64,
+        grace_ms: i64,
+    ) -> Result<Vec<ChargebackRow>, StoreError> {
+        let sql = format!(
+            "WITH s AS ( \
+               SELECT {col} AS k, at_ms, containers, images, data_bytes, \
+                 CASE WHEN open = 1 THEN until_ms + ?3 ELSE until_ms END AS end_ms, \
+                 LEAD(at_ms) OVER (PARTITION BY node, service ORDER BY at_ms) AS next_ms \
+               FROM chargeback WHERE at_ms < ?2 AND until_ms + ?3 >= ?1 \
+             ), e AS ( \
+               SELECT k, containers, images, data_bytes, \
+                 CASE WHEN at_ms < ?1 THEN ?1 ELSE at_ms END AS t0, \
+                 CASE WHEN next_ms IS NOT NULL AND next_ms < end_ms \
+                   THEN (CASE WHEN next_ms > ?2 THEN ?2 ELSE next_ms END) \
+                   ELSE (CASE WHEN end_ms > ?2 THEN ?2 ELSE end_ms END) END AS t1 \
+               FROM s \
+             ) \
+             SELECT k, \
+               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * containers ELSE 0 END), \
+               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * images ELSE 0 END), \
+               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * CAST(data_bytes AS REAL) ELSE 0 END), \
+               MAX(containers), MAX(images), MAX(data_bytes), COUNT(*) \
+             FROM e GROUP BY k ORDER BY k",
+            col = by.column()
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(self.err())?;
+        const HOUR_MS: f64 = 3_600_000.0;
+        let rows = st
+            .query_map(params![from_ms, to_ms, grace_ms], |r| {
+                Ok(ChargebackRow {
+                    key: r.get(0)?,
+                    container_hours: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as f64 / HOUR_MS,
+                    image_hours: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as f64 / HOUR_MS,
+                    byte_hours: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0) / HOUR_MS,
+                    max_containers: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    max_images: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                    max_data_bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                    samples: r.get(7)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Delete events and chargeback rows that ended before `before_ms`; returns the rows deleted.
+    pub fn prune(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        let a = self
+            .conn
+            .execute("DELETE FROM events WHERE at_ms < ?1", params![before_ms])
+            .map_err(self.err())?;
+        let b = self
+            .conn
+            .execute(
+                "DELETE FROM chargeback WHERE until_ms < ?1",
+                params![before_ms],
+            )
+            .map_err(self.err())?;
+        Ok(a + b)
+    }
+
+    /// Row counts of the tables (for tests and the bench).
+    pub fn count(&self, table: &str) -> Result<i64, StoreError> {
+        let known = ["nodes", "services", "resources", "events", "chargeback"];
+        let t = known
+            .iter()
+            .find(|t| **t == table)
+            .copied()
+            .unwrap_or("nodes");
+        self.conn
+            .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+            .map_err(self.err())
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Write a node's last status body, and apply `delta` to its services and resources.
+fn write_status(
+    tx: &rusqlite::Transaction<'_>,
+    node: &str,
+    status: &NodeStatus,
+    delta: &StatusDelta,
+    at_ms: i64,
+) -> Result<(), rusqlite::Error> {
+    tx.execute(
+        "UPDATE nodes SET status_json = ?2 WHERE name = ?1",
+        params![node, serde_json::to_string(status).unwrap_or_default()],
+    )?;
+    if delta.reset {
+        tx.execute("DELETE FROM services WHERE node = ?1", params![node])?;
+        tx.execute("DELETE FROM resources WHERE node = ?1", params![node])?;
+    }
+    for name in &delta.removed {
+        tx.execute(
+            "DELETE FROM services WHERE node = ?1 AND name = ?2",
+            params![node, name],
+        )?;
+        tx.execute(
+            "DELETE FROM resources WHERE node = ?1 AND service = ?2",
+            params![node, name],
+        )?;
+    }
+    let mut svc = tx.prepare_cached(
+        "INSERT INTO services (node, name, app, env, avail, overall, frozen, error, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (node, name) DO UPDATE SET \
+         app = excluded.app, env = excluded.env, avail = excluded.avail, \
+         overall = excluded.overall, frozen = excluded.frozen, error = excluded.error, \
+         updated_ms = excluded.updated_ms",
+    )?;
+    let mut res = tx.prepare_cached(
+        "INSERT INTO resources (node, service, rid, status, label, flags) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, service, rid) DO UPDATE SET \
+         status = excluded.status, label = excluded.label, flags = excluded.flags",
+    )?;
+    let mut gone =
+        tx.prepare_cached("DELETE FROM resources WHERE node = ?1 AND service = ?2 AND rid = ?3")?;
+    for (s, removed_rids) in &delta.upsert {
+        svc.execute(params![
+            node,
+            s.name,
+            s.app,
+            s.env,
+            s.avail.as_str(),
+            s.overall.as_str(),
+            i64::from(s.frozen),
+            s.error,
+            at_ms
+        ])?;
+        for r in &s.resources {
+            res.execute(params![
+                node,
+                s.name,
+                r.rid.to_string(),
+                r.status.as_str(),
+                r.label,
+                r.flags.chars()
+            ])?;
+        }
+        for rid in removed_rids {
+            gone.execute(params![node, s.name, rid])?;
+        }
+    }
+    Ok(())
+}
+
+/// A duration in whole milliseconds, as the database stores times (saturating).
+pub fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(service: &str, app: &str, at_ms: i64, until_ms: i64, containers: u64) -> Sample {
+        Sample {
+            node: "n1".into(),
+            service: service.into(),
+            at_ms,
+            until_ms,
+            open: false,
+            app: Some(app.into()),
+            env: None,
+            figures: Chargeback {
+                containers,
+                images: 1,
+                data_bytes: 1000,
+                daemon_rss_bytes: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn migrations_wal_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/c.db");
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.version().unwrap(), MIGRATIONS.len());
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let status = NodeStatus {
+            schema: 1,
+            nodename: "n1".into(),
+            services: vec![],
+        };
+        let row = NodeRow {
+            name: "n1".into(),
+            url: "http://a:1".into(),
+            etag: Some("\"x\"".into()),
+            last_ok_ms: Some(7),
+            status: Some(status.clone()),
+            ..NodeRow::default()
+        };
+        let delta = StatusDelta::between(None, &status);
+        let mut b = Batch {
+            nodes: vec![(row, Some(delta))],
+            events: vec![Event {
+                id: 0,
+                at_ms: 7,
+                node: "n1".into(),
+                service: Some("web".into()),
+                resource: None,
+                old: None,
+                new: Some("up".into()),
+            }],
+            samples: vec![],
+            extend: vec![],
+        };
+        s.write(&mut b).unwrap();
+        assert!(b.events[0].id > 0);
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.version().unwrap(), MIGRATIONS.len());
+        let rows = s.load_nodes().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].etag.as_deref(), Some("\"x\""));
+        assert_eq!(rows[0].status.as_ref(), Some(&status));
+        let ev = s.events(Some(0), Some("n1"), Some("web"), 10).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert!(s.events(Some(8), None, None, 10).unwrap().is_empty());
+        assert!(s.events(None, Some("n2"), None, 10).unwrap().is_empty());
+    }
+
+    /// 2 containers for one hour then 4 for one hour = 6 container-hours; an open row counts its
+    /// grace more, a closed one does not; windows clip.
+    #[test]
+    fn chargeback_integrates_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("c.db")).unwrap();
+        const H: i64 = 3_600_000;
+        let mut open = sample("db", "shop", 0, H, 1);
+        open.open = true;
+        let mut b = Batch {
+            samples: vec![
+                sample("web", "shop", 0, H, 2),
+                sample("web", "shop", H, 2 * H, 4),
+                open,
+                sample("api", "crm", 0, H / 2, 10),
+            ],
+            ..Batch::default()
+        };
+        s.write(&mut b).unwrap();
+        let rows = s.chargeback(GroupBy::App, 0, 3 * H, H / 2).unwrap();
+        assert_eq!(rows.len(), 2);
+        let crm = &rows[0];
+        assert_eq!(crm.key.as_deref(), Some("crm"));
+        assert!((crm.container_hours - 5.0).abs() < 1e-9, "{crm:?}");
+        let shop = &rows[1];
+        // web: 2*1 + 4*1 = 6, db: 1 * 1.5 (open: half an hour of grace).
+        assert!((shop.container_hours - 7.5).abs() < 1e-9, "{shop:?}");
+        assert_eq!(shop.max_containers, 4);
+        // A window in the middle clips.
+        let rows = s.chargeback(GroupBy::Service, H / 2, H, 0).unwrap();
+        let web = rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("web"))
+            .unwrap();
+        assert!((web.container_hours - 1.0).abs() < 1e-9, "{web:?}");
+        // Extending a row and closing it.
+        let mut b = Batch {
+            extend: vec![("n1".into(), "db".into(), 0, 2 * H, false)],
+            ..Batch::default()
+        };
+        s.write(&mut b).unwrap();
+        let rows = s.chargeback(GroupBy::Service, 0, 3 * H, H / 2).unwrap();
+        let db = rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("db"))
+            .unwrap();
+        assert!((db.container_hours - 2.0).abs() < 1e-9, "{db:?}");
+        // Retention goes by the end of a row: only crm's (ended at 30 min) is older than 1 h.
+        assert_eq!(s.prune(H).unwrap(), 1);
+        assert_eq!(s.count("chargeback").unwrap(), 3);
+    }
+
+    /// Only what changed is written: a removed service loses its rows, a changed one is updated
+    /// in place, a resource it no longer has is deleted.
+    #[test]
+    fn status_deltas() {
+        use berth_model::status::{Flags, ResourceStatus, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("c.db")).unwrap();
+        let res = |rid: &str, st: Status| ResourceStatus {
+            rid: rid.parse().unwrap(),
+            status: st,
+            label: String::new(),
+            flags: Flags::default(),
+            log: vec![],
+        };
+        let svc = |name: &str, rs: Vec<ResourceStatus>| {
+            ServiceStatus::from_resources(name.into(), rs, false)
+        };
+        let node = |services| NodeStatus {
+            schema: 1,
+            nodename: "n1".into(),
+            services,
+        };
+        let a = node(vec![
+            svc(
+                "web",
+                vec![res("fs#1", Status::Up), res("ip#1", Status::Up)],
+            ),
+            svc("db", vec![res("fs#1", Status::Up)]),
+        ]);
+        let b = node(vec![svc("web", vec![res("fs#1", Status::Down)])]);
+        let write = |s: &mut Store, old: Option<&NodeStatus>, new: &NodeStatus| {
+            let row = NodeRow {
+                name: "n1".into(),
+                url: "http://a:1".into(),
+                status: Some(new.clone()),
+                ..NodeRow::default()
+            };
+            let mut batch = Batch {
+                nodes: vec![(row, Some(StatusDelta::between(old, new)))],
+                ..Batch::default()
+            };
+            s.write(&mut batch).unwrap();
+        };
+        write(&mut s, None, &a);
+        assert_eq!(
+            (s.count("services").unwrap(), s.count("resources").unwrap()),
+            (2, 3)
+        );
+        let d = StatusDelta::between(Some(&a), &b);
+        assert_eq!(d.removed, ["db"]);
+        assert_eq!(d.upsert[0].1, ["ip#1"]);
+        write(&mut s, Some(&a), &b);
+        assert_eq!(
+            (s.count("services").unwrap(), s.count("resources").unwrap()),
+            (1, 1)
+        );
+        let st: String = s
+            .conn
+            .query_row("SELECT status FROM resources", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(st, "down");
+        assert!(StatusDelta::between(Some(&b), &b).upsert.is_empty());
+    }
+}
