@@ -299,16 +299,6 @@ pub fn service_cluster(view: &ClusterView, svc: &str) -> ServiceCluster {
     }
 }
 
-/// FNV-1a, 64 bits: the service file's checksum for `sync` (same bytes, same sum on every node).
-fn checksum(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// The node record from svcd's current tree and configs.
 fn node_record(shared: &Shared, since_ms: u64, cluster: Option<&Cluster>) -> NodeRecord {
     let settings = shared.settings();
@@ -321,7 +311,7 @@ fn node_record(shared: &Shared, since_ms: u64, cluster: Option<&Cluster>) -> Nod
                 true,
                 cfg.settings.nodes.clone(),
                 std::fs::read(&cfg.source)
-                    .map(|b| checksum(&b))
+                    .map(|b| berth_cluster::file_checksum(&b))
                     .unwrap_or_default(),
             ),
             Err(_) => (false, Vec::new(), String::new()),

@@ -132,7 +132,7 @@ impl ClusterCli {
             let mine = files
                 .iter()
                 .find(|(n, _)| *n == st.name)
-                .map(|(_, b)| checksum(b));
+                .map(|(_, b)| berth_cluster::file_checksum(b));
             let others: Vec<&str> = view
                 .nodes
                 .iter()
@@ -335,14 +335,4 @@ impl ClusterCli {
             )),
         }
     }
-}
-
-/// The same checksum svcd publishes (FNV-1a 64 of the file's bytes).
-fn checksum(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
 }

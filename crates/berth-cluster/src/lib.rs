@@ -113,6 +113,17 @@ pub enum ClusterError {
     },
 }
 
+/// A service file's checksum as nodes publish it for `sync` (FNV-1a, 64 bits: the same bytes
+/// give the same sum on every node; not a security measure).
+pub fn file_checksum(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// Milliseconds since the epoch (wall clock: for display and records only, never for deadlines).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -16,8 +16,11 @@ use tracing_subscriber::EnvFilter;
 /// berth's collector: polls every node's status endpoint, keeps the fleet's state, history and
 /// chargeback in SQLite, serves a JSON API, metrics and a web page.
 #[derive(Debug, Parser)]
-#[command(name = "berth-collector", version)]
+#[command(name = "berth-collector", version = berth_manual::VERSION)]
 struct Cli {
+    /// --completions SHELL, --generate-man DIR.
+    #[command(flatten)]
+    manual: berth_manual::ManualArgs,
     /// The configuration file.
     #[arg(
         long,
@@ -126,6 +129,12 @@ fn unreachable_config() -> anyhow::Result<String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.manual.requested() {
+        use clap::CommandFactory as _;
+        return cli
+            .manual
+            .run(Cli::command(), berth_manual::Extras::default());
+    }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
