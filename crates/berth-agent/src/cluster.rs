@@ -923,66 +923,9 @@ pub fn owned_here(view: &ClusterView, node: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Give up this node's ownership of `svc`, if it has it. Retried (etcd may be slow or
-/// between leaders): a stopped service left owned here would stay down.
+/// Give up this node's ownership of `svc`, if it has it (retried).
 pub async fn release_if_mine(cluster: &Cluster, svc: &str) {
-    for attempt in 1..=5 {
-        let done = match cluster.store.owner(svc).await {
-            Ok(Some(o)) if o.record.node == cluster.node() => {
-                match cluster.store.release(svc, o.token).await {
-                    Ok(true) => {
-                        info!("{svc}: released (token {})", o.token);
-                        true
-                    }
-                    Ok(false) => true,
-                    Err(e) => {
-                        warn!("{svc}: cannot release the ownership ({attempt}/5): {e}");
-                        false
-                    }
-                }
-            }
-            Ok(_) => true,
-            Err(e) => {
-                warn!("{svc}: cannot read the ownership ({attempt}/5): {e}");
-                false
-            }
-        };
-        if done {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    error!("{svc}: could not release the ownership: it stays owned here until the lease goes");
-}
-
-/// After an operator's action through svcd: a whole start keeps the service started, a whole
-/// stop leaves it stopped and gives the ownership up; a failed start gives it up too.
-pub async fn after_action<T, E>(
-    cluster: &Cluster,
-    svc: &str,
-    action: berth_model::order::Action,
-    whole: bool,
-    result: &Result<T, E>,
-    _rec: Option<&berth_engine::record::ActionRecord>,
-) {
-    use berth_model::order::Action;
-    let target = match (action, result.is_ok()) {
-        (Action::Start | Action::Restart, true) if whole => Some(Target::Started),
-        (Action::Stop, true) if whole => Some(Target::Stopped),
-        _ => None,
-    };
-    if let Some(t) = target
-        && let Err(e) = cluster.store.set_target(svc, t).await
-    {
-        warn!("{svc}: {e}");
-    }
-    let release = matches!(
-        (action, result.is_ok(), whole),
-        (Action::Stop, true, true) | (Action::Start, false, true)
-    );
-    if release {
-        release_if_mine(cluster, svc).await;
-    }
+    cluster.store.release_if_mine(svc).await;
 }
 
 /// The service as self-fencing stops it: no graceful waits. Containers get docker's shortest

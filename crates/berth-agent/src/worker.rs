@@ -742,7 +742,8 @@ impl Worker {
             Err(e) => return self.reply(req, 500, Some(format!("the action task failed: {e}"))),
         };
         if !dry && let Some(c) = &cluster {
-            crate::cluster::after_action(c, &self.name, kind_of, whole, &result, rec.as_ref())
+            c.store
+                .after_action(&self.name, kind_of, whole, result.is_ok())
                 .await;
         }
         if !dry {

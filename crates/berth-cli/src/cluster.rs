@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use berth_cluster::{ClusterView, EtcdGuard, Intent, IntentAction, LogLine, Store, Target};
+use berth_cluster::{ClusterView, EtcdGuard, Intent, IntentAction, LogLine, Store};
 use berth_engine::load::node_config;
 use berth_model::Status;
 use berth_model::config::ClusterConfig;
@@ -59,35 +59,8 @@ impl ClusterCli {
     /// After an action: a whole start keeps the service started, a whole stop leaves it stopped
     /// and gives the ownership up, a failed whole start gives it up.
     pub fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
-        self.rt.block_on(async {
-            let target = match (action, ok) {
-                (Action::Start | Action::Restart, true) if whole => Some(Target::Started),
-                (Action::Stop, true) if whole => Some(Target::Stopped),
-                _ => None,
-            };
-            if let Some(t) = target
-                && let Err(e) = self.store.set_target(svc, t).await
-            {
-                tracing::warn!("{e}");
-            }
-            let release =
-                whole && matches!((action, ok), (Action::Stop, true) | (Action::Start, false));
-            if release {
-                match self.store.owner(svc).await {
-                    Ok(Some(o)) if o.record.node == self.store.node() => {
-                        match self.store.release(svc, o.token).await {
-                            Ok(true) => {
-                                tracing::info!("released the ownership (token {})", o.token)
-                            }
-                            Ok(false) => {}
-                            Err(e) => tracing::warn!("{e}"),
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("{e}"),
-                }
-            }
-        });
+        self.rt
+            .block_on(self.store.after_action(svc, action, whole, ok));
     }
 
     /// Freeze or thaw `svc` cluster-wide.

@@ -386,6 +386,69 @@ impl Store {
         })
     }
 
+    /// Give up this node's ownership of `svc`, if it has it. Retried (etcd may be slow or
+    /// between leaders): a stopped service left owned here would stay down until the lease goes.
+    pub async fn release_if_mine(&self, svc: &str) {
+        for attempt in 1..=5 {
+            let done = match self.owner(svc).await {
+                Ok(Some(o)) if o.record.node == self.node => match self.release(svc, o.token).await
+                {
+                    Ok(released) => {
+                        if released {
+                            tracing::info!("{svc}: released (token {})", o.token);
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!("{svc}: cannot release the ownership ({attempt}/5): {e}");
+                        false
+                    }
+                },
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!("{svc}: cannot read the ownership ({attempt}/5): {e}");
+                    false
+                }
+            };
+            if done {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        tracing::error!(
+            "{svc}: could not release the ownership: it stays owned here until the lease goes"
+        );
+    }
+
+    /// After an operator's action (CLI or svcd): a whole start keeps the service started, a
+    /// whole stop leaves it stopped and gives the ownership up, a failed whole start gives it
+    /// up too. Partial actions change nothing here.
+    pub async fn after_action(
+        &self,
+        svc: &str,
+        action: berth_model::order::Action,
+        whole: bool,
+        ok: bool,
+    ) {
+        use berth_model::order::Action;
+        if !whole {
+            return;
+        }
+        let target = match (action, ok) {
+            (Action::Start | Action::Restart, true) => Some(Target::Started),
+            (Action::Stop, true) => Some(Target::Stopped),
+            _ => None,
+        };
+        if let Some(t) = target
+            && let Err(e) = self.set_target(svc, t).await
+        {
+            tracing::warn!("{svc}: {e}");
+        }
+        if matches!((action, ok), (Action::Stop, true) | (Action::Start, false)) {
+            self.release_if_mine(svc).await;
+        }
+    }
+
     /// Freeze (or thaw) the service cluster-wide.
     pub async fn set_frozen(&self, svc: &str, frozen: bool) -> Result<(), ClusterError> {
         let key = self.keys.frozen(svc);
