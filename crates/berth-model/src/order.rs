@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use crate::config::{Resource, ServiceConfig, Spec};
-use crate::rid::{Kind, Rid, RidError};
+use crate::rid::{Kind, Rid, RidError, RidId};
 
 /// The start order: ip, vg, fs by mount point depth (a parent before its children), containers
-/// by index. Stop walks it reversed.
+/// by index, then named ones by name. Stop walks it reversed.
 pub fn start_order(svc: &ServiceConfig) -> Vec<Rid> {
-    let mut keyed: Vec<(u8, usize, u32, Rid)> = svc
+    let mut keyed: Vec<(u8, usize, RidId, Rid)> = svc
         .resources
         .iter()
         .map(|r| {
@@ -16,7 +16,7 @@ pub fn start_order(svc: &ServiceConfig) -> Vec<Rid> {
                 Spec::Fs(fs) => fs.depth(),
                 _ => 0,
             };
-            (r.rid.kind.start_rank(), depth, r.rid.index, r.rid)
+            (r.rid.kind.start_rank(), depth, r.rid.id, r.rid)
         })
         .collect();
     keyed.sort();

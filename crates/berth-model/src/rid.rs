@@ -80,25 +80,129 @@ impl FromStr for Kind {
     }
 }
 
-/// A resource id: `<kind>#<index>`, for example `fs#1`.
+/// The longest name a named rid (`fs#app`) may have.
+pub const MAX_RID_NAME: usize = 31;
+
+/// A rid's name part (`app` in `fs#app`): 1 to [`MAX_RID_NAME`] letters, digits, `_` and `-`,
+/// starting with a letter or digit and not all digits (those are indexes). Held inline so a
+/// [`Rid`] stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RidName {
+    len: u8,
+    bytes: [u8; MAX_RID_NAME],
+}
+
+impl RidName {
+    /// The name, if `s` is one.
+    pub fn new(s: &str) -> Option<RidName> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_RID_NAME
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && !s.bytes().all(|b| b.is_ascii_digit());
+        if !ok {
+            return None;
+        }
+        let mut bytes = [0; MAX_RID_NAME];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Some(RidName {
+            len: s.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        // Built from a `&str` of ASCII bytes only.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for RidName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl PartialOrd for RidName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RidName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+/// What follows the `#` of a rid: an index (`fs#1`) or a name (`fs#app`, OpenSVC's named
+/// resources). Indexes sort first, by value; names after them, by name (OpenSVC compares rids as
+/// strings within a kind, where digits sort before letters; berth keeps `fs#2` before `fs#10`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RidId {
+    /// `fs#1`.
+    Index(u32),
+    /// `fs#app`.
+    Name(RidName),
+}
+
+impl fmt::Display for RidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RidId::Index(n) => write!(f, "{n}"),
+            RidId::Name(n) => f.write_str(n.as_str()),
+        }
+    }
+}
+
+impl FromStr for RidId {
+    type Err = ();
+    /// A whole number is an index, else a name as [`RidName::new`] allows.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse().map(RidId::Index).map_err(|_| ());
+        }
+        RidName::new(s).map(RidId::Name).ok_or(())
+    }
+}
+
+/// A resource id: `<kind>#<index>` or `<kind>#<name>`, for example `fs#1`, `container#db`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rid {
     /// The resource kind.
     pub kind: Kind,
-    /// The index the service file gives it.
-    pub index: u32,
+    /// The index or name the service file gives it.
+    pub id: RidId,
 }
 
 impl Rid {
     /// A rid of `kind` with `index`.
     pub fn new(kind: Kind, index: u32) -> Self {
-        Rid { kind, index }
+        Rid {
+            kind,
+            id: RidId::Index(index),
+        }
+    }
+
+    /// A rid of `kind` with `id`.
+    pub fn with_id(kind: Kind, id: RidId) -> Self {
+        Rid { kind, id }
+    }
+
+    /// The index, for a numbered rid.
+    pub fn index(&self) -> Option<u32> {
+        match self.id {
+            RidId::Index(n) => Some(n),
+            RidId::Name(_) => None,
+        }
     }
 }
 
 impl fmt::Display for Rid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.kind, self.index)
+        write!(f, "{}#{}", self.kind, self.id)
     }
 }
 
@@ -106,28 +210,37 @@ impl fmt::Display for Rid {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RidError {
     /// No `#` between kind and index.
-    #[error("{0:?} is not a resource id (expected <kind>#<n>, e.g. fs#1)")]
+    #[error("{0:?} is not a resource id (expected <kind>#<n> or <kind>#<name>, e.g. fs#1, fs#app)")]
     Shape(String),
     /// The kind part is not known.
     #[error("{0:?}: {1}")]
     Kind(String, UnknownKind),
-    /// The index part is not a number.
-    #[error("{0:?}: the index must be a whole number >= 0")]
+    /// The part after `#` is neither a number nor a name.
+    #[error(
+        "{0:?}: after the '#' comes a whole number >= 0, or a name of 1 to {MAX_RID_NAME} letters, digits, '_' and '-' starting with a letter or digit"
+    )]
     Index(String),
+}
+
+/// Split `kind#id` and read the id; the kind is left as text (OpenSVC kinds berth maps, such as
+/// `disk`, are not [`Kind`]s).
+pub fn split_rid(s: &str) -> Result<(&str, RidId), RidError> {
+    let (kind, id) = s
+        .split_once('#')
+        .ok_or_else(|| RidError::Shape(s.to_string()))?;
+    let id = id.parse().map_err(|()| RidError::Index(s.to_string()))?;
+    Ok((kind, id))
 }
 
 impl FromStr for Rid {
     type Err = RidError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (kind, index) = s
+        let (kind, _) = s
             .split_once('#')
             .ok_or_else(|| RidError::Shape(s.to_string()))?;
         let kind = kind.parse().map_err(|e| RidError::Kind(s.to_string(), e))?;
-        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RidError::Index(s.to_string()));
-        }
-        let index = index.parse().map_err(|_| RidError::Index(s.to_string()))?;
-        Ok(Rid { kind, index })
+        let (_, id) = split_rid(s)?;
+        Ok(Rid { kind, id })
     }
 }
 
@@ -162,7 +275,28 @@ mod tests {
         assert!(matches!("disk#1".parse::<Rid>(), Err(RidError::Kind(..))));
         assert!(matches!("fs#".parse::<Rid>(), Err(RidError::Index(_))));
         assert!(matches!("fs#-1".parse::<Rid>(), Err(RidError::Index(_))));
-        assert!(matches!("fs#x".parse::<Rid>(), Err(RidError::Index(_))));
+        assert!(matches!("fs#x y".parse::<Rid>(), Err(RidError::Index(_))));
+        assert!(matches!("fs#-a".parse::<Rid>(), Err(RidError::Index(_))));
+        assert!(matches!("fs#a.b".parse::<Rid>(), Err(RidError::Index(_))));
+        let long = format!("fs#{}", "a".repeat(MAX_RID_NAME + 1));
+        assert!(matches!(long.parse::<Rid>(), Err(RidError::Index(_))));
+    }
+
+    #[test]
+    fn named_rids_round_trip_and_sort_after_indexes() {
+        for s in ["fs#app", "container#db", "ip#front-1", "vg#data_2", "fs#1a"] {
+            let rid: Rid = s.parse().unwrap();
+            assert_eq!(rid.to_string(), s);
+            assert_eq!(rid.index(), None);
+        }
+        let mut rids: Vec<Rid> = ["fs#db", "fs#10", "fs#app", "fs#2", "ip#1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        rids.sort();
+        let shown: Vec<String> = rids.iter().map(Rid::to_string).collect();
+        assert_eq!(shown, ["ip#1", "fs#2", "fs#10", "fs#app", "fs#db"]);
+        assert_eq!("fs#007".parse::<Rid>().unwrap().index(), Some(7));
     }
 
     #[test]

@@ -288,7 +288,7 @@ impl ServiceStatus {
         mut resources: Vec<(Rid, ResourceState)>,
         frozen: bool,
     ) -> ServiceStatus {
-        resources.sort_by_key(|(rid, _)| (rid.kind.display_rank(), rid.index));
+        resources.sort_by_key(|(rid, _)| (rid.kind.display_rank(), rid.id));
         let mut out = Vec::with_capacity(resources.len());
         for (rid, state) in resources {
             let common = svc

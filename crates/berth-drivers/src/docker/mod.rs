@@ -45,7 +45,7 @@ pub use daemon::DEFAULT_FLAGS;
 
 /// The container name of `rid` in `ctx`'s service.
 fn name_of(ctx: &Ctx<'_>, rid: Rid) -> String {
-    ContainerSpec::container_name(&ctx.svc.name, rid.index)
+    ContainerSpec::container_name(&ctx.svc.name, rid.id)
 }
 
 /// The status as the seed prints it. Never starts the daemon.

@@ -38,6 +38,12 @@ fn is_zero(n: &u32) -> bool {
 struct ServiceView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     nodes: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    drpnodes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     autostart_node: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,11 +204,66 @@ fn resource(r: &Resource) -> ResourceView<'_> {
     }
 }
 
-/// The service as berth TOML.
+/// A TOML key: bare when it can be, else quoted (`"ipdev@n1"`).
+fn toml_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        k.to_string()
+    } else {
+        toml::Value::String(k.to_string()).to_string()
+    }
+}
+
+/// `print config`: the file as written, in its own syntax (INI stays INI), with berth's
+/// canonical keyword names; scoped keys and `{...}` references are kept as they are.
+pub fn written(svc: &ServiceConfig) -> String {
+    use super::raw::RawValue;
+    let mut out = String::new();
+    let ini = svc.format == super::Format::Ini;
+    for (i, section) in svc.written.sections.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if ini {
+            out.push_str(&format!("[{}]\n", section.name));
+        } else {
+            let header = match section.name.split_once('#') {
+                Some((kind, id)) => format!("{kind}.{}", toml_key(id)),
+                None => toml_key(&section.name),
+            };
+            out.push_str(&format!("[{header}]\n"));
+        }
+        for (key, value) in &section.entries {
+            if ini {
+                out.push_str(&format!("{key} = {}\n", value.shown()));
+                continue;
+            }
+            let v = match value {
+                RawValue::Str(s) | RawValue::Other(s) => toml::Value::String(s.clone()),
+                RawValue::Int(n) => toml::Value::Integer(*n),
+                RawValue::Float(x) => toml::Value::Float(*x),
+                RawValue::Bool(b) => toml::Value::Boolean(*b),
+                RawValue::List(l) => {
+                    toml::Value::Array(l.iter().cloned().map(toml::Value::String).collect())
+                }
+            };
+            out.push_str(&format!("{} = {v}\n", toml_key(key)));
+        }
+    }
+    out
+}
+
+/// `print config --eval`: the service as berth TOML, as this node evaluates it (scopes chosen,
+/// references replaced, every default spelled out).
 pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
     let s = &svc.settings;
     let settings = ServiceView {
         nodes: &s.nodes,
+        drpnodes: &s.drpnodes,
+        id: s.id.as_deref(),
+        comment: s.comment.as_deref(),
         autostart_node: s.autostart_node.as_deref(),
         app: s.app.as_deref(),
         env: s.env.as_deref(),
@@ -222,7 +283,7 @@ pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
     );
     out.push_str(&toml::to_string(&settings)?);
     for r in &svc.resources {
-        out.push_str(&format!("\n[{}.{}]\n", r.rid.kind, r.rid.index));
+        out.push_str(&format!("\n[{}.{}]\n", r.rid.kind, r.rid.id));
         out.push_str(&toml::to_string(&resource(r))?);
     }
     Ok(out)

@@ -58,6 +58,22 @@ pub enum ConfigErrorKind {
         /// [`crate::config::MAX_SERVICE_FILE_BYTES`].
         limit: u64,
     },
+    /// A driver type berth does not have (`[container#1] type = oci`).
+    #[error("type {typ} is not supported (berth has: {supported})")]
+    UnsupportedType {
+        /// The type as written.
+        typ: String,
+        /// The types berth has for this kind.
+        supported: String,
+    },
+    /// A `{...}` reference that cannot be evaluated: unknown, circular, or not set.
+    #[error("reference {{{reference}}}: {why}")]
+    Reference {
+        /// The reference, without its braces.
+        reference: String,
+        /// Why it cannot be evaluated.
+        why: String,
+    },
     /// The file name does not make a service name.
     #[error("bad service name {name:?}: {why}")]
     BadServiceName {
@@ -85,6 +101,10 @@ pub struct ConfigErrorDetail {
     pub key: Option<String>,
     /// What is wrong.
     pub kind: ConfigErrorKind,
+    /// The other errors of the same file, in line order (a load reports them all).
+    pub also: Vec<ConfigError>,
+    /// The warnings of the same file: an error never hides them.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl ConfigError {
@@ -107,7 +127,41 @@ impl ConfigError {
             section: section.map(str::to_string),
             key: key.map(str::to_string),
             kind,
+            also: Vec::new(),
+            warnings: Vec::new(),
         }))
+    }
+
+    /// The first of `diagnostics`' errors carrying the others and every warning; `None` when
+    /// there is no error.
+    pub fn from_diagnostics(diagnostics: Diagnostics) -> Option<ConfigError> {
+        let mut errors = diagnostics.errors.into_iter();
+        let mut first = errors.next()?;
+        first.0.also.extend(errors);
+        first.0.warnings = diagnostics.warnings;
+        Some(first)
+    }
+
+    /// Every error of the file: this one, then the others.
+    pub fn all(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(self).chain(self.0.also.iter())
+    }
+}
+
+/// Every problem one read of a service file found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    /// The errors, in line order: any makes the file unusable.
+    pub errors: Vec<ConfigError>,
+    /// The warnings, in line order: things berth read and does not act on.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Diagnostics {
+    /// Sort both lists by line (a file-wide problem first), keeping the order of equal lines.
+    pub fn sort(&mut self) {
+        self.errors.sort_by_key(|e| e.line.unwrap_or(0));
+        self.warnings.sort_by_key(|w| w.line);
     }
 }
 
@@ -148,7 +202,14 @@ impl fmt::Display for ConfigError {
             self.section.as_deref(),
             self.key.as_deref(),
         )?;
-        write!(f, " {}", self.kind)
+        write!(f, " {}", self.kind)?;
+        for e in &self.also {
+            write!(f, "\n{e}")?;
+        }
+        for w in &self.warnings {
+            write!(f, "\nwarning: {w}")?;
+        }
+        Ok(())
     }
 }
 

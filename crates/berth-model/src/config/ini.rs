@@ -1,14 +1,15 @@
 //! OpenSVC INI service files (`<svc>.env`, `<svc>.conf`), read as operators write them:
 //! `[DEFAULT]` and `[<kind>#<n>]` sections, `key = value` (or `key: value`), `#` and `;` comments,
 //! indented continuation lines. Sections of kinds berth does not run are warnings, not errors.
+//! A bad line is an error and reading goes on, so one read reports every bad line.
 
 use std::path::Path;
 
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
 use super::{ConfigError, ConfigErrorKind, ConfigWarning};
-use crate::rid::Rid;
+use crate::rid::{Kind, Rid, RidError, split_rid};
 
-pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
+pub(crate) fn parse(file: &Path, text: &str, errors: &mut Vec<ConfigError>) -> RawFile {
     let mut out = RawFile::default();
     // The section being read; `None` before the first header, or inside a skipped section.
     let mut current: Option<RawSection> = None;
@@ -45,11 +46,15 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
                 out.sections.push(done);
             }
             (current, skipping) = (None, None);
-            match section(file, line, header, trimmed)? {
-                Ok(s) => current = Some(s),
-                Err(warning) => {
+            match section(file, line, header, trimmed) {
+                Ok(Ok(s)) => current = Some(s),
+                Ok(Err(warning)) => {
                     skipping = Some(warning.section.clone());
                     out.warnings.push(warning);
+                }
+                Err(e) => {
+                    skipping = Some(trimmed.to_string());
+                    errors.push(e);
                 }
             }
             continue;
@@ -58,21 +63,24 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
             continue;
         }
         let Some(section) = current.as_mut() else {
-            return Err(ConfigError::at(
+            errors.push(ConfigError::at(
                 file,
                 Some(line),
                 None,
                 None,
                 ConfigErrorKind::Syntax("a key before any [section] header".to_string()),
             ));
+            continue;
         };
-        let entry = entry(file, line, &section.name, trimmed)?;
-        section.entries.push(entry);
+        match entry(file, line, &section.name, trimmed) {
+            Ok(entry) => section.entries.push(entry),
+            Err(e) => errors.push(e),
+        }
     }
     if let Some(done) = current.take() {
         out.sections.push(done);
     }
-    Ok(out)
+    out
 }
 
 /// A `[header]` line (`header` follows the `[`): the section it opens, or, for a kind berth does
@@ -93,27 +101,52 @@ fn section(
         )
     })?;
     let name = name.trim();
-    let kind = if name == "DEFAULT" {
-        SectionKind::Service
-    } else {
-        match name.parse::<Rid>() {
-            Ok(rid) => SectionKind::Resource(rid),
-            Err(e) => {
-                return Ok(Err(ConfigWarning {
-                    file: file.to_path_buf(),
-                    line,
-                    section: name.to_string(),
-                    key: None,
-                    message: format!("section ignored: berth does not run it ({e})"),
-                }));
+    let skipped = |why: String| {
+        Ok(Err(ConfigWarning {
+            file: file.to_path_buf(),
+            line,
+            section: name.to_string(),
+            key: None,
+            message: format!("section ignored: berth does not run it ({why})"),
+        }))
+    };
+    let kind = match name {
+        "DEFAULT" => SectionKind::Service,
+        "env" => SectionKind::Env,
+        _ => match name.split_once('#') {
+            // A kind berth runs: a bad id is an error, never a resource lost with a warning.
+            Some((kind, _)) if kind == "disk" || kind.parse::<Kind>().is_ok() => {
+                let (_, id) = split_rid(name).map_err(|e| {
+                    ConfigError::at(
+                        file,
+                        Some(line),
+                        Some(name),
+                        None,
+                        ConfigErrorKind::Syntax(e.to_string()),
+                    )
+                })?;
+                match kind.parse::<Kind>() {
+                    Ok(kind) => SectionKind::Resource(Rid::with_id(kind, id)),
+                    Err(_) => SectionKind::Disk(id),
+                }
             }
-        }
+            Some((kind, _)) => {
+                return skipped(format!("berth runs {}, not {kind}", Kind::names(", ")));
+            }
+            None => {
+                return skipped(format!(
+                    "not a resource id: {}",
+                    RidError::Shape(name.to_string())
+                ));
+            }
+        },
     };
     Ok(Ok(RawSection {
         name: name.to_string(),
         kind,
         line,
         entries: Vec::new(),
+        refused: false,
     }))
 }
 
@@ -137,9 +170,5 @@ fn entry(file: &Path, line: usize, section: &str, trimmed: &str) -> Result<RawEn
     if key.is_empty() {
         return Err(syntax(format!("a value with no key: {trimmed:?}")));
     }
-    Ok(RawEntry {
-        key,
-        value: RawValue::Str(value),
-        line,
-    })
+    Ok(RawEntry::new(key, RawValue::Str(value), line))
 }

@@ -13,7 +13,6 @@ use super::{
     VgSpec,
 };
 use crate::rid::{Kind, Rid};
-use crate::run_args::RunOptions;
 
 /// Keywords every resource section takes.
 pub const COMMON_KEYWORDS: &[&str] = &[
@@ -23,15 +22,20 @@ pub const COMMON_KEYWORDS: &[&str] = &[
 /// Service keywords (`[service]` / `[DEFAULT]`).
 pub const SERVICE_KEYWORDS: &[&str] = &[
     "nodes",
+    "drpnodes",
     "autostart_node",
     "app",
     "env",
-    "service_type",
+    "id",
+    "comment",
     "docker_data_dir",
     "docker_daemon_args",
     "orchestrate",
     "monitor_action",
     "placement",
+    "topology",
+    "rollback",
+    "priority",
 ];
 
 /// Kind-specific keywords, mandatory ones first.
@@ -40,14 +44,15 @@ pub fn kind_keywords(kind: Kind) -> &'static [&'static str] {
         Kind::Ip => &[
             "ipname",
             "ipdev",
+            "type",
             "netmask",
             "gateway",
             "probe_timeout",
             "garp_count",
             "garp_interval",
         ],
-        Kind::Vg => &["vgname"],
-        Kind::Fs => &["dev", "mnt", "type", "mnt_opt", "mnt_opts", "stop_timeout"],
+        Kind::Vg => &["vgname", "type"],
+        Kind::Fs => &["dev", "mnt", "type", "mnt_opt", "stop_timeout"],
         Kind::Container => crate::run_args::CONTAINER_KEYWORDS,
     }
 }
@@ -79,45 +84,66 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(file: &'a Path, format: Format, section: &'a RawSection) -> Result<Self, ConfigError> {
+    fn new(
+        file: &'a Path,
+        format: Format,
+        section: &'a RawSection,
+        errors: &mut Vec<ConfigError>,
+    ) -> Self {
         let mut entries: HashMap<&str, &RawEntry> = HashMap::new();
         for e in &section.entries {
-            if let Some(first) = entries.insert(e.key.as_str(), e) {
-                return Err(ConfigError::at(
+            if let Some(first) = entries.get(e.key.as_str()) {
+                errors.push(ConfigError::at(
                     file,
                     Some(e.line),
                     Some(&section.name),
-                    Some(&e.key),
+                    Some(e.written()),
                     ConfigErrorKind::Syntax(format!(
                         "key given twice (first on line {})",
                         first.line
                     )),
                 ));
+                continue;
             }
+            entries.insert(e.key.as_str(), e);
         }
-        Ok(Reader {
+        Reader {
             file,
             format,
             section,
             entries,
             used: BTreeSet::new(),
-        })
+        }
     }
 
     /// An error about `key` in this section.
     pub(crate) fn error(&self, key: &str, kind: ConfigErrorKind) -> ConfigError {
-        let line = self
+        let (line, shown) = self
             .entries
             .get(key)
-            .map(|e| e.line)
-            .unwrap_or(self.section.line);
+            .map_or((self.section.line, key), |e| (e.line, e.written()));
         ConfigError::at(
             self.file,
             Some(line),
             Some(&self.section.name),
-            Some(key),
+            Some(shown),
             kind,
         )
+    }
+
+    /// A warning about `key` in this section.
+    pub(crate) fn warning(&self, key: &str, message: &str) -> ConfigWarning {
+        let (line, shown) = self
+            .entries
+            .get(key)
+            .map_or((self.section.line, key), |e| (e.line, e.written()));
+        ConfigWarning {
+            file: self.file.to_path_buf(),
+            line,
+            section: self.section.name.clone(),
+            key: Some(shown.to_string()),
+            message: message.to_string(),
+        }
     }
 
     fn bad(&self, key: &str, value: &RawValue, expected: &str) -> ConfigError {
@@ -300,29 +326,148 @@ impl<'a> Reader<'a> {
         left
     }
 
-    /// Close the section: unknown keys are an error (TOML) or warnings (INI).
-    fn finish(self, known: &[&str], warnings: &mut Vec<ConfigWarning>) -> Result<(), ConfigError> {
+    /// Close the section: keywords berth accepts and ignores are warnings naming them; unknown
+    /// keys are errors (TOML) or warnings (INI).
+    fn finish(
+        self,
+        known: &[&str],
+        kind: Option<Kind>,
+        errors: &mut Vec<ConfigError>,
+        warnings: &mut Vec<ConfigWarning>,
+    ) {
         for e in self.leftovers() {
+            let warn = |message: String| ConfigWarning {
+                file: self.file.to_path_buf(),
+                line: e.line,
+                section: self.section.name.clone(),
+                key: Some(e.written().to_string()),
+                message,
+            };
+            if let Some(why) = ignored(kind, &e.key) {
+                warnings.push(warn(format!("accepted and ignored: {why}")));
+                continue;
+            }
             match self.format {
-                Format::Toml => {
-                    return Err(self.error(
-                        &e.key,
-                        ConfigErrorKind::UnknownKey {
-                            known: known.join(", "),
-                        },
-                    ));
+                Format::Toml => errors.push(self.error(
+                    &e.key,
+                    ConfigErrorKind::UnknownKey {
+                        known: known.join(", "),
+                    },
+                )),
+                Format::Ini => {
+                    warnings.push(warn("keyword not known to berth: ignored".to_string()))
                 }
-                Format::Ini => warnings.push(ConfigWarning {
-                    file: self.file.to_path_buf(),
-                    line: e.line,
-                    section: self.section.name.clone(),
-                    key: Some(e.key.clone()),
-                    message: "keyword not known to berth: ignored".to_string(),
-                }),
             }
         }
-        Ok(())
     }
+}
+
+/// Keywords OpenSVC users write that berth accepts and does not act on, with the reason
+/// (`kind` `None`: the service section).
+pub fn ignored(kind: Option<Kind>, key: &str) -> Option<&'static str> {
+    const TRIGGERS: &[&str] = &[
+        "start",
+        "stop",
+        "provision",
+        "unprovision",
+        "run",
+        "sync_nodes",
+    ];
+    if let Some(rest) = key
+        .strip_prefix("blocking_pre_")
+        .or_else(|| key.strip_prefix("blocking_post_"))
+        .or_else(|| key.strip_prefix("pre_"))
+        .or_else(|| key.strip_prefix("post_"))
+        && TRIGGERS.contains(&rest)
+    {
+        return Some("berth runs no triggers");
+    }
+    let why = match (kind, key) {
+        (None, "priority") => "berth starts each service on its own, with no priority among them",
+        (None, "parallel") => "berth starts the resources of a service one at a time",
+        (None, "create_pg")
+        | (None, "pg_cpus")
+        | (None, "pg_mems")
+        | (None, "pg_cpu_shares")
+        | (None, "pg_cpu_quota")
+        | (None, "pg_mem_limit")
+        | (None, "pg_vmem_limit")
+        | (None, "pg_mem_oom_control")
+        | (None, "pg_mem_swappiness")
+        | (None, "pg_blkio_weight") => "berth makes no process groups (use the container limits)",
+        (None, "flex_primary")
+        | (None, "flex_min")
+        | (None, "flex_max")
+        | (None, "flex_target")
+        | (None, "flex_min_nodes")
+        | (None, "flex_max_nodes") => "berth runs failover services only",
+        (None, "status_schedule")
+        | (None, "comp_schedule")
+        | (None, "resinfo_schedule")
+        | (None, "monitor_schedule")
+        | (None, "sync_schedule")
+        | (None, "run_schedule")
+        | (None, "push_schedule") => "svcd checks every service on its own schedule",
+        (None, "provision")
+        | (None, "unprovision")
+        | (None, "provision_timeout")
+        | (None, "unprovision_timeout") => "berth does not provision",
+        (None, "stonith")
+        | (None, "hard_affinity")
+        | (None, "hard_anti_affinity")
+        | (None, "soft_affinity")
+        | (None, "soft_anti_affinity")
+        | (None, "affinity")
+        | (None, "anti_affinity")
+        | (None, "parents")
+        | (None, "children") => "berth places services by nodes order only",
+        (None, _) => return None,
+        (Some(_), "always_on") => {
+            "berth has no always_on (deprecated by OpenSVC v2): use standby = true"
+        }
+        (Some(_), "shared") => "berth has no shared resources between services",
+        (Some(_), "provision")
+        | (Some(_), "unprovision")
+        | (Some(_), "provision_requires")
+        | (Some(_), "unprovision_requires") => "berth does not provision",
+        (Some(_), "start_requires")
+        | (Some(_), "stop_requires")
+        | (Some(_), "sync_requires")
+        | (Some(_), "run_requires") => "berth orders resources by kind only",
+        (Some(_), "encap")
+        | (Some(_), "restart_delay")
+        | (Some(_), "no_preempt_abort")
+        | (Some(_), "scsireserv")
+        | (Some(_), "prkey")
+        | (Some(_), "comment") => "berth does not use it",
+        (Some(Kind::Fs), "vg") | (Some(Kind::Fs), "size") | (Some(Kind::Fs), "mkfs_opt") => {
+            "berth does not provision: the filesystem must exist"
+        }
+        (Some(Kind::Fs), "stat_timeout")
+        | (Some(Kind::Fs), "check_read")
+        | (Some(Kind::Fs), "promote_rw")
+        | (Some(Kind::Fs), "zone") => "berth does not use it",
+        (Some(Kind::Vg), "pvs") | (Some(Kind::Vg), "options") => {
+            "berth does not provision: the volume group must exist"
+        }
+        (Some(Kind::Container), "image_pull_policy")
+        | (Some(Kind::Container), "pull_timeout")
+        | (Some(Kind::Container), "registry_creds") => {
+            "berth never pulls: import or pull images with svc SVC docker"
+        }
+        (Some(Kind::Container), "name") => "berth names the container <svc>.container.<rid id>",
+        (Some(Kind::Container), "osvc_root_path")
+        | (Some(Kind::Container), "guestos")
+        | (Some(Kind::Container), "promote_rw")
+        | (Some(Kind::Container), "log_outputs") => "berth does not use it",
+        (Some(Kind::Ip), "check_carrier")
+        | (Some(Kind::Ip), "alias")
+        | (Some(Kind::Ip), "expose")
+        | (Some(Kind::Ip), "network")
+        | (Some(Kind::Ip), "provisioner") => "berth does not use it",
+        _ => return None,
+    };
+    Some(why)
 }
 
 /// `500ms`, `5s`, `2m`, `1h`, `30d`, or a bare number of seconds (`1.5`).
@@ -386,21 +531,42 @@ pub fn parse_netmask(s: &str) -> Option<Prefix> {
     ipnet::ipv4_mask_to_prefix(s.parse().ok()?).ok().map(Prefix)
 }
 
-fn read_common(r: &mut Reader<'_>) -> Result<Common, ConfigError> {
-    Ok(Common {
-        optional: r.boolean("optional", false)?,
-        disable: r.boolean("disable", false)?,
-        monitor: r.boolean("monitor", false)?,
-        restart: r
-            .integer("restart", 0, 1000)?
-            .map_or(0, |n| u32::try_from(n).unwrap_or(1000)),
-        tags: r.list("tags")?.into_iter().collect(),
-        subset: r.string("subset")?,
-        standby: r.boolean("standby", false)?,
-    })
+/// Collects the errors of one section, so one bad keyword does not hide the next.
+pub(crate) struct Sink<'e>(pub(crate) &'e mut Vec<ConfigError>);
+
+impl Sink<'_> {
+    /// The value, or `None` with the error recorded.
+    pub(crate) fn ok<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
 }
 
-fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
+fn read_common(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Common {
+    Common {
+        optional: e.ok(r.boolean("optional", false)).unwrap_or_default(),
+        disable: e.ok(r.boolean("disable", false)).unwrap_or_default(),
+        monitor: e.ok(r.boolean("monitor", false)).unwrap_or_default(),
+        restart: e
+            .ok(r.integer("restart", 0, 1000))
+            .flatten()
+            .map_or(0, |n| u32::try_from(n).unwrap_or(1000)),
+        tags: e
+            .ok(r.list("tags"))
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        subset: e.ok(r.string("subset")).flatten(),
+        standby: e.ok(r.boolean("standby", false)).unwrap_or_default(),
+    }
+}
+
+fn ipname(r: &mut Reader<'_>) -> Result<String, ConfigError> {
     let ipname = r.required("ipname")?;
     if ipname.parse::<IpAddr>().is_err() && !is_hostname(&ipname) {
         return Err(r.bad(
@@ -409,38 +575,23 @@ fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
             "expected an IPv4 or IPv6 address, or a host name (a name is not all digits)",
         ));
     }
-    let ipdev = r.required("ipdev")?;
-    if !is_ifname(&ipdev) {
-        return Err(r.bad("ipdev", &RawValue::Str(ipdev), "expected an interface name"));
-    }
+    Ok(ipname)
+}
+
+fn netmask(r: &mut Reader<'_>, ipname: Option<&str>) -> Result<Option<Prefix>, ConfigError> {
+    let expected = "expected a prefix length (0-128) or a dotted mask";
     let netmask = match r.take("netmask") {
         None => None,
         Some(v @ RawValue::Int(n)) => match u8::try_from(*n) {
             Ok(n) if n <= 128 => Some(Prefix(n)),
-            _ => {
-                return Err(r.bad(
-                    "netmask",
-                    v,
-                    "expected a prefix length (0-128) or a dotted mask",
-                ));
-            }
+            _ => return Err(r.bad("netmask", v, expected)),
         },
-        Some(v @ RawValue::Str(s)) => Some(parse_netmask(s).ok_or_else(|| {
-            r.bad(
-                "netmask",
-                v,
-                "expected a prefix length (0-128) or a dotted mask",
-            )
-        })?),
-        Some(v) => {
-            return Err(r.bad(
-                "netmask",
-                v,
-                "expected a prefix length (0-128) or a dotted mask",
-            ));
+        Some(v @ RawValue::Str(s)) => {
+            Some(parse_netmask(s).ok_or_else(|| r.bad("netmask", v, expected))?)
         }
+        Some(v) => return Err(r.bad("netmask", v, expected)),
     };
-    if let (Some(Prefix(p)), Ok(IpAddr::V4(_))) = (netmask, ipname.parse::<IpAddr>())
+    if let (Some(Prefix(p)), Some(Ok(IpAddr::V4(_)))) = (netmask, ipname.map(str::parse::<IpAddr>))
         && p > 32
     {
         return Err(r.bad(
@@ -449,176 +600,256 @@ fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
             "an IPv4 prefix is at most 32",
         ));
     }
-    let gateway = match r.string("gateway")? {
-        None => None,
-        Some(g) => Some(g.parse().map_err(|_| {
+    Ok(netmask)
+}
+
+fn read_ip(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<IpSpec> {
+    // `type` is checked against `compat::driver_types` before; `host` is the one read here.
+    let _ = r.string("type");
+    let ipname = e.ok(ipname(r));
+    let ipdev = e.ok(r.required("ipdev").and_then(|d| {
+        if is_ifname(&d) {
+            Ok(d)
+        } else {
+            Err(r.bad("ipdev", &RawValue::Str(d), "expected an interface name"))
+        }
+    }));
+    let netmask = e.ok(netmask(r, ipname.as_deref()));
+    let gateway = e.ok(r.string("gateway").and_then(|g| match g {
+        None => Ok(None),
+        Some(g) => g.parse().map(Some).map_err(|_| {
             r.bad(
                 "gateway",
                 &RawValue::Str(g.clone()),
                 "expected an IP address",
             )
-        })?),
-    };
-    Ok(IpSpec {
-        ipname,
-        ipdev,
-        netmask,
-        gateway,
-        probe_timeout: r.duration("probe_timeout", Duration::from_millis(300))?,
-        garp_count: r
-            .integer("garp_count", 0, 100)?
-            .map_or(3, |n| u32::try_from(n).unwrap_or(100)),
-        garp_interval: r.duration("garp_interval", Duration::from_millis(100))?,
+        }),
+    }));
+    let probe_timeout = e.ok(r.duration("probe_timeout", Duration::from_millis(300)));
+    let garp_count = e.ok(r.integer("garp_count", 0, 100));
+    let garp_interval = e.ok(r.duration("garp_interval", Duration::from_millis(100)));
+    Some(IpSpec {
+        ipname: ipname?,
+        ipdev: ipdev?,
+        netmask: netmask?,
+        gateway: gateway?,
+        probe_timeout: probe_timeout?,
+        garp_count: garp_count?.map_or(3, |n| u32::try_from(n).unwrap_or(100)),
+        garp_interval: garp_interval?,
     })
 }
 
-fn read_fs(r: &mut Reader<'_>) -> Result<FsSpec, ConfigError> {
-    let dev = r.required("dev")?;
-    let mnt = r
-        .abs_path("mnt")?
-        .ok_or_else(|| r.error("mnt", ConfigErrorKind::MissingKey))?;
-    if mnt == Path::new("/") {
-        return Err(r.bad(
+fn read_fs(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
+    let dev = e.ok(r.required("dev"));
+    let mnt = e.ok(r.abs_path("mnt").and_then(|m| match m {
+        None => Err(r.error("mnt", ConfigErrorKind::MissingKey)),
+        Some(m) if m == Path::new("/") => Err(r.bad(
             "mnt",
             &RawValue::Str("/".into()),
             "berth will not mount over /",
+        )),
+        Some(m) => Ok(m),
+    }));
+    let fs_type = e.ok(r.required("type"));
+    // `mnt_opts` (the seed's other spelling) is folded into `mnt_opt` by the compat layer.
+    let mnt_opt = e.ok(r.string("mnt_opt"));
+    let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(5)));
+    Some(FsSpec {
+        dev: PathBuf::from(dev?),
+        mnt: mnt?,
+        fs_type: fs_type?,
+        mnt_opt: mnt_opt?,
+        stop_timeout: stop_timeout?,
+    })
+}
+
+fn read_container(
+    r: &mut Reader<'_>,
+    e: &mut Sink<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Option<ContainerSpec> {
+    // `type` is checked against `compat::driver_types` before: docker.
+    let _ = r.string("type");
+    // OpenSVC's `detach` and `rm`: berth always runs detached and keeps the container.
+    if e.ok(r.boolean("detach", true)) == Some(false) {
+        warnings.push(r.warning(
+            "detach",
+            "accepted and ignored: berth always runs containers detached",
         ));
     }
-    let fs_type = r.required("type")?;
-    let mnt_opt = match (r.string("mnt_opt")?, r.string("mnt_opts")?) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(r.error(
-                "mnt_opts",
-                ConfigErrorKind::BadValue {
-                    value: b,
-                    expected: format!(
-                        "mnt_opt and mnt_opts are one keyword, and mnt_opt says {a:?}"
-                    ),
-                },
-            ));
-        }
-        (a, b) => a.or(b),
-    };
-    Ok(FsSpec {
-        dev: PathBuf::from(dev),
-        mnt,
-        fs_type,
-        mnt_opt,
-        stop_timeout: r.duration("stop_timeout", Duration::from_secs(5))?,
-    })
-}
-
-fn read_container(r: &mut Reader<'_>) -> Result<ContainerSpec, ConfigError> {
-    match r.string("type")?.as_deref() {
-        None | Some("docker") => {}
-        Some(other) => {
-            return Err(r.bad(
-                "type",
-                &RawValue::Str(other.to_string()),
-                "berth runs containers of type docker only",
-            ));
-        }
+    if e.ok(r.boolean("rm", false)) == Some(true) {
+        e.0.push(r.bad(
+            "rm",
+            &RawValue::Bool(true),
+            "berth keeps the container to report its status (rm = false)",
+        ));
     }
-    let run_image = r.required("run_image")?;
-    let run_command = r.words("run_command")?;
-    let run: RunOptions = crate::run_args::read(r)?;
-    Ok(ContainerSpec {
-        run_image,
-        run_command,
-        run,
-        start_timeout: r.duration("start_timeout", Duration::from_secs(30))?,
-        stop_timeout: r.duration("stop_timeout", Duration::from_secs(10))?,
+    let run_image = e.ok(r.required("run_image"));
+    let run_command = e.ok(r.words("run_command"));
+    let run = e.ok(crate::run_args::read(r));
+    let start_timeout = e.ok(r.duration("start_timeout", Duration::from_secs(30)));
+    let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(10)));
+    Some(ContainerSpec {
+        run_image: run_image?,
+        run_command: run_command?,
+        run: run?,
+        start_timeout: start_timeout?,
+        stop_timeout: stop_timeout?,
     })
 }
 
-fn read_service(r: &mut Reader<'_>) -> Result<ServiceSettings, ConfigError> {
-    let env = match (r.string("env")?, r.string("service_type")?) {
-        (Some(a), _) => Some(a),
-        (None, b) => b,
-    };
-    Ok(ServiceSettings {
-        nodes: r.list("nodes")?,
-        autostart_node: r.string("autostart_node")?,
-        app: r.string("app")?,
-        env,
-        docker_data_dir: r.abs_path("docker_data_dir")?,
-        docker_daemon_args: r.words("docker_daemon_args")?.unwrap_or_default(),
-        orchestrate: r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No)?,
-        monitor_action: r.choice(
-            "monitor_action",
-            MonitorAction::CHOICES,
-            MonitorAction::None,
-        )?,
-        placement: r.choice("placement", Placement::CHOICES, Placement::NodesOrder)?,
-    })
+fn read_service(
+    r: &mut Reader<'_>,
+    e: &mut Sink<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> ServiceSettings {
+    // `service_type` and `container_data_dir` are folded into `env` and `docker_data_dir`
+    // by the compat layer.
+    let topology = e.ok(r.choice("topology", &[("failover", true), ("flex", false)], true));
+    if topology == Some(false) {
+        e.0.push(r.bad(
+            "topology",
+            &RawValue::Str("flex".into()),
+            "berth runs failover services only (one node at a time): flex is not supported yet",
+        ));
+    }
+    if e.ok(r.boolean("rollback", true)) == Some(false) {
+        warnings.push(r.warning(
+            "rollback",
+            "accepted and ignored: berth always stops what a failed start started",
+        ));
+    }
+    if let Some(Some(_)) = e.ok(r.integer("priority", 0, 100_000)) {
+        warnings.push(r.warning(
+            "priority",
+            "accepted and ignored: berth starts each service on its own",
+        ));
+    }
+    ServiceSettings {
+        nodes: e.ok(r.list("nodes")).unwrap_or_default(),
+        drpnodes: e.ok(r.list("drpnodes")).unwrap_or_default(),
+        autostart_node: e.ok(r.string("autostart_node")).flatten(),
+        app: e.ok(r.string("app")).flatten(),
+        env: e.ok(r.string("env")).flatten(),
+        id: e.ok(r.string("id")).flatten(),
+        comment: e.ok(r.string("comment")).flatten(),
+        docker_data_dir: e.ok(r.abs_path("docker_data_dir")).flatten(),
+        docker_daemon_args: e
+            .ok(r.words("docker_daemon_args"))
+            .flatten()
+            .unwrap_or_default(),
+        orchestrate: e
+            .ok(r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No))
+            .unwrap_or_default(),
+        monitor_action: e
+            .ok(r.choice(
+                "monitor_action",
+                MonitorAction::CHOICES,
+                MonitorAction::None,
+            ))
+            .unwrap_or_default(),
+        placement: e
+            .ok(r.choice("placement", Placement::CHOICES, Placement::NodesOrder))
+            .unwrap_or_default(),
+    }
 }
 
-/// Type and validate a raw file into a service.
+/// Type and validate a raw file into a service; every problem goes to `diags`. `None` when
+/// there was any error.
 pub(crate) fn build(
     name: String,
     file: &Path,
     format: Format,
     raw: RawFile,
-) -> Result<ServiceConfig, ConfigError> {
-    let mut warnings = raw.warnings;
+    written: super::compat::Written,
+    diags: &mut super::Diagnostics,
+) -> Option<ServiceConfig> {
     let mut settings = None;
     let mut resources: Vec<Resource> = Vec::new();
-    let mut first_line: HashMap<Rid, usize> = HashMap::new();
-    for section in &raw.sections {
-        let mut r = Reader::new(file, format, section)?;
+    let mut first_line: HashMap<Rid, (usize, String)> = HashMap::new();
+    for section in raw.sections.iter().filter(|s| !s.refused) {
+        let super::Diagnostics { errors, warnings } = &mut *diags;
+        let mut r = Reader::new(file, format, section, errors);
         match section.kind {
+            SectionKind::Env => {
+                // Keys for `{env.KEY}` references (already evaluated): nothing to type.
+                for e in &section.entries {
+                    r.used.insert(e.key.as_str());
+                }
+            }
             SectionKind::Service => {
                 if settings.is_some() {
-                    return Err(ConfigError::at(
+                    errors.push(ConfigError::at(
                         file,
                         Some(section.line),
                         Some(&section.name),
                         None,
                         ConfigErrorKind::Syntax("the service section is given twice".to_string()),
                     ));
+                    continue;
                 }
-                settings = Some(read_service(&mut r)?);
-                r.finish(SERVICE_KEYWORDS, &mut warnings)?;
+                let mut sink = Sink(&mut *errors);
+                settings = Some(read_service(&mut r, &mut sink, warnings));
+                r.finish(SERVICE_KEYWORDS, None, errors, warnings);
+            }
+            SectionKind::Disk(_) => {
+                // Turned into vg sections (or refused) by the compat layer.
             }
             SectionKind::Resource(rid) => {
-                if let Some(first) = first_line.insert(rid, section.line) {
-                    return Err(ConfigError::at(
+                if let Some((first, first_name)) = first_line.get(&rid) {
+                    errors.push(ConfigError::at(
                         file,
                         Some(section.line),
                         Some(&section.name),
                         None,
                         ConfigErrorKind::DuplicateRid {
-                            rid: rid.to_string(),
-                            first_line: first,
+                            rid: if *first_name == section.name {
+                                rid.to_string()
+                            } else {
+                                format!("{rid} ([{first_name}] is {rid} too)")
+                            },
+                            first_line: *first,
                         },
                     ));
+                    continue;
                 }
-                let common = read_common(&mut r)?;
+                first_line.insert(rid, (section.line, section.name.clone()));
+                let mut sink = Sink(&mut *errors);
+                let common = read_common(&mut r, &mut sink);
                 let spec = match rid.kind {
-                    Kind::Ip => Spec::Ip(read_ip(&mut r)?),
-                    Kind::Vg => Spec::Vg(VgSpec {
-                        vgname: r.required("vgname")?,
-                    }),
-                    Kind::Fs => Spec::Fs(read_fs(&mut r)?),
-                    Kind::Container => Spec::Container(Box::new(read_container(&mut r)?)),
+                    Kind::Ip => read_ip(&mut r, &mut sink).map(Spec::Ip),
+                    Kind::Vg => {
+                        let _ = r.string("type");
+                        sink.ok(r.required("vgname"))
+                            .map(|vgname| Spec::Vg(VgSpec { vgname }))
+                    }
+                    Kind::Fs => read_fs(&mut r, &mut sink).map(Spec::Fs),
+                    Kind::Container => read_container(&mut r, &mut sink, warnings)
+                        .map(|c| Spec::Container(Box::new(c))),
                 };
                 let known: Vec<&str> = kind_keywords(rid.kind)
                     .iter()
                     .chain(COMMON_KEYWORDS)
                     .copied()
                     .collect();
-                r.finish(&known, &mut warnings)?;
-                resources.push(Resource { rid, common, spec });
+                r.finish(&known, Some(rid.kind), errors, warnings);
+                if let Some(spec) = spec {
+                    resources.push(Resource { rid, common, spec });
+                }
             }
         }
     }
-    Ok(ServiceConfig {
+    if !diags.errors.is_empty() {
+        return None;
+    }
+    Some(ServiceConfig {
         name,
         source: file.to_path_buf(),
         format,
         settings: settings.unwrap_or_default(),
         resources,
-        warnings,
+        warnings: Vec::new(),
+        written,
     })
 }
 

@@ -36,6 +36,26 @@ pub(crate) struct RawEntry {
     pub key: String,
     pub value: RawValue,
     pub line: usize,
+    /// The key as the file spells it, when the compatibility layer changed it (an alias such
+    /// as `image`, a scoped key such as `ipdev@n1`): messages name it as written.
+    pub shown: Option<String>,
+}
+
+impl RawEntry {
+    /// A key as written.
+    pub(crate) fn new(key: String, value: RawValue, line: usize) -> Self {
+        RawEntry {
+            key,
+            value,
+            line,
+            shown: None,
+        }
+    }
+
+    /// The key as the file spells it.
+    pub(crate) fn written(&self) -> &str {
+        self.shown.as_deref().unwrap_or(&self.key)
+    }
 }
 
 /// What a section is.
@@ -45,6 +65,10 @@ pub(crate) enum SectionKind {
     Service,
     /// A resource section.
     Resource(crate::rid::Rid),
+    /// OpenSVC's `[env]`: keys for `{env.KEY}` references, no resource.
+    Env,
+    /// OpenSVC v2/v3 `[disk#N]`: a vg resource when its `type` is `vg` or `lvm`, else refused.
+    Disk(crate::rid::RidId),
 }
 
 /// One section.
@@ -55,6 +79,8 @@ pub(crate) struct RawSection {
     pub kind: SectionKind,
     pub line: usize,
     pub entries: Vec<RawEntry>,
+    /// Refused as a whole (a driver type berth does not have): its keywords are not read.
+    pub refused: bool,
 }
 
 /// A whole file: its sections, plus warnings the reader already has (INI sections berth skips).

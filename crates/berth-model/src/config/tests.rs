@@ -228,8 +228,11 @@ fn duplicate_rids() {
 fn toml_structure_errors() {
     let e = err(toml("[disk.1]\nname = \"x\"\n"));
     assert!(e.contains("[disk] unknown section"), "{e}");
+    // A named rid is a real resource: its missing keys are errors.
     let e = err(toml("[fs.one]\ndev = \"/dev/x\"\n"));
-    assert!(e.contains("[fs.one]"), "{e}");
+    assert!(e.contains("[fs#one] mnt: missing mandatory key"), "{e}");
+    let e = err(toml("[fs.\"a b\"]\ndev = \"/dev/x\"\n"));
+    assert!(e.contains("[fs.a b]"), "{e}");
     let e = err(toml("[fs.1\n"));
     assert!(e.starts_with("/etc/berth/services/web.toml:1:"), "{e}");
     let e = err(toml("[service]\nnodes = [\"a\"]\n[service]\n"));
@@ -244,9 +247,8 @@ fn ini_unknown_keywords_and_sections_are_warnings() {
     assert_eq!(
         w,
         [
-            "/etc/berth/services/web.env:11: [sync#1] section ignored: berth does not run it (\"sync#1\": unknown resource kind \"sync\" (expected one of ip, vg, fs, container))",
-            "/etc/berth/services/web.env:3: [DEFAULT] cluster_type: keyword not known to berth: ignored",
             "/etc/berth/services/web.env:9: [fs#1] snap: keyword not known to berth: ignored",
+            "/etc/berth/services/web.env:11: [sync#1] section ignored: berth does not run it (berth runs ip, vg, fs, container, not sync)",
         ]
     );
 }
@@ -264,9 +266,11 @@ fn ini_keys_are_case_insensitive_as_in_configparser() {
     let e = toml("[fs.1]\nDev = \"/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n").unwrap_err();
     // (`Dev` is not `dev`, so `dev` is missing.)
     assert!(
-        e.to_string().ends_with("[fs#1] dev: missing mandatory key"),
+        e.to_string()
+            .contains(":1: [fs#1] dev: missing mandatory key"),
         "{e}"
     );
+    assert!(e.to_string().contains(":2: [fs#1] Dev: unknown key"), "{e}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::raw::{Lines, RawEntry, RawFile, RawSection, RawValue, SectionKind, line_of};
 use super::{ConfigError, ConfigErrorKind};
-use crate::rid::{Kind, Rid};
+use crate::rid::{Kind, Rid, RidId};
 
 /// A TOML syntax (or serde) error of `file`, at the line its span points to.
 pub(crate) fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
@@ -37,6 +37,12 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
                 ConfigErrorKind::UnknownSection,
             )
         };
+        if name == "env" {
+            let table = as_table(value).ok_or_else(|| bad_section(name))?;
+            out.sections
+                .push(section(&lines, "env".into(), SectionKind::Env, line, table));
+            continue;
+        }
         if name == "service" {
             let table = as_table(value).ok_or_else(|| bad_section(name))?;
             out.sections.push(section(
@@ -53,22 +59,18 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
         for (index, body) in table.iter() {
             let line = lines.line(index.span().start);
             let shown = format!("{name}.{}", index.get_ref());
-            let index: u32 = index
-                .get_ref()
-                .parse()
-                .ok()
-                .filter(|_| index.get_ref().bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
-                    ConfigError::at(
-                        file,
-                        Some(line),
-                        Some(&shown),
-                        None,
-                        ConfigErrorKind::Syntax(format!(
-                            "a resource table is named [{name}.<n>] with n a whole number"
-                        )),
-                    )
-                })?;
+            let id: RidId = index.get_ref().parse().map_err(|()| {
+                ConfigError::at(
+                    file,
+                    Some(line),
+                    Some(&shown),
+                    None,
+                    ConfigErrorKind::Syntax(format!(
+                        "a resource table is named [{name}.<n>] with n a whole number, or \
+                         [{name}.<name>] with a name of letters, digits, '_' and '-'"
+                    )),
+                )
+            })?;
             let body = as_table(body).ok_or_else(|| {
                 ConfigError::at(
                     file,
@@ -78,7 +80,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
                     ConfigErrorKind::Syntax(format!("[{shown}] must be a table of keys")),
                 )
             })?;
-            let rid = Rid::new(kind, index);
+            let rid = Rid::with_id(kind, id);
             out.sections.push(section(
                 &lines,
                 rid.to_string(),
@@ -108,10 +110,12 @@ fn section(
 ) -> RawSection {
     let mut entries: Vec<RawEntry> = table
         .iter()
-        .map(|(k, v)| RawEntry {
-            key: k.get_ref().to_string(),
-            value: raw_value(v.get_ref()),
-            line: lines.line(k.span().start),
+        .map(|(k, v)| {
+            RawEntry::new(
+                k.get_ref().to_string(),
+                raw_value(v.get_ref()),
+                lines.line(k.span().start),
+            )
         })
         .collect();
     entries.sort_by_key(|e| e.line);
@@ -120,6 +124,7 @@ fn section(
         kind,
         line,
         entries,
+        refused: false,
     }
 }
 

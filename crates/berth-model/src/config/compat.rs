@@ -1,0 +1,1245 @@
+//! OpenSVC's ways of writing a service file, turned into berth's before the keyword layer reads
+//! it: keyword aliases (v1.8, v2, v3 names), `[disk#N] type = vg`, node scoping (`key@node`,
+//! `key@nodes`, `key@drpnodes`, `key@encapnodes`), driver types berth does not have, and `{...}`
+//! references. The meaning follows OpenSVC's keyword references (v2 `svcdict.py` and its drivers'
+//! keyword tables, v3 om3 `core/object` and `drivers/*/manifest.go`); the code is berth's.
+//!
+//! The same file is on every node of a cluster: scoping and `{nodename}` are resolved for the node
+//! the load runs on ([`LoadContext`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
+use super::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics, Format};
+use crate::rid::{Kind, Rid, RidId};
+
+/// What a load knows of the node it runs on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadContext {
+    /// This node's name as berth resolves it (`BERTH_NODENAME`, node.toml, the hostname); `None`
+    /// where it is not known (then no `key@node` applies and `{nodename}` is an error).
+    pub nodename: Option<String>,
+}
+
+impl LoadContext {
+    /// A load on node `nodename`.
+    pub fn node(nodename: &str) -> Self {
+        LoadContext {
+            nodename: Some(nodename.to_string()),
+        }
+    }
+}
+
+/// One keyword alias: `alias` in a section of `kind` (`None`: `[DEFAULT]`) is `canonical`.
+#[derive(Debug, Clone, Copy)]
+pub struct Alias {
+    /// The section kind; `None` for the service section.
+    pub kind: Option<Kind>,
+    /// The name OpenSVC also accepts.
+    pub alias: &'static str,
+    /// berth's name.
+    pub canonical: &'static str,
+    /// Where the alias comes from.
+    pub origin: &'static str,
+}
+
+const fn alias(
+    kind: Option<Kind>,
+    alias: &'static str,
+    canonical: &'static str,
+    origin: &'static str,
+) -> Alias {
+    Alias {
+        kind,
+        alias,
+        canonical,
+        origin,
+    }
+}
+
+/// Every alias berth reads. `print config` writes the canonical names.
+pub const ALIASES: &[Alias] = &[
+    alias(
+        None,
+        "service_type",
+        "env",
+        "v1.8 name; v2 and v3 alias of env",
+    ),
+    alias(None, "container_data_dir", "docker_data_dir", "v2 name"),
+    alias(
+        None,
+        "cluster_type",
+        "topology",
+        "v1.8 name; v2 and v3 alias",
+    ),
+    alias(
+        Some(Kind::Container),
+        "image",
+        "run_image",
+        "v2 and v3 name",
+    ),
+    alias(
+        Some(Kind::Container),
+        "command",
+        "run_command",
+        "v2 and v3 name",
+    ),
+    alias(
+        Some(Kind::Container),
+        "environment",
+        "env",
+        "v2 and v3 name",
+    ),
+    alias(
+        Some(Kind::Container),
+        "volume_mounts",
+        "volumes",
+        "v2 and v3 name",
+    ),
+    alias(Some(Kind::Container), "sysctl", "sysctls", "v3 name"),
+    alias(Some(Kind::Container), "pidns", "pid", "v2 and v3 name"),
+    alias(Some(Kind::Container), "ipcns", "ipc", "v2 and v3 name"),
+    alias(
+        Some(Kind::Vg),
+        "name",
+        "vgname",
+        "v2 and v3 [disk#N] type = vg",
+    ),
+    alias(Some(Kind::Ip), "name", "ipname", "v3 name"),
+    alias(Some(Kind::Ip), "dev", "ipdev", "v3 name"),
+    alias(Some(Kind::Fs), "mnt_opts", "mnt_opt", "the seed's spelling"),
+];
+
+/// berth's name for `key` in a section of `kind`.
+pub fn canonical(kind: Option<Kind>, key: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|a| a.kind == kind && a.alias == key)
+        .map_or(key, |a| a.canonical)
+}
+
+/// The `type` values berth runs, per kind. The first is the default when `type` is absent
+/// (fs has no default: its `type` is the filesystem type, any but [`FS_DRIVER_TYPES`]).
+/// A type added here is read by the kind's reader in `keywords`.
+pub fn driver_types(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Ip => &["host"],
+        Kind::Vg => &["vg", "lvm"],
+        Kind::Fs => &[],
+        Kind::Container => &["docker"],
+    }
+}
+
+/// OpenSVC fs drivers that are not a filesystem berth can mount from `dev`.
+pub const FS_DRIVER_TYPES: &[&str] = &["flag", "zfs", "directory", "dir"];
+
+/// Scope suffixes OpenSVC knows beside node names.
+const SCOPE_WORDS: &[&str] = &[
+    "nodes",
+    "drpnodes",
+    "encapnodes",
+    "flex_primary",
+    "drp_flex_primary",
+];
+
+/// Keywords that decide scoping, so cannot be scoped themselves.
+const UNSCOPABLE: &[&str] = &["nodes", "drpnodes", "encapnodes"];
+
+/// A section as written, with canonical key names and the values as they are (scoped keys and
+/// references kept): what `print config` shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WrittenSection {
+    /// The section name as written (`DEFAULT`, `fs#1`, `env`; TOML: `service`, `fs#1`).
+    pub name: String,
+    /// `(canonical key[@scope], value)`, in file order.
+    pub(crate) entries: Vec<(String, RawValue)>,
+}
+
+/// The file as written, canonical names, in its own syntax.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Written {
+    pub(crate) format: Option<Format>,
+    pub(crate) sections: Vec<WrittenSection>,
+}
+
+fn section_kind(s: &RawSection) -> Option<Option<Kind>> {
+    match s.kind {
+        SectionKind::Service => Some(None),
+        SectionKind::Resource(rid) => Some(Some(rid.kind)),
+        SectionKind::Disk(_) => Some(Some(Kind::Vg)),
+        SectionKind::Env => None,
+    }
+}
+
+/// The list a raw value holds (`nodes = n1 n2`).
+fn words(v: &RawValue) -> Vec<String> {
+    match v {
+        RawValue::List(l) => l.clone(),
+        RawValue::Str(s) => s.split_whitespace().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    diags: &'a mut Diagnostics,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, line: usize, section: &str, key: Option<&str>, kind: ConfigErrorKind) {
+        self.diags.errors.push(ConfigError::at(
+            self.file,
+            Some(line),
+            Some(section),
+            key,
+            kind,
+        ));
+    }
+
+    fn warn(&mut self, line: usize, section: &str, key: Option<&str>, message: String) {
+        self.diags.warnings.push(ConfigWarning {
+            file: self.file.to_path_buf(),
+            line,
+            section: section.to_string(),
+            key: key.map(str::to_string),
+            message,
+        });
+    }
+}
+
+/// Turn OpenSVC's ways into berth's, in place; every problem goes to `diags`. Returns the file
+/// as written with canonical names (for `print config`).
+pub(crate) fn prepare(
+    file: &Path,
+    format: Format,
+    svc: &str,
+    raw: &mut RawFile,
+    load: &LoadContext,
+    diags: &mut Diagnostics,
+) -> Written {
+    let mut cx = Ctx { file, diags };
+    let node = load.nodename.as_deref();
+    // The node lists scoping depends on, as written (they are not scopable).
+    let list = |key: &str| -> Vec<String> {
+        raw.sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Service)
+            .flat_map(|s| s.entries.iter().filter(|e| e.key == key))
+            .flat_map(|e| words(&e.value))
+            .collect()
+    };
+    let (nodes, drpnodes, encapnodes) = (list("nodes"), list("drpnodes"), list("encapnodes"));
+    let mut written = Written {
+        format: Some(format),
+        sections: Vec::new(),
+    };
+    for section in &mut raw.sections {
+        let kind = section_kind(section);
+        let mut shown = WrittenSection {
+            name: section.name.clone(),
+            entries: Vec::new(),
+        };
+        // (canonical base, scope) of each entry; the chosen entry per base.
+        let mut chosen: BTreeMap<String, (u8, RawEntry)> = BTreeMap::new();
+        let mut seen: HashMap<String, (usize, String, RawValue)> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for e in section.entries.drain(..) {
+            let (base, scope) = match e.key.split_once('@') {
+                Some((b, s)) => (b.to_string(), Some(s.to_string())),
+                None => (e.key.clone(), None),
+            };
+            let canon = match kind {
+                Some(k) => canonical(k, &base).to_string(),
+                None => base.clone(),
+            };
+            let full = match &scope {
+                Some(s) => format!("{canon}@{s}"),
+                None => canon.clone(),
+            };
+            shown.entries.push((full.clone(), e.value.clone()));
+            // The same keyword twice, by two names or the same one.
+            if let Some((first_line, first_key, first_value)) = seen.get(&full) {
+                let why = if first_key == &e.key {
+                    format!("key given twice (first on line {first_line})")
+                } else if *first_value == e.value {
+                    // Two names of one keyword saying the same: harmless.
+                    cx.warn(
+                        e.line,
+                        &section.name,
+                        Some(&e.key),
+                        format!(
+                            "{} and {} are one keyword (line {first_line}): this one is not needed",
+                            e.key, first_key
+                        ),
+                    );
+                    continue;
+                } else {
+                    format!(
+                        "{} and {first_key} (line {first_line}) are one keyword, and they disagree ({:?} and {:?})",
+                        e.key,
+                        first_value.shown(),
+                        e.value.shown()
+                    )
+                };
+                cx.error(
+                    e.line,
+                    &section.name,
+                    Some(&e.key),
+                    ConfigErrorKind::Syntax(why),
+                );
+                continue;
+            }
+            seen.insert(full.clone(), (e.line, e.key.clone(), e.value.clone()));
+            let rank = match scope.as_deref() {
+                None => 5,
+                Some(_) if UNSCOPABLE.contains(&canon.as_str()) => {
+                    cx.error(
+                        e.line,
+                        &section.name,
+                        Some(&e.key),
+                        ConfigErrorKind::Syntax(format!(
+                            "{canon} cannot be scoped: it decides what the scopes mean"
+                        )),
+                    );
+                    continue;
+                }
+                Some(s) if Some(s) == node => 0,
+                Some("nodes") => {
+                    if node.is_some_and(|n| nodes.iter().any(|x| x == n)) {
+                        1
+                    } else {
+                        continue;
+                    }
+                }
+                Some("drpnodes") => {
+                    if node.is_some_and(|n| drpnodes.iter().any(|x| x == n)) {
+                        2
+                    } else {
+                        continue;
+                    }
+                }
+                Some("encapnodes") => {
+                    if node.is_some_and(|n| encapnodes.iter().any(|x| x == n)) {
+                        3
+                    } else {
+                        continue;
+                    }
+                }
+                Some(s) if SCOPE_WORDS.contains(&s) => {
+                    cx.warn(
+                        e.line,
+                        &section.name,
+                        Some(&e.key),
+                        format!(
+                            "scope @{s} is not known to berth (flex services are not): ignored"
+                        ),
+                    );
+                    continue;
+                }
+                Some(s) => {
+                    if s.is_empty() {
+                        cx.error(
+                            e.line,
+                            &section.name,
+                            Some(&e.key),
+                            ConfigErrorKind::Syntax("an empty scope after '@'".to_string()),
+                        );
+                    } else if !nodes.is_empty()
+                        && !nodes
+                            .iter()
+                            .chain(&drpnodes)
+                            .chain(&encapnodes)
+                            .any(|x| x == s)
+                    {
+                        cx.warn(
+                            e.line,
+                            &section.name,
+                            Some(&e.key),
+                            format!("scoped to node {s}, which is not in nodes, drpnodes nor encapnodes: never used"),
+                        );
+                    }
+                    continue;
+                }
+            };
+            if !chosen.contains_key(&canon) {
+                order.push(canon.clone());
+            }
+            let better = chosen.get(&canon).is_none_or(|(r, _)| rank < *r);
+            if better {
+                let mut e = e;
+                if e.key != canon {
+                    e.shown = Some(e.key.clone());
+                }
+                e.key = canon.clone();
+                chosen.insert(canon, (rank, e));
+            }
+        }
+        let mut entries: Vec<RawEntry> = order
+            .into_iter()
+            .filter_map(|k| chosen.remove(&k).map(|(_, e)| e))
+            .collect();
+        entries.sort_by_key(|e| e.line);
+        section.entries = entries;
+        written.sections.push(shown);
+    }
+    for section in &mut raw.sections {
+        check_type(&mut cx, section);
+    }
+    references(&mut cx, svc, node, raw);
+    written
+}
+
+/// `type` of a resource section: one berth has, or an error naming what it has. A `[disk#N]`
+/// becomes `vg#N` when its type is `vg` or `lvm`.
+fn check_type(cx: &mut Ctx<'_>, section: &mut RawSection) {
+    let kind = match section.kind {
+        SectionKind::Resource(rid) => rid.kind,
+        SectionKind::Disk(_) => Kind::Vg,
+        SectionKind::Service | SectionKind::Env => return,
+    };
+    let typ = section.entries.iter().position(|e| e.key == "type");
+    let supported = driver_types(kind);
+    let given = typ.and_then(|i| match &section.entries[i].value {
+        RawValue::Str(s) => Some((i, s.trim().to_ascii_lowercase())),
+        _ => None,
+    });
+    let line = typ.map_or(section.line, |i| section.entries[i].line);
+    let mut refused = false;
+    let mut refuse = |cx: &mut Ctx<'_>, typ: &str, supported: &str| {
+        refused = true;
+        cx.error(
+            line,
+            &section.name,
+            Some("type"),
+            ConfigErrorKind::UnsupportedType {
+                typ: typ.to_string(),
+                supported: supported.to_string(),
+            },
+        );
+    };
+    match kind {
+        Kind::Fs => {
+            if let Some((_, t)) = &given
+                && FS_DRIVER_TYPES.contains(&t.as_str())
+            {
+                refuse(cx, t, "mountable filesystem types: ext4, xfs...");
+            }
+        }
+        _ => match (&section.kind, given) {
+            (SectionKind::Disk(_), None) => {
+                refused = true;
+                cx.error(
+                    section.line,
+                    &section.name,
+                    Some("type"),
+                    ConfigErrorKind::UnsupportedType {
+                        typ: "(none given)".to_string(),
+                        supported: "vg, lvm".to_string(),
+                    },
+                );
+            }
+            (_, None) => {}
+            (_, Some((_, t))) => {
+                // The kind's reader takes `type` too, for the kinds with more than one type.
+                if !supported.contains(&t.as_str()) {
+                    refuse(cx, &t, &supported.join(", "));
+                }
+            }
+        },
+    }
+    section.refused = refused;
+    if let SectionKind::Disk(id) = section.kind {
+        section.kind = SectionKind::Resource(Rid::with_id(Kind::Vg, id));
+    }
+}
+
+/// The value of a reference-free evaluation: text, or a list (for `{#nodes}`, `{nodes[0]}`).
+type Lookup = HashMap<(String, String), (usize, RawValue)>;
+
+struct Refs<'a> {
+    svc: &'a str,
+    node: Option<&'a str>,
+    values: &'a Lookup,
+    /// Section name -> its kind (for aliases of referenced keys) and rid id.
+    sections: &'a HashMap<String, (Option<Kind>, Option<RidId>)>,
+    done: HashMap<(String, String), Result<String, String>>,
+}
+
+/// Evaluate every `{...}` reference of every value, as OpenSVC does: hardcoded names
+/// (`{nodename}`, `{svcname}`...), `{env.KEY}`, `{KEY}` (this section's, then `[DEFAULT]`'s),
+/// `{section.KEY}` (`{fs#1.mnt}`), with `#` (length) and `[i]` (item), and the `upper:`,
+/// `lower:`, `capitalize:`, `uri_ip:` modifiers. An unknown or circular reference is an error.
+fn references(cx: &mut Ctx<'_>, svc: &str, node: Option<&str>, raw: &mut RawFile) {
+    let mut values: Lookup = HashMap::new();
+    let mut sections = HashMap::new();
+    for s in &raw.sections {
+        let (kind, id) = match s.kind {
+            SectionKind::Service => (None, None),
+            SectionKind::Env => (None, None),
+            SectionKind::Resource(rid) => (Some(rid.kind), Some(rid.id)),
+            SectionKind::Disk(id) => (Some(Kind::Vg), Some(id)),
+        };
+        let name = if s.kind == SectionKind::Service {
+            "DEFAULT".to_string()
+        } else {
+            s.name.clone()
+        };
+        sections.insert(name.clone(), (kind, id));
+        if let SectionKind::Resource(rid) = s.kind {
+            // `vg#1` for a `[disk#1]`, `fs#1` for TOML's `[fs.1]`.
+            sections.insert(rid.to_string(), (kind, id));
+        }
+        for e in &s.entries {
+            values.insert((name.clone(), e.key.clone()), (e.line, e.value.clone()));
+            if let SectionKind::Resource(rid) = s.kind {
+                values.insert((rid.to_string(), e.key.clone()), (e.line, e.value.clone()));
+            }
+        }
+    }
+    let mut refs = Refs {
+        svc,
+        node,
+        values: &values,
+        sections: &sections,
+        done: HashMap::new(),
+    };
+    for s in &mut raw.sections {
+        let here = if s.kind == SectionKind::Service {
+            "DEFAULT".to_string()
+        } else {
+            s.name.clone()
+        };
+        for e in &mut s.entries {
+            let mut stack = vec![(here.clone(), e.key.clone())];
+            let result = match &e.value {
+                RawValue::Str(v) => refs.expand(v, &here, &mut stack).map(RawValue::Str),
+                RawValue::List(items) => items
+                    .iter()
+                    .map(|v| refs.expand(v, &here, &mut stack))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(RawValue::List),
+                _ => continue,
+            };
+            match result {
+                Ok(v) => e.value = v,
+                Err((reference, why)) => {
+                    let key = e.written().to_string();
+                    cx.error(
+                        e.line,
+                        &s.name,
+                        Some(&key),
+                        ConfigErrorKind::Reference { reference, why },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Where a `{` starts a reference in `s`: the byte range of its content. A `{` right after `$`
+/// is a shell's `${VAR}`, not a reference.
+fn next_ref(s: &str, from: usize) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        if b[i] == b'{' && (i == 0 || b[i - 1] != b'$') {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b"_#.[]:/-".contains(&b[j])) {
+                j += 1;
+            }
+            if j < b.len()
+                && b[j] == b'}'
+                && j > start
+                && (b[start].is_ascii_alphanumeric() || b[start] == b'_' || b[start] == b'#')
+            {
+                return Some((start, j));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+type RefError = (String, String);
+
+impl Refs<'_> {
+    /// `s` with its references evaluated; `stack` holds the keywords being evaluated.
+    fn expand(
+        &mut self,
+        s: &str,
+        here: &str,
+        stack: &mut Vec<(String, String)>,
+    ) -> Result<String, RefError> {
+        let mut out = String::new();
+        let mut at = 0;
+        while let Some((start, end)) = next_ref(s, at) {
+            out.push_str(&s[at..start - 1]);
+            let reference = &s[start..end];
+            out.push_str(&self.one(reference, here, stack)?);
+            at = end + 1;
+        }
+        out.push_str(&s[at..]);
+        Ok(out)
+    }
+
+    fn one(
+        &mut self,
+        reference: &str,
+        here: &str,
+        stack: &mut Vec<(String, String)>,
+    ) -> Result<String, RefError> {
+        let fail = |why: String| (reference.to_string(), why);
+        let mut r = reference;
+        let mut item = None;
+        if let Some(open) = r.find('[')
+            && r.ends_with(']')
+        {
+            let index = &r[open + 1..r.len() - 1];
+            item = Some(
+                index
+                    .parse::<usize>()
+                    .map_err(|_| fail(format!("[{index}] is not an item number")))?,
+            );
+            r = &r[..open];
+        }
+        let length = r.starts_with('#');
+        if length {
+            r = &r[1..];
+        }
+        let mut modifier: Option<fn(&str) -> String> = None;
+        if let Some((m, rest)) = r.split_once(':')
+            && !rest.contains(':')
+        {
+            modifier = Some(match m {
+                "upper" => |v: &str| v.to_uppercase(),
+                "lower" => |v: &str| v.to_lowercase(),
+                "capitalize" => |v: &str| {
+                    let mut c = v.chars();
+                    c.next().map_or_else(String::new, |f| {
+                        f.to_uppercase()
+                            .chain(c.flat_map(char::to_lowercase))
+                            .collect()
+                    })
+                },
+                "uri_ip" => |v: &str| {
+                    if v.contains(':') {
+                        format!("[{v}]")
+                    } else {
+                        v.to_string()
+                    }
+                },
+                _ => return Err(fail(format!("modifier {m}: is not known to berth"))),
+            });
+            r = rest;
+        }
+        let value = self.value(r, here, stack).map_err(|why| fail(why))?;
+        let value = if length || item.is_some() {
+            let items: Vec<&str> = value.split_whitespace().collect();
+            if length {
+                items.len().to_string()
+            } else {
+                let i = item.unwrap_or_default();
+                items
+                    .get(i)
+                    .map(|s| s.to_string())
+                    .ok_or_else(|| fail(format!("has {} items, no item {i}", items.len())))?
+            }
+        } else {
+            value
+        };
+        Ok(match modifier {
+            Some(m) => m(&value),
+            None => value,
+        })
+    }
+
+    /// The text a reference name (no modifier, no `#`, no `[i]`) stands for.
+    fn value(
+        &mut self,
+        r: &str,
+        here: &str,
+        stack: &mut Vec<(String, String)>,
+    ) -> Result<String, String> {
+        let id = self.sections.get(here).and_then(|(_, id)| *id);
+        match r {
+            "nodename" => {
+                return self
+                    .node
+                    .map(str::to_string)
+                    .ok_or_else(|| "the node name is not known to this load".to_string());
+            }
+            "short_nodename" => {
+                return self
+                    .node
+                    .map(|n| n.split('.').next().unwrap_or(n).to_string())
+                    .ok_or_else(|| "the node name is not known to this load".to_string());
+            }
+            "name" | "svcname" | "path" | "svcpath" => return Ok(self.svc.to_string()),
+            "short_name" | "short_svcname" => {
+                return Ok(self.svc.split('.').next().unwrap_or(self.svc).to_string());
+            }
+            "namespace" => return Ok("root".to_string()),
+            "kind" => return Ok("svc".to_string()),
+            "rid" if here != "DEFAULT" && here != "env" => return Ok(here.to_string()),
+            "rindex" => {
+                if let Some(id) = id {
+                    return Ok(id.to_string());
+                }
+            }
+            _ => {}
+        }
+        let (section, key) = match r.rsplit_once('.') {
+            Some((s, k)) => (s.to_string(), k.to_string()),
+            None => {
+                // This section's keyword, then [DEFAULT]'s.
+                let key = r.to_string();
+                let local = (here.to_string(), self.canonical_in(here, &key));
+                if here != "DEFAULT" && self.values.contains_key(&local) {
+                    return self.resolve(local, stack);
+                }
+                ("DEFAULT".to_string(), key)
+            }
+        };
+        if section.is_empty() || key.is_empty() {
+            return Err("a reference names a section and a keyword: {fs#1.mnt}".to_string());
+        }
+        if section != "DEFAULT" && section != "env" && !self.sections.contains_key(&section) {
+            return Err(format!(
+                "no section [{section}] in this file, and no such name known to berth"
+            ));
+        }
+        let key = if section == "env" {
+            key.to_ascii_lowercase()
+        } else {
+            self.canonical_in(&section, &key)
+        };
+        let target = (section.clone(), key.clone());
+        if !self.values.contains_key(&target) {
+            return Err(if section == "DEFAULT" && !r.contains('.') {
+                format!("not a name berth knows, nor a keyword set in [DEFAULT] or [{here}]")
+            } else {
+                format!("[{section}] does not set {key}")
+            });
+        }
+        self.resolve(target, stack)
+    }
+
+    fn canonical_in(&self, section: &str, key: &str) -> String {
+        match self.sections.get(section) {
+            Some((Some(kind), _)) => canonical(Some(*kind), key).to_string(),
+            Some((None, _)) if section == "DEFAULT" => canonical(None, key).to_string(),
+            _ => key.to_string(),
+        }
+    }
+
+    /// The evaluated value of `target` (a section and a canonical key that is set).
+    fn resolve(
+        &mut self,
+        target: (String, String),
+        stack: &mut Vec<(String, String)>,
+    ) -> Result<String, String> {
+        if let Some(done) = self.done.get(&target) {
+            return done.clone();
+        }
+        if stack.contains(&target) {
+            let chain: Vec<String> = stack
+                .iter()
+                .chain(std::iter::once(&target))
+                .map(|(s, k)| format!("{s}.{k}"))
+                .collect();
+            return Err(format!("circular: {}", chain.join(" -> ")));
+        }
+        let Some((_, value)) = self.values.get(&target) else {
+            return Err(format!("[{}] does not set {}", target.0, target.1));
+        };
+        let text = match value {
+            RawValue::List(l) => l.join(" "),
+            v => v.shown(),
+        };
+        stack.push(target.clone());
+        let section = target.0.clone();
+        let result = self
+            .expand(&text, &section, stack)
+            .map_err(|(r, why)| format!("{{{r}}} in {}.{}: {why}", target.0, target.1));
+        stack.pop();
+        self.done.insert(target, result.clone());
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Checked, ServiceConfig, Spec, written};
+    use crate::order::start_order;
+
+    const FILE: &str = "/etc/berth/services/web.env";
+
+    fn on(node: Option<&str>, text: &str) -> Checked {
+        let load = LoadContext {
+            nodename: node.map(str::to_string),
+        };
+        ServiceConfig::check(Path::new(FILE), text, &load)
+    }
+
+    fn ok(node: Option<&str>, text: &str) -> ServiceConfig {
+        let c = on(node, text);
+        match c.service {
+            Some(s) => s,
+            None => panic!("{:?}", c.diagnostics),
+        }
+    }
+
+    fn errors(node: Option<&str>, text: &str) -> Vec<String> {
+        let c = on(node, text);
+        assert!(c.service.is_none(), "loaded: {text}");
+        c.diagnostics.errors.iter().map(|e| e.to_string()).collect()
+    }
+
+    fn warnings(svc: &ServiceConfig) -> Vec<String> {
+        svc.warnings.iter().map(|w| w.to_string()).collect()
+    }
+
+    fn container(svc: &ServiceConfig) -> &crate::config::ContainerSpec {
+        match &svc.resources[0].spec {
+            Spec::Container(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn ip(svc: &ServiceConfig) -> &crate::config::IpSpec {
+        match &svc.resources[0].spec {
+            Spec::Ip(i) => i,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn fs(svc: &ServiceConfig) -> &crate::config::FsSpec {
+        match &svc.resources[0].spec {
+            Spec::Fs(f) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn container_aliases_of_v2_and_v3() {
+        let svc = ok(
+            None,
+            "[container#1]\ntype = docker\nimage = busybox\ncommand = sleep 10\n\
+             environment = A=1 \"B=two words\"\nvolume_mounts = /srv:/srv:ro\n\
+             sysctl = net.ipv4.ip_forward=1\npidns = host\nipcns = host\n",
+        );
+        assert!(warnings(&svc).is_empty(), "{:?}", warnings(&svc));
+        let c = container(&svc);
+        assert_eq!(c.run_image, "busybox");
+        assert_eq!(c.run_command.as_deref().unwrap(), ["sleep", "10"]);
+        let env: Vec<&str> = c.run.env.iter().map(String::as_str).collect();
+        assert_eq!(env, ["A=1", "B=two words"]);
+        assert_eq!(c.run.volumes[0].text, "/srv:/srv:ro");
+        let shown = written(&svc);
+        assert!(shown.contains("run_image = busybox"), "{shown}");
+        assert!(shown.contains("run_command = sleep 10"), "{shown}");
+        assert!(!shown.contains("\nimage ="), "{shown}");
+    }
+
+    #[test]
+    fn service_aliases() {
+        let svc = ok(
+            None,
+            "[DEFAULT]\nservice_type = PRD\ncontainer_data_dir = /srv/docker\ncluster_type = failover\n",
+        );
+        assert_eq!(svc.settings.env.as_deref(), Some("PRD"));
+        assert_eq!(
+            svc.settings.docker_data_dir.as_deref(),
+            Some(Path::new("/srv/docker"))
+        );
+        assert!(warnings(&svc).is_empty(), "{:?}", warnings(&svc));
+        let shown = written(&svc);
+        assert!(
+            shown.contains("env = PRD\ndocker_data_dir = /srv/docker\ntopology = failover"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn ip_and_fs_aliases() {
+        let svc = ok(
+            None,
+            "[ip#1]\nname = 192.0.2.10\ndev = eth0\nnetmask = 24\n",
+        );
+        assert_eq!(
+            (ip(&svc).ipname.as_str(), ip(&svc).ipdev.as_str()),
+            ("192.0.2.10", "eth0")
+        );
+        let svc = ok(
+            None,
+            "[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\nmnt_opts = rw\n",
+        );
+        assert_eq!(fs(&svc).mnt_opt.as_deref(), Some("rw"));
+        // The same keyword by two names: equal is a warning, different an error.
+        let svc = ok(
+            None,
+            "[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\nmnt_opt = rw\nmnt_opts = rw\n",
+        );
+        assert!(
+            warnings(&svc)[0].contains("one keyword"),
+            "{:?}",
+            warnings(&svc)
+        );
+        let e = errors(None, "[container#1]\nimage = a\nrun_image = b\n");
+        assert!(e[0].contains(":3: [container#1] run_image: run_image and image (line 2) are one keyword, and they disagree"), "{e:?}");
+    }
+
+    #[test]
+    fn disk_sections_of_type_vg_or_lvm_are_vgs() {
+        for t in ["vg", "lvm", "LVM"] {
+            let svc = ok(None, &format!("[disk#1]\ntype = {t}\nname = vgdata\n"));
+            assert_eq!(svc.resources[0].rid.to_string(), "vg#1");
+            let Spec::Vg(vg) = &svc.resources[0].spec else {
+                panic!()
+            };
+            assert_eq!(vg.vgname, "vgdata");
+            assert!(warnings(&svc).is_empty(), "{:?}", warnings(&svc));
+        }
+        let svc = ok(None, "[disk#1]\ntype = vg\nvgname = vgdata\n");
+        assert_eq!(svc.resources[0].rid.to_string(), "vg#1");
+        let e = errors(None, "[disk#1]\ntype = drbd\nres = r0\n");
+        assert_eq!(
+            e,
+            [format!(
+                "{FILE}:2: [disk#1] type: type drbd is not supported (berth has: vg, lvm)"
+            )]
+        );
+        let e = errors(None, "[disk#1]\nname = vgdata\n");
+        assert!(
+            e[0].contains("[disk#1] type: type (none given) is not supported (berth has: vg, lvm)"),
+            "{e:?}"
+        );
+        // [disk#1] and [vg#1] are one rid.
+        let e = errors(None, "[vg#1]\nvgname = a\n[disk#1]\ntype = vg\nname = b\n");
+        assert!(e[0].contains("duplicate resource id vg#1"), "{e:?}");
+    }
+
+    #[test]
+    fn driver_types_berth_lacks_are_refused() {
+        for t in ["oci", "lxc", "kvm", "podman"] {
+            let e = errors(None, &format!("[container#1]\ntype = {t}\nimage = x\n"));
+            assert_eq!(
+                e,
+                [format!(
+                    "{FILE}:2: [container#1] type: type {t} is not supported (berth has: docker)"
+                )]
+            );
+        }
+        for t in ["flag", "zfs"] {
+            let e = errors(None, &format!("[fs#1]\ntype = {t}\ndev = d\nmnt = /srv\n"));
+            assert!(
+                e[0].contains(&format!("[fs#1] type: type {t} is not supported")),
+                "{e:?}"
+            );
+        }
+        for t in ["cni", "netns", "crossbow"] {
+            let e = errors(
+                None,
+                &format!("[ip#1]\ntype = {t}\nipname = 192.0.2.1\nipdev = eth0\n"),
+            );
+            assert_eq!(
+                e,
+                [format!(
+                    "{FILE}:2: [ip#1] type: type {t} is not supported (berth has: host)"
+                )]
+            );
+        }
+        let svc = ok(
+            None,
+            "[ip#1]\ntype = host\nipname = 192.0.2.1\nipdev = eth0\n",
+        );
+        assert!(warnings(&svc).is_empty(), "{:?}", warnings(&svc));
+    }
+
+    const SCOPED: &str = "[DEFAULT]\nnodes = n1 n2\ndrpnodes = d1\n\n[ip#1]\nipname = 192.0.2.10\n\
+        ipdev = eth0\nipdev@n2 = eth2\nipdev@drpnodes = eth9\nnetmask@nodes = 24\nnetmask = 16\n";
+
+    #[test]
+    fn scoping_takes_node_then_nodes_then_drpnodes_then_unscoped() {
+        let got = |node: Option<&str>| {
+            let svc = ok(node, SCOPED);
+            let i = ip(&svc).clone();
+            (i.ipdev, i.netmask.map(|p| p.0))
+        };
+        assert_eq!(got(Some("n1")), ("eth0".into(), Some(24)));
+        assert_eq!(got(Some("n2")), ("eth2".into(), Some(24)));
+        assert_eq!(got(Some("d1")), ("eth9".into(), Some(16)));
+        assert_eq!(got(Some("other")), ("eth0".into(), Some(16)));
+        assert_eq!(got(None), ("eth0".into(), Some(16)));
+        // print config keeps the scopes; --eval shows this node's values.
+        let svc = ok(Some("n2"), SCOPED);
+        let shown = written(&svc);
+        assert!(
+            shown.contains("ipdev@n2 = eth2\nipdev@drpnodes = eth9"),
+            "{shown}"
+        );
+        let eval = crate::config::to_toml(&svc).unwrap();
+        assert!(eval.contains("ipdev = \"eth2\""), "{eval}");
+        assert_eq!(svc.settings.drpnodes, ["d1"]);
+    }
+
+    #[test]
+    fn scoping_errors_and_warnings() {
+        let e = errors(Some("n1"), "[DEFAULT]\nnodes@n1 = n1\n");
+        assert!(
+            e[0].contains("[DEFAULT] nodes@n1: nodes cannot be scoped"),
+            "{e:?}"
+        );
+        let svc = ok(
+            Some("n1"),
+            "[DEFAULT]\nnodes = n1 n2\n[ip#1]\nipname = 192.0.2.1\nipdev = eth0\nipdev@n3 = eth3\n",
+        );
+        assert!(
+            warnings(&svc)[0].contains("ipdev@n3: scoped to node n3, which is not in nodes"),
+            "{:?}",
+            warnings(&svc)
+        );
+        // An alias scoped: one keyword.
+        let svc = ok(Some("n1"), "[container#1]\nimage = a\nimage@n1 = b\n");
+        assert_eq!(container(&svc).run_image, "b");
+        // TOML takes scoped keys too (quoted).
+        let svc = ServiceConfig::parse_on(
+            Path::new("/etc/berth/services/web.toml"),
+            "[ip.1]\nipname = \"192.0.2.1\"\nipdev = \"eth0\"\n\"ipdev@n1\" = \"eth1\"\n",
+            &LoadContext::node("n1"),
+        )
+        .unwrap();
+        assert_eq!(ip(&svc).ipdev, "eth1");
+        assert!(
+            written(&svc).contains("\"ipdev@n1\" = \"eth1\""),
+            "{}",
+            written(&svc)
+        );
+    }
+
+    const REFS: &str = "[DEFAULT]\nnodes = n1 n2\napp = shop\n\n[env]\nport = 8080\nroot = /srv/{name}\n\n\
+        [fs#1]\ndev = /dev/vg/{svcname}\nmnt = {env.root}/data\ntype = ext4\n\n\
+        [container#1]\nimage = busybox\ncommand = echo {nodename} {short_nodename} {namespace} {app} {#nodes} {nodes[1]} {upper:app} ${HOME} {rid} {rindex}\n\
+        volume_mounts = {fs#1.mnt}:/data\n";
+
+    #[test]
+    fn references_are_evaluated() {
+        let svc = ok(Some("n1.example.com"), REFS);
+        let Spec::Fs(f) = &svc.resources[0].spec else {
+            panic!()
+        };
+        assert_eq!(f.dev, Path::new("/dev/vg/web"));
+        assert_eq!(f.mnt, Path::new("/srv/web/data"));
+        let Spec::Container(c) = &svc.resources[1].spec else {
+            panic!()
+        };
+        assert_eq!(
+            c.run_command.as_deref().unwrap(),
+            [
+                "echo",
+                "n1.example.com",
+                "n1",
+                "root",
+                "shop",
+                "2",
+                "n2",
+                "SHOP",
+                "${HOME}",
+                "container#1",
+                "1"
+            ]
+        );
+        assert_eq!(c.run.volumes[0].text, "/srv/web/data:/data");
+        // print config keeps the references.
+        assert!(
+            written(&svc).contains("mnt = {env.root}/data"),
+            "{}",
+            written(&svc)
+        );
+        // A reference to an alias names the same keyword.
+        let svc = ok(
+            None,
+            "[ip#1]\nipname = 192.0.2.1\nipdev = eth0\n[container#1]\nimage = x\ncommand = {ip#1.name} {ip#1.ipdev}\n",
+        );
+        let Spec::Container(c) = &svc.resources[1].spec else {
+            panic!()
+        };
+        assert_eq!(c.run_command.as_deref().unwrap(), ["192.0.2.1", "eth0"]);
+    }
+
+    #[test]
+    fn bad_references_are_errors_naming_them() {
+        let e = errors(
+            None,
+            "[fs#1]\ndev = /dev/x\nmnt = /srv/{nodename}\ntype = ext4\n",
+        );
+        assert_eq!(
+            e,
+            [format!(
+                "{FILE}:3: [fs#1] mnt: reference {{nodename}}: the node name is not known to this load"
+            )]
+        );
+        let e = errors(None, "[fs#1]\ndev = /dev/{nope}\nmnt = /srv\ntype = ext4\n");
+        assert!(
+            e[0].contains("[fs#1] dev: reference {nope}: not a name berth knows"),
+            "{e:?}"
+        );
+        let e = errors(None, "[fs#1]\ndev = {fs#2.dev}\nmnt = /srv\ntype = ext4\n");
+        assert!(
+            e[0].contains("reference {fs#2.dev}: no section [fs#2]"),
+            "{e:?}"
+        );
+        let e = errors(
+            None,
+            "[fs#1]\ndev = {fs#1.mnt_opt}\nmnt = /srv\ntype = ext4\n",
+        );
+        assert!(
+            e[0].contains("reference {fs#1.mnt_opt}: [fs#1] does not set mnt_opt"),
+            "{e:?}"
+        );
+        let e = errors(
+            None,
+            "[env]\na = {env.b}\nb = {env.a}\n[fs#1]\ndev = {env.a}\nmnt = /srv\ntype = ext4\n",
+        );
+        assert!(
+            e.iter().any(|e| e.contains("[fs#1] dev: reference {env.a}")
+                && e.contains("circular: env.a -> env.b -> env.a")),
+            "{e:?}"
+        );
+        let e = errors(None, "[fs#1]\ndev = {mnt}\nmnt = {dev}\ntype = ext4\n");
+        assert!(e[0].contains("circular"), "{e:?}");
+    }
+
+    #[test]
+    fn every_problem_of_a_file_at_once() {
+        let text = "[DEFAULT]\nnodes = n1\norchestrate = sometimes\nfoo = 1\n\n\
+            [fs#1]\ndev = /dev/x\nmnt = relative\ntype = ext4\nsnap = yes\n\n\
+            [container#1]\ntype = oci\nimage = x\n\n[container#db]\nrun_image = y\nrestart = many\n\n[app#1]\nscript = x\n";
+        let c = on(None, text);
+        assert!(c.service.is_none());
+        let errors: Vec<String> = c.diagnostics.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(
+            errors[0].contains(":3: [DEFAULT] orchestrate: bad value"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains(":8: [fs#1] mnt: bad value \"relative\""),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].contains(":13: [container#1] type: type oci is not supported"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[3].contains(":18: [container#db] restart: bad value"),
+            "{errors:?}"
+        );
+        let warnings: Vec<String> = c
+            .diagnostics
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[0].contains(":4: [DEFAULT] foo: keyword not known"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains(":10: [fs#1] snap: keyword not known"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[2].contains(":20: [app#1] section ignored"),
+            "{warnings:?}"
+        );
+        // The error a plain parse returns carries them all.
+        let e = ServiceConfig::parse(Path::new(FILE), text).unwrap_err();
+        assert_eq!(e.all().count(), 4);
+        assert_eq!(e.warnings.len(), 3);
+        let shown = e.to_string();
+        assert!(
+            shown.contains("\nwarning: ") && shown.contains("[container#db] restart"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn named_rids_are_resources_in_kind_order() {
+        let svc = ok(
+            None,
+            "[container#db]\nimage = postgres\n[container#2]\nimage = a\n[container#app]\nimage = b\n\
+             [fs#data]\ndev = /dev/x\nmnt = /srv\ntype = ext4\n[fs#1]\ndev = /dev/y\nmnt = /srv/web\ntype = ext4\n",
+        );
+        let order: Vec<String> = start_order(&svc).iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "fs#data",
+                "fs#1",
+                "container#2",
+                "container#app",
+                "container#db"
+            ]
+        );
+        let db: Rid = "container#db".parse().unwrap();
+        assert_eq!(
+            crate::config::ContainerSpec::container_name("web", db.id),
+            "web.container.db"
+        );
+        let e = errors(None, "[container#a.b]\nimage = x\n");
+        assert!(
+            e[0].contains("[container#a.b]") && e[0].contains("after the '#'"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn service_and_resource_keywords_users_write() {
+        let svc = ok(
+            None,
+            "[DEFAULT]\nnodes = n1\nid = 7c0b\ncomment = the shop\ntopology = failover\n\
+             orchestrate = ha\nmonitor_action = freezestop\nplacement = nodes order\nrollback = false\npriority = 10\n\n\
+             [fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\nvg = vgdata\nsize = 10g\nalways_on = n1\nshared = true\nprovision = false\npre_start = /bin/true\n",
+        );
+        assert_eq!(svc.settings.id.as_deref(), Some("7c0b"));
+        assert_eq!(svc.settings.comment.as_deref(), Some("the shop"));
+        let w = warnings(&svc);
+        for key in [
+            "rollback",
+            "priority",
+            "vg",
+            "size",
+            "always_on",
+            "shared",
+            "provision",
+            "pre_start",
+        ] {
+            assert!(
+                w.iter()
+                    .any(|w| w.contains(&format!(" {key}: accepted and ignored"))),
+                "{key}: {w:?}"
+            );
+        }
+        let e = errors(None, "[DEFAULT]\ntopology = flex\n");
+        assert!(
+            e[0].contains(
+                "[DEFAULT] topology: bad value \"flex\": berth runs failover services only"
+            ),
+            "{e:?}"
+        );
+        let e = errors(None, "[DEFAULT]\nmonitor_action = reboot\n");
+        assert!(
+            e[0].contains("expected one of: none, switch, freezestop"),
+            "{e:?}"
+        );
+        let e = errors(None, "[container#1]\nimage = x\nrm = true\n");
+        assert!(e[0].contains("rm: bad value"), "{e:?}");
+    }
+}
