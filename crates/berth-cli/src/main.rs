@@ -35,7 +35,8 @@ fn actions_help() -> String {
 Actions:
   print status                   every service of this node
   SERVICE print status           one service's status tree
-  SERVICE print config           the parsed service file
+  SERVICE print config [--eval]  the service file with berth's keyword names (--eval: as this
+                                 node evaluates it, in berth TOML, every default spelled out)
   SERVICE status                 exit 0 when the service is up, 1 otherwise
   SERVICE start|stop|restart     the whole service, in order (stop in reverse)
   SERVICE {}
@@ -139,6 +140,10 @@ struct ActionArgs {
     /// print status: check now, not svcd's cached tree (as the global --refresh).
     #[arg(long)]
     refresh: bool,
+    /// print config: the values as this node evaluates them (scopes chosen, references
+    /// replaced, defaults spelled out), as berth TOML.
+    #[arg(long)]
+    eval: bool,
 }
 
 /// A failure and its exit code.
@@ -380,10 +385,14 @@ impl App {
                     }
                     Some("config") => match self.format {
                         OutputFormat::Json => self.print_json(&svc),
-                        OutputFormat::Text => {
+                        OutputFormat::Text if args.eval => {
                             let text = berth_model::config::to_toml(&svc)
                                 .context("cannot write the service as TOML")?;
                             print!("{text}");
+                            Ok(())
+                        }
+                        OutputFormat::Text => {
+                            print!("{}", berth_model::config::written(&svc));
                             Ok(())
                         }
                     },

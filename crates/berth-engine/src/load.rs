@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use berth_model::config::{
-    ConfigError, ConfigErrorKind, Format, MAX_SERVICE_FILE_BYTES, NodeConfig, ServiceConfig,
+    Checked, ConfigError, ConfigErrorKind, Format, LoadContext, MAX_SERVICE_FILE_BYTES, NodeConfig,
+    ServiceConfig,
 };
 use berth_model::paths::Paths;
 
@@ -86,10 +87,32 @@ pub fn nodename(node: &NodeConfig) -> Result<String, LoadError> {
         .map_err(|_| LoadError::Nodename("the hostname is not valid UTF-8".into()))
 }
 
-/// Parse one service file. It is read as bytes, and no further than one byte past the size
-/// limit: a file that is not UTF-8 or too large is a config error (exit 2) naming the file
-/// (and for bad bytes, the line and offset), not a read error.
+/// What a load on this node knows: its name as berth resolves it ([`nodename`]), for
+/// `key@node` scoping and `{nodename}`. A name that cannot be told leaves it unknown (then only
+/// a file that uses it fails, naming the reference).
+pub fn load_context(paths: &Paths) -> LoadContext {
+    LoadContext {
+        nodename: node_config(paths).and_then(|n| nodename(&n)).ok(),
+    }
+}
+
+/// Parse one service file, as no particular node sees it (see [`load_file_on`]).
 pub fn load_file(path: &Path) -> Result<ServiceConfig, LoadError> {
+    load_file_on(path, &LoadContext::default())
+}
+
+/// Parse one service file as node `load` sees it. It is read as bytes, and no further than
+/// one byte past the size limit: a file that is not UTF-8 or too large is a config error (exit
+/// 2) naming the file (and for bad bytes, the line and offset), not a read error. The error
+/// carries every other error and warning of the file.
+pub fn load_file_on(path: &Path, load: &LoadContext) -> Result<ServiceConfig, LoadError> {
+    Ok(check_file(path, load)?.into_result()?)
+}
+
+/// Read one service file and report everything about it: the service when it has no error,
+/// and every error and warning, each naming file, line, section and key (`validate config`).
+/// `Err` only when the file cannot be read.
+pub fn check_file(path: &Path, load: &LoadContext) -> Result<Checked, LoadError> {
     use std::io::Read as _;
     let read_err = |error| LoadError::Read {
         path: path.to_path_buf(),
@@ -111,11 +134,11 @@ pub fn load_file(path: &Path) -> Result<ServiceConfig, LoadError> {
         )
         .into());
     }
-    Ok(ServiceConfig::parse_bytes(path, &bytes)?)
+    Ok(ServiceConfig::check_bytes(path, &bytes, load))
 }
 
-/// Load service `svc` from `<config>/services`.
-pub fn load_service(paths: &Paths, svc: &str) -> Result<ServiceConfig, LoadError> {
+/// The file of service `svc` in `<config>/services`: exactly one of `.toml`, `.env`, `.conf`.
+pub fn service_file(paths: &Paths, svc: &str) -> Result<PathBuf, LoadError> {
     // The name becomes a path: `../../x` must not read a file outside the services dir.
     berth_model::config::keywords::validate_service_name(svc).map_err(|why| {
         LoadError::BadName {
@@ -124,22 +147,32 @@ pub fn load_service(paths: &Paths, svc: &str) -> Result<ServiceConfig, LoadError
         }
     })?;
     let dir = paths.services_dir();
-    let files: Vec<PathBuf> = EXTENSIONS
+    let mut files: Vec<PathBuf> = EXTENSIONS
         .iter()
         .map(|ext| dir.join(format!("{svc}.{ext}")))
         .filter(|p| p.is_file())
         .collect();
-    match files.as_slice() {
-        [] => Err(LoadError::NotFound {
+    match files.len() {
+        0 => Err(LoadError::NotFound {
             svc: svc.to_string(),
             dir,
         }),
-        [one] => load_file(one),
+        1 => Ok(files.remove(0)),
         _ => Err(LoadError::Ambiguous {
             svc: svc.to_string(),
             files,
         }),
     }
+}
+
+/// Load service `svc` from `<config>/services`, as this node sees it ([`load_context`]).
+pub fn load_service(paths: &Paths, svc: &str) -> Result<ServiceConfig, LoadError> {
+    load_file_on(&service_file(paths, svc)?, &load_context(paths))
+}
+
+/// Everything about service `svc`'s file as this node sees it (see [`check_file`]).
+pub fn check_service(paths: &Paths, svc: &str) -> Result<Checked, LoadError> {
+    check_file(&service_file(paths, svc)?, &load_context(paths))
 }
 
 /// The names of every service in `<config>/services`, sorted. A missing directory is no service.
@@ -174,10 +207,11 @@ pub type Loaded = (String, Result<ServiceConfig, LoadError>);
 
 /// Every service: each loaded, or the reason it could not be.
 pub fn load_all(paths: &Paths) -> Result<Vec<Loaded>, LoadError> {
+    let load = load_context(paths);
     Ok(service_names(paths)?
         .into_iter()
         .map(|name| {
-            let svc = load_service(paths, &name);
+            let svc = service_file(paths, &name).and_then(|f| load_file_on(&f, &load));
             (name, svc)
         })
         .collect())
@@ -219,6 +253,57 @@ mod tests {
         let err = load_service(&p, "a").unwrap_err();
         assert!(matches!(err, LoadError::Ambiguous { .. }), "{err}");
         assert!(err.to_string().contains("a.toml and"), "{err}");
+    }
+
+    #[test]
+    fn a_load_sees_the_file_as_this_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        std::fs::create_dir_all(p.services_dir()).unwrap();
+        std::fs::write(p.node_config(), "nodename = \"n2\"\n").unwrap();
+        // BERTH_NODENAME would win over node.toml; the test runs without it.
+        assert!(std::env::var_os("BERTH_NODENAME").is_none());
+        std::fs::write(
+            p.services_dir().join("web.env"),
+            "[DEFAULT]\nnodes = n1 n2\n[ip#1]\nipname = 192.0.2.1\nipdev = eth0\nipdev@n2 = eth2\n\
+             [fs#1]\ndev = /dev/x\nmnt = /srv/{nodename}\ntype = ext4\n",
+        )
+        .unwrap();
+        let svc = load_service(&p, "web").unwrap();
+        let berth_model::config::Spec::Ip(ip) = &svc.resources[0].spec else {
+            panic!()
+        };
+        assert_eq!(ip.ipdev, "eth2");
+        let berth_model::config::Spec::Fs(fs) = &svc.resources[1].spec else {
+            panic!()
+        };
+        assert_eq!(fs.mnt, Path::new("/srv/n2"));
+        assert_eq!(
+            load_all(&p).unwrap()[0].1.as_ref().unwrap().resources.len(),
+            2
+        );
+        // check_service reports every problem; load_service's error carries them all.
+        std::fs::write(
+            p.services_dir().join("web.env"),
+            "[fs#1]\ndev = /dev/x\nmnt = rel\ntype = ext4\nsnap = 1\n[container#1]\ntype = lxc\n",
+        )
+        .unwrap();
+        let checked = check_service(&p, "web").unwrap();
+        assert!(checked.service.is_none());
+        assert_eq!(checked.diagnostics.errors.len(), 2, "{checked:?}");
+        assert_eq!(checked.diagnostics.warnings.len(), 1, "{checked:?}");
+        let err = load_service(&p, "web").unwrap_err();
+        assert!(err.is_config());
+        let text = err.to_string();
+        assert!(text.contains(":3: [fs#1] mnt:"), "{text}");
+        assert!(
+            text.contains(":7: [container#1] type: type lxc is not supported (berth has: docker)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warning: ") && text.contains("snap"),
+            "{text}"
+        );
     }
 
     #[test]
