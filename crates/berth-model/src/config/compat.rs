@@ -143,7 +143,8 @@ const SCOPE_WORDS: &[&str] = &[
     "drp_flex_primary",
 ];
 
-/// Keywords that decide scoping, so cannot be scoped themselves.
+/// Keywords that decide scoping, so cannot be scoped by themselves (`nodes@nodes`); the scopes
+/// are decided by their unscoped values.
 const UNSCOPABLE: &[&str] = &["nodes", "drpnodes", "encapnodes"];
 
 /// A section as written, with canonical key names and the values as they are (scoped keys and
@@ -293,13 +294,13 @@ pub(crate) fn prepare(
             seen.insert(full.clone(), (e.line, e.key.clone(), e.value.clone()));
             let rank = match scope.as_deref() {
                 None => 5,
-                Some(_) if UNSCOPABLE.contains(&canon.as_str()) => {
+                Some(s) if UNSCOPABLE.contains(&canon.as_str()) && s == canon => {
                     cx.error(
                         e.line,
                         &section.name,
                         Some(&e.key),
                         ConfigErrorKind::Syntax(format!(
-                            "{canon} cannot be scoped: it decides what the scopes mean"
+                            "{canon} cannot be scoped by itself (@{s})"
                         )),
                     );
                     continue;
@@ -504,7 +505,13 @@ fn references(cx: &mut Ctx<'_>, svc: &str, node: Option<&str>, raw: &mut RawFile
         sections: &sections,
         done: HashMap::new(),
     };
-    for s in &mut raw.sections {
+    // `[env]` keys are evaluated when referenced, not on their own: a key only a section berth
+    // skips uses (`{svcmgr}` for a task) does not refuse the file.
+    for s in raw
+        .sections
+        .iter_mut()
+        .filter(|s| s.kind != SectionKind::Env)
+    {
         let here = if s.kind == SectionKind::Service {
             "DEFAULT".to_string()
         } else {
@@ -706,9 +713,14 @@ impl Refs<'_> {
             return Err("a reference names a section and a keyword: {fs#1.mnt}".to_string());
         }
         if section != "DEFAULT" && section != "env" && !self.sections.contains_key(&section) {
-            return Err(format!(
-                "no section [{section}] in this file, and no such name known to berth"
-            ));
+            return Err(match section.split_once('#') {
+                Some((kind, _)) if kind.parse::<Kind>().is_err() && kind != "disk" => format!(
+                    "berth does not run [{kind}#...] sections, so [{section}] has no values"
+                ),
+                _ => {
+                    format!("no section [{section}] in this file, and no such name known to berth")
+                }
+            });
         }
         let key = if section == "env" {
             key.to_ascii_lowercase()
@@ -990,11 +1002,14 @@ mod tests {
 
     #[test]
     fn scoping_errors_and_warnings() {
-        let e = errors(Some("n1"), "[DEFAULT]\nnodes@n1 = n1\n");
+        let e = errors(Some("n1"), "[DEFAULT]\nnodes@nodes = n1\n");
         assert!(
-            e[0].contains("[DEFAULT] nodes@n1: nodes cannot be scoped"),
+            e[0].contains("[DEFAULT] nodes@nodes: nodes cannot be scoped by itself"),
             "{e:?}"
         );
+        // `nodes` scoped by a node: that node's list.
+        let svc = ok(Some("n1"), "[DEFAULT]\nnodes = n1 n2\nnodes@n1 = n1\n");
+        assert_eq!(svc.settings.nodes, ["n1"]);
         let svc = ok(
             Some("n1"),
             "[DEFAULT]\nnodes = n1 n2\n[ip#1]\nipname = 192.0.2.1\nipdev = eth0\nipdev@n3 = eth3\n",
@@ -1108,7 +1123,7 @@ mod tests {
         );
         assert!(
             e.iter().any(|e| e.contains("[fs#1] dev: reference {env.a}")
-                && e.contains("circular: env.a -> env.b -> env.a")),
+                && e.contains("circular: fs#1.dev -> env.a -> env.b -> env.a")),
             "{e:?}"
         );
         let e = errors(None, "[fs#1]\ndev = {mnt}\nmnt = {dev}\ntype = ext4\n");
@@ -1239,7 +1254,27 @@ mod tests {
             e[0].contains("expected one of: none, switch, freezestop"),
             "{e:?}"
         );
-        let e = errors(None, "[container#1]\nimage = x\nrm = true\n");
-        assert!(e[0].contains("rm: bad value"), "{e:?}");
+        let svc = ok(None, "[container#1]\nimage = x\nrm = true\n");
+        assert!(
+            warnings(&svc)[0].contains("rm: accepted and ignored: berth keeps"),
+            "{:?}",
+            warnings(&svc)
+        );
+        let e = errors(None, "[DEFAULT]\nnodes = *\n");
+        assert!(e[0].contains("[DEFAULT] nodes: bad value \"*\""), "{e:?}");
+        // An [env] key is evaluated when referenced only.
+        let svc = ok(
+            None,
+            "[env]\ncmd = {svcmgr} print\nroot = /srv\n[fs#1]\ndev = /dev/x\nmnt = {env.root}\ntype = ext4\n",
+        );
+        assert_eq!(fs(&svc).mnt, Path::new("/srv"));
+        let e = errors(
+            None,
+            "[fs#1]\ndev = {volume#1.name}\nmnt = /srv\ntype = ext4\n",
+        );
+        assert!(
+            e[0].contains("berth does not run [volume#...] sections"),
+            "{e:?}"
+        );
     }
 }

@@ -678,10 +678,10 @@ fn read_container(
         ));
     }
     if e.ok(r.boolean("rm", false)) == Some(true) {
-        e.0.push(r.bad(
+        warnings.push(r.warning(
             "rm",
-            &RawValue::Bool(true),
-            "berth keeps the container to report its status (rm = false)",
+            "accepted and ignored: berth keeps the stopped container to report its status \
+             (and creates it again when its configuration changes)",
         ));
     }
     let run_image = e.ok(r.required("run_image"));
@@ -725,8 +725,18 @@ fn read_service(
             "accepted and ignored: berth starts each service on its own",
         ));
     }
+    let nodes = e.ok(r.list("nodes").and_then(|nodes| {
+        match nodes.iter().find(|n| n.contains(['*', '?', '['])) {
+            Some(glob) => Err(r.bad(
+                "nodes",
+                &RawValue::Str(glob.clone()),
+                "berth takes node names, not patterns of cluster nodes: list the nodes",
+            )),
+            None => Ok(nodes),
+        }
+    }));
     ServiceSettings {
-        nodes: e.ok(r.list("nodes")).unwrap_or_default(),
+        nodes: nodes.unwrap_or_default(),
         drpnodes: e.ok(r.list("drpnodes")).unwrap_or_default(),
         autostart_node: e.ok(r.string("autostart_node")).flatten(),
         app: e.ok(r.string("app")).flatten(),
