@@ -84,12 +84,30 @@ impl FromStr for Kind {
 pub const MAX_RID_NAME: usize = 31;
 
 /// A rid's name part (`app` in `fs#app`): 1 to [`MAX_RID_NAME`] letters, digits, `_` and `-`,
-/// starting with a letter or digit and not all digits (those are indexes). Held inline so a
-/// [`Rid`] stays `Copy`.
+/// starting with a letter or digit and not all digits (those are indexes). Names are interned
+/// (each distinct name is kept once for the life of the process), so a [`Rid`] stays small and
+/// `Copy`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RidName {
-    len: u8,
-    bytes: [u8; MAX_RID_NAME],
+pub struct RidName(u32);
+
+/// The interned names: `names[i]` is `RidName(i)`.
+struct Names {
+    names: Vec<&'static str>,
+    index: std::collections::HashMap<&'static str, u32>,
+}
+
+fn names() -> std::sync::MutexGuard<'static, Names> {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<Names>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            std::sync::Mutex::new(Names {
+                names: Vec::new(),
+                index: std::collections::HashMap::new(),
+            })
+        })
+        .lock()
+        // A panic while holding the lock cannot leave the table half-updated.
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RidName {
@@ -104,18 +122,24 @@ impl RidName {
         if !ok {
             return None;
         }
-        let mut bytes = [0; MAX_RID_NAME];
-        bytes[..s.len()].copy_from_slice(s.as_bytes());
-        Some(RidName {
-            len: s.len() as u8,
-            bytes,
-        })
+        let mut t = names();
+        if let Some(&i) = t.index.get(s) {
+            return Some(RidName(i));
+        }
+        let i = u32::try_from(t.names.len()).ok()?;
+        let name: &'static str = Box::leak(s.to_string().into_boxed_str());
+        t.names.push(name);
+        t.index.insert(name, i);
+        Some(RidName(i))
     }
 
     /// The name as text.
-    pub fn as_str(&self) -> &str {
-        // Built from a `&str` of ASCII bytes only.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    pub fn as_str(&self) -> &'static str {
+        names()
+            .names
+            .get(self.0 as usize)
+            .copied()
+            .unwrap_or_default()
     }
 }
 
@@ -133,6 +157,9 @@ impl PartialOrd for RidName {
 
 impl Ord for RidName {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.0 == other.0 {
+            return std::cmp::Ordering::Equal;
+        }
         self.as_str().cmp(other.as_str())
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::keywords::{COMMON_KEYWORDS, SERVICE_KEYWORDS, kind_keywords};
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
 use super::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics, Format};
 use crate::rid::{Kind, Rid, RidId};
@@ -507,17 +508,27 @@ fn references(cx: &mut Ctx<'_>, svc: &str, node: Option<&str>, raw: &mut RawFile
     };
     // `[env]` keys are evaluated when referenced, not on their own: a key only a section berth
     // skips uses (`{svcmgr}` for a task) does not refuse the file.
+    // Sections refused already are not evaluated; nor are keywords berth does not read.
     for s in raw
         .sections
         .iter_mut()
-        .filter(|s| s.kind != SectionKind::Env)
+        .filter(|s| s.kind != SectionKind::Env && !s.refused)
     {
         let here = if s.kind == SectionKind::Service {
             "DEFAULT".to_string()
         } else {
             s.name.clone()
         };
-        for e in &mut s.entries {
+        let read: &[&str] = match s.kind {
+            SectionKind::Service => SERVICE_KEYWORDS,
+            SectionKind::Resource(rid) => kind_keywords(rid.kind),
+            _ => &[],
+        };
+        let mut failed = false;
+        for e in s.entries.iter_mut().filter(|e| {
+            read.contains(&e.key.as_str())
+                || (s.kind != SectionKind::Service && COMMON_KEYWORDS.contains(&e.key.as_str()))
+        }) {
             let mut stack = vec![(here.clone(), e.key.clone())];
             let result = match &e.value {
                 RawValue::Str(v) => refs.expand(v, &here, &mut stack).map(RawValue::Str),
@@ -531,6 +542,7 @@ fn references(cx: &mut Ctx<'_>, svc: &str, node: Option<&str>, raw: &mut RawFile
             match result {
                 Ok(v) => e.value = v,
                 Err((reference, why)) => {
+                    failed = true;
                     let key = e.written().to_string();
                     cx.error(
                         e.line,
@@ -541,7 +553,24 @@ fn references(cx: &mut Ctx<'_>, svc: &str, node: Option<&str>, raw: &mut RawFile
                 }
             }
         }
+        // Its values are not what the file means: a resource is not typed (no second error
+        // per value); the service section loses those keys only (it has no mandatory one).
+        if failed && s.kind == SectionKind::Service {
+            let name = s.name.clone();
+            s.entries.retain(|e| !has_ref_error(cx.diags, &name, e));
+        } else {
+            s.refused |= failed;
+        }
     }
+}
+
+/// Whether a reference error was recorded for entry `e` (of the service section).
+fn has_ref_error(diags: &Diagnostics, section: &str, e: &RawEntry) -> bool {
+    diags.errors.iter().any(|err| {
+        err.line == Some(e.line)
+            && err.section.as_deref() == Some(section)
+            && matches!(err.kind, ConfigErrorKind::Reference { .. })
+    })
 }
 
 /// Where a `{` starts a reference in `s`: the byte range of its content. A `{` right after `$`
@@ -641,7 +670,7 @@ impl Refs<'_> {
             });
             r = rest;
         }
-        let value = self.value(r, here, stack).map_err(|why| fail(why))?;
+        let value = self.value(r, here, stack).map_err(&fail)?;
         let value = if length || item.is_some() {
             let items: Vec<&str> = value.split_whitespace().collect();
             if length {
@@ -730,7 +759,11 @@ impl Refs<'_> {
         let target = (section.clone(), key.clone());
         if !self.values.contains_key(&target) {
             return Err(if section == "DEFAULT" && !r.contains('.') {
-                format!("not a name berth knows, nor a keyword set in [DEFAULT] or [{here}]")
+                if here == "DEFAULT" {
+                    "not a name berth knows, nor a keyword set in [DEFAULT]".to_string()
+                } else {
+                    format!("not a name berth knows, nor a keyword set in [{here}] or [DEFAULT]")
+                }
             } else {
                 format!("[{section}] does not set {key}")
             });
