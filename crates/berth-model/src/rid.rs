@@ -164,34 +164,88 @@ impl Ord for RidName {
     }
 }
 
+/// The largest index a rid takes (`fs#2147483647`).
+pub const MAX_RID_INDEX: u32 = (1 << 31) - 1;
+
 /// What follows the `#` of a rid: an index (`fs#1`) or a name (`fs#app`, OpenSVC's named
-/// resources). Indexes sort first, by value; names after them, by name (OpenSVC compares rids as
-/// strings within a kind, where digits sort before letters; berth keeps `fs#2` before `fs#10`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RidId {
-    /// `fs#1`.
-    Index(u32),
-    /// `fs#app`.
-    Name(RidName),
+/// resources), packed in 32 bits (names are interned) so a [`Rid`] stays 8 bytes and `Copy`.
+/// Indexes sort first, by value; names after them, by name (OpenSVC compares rids as strings
+/// within a kind, where digits sort before letters; berth keeps `fs#2` before `fs#10`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RidId(u32);
+
+const NAME_BIT: u32 = 1 << 31;
+
+impl RidId {
+    /// The id of index `n` (at most [`MAX_RID_INDEX`]; larger is cut to it).
+    pub fn index(n: u32) -> RidId {
+        RidId(n.min(MAX_RID_INDEX))
+    }
+
+    /// The id of a name.
+    pub fn name(n: RidName) -> RidId {
+        RidId(NAME_BIT | n.0)
+    }
+
+    /// The index, for a numbered id.
+    pub fn as_index(self) -> Option<u32> {
+        (self.0 & NAME_BIT == 0).then_some(self.0)
+    }
+
+    /// The name, for a named id.
+    pub fn as_name(self) -> Option<RidName> {
+        (self.0 & NAME_BIT != 0).then_some(RidName(self.0 & !NAME_BIT))
+    }
+}
+
+impl fmt::Debug for RidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.as_index(), self.as_name()) {
+            (Some(n), _) => write!(f, "Index({n})"),
+            (_, Some(n)) => write!(f, "Name({n:?})"),
+            _ => f.write_str("?"),
+        }
+    }
+}
+
+impl PartialOrd for RidId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RidId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self.as_name(), other.as_name()) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            // Indexes (no name bit) before names, and by value among themselves.
+            _ => self.0.cmp(&other.0),
+        }
+    }
 }
 
 impl fmt::Display for RidId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RidId::Index(n) => write!(f, "{n}"),
-            RidId::Name(n) => f.write_str(n.as_str()),
+        match (self.as_index(), self.as_name()) {
+            (Some(n), _) => write!(f, "{n}"),
+            (_, Some(n)) => f.write_str(n.as_str()),
+            _ => Ok(()),
         }
     }
 }
 
 impl FromStr for RidId {
     type Err = ();
-    /// A whole number is an index, else a name as [`RidName::new`] allows.
+    /// A whole number (up to [`MAX_RID_INDEX`]) is an index, else a name as [`RidName::new`]
+    /// allows.
     fn from_str(s: &str) -> Result<Self, ()> {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            return s.parse().map(RidId::Index).map_err(|_| ());
+            return match s.parse::<u32>() {
+                Ok(n) if n <= MAX_RID_INDEX => Ok(RidId(n)),
+                _ => Err(()),
+            };
         }
-        RidName::new(s).map(RidId::Name).ok_or(())
+        RidName::new(s).map(RidId::name).ok_or(())
     }
 }
 
@@ -205,11 +259,11 @@ pub struct Rid {
 }
 
 impl Rid {
-    /// A rid of `kind` with `index`.
+    /// A rid of `kind` with `index` (at most [`MAX_RID_INDEX`]).
     pub fn new(kind: Kind, index: u32) -> Self {
         Rid {
             kind,
-            id: RidId::Index(index),
+            id: RidId::index(index),
         }
     }
 
@@ -220,10 +274,7 @@ impl Rid {
 
     /// The index, for a numbered rid.
     pub fn index(&self) -> Option<u32> {
-        match self.id {
-            RidId::Index(n) => Some(n),
-            RidId::Name(_) => None,
-        }
+        self.id.as_index()
     }
 }
 
@@ -244,7 +295,7 @@ pub enum RidError {
     Kind(String, UnknownKind),
     /// The part after `#` is neither a number nor a name.
     #[error(
-        "{0:?}: after the '#' comes a whole number >= 0, or a name of 1 to {MAX_RID_NAME} letters, digits, '_' and '-' starting with a letter or digit"
+        "{0:?}: after the '#' comes a whole number from 0 to 2147483647, or a name of 1 to {MAX_RID_NAME} letters, digits, '_' and '-' starting with a letter or digit"
     )]
     Index(String),
 }
@@ -324,6 +375,11 @@ mod tests {
         let shown: Vec<String> = rids.iter().map(Rid::to_string).collect();
         assert_eq!(shown, ["ip#1", "fs#2", "fs#10", "fs#app", "fs#db"]);
         assert_eq!("fs#007".parse::<Rid>().unwrap().index(), Some(7));
+        assert!(matches!(
+            "fs#2147483648".parse::<Rid>(),
+            Err(RidError::Index(_))
+        ));
+        assert_eq!(std::mem::size_of::<Rid>(), 8);
     }
 
     #[test]
