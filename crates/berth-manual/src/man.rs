@@ -173,7 +173,10 @@ pub fn keywords_page() -> String {
          [DEFAULT] and [fs#1]; a keyword means the same in both. An unknown keyword is an error in \
          TOML and a warning in INI; every error names the file, line, section and keyword. \
          Durations are \"500ms\", \"5s\", \"2m\" or a number of seconds. \
-         \"svc SVC print config\" shows a parsed service with every default spelled out.",
+         \"svc SVC print config\" shows the file with berth's keyword names; \"svc SVC print \
+         config --eval\" shows the service as this node evaluates it, every default spelled out. \
+         OpenSVC v1.8, v2 and v3 files are read as OpenSVC reads them: aliases, [disk#N] type = vg, \
+         key@node scoping and {...} references; what berth cannot do is refused with the reason.",
     )]);
     for section in sections() {
         roff.control("SH", [section.title.as_str()]);

@@ -294,6 +294,21 @@ type = "ext4"
     }
 
     #[test]
+    fn named_rids_are_selected_and_ordered_with_their_kind() {
+        let s = svc(
+            "[container.db]\nrun_image = \"postgres\"\n[container.1]\nrun_image = \"a\"\n\
+             [fs.app]\ndev = \"/dev/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\n",
+        );
+        assert_eq!(
+            names(&start_order(&s)),
+            ["fs#app", "container#1", "container#db"]
+        );
+        let by_rid = Selector::default().with_rids("container#db").unwrap();
+        assert_eq!(selected(&s, &by_rid), ["container#db"]);
+        assert!(Selector::default().with_rids("container#nope").is_ok());
+    }
+
+    #[test]
     fn selectors() {
         let s = svc(SEED_LIKE);
         let by_rid = Selector::default().with_rids("fs#1, ip#1").unwrap();
