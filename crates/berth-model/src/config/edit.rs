@@ -712,8 +712,8 @@ ipname = 192.0.2.10
             set("fs#1.tags-=db"),
             Change::Remove(kw("fs#1.tags"), "db".into())
         );
-        assert!(Change::parse_assignment("fs#1.mnt").is_err());
-        assert!(Change::parse_assignment("fs#1.tags+=a b").is_err());
+        Change::parse_assignment("fs#1.mnt").unwrap_err();
+        Change::parse_assignment("fs#1.tags+=a b").unwrap_err();
     }
 
     #[test]
