@@ -33,6 +33,20 @@ fn flat(v: &serde_json::Value) -> Option<String> {
 
 /// Flatten `v` into `key` / `parent.key` rows.
 fn rows(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    // A `Duration` serialises as `{secs, nanos}`: shown as `5s`, `1.5s`.
+    if let serde_json::Value::Object(o) = v
+        && o.len() == 2
+        && let (Some(secs), Some(nanos)) = (
+            o.get("secs").and_then(serde_json::Value::as_u64),
+            o.get("nanos").and_then(serde_json::Value::as_u64),
+        )
+    {
+        let d = std::time::Duration::from_secs(secs) + std::time::Duration::from_nanos(nanos);
+        out.push((prefix.to_string(), format!("{}s", d.as_secs_f64())));
+        return;
+    }
+    // The model's field name for the `type` keyword.
+    let prefix = if prefix == "fs_type" { "type" } else { prefix };
     match v {
         serde_json::Value::Object(o) if !o.is_empty() => {
             for (k, v) in o {
@@ -258,6 +272,8 @@ mod tests {
         assert_eq!(find("fs#1", "disable").as_deref(), Some("true"));
         assert_eq!(find("fs#1", "tags").as_deref(), Some("a b"));
         assert_eq!(find("vg#1", "vgname").as_deref(), Some("v"));
+        assert_eq!(find("fs#1", "type").as_deref(), Some("ext4"));
+        assert_eq!(find("fs#1", "stop_timeout").as_deref(), Some("5s"));
         // Common keywords at their default are left out.
         assert_eq!(find("vg#1", "optional"), None);
         let text = render_resinfo("web", &rows);

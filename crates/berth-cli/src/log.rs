@@ -70,6 +70,14 @@ pub struct ActionLog {
     pub var_dir: Option<PathBuf>,
 }
 
+/// Whether lines go to the services' log files (not during a `--dry-run`).
+static TO_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Stop (or resume) writing to the services' log files: a dry run is no part of their history.
+pub fn set_file_logging(on: bool) {
+    TO_FILE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A service's log file: `<var>/<svc>/actions.log`.
 pub const LOG_FILE: &str = "actions.log";
 /// A log file is rotated before it grows past this size.
@@ -252,6 +260,7 @@ where
         let _ = writeln!(err, "{line}");
         if let Some(var) = &self.var_dir
             && !tag.1.is_empty()
+            && TO_FILE.load(std::sync::atomic::Ordering::Relaxed)
         {
             // A log that cannot be written (no permission on the var dir) does not stop svc.
             let line = format_line(&date_clock(), level, &tag.0, &message, false);
@@ -298,9 +307,9 @@ mod tests {
     fn the_log_file_rotates_by_size_and_keeps_four_old_files() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("web");
-        // Lines of 10 bytes and a newline, files of at most 40 bytes: 3 lines a file.
+        // Lines of 9 bytes and a newline, files of at most 35 bytes: 3 lines a file.
         for i in 0..20 {
-            append(&dir, &format!("line {i:04}"), 40).unwrap();
+            append(&dir, &format!("line {i:04}"), 35).unwrap();
         }
         let all = files(&dir);
         let names: Vec<String> = all
@@ -327,7 +336,7 @@ mod tests {
         let want: Vec<String> = (6..20).map(|i| format!("line {i:04}")).collect();
         assert_eq!(lines, want);
         for p in &all {
-            assert!(std::fs::metadata(p).unwrap().len() <= 40, "{}", p.display());
+            assert!(std::fs::metadata(p).unwrap().len() <= 35, "{}", p.display());
         }
     }
 

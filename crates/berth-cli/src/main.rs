@@ -716,7 +716,9 @@ impl App {
             Some(g) => engine.with_guard(g),
             None => engine,
         };
-        if !dry {
+        if dry {
+            log::set_file_logging(false);
+        } else {
             // The command line heads the action's lines in the service's log file.
             log::note(
                 &paths.var_dir,
@@ -726,6 +728,18 @@ impl App {
         }
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
         let result = engine.run(svc, kind, &opts);
+        log::set_file_logging(true);
+        if !dry {
+            let outcome = match &result {
+                Ok(_) => "done".to_string(),
+                Err(e) => format!("failed: {e}"),
+            };
+            log::note(
+                &paths.var_dir,
+                &svc.name,
+                &format!("svc {}: {outcome}", words.join(" ")),
+            );
+        }
         if let Some(c) = cluster
             && !dry
             && !matches!(
