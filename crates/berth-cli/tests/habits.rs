@@ -444,9 +444,11 @@ fn logs_devs_and_disable_on_a_real_fs() {
         head < mount && mount < done && done < umount && head.is_some(),
         "{logs}"
     );
-    // Dated lines.
+    // Dated lines (a command's output may follow a line on lines of its own).
     assert!(
-        logs.lines().all(|l| l.as_bytes().get(4) == Some(&b'-')),
+        logs.lines()
+            .filter(|l| l.contains(" INFO "))
+            .all(|l| l.as_bytes().get(4) == Some(&b'-') && l.as_bytes().get(10) == Some(&b' ')),
         "{logs}"
     );
     ok(&svc(&["web", "disable", "--rid", "fs#1"]));
