@@ -160,25 +160,14 @@ fn bases(name: &str, seen: &mut BTreeSet<String>) -> Vec<String> {
     under.iter().flat_map(|u| bases(u, seen)).collect()
 }
 
-fn slaves(name: &str) -> Vec<String> {
-    let dir = Path::new(SYS_BLOCK).join(name).join("slaves");
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 fn dev_path(name: &str) -> String {
     format!("/dev/{name}")
 }
 
-/// The devices of the service's fs and vg resources, as the host has them now.
-pub fn devs(svc: &ServiceConfig) -> Vec<Dev> {
+/// The devices of the service's fs and vg resources, as the host has them now (a VG's PVs from
+/// `pvs`: an LVM failure is logged and leaves them out).
+pub fn devs(ctx: &berth_drivers::Ctx<'_>) -> Vec<Dev> {
+    let svc = ctx.svc;
     let mut out = Vec::new();
     for r in &svc.resources {
         let rid = r.rid.to_string();
@@ -211,18 +200,25 @@ pub fn devs(svc: &ServiceConfig) -> Vec<Dev> {
                 }
             }
             Spec::Vg(vg) => {
+                match berth_drivers::vg::pvs(ctx, vg) {
+                    Ok(pvs) => {
+                        for pv in pvs {
+                            push("sub", pv.display().to_string());
+                            stack.extend(kname(&pv));
+                        }
+                    }
+                    Err(e) => tracing::warn!("{rid}: cannot list the physical volumes: {e}"),
+                }
                 let dir = PathBuf::from("/dev").join(&vg.vgname);
                 let mut lvs: Vec<PathBuf> = std::fs::read_dir(&dir)
                     .map(|d| d.flatten().map(|e| e.path()).collect())
                     .unwrap_or_default();
                 lvs.sort();
                 for lv in lvs {
-                    let Some(k) = kname(&lv) else { continue };
-                    push("exposed", lv.display().to_string());
-                    for pv in slaves(&k) {
-                        push("sub", dev_path(&pv));
+                    if kname(&lv).is_none() {
+                        continue;
                     }
-                    stack.push(k);
+                    push("exposed", lv.display().to_string());
                 }
             }
             _ => continue,

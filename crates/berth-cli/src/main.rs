@@ -530,7 +530,13 @@ impl App {
                         }
                     }
                     Some("devs" | "disklist") => {
-                        let devs = info::devs(&svc);
+                        let devs = info::devs(&berth_drivers::Ctx {
+                            svc: &svc,
+                            nodename: &self.nodename,
+                            paths: &self.paths,
+                            force: false,
+                            fence: None,
+                        });
                         match self.format {
                             OutputFormat::Json => self.print_json(&devs),
                             OutputFormat::Text => {

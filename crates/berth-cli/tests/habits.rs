@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use berth_testkit::{TempBerth, describe, ext4_image, mounted, require_root};
+use berth_testkit::{LoopVg, TempBerth, describe, ext4_image, mounted, require_root};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -454,4 +454,30 @@ fn logs_devs_and_disable_on_a_real_fs() {
     ok(&svc(&["web", "disable", "--rid", "fs#1"]));
     ok(&svc(&["web", "start"]));
     assert!(!mounted(&mnt), "a disabled fs is not mounted");
+}
+
+/// Root: `print devs` of a VG lists its physical volume (from `pvs`), and that loop device as
+/// the base. (This kernel has no device-mapper: the VG has no active LV to show as `exposed`.)
+#[test]
+fn print_devs_lists_a_vgs_physical_volume() {
+    require_root();
+    let vg = LoopVg::new();
+    let t = TempBerth::new();
+    t.write_service("data.toml", &format!("[vg.1]\nvgname = \"{}\"\n", vg.name));
+    let out = ok(&t.svc(SVC).args(["data", "print", "devs"]).output().unwrap());
+    assert_eq!(
+        out,
+        format!(
+            "data\nvg#1  sub      {dev}\nvg#1  base     {dev}\n",
+            dev = vg.dev
+        )
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&t
+        .svc(SVC)
+        .args(["--format", "json", "data", "print", "devs"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(json[0]["role"], "sub");
+    assert_eq!(json[0]["dev"], vg.dev.as_str());
 }
