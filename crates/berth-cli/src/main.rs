@@ -967,6 +967,77 @@ mod tests {
     }
 
     #[test]
+    fn the_name_svc_is_called_by() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("services")).unwrap();
+        std::fs::write(d.path().join("services/web.env"), "[DEFAULT]\n").unwrap();
+        std::fs::write(d.path().join("services/svc-web.toml"), "").unwrap();
+        let paths = Paths {
+            config_dir: d.path().to_path_buf(),
+            var_dir: d.path().join("var"),
+            run_dir: d.path().join("run"),
+        };
+        let called = |argv0: &str| invoked_as(std::ffi::OsStr::new(argv0), &paths);
+        for own in [
+            "/usr/bin/svc",
+            "svc",
+            "./svcmgr",
+            "/opt/svc-0.1",
+            "svc.orig",
+        ] {
+            assert_eq!(called(own).ok(), Some(None), "{own}");
+        }
+        assert_eq!(called("/etc/berth/web").ok(), Some(Some("web".to_string())));
+        // A service whose name starts with svc is still that service.
+        assert_eq!(called("svc-web").ok(), Some(Some("svc-web".to_string())));
+        assert!(matches!(called("/etc/berth/gone"), Err(Failure::Usage(_))));
+        assert!(matches!(called("../x"), Err(Failure::Usage(_))));
+
+        assert_eq!(services(None, None).ok(), Some(vec![]));
+        assert_eq!(
+            services(None, Some("a, b")).ok(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(
+            services(Some("web".into()), Some("web")).ok(),
+            Some(vec!["web".to_string()])
+        );
+        assert!(matches!(
+            services(Some("web".into()), Some("db")),
+            Err(Failure::Usage(_))
+        ));
+        assert!(matches!(services(None, Some(",")), Err(Failure::Usage(_))));
+    }
+
+    #[test]
+    fn subsets_select_among_the_rids() {
+        let svc = ServiceConfig::parse(
+            std::path::Path::new("/x/web.toml"),
+            "[fs.1]\ndev = \"/a\"\nmnt = \"/a\"\ntype = \"ext4\"\nsubset = \"s1\"\n\
+             [fs.2]\ndev = \"/b\"\nmnt = \"/b\"\ntype = \"ext4\"\nsubset = \"s1\"\n\
+             [fs.3]\ndev = \"/c\"\nmnt = \"/c\"\ntype = \"ext4\"\n",
+        )
+        .unwrap();
+        assert_eq!(subset_rids(&svc, None, None).ok(), Some(None));
+        assert_eq!(
+            subset_rids(&svc, Some("s1"), None).ok(),
+            Some(Some("fs#1,fs#2".to_string()))
+        );
+        assert_eq!(
+            subset_rids(&svc, Some("s1"), Some("fs#2,fs#3")).ok(),
+            Some(Some("fs#2".to_string()))
+        );
+        assert!(matches!(
+            subset_rids(&svc, Some("s1"), Some("fs#3")),
+            Err(Failure::Usage(_))
+        ));
+        assert!(matches!(
+            subset_rids(&svc, Some(""), None),
+            Err(Failure::Usage(_))
+        ));
+    }
+
+    #[test]
     fn action_flags_parse() {
         let a =
             ActionArgs::try_parse_from(["--rid", "fs#1", "--dry-run", "--waitlock", "2"]).unwrap();
