@@ -318,8 +318,12 @@ impl App {
 
     fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(value).context("cannot serialise to JSON")?;
-        println!("{text}");
-        Ok(())
+        use std::io::Write as _;
+        match writeln!(std::io::stdout().lock(), "{text}") {
+            // `svc web json_status | head`: the reader has what it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.context("cannot write to stdout").map_err(Failure::Failed),
+        }
     }
 
     fn warn_config(&self, svc: &ServiceConfig) {
