@@ -393,6 +393,11 @@ fn toml_apply(doc: &mut toml_edit::DocumentMut, change: &Change, force_string: b
             // `[fs.1]`, not `[fs]` then `[fs.1]`.
             t.set_implicit(i + 1 < depth);
             table.insert(name, toml_edit::Item::Table(t));
+            if table.get(name).is_none() {
+                // Inside an inline table (`fs = { 1 = { ... } }`), only values go.
+                let inline = toml_edit::Value::InlineTable(toml_edit::InlineTable::new());
+                table.insert(name, toml_edit::Item::Value(inline));
+            }
         }
         let Some(t) = table.get_mut(name).and_then(|it| it.as_table_like_mut()) else {
             return;
@@ -407,6 +412,13 @@ fn toml_apply(doc: &mut toml_edit::DocumentMut, change: &Change, force_string: b
                 if !force_string && !old.as_ref().is_some_and(|o| o.is_str() && !t.is_str()) =>
             {
                 t
+            }
+            // A list the file has as an array stays an array: `nodes=n1 n2`, split as a shell
+            // would (`run_command=sh -c "a b"`).
+            _ if !force_string && old.as_ref().is_some_and(toml_edit::Value::is_array) => {
+                let words = shell_words::split(v)
+                    .unwrap_or_else(|_| v.split_whitespace().map(str::to_string).collect());
+                toml_edit::Value::Array(words.into_iter().collect())
             }
             _ => toml_edit::Value::from(v.as_str()),
         },
@@ -774,6 +786,37 @@ ipname = 192.0.2.10
                 .contains("nodes = [\"n2\", \"n3\"]  # preferred first"),
             "{}",
             e.text
+        );
+    }
+
+    #[test]
+    fn toml_arrays_stay_arrays_and_inline_tables_take_keys() {
+        let e = apply(&toml_path(), TOML, &[set("nodes=n1 n3")]).unwrap();
+        assert!(
+            e.text
+                .contains("nodes = [\"n1\", \"n3\"]  # preferred first"),
+            "{}",
+            e.text
+        );
+        let text = "[vg]\n1 = { vgname = \"a\" }\n";
+        let e = apply(
+            &toml_path(),
+            text,
+            &[set("vg#1.vgname=b"), set("vg#2.vgname=c")],
+        )
+        .unwrap();
+        assert_eq!(e.service.resources.len(), 2, "{}", e.text);
+        assert_eq!(
+            get(&toml_path(), &e.text, &kw("vg#2.vgname"))
+                .unwrap()
+                .unwrap(),
+            "c"
+        );
+        assert_eq!(
+            get(&toml_path(), &e.text, &kw("vg#1.vgname"))
+                .unwrap()
+                .unwrap(),
+            "b"
         );
     }
 
