@@ -137,7 +137,8 @@ pub fn check_file(path: &Path, load: &LoadContext) -> Result<Checked, LoadError>
     Ok(ServiceConfig::check_bytes(path, &bytes, load))
 }
 
-/// The file of service `svc` in `<config>/services`: exactly one of `.toml`, `.env`, `.conf`.
+/// The file of service `svc` in `<config>/services`, found but not read (`svc SVC edit config`
+/// works on a file that does not load): exactly one of `.toml`, `.env`, `.conf`.
 pub fn service_file(paths: &Paths, svc: &str) -> Result<PathBuf, LoadError> {
     // The name becomes a path: `../../x` must not read a file outside the services dir.
     berth_model::config::keywords::validate_service_name(svc).map_err(|why| {

@@ -4,6 +4,7 @@
 
 mod collector;
 pub mod compat;
+pub mod edit;
 mod emit;
 mod error;
 mod ini;
