@@ -122,8 +122,10 @@ fn set_get_unset_keep_an_ini_file_ini_with_its_comments() {
         1,
         "not set",
     );
-    // print config reads what was written.
+    // print config reads what was written (INI stays INI; --eval: berth TOML).
     let cfg = ok(&c.svc(&["web", "print", "config"]));
+    assert!(cfg.contains("mnt = /srv/data"), "{cfg}");
+    let cfg = ok(&c.svc(&["web", "print", "config", "--eval"]));
     assert!(cfg.contains("mnt = \"/srv/data\""), "{cfg}");
 }
 
