@@ -519,6 +519,7 @@ impl App {
             paths: &self.paths,
             force: false,
             fence: None,
+            prechecked: None,
         };
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let code = docker::passthrough(&ctx, &args).map_err(|e| Failure::Failed(e.into()))?;

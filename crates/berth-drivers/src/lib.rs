@@ -61,14 +61,14 @@ pub struct Vg;
 
 impl KindDriver for Vg {
     type Spec = VgSpec;
-    fn precheck(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<(), DriverError> {
-        vg::precheck(ctx, spec)
+    fn precheck(&self, ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<(), DriverError> {
+        vg::precheck(ctx, rid, spec)
     }
     fn status(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> ResourceState {
         vg::status(ctx, spec)
     }
-    fn start(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
-        vg::start(ctx, spec)
+    fn start(&self, ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
+        vg::start(ctx, rid, spec)
     }
     fn stop(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
         vg::stop(ctx, spec)

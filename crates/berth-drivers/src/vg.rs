@@ -3,8 +3,10 @@
 //!
 //! Everything goes through the LVM commands with `LVM_SUPPRESS_FD_WARNINGS=1`; reports are read
 //! with `--reportformat json`, and success is the exit code, never the text. Status, start and
-//! stop read the VG and its LVs with one `lvm fullreport VG` (where `vgs` then `lvs` took two
-//! commands); the precheck, which needs only the tags, runs `vgs`. `/etc/lvm/backup` is never
+//! stop and the precheck read the VG and its LVs with one `lvm fullreport VG` (where `vgs` then
+//! `lvs` took two commands); a start reuses its precheck's report while nothing changed on the
+//! host since (the engine's [`Ctx::take_prechecked`]), so it runs no more LVM commands than an
+//! operator's `vgs`, `vgchange --addtag`, `vgchange -a y`. `/etc/lvm/backup` is never
 //! read: it is stale once another node retagged the VG.
 //!
 //! - `start`: refuse a VG tagged by another node (unless `--force`, which removes those tags),
@@ -26,9 +28,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_model::ResourceState;
 use berth_model::config::VgSpec;
 use berth_model::status::{LogEntry, Status};
+use berth_model::{ResourceState, Rid};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -173,6 +175,17 @@ fn make_system_dir(host: &Path, dir: &Path, stamp: &str) -> std::io::Result<()> 
     std::fs::rename(&t, dir.join("lvm.conf"))
 }
 
+thread_local! {
+    /// The LVM commands run on this thread ([`commands_run_on_this_thread`]).
+    static COMMANDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many LVM commands this thread has run: what an action costs in LVM processes (an
+/// action runs its resources on the calling thread).
+pub fn commands_run_on_this_thread() -> u64 {
+    COMMANDS.with(std::cell::Cell::get)
+}
+
 /// Run an LVM command within [`LVM_TIMEOUT`]; a non-zero exit code is an error naming the
 /// command line.
 fn lvm(env: &Lvm, args: &[&str], log: bool) -> Result<Output, DriverError> {
@@ -188,6 +201,7 @@ fn lvm_within(env: &Lvm, args: &[&str], log: bool, bound: Duration) -> Result<Ou
     let (prog, rest) = args
         .split_first()
         .ok_or_else(|| DriverError::Refused("empty lvm command".to_string()))?;
+    COMMANDS.with(|c| c.set(c.get() + 1));
     let mut command = Command::new(prog);
     command
         .args(rest)
@@ -474,14 +488,33 @@ fn refuse_foreign(name: &str, others: &[&str]) -> DriverError {
     ))
 }
 
+/// What the precheck read, for the start of the same resource ([`Ctx::keep_prechecked`]).
+#[derive(Debug)]
+struct Prechecked {
+    vgname: String,
+    vg: Vg,
+    lvs: Vec<Lv>,
+}
+
 /// Before any resource starts: the VG exists and no other node holds it (unless `--force`).
-pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
-    let vg = read_vg(&Lvm::for_ctx(ctx), &spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
-    check_fence(ctx, &spec.vgname, &vg)?;
+/// Its report (one `lvm fullreport`, as the start reads) is kept for the start, which then
+/// reads the VG again only when an earlier resource of the action changed the host.
+pub fn precheck(ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<(), DriverError> {
+    let name = &spec.vgname;
+    let (vg, lvs) = read_full(&Lvm::for_ctx(ctx), name)?.ok_or_else(|| missing(name))?;
+    check_fence(ctx, name, &vg)?;
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() && !ctx.force {
-        return Err(refuse_foreign(&spec.vgname, &others));
+        return Err(refuse_foreign(name, &others));
     }
+    ctx.keep_prechecked(
+        rid,
+        Prechecked {
+            vgname: name.clone(),
+            vg,
+            lvs,
+        },
+    );
     Ok(())
 }
 
@@ -532,10 +565,18 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
 }
 
 /// Tag the VG for this node and activate it. `--force` takes it over from another node.
-pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
+/// The VG's report is the precheck's when the engine kept it (nothing changed since), else
+/// read now.
+pub fn start(ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
     let env = Lvm::for_ctx(ctx);
-    let (vg, lvs) = read_full(&env, name)?.ok_or_else(|| missing(name))?;
+    let kept = ctx
+        .take_prechecked::<Prechecked>(rid)
+        .filter(|p| p.vgname == name);
+    let (vg, lvs) = match kept {
+        Some(p) => (p.vg, p.lvs),
+        None => read_full(&env, name)?.ok_or_else(|| missing(name))?,
+    };
     check_fence(ctx, name, &vg)?;
     let fence = fence_args(ctx, &vg);
     let tag = format!("@{}", ctx.nodename);

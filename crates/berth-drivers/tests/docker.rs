@@ -54,6 +54,7 @@ impl Host {
             paths: &self.paths,
             force: false,
             fence: None,
+            prechecked: None,
         }
     }
 

@@ -100,6 +100,7 @@ fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, force: bool) -> Ctx<'a> {
         paths,
         force,
         fence: None,
+        prechecked: None,
     }
 }
 

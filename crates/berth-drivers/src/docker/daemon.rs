@@ -762,6 +762,7 @@ mod tests {
             paths: &paths,
             force: false,
             fence: None,
+            prechecked: None,
         };
         Daemon::new(&ctx)
     }
