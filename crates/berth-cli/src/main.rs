@@ -272,8 +272,12 @@ impl App {
         let all = load_all(&self.paths).map_err(load_failure)?;
         let mut broken = false;
         let mut loaded_ok = Vec::new();
-        // One mount table for every service's fs resources.
-        let mut services: Vec<ServiceStatus> = berth_drivers::shared_status_reads(|| {
+        // One mount table, one netlink dump, one LVM report for every service's resources.
+        let reads = std::sync::Arc::new(
+            berth_drivers::StatusReads::new()
+                .for_services(all.iter().filter_map(|(_, l)| l.as_ref().ok())),
+        );
+        let mut services: Vec<ServiceStatus> = berth_drivers::reads::with(&reads, || {
             all.into_iter()
                 .map(|(name, loaded)| match loaded {
                     Ok(svc) => {

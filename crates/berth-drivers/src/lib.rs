@@ -10,7 +10,10 @@ mod cmd;
 pub mod docker;
 pub mod fs;
 pub mod ip;
+pub mod reads;
 pub mod vg;
+
+pub use reads::StatusReads;
 
 use berth_engine::Kinds;
 use berth_model::config::{ContainerSpec, FsSpec, IpSpec, VgSpec};
@@ -19,9 +22,10 @@ use berth_model::{ResourceState, Rid};
 pub use berth_engine::{Ctx, DriverError, KindDriver, Outcome};
 
 /// Runs `f` (status walks over many services, on this thread) with the host reads a status
-/// makes shared: the mount table is read once. Starts and stops inside `f` still read afresh.
+/// makes shared ([`reads`]): one mount table, one netlink dump per network namespace, one LVM
+/// report. Starts and stops inside `f` still read afresh.
 pub fn shared_status_reads<T>(f: impl FnOnce() -> T) -> T {
-    fs::mountinfo::shared(f)
+    reads::with(&std::sync::Arc::new(StatusReads::new()), f)
 }
 
 /// The real drivers, one per kind: what the binaries give the engine.

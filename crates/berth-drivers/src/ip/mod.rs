@@ -212,10 +212,91 @@ pub fn precheck(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
     }
 }
 
+/// A network namespace's links and addresses, dumped once for the statuses of a walk
+/// ([`crate::reads`]); the default routes are dumped when a status first asks for them.
+#[derive(Debug)]
+pub struct NetSnapshot {
+    links: Vec<(Vec<String>, Link)>,
+    addrs: Vec<Addr>,
+    /// IPv4, IPv6.
+    routes: [std::sync::Mutex<Option<Vec<netlink::DefaultRoute>>>; 2],
+}
+
+impl NetSnapshot {
+    /// Dump the calling thread's namespace; `None` when a dump fails.
+    fn read() -> Option<NetSnapshot> {
+        let mut nl = Netlink::open().ok()?;
+        Some(NetSnapshot {
+            links: nl.links().ok()?,
+            addrs: nl.all_addrs().ok()?,
+            routes: Default::default(),
+        })
+    }
+}
+
+/// What a status reads of the host: by itself, or from the walk's [`NetSnapshot`].
+enum NetView {
+    Own(Netlink),
+    Shared(std::sync::Arc<NetSnapshot>),
+}
+
+impl NetView {
+    fn open() -> Result<NetView, DriverError> {
+        if let Some(snap) = crate::reads::current().and_then(|r| r.net(NetSnapshot::read)) {
+            return Ok(NetView::Shared(snap));
+        }
+        Netlink::open()
+            .map(NetView::Own)
+            .map_err(|e| DriverError::io("cannot open an rtnetlink socket", e))
+    }
+
+    fn link(&mut self, name: &str) -> std::io::Result<Option<Link>> {
+        match self {
+            NetView::Own(nl) => nl.link(name),
+            // A name the kernel would refuse to look up (too long): asked, for its answer.
+            NetView::Shared(_) if name.len() >= libc::IFNAMSIZ => Netlink::open()?.link(name),
+            NetView::Shared(s) => Ok(s
+                .links
+                .iter()
+                .find(|(names, _)| names.iter().any(|n| n == name))
+                .map(|(_, l)| l.clone())),
+        }
+    }
+
+    fn addrs(&mut self, index: u32, v6: bool) -> std::io::Result<Vec<Addr>> {
+        match self {
+            NetView::Own(nl) => nl.addrs(index, v6),
+            NetView::Shared(s) => Ok(s
+                .addrs
+                .iter()
+                .filter(|a| a.index == index && a.addr.is_ipv6() == v6)
+                .cloned()
+                .collect()),
+        }
+    }
+
+    fn default_routes(&mut self, v6: bool) -> std::io::Result<Vec<netlink::DefaultRoute>> {
+        match self {
+            NetView::Own(nl) => nl.default_routes(v6),
+            NetView::Shared(s) => {
+                let mut slot = s.routes[usize::from(v6)]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(r) = slot.as_ref() {
+                    return Ok(r.clone());
+                }
+                let routes = Netlink::open()?.default_routes(v6)?;
+                *slot = Some(routes.clone());
+                Ok(routes)
+            }
+        }
+    }
+}
+
 /// The status: up when the address is on the device.
 pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
     let mut log = Vec::new();
-    let status = match Plan::read(spec) {
+    let status = match status_read(spec) {
         Err(e) => {
             log.push(LogEntry::warn(e.to_string()));
             Status::Down
@@ -227,30 +308,36 @@ pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
             )));
             Status::Down
         }
-        Ok(Some(mut plan)) => match plan.ours().cloned() {
+        Ok(Some((addr, link, ours, mut view))) => match ours {
             None => Status::Down,
             Some(a) if a.dadfailed => {
                 log.push(LogEntry::warn(format!(
-                    "{} is on {} but failed duplicate address detection (dadfailed)",
-                    plan.addr, spec.ipdev
+                    "{addr} is on {} but failed duplicate address detection (dadfailed)",
+                    spec.ipdev
                 )));
                 Status::Down
             }
-            Some(_) if !plan.link.up => {
+            Some(_) if !link.up => {
                 log.push(LogEntry::warn(format!(
-                    "{} is on {} but the device is down",
-                    plan.addr, spec.ipdev
+                    "{addr} is on {} but the device is down",
+                    spec.ipdev
                 )));
                 Status::Warn
             }
             Some(a) => {
                 if a.tentative {
                     log.push(LogEntry::info(format!(
-                        "{} is tentative: duplicate address detection is running",
-                        plan.addr
+                        "{addr} is tentative: duplicate address detection is running"
                     )));
                 }
-                match gateway_present(&mut plan, spec) {
+                let routes = match spec.gateway {
+                    None => Ok(true),
+                    Some(gw) => view
+                        .default_routes(gw.is_ipv6())
+                        .map(|r| has_gateway(&r, gw, link.index))
+                        .map_err(|e| DriverError::io("cannot list the default routes", e)),
+                };
+                match routes {
                     Ok(true) => Status::Up,
                     Ok(false) => {
                         log.push(LogEntry::warn(format!(
@@ -275,6 +362,34 @@ pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
     }
 }
 
+/// What a status reads, as [`Plan::read`] does (the same order, the same errors): the address,
+/// the device, the address as it is on the device. `Ok(None)` when the device does not exist.
+#[allow(clippy::type_complexity)]
+fn status_read(
+    spec: &IpSpec,
+) -> Result<Option<(IpAddr, Link, Option<Addr>, NetView)>, DriverError> {
+    let addr = resolve(&spec.ipname)?;
+    let mut view = NetView::open()?;
+    let link = view
+        .link(&spec.ipdev)
+        .map_err(|e| DriverError::io(format!("cannot read device {}", spec.ipdev), e))?;
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let addrs = view
+        .addrs(link.index, addr.is_ipv6())
+        .map_err(|e| DriverError::io(format!("cannot list the addresses of {}", spec.ipdev), e))?;
+    let ours = addrs.into_iter().find(|a| a.addr == addr);
+    Ok(Some((addr, link, ours, view)))
+}
+
+/// Whether `routes` hold the default route via `gw` (out of `index`, or of any device).
+fn has_gateway(routes: &[netlink::DefaultRoute], gw: IpAddr, index: u32) -> bool {
+    routes
+        .iter()
+        .any(|r| r.gateway == Some(gw) && r.oif.is_none_or(|o| o == index))
+}
+
 /// Whether the configured gateway's default route is there (`true` when none is configured).
 fn gateway_present(plan: &mut Plan, spec: &IpSpec) -> Result<bool, DriverError> {
     let Some(gw) = spec.gateway else {
@@ -284,9 +399,7 @@ fn gateway_present(plan: &mut Plan, spec: &IpSpec) -> Result<bool, DriverError> 
         .nl
         .default_routes(gw.is_ipv6())
         .map_err(|e| DriverError::io("cannot list the default routes", e))?;
-    Ok(routes
-        .iter()
-        .any(|r| r.gateway == Some(gw) && r.oif.is_none_or(|o| o == plan.link.index)))
+    Ok(has_gateway(&routes, gw, plan.link.index))
 }
 
 /// Add the gateway's default route, unless it is there. Another default route is left alone.
