@@ -1169,6 +1169,35 @@ fn options(action: &str, body: &ActionBody) -> Result<(ActionOptions, Action), S
 mod tests {
     use super::*;
 
+    /// A round's shared reads serve a service only when its last action ended before the
+    /// round began (else they might show it before the action).
+    #[test]
+    fn shared_reads_only_after_the_last_action() {
+        let reads = StatusReads::new();
+        let created_ms = u64::try_from(
+            reads
+                .created()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let rec = |started_ms: u64, duration: f64| ActionRecord {
+            action: "start".into(),
+            started_ms,
+            duration,
+            ok: true,
+            error: None,
+            pid: 1,
+            fence: None,
+        };
+        assert!(ended_before(&rec(created_ms - 10_000, 1.0), &reads));
+        // Ended just before (within the record's millisecond rounding) or after: not shared.
+        assert!(!ended_before(&rec(created_ms - 1_000, 1.0), &reads));
+        assert!(!ended_before(&rec(created_ms - 500, 1.0), &reads));
+        assert!(!ended_before(&rec(created_ms + 5, 0.0), &reads));
+    }
+
     /// The docker driver runs bollard on a runtime of its own, inside the engine call that
     /// svcd makes on the blocking pool: that must be allowed there.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,70 @@ struct Row {
     case: String,
     berth: Duration,
     floor: Option<Duration>,
+    /// The median of the run-by-run ratios, when berth and its floor ran in turn
+    /// ([`measure_pair`]); else the ratio of the medians is printed.
+    ratio: Option<f64>,
     note: String,
+}
+
+/// Medians of two commands run in turn, and of their run-by-run ratios.
+struct Pair {
+    a: Duration,
+    b: Duration,
+    ratio: f64,
+}
+
+impl Row {
+    /// A row of berth (`p.a`) against its floor (`p.b`), measured in turn.
+    fn pair(case: &str, p: &Pair, note: &str) -> Row {
+        Row {
+            case: case.into(),
+            berth: p.a,
+            floor: Some(p.b),
+            ratio: Some(p.ratio),
+            note: note.into(),
+        }
+    }
+}
+
+/// Time `a` and `b` in turn (A B A B ...) `runs` times each after one warm-up of each, each
+/// followed (untimed) by its reset: a drift of the machine's speed (other work starting or
+/// ending) then weighs on both alike, and the median of the run-by-run ratios holds.
+fn measure_pair(
+    runs: usize,
+    mut a: impl FnMut() -> Result<()>,
+    mut reset_a: impl FnMut() -> Result<()>,
+    mut b: impl FnMut() -> Result<()>,
+    mut reset_b: impl FnMut() -> Result<()>,
+) -> Result<Pair> {
+    a()?;
+    reset_a()?;
+    b()?;
+    reset_b()?;
+    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        a()?;
+        let da = t.elapsed();
+        reset_a()?;
+        let t = Instant::now();
+        b()?;
+        let db = t.elapsed();
+        reset_b()?;
+        ta.push(da);
+        tb.push(db);
+        ratios.push(da.as_secs_f64() / db.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Pair {
+        a: median(ta),
+        b: median(tb),
+        ratio: ratios[ratios.len() / 2],
+    })
+}
+
+fn none() -> Result<()> {
+    Ok(())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -181,12 +244,14 @@ fn fs_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
         case: "fs start (loop image, e2fsck, mount)".into(),
         berth: start,
         floor: Some(floor_start),
+        ratio: None,
         note: "floor: losetup + e2fsck -p + mount commands".into(),
     });
     rows.push(Row {
         case: "fs stop".into(),
         berth: stop,
         floor: Some(floor_stop),
+        ratio: None,
         note: "floor: umount + losetup -d commands".into(),
     });
 
@@ -224,6 +289,7 @@ fn fs_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
         case: "fs stop, holder ignoring TERM".into(),
         berth: held,
         floor: None,
+        ratio: None,
         note: "TERM, grace (stop_timeout/5 = 1 s), KILL, umount".into(),
     });
     Ok(())
@@ -246,17 +312,8 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
         sh(&format!("pvcreate -q {dev} && vgcreate -q {vg} {dev}"))?;
         env.t
             .write_service("v.toml", &format!("[vg.1]\nvgname = \"{vg}\"\n"));
-        let start = measure(
-            plan.runs,
-            || env.svc(&["v", "start"]).map(drop),
-            || env.svc(&["v", "stop"]).map(drop),
-        )?;
-        let stop = measure(
-            plan.runs,
-            || env.svc(&["v", "stop"]).map(drop),
-            || env.svc(&["v", "start"]).map(drop),
-        )?;
-        env.svc(&["v", "stop"])?;
+        // svc makes its LVM system dir on first use.
+        env.svc(&["v", "print", "status"])?;
         // The floors run LVM with the system dir svc made (the host's config plus use_aio=0),
         // so they count LVM commands, not configurations; the `vgs` rows show what the dir saves.
         let system_dir = env.t.run_dir().join("lvm");
@@ -269,100 +326,96 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
             system_dir.display()
         );
-        let host_vgs = measure(
+        let up = || {
+            sh(&format!("{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
+        };
+        let down = || {
+            sh(&format!("{lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
+        };
+        let vgs = || {
+            sh(&format!(
+                "{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null"
+            ))
+            .map(drop)
+        };
+        let start = measure_pair(
             plan.runs,
+            || env.svc(&["v", "start"]).map(drop),
+            || env.svc(&["v", "stop"]).map(drop),
+            || {
+                vgs()?;
+                up()
+            },
+            down,
+        )?;
+        up()?;
+        let stop = measure_pair(
+            plan.runs,
+            || env.svc(&["v", "stop"]).map(drop),
+            || env.svc(&["v", "start"]).map(drop),
+            || {
+                vgs()?;
+                down()
+            },
+            up,
+        )?;
+        down()?;
+        let aio = measure_pair(
+            plan.runs,
+            vgs,
+            none,
             || {
                 sh(&format!("LVM_SUPPRESS_FD_WARNINGS=1 vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null")).map(drop)
             },
-            || Ok(()),
+            none,
         )?;
-        let berth_vgs = measure(
-            plan.runs,
-            || {
-                sh(&format!(
-                    "{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null"
-                ))
-                .map(drop)
-            },
-            || Ok(()),
-        )?;
-        env.svc(&["v", "start"])?;
-        let status = measure(
+        up()?;
+        let status = measure_pair(
             plan.runs,
             || env.svc(&["v", "print", "status"]).map(drop),
-            || Ok(()),
+            none,
+            vgs,
+            none,
         )?;
-        env.svc(&["v", "stop"])?;
-        let floor_start = measure(
-            plan.runs,
-            || {
-                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null && {lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
-            },
-            || {
-                sh(&format!("{lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
-            },
-        )?;
-        sh(&format!(
-            "{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null"
-        ))?;
-        let floor_stop = measure(
-            plan.runs,
-            || {
-                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null && {lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
-            },
-            || {
-                sh(&format!("{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
-            },
-        )?;
-        sh(&format!(
-            "{lvm} vgchange -q -a n {vg} >/dev/null; {lvm} vgchange -q --deltag @node1 {vg} >/dev/null"
-        ))?;
+        down()?;
         // A VG with an LV (inactive: no device-mapper here): one fullreport against vgs + lvs.
         sh(&format!(
             "{lvm} lvcreate -q --driverloaded n -an -Zn -L 8M -n lv1 {vg} >/dev/null 2>&1"
         ))?;
-        let with_lv = measure(
+        let with_lv = measure_pair(
             plan.runs,
             || env.svc(&["v", "print", "status"]).map(drop),
-            || Ok(()),
-        )?;
-        let vgs_lvs = measure(
-            plan.runs,
+            none,
             || {
                 sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags,lv_count {vg} >/dev/null && {lvm} lvs --reportformat json -o lv_name,lv_active_locally {vg} >/dev/null 2>&1")).map(drop)
             },
-            || Ok(()),
+            none,
         )?;
-        rows.push(Row {
-            case: "`svc v print status`, a vg with an LV".into(),
-            berth: with_lv,
-            floor: Some(vgs_lvs),
-            note: "one `lvm fullreport`; floor: `vgs` + `lvs` (berth's system dir)".into(),
-        });
-        rows.push(Row {
-            case: "`vgs` with berth's LVM_SYSTEM_DIR (use_aio = 0)".into(),
-            berth: berth_vgs,
-            floor: Some(host_vgs),
-            note: "floor: the same `vgs` with the host's /etc/lvm (its AIO teardown)".into(),
-        });
-        rows.push(Row {
-            case: "`svc v print status`, one vg, up".into(),
-            berth: status,
-            floor: Some(berth_vgs),
-            note: "floor: one `vgs` with berth's system dir".into(),
-        });
-        rows.push(Row {
-            case: "vg start (VG without LV)".into(),
-            berth: start,
-            floor: Some(floor_start),
-            note: "floor: vgs + vgchange --addtag + vgchange -a y (berth's system dir)".into(),
-        });
-        rows.push(Row {
-            case: "vg stop".into(),
-            berth: stop,
-            floor: Some(floor_stop),
-            note: "floor: vgs + vgchange -a n + vgchange --deltag (berth's system dir)".into(),
-        });
+        rows.push(Row::pair(
+            "`svc v print status`, a vg with an LV",
+            &with_lv,
+            "one `lvm fullreport`; floor: `vgs` + `lvs` (berth's system dir)",
+        ));
+        rows.push(Row::pair(
+            "`vgs` with berth's LVM_SYSTEM_DIR (use_aio = 0)",
+            &aio,
+            "floor: the same `vgs` with the host's /etc/lvm (its AIO teardown)",
+        ));
+        rows.push(Row::pair(
+            "`svc v print status`, one vg, up",
+            &status,
+            "floor: one `vgs` with berth's system dir",
+        ));
+        rows.push(Row::pair(
+            "vg start (VG without LV)",
+            &start,
+            "floor: vgs + vgchange --addtag + vgchange -a y (berth's system dir)",
+        ));
+        rows.push(Row::pair(
+            "vg stop",
+            &stop,
+            "floor: vgs + vgchange -a n + vgchange --deltag (berth's system dir)",
+        ));
         Ok(())
     })();
     cleanup();
@@ -438,18 +491,21 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             case: "ip start, no probe (--force, no gratuitous ARP)".into(),
             berth: start_noprobe,
             floor: Some(floor_add),
+            ratio: None,
             note: "floor: `ip addr add` (one process + one netlink request)".into(),
         });
         rows.push(Row {
             case: "ip start with the ARP probe (300 ms)".into(),
             berth: start_probe,
             floor: Some(floor_add + Duration::from_millis(300)),
+            ratio: None,
             note: "floor: ip addr add + the probe window".into(),
         });
         rows.push(Row {
             case: "ip stop".into(),
             berth: stop,
             floor: Some(floor_del),
+            ratio: None,
             note: "floor: `ip addr del`".into(),
         });
 
@@ -482,6 +538,7 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             case: "`svc print status`, 50 services (one fs each)".into(),
             berth: t50,
             floor: Some(mountinfo),
+            ratio: None,
             note: "floor: one read of the mount table (`cat /proc/self/mountinfo`)".into(),
         });
 
@@ -511,12 +568,14 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             case: "`svc print status`, 1000 services (ip + fs each)".into(),
             berth: t1000,
             floor: None,
+            ratio: None,
             note: "target <= 1 s".into(),
         });
         rows.push(Row {
             case: "`svc --format json print status`, 1000 services".into(),
             berth: json1000,
             floor: None,
+            ratio: None,
             note: "target <= 1 s".into(),
         });
         Ok(())
@@ -660,12 +719,14 @@ fn docker_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             case: "docker: dockerd + 1 container start".into(),
             berth: start,
             floor: Some(floor_start),
+            ratio: None,
             note: "floor: dockerd to first /_ping + container start over the API".into(),
         });
         rows.push(Row {
             case: "docker: container + dockerd stop".into(),
             berth: stop,
             floor: Some(floor_stop),
+            ratio: None,
             note: "floor: container stop over the API + dockerd TERM to exit".into(),
         });
         Ok(())
@@ -806,24 +867,28 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             case: "`svc web print status`, ip+vg+fs+container all down".into(),
             berth: down,
             floor: None,
+            ratio: None,
             note: "cold process; target <= 20 ms".into(),
         });
         rows.push(Row {
             case: "`svc web print status`, ip+vg+fs+container all up".into(),
             berth: up,
             floor: None,
+            ratio: None,
             note: "cold process; target <= 20 ms".into(),
         });
         rows.push(Row {
             case: "`svc --format json web print status`, all up".into(),
             berth: json_up,
             floor: None,
+            ratio: None,
             note: "adds the chargeback (sizes the data root)".into(),
         });
         rows.push(Row {
             case: "`svc web print status` through svcd (its cached tree), all up".into(),
             berth: agent.0,
             floor: Some(agent.1),
+            ratio: None,
             note: "floor: `curl --unix-socket <run>/svcd.sock .../status/web`; target <= 5 ms"
                 .into(),
         });
@@ -871,7 +936,11 @@ fn main() -> Result<()> {
         let (floor, ratio) = match r.floor {
             Some(f) => (
                 ms(f),
-                format!("{:.2}", r.berth.as_secs_f64() / f.as_secs_f64()),
+                format!(
+                    "{:.2}",
+                    r.ratio
+                        .unwrap_or_else(|| r.berth.as_secs_f64() / f.as_secs_f64())
+                ),
             ),
             None => ("—".into(), "—".into()),
         };
@@ -885,7 +954,9 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "\nmedian of {runs} runs after one warm-up; berth runs are `svc` processes (release build)"
+        "\nmedian of {runs} runs after one warm-up; berth runs are `svc` processes (release build); \
+         rows with a floor ran berth and the floor in turn, their ratio is the median of the \
+         run-by-run ratios"
     );
     ensure!(failed.is_empty(), "cases failed: {}", failed.join(", "));
     Ok(())

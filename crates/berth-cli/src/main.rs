@@ -208,12 +208,14 @@ impl App {
 
     /// Set the cluster rows of these statuses when the node is in a cluster.
     fn decorate(&mut self, statuses: &mut [ServiceStatus], svcs: &[&ServiceConfig]) {
-        let files: Vec<(String, Vec<u8>)> = svcs
-            .iter()
-            .map(|s| (s.name.clone(), std::fs::read(&s.source).unwrap_or_default()))
-            .collect();
+        // The files are read again only in a cluster (for their checksums).
+        let files = || -> Vec<(String, Vec<u8>)> {
+            svcs.iter()
+                .map(|s| (s.name.clone(), std::fs::read(&s.source).unwrap_or_default()))
+                .collect()
+        };
         match self.cluster() {
-            Ok(Some(c)) => c.decorate(statuses, &files),
+            Ok(Some(c)) => c.decorate(statuses, &files()),
             Ok(None) => {}
             Err(Failure::Failed(e) | Failure::Usage(e)) => tracing::warn!("{e:#}"),
             Err(Failure::Code(_)) => {}
