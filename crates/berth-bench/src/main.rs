@@ -18,6 +18,11 @@ struct Plan {
     runs: usize,
 }
 
+/// The `lvm fullreport` berth's vg status runs (its VG and LV sub-reports, the others cut).
+const FULLREPORT: &str = "lvm fullreport --reportformat json --configreport vg -o vg_name,vg_tags,lv_count \
+     --configreport lv -o lv_name,lv_active_locally,lv_skip_activation --configreport pv -o pv_uuid \
+     --configreport pvseg -o pvseg_start --configreport seg -o seg_start";
+
 /// One row of the table.
 struct Row {
     case: String,
@@ -195,65 +200,44 @@ fn fs_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             mnt.display()
         ),
     );
-    let start = measure(
+    let (i, m) = (img.display().to_string(), mnt.display().to_string());
+    let mount = || {
+        sh(&format!("d=$(losetup --find --show {i}) && e2fsck -p $d >/dev/null && mkdir -p {m} && mount -t ext4 $d {m}")).map(drop)
+    };
+    let umount = || {
+        sh(&format!(
+            "umount {m} && losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
+        ))
+        .map(drop)
+    };
+    let start = measure_pair(
         plan.runs,
         || env.svc(&["f", "start"]).map(drop),
         || env.svc(&["f", "stop"]).map(drop),
+        mount,
+        umount,
     )?;
-    let stop = measure(
+    env.svc(&["f", "start"])?;
+    // Each reset mounts the fs as the next run expects it: svc's stop gets svc's mount, the
+    // shell's umount the shell's.
+    let stop = measure_pair(
         plan.runs,
         || env.svc(&["f", "stop"]).map(drop),
+        mount,
+        umount,
         || env.svc(&["f", "start"]).map(drop),
     )?;
     env.svc(&["f", "stop"])?;
-    let (i, m) = (img.display().to_string(), mnt.display().to_string());
-    let floor_start = measure(
-        plan.runs,
-        || {
-            sh(&format!("d=$(losetup --find --show {i}) && e2fsck -p $d >/dev/null && mkdir -p {m} && mount -t ext4 $d {m}")).map(drop)
-        },
-        || {
-            sh(&format!(
-                "umount {m}; losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
-            ))
-            .map(drop)
-        },
-    )?;
-    sh(&format!(
-        "d=$(losetup --find --show {i}) && mount -t ext4 $d {m}"
-    ))?;
-    let floor_stop = measure(
-        plan.runs,
-        || {
-            sh(&format!(
-                "umount {m} && losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
-            ))
-            .map(drop)
-        },
-        || {
-            sh(&format!(
-                "d=$(losetup --find --show {i}) && mount -t ext4 $d {m}"
-            ))
-            .map(drop)
-        },
-    )?;
-    sh(&format!(
-        "umount {m}; losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
-    ))?;
-    rows.push(Row {
-        case: "fs start (loop image, e2fsck, mount)".into(),
-        berth: start,
-        floor: Some(floor_start),
-        ratio: None,
-        note: "floor: losetup + e2fsck -p + mount commands".into(),
-    });
-    rows.push(Row {
-        case: "fs stop".into(),
-        berth: stop,
-        floor: Some(floor_stop),
-        ratio: None,
-        note: "floor: umount + losetup -d commands".into(),
-    });
+    rows.push(Row::pair(
+        "fs start (loop image, e2fsck, mount)",
+        &start,
+        "floor: losetup + e2fsck -p + mount commands",
+    ));
+    rows.push(Row::pair(
+        "fs stop",
+        &stop,
+        "floor: umount + losetup -d commands",
+    ));
 
     // A holder that ignores TERM: berth's bounded TERM-then-KILL against a kill -9 + umount.
     let holder = |m: &Path| -> Result<std::process::Child> {
@@ -422,6 +406,70 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     result
 }
 
+/// `svc print status` of 10 services of ip + vg + fs each (10 VGs on loop PVs, untagged; the
+/// fs not mounted; the addresses on eth0 of the namespace the caller entered) against the host
+/// reads they share: one `lvm fullreport` of the 10 VGs, one address dump, one mount table.
+fn many_vgs(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    const N: usize = 10;
+    let env = Env::new()?;
+    let mut devs = Vec::new();
+    let base = format!("benchm{}x", std::process::id());
+    let result = (|| -> Result<()> {
+        for n in 0..N {
+            let img = env.t.path(&format!("pv{n}.img"));
+            std::fs::File::create(&img)?.set_len(16 << 20)?;
+            let dev =
+                String::from_utf8(sh(&format!("losetup --find --show {}", img.display()))?.stdout)?
+                    .trim()
+                    .to_string();
+            devs.push(dev.clone());
+            sh(&format!(
+                "LVM_SUPPRESS_FD_WARNINGS=1 pvcreate -q {dev} >/dev/null && LVM_SUPPRESS_FD_WARNINGS=1 vgcreate -q {base}{n} {dev} >/dev/null"
+            ))?;
+            env.t.write_service(
+                &format!("m{n:02}.toml"),
+                &format!(
+                    "[ip.1]\nipname = \"10.77.9.{}\"\nipdev = \"eth0\"\nnetmask = 24\n\
+                     [vg.1]\nvgname = \"{base}{n}\"\n\
+                     [fs.1]\ndev = \"/dev/{base}{n}/lv\"\nmnt = \"/srv/m{n}\"\ntype = \"ext4\"\n",
+                    n + 1
+                ),
+            );
+        }
+        env.svc(&["print", "status"])?;
+        let lvm = format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
+            env.t.run_dir().join("lvm").display()
+        );
+        let names: Vec<String> = (0..N).map(|n| format!("{base}{n}")).collect();
+        let names = names.join(" ");
+        let p = measure_pair(
+            plan.runs,
+            || env.svc(&["print", "status"]).map(drop),
+            none,
+            || {
+                sh(&format!(
+                    "{lvm} {FULLREPORT} {names} >/dev/null; ip -o addr show dev eth0 >/dev/null; cat /proc/self/mountinfo >/dev/null"
+                ))
+                .map(drop)
+            },
+            none,
+        )?;
+        rows.push(Row::pair(
+            "`svc print status`, 10 services (ip + vg + fs each, 10 VGs)",
+            &p,
+            "floor: one `lvm fullreport` of the 10 VGs, `ip -o addr show dev eth0`, `cat /proc/self/mountinfo` (one sh)",
+        ));
+        Ok(())
+    })();
+    for (n, dev) in devs.iter().enumerate() {
+        let _ = sh(&format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 vgremove -f {base}{n} >/dev/null 2>&1; LVM_SUPPRESS_FD_WARNINGS=1 pvremove -f {dev} >/dev/null 2>&1; losetup -d {dev}"
+        ));
+    }
+    result
+}
+
 /// Enter `ns` on this thread: every process spawned from here on runs inside it.
 fn enter(ns: &Netns) -> Result<()> {
     let f = std::fs::File::open(ns.path())?;
@@ -447,67 +495,48 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             "p.toml",
             "[ip.1]\nipname = \"10.77.0.11\"\nipdev = \"eth0\"\nnetmask = 24\ngarp_count = 0\n",
         );
-        let start_noprobe = measure(
+        let add = || {
+            run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"])).map(drop)
+        };
+        let del = || {
+            run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"])).map(drop)
+        };
+        let start_noprobe = measure_pair(
             plan.runs,
             || env.svc(&["i", "start", "--force"]).map(drop),
             || env.svc(&["i", "stop"]).map(drop),
+            add,
+            del,
         )?;
-        let stop = measure(
+        env.svc(&["i", "start", "--force"])?;
+        add()?;
+        let stop = measure_pair(
             plan.runs,
             || env.svc(&["i", "stop"]).map(drop),
             || env.svc(&["i", "start", "--force"]).map(drop),
+            del,
+            add,
         )?;
         env.svc(&["i", "stop"])?;
+        del()?;
         let start_probe = measure(
             plan.runs,
             || env.svc(&["p", "start"]).map(drop),
             || env.svc(&["p", "stop"]).map(drop),
         )?;
-        let floor_add = measure(
-            plan.runs,
-            || {
-                run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-            || {
-                run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-        )?;
-        run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))?;
-        let floor_del = measure(
-            plan.runs,
-            || {
-                run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-            || {
-                run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-        )?;
-        run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))?;
-        rows.push(Row {
-            case: "ip start, no probe (--force, no gratuitous ARP)".into(),
-            berth: start_noprobe,
-            floor: Some(floor_add),
-            ratio: None,
-            note: "floor: `ip addr add` (one process + one netlink request)".into(),
-        });
+        rows.push(Row::pair(
+            "ip start, no probe (--force, no gratuitous ARP)",
+            &start_noprobe,
+            "floor: `ip addr add` (one process + one netlink request)",
+        ));
         rows.push(Row {
             case: "ip start with the ARP probe (300 ms)".into(),
             berth: start_probe,
-            floor: Some(floor_add + Duration::from_millis(300)),
+            floor: Some(start_noprobe.b + Duration::from_millis(300)),
             ratio: None,
             note: "floor: ip addr add + the probe window".into(),
         });
-        rows.push(Row {
-            case: "ip stop".into(),
-            berth: stop,
-            floor: Some(floor_del),
-            ratio: None,
-            note: "floor: `ip addr del`".into(),
-        });
+        rows.push(Row::pair("ip stop", &stop, "floor: `ip addr del`"));
 
         // print status of 50 one-fs services (unmounted) against one read of the mount table.
         let fifty = Env::new()?;
@@ -519,28 +548,24 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
                 ),
             );
         }
-        let t50 = measure(
+        let t50 = measure_pair(
             plan.runs,
             || fifty.svc(&["print", "status"]).map(drop),
-            || Ok(()),
-        )?;
-        let mountinfo = measure(
-            plan.runs,
+            none,
             || {
                 run(Command::new("cat")
                     .arg("/proc/self/mountinfo")
                     .stdout(Stdio::null()))
                 .map(drop)
             },
-            || Ok(()),
+            none,
         )?;
-        rows.push(Row {
-            case: "`svc print status`, 50 services (one fs each)".into(),
-            berth: t50,
-            floor: Some(mountinfo),
-            ratio: None,
-            note: "floor: one read of the mount table (`cat /proc/self/mountinfo`)".into(),
-        });
+        rows.push(Row::pair(
+            "`svc print status`, 50 services (one fs each)",
+            &t50,
+            "floor: one read of the mount table (`cat /proc/self/mountinfo`)",
+        ));
+        many_vgs(plan, rows)?;
 
         // print status of 1000 services of cheap resources: an ip on the veth and an unmounted fs.
         let many = Env::new()?;
@@ -863,6 +888,59 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             || Ok(()),
         )?;
         let agent = via_svcd(&env, plan)?;
+        // ip + vg + fs (the same resources, no container) against the host reads an operator
+        // would make: the LVM report, the device's addresses, the mount table.
+        env.t.write_service(
+            "ivf.toml",
+            &format!(
+                "[ip.1]\nipname = \"10.78.0.10\"\nipdev = \"eth0\"\nnetmask = 24\n\
+                 [vg.1]\nvgname = \"{vg}\"\n[fs.1]\ndev = \"{i}\"\nmnt = \"{d}\"\ntype = \"ext4\"\n",
+                d = data.display(),
+                i = img.display()
+            ),
+        );
+        let lvm = format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
+            env.t.run_dir().join("lvm").display()
+        );
+        let report = format!("{lvm} {FULLREPORT}");
+        let ivf = measure_pair(
+            plan.runs,
+            || env.svc(&["ivf", "print", "status"]).map(drop),
+            none,
+            || {
+                sh(&format!(
+                    "{report} {vg} >/dev/null; ip -o addr show dev eth0 >/dev/null; cat /proc/self/mountinfo >/dev/null"
+                ))
+                .map(drop)
+            },
+            none,
+        )?;
+        let ivf_lvm = measure_pair(
+            plan.runs,
+            || env.svc(&["ivf", "print", "status"]).map(drop),
+            none,
+            || {
+                let mut words = FULLREPORT.split_whitespace();
+                let mut cmd = Command::new(words.next().unwrap_or("lvm"));
+                cmd.args(words)
+                    .arg(&vg)
+                    .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+                    .env("LVM_SYSTEM_DIR", env.t.run_dir().join("lvm"));
+                run(&mut cmd).map(drop)
+            },
+            none,
+        )?;
+        rows.push(Row::pair(
+            "`svc ivf print status`, ip+vg+fs all up",
+            &ivf,
+            "floor: `lvm fullreport VG`, `ip -o addr show dev eth0`, `cat /proc/self/mountinfo` (one sh)",
+        ));
+        rows.push(Row::pair(
+            "`svc ivf print status`, ip+vg+fs all up, against its LVM command",
+            &ivf_lvm,
+            "floor: the one `lvm fullreport VG` berth runs (its system dir); target <= 20 ms",
+        ));
         rows.push(Row {
             case: "`svc web print status`, ip+vg+fs+container all down".into(),
             berth: down,
