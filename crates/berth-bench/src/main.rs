@@ -332,6 +332,22 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             },
             down,
         )?;
+        // What a start ran before the precheck's report was reused: the precheck's `vgs`, the
+        // start's `lvm fullreport`, the two `vgchange`; against the floor, in the same run.
+        let before = measure_pair(
+            plan.runs,
+            || {
+                vgs()?;
+                sh(&format!("{lvm} {FULLREPORT} {vg} >/dev/null"))?;
+                up()
+            },
+            down,
+            || {
+                vgs()?;
+                up()
+            },
+            down,
+        )?;
         up()?;
         let stop = measure_pair(
             plan.runs,
@@ -394,6 +410,11 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             "vg start (VG without LV)",
             &start,
             "floor: vgs + vgchange --addtag + vgchange -a y (berth's system dir)",
+        ));
+        rows.push(Row::pair(
+            "vg start's LVM commands before this change (vgs + fullreport + 2 vgchange)",
+            &before,
+            "the commands alone, as a shell runs them; floor: vgs + vgchange --addtag + vgchange -a y",
         ));
         rows.push(Row::pair(
             "vg stop",

@@ -6,8 +6,9 @@
 //! stop and the precheck read the VG and its LVs with one `lvm fullreport VG` (where `vgs` then
 //! `lvs` took two commands); a start reuses its precheck's report while nothing changed on the
 //! host since (the engine's [`Ctx::take_prechecked`]), so it runs no more LVM commands than an
-//! operator's `vgs`, `vgchange --addtag`, `vgchange -a y`. `/etc/lvm/backup` is never
-//! read: it is stale once another node retagged the VG.
+//! operator's `vgs`, `vgchange --addtag`, `vgchange -a y`. Inside a status walk
+//! ([`crate::reads`]), one `lvm fullreport` of the walk's VGs ([`LvmSnapshot`]) answers every
+//! vg status. `/etc/lvm/backup` is never read: it is stale once another node retagged the VG.
 //!
 //! - `start`: refuse a VG tagged by another node (unless `--force`, which removes those tags),
 //!   `vgchange --addtag @<node>`, `vgchange -a y`. If activation fails, a tag this start added is
