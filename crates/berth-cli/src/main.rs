@@ -540,13 +540,8 @@ impl App {
                         }
                     }
                     Some("devs" | "disklist") => {
-                        let devs = info::devs(&berth_drivers::Ctx {
-                            svc: &svc,
-                            nodename: &self.nodename,
-                            paths: &self.paths,
-                            force: false,
-                            fence: None,
-                        });
+                        let devs =
+                            info::devs(&berth_drivers::Ctx::new(&svc, &self.nodename, &self.paths));
                         match self.format {
                             OutputFormat::Json => self.print_json(&devs),
                             OutputFormat::Text => {

@@ -136,12 +136,12 @@ pub fn service_file(paths: &Paths, svc: &str) -> Result<PathBuf, LoadError> {
         .map(|ext| dir.join(format!("{svc}.{ext}")))
         .filter(|p| p.is_file())
         .collect();
-    load_from(svc, dir, files)
+    pick_file(svc, dir, files)
 }
 
-/// Load `svc` from its `files` (those of `<dir>/<svc>.toml`, `.env`, `.conf` that exist, in
-/// that order): one is read, none or several are an error.
-fn load_from(svc: &str, dir: PathBuf, files: Vec<PathBuf>) -> Result<ServiceConfig, LoadError> {
+/// The file of `svc` among its `files` (those of `<dir>/<svc>.toml`, `.env`, `.conf` that
+/// exist, in that order): none or several are an error.
+fn pick_file(svc: &str, dir: PathBuf, files: Vec<PathBuf>) -> Result<PathBuf, LoadError> {
     match files.as_slice() {
         [] => Err(LoadError::NotFound {
             svc: svc.to_string(),
@@ -228,7 +228,8 @@ pub fn load_all(paths: &Paths) -> Result<Vec<Loaded>, LoadError> {
                     svc: name.clone(),
                     why,
                 })
-                .and_then(|()| load_from(&name, dir.clone(), files));
+                .and_then(|()| pick_file(&name, dir.clone(), files))
+                .and_then(|file| load_file(&file));
             (name, svc)
         })
         .collect())
