@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use toml::Value;
@@ -184,6 +185,7 @@ macro_rules! run_options {
         /// Container keywords (besides the common ones), mandatory first.
         pub const CONTAINER_KEYWORDS: &[&str] = &[
             "run_image", "type", "run_command", "run_args", "start_timeout", "stop_timeout",
+            "netns", "start_requires",
             $( $key, )*
         ];
 
@@ -277,6 +279,42 @@ run_options! {
         ["log-driver"], None;
     log_opts: BTreeMap<String, String> = BTreeMap::new(), map(key_value), "log_opts", ["log-opt"],
         None;
+    /// : a healthcheck command run by `/bin/sh -c` in the container; a start waits for it to
+    /// pass ("wait for container operational") before what depends on the container starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_cmd: Option<String> = None, one(|v| nonempty(v, "a command")), "health_cmd",
+        ["health-cmd"], None;
+    /// (a duration: `1s`, `500ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_interval: Option<Typed<Duration>> = None, one(typed(health_duration)),
+        "health_interval", ["health-interval"], None;
+    /// (a duration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_timeout: Option<Typed<Duration>> = None, one(typed(health_duration)),
+        "health_timeout", ["health-timeout"], None;
+    /// (a duration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_start_period: Option<Typed<Duration>> = None, one(typed(health_duration)),
+        "health_start_period", ["health-start-period"], None;
+    /// (failures in a row before unhealthy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_retries: Option<i64> = None, one(health_retries), "health_retries",
+        ["health-retries"], None;
+}
+
+/// A healthcheck duration: at least 1 ms (docker refuses less), as `500ms`, `2s`, `1m`.
+fn health_duration(v: &str) -> Result<Duration, ArgError> {
+    match crate::config::keywords::parse_duration(v) {
+        Some(d) if d >= Duration::from_millis(1) => Ok(d),
+        _ => Err(bad(v, "expected a duration of at least 1ms such as 500ms, 2s, 1m")),
+    }
+}
+
+fn health_retries(v: &str) -> Result<i64, ArgError> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(bad(v, "expected a whole number from 1 to 1000")),
+    }
 }
 
 /// `-d`: accepted and ignored (berth always runs containers detached).
@@ -1007,7 +1045,7 @@ mod tests {
     fn keywords_say_the_same() {
         let o = toml(
             "env = [\"A=1\", \"B=two words\"]\nvolumes = [\"/srv/vol1:/vol1:rw\"]\n\
-             ports = [\"8080:80\"]\nmemory = \"256m\"\ncpus = 0.5\nnetwork = \"none\"\n\
+             ports = [\"8080:80\"]\nmemory = \"256m\"\ncpus = 0.5\nnetwork = \"front\"\n\
              workdir = \"/srv\"\nuser = \"nobody\"\nentrypoint = \"/bin/sh -c\"\n\
              privileged = true\ncap_add = [\"SYS_ADMIN\"]\ninit = false\ntty = false\n\
              interactive = false\nhostname = \"web\"\nlabels = [\"tier=front\"]\n\
@@ -1068,17 +1106,25 @@ mod tests {
         let o = toml(
             "run_args = \"-ti -e A=1 --env-file /e.env -v /x -v data:/data:ro -p 1.2.3.4:80:80/udp \
              --expose 81 -m 1.5g --memory-swap -1 --shm-size 64m --cpus 2 -c 512 \
-             --cpuset-cpus 0-1 --net none -w /w -u u --entrypoint '' --volumes-from v --link l \
+             --cpuset-cpus 0-1 --net front -w /w -u u --entrypoint '' --volumes-from v --link container#2:l \
              --read-only --cap-drop ALL --security-opt no-new-privileges --device /dev/fuse \
              --tmpfs /run:size=1m --dns 9.9.9.9 --add-host db:10.0.0.1 --sysctl net.core.somaxconn=1024 \
              --group-add audio --pid host --ipc private --init=false -h h --label k=v \
-             --restart unless-stopped --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n",
+             --restart unless-stopped --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m \
+             --health-cmd 'wget -q localhost' --health-interval 1s --health-timeout 500ms \
+             --health-start-period 2s --health-retries 3\"\n[container.2]\nrun_image = \"b\"\n",
         )
         .unwrap();
+        assert_eq!(o.health_cmd.as_deref(), Some("wget -q localhost"));
+        assert_eq!(
+            o.health_timeout.as_ref().map(|t| t.value),
+            Some(std::time::Duration::from_millis(500))
+        );
         let mut text = "[container.1]\nrun_image = \"busybox\"\n".to_string();
         for (k, v) in o.keywords() {
             text.push_str(&format!("{k} = {}\n", toml::Value::try_from(v).unwrap()));
         }
+        text.push_str("[container.2]\nrun_image = \"b\"\n");
         let again = container("/etc/berth/services/web.toml", &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(again, o, "{text}");
@@ -1106,7 +1152,7 @@ mod tests {
                 row.longs[0]
             );
         }
-        assert_eq!(ROWS.iter().map(|r| r.longs.len()).sum::<usize>() + 1, 41);
+        assert_eq!(ROWS.iter().map(|r| r.longs.len()).sum::<usize>() + 1, 46);
         assert!(supported_flags().starts_with("-e/--env, --env-file, -v/--volume"));
         assert!(supported_flags().contains("--network, --net, -w/--workdir"));
     }

@@ -557,6 +557,7 @@ mod tests {
             probe_timeout: Duration::from_millis(300),
             garp_count: 3,
             garp_interval: Duration::from_millis(100),
+            netns: None,
         }
     }
 
