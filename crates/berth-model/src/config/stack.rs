@@ -520,6 +520,11 @@ mod tests {
         assert!(svc.warnings.is_empty(), "{:?}", svc.warnings);
         let order: Vec<String> = start_order(&svc).iter().map(|r| r.to_string()).collect();
         assert_eq!(order, ["ip#1", "container#0", "ip#0", "container#1"]);
+        // print config writes it back as TOML that reads the same.
+        let text = crate::config::to_toml(&svc).expect("toml");
+        assert!(text.contains("type = \"netns\"\nnetns = \"container#0\""), "{text}");
+        let again = toml(&text).expect("reads back");
+        assert_eq!(format!("{:?}", again.resources), format!("{:?}", svc.resources));
     }
 
     #[test]
