@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use berth_model::config::ContainerSpec;
+use berth_model::config::{ContainerSpec, NetworkMode, link_target};
 use berth_model::run_args::{RunOptions, VolumeSpec};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
+    EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, NetworkingConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::InspectContainerOptions;
@@ -55,10 +55,45 @@ fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
     (!v.is_empty()).then_some(v)
 }
 
-/// A stable digest of what the container is created from (FNV-1a over its JSON).
-pub(crate) fn config_digest(spec: &ContainerSpec) -> String {
-    let json =
+/// The network mode of the create body: the service's network, a container's namespace
+/// (`netns`), or `network` as given.
+pub(crate) fn network_mode(svc: &str, spec: &ContainerSpec) -> Option<String> {
+    match NetworkMode::of(spec) {
+        NetworkMode::Service => Some(svc.to_string()),
+        NetworkMode::Netns(rid) => Some(format!(
+            "container:{}",
+            ContainerSpec::container_name(svc, rid.index)
+        )),
+        _ => spec.run.network.clone(),
+    }
+}
+
+/// `links` as docker takes them: `container#N[:alias]` named `<svc>.container.<N>[:alias]`.
+fn links(svc: &str, spec: &ContainerSpec) -> Vec<String> {
+    spec.run
+        .links
+        .iter()
+        .map(|l| match (link_target(svc, l), l.split_once(':')) {
+            (Some(t), Some((_, alias))) => {
+                format!("{}:{alias}", ContainerSpec::container_name(svc, t.index))
+            }
+            (Some(t), None) => ContainerSpec::container_name(svc, t.index),
+            (None, _) => l.clone(),
+        })
+        .collect()
+}
+
+/// A stable digest of what the container is created from (FNV-1a over its JSON). A container
+/// on the service's network or in another's namespace (a mode the file does not spell) has
+/// that mode in its digest too, so a container made before it existed is made again.
+pub(crate) fn config_digest(svc: &str, spec: &ContainerSpec) -> String {
+    let mut json =
         serde_json::to_string(&(&spec.run_image, &spec.run_command, &spec.run)).unwrap_or_default();
+    if spec.run.network.is_none()
+        && let Some(mode) = network_mode(svc, spec)
+    {
+        json.push_str(&mode);
+    }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in json.bytes() {
         h ^= u64::from(b);
@@ -93,7 +128,25 @@ pub(crate) fn create_body(
         .collect();
     labels.insert(SERVICE_LABEL.into(), svc.into());
     labels.insert(RID_LABEL.into(), rid.into());
-    labels.insert(CONFIG_LABEL.into(), config_digest(spec));
+    labels.insert(CONFIG_LABEL.into(), config_digest(svc, spec));
+    let mode = NetworkMode::of(spec);
+    let networking_config = (mode == NetworkMode::Service).then(|| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            svc.to_string(),
+            EndpointSettings {
+                // The hostname (and the rid's `container-N`) resolve too, besides the name.
+                aliases: Some(
+                    o.hostname
+                        .iter()
+                        .cloned()
+                        .chain(std::iter::once(rid.replace('#', "-")))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+        )])),
+    });
+    let links = links(svc, spec);
 
     Ok(ContainerCreateBody {
         image: Some(spec.run_image.clone()),
@@ -120,7 +173,39 @@ pub(crate) fn create_body(
         volumes: opt_vec(anonymous),
         stop_signal: o.stop_signal.clone(),
         stop_timeout: Some(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
-        host_config: Some(host_config(o, binds, port_bindings)),
+        healthcheck: healthcheck(o),
+        networking_config,
+        host_config: Some(HostConfig {
+            network_mode: network_mode(svc, spec),
+            links: opt_vec(links),
+            ..host_config(o, binds, port_bindings)
+        }),
+        ..Default::default()
+    })
+}
+
+/// Nanoseconds of a duration, as the API takes them.
+fn nanos(d: &Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The healthcheck options (`health_cmd` runs through the container's shell).
+fn healthcheck(o: &RunOptions) -> Option<HealthConfig> {
+    let test = o
+        .health_cmd
+        .as_ref()
+        .map(|c| vec!["CMD-SHELL".to_string(), c.clone()]);
+    let any = test.is_some()
+        || o.health_interval.is_some()
+        || o.health_timeout.is_some()
+        || o.health_start_period.is_some()
+        || o.health_retries.is_some();
+    any.then(|| HealthConfig {
+        test,
+        interval: o.health_interval.as_ref().map(|d| nanos(&d.value)),
+        timeout: o.health_timeout.as_ref().map(|d| nanos(&d.value)),
+        start_period: o.health_start_period.as_ref().map(|d| nanos(&d.value)),
+        retries: o.health_retries,
         ..Default::default()
     })
 }
@@ -338,6 +423,59 @@ pub(crate) fn describe_state(c: &ContainerInspectResponse) -> String {
     }
 }
 
+/// The network and published ports of a running container, as a status line:
+/// `network web 10.199.7.2, ports 10.88.0.10:8080->80/tcp`.
+pub(crate) fn describe_network(c: &ContainerInspectResponse) -> String {
+    let mode = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .unwrap_or_default();
+    let nets: Vec<String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|n| {
+            let mut v: Vec<String> = n
+                .iter()
+                .map(|(name, e)| match e.ip_address.as_deref().filter(|a| !a.is_empty()) {
+                    Some(ip) => format!("{name} {ip}"),
+                    None => name.clone(),
+                })
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    let network = if mode.starts_with("container:") || nets.is_empty() {
+        mode
+    } else {
+        nets.join(", ")
+    };
+    let mut ports: Vec<String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .map(|p| {
+            p.iter()
+                .flat_map(|(inner, b)| {
+                    b.iter().flatten().map(move |b| {
+                        let ip = b.host_ip.as_deref().filter(|i| !i.is_empty()).unwrap_or("0.0.0.0");
+                        format!("{ip}:{}->{inner}", b.host_port.as_deref().unwrap_or(""))
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ports.sort();
+    ports.dedup();
+    if ports.is_empty() {
+        format!("network {network}")
+    } else {
+        format!("network {network}, ports {}", ports.join(" "))
+    }
+}
+
 /// The container's health, when its image has a healthcheck.
 pub(crate) fn health(c: &ContainerInspectResponse) -> Option<HealthStatusEnum> {
     c.state
@@ -514,7 +652,7 @@ mod tests {
         let s = spec(
             "run_image = \"busybox\"\nrun_command = \"/bin/sh\"\n\
              run_args = \"-v /srv/vol1:/vol1:rw -v /anon -p 127.0.0.1:8080:80 -m 64m --cpus 0.5 \
-             --net none -w /srv -u 1000 --entrypoint /bin/env --privileged --cap-add NET_ADMIN \
+             --net front -w /srv -u 1000 --entrypoint /bin/env --privileged --cap-add NET_ADMIN \
              -h web1 -l tier=front --restart on-failure:2 --device /dev/fuse --tmpfs /run:size=1m \
              --log-opt max-size=1m --expose 81\"\nenv = [\"A=1\"]\n",
         );
@@ -531,7 +669,7 @@ mod tests {
         assert_eq!(labels["tier"], "front");
         assert_eq!(labels[SERVICE_LABEL], "web");
         assert_eq!(labels[RID_LABEL], "container#1");
-        assert_eq!(labels[CONFIG_LABEL], config_digest(&s));
+        assert_eq!(labels[CONFIG_LABEL], config_digest("web", &s));
         let mut exposed = b.exposed_ports.clone().unwrap();
         exposed.sort();
         assert_eq!(exposed, ["80/tcp", "81/tcp"]);
@@ -547,7 +685,7 @@ mod tests {
         );
         assert_eq!(h.memory, Some(64 << 20));
         assert_eq!(h.nano_cpus, Some(500_000_000));
-        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        assert_eq!(h.network_mode.as_deref(), Some("front"));
         assert_eq!((h.privileged, h.init), (Some(true), Some(true)));
         assert_eq!(h.cap_add, Some(vec!["NET_ADMIN".to_string()]));
         let rp = h.restart_policy.unwrap();
@@ -581,8 +719,8 @@ mod tests {
     fn digest_follows_the_config() {
         let a = spec("run_image = \"busybox\"\n");
         let b = spec("run_image = \"busybox\"\nenv = [\"A=1\"]\n");
-        assert_eq!(config_digest(&a), config_digest(&a.clone()));
-        assert_ne!(config_digest(&a), config_digest(&b));
+        assert_eq!(config_digest("web", &a), config_digest("web", &a.clone()));
+        assert_ne!(config_digest("web", &a), config_digest("web", &b));
     }
 
     #[test]
@@ -594,23 +732,24 @@ mod tests {
     const FULL: &str = "run_image = \"busybox\"\nrun_command = [\"sh\", \"-c\", \"sleep 1\"]\n\
         run_args = \"-ti -e A=1 --env-file /tmp/arch_e.env -v /x -v data:/data:ro \
         -p 1.2.3.4:80:80/udp -p 8000-8001:80-81 --expose 81-82/udp -m 1.5g --memory-swap -1 \
-        --shm-size 64m --cpus 2.5 -c 512 --cpuset-cpus 0-1 --net none -w /w -u u \
-        --entrypoint '' --volumes-from v --link l --read-only --privileged --cap-add NET_ADMIN \
+        --shm-size 64m --cpus 2.5 -c 512 --cpuset-cpus 0-1 --net front -w /w -u u \
+        --entrypoint '' --volumes-from v --link container#2:l --read-only --privileged --cap-add NET_ADMIN \
         --cap-drop ALL --security-opt no-new-privileges --device /dev/fuse \
         --device /dev/sda:/dev/xvda:rw --tmpfs /run:size=1m --tmpfs /t --dns 9.9.9.9 \
         --add-host db=10.0.0.1 --sysctl net.core.somaxconn=1024 --group-add audio --pid host \
         --ipc private --init=false -h h --label k=v -l e --restart on-failure:3 \
-        --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n";
+        --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n[container.2]\nrun_image = \"busybox\"\n";
 
     #[test]
     fn the_settings_table_keeps_the_body_and_the_digest() {
-        // Both pinned from the code before `run_args` became a table: a changed digest would
+        // Both pinned (again when links and network modes were resolved for the service's
+        // network, which changed FULL and the plain container's digest): a changed digest would
         // create every stopped container again, a changed body would run it differently.
         let mut s = spec(FULL);
-        assert_eq!(config_digest(&s), "dc188a891103aba7");
+        assert_eq!(config_digest("web", &s), "25021b10972f6fa4");
         assert_eq!(
-            config_digest(&spec("run_image = \"busybox\"\n")),
-            "64802bc0e82179b8"
+            config_digest("web", &spec("run_image = \"busybox\"\n")),
+            "c34235486b4f5b1e"
         );
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join("e.env");
