@@ -57,8 +57,8 @@ fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
 
 /// The network mode of the create body: the service's network, a container's namespace
 /// (`netns`), or `network` as given.
-pub(crate) fn network_mode(svc: &str, spec: &ContainerSpec) -> Option<String> {
-    match NetworkMode::of(spec) {
+pub(crate) fn network_mode(svc: &str, spec: &ContainerSpec, mode: &NetworkMode) -> Option<String> {
+    match mode {
         NetworkMode::Service => Some(svc.to_string()),
         NetworkMode::Netns(rid) => Some(format!(
             "container:{}",
@@ -86,11 +86,11 @@ fn links(svc: &str, spec: &ContainerSpec) -> Vec<String> {
 /// A stable digest of what the container is created from (FNV-1a over its JSON). A container
 /// on the service's network or in another's namespace (a mode the file does not spell) has
 /// that mode in its digest too, so a container made before it existed is made again.
-pub(crate) fn config_digest(svc: &str, spec: &ContainerSpec) -> String {
+pub(crate) fn config_digest(svc: &str, spec: &ContainerSpec, mode: &NetworkMode) -> String {
     let mut json =
         serde_json::to_string(&(&spec.run_image, &spec.run_command, &spec.run)).unwrap_or_default();
     if spec.run.network.is_none()
-        && let Some(mode) = network_mode(svc, spec)
+        && let Some(mode) = network_mode(svc, spec, mode)
     {
         json.push_str(&mode);
     }
@@ -108,6 +108,7 @@ pub(crate) fn create_body(
     svc: &str,
     rid: &str,
     spec: &ContainerSpec,
+    mode: &NetworkMode,
 ) -> Result<ContainerCreateBody, DriverError> {
     let o = &spec.run;
     let env = environment(o)?;
@@ -128,9 +129,8 @@ pub(crate) fn create_body(
         .collect();
     labels.insert(SERVICE_LABEL.into(), svc.into());
     labels.insert(RID_LABEL.into(), rid.into());
-    labels.insert(CONFIG_LABEL.into(), config_digest(svc, spec));
-    let mode = NetworkMode::of(spec);
-    let networking_config = (mode == NetworkMode::Service).then(|| NetworkingConfig {
+    labels.insert(CONFIG_LABEL.into(), config_digest(svc, spec, mode));
+    let networking_config = (*mode == NetworkMode::Service).then(|| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
             svc.to_string(),
             EndpointSettings {
@@ -176,7 +176,7 @@ pub(crate) fn create_body(
         healthcheck: healthcheck(o),
         networking_config,
         host_config: Some(HostConfig {
-            network_mode: network_mode(svc, spec),
+            network_mode: network_mode(svc, spec, mode),
             links: opt_vec(links),
             ..host_config(o, binds, port_bindings)
         }),
@@ -585,6 +585,11 @@ mod tests {
     use berth_model::ServiceConfig;
     use berth_model::config::Spec;
 
+    /// The network mode of a container alone in its service.
+    fn alone(s: &ContainerSpec) -> NetworkMode {
+        NetworkMode::resolve(s, false)
+    }
+
     fn spec(body: &str) -> ContainerSpec {
         let svc = ServiceConfig::parse(
             Path::new("/etc/berth/services/web.toml"),
@@ -604,13 +609,13 @@ mod tests {
         assert_eq!(stop_secs(&s), 3_000_000_000);
         assert_eq!(stop_t(&s), i32::MAX);
         assert_eq!(
-            create_body("web", "container#1", &s).unwrap().stop_timeout,
+            create_body("web", "container#1", &s, &alone(&s)).unwrap().stop_timeout,
             Some(3_000_000_000)
         );
         let s = spec("run_image = \"busybox\"\nstop_timeout = 9223372036854775807\n");
         assert_eq!(stop_t(&s), i32::MAX);
         assert_eq!(
-            create_body("web", "container#1", &s).unwrap().stop_timeout,
+            create_body("web", "container#1", &s, &alone(&s)).unwrap().stop_timeout,
             Some(i64::MAX)
         );
         assert_eq!(stop_t(&spec("run_image = \"busybox\"\n")), 10);
@@ -656,7 +661,7 @@ mod tests {
              -h web1 -l tier=front --restart on-failure:2 --device /dev/fuse --tmpfs /run:size=1m \
              --log-opt max-size=1m --expose 81\"\nenv = [\"A=1\"]\n",
         );
-        let b = create_body("web", "container#1", &s).unwrap();
+        let b = create_body("web", "container#1", &s, &alone(&s)).unwrap();
         assert_eq!(b.image.as_deref(), Some("busybox"));
         assert_eq!(b.cmd, Some(vec!["/bin/sh".to_string()]));
         assert_eq!(b.entrypoint, Some(vec!["/bin/env".to_string()]));
@@ -669,7 +674,7 @@ mod tests {
         assert_eq!(labels["tier"], "front");
         assert_eq!(labels[SERVICE_LABEL], "web");
         assert_eq!(labels[RID_LABEL], "container#1");
-        assert_eq!(labels[CONFIG_LABEL], config_digest("web", &s));
+        assert_eq!(labels[CONFIG_LABEL], config_digest("web", &s, &alone(&s)));
         let mut exposed = b.exposed_ports.clone().unwrap();
         exposed.sort();
         assert_eq!(exposed, ["80/tcp", "81/tcp"]);
@@ -711,7 +716,7 @@ mod tests {
     #[test]
     fn empty_entrypoint_resets() {
         let s = spec("run_image = \"busybox\"\nentrypoint = []\n");
-        let b = create_body("web", "container#1", &s).unwrap();
+        let b = create_body("web", "container#1", &s, &alone(&s)).unwrap();
         assert_eq!(b.entrypoint, Some(vec![String::new()]));
     }
 
@@ -719,8 +724,8 @@ mod tests {
     fn digest_follows_the_config() {
         let a = spec("run_image = \"busybox\"\n");
         let b = spec("run_image = \"busybox\"\nenv = [\"A=1\"]\n");
-        assert_eq!(config_digest("web", &a), config_digest("web", &a.clone()));
-        assert_ne!(config_digest("web", &a), config_digest("web", &b));
+        assert_eq!(config_digest("web", &a, &alone(&a)), config_digest("web", &a.clone(), &alone(&a)));
+        assert_ne!(config_digest("web", &a, &alone(&a)), config_digest("web", &b, &alone(&b)));
     }
 
     #[test]
@@ -742,14 +747,15 @@ mod tests {
 
     #[test]
     fn the_settings_table_keeps_the_body_and_the_digest() {
-        // Both pinned (again when links and network modes were resolved for the service's
-        // network, which changed FULL and the plain container's digest): a changed digest would
+        // Both pinned (FULL again when links and network modes were resolved for the service's
+        // network; a container alone in its service keeps its digest): a changed digest would
         // create every stopped container again, a changed body would run it differently.
         let mut s = spec(FULL);
-        assert_eq!(config_digest("web", &s), "25021b10972f6fa4");
+        assert_eq!(config_digest("web", &s, &alone(&s)), "25021b10972f6fa4");
+        let plain = spec("run_image = \"busybox\"\n");
         assert_eq!(
-            config_digest("web", &spec("run_image = \"busybox\"\n")),
-            "c34235486b4f5b1e"
+            config_digest("web", &plain, &alone(&plain)),
+            "64802bc0e82179b8"
         );
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join("e.env");
@@ -758,7 +764,7 @@ mod tests {
             text: s.run.env_files[0].text.clone(),
             value: env_file,
         }];
-        let body = create_body("web", "container#1", &s).unwrap();
+        let body = create_body("web", "container#1", &s, &alone(&s)).unwrap();
         let mut body = serde_json::to_value(&body).unwrap();
         body["Labels"].as_object_mut().unwrap().remove(CONFIG_LABEL);
         let want: serde_json::Value =

@@ -262,8 +262,9 @@ fn start_container(
         info!("container {name} is already up");
         return Ok(Outcome::AlreadyDone);
     }
-    let digest = container::config_digest(&ctx.svc.name, spec);
-    let net_id = if NetworkMode::of(spec) == NetworkMode::Service {
+    let mode = NetworkMode::of(ctx.svc, spec);
+    let digest = container::config_digest(&ctx.svc.name, spec, &mode);
+    let net_id = if mode == NetworkMode::Service {
         Some(network::ensure(api, ctx.svc, &ctx.paths.var_dir)?)
     } else {
         None
@@ -300,7 +301,7 @@ fn start_container(
                     spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
                 )));
             }
-            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec)?;
+            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec, &mode)?;
             if let Some(c) = other {
                 let id = c.id.unwrap_or_else(|| name.clone());
                 info!(

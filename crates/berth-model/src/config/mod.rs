@@ -26,7 +26,7 @@ pub use collector::{CollectorConfig, CollectorNode, split_url};
 pub use emit::to_toml;
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning};
 pub use node::{ClusterConfig, NodeConfig, SplitAction, TlsFiles};
-pub use stack::{NetworkMode, link_target, order_stack, start_dependencies};
+pub use stack::{NetworkMode, link_target, needs_network, order_stack, start_dependencies};
 
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;

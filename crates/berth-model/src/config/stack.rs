@@ -28,8 +28,13 @@ pub(crate) fn parse_subnet(text: &str) -> Result<ipnet::Ipv4Net, String> {
 /// How a container is networked, as the service file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkMode {
-    /// No `network` nor `netns`: the service's own docker network.
+    /// No `network` nor `netns`, in a service that needs a network: the service's own docker
+    /// network.
     Service,
+    /// No `network` nor `netns`, in a service that needs no network (one such container, no
+    /// `ports`, no `links`): docker's default, which the private daemon's `--bridge=none` makes
+    /// no network at all (as before berth had service networks; no bridge is made).
+    Default,
     /// `netns = container#N`: that container's namespace.
     Netns(Rid),
     /// `network = none`.
@@ -43,13 +48,19 @@ pub enum NetworkMode {
 }
 
 impl NetworkMode {
-    /// The container's network mode.
-    pub fn of(c: &ContainerSpec) -> NetworkMode {
+    /// The network mode of container `c` of `svc`.
+    pub fn of(svc: &ServiceConfig, c: &ContainerSpec) -> NetworkMode {
+        NetworkMode::resolve(c, needs_network(svc))
+    }
+
+    /// The network mode of `c`, in a service that does or does not need a network.
+    pub fn resolve(c: &ContainerSpec, service_network: bool) -> NetworkMode {
         if let Some(rid) = c.netns {
             return NetworkMode::Netns(rid);
         }
         match c.run.network.as_deref() {
-            None => NetworkMode::Service,
+            None if service_network => NetworkMode::Service,
+            None => NetworkMode::Default,
             Some("none") => NetworkMode::None,
             Some("host") => NetworkMode::Host,
             Some(n) => match n.strip_prefix("container:") {
@@ -68,6 +79,7 @@ impl NetworkMode {
     fn describe(&self) -> String {
         match self {
             NetworkMode::Service => "the service's network".into(),
+            NetworkMode::Default => "no network".into(),
             NetworkMode::Netns(rid) => format!("netns = {rid}"),
             NetworkMode::None => "network = none".into(),
             NetworkMode::Host => "network = host".into(),
@@ -75,6 +87,23 @@ impl NetworkMode {
             NetworkMode::Named(n) => format!("network = {n}"),
         }
     }
+}
+
+/// Whether `svc` gets a network of its own: two containers or more with no `network` nor
+/// `netns`, or one with `ports` or `links`.
+pub fn needs_network(svc: &ServiceConfig) -> bool {
+    let plain: Vec<&ContainerSpec> = svc
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::Container(c) if c.netns.is_none() && c.run.network.is_none() => Some(&**c),
+            _ => None,
+        })
+        .collect();
+    plain.len() >= 2
+        || plain
+            .iter()
+            .any(|c| !c.run.ports.is_empty() || !c.run.links.is_empty())
 }
 
 /// The container a `links` item names, as a rid of `svc`: `container#N`, or the container's
@@ -144,7 +173,7 @@ pub(crate) fn check(svc: &ServiceConfig, sections: &[RawSection]) -> Result<(), 
                         format!("service {} has no resource {owner}", svc.name),
                     ));
                 };
-                let mode = NetworkMode::of(c);
+                let mode = NetworkMode::of(svc, c);
                 if matches!(
                     mode,
                     NetworkMode::Host | NetworkMode::Netns(_) | NetworkMode::Container(_)
@@ -179,7 +208,7 @@ pub(crate) fn check(svc: &ServiceConfig, sections: &[RawSection]) -> Result<(), 
 
 fn check_container(at: &At<'_>, rid: Rid, c: &ContainerSpec) -> Result<(), ConfigError> {
     let svc = at.svc;
-    let mode = NetworkMode::of(c);
+    let mode = NetworkMode::of(svc, c);
     if let Some(owner) = c.netns {
         let text = owner.to_string();
         if c.run.network.is_some() {
