@@ -525,6 +525,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
         }
     };
     ResourceState {
+        network: None,
         status,
         label: label(spec),
         log,

@@ -110,6 +110,7 @@ fn file_bytes(db: &Path) -> u64 {
 
 fn res(kind: Kind, status: Status, label: String, monitored: bool) -> ResourceStatus {
     ResourceStatus {
+        network: None,
         rid: Rid::new(kind, 1),
         status,
         label,

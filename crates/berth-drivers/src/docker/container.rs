@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use berth_model::config::{ContainerSpec, NetworkMode, link_target};
 use berth_model::run_args::{RunOptions, VolumeSpec};
+use berth_model::status::ContainerNetwork;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
     EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, NetworkingConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
@@ -130,10 +131,19 @@ pub(crate) fn create_body(
     labels.insert(SERVICE_LABEL.into(), svc.into());
     labels.insert(RID_LABEL.into(), rid.into());
     labels.insert(CONFIG_LABEL.into(), config_digest(svc, spec, mode));
-    let networking_config = (*mode == NetworkMode::Service).then(|| NetworkingConfig {
+    // On a user-defined network, links are the endpoint's (docker's embedded DNS answers
+    // them); HostConfig.Links is the legacy default bridge's, which the daemon has none of.
+    let links = links(svc, spec);
+    let endpoint_network = match mode {
+        NetworkMode::Service => Some(svc.to_string()),
+        NetworkMode::Named(n) => Some(n.clone()),
+        _ => None,
+    };
+    let networking_config = endpoint_network.as_ref().map(|net| NetworkingConfig {
         endpoints_config: Some(HashMap::from([(
-            svc.to_string(),
+            net.clone(),
             EndpointSettings {
+                links: opt_vec(links.clone()),
                 // The hostname (and the rid's `container-N`) resolve too, besides the name.
                 aliases: Some(
                     o.hostname
@@ -146,7 +156,11 @@ pub(crate) fn create_body(
             },
         )])),
     });
-    let links = links(svc, spec);
+    let host_links = if endpoint_network.is_some() {
+        Vec::new()
+    } else {
+        links
+    };
 
     Ok(ContainerCreateBody {
         image: Some(spec.run_image.clone()),
@@ -177,7 +191,7 @@ pub(crate) fn create_body(
         networking_config,
         host_config: Some(HostConfig {
             network_mode: network_mode(svc, spec, mode),
-            links: opt_vec(links),
+            links: opt_vec(host_links),
             ..host_config(o, binds, port_bindings)
         }),
         ..Default::default()
@@ -423,34 +437,39 @@ pub(crate) fn describe_state(c: &ContainerInspectResponse) -> String {
     }
 }
 
-/// The network and published ports of a running container, as a status line:
-/// `network web 10.199.7.2, ports 10.88.0.10:8080->80/tcp`.
-pub(crate) fn describe_network(c: &ContainerInspectResponse) -> String {
+/// The network and published ports of a running container: `network web 10.199.7.2, ports
+/// 10.88.0.10:8080->80/tcp` in the status.
+pub(crate) fn network_of(c: &ContainerInspectResponse) -> ContainerNetwork {
     let mode = c
         .host_config
         .as_ref()
         .and_then(|h| h.network_mode.clone())
         .unwrap_or_default();
-    let nets: Vec<String> = c
+    let mut nets: Vec<(String, Option<String>)> = c
         .network_settings
         .as_ref()
         .and_then(|n| n.networks.as_ref())
         .map(|n| {
-            let mut v: Vec<String> = n
-                .iter()
-                .map(|(name, e)| match e.ip_address.as_deref().filter(|a| !a.is_empty()) {
-                    Some(ip) => format!("{name} {ip}"),
-                    None => name.clone(),
+            n.iter()
+                .map(|(name, e)| {
+                    let ip = e.ip_address.clone().filter(|a| !a.is_empty());
+                    (name.clone(), ip)
                 })
-                .collect();
-            v.sort();
-            v
+                .collect()
         })
         .unwrap_or_default();
-    let network = if mode.starts_with("container:") || nets.is_empty() {
-        mode
+    nets.sort();
+    let (name, addresses) = if mode.starts_with("container:") {
+        (mode, Vec::new())
+    } else if nets.is_empty() || mode == "none" {
+        // docker's default under the daemon's --bridge=none: no network at all.
+        ("none".to_string(), Vec::new())
     } else {
-        nets.join(", ")
+        let names: Vec<String> = nets.iter().map(|(n, _)| n.clone()).collect();
+        (
+            names.join(","),
+            nets.into_iter().filter_map(|(_, ip)| ip).collect(),
+        )
     };
     let mut ports: Vec<String> = c
         .network_settings
@@ -460,7 +479,9 @@ pub(crate) fn describe_network(c: &ContainerInspectResponse) -> String {
             p.iter()
                 .flat_map(|(inner, b)| {
                     b.iter().flatten().map(move |b| {
-                        let ip = b.host_ip.as_deref().filter(|i| !i.is_empty()).unwrap_or("0.0.0.0");
+                        let ip = (b.host_ip.as_deref())
+                            .filter(|i| !i.is_empty())
+                            .unwrap_or("0.0.0.0");
                         format!("{ip}:{}->{inner}", b.host_port.as_deref().unwrap_or(""))
                     })
                 })
@@ -469,10 +490,10 @@ pub(crate) fn describe_network(c: &ContainerInspectResponse) -> String {
         .unwrap_or_default();
     ports.sort();
     ports.dedup();
-    if ports.is_empty() {
-        format!("network {network}")
-    } else {
-        format!("network {network}, ports {}", ports.join(" "))
+    ContainerNetwork {
+        name,
+        addresses,
+        ports,
     }
 }
 

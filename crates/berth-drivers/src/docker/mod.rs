@@ -54,6 +54,7 @@ fn name_of(ctx: &Ctx<'_>, rid: Rid) -> String {
 /// The status as the seed prints it. Never starts the daemon.
 pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
     let mut st = ResourceState {
+        network: None,
         status: Status::Down,
         label: spec.run_image.clone(),
         log: Vec::new(),
@@ -131,7 +132,9 @@ fn container_status(
     st.label = format!("{id}@{image}");
     if is_running(&c) {
         st.status = Status::Up;
-        st.log.push(LogEntry::info(container::describe_network(&c)));
+        let net = container::network_of(&c);
+        st.log.push(LogEntry::info(net.line()));
+        st.network = Some(net);
         if !same_image {
             st.log.push(LogEntry::warn(match &wanted {
                 Some(_) => format!(
@@ -341,14 +344,25 @@ fn start_container(
     )
     .map_err(|e| e.into_driver(format!("start container {name}")))?;
     info!("wait for container up status");
-    container::wait_running(api, &name, spec.start_timeout)?;
-    if inspect(api, &name)?
-        .as_ref()
-        .and_then(container::health)
-        .is_some()
-    {
-        info!("wait for container operational");
-        container::wait_healthy(api, &name, spec.start_timeout, began)?;
+    let waited = container::wait_running(api, &name, spec.start_timeout).and_then(|()| {
+        if inspect(api, &name)?
+            .as_ref()
+            .and_then(container::health)
+            .is_some()
+        {
+            info!("wait for container operational");
+            container::wait_healthy(api, &name, spec.start_timeout, began)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = waited {
+        // A container that runs but never became operational is not left running: what
+        // depends on it is not started, and the rollback stops only what did start.
+        warn!("{e}: stop container {name}");
+        if let Err(stop) = stop_container(d, api, &name, spec) {
+            warn!("cannot stop container {name}: {stop}");
+        }
+        return Err(e);
     }
     Ok(Outcome::Changed)
 }

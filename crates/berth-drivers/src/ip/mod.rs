@@ -278,6 +278,7 @@ pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
         },
     };
     ResourceState {
+        network: None,
         status,
         label: label(spec),
         log,

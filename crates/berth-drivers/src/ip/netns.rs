@@ -15,7 +15,6 @@
 //! the namespace), as OpenSVC does, each call bounded.
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -126,9 +125,23 @@ fn check_not_ours(pid: i32, owner: Rid) -> Result<(), DriverError> {
     Ok(())
 }
 
+/// Whether `dev` exists on the node, and whether it is a bridge. Asked of the kernel through
+/// `ip` (netlink), not `/sys`, which shows the namespace it was mounted in.
+fn node_dev(dev: &str) -> Result<Option<bool>, DriverError> {
+    if ip(None, &["-o", "link", "show", "dev", dev]).is_err() {
+        return Ok(None);
+    }
+    let bridges = ip(None, &["-o", "link", "show", "type", "bridge"])?;
+    Ok(Some(bridges.lines().any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .is_some_and(|d| d.trim_end_matches(':') == dev)
+    })))
+}
+
 /// Checks before any resource starts: `ipdev` exists on the node.
 pub fn precheck(_ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
-    if !Path::new("/sys/class/net").join(&spec.ipdev).exists() {
+    if node_dev(&spec.ipdev)?.is_none() {
         return Err(DriverError::Refused(format!(
             "ipdev {} of the netns ip {} does not exist on this node",
             spec.ipdev, spec.ipname
@@ -140,6 +153,7 @@ pub fn precheck(_ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
 /// Up when the address is in the container's namespace.
 pub fn status(ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
     let mut st = ResourceState {
+        network: None,
         status: Status::Down,
         label: label(spec),
         log: Vec::new(),
@@ -214,12 +228,16 @@ pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
         Some(d) => d.clone(),
         None => free_eth(&ip(Some(pid), &["-o", "link", "show"])?),
     };
-    let mode = ns.mode.unwrap_or_else(|| {
-        if Path::new("/sys/class/net").join(&spec.ipdev).join("bridge").exists() {
-            NetnsMode::Bridge
-        } else {
-            NetnsMode::Macvlan
-        }
+    let is_bridge = node_dev(&spec.ipdev)?.ok_or_else(|| {
+        DriverError::Refused(format!(
+            "ipdev {} of the netns ip {} does not exist on this node",
+            spec.ipdev, spec.ipname
+        ))
+    })?;
+    let mode = ns.mode.unwrap_or(if is_bridge {
+        NetnsMode::Bridge
+    } else {
+        NetnsMode::Macvlan
     });
     // Temporary names on the node, unique per namespace (IFNAMSIZ: 15 bytes).
     let tmp_guest = format!("v{}g{pid}", guest.trim_start_matches("eth"));
