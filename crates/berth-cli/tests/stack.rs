@@ -69,7 +69,8 @@ impl Node {
 
     /// Write `services/<file>` with `@ROOT@` replaced.
     fn service(&self, file: &str, text: &str) {
-        self.t.write_service(file, &text.replace("@ROOT@", &self.root()));
+        self.t
+            .write_service(file, &text.replace("@ROOT@", &self.root()));
     }
 
     /// `svc ARGS` inside the node namespace, with the case's dirs.
@@ -148,7 +149,13 @@ impl Node {
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_whitespace().nth(1))
-            .map(|d| d.trim_end_matches(':').split('@').next().unwrap_or("").to_string())
+            .map(|d| {
+                d.trim_end_matches(':')
+                    .split('@')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .filter(|d| !["lo", "n0", "br0"].contains(&d.as_str()))
             .collect()
     }
@@ -191,7 +198,10 @@ fn write_tiers(root: &Path) {
     // The web tier asks the app tier by its link alias; the app tier asks the db by its alias,
     // from the URL its environment gives it.
     script("www", "wget -q -O - http://app:8000/cgi-bin/q");
-    script("app", "echo \"app on $TIER got: $(wget -q -O - \"$DB_URL\")\"");
+    script(
+        "app",
+        "echo \"app on $TIER got: $(wget -q -O - \"$DB_URL\")\"",
+    );
 }
 
 /// A three-tier service: db (serves a row from its volume on the service's fs), app (reaches the
@@ -299,7 +309,12 @@ fn a_three_tier_stack_serves_the_db_through_the_published_port() {
     );
 
     let o = n.fetch("http://10.77.0.10:8080/cgi-bin/q");
-    assert!(o.status.success(), "wget: {}\n{}", text(&o), n.diag("stack"));
+    assert!(
+        o.status.success(),
+        "wget: {}\n{}",
+        text(&o),
+        n.diag("stack")
+    );
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         "app on app got: row 42 of stack"
@@ -357,7 +372,10 @@ fn two_stacks_on_one_node_take_different_subnets() {
     n.ok(&["one", "start"]);
     n.ok(&["two", "start"]);
     let (a, b) = (subnet(&n, "one"), subnet(&n, "two"));
-    assert!(a.starts_with("10.199.") && b.starts_with("10.199."), "{a} {b}");
+    assert!(
+        a.starts_with("10.199.") && b.starts_with("10.199."),
+        "{a} {b}"
+    );
     assert_ne!(a, b, "two services on one subnet");
     for (ip, name) in [("10.77.0.11", "one"), ("10.77.0.12", "two")] {
         let o = n.fetch(&format!("http://{ip}:8080/cgi-bin/q"));
@@ -402,12 +420,17 @@ stop_timeout = "2s"
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("wait for container operational"), "{out}");
     assert!(
-        out.contains("its healthcheck reports it unhealthy; container#2 requires container#1 \
-                       (start_requires): not started"),
+        out.contains(
+            "its healthcheck reports it unhealthy; container#2 requires container#1 \
+                       (start_requires): not started"
+        ),
         "{out}"
     );
     assert!(out.contains("stop container dep.container.1"), "{out}");
-    assert!(!out.contains("--name=dep.container.2"), "the dependent was created: {out}");
+    assert!(
+        !out.contains("--name=dep.container.2"),
+        "the dependent was created: {out}"
+    );
     // Nothing runs; the daemon (started by the import, not by the start) goes with a stop.
     let ps = n.ok(&["dep", "docker", "ps", "-q"]);
     assert!(ps.trim().is_empty(), "{ps}");
@@ -510,8 +533,20 @@ fn a_netns_ip_serves_the_pod_from_inside_its_namespace() {
     assert!(o.status.success(), "wget: {}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from the pod\n");
     // The address is in the container's namespace, never on the node.
-    assert!(!n.node_addrs().contains("10.77.0.20/"), "{}", n.node_addrs());
-    let inside = n.ok(&["pod", "docker", "exec", "pod.container.1", "ip", "-o", "addr"]);
+    assert!(
+        !n.node_addrs().contains("10.77.0.20/"),
+        "{}",
+        n.node_addrs()
+    );
+    let inside = n.ok(&[
+        "pod",
+        "docker",
+        "exec",
+        "pod.container.1",
+        "ip",
+        "-o",
+        "addr",
+    ]);
     assert!(inside.contains("inet 10.77.0.20/24"), "{inside}");
     let tree = n.ok(&["pod", "print", "status"]);
     assert!(

@@ -9,8 +9,8 @@ use berth_model::run_args::{RunOptions, VolumeSpec};
 use berth_model::status::ContainerNetwork;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
-    EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, NetworkingConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    ImageInspect, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::InspectContainerOptions;
 
@@ -630,13 +630,17 @@ mod tests {
         assert_eq!(stop_secs(&s), 3_000_000_000);
         assert_eq!(stop_t(&s), i32::MAX);
         assert_eq!(
-            create_body("web", "container#1", &s, &alone(&s)).unwrap().stop_timeout,
+            create_body("web", "container#1", &s, &alone(&s))
+                .unwrap()
+                .stop_timeout,
             Some(3_000_000_000)
         );
         let s = spec("run_image = \"busybox\"\nstop_timeout = 9223372036854775807\n");
         assert_eq!(stop_t(&s), i32::MAX);
         assert_eq!(
-            create_body("web", "container#1", &s, &alone(&s)).unwrap().stop_timeout,
+            create_body("web", "container#1", &s, &alone(&s))
+                .unwrap()
+                .stop_timeout,
             Some(i64::MAX)
         );
         assert_eq!(stop_t(&spec("run_image = \"busybox\"\n")), 10);
@@ -745,8 +749,14 @@ mod tests {
     fn digest_follows_the_config() {
         let a = spec("run_image = \"busybox\"\n");
         let b = spec("run_image = \"busybox\"\nenv = [\"A=1\"]\n");
-        assert_eq!(config_digest("web", &a, &alone(&a)), config_digest("web", &a.clone(), &alone(&a)));
-        assert_ne!(config_digest("web", &a, &alone(&a)), config_digest("web", &b, &alone(&b)));
+        assert_eq!(
+            config_digest("web", &a, &alone(&a)),
+            config_digest("web", &a.clone(), &alone(&a))
+        );
+        assert_ne!(
+            config_digest("web", &a, &alone(&a)),
+            config_digest("web", &b, &alone(&b))
+        );
     }
 
     #[test]

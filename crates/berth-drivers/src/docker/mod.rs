@@ -32,11 +32,11 @@ use berth_model::Rid;
 use berth_model::config::{ContainerSpec, NetworkMode, Spec};
 use berth_model::rid::Kind;
 use berth_model::status::{Chargeback, LogEntry, Status};
+use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
-use bollard::models::HealthStatusEnum;
 use tracing::{info, warn};
 
 use crate::{Ctx, DriverError, Outcome};
@@ -208,7 +208,11 @@ fn check_requires(
     rid: Rid,
     spec: &ContainerSpec,
 ) -> Result<(), DriverError> {
-    for req in spec.start_requires.iter().filter(|r| r.kind == Kind::Container) {
+    for req in spec
+        .start_requires
+        .iter()
+        .filter(|r| r.kind == Kind::Container)
+    {
         let name = name_of(ctx, *req);
         let why = match inspect(api, &name)? {
             None => Some("it does not exist".to_string()),

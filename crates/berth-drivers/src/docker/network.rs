@@ -49,7 +49,11 @@ pub(crate) fn parse_routes(text: &str) -> Vec<Used> {
             continue;
         };
         // The kernel prints the network-order word as a host-order number.
-        let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(|n| Ipv4Addr::from(n.to_ne_bytes()));
+        let hex = |s: &str| {
+            u32::from_str_radix(s, 16)
+                .ok()
+                .map(|n| Ipv4Addr::from(n.to_ne_bytes()))
+        };
         let (Some(dst), Some(mask)) = (hex(dst), hex(mask)) else {
             continue;
         };
@@ -125,7 +129,11 @@ fn first_slot(svc: &str) -> u32 {
 
 /// The subnet for `svc`: `wanted` if nothing overlaps it, else an error naming what does; with
 /// none wanted, the first free /24 of the pool.
-pub(crate) fn choose(svc: &str, wanted: Option<Ipv4Net>, used: &[Used]) -> Result<Ipv4Net, DriverError> {
+pub(crate) fn choose(
+    svc: &str,
+    wanted: Option<Ipv4Net>,
+    used: &[Used],
+) -> Result<Ipv4Net, DriverError> {
     if let Some(net) = wanted {
         return match overlap(&net, used) {
             Some(u) => Err(DriverError::Refused(format!(
@@ -136,7 +144,9 @@ pub(crate) fn choose(svc: &str, wanted: Option<Ipv4Net>, used: &[Used]) -> Resul
             None => Ok(net),
         };
     }
-    let pool: Ipv4Net = POOL.parse().map_err(|_| DriverError::Refused("bad pool".into()))?;
+    let pool: Ipv4Net = POOL
+        .parse()
+        .map_err(|_| DriverError::Refused("bad pool".into()))?;
     let subnets: Vec<Ipv4Net> = pool
         .subnets(24)
         .map_err(|_| DriverError::Refused("bad pool".into()))?
@@ -174,7 +184,11 @@ pub(crate) fn inspect(api: &Api, name: &str) -> Result<Option<(String, String)>,
 }
 
 /// Make the service's network when the daemon does not have it; returns its id.
-pub(crate) fn ensure(api: &Api, svc: &ServiceConfig, var_dir: &Path) -> Result<String, DriverError> {
+pub(crate) fn ensure(
+    api: &Api,
+    svc: &ServiceConfig,
+    var_dir: &Path,
+) -> Result<String, DriverError> {
     let name = svc.docker_network();
     if let Some((id, _)) = inspect(api, name)? {
         return Ok(id);
@@ -218,7 +232,10 @@ pub(crate) fn ensure(api: &Api, svc: &ServiceConfig, var_dir: &Path) -> Result<S
                     "com.docker.network.bridge.enable_ip_masquerade".to_string(),
                     "false".to_string(),
                 )])),
-                labels: Some(HashMap::from([(SERVICE_LABEL.to_string(), svc.name.clone())])),
+                labels: Some(HashMap::from([(
+                    SERVICE_LABEL.to_string(),
+                    svc.name.clone(),
+                )])),
                 ..Default::default()
             }),
         )
@@ -279,6 +296,11 @@ mod tests {
         let second = choose("web", None, &taken).unwrap();
         assert_ne!(first, second);
         assert_eq!(second.prefix_len(), 24);
-        assert!("10.199.0.0/16".parse::<Ipv4Net>().unwrap().contains(&second));
+        assert!(
+            "10.199.0.0/16"
+                .parse::<Ipv4Net>()
+                .unwrap()
+                .contains(&second)
+        );
     }
 }

@@ -30,9 +30,9 @@ const BOUND: Duration = Duration::from_secs(10);
 
 /// The netns part of `spec`, which the dispatch only hands over for a netns ip.
 fn ns_of(spec: &IpSpec) -> Result<&NetnsIp, DriverError> {
-    spec.netns.as_ref().ok_or_else(|| {
-        DriverError::Refused(format!("ip {} is not of type netns", spec.ipname))
-    })
+    spec.netns
+        .as_ref()
+        .ok_or_else(|| DriverError::Refused(format!("ip {} is not of type netns", spec.ipname)))
 }
 
 /// `netns bridge 10.0.0.5/24 br0@container#0`, as OpenSVC labels it.
@@ -61,7 +61,9 @@ fn ip(pid: Option<i32>, args: &[&str]) -> Result<String, DriverError> {
     match pid {
         Some(p) => {
             cmd = Command::new("nsenter");
-            cmd.arg(format!("--net=/proc/{p}/ns/net")).arg("ip").args(args);
+            cmd.arg(format!("--net=/proc/{p}/ns/net"))
+                .arg("ip")
+                .args(args);
             line = format!("nsenter --net=/proc/{p}/ns/net ip {}", args.join(" "));
         }
         None => {
@@ -88,7 +90,10 @@ pub(crate) fn dev_holding(text: &str, addr: IpAddr) -> Option<String> {
         let f: Vec<&str> = l.split_whitespace().collect();
         let i = f.iter().position(|w| *w == "inet" || *w == "inet6")?;
         let a: IpAddr = f.get(i + 1)?.split('/').next()?.parse().ok()?;
-        (a == addr).then(|| f.get(1).map(|d| d.split('@').next().unwrap_or(d).to_string()))?
+        (a == addr).then(|| {
+            f.get(1)
+                .map(|d| d.split('@').next().unwrap_or(d).to_string())
+        })?
     })
 }
 
@@ -97,7 +102,13 @@ pub(crate) fn free_eth(text: &str) -> String {
     let used: Vec<String> = text
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
-        .map(|d| d.trim_end_matches(':').split('@').next().unwrap_or("").to_string())
+        .map(|d| {
+            d.trim_end_matches(':')
+                .split('@')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     (0..)
         .map(|i| format!("eth{i}"))
@@ -220,7 +231,10 @@ pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
     let addr = super::resolve(&spec.ipname)?;
     let in_ns = ip(Some(pid), &["-o", "addr", "show"])?;
     if let Some(dev) = dev_holding(&in_ns, addr) {
-        info!("{} is already on {dev} in the namespace of {owner}", spec.ipname);
+        info!(
+            "{} is already on {dev} in the namespace of {owner}",
+            spec.ipname
+        );
         return Ok(Outcome::AlreadyDone);
     }
     let prefix = prefix(spec, addr)?;
@@ -262,8 +276,16 @@ pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
                 ip(
                     None,
                     &[
-                        "link", "add", "link", &spec.ipdev, "name", &tmp_guest, "type", "macvlan",
-                        "mode", "bridge",
+                        "link",
+                        "add",
+                        "link",
+                        &spec.ipdev,
+                        "name",
+                        &tmp_guest,
+                        "type",
+                        "macvlan",
+                        "mode",
+                        "bridge",
                     ],
                 )?;
             }
@@ -277,7 +299,15 @@ pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
         if let Some(gw) = spec.gateway {
             ip(
                 Some(pid),
-                &["route", "replace", "default", "via", &gw.to_string(), "dev", &guest],
+                &[
+                    "route",
+                    "replace",
+                    "default",
+                    "via",
+                    &gw.to_string(),
+                    "dev",
+                    &guest,
+                ],
             )?;
         }
         Ok(())
@@ -312,7 +342,10 @@ pub fn stop(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
     };
     let addr = super::resolve(&spec.ipname)?;
     let Some(dev) = dev_holding(&ip(Some(pid), &["-o", "addr", "show"])?, addr) else {
-        info!("{} is not in the namespace of {}", spec.ipname, ns.container);
+        info!(
+            "{} is not in the namespace of {}",
+            spec.ipname, ns.container
+        );
         return Ok(Outcome::AlreadyDone);
     };
     ip(Some(pid), &["link", "del", &dev])?;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
 use super::{
     Common, ConfigError, ConfigErrorKind, ConfigWarning, ContainerSpec, Format, FsSpec, IpSpec,
-    MonitorAction, NetnsIp, NetnsMode, Orchestrate, Placement, Prefix, Resource, ServiceConfig, ServiceSettings, Spec,
-    VgSpec,
+    MonitorAction, NetnsIp, NetnsMode, Orchestrate, Placement, Prefix, Resource, ServiceConfig,
+    ServiceSettings, Spec, VgSpec,
 };
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
@@ -669,9 +669,10 @@ fn read_service(r: &mut Reader<'_>) -> Result<ServiceSettings, ConfigError> {
         docker_daemon_args: r.words("docker_daemon_args")?.unwrap_or_default(),
         docker_subnet: match r.string("docker_subnet")? {
             None => None,
-            Some(t) => Some(crate::config::stack::parse_subnet(&t).map_err(|why| {
-                r.bad("docker_subnet", &RawValue::Str(t.clone()), &why)
-            })?),
+            Some(t) => Some(
+                crate::config::stack::parse_subnet(&t)
+                    .map_err(|why| r.bad("docker_subnet", &RawValue::Str(t.clone()), &why))?,
+            ),
         },
         orchestrate: r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No)?,
         monitor_action: r.choice(

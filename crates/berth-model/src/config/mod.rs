@@ -348,8 +348,10 @@ pub enum NetnsMode {
 
 impl NetnsMode {
     /// The keyword values.
-    pub const CHOICES: &'static [(&'static str, NetnsMode)] =
-        &[("bridge", NetnsMode::Bridge), ("macvlan", NetnsMode::Macvlan)];
+    pub const CHOICES: &'static [(&'static str, NetnsMode)] = &[
+        ("bridge", NetnsMode::Bridge),
+        ("macvlan", NetnsMode::Macvlan),
+    ];
 
     /// Its name.
     pub fn as_str(self) -> &'static str {

@@ -149,7 +149,7 @@ impl At<'_> {
     }
 }
 
-fn container<'a>(svc: &'a ServiceConfig, rid: Rid) -> Option<&'a ContainerSpec> {
+fn container(svc: &ServiceConfig, rid: Rid) -> Option<&ContainerSpec> {
     match &svc.resource(rid)?.spec {
         Spec::Container(c) => Some(c),
         _ => None,
@@ -200,7 +200,10 @@ pub(crate) fn check(svc: &ServiceConfig, sections: &[RawSection]) -> Result<(), 
             cycle[0],
             "start_requires",
             &names.join(" "),
-            format!("the start dependencies form a cycle: {}", names.join(" -> ")),
+            format!(
+                "the start dependencies form a cycle: {}",
+                names.join(" -> ")
+            ),
         ));
     }
     Ok(())
@@ -280,7 +283,12 @@ fn check_container(at: &At<'_>, rid: Rid, c: &ContainerSpec) -> Result<(), Confi
         match link_target(&svc.name, item) {
             Some(t) if container(svc, t).is_some() => {
                 if t == rid {
-                    return Err(at.err(rid, "links", item, "a container cannot link to itself".into()));
+                    return Err(at.err(
+                        rid,
+                        "links",
+                        item,
+                        "a container cannot link to itself".into(),
+                    ));
                 }
             }
             Some(t) => {
@@ -467,38 +475,47 @@ mod tests {
             "[container.1]\nrun_image = \"b\"\nnetwork = \"none\"\nports = [\"8080:80\"]\n",
         );
         assert!(
-            e.contains("[container#1] ports: bad value \"8080:80\": a container in network = none \
-                        has no network to publish a port from"),
+            e.contains(
+                "[container#1] ports: bad value \"8080:80\": a container in network = none \
+                        has no network to publish a port from"
+            ),
             "{e}"
         );
-        let e = refused(
-            "[container.1]\nrun_image = \"b\"\nlinks = [\"other.container.1:db\"]\n",
-        );
+        let e = refused("[container.1]\nrun_image = \"b\"\nlinks = [\"other.container.1:db\"]\n");
         assert!(
-            e.contains("links: bad value \"other.container.1:db\": links name containers of \
-                        this service only"),
+            e.contains(
+                "links: bad value \"other.container.1:db\": links name containers of \
+                        this service only"
+            ),
             "{e}"
         );
         let e = refused("[container.1]\nrun_image = \"b\"\nlinks = [\"stack.container.2:db\"]\n");
-        assert!(e.contains("service stack has no resource container#2"), "{e}");
+        assert!(
+            e.contains("service stack has no resource container#2"),
+            "{e}"
+        );
         let e = refused(
             "[container.1]\nrun_image = \"b\"\n[container.2]\nrun_image = \"b\"\nnetns = \
              \"container#1\"\nports = [\"80\"]\n",
         );
-        assert!(e.contains("the container shares the namespace of container#1"), "{e}");
+        assert!(
+            e.contains("the container shares the namespace of container#1"),
+            "{e}"
+        );
         let e = refused("[container.1]\nrun_image = \"b\"\nnetns = \"container#1\"\n");
         assert!(e.contains("cannot join its own namespace"), "{e}");
-        let e = refused(
-            "[container.1]\nrun_image = \"b\"\nnetwork = \"host\"\nports = [\"80:80\"]\n",
-        );
+        let e =
+            refused("[container.1]\nrun_image = \"b\"\nnetwork = \"host\"\nports = [\"80:80\"]\n");
         assert!(e.contains("with network = host"), "{e}");
         let e = refused(
             "[container.1]\nrun_image = \"b\"\nstart_requires = [\"container#2\"]\n\
              [container.2]\nrun_image = \"b\"\nstart_requires = [\"container#1(up)\"]\n",
         );
         assert!(
-            e.contains("the start dependencies form a cycle: container#1 -> container#2 -> \
-                        container#1"),
+            e.contains(
+                "the start dependencies form a cycle: container#1 -> container#2 -> \
+                        container#1"
+            ),
             "{e}"
         );
         let e = refused("[container.1]\nrun_image = \"b\"\nstart_requires = [\"fs#9\"]\n");
@@ -506,7 +523,10 @@ mod tests {
         let e = refused("[container.1]\nrun_image = \"b\"\nstart_requires = [\"fs#1(down)\"]\n");
         assert!(e.contains("berth takes the state up only"), "{e}");
         let e = refused("[service]\ndocker_subnet = \"10.1.2.3/24\"\n");
-        assert!(e.contains("host bits set: the subnet is 10.1.2.0/24"), "{e}");
+        assert!(
+            e.contains("host bits set: the subnet is 10.1.2.0/24"),
+            "{e}"
+        );
         let e = refused("[service]\ndocker_subnet = \"10.1.2.0/30\"\n");
         assert!(e.contains("from /8 to /28"), "{e}");
     }
@@ -516,19 +536,23 @@ mod tests {
         let ini = |body: &str| load("/etc/berth/services/pod.conf", body).expect_err("refused");
         let e = ini("[ip#1]\ntype = netns\nipname = 10.0.0.5\nipdev = br0\nnetmask = 24\n");
         assert!(e.contains("[ip#1] netns: missing mandatory key"), "{e}");
-        let e = ini(
-            "[ip#1]\ntype = netns\nnetns = container#0\nipname = 10.0.0.5\nipdev = br0\n",
-        );
+        let e = ini("[ip#1]\ntype = netns\nnetns = container#0\nipname = 10.0.0.5\nipdev = br0\n");
         assert!(e.contains("service pod has no resource container#0"), "{e}");
         let e = ini(
             "[container#0]\nrun_image = b\nnetwork = host\n[ip#1]\ntype = netns\n\
              netns = container#0\nipname = 10.0.0.5\nipdev = br0\n",
         );
-        assert!(e.contains("container#0 has no network namespace of its own"), "{e}");
+        assert!(
+            e.contains("container#0 has no network namespace of its own"),
+            "{e}"
+        );
         let e = ini("[ip#1]\nipname = 10.0.0.5\nipdev = br0\nnetns = container#0\n");
         assert!(e.contains("only an ip of type netns takes it"), "{e}");
         let e = ini("[ip#1]\ntype = cni\nipname = 10.0.0.5\nipdev = br0\n");
-        assert!(e.contains("ip type is not supported (berth has: host, netns)"), "{e}");
+        assert!(
+            e.contains("ip type is not supported (berth has: host, netns)"),
+            "{e}"
+        );
         let e = ini(
             "[container#0]\nrun_image = b\n[ip#1]\ntype = netns\nnetns = container#0\n\
              mode = ovs\nipname = 10.0.0.5\nipdev = br0\n",
@@ -551,9 +575,15 @@ mod tests {
         assert_eq!(order, ["ip#1", "container#0", "ip#0", "container#1"]);
         // print config writes it back as TOML that reads the same.
         let text = crate::config::to_toml(&svc).expect("toml");
-        assert!(text.contains("type = \"netns\"\nnetns = \"container#0\""), "{text}");
+        assert!(
+            text.contains("type = \"netns\"\nnetns = \"container#0\""),
+            "{text}"
+        );
         let again = toml(&text).expect("reads back");
-        assert_eq!(format!("{:?}", again.resources), format!("{:?}", svc.resources));
+        assert_eq!(
+            format!("{:?}", again.resources),
+            format!("{:?}", svc.resources)
+        );
     }
 
     #[test]
