@@ -601,4 +601,36 @@ mod tests {
             ["container#2", "container#3", "container#1", "container#4"]
         );
     }
+
+    /// The examples of docs/configuration.md load, and say the same in TOML and INI.
+    #[test]
+    fn the_documented_stack_loads_in_both_syntaxes() {
+        let doc = include_str!("../../../../docs/configuration.md");
+        let from = doc.find("### A three-tier service").expect("the section");
+        let block = |lang: &str, after: usize| -> (String, usize) {
+            let open = format!("```{lang}\n");
+            let start = doc[after..].find(&open).expect("a block") + after + open.len();
+            let end = doc[start..].find("```").expect("its end") + start;
+            (doc[start..end].to_string(), end)
+        };
+        let (toml_text, end) = block("toml", from);
+        let (ini_text, end) = block("ini", end);
+        let (pod_text, _) = block("ini", end);
+        let a = toml(&toml_text).expect("the TOML example loads");
+        let b = load("/etc/berth/services/stack.conf", &ini_text).expect("the INI example loads");
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+        let order = |s: &ServiceConfig| -> Vec<String> {
+            start_order(s).iter().map(|r| r.to_string()).collect()
+        };
+        assert_eq!(
+            order(&a),
+            ["ip#1", "fs#1", "container#1", "container#2", "container#3"]
+        );
+        assert_eq!(order(&a), order(&b));
+        for (x, y) in a.resources.iter().zip(&b.resources) {
+            assert_eq!(format!("{:?}", x.spec), format!("{:?}", y.spec), "{}", x.rid);
+        }
+        let pod = load("/etc/berth/services/pod.conf", &pod_text).expect("the pod loads");
+        assert_eq!(order(&pod), ["container#0", "ip#0", "container#1"]);
+    }
 }
