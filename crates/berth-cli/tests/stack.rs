@@ -273,7 +273,7 @@ fn subnet(n: &Node, name: &str) -> String {
         "inspect",
         "-f",
         "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-        name,
+        &format!("berth-{name}"),
     ])
     .trim()
     .to_string()
@@ -337,7 +337,7 @@ fn a_three_tier_stack_serves_the_db_through_the_published_port() {
     let net = subnet(&n, "stack");
     let prefix = net.trim_end_matches(".0/24");
     assert!(
-        tree.contains(&format!("# network stack {prefix}."))
+        tree.contains(&format!("# network berth-stack {prefix}."))
             && tree.contains("ports 10.77.0.10:8080->80/tcp"),
         "{tree}"
     );
@@ -347,7 +347,7 @@ fn a_three_tier_stack_serves_the_db_through_the_published_port() {
         .as_array()
         .and_then(|r| r.iter().find(|r| r["rid"] == "container#3"))
         .unwrap_or_else(|| panic!("{json}"));
-    assert_eq!(c3["network"]["name"], "stack", "{c3}");
+    assert_eq!(c3["network"]["name"], "berth-stack", "{c3}");
     assert_eq!(c3["network"]["ports"][0], "10.77.0.10:8080->80/tcp", "{c3}");
 
     let out = n.ok(&["stack", "stop"]);
@@ -359,7 +359,7 @@ fn a_three_tier_stack_serves_the_db_through_the_published_port() {
     };
     assert!(stop_of("CONTAINER#3") < stop_of("CONTAINER#2"), "{out}");
     assert!(stop_of("CONTAINER#2") < stop_of("CONTAINER#1"), "{out}");
-    assert!(out.contains("docker network rm stack"), "{out}");
+    assert!(out.contains("docker network rm berth-stack"), "{out}");
     assert_clean(&n, &["10.77.0.10"]);
     assert!(n.fetch("http://10.77.0.10:8080/cgi-bin/q").status.code() != Some(0));
 }
@@ -520,15 +520,19 @@ run_args = -v @ROOT@/www:/www:ro
 stop_timeout = 2s
 ";
 
-#[test]
-fn a_netns_ip_serves_the_pod_from_inside_its_namespace() {
-    let n = Node::new(true);
+/// Start the pod on `ipdev` (mode chosen by the device: a bridge, or a macvlan on the veth),
+/// reach it from the peer, stop it, and check nothing is left.
+fn pod_case(bridged: bool, ipdev: &str, mode: &str) {
+    let n = Node::new(bridged);
     std::fs::create_dir_all(n.path("www")).unwrap();
     std::fs::write(n.path("www/index.html"), "hello from the pod\n").unwrap();
-    n.service("pod.conf", POD);
+    n.service(
+        "pod.conf",
+        &POD.replace("ipdev = br0", &format!("ipdev = {ipdev}")),
+    );
     n.import("pod");
     let out = n.ok(&["pod", "start"]);
-    assert!(out.contains("bridge mode"), "{out}");
+    assert!(out.contains(&format!("{mode} mode")), "{out}");
     let o = n.fetch("http://10.77.0.20/");
     assert!(o.status.success(), "wget: {}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from the pod\n");
@@ -550,7 +554,7 @@ fn a_netns_ip_serves_the_pod_from_inside_its_namespace() {
     assert!(inside.contains("inet 10.77.0.20/24"), "{inside}");
     let tree = n.ok(&["pod", "print", "status"]);
     assert!(
-        tree.contains("netns 10.77.0.20/24 br0@container#0"),
+        tree.contains(&format!("netns 10.77.0.20/24 {ipdev}@container#0")),
         "{tree}"
     );
     let line = tree
@@ -558,7 +562,18 @@ fn a_netns_ip_serves_the_pod_from_inside_its_namespace() {
         .find(|l| l.contains("ip#0"))
         .unwrap_or_else(|| panic!("{tree}"));
     assert!(line.contains(" up "), "{tree}");
+    assert!(tree.contains("network container:pod.container.0"), "{tree}");
 
     n.ok(&["pod", "stop"]);
     assert_clean(&n, &["10.77.0.20"]);
+}
+
+#[test]
+fn a_netns_ip_serves_the_pod_from_inside_its_namespace() {
+    pod_case(true, "br0", "bridge");
+}
+
+#[test]
+fn a_netns_ip_on_a_macvlan_serves_the_pod_too() {
+    pod_case(false, "n0", "macvlan");
 }

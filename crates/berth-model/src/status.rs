@@ -165,7 +165,7 @@ pub struct ResourceState {
 /// Where a running container is networked, for `print status` (its `#` line) and the JSON tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerNetwork {
-    /// The network (the service's network is named after the service), `none`, `host`, or
+    /// The network (the service's network is `berth-<svc>`), `none`, `host`, or
     /// `container:NAME` for a container in another's namespace.
     pub name: String,
     /// Its addresses on its networks.
@@ -177,7 +177,7 @@ pub struct ContainerNetwork {
 }
 
 impl ContainerNetwork {
-    /// The `#` line: `network web 10.199.7.2, ports 10.88.0.10:8080->80/tcp`.
+    /// The `#` line: `network berth-web 10.199.7.2, ports 10.88.0.10:8080->80/tcp`.
     pub fn line(&self) -> String {
         let mut s = format!("network {}", self.name);
         for a in &self.addresses {

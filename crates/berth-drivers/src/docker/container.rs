@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use berth_model::config::{ContainerSpec, NetworkMode, link_target};
+use berth_model::config::{ContainerSpec, NetworkMode, docker_network_of, link_target};
 use berth_model::run_args::{RunOptions, VolumeSpec};
 use berth_model::status::ContainerNetwork;
 use bollard::models::{
@@ -60,7 +60,7 @@ fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
 /// (`netns`), or `network` as given.
 pub(crate) fn network_mode(svc: &str, spec: &ContainerSpec, mode: &NetworkMode) -> Option<String> {
     match mode {
-        NetworkMode::Service => Some(svc.to_string()),
+        NetworkMode::Service => Some(docker_network_of(svc)),
         NetworkMode::Netns(rid) => Some(format!(
             "container:{}",
             ContainerSpec::container_name(svc, rid.index)
@@ -135,7 +135,7 @@ pub(crate) fn create_body(
     // them); HostConfig.Links is the legacy default bridge's, which the daemon has none of.
     let links = links(svc, spec);
     let endpoint_network = match mode {
-        NetworkMode::Service => Some(svc.to_string()),
+        NetworkMode::Service => Some(docker_network_of(svc)),
         NetworkMode::Named(n) => Some(n.clone()),
         _ => None,
     };
@@ -437,7 +437,7 @@ pub(crate) fn describe_state(c: &ContainerInspectResponse) -> String {
     }
 }
 
-/// The network and published ports of a running container: `network web 10.199.7.2, ports
+/// The network and published ports of a running container: `network berth-web 10.199.7.2, ports
 /// 10.88.0.10:8080->80/tcp` in the status.
 pub(crate) fn network_of(c: &ContainerInspectResponse) -> ContainerNetwork {
     let mode = c
@@ -459,9 +459,10 @@ pub(crate) fn network_of(c: &ContainerInspectResponse) -> ContainerNetwork {
         })
         .unwrap_or_default();
     nets.sort();
+    let no_address = nets.iter().all(|(_, ip)| ip.is_none());
     let (name, addresses) = if mode.starts_with("container:") {
         (mode, Vec::new())
-    } else if nets.is_empty() || mode == "none" {
+    } else if no_address && matches!(mode.as_str(), "" | "default" | "bridge" | "none") {
         // docker's default under the daemon's --bridge=none: no network at all.
         ("none".to_string(), Vec::new())
     } else {

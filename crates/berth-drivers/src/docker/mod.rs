@@ -96,7 +96,9 @@ pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
         }
         Ok(Probe::Running(api)) => api,
     };
-    if let Err(e) = container_status(&api, &name_of(ctx, rid), spec, &mut st) {
+    let mode = NetworkMode::of(ctx.svc, spec);
+    let configured = container::network_mode(&ctx.svc.name, spec, &mode);
+    if let Err(e) = container_status(&api, &name_of(ctx, rid), spec, configured, &mut st) {
         st.status = Status::Undef;
         st.log.push(LogEntry::error(e.to_string()));
     }
@@ -107,6 +109,7 @@ fn container_status(
     api: &Api,
     name: &str,
     spec: &ContainerSpec,
+    configured: Option<String>,
     st: &mut ResourceState,
 ) -> Result<(), DriverError> {
     let wanted = inspect_image(api, &spec.run_image)?;
@@ -132,8 +135,17 @@ fn container_status(
     st.label = format!("{id}@{image}");
     if is_running(&c) {
         st.status = Status::Up;
-        let net = container::network_of(&c);
-        st.log.push(LogEntry::info(net.line()));
+        let mut net = container::network_of(&c);
+        // docker names the namespace's container by id: the file's name reads better.
+        if let Some(conf) = configured.filter(|c| c.starts_with("container:"))
+            && net.name.starts_with("container:")
+        {
+            net.name = conf;
+        }
+        // A container on no network shows no line (the seed's tree stays as it was).
+        if net.name != "none" || !net.ports.is_empty() {
+            st.log.push(LogEntry::info(net.line()));
+        }
         st.network = Some(net);
         if !same_image {
             st.log.push(LogEntry::warn(match &wanted {

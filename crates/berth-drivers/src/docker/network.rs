@@ -1,5 +1,5 @@
 //! The service's container network: a user-defined bridge network in the service's private
-//! dockerd, named after the service. Containers with no `network` nor `netns` join it, so they
+//! dockerd, named `berth-<svc>`. Containers with no `network` nor `netns` join it, so they
 //! reach each other by name (docker's embedded DNS: container names, `links` aliases, network
 //! aliases) and their published `ports` are served by docker's userland proxy (`docker-proxy`),
 //! which works with the daemon's `--iptables=false`.
@@ -170,6 +170,8 @@ pub(crate) fn inspect(api: &Api, name: &str) -> Result<Option<(String, String)>,
         api.docker
             .inspect_network(name, None::<InspectNetworkOptions>),
     ) {
+        // Docker answers a name it does not know with the network whose id starts so.
+        Ok(n) if n.name.as_deref() != Some(name) => Ok(None),
         Ok(n) => {
             let subnet = n
                 .ipam
@@ -189,7 +191,7 @@ pub(crate) fn ensure(
     svc: &ServiceConfig,
     var_dir: &Path,
 ) -> Result<String, DriverError> {
-    let name = svc.docker_network();
+    let name = &svc.docker_network();
     if let Some((id, _)) = inspect(api, name)? {
         return Ok(id);
     }

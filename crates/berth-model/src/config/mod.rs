@@ -155,16 +155,22 @@ impl ServiceConfig {
             .unwrap_or_else(|| var_dir.join(&self.name).join("docker"))
     }
 
-    /// The docker network of the service's containers (those with no `network` nor `netns`):
-    /// named after the service.
-    pub fn docker_network(&self) -> &str {
-        &self.name
+    /// The docker network of the service's containers (those with no `network` nor `netns`).
+    pub fn docker_network(&self) -> String {
+        docker_network_of(&self.name)
     }
 
     /// Whether any resource is a container.
     pub fn has_containers(&self) -> bool {
         self.resources.iter().any(|r| r.rid.kind == Kind::Container)
     }
+}
+
+/// The docker network of service `svc`: `berth-<svc>`. The prefix keeps it apart from docker's
+/// own networks (`bridge`, `host`, `none`), and, not being hex, from a network id prefix, which
+/// docker would take for a name it does not know (`b` names the network whose id starts so).
+pub fn docker_network_of(svc: &str) -> String {
+    format!("berth-{svc}")
 }
 
 /// Service-wide settings.

@@ -628,7 +628,12 @@ mod tests {
         );
         assert_eq!(order(&a), order(&b));
         for (x, y) in a.resources.iter().zip(&b.resources) {
-            assert_eq!(format!("{:?}", x.spec), format!("{:?}", y.spec), "{}", x.rid);
+            assert_eq!(
+                format!("{:?}", x.spec),
+                format!("{:?}", y.spec),
+                "{}",
+                x.rid
+            );
         }
         let pod = load("/etc/berth/services/pod.conf", &pod_text).expect("the pod loads");
         assert_eq!(order(&pod), ["container#0", "ip#0", "container#1"]);
