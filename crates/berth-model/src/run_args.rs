@@ -32,16 +32,15 @@ pub struct ArgError {
 }
 
 /// How a setting takes its values (the table's shapes): a flag without a value (`--tty`,
-/// `--tty=false`); one value (a scalar keyword); repeatable (a list keyword): an item per value,
-/// several (`--expose 80-81`) or `KEY=VALUE` into a map; a command (the entrypoint: the flag is
-/// one word, the keyword a command line).
+/// `--tty=false`); one value (a scalar keyword); repeatable (a list keyword): an item (or a
+/// `KEY=VALUE` pair) per value, or several (`--expose 80-81`); a command (the entrypoint: the
+/// flag is one word, the keyword a command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     Bool,
     One,
     Many,
     Range,
-    Map,
     Words,
 }
 
@@ -54,8 +53,8 @@ struct Row {
     shape: Shape,
     /// Parse one value (a flag's argument, a keyword, an item of a list keyword) into the options.
     set: fn(&mut RunOptions, &str) -> Result<(), ArgError>,
-    /// The values the options hold for it, as `print config` writes them.
-    get: fn(&RunOptions) -> Vec<Value>,
+    /// Its value in the options, in TOML (`None` for an unset one: TOML has no null).
+    get: fn(&RunOptions) -> Option<Value>,
 }
 
 /// A value parsed from `text`; serialised (hence the container's config digest) and written
@@ -74,20 +73,11 @@ impl<T> Serialize for Typed<T> {
     }
 }
 
-impl<T> From<Typed<T>> for Value {
-    fn from(t: Typed<T>) -> Value {
-        Value::String(t.text)
-    }
-}
-
 /// `parse` keeping the text.
 fn typed<T>(parse: fn(&str) -> Result<T, ArgError>) -> impl Fn(&str) -> Result<Typed<T>, ArgError> {
     move |v| {
-        let value = parse(v)?;
-        Ok(Typed {
-            text: v.into(),
-            value,
-        })
+        let text = v.to_string();
+        parse(v).map(|value| Typed { text, value })
     }
 }
 
@@ -113,20 +103,8 @@ macro_rules! run_options {
     (@set Many, $f:expr, $x:ident) => {
         $f.extend([$x])
     };
-    (@set Map, $f:expr, $x:ident) => {
-        $f.extend([$x])
-    };
     (@set $one_or_words:ident, $f:expr, $x:ident) => {
         $f = Some($x)
-    };
-    (@get Bool, $f:expr) => {
-        vec![Value::Boolean($f)]
-    };
-    (@get Map, $f:expr) => {
-        $f.iter().map(|(k, v)| format!("{k}={v}").into()).collect()
-    };
-    (@get $other:ident, $f:expr) => {
-        $f.iter().cloned().map(Value::from).collect()
     };
     ($( $(#[$attr:meta])* $field:ident: $ty:ty $(= $default:expr)?, $shape:ident($parse:expr),
         [$($long:literal),+] $($short:literal)? $(=> $api:literal)?; )*) => {
@@ -157,7 +135,7 @@ macro_rules! run_options {
             short: &[$($short)?],
             shape: Shape::$shape,
             set: |o, v| ($parse)(v).map(|x| run_options!(@set $shape, o.$field, x)),
-            get: |o| run_options!(@get $shape, o.$field),
+            get: |o| Value::try_from(&o.$field).ok(),
         }, )* ];
 
         impl RunOptions {
@@ -221,7 +199,7 @@ run_options! {
         => "HostConfig/Dns";
     /// (`HOST:IP`).
     extra_hosts: Vec<String>, Many(add_host), ["add-host"] => "HostConfig/ExtraHosts";
-    sysctls: BTreeMap<String, String>, Map(|v| pair(v, false)), ["sysctl"]
+    sysctls: BTreeMap<String, String>, Many(|v| pair(v, false)), ["sysctl"]
         => "HostConfig/Sysctls";
     group_add: Vec<String>, Many(nonempty("a group")), ["group-add"] => "HostConfig/GroupAdd";
     pid: Option<String>, One(nonempty("a pid mode (host, container:NAME)")), ["pid"]
@@ -237,7 +215,7 @@ run_options! {
     hostname: Option<String>, One(|v| check(v, is_hostname(v), "a host name")), ["hostname"] 'h'
         => "Hostname";
     /// (`KEY` alone: an empty value).
-    labels: BTreeMap<String, String>, Map(|v| pair(v, true)), ["label"] 'l' => "Labels";
+    labels: BTreeMap<String, String>, Many(|v| pair(v, true)), ["label"] 'l' => "Labels";
     /// : docker's own restart policy (berth's monitor is the usual way; `restart` is berth's
     /// restart count).
     restart_policy: Option<Typed<(String, Option<i64>)>>, One(typed(parse_restart)),
@@ -246,7 +224,7 @@ run_options! {
         => "StopSignal";
     log_driver: Option<String>, One(nonempty("a log driver")), ["log-driver"]
         => "HostConfig/LogConfig/Type";
-    log_opts: BTreeMap<String, String>, Map(|v| pair(v, false)), ["log-opt"]
+    log_opts: BTreeMap<String, String>, Many(|v| pair(v, false)), ["log-opt"]
         => "HostConfig/LogConfig/Config";
 }
 
@@ -257,7 +235,7 @@ const DETACH: Row = Row {
     short: &['d'],
     shape: Shape::Bool,
     set: |_, _| Ok(()),
-    get: |_| Vec::new(),
+    get: |_| None,
 };
 
 fn flags() -> impl Iterator<Item = &'static Row> {
@@ -280,16 +258,18 @@ pub fn supported_flags() -> String {
 
 fn unsupported(word: &str) -> ArgError {
     let name = word.split('=').next().unwrap_or(word);
-    let why = match name {
-        "--name" => "berth names the container <svc>.container.<n>".to_string(),
-        "--rm" => "berth keeps the container to report its status".to_string(),
-        "-a" | "--attach" => "berth runs containers detached".to_string(),
-        _ => format!(
-            "not a docker run flag berth supports (supported: {})",
-            supported_flags()
-        ),
-    };
-    bad(name, why)
+    match name {
+        "--name" => bad(name, "berth names the container <svc>.container.<n>"),
+        "--rm" => bad(name, "berth keeps the container to report its status"),
+        "-a" | "--attach" => bad(name, "berth runs containers detached"),
+        _ => {
+            let why = format!(
+                "not a docker run flag berth supports (supported: {})",
+                supported_flags()
+            );
+            bad(name, why)
+        }
+    }
 }
 
 fn bad(value: &str, expected: impl Into<String>) -> ArgError {
@@ -312,14 +292,15 @@ impl RunOptions {
         let mut given = BTreeSet::new();
         let mut it = words.iter().map(String::as_str);
         while let Some(word) = it.next() {
+            // The flags of the word, with what follows each in it: `--f=value`, `-fvalue`.
+            let mut found = Vec::new();
             if let Some(long) = word.strip_prefix("--") {
                 let (name, inline) = long
                     .split_once('=')
                     .map_or((long, None), |(n, v)| (n, Some(v)));
                 let row = flags().find(|r| r.longs.contains(&name));
                 let row = row.ok_or_else(|| unsupported(word))?;
-                self.take(row, &format!("--{name}"), inline, &mut it)?;
-                given.insert(row.key);
+                found.push((row, format!("--{name}"), inline));
             } else if let Some(mut cluster) = word.strip_prefix('-').filter(|c| !c.is_empty()) {
                 // Flags without a value, then maybe one taking a value that ends the cluster:
                 // `-ti`, `-p80:80`, `-dp 80:80`, `-t=false`.
@@ -331,8 +312,7 @@ impl RunOptions {
                         None if row.shape == Shape::Bool || cluster.is_empty() => None,
                         v => Some(v.unwrap_or(cluster)),
                     };
-                    self.take(row, &format!("-{c}"), inline, &mut it)?;
-                    given.insert(row.key);
+                    found.push((row, format!("-{c}"), inline));
                     if inline.is_some() {
                         break;
                     }
@@ -342,46 +322,48 @@ impl RunOptions {
                            run_command";
                 return Err(bad(word, why));
             }
+            for (row, flag, inline) in found {
+                let v = match (row.shape, inline) {
+                    (Shape::Bool, None) => "true",
+                    (Shape::Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
+                        "true" | "1" => "true",
+                        "false" | "0" => "false",
+                        _ => {
+                            return Err(bad(
+                                &format!("{flag}={v}"),
+                                "this flag takes true or false",
+                            ));
+                        }
+                    },
+                    (_, Some(v)) => v,
+                    (_, None) => it
+                        .next()
+                        .ok_or_else(|| bad(&flag, "this flag takes a value"))?,
+                };
+                (row.set)(self, v)?;
+                given.insert(row.key);
+            }
         }
         Ok(given)
     }
 
-    /// Set `row` from `flag`: its inline value, else (a flag taking a value) the next word.
-    fn take<'w>(
-        &mut self,
-        row: &Row,
-        flag: &str,
-        inline: Option<&'w str>,
-        next: &mut impl Iterator<Item = &'w str>,
-    ) -> Result<(), ArgError> {
-        let v = match (row.shape, inline) {
-            (Shape::Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
-                "true" | "1" => "true",
-                "false" | "0" => "false",
-                _ => return Err(bad(&format!("{flag}={v}"), "this flag takes true or false")),
-            },
-            (Shape::Bool, None) => "true",
-            (_, Some(v)) => v,
-            (_, None) => next
-                .next()
-                .ok_or_else(|| bad(flag, "this flag takes a value"))?,
-        };
-        (row.set)(self, v)
-    }
-
-    /// The settings that hold a value, with it, in table order; those true by default (`init`,
-    /// `tty`, `interactive`) always.
+    /// The settings that hold a value, with it, in table order (a map as its `KEY=VALUE`
+    /// items); those true by default (`init`, `tty`, `interactive`) always.
     fn settings(&self) -> impl Iterator<Item = (&'static Row, Value)> {
         let defaults = RunOptions::default();
         ROWS.iter().filter_map(move |row| {
-            let mut vals = (row.get)(self);
-            let v = match row.shape {
-                Shape::Bool if (row.get)(&defaults) == [Value::Boolean(true)] => vals.pop(),
-                Shape::Bool => vals.pop().filter(|v| *v == Value::Boolean(true)),
-                Shape::One | Shape::Words => vals.pop(),
-                _ => (!vals.is_empty()).then_some(Value::Array(vals)),
+            let v = match (row.get)(self)? {
+                Value::Table(t) => Value::from(Vec::from_iter(
+                    t.into_iter().map(|(k, v)| format!("{k}={}", arg(&v))),
+                )),
+                v => v,
             };
-            Some((row, v?))
+            let unset = match &v {
+                Value::Array(a) => a.is_empty() && row.shape != Shape::Words,
+                Value::Boolean(b) => !b && (row.get)(&defaults) == Some(Value::Boolean(false)),
+                _ => false,
+            };
+            (!unset).then_some((row, v))
         })
     }
 
@@ -438,10 +420,8 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Result<RunOptions, ConfigError> {
             // flag is refused only when the two differ.
             Shape::Bool => {
                 let (a, b) = (r.boolean(key, true)?, r.boolean(key, false)?);
-                (
-                    (a == b).then(|| a.to_string()),
-                    (row.get)(&opts) != [Value::Boolean(a)],
-                )
+                let differs = (row.get)(&opts) != Some(Value::Boolean(a));
+                ((a == b).then(|| a.to_string()), differs)
             }
             Shape::One => (r.scalar(key)?, true),
             // The one command-line setting: the keyword is a command line, the flag one word.
@@ -461,11 +441,8 @@ pub(crate) fn read(r: &mut Reader<'_>) -> Result<RunOptions, ConfigError> {
         };
         let Some(value) = value else { continue };
         if single && given.contains(key) {
-            let flags: Vec<String> = row.longs.iter().map(|l| format!("--{l}")).collect();
-            let why = format!(
-                "also given in run_args ({}): give it one way only",
-                flags.join("/")
-            );
+            let flags = Vec::from_iter(row.longs.iter().map(|l| format!("--{l}"))).join("/");
+            let why = format!("also given in run_args ({flags}): give it one way only");
             return Err(config_error(r, key, bad(&value, why)));
         }
         (row.set)(&mut opts, &value).map_err(|e| config_error(r, key, e))?;
@@ -580,20 +557,15 @@ pub fn parse_size(s: &str) -> Result<i64, ArgError> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let t = t.strip_suffix('i').unwrap_or(t);
-    let unit = "kmgtp".find(t.chars().last().unwrap_or(' ')).map(|i| i + 1);
-    let num = t[..t.len() - usize::from(unit.is_some())].trim();
-    let bytes = num
-        .parse::<f64>()
-        .map(|x| x * (1u64 << (10 * unit.unwrap_or(0))) as f64);
-    match bytes {
-        Ok(b) if chars(num, |c| c.is_ascii_digit() || c == '.') && b <= i64::MAX as f64 => {
-            Ok(b as i64)
-        }
-        _ => Err(bad(
-            s,
-            "expected a size such as 512m, 1g or a number of bytes",
-        )),
-    }
+    let unit = "kmgtp"
+        .find(t.chars().last().unwrap_or(' '))
+        .map_or(0, |i| i + 1);
+    let num = t[..t.len() - usize::from(unit > 0)].trim();
+    let bytes = num.parse::<f64>().map(|x| x * (1u64 << (10 * unit)) as f64);
+    let digits = chars(num, |c| c.is_ascii_digit() || c == '.');
+    let ok = digits && bytes.as_ref().is_ok_and(|b| *b <= i64::MAX as f64);
+    check(s, ok, "a size such as 512m, 1g or a number of bytes")?;
+    Ok(bytes.unwrap_or_default() as i64)
 }
 
 /// A volume: `-v DST` (anonymous) or `-v SRC:DST[:MODE]` (a host path or a named volume, as
@@ -612,10 +584,8 @@ pub fn parse_volume(v: &str) -> Result<VolumeSpec, ArgError> {
     let parts: Vec<&str> = v.split(':').collect();
     let abs = |p: &str| p.starts_with('/');
     let src = |s: &str| abs(s) || chars(s, |c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    let mode = |m: &&str| {
-        m.split(',')
-            .all(|m| VOLUME_MODES.split(' ').any(|x| x == m))
-    };
+    let modes = VOLUME_MODES.split(' ').collect::<Vec<_>>();
+    let mode = |m: &&str| m.split(',').all(|m| modes.contains(&m));
     match parts[..] {
         [dst] if abs(dst) => Ok(VolumeSpec::Anonymous(dst.to_string())),
         [s, dst] | [s, dst, _] if src(s) && abs(dst) && parts.get(2).is_none_or(mode) => {
@@ -658,12 +628,7 @@ fn split_proto(s: &str) -> Option<(&str, &str)> {
 /// Parse a `-p` value: `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, ports or equal-length ranges,
 /// an IPv6 address in brackets.
 pub fn parse_publish(v: &str) -> Result<Vec<PublishedPort>, ArgError> {
-    let err = || {
-        bad(
-            v,
-            "expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], ports or ranges",
-        )
-    };
+    let err = || bad(v, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]");
     let (rest, proto) = split_proto(v).ok_or_else(err)?;
     let (ip, ports) = match rest.strip_prefix('[').and_then(|r| r.split_once("]:")) {
         Some((ip, ports)) => (Some(ip), ports),

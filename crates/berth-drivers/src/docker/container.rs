@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use berth_model::config::ContainerSpec;
-use berth_model::run_args::{RunOptions, VolumeSpec};
+use berth_model::run_args::{RunOptions, Typed, VolumeSpec};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum,
     ImageInspect,
@@ -75,94 +75,59 @@ pub(crate) fn create_body(
         what: format!("build the create body of {rid}"),
         message: e.to_string(),
     };
-    let mut body = json!({ "AttachStdin": false, "AttachStdout": false, "AttachStderr": false });
-    for (path, value) in o.api_fields().map_err(bug)? {
-        put(&mut body, path, value);
+    let published = || o.ports.iter().flat_map(|p| &p.value);
+    let mut bindings = BTreeMap::<_, Vec<_>>::new();
+    for p in published() {
+        let (ip, port) = (p.host_ip.as_deref(), p.host_port.map(|h| h.to_string()));
+        let binding = json!({ "HostIp": ip.unwrap_or(""), "HostPort": port.unwrap_or_default() });
+        bindings.entry(&p.container).or_default().push(binding);
     }
-    let (mut exposed, mut bindings) = (BTreeMap::new(), BTreeMap::new());
-    for port in o.expose.iter() {
-        exposed.insert(port.clone(), json!({}));
-    }
-    for pp in o.ports.iter().flat_map(|p| &p.value) {
-        exposed.insert(pp.container.clone(), json!({}));
-        let host_port = pp.host_port.map(|h| h.to_string()).unwrap_or_default();
-        let binding =
-            json!({ "HostIp": pp.host_ip.clone().unwrap_or_default(), "HostPort": host_port });
-        bindings
-            .entry(pp.container.clone())
-            .or_insert_with(Vec::new)
-            .push(binding);
-    }
-    let (anonymous, binds): (Vec<_>, Vec<_>) = o
-        .volumes
-        .iter()
-        .partition(|v| matches!(v.value, VolumeSpec::Anonymous(_)));
-    let devices = o.devices.iter().map(|d| {
-        let d = &d.value;
+    let (anonymous, binds): (Vec<_>, Vec<_>) =
+        (o.volumes.iter()).partition(|v| matches!(v.value, VolumeSpec::Anonymous(_)));
+    let devices = Vec::from_iter(o.devices.iter().map(|Typed { value: d, .. }| {
         json!({ "PathOnHost": d.host, "PathInContainer": d.inner, "CgroupPermissions": d.perms })
-    });
-    let restart = o
-        .restart_policy
-        .as_ref()
-        .map(|r| json!({ "Name": r.value.0, "MaximumRetryCount": r.value.1 }));
-    let labels = [
-        (SERVICE_LABEL, svc.to_string()),
-        (RID_LABEL, rid.to_string()),
-    ];
-    for (k, v) in labels
-        .into_iter()
-        .chain([(CONFIG_LABEL, config_digest(spec))])
-    {
-        body["Labels"][k] = v.into();
-    }
-    for (path, value) in [
+    }));
+    let tmpfs = BTreeMap::from_iter(o.tmpfs.iter().map(|t| t.value.clone()));
+    let restart = (o.restart_policy.as_ref()).map(|r| &r.value);
+    let restart = restart.map(|(name, n)| json!({ "Name": name, "MaximumRetryCount": n }));
+    let entrypoint = match &o.entrypoint {
+        // An empty entrypoint resets the image's, as `--entrypoint ""` does.
+        Some(e) if e.is_empty() => json!([""]),
+        e => json!(e),
+    };
+    // `--expose` and every published port.
+    let exposed = set_of(o.expose.iter().chain(published().map(|p| &p.container)));
+    let binds = Vec::from_iter(binds.iter().map(|v| &v.text));
+    let stop_timeout = i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX);
+    let reshaped = [
         ("Image", json!(spec.run_image)),
         ("Cmd", json!(spec.run_command)),
-        // An empty entrypoint resets the image's, as `--entrypoint ""` does.
-        (
-            "Entrypoint",
-            json!(o.entrypoint.as_ref().map(|e| if e.is_empty() {
-                vec![String::new()]
-            } else {
-                e.clone()
-            })),
-        ),
+        ("Entrypoint", entrypoint),
         ("Env", json!(environment(o)?)),
-        ("ExposedPorts", json!(exposed)),
-        (
-            "Volumes",
-            json!(
-                anonymous
-                    .iter()
-                    .map(|v| (&v.text, json!({})))
-                    .collect::<BTreeMap<_, _>>()
-            ),
-        ),
-        (
-            "StopTimeout",
-            json!(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
-        ),
-        (
-            "HostConfig/Binds",
-            json!(binds.iter().map(|v| &v.text).collect::<Vec<_>>()),
-        ),
+        ("ExposedPorts", exposed),
+        ("Volumes", set_of(anonymous.iter().map(|v| &v.text))),
+        ("StopTimeout", json!(stop_timeout)),
+        ("HostConfig/Binds", json!(binds)),
         ("HostConfig/PortBindings", json!(bindings)),
         ("HostConfig/NanoCpus", json!(o.cpus.map(nano_cpus))),
-        ("HostConfig/Devices", json!(devices.collect::<Vec<_>>())),
-        (
-            "HostConfig/Tmpfs",
-            json!(
-                o.tmpfs
-                    .iter()
-                    .map(|t| t.value.clone())
-                    .collect::<BTreeMap<_, _>>()
-            ),
-        ),
+        ("HostConfig/Devices", json!(devices)),
+        ("HostConfig/Tmpfs", json!(tmpfs)),
         ("HostConfig/RestartPolicy", json!(restart)),
-    ] {
+    ];
+    let mut body = json!({ "AttachStdin": false, "AttachStdout": false, "AttachStderr": false });
+    for (path, value) in o.api_fields().map_err(bug)?.into_iter().chain(reshaped) {
         put(&mut body, path, value);
     }
+    let labels = &mut body["Labels"];
+    labels[SERVICE_LABEL] = svc.into();
+    labels[RID_LABEL] = rid.into();
+    labels[CONFIG_LABEL] = config_digest(spec).into();
     serde_json::from_value(body).map_err(bug)
+}
+
+/// `{"KEY": {}, ...}`: a set as the API takes it (exposed ports, anonymous volumes).
+fn set_of<'a>(keys: impl Iterator<Item = &'a String>) -> serde_json::Value {
+    keys.map(|k| (k.clone(), json!({}))).collect()
 }
 
 /// Set `path` (`HostConfig/Memory`) in `body` to `value`, unless it is null or empty.
