@@ -153,7 +153,8 @@ run_options! {
     env: Vec<String>, Many(env_item), ["env"] 'e';
     /// (read when the container is created).
     #[serde(rename = "env_files")]
-    env_file: Vec<Typed<PathBuf>>, Many(typed(|v| absolute(v, "env file").map(PathBuf::from))),
+    env_file: Vec<Typed<PathBuf>>,
+        Many(typed(|v| absolute(v, "an absolute path to an env file").map(PathBuf::from))),
         ["env-file"];
     volumes: Vec<Typed<VolumeSpec>>, Many(typed(parse_volume)), ["volume"] 'v';
     ports: Vec<Typed<Vec<PublishedPort>>>, Many(typed(parse_publish)), ["publish"] 'p';
@@ -166,7 +167,8 @@ run_options! {
         ["memory-swap"] => "HostConfig/MemorySwap";
     /// (bytes).
     shm_size: Option<i64>, One(parse_size), ["shm-size"] => "HostConfig/ShmSize";
-    cpus: Option<f64>, One(|v| number(v, f64::MIN_POSITIVE..=4096.0, "a number of CPUs")),
+    cpus: Option<f64>,
+        One(|v| number(v, f64::MIN_POSITIVE..=4096.0, "a number of CPUs such as 0.5 or 2")),
         ["cpus"];
     cpu_shares: Option<i64>, One(|v| number(v, 0..=262_144, "a CPU share weight such as 1024")),
         ["cpu-shares"] 'c' => "HostConfig/CpuShares";
@@ -175,8 +177,8 @@ run_options! {
         ["cpuset-cpus"] => "HostConfig/CpusetCpus";
     network: Option<String>, One(nonempty("a network (none, host, NAME...)")),
         ["network", "net"] => "HostConfig/NetworkMode";
-    workdir: Option<String>, One(|v| absolute(v, "path in the container")), ["workdir"] 'w'
-        => "WorkingDir";
+    workdir: Option<String>, One(|v| absolute(v, "an absolute path in the container")),
+        ["workdir"] 'w' => "WorkingDir";
     user: Option<String>, One(nonempty("a user[:group]")), ["user"] 'u' => "User";
     /// (the keyword is a command line, the flag one word; empty resets the image's).
     entrypoint: Option<Vec<String>>,
@@ -263,10 +265,8 @@ fn unsupported(word: &str) -> ArgError {
         "--rm" => bad(name, "berth keeps the container to report its status"),
         "-a" | "--attach" => bad(name, "berth runs containers detached"),
         _ => {
-            let why = format!(
-                "not a docker run flag berth supports (supported: {})",
-                supported_flags()
-            );
+            let all = supported_flags();
+            let why = format!("not a docker run flag berth supports (supported: {all})");
             bad(name, why)
         }
     }
@@ -475,7 +475,7 @@ fn nonempty(what: &'static str) -> impl Fn(&str) -> Result<String, ArgError> {
 }
 
 fn absolute(v: &str, what: &str) -> Result<String, ArgError> {
-    check(v, v.starts_with('/'), &format!("an absolute {what}"))
+    check(v, v.starts_with('/'), what)
 }
 
 fn number<T: std::str::FromStr + PartialOrd>(
@@ -522,7 +522,7 @@ fn pair(v: &str, bare: bool) -> Result<(String, String), ArgError> {
 /// A `--tmpfs` value: the mount point and its options (may be empty).
 fn tmpfs(v: &str) -> Result<(String, String), ArgError> {
     let (path, opts) = v.split_once(':').unwrap_or((v, ""));
-    absolute(v, "path[:options]")?;
+    absolute(v, "an absolute path[:options]")?;
     Ok((path.to_string(), opts.to_string()))
 }
 
