@@ -401,6 +401,7 @@ fn a_monitored_resource_failing_beyond_its_restarts_switches_the_service() {
         services: 1,
         service_extra: "orchestrate = \"ha\"\nmonitor_action = \"switch\"\n".to_string(),
         ip_extra: "monitor = true\nrestart = 0\n".to_string(),
+        ..Spec::default()
     });
     let sampler = rig.sampler("web");
     let first = rig.wait_up_once("web", Duration::from_secs(20));
