@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use berth_testkit::cluster::wait_until;
 use berth_testkit::describe;
-use common::{Rig, Spec, get_json, mon_json, svc};
+use common::{Rig, Spec, get_json, mon_json, svc, svc_ok};
 
 /// Wait until `pid`'s working directory is `dir` (a holder settled in the mount).
 fn wait_cwd(pid: u32, dir: &std::path::Path) {
@@ -33,13 +33,7 @@ fn a_switch_whose_stop_fails_leaves_the_service_where_it_was() {
     });
     let sampler = rig.sampler("web");
     let (n1, n2) = (rig.node("n1"), rig.node("n2"));
-    let out = svc(n1, &["web", "start"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        describe(&out),
-        n1.svcd_log()
-    );
+    svc_ok(n1, &["web", "start"]);
     let (owner, token) = rig.owner("web");
     assert_eq!(owner.as_deref(), Some("n1"));
     let mnt = rig.service("web").mnt.path().to_path_buf();
@@ -105,13 +99,7 @@ fn killing_an_etcd_member_moves_nothing_and_no_node_loses_its_lease() {
         ..Spec::default()
     });
     let n1 = rig.node("n1");
-    let out = svc(n1, &["web", "start"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        describe(&out),
-        n1.svcd_log()
-    );
+    svc_ok(n1, &["web", "start"]);
     let (owner, token) = rig.owner("web");
     assert_eq!(owner.as_deref(), Some("n1"));
     let leases: Vec<serde_json::Value> = rig
@@ -158,13 +146,7 @@ fn killing_an_etcd_member_moves_nothing_and_no_node_loses_its_lease() {
 fn a_node_cut_off_from_etcd_stops_its_services_before_its_deadline_and_leaves_them_stopped() {
     let rig = Rig::new(Spec::default());
     let (n1, n2) = (rig.node("n1"), rig.node("n2"));
-    let out = svc(n1, &["web", "start"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        describe(&out),
-        n1.svcd_log()
-    );
+    svc_ok(n1, &["web", "start"]);
     let (_, before) = get_json(n1, "/cluster").unwrap();
     let lease_before = before["lease"].clone();
     let ttl_ms = u64::try_from(rig.ttl.as_millis()).unwrap();
@@ -255,15 +237,9 @@ fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
         ..Spec::default()
     });
     for (svc_name, node) in [("web", "n1"), ("db", "n2"), ("app", "n3")] {
-        let out = svc(rig.node(node), &[svc_name, "start"]);
-        assert!(
-            out.status.success(),
-            "{svc_name} on {node}: {}",
-            describe(&out)
-        );
+        svc_ok(rig.node(node), &[svc_name, "start"]);
     }
-    let out = svc(rig.node("n1"), &["db", "freeze"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    svc_ok(rig.node("n1"), &["db", "freeze"]);
     let want = [("web", "n1"), ("db", "n2"), ("app", "n3")];
     wait_until(
         Duration::from_secs(15),
@@ -290,8 +266,7 @@ fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
     assert!(v["services"]["web"]["token"].as_i64().is_some(), "{v}");
 
     // The grid: one row per service, one column per node, OpenSVC's marks.
-    let out = svc(rig.node("n1"), &["mon"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    svc_ok(rig.node("n1"), &["mon"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let row = |name: &str| -> Vec<String> {
         let line = text
@@ -359,16 +334,14 @@ fn orchestrate_start_with_the_first_node_dead_starts_on_the_second_once() {
     });
     let sampler = rig.sampler("web");
     rig.node_mut("n1").kill();
-    let out = svc(rig.node("n2"), &["web", "thaw"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    svc_ok(rig.node("n2"), &["web", "thaw"]);
     wait_until(Duration::from_secs(20), "web up on n2", || {
         rig.up_on("n2", "web")
     });
     assert_eq!(rig.owner_from("n2", "web").0.as_deref(), Some("n2"));
     // A few orchestrator rounds more: nothing else starts.
     sampler.wait_samples(20);
-    let out = svc(rig.node("n2"), &["web", "stop"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    svc_ok(rig.node("n2"), &["web", "stop"]);
     assert!(!rig.any_up_on("n2", "web"));
     // Stopped by the operator (target = stopped): the orchestrator leaves it so.
     sampler.wait_samples(30);
