@@ -266,7 +266,7 @@ fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
     assert!(v["services"]["web"]["token"].as_i64().is_some(), "{v}");
 
     // The grid: one row per service, one column per node, OpenSVC's marks.
-    svc_ok(rig.node("n1"), &["mon"]);
+    let out = svc_ok(rig.node("n1"), &["mon"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let row = |name: &str| -> Vec<String> {
         let line = text
