@@ -14,6 +14,9 @@ use clap::CommandFactory as _;
 
 use crate::{ActionArgs, Cli};
 
+/// What `svc SERVICE print` shows.
+pub const PRINT_TARGETS: [&str; 4] = ["status", "config", "resinfo", "devs"];
+
 /// Every action after a service name, in the order `svc --help` lists them.
 pub fn actions() -> Vec<String> {
     let mut all: Vec<String> = ["print", "status", "start", "stop", "restart"]
@@ -23,7 +26,26 @@ pub fn actions() -> Vec<String> {
         all.push(format!("start{kind}"));
         all.push(format!("stop{kind}"));
     }
-    all.extend(["freeze", "thaw", "switch", "takeover", "giveback", "docker"].map(String::from));
+    all.extend(
+        [
+            "freeze",
+            "thaw",
+            "switch",
+            "takeover",
+            "giveback",
+            "docker",
+            "enable",
+            "disable",
+            "get",
+            "set",
+            "unset",
+            "validate",
+            "edit",
+            "logs",
+            "json_status",
+        ]
+        .map(String::from),
+    );
     all
 }
 
@@ -51,13 +73,17 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
         [] if line.value_pending || current.starts_with('-') => None,
         [] => {
             let mut all = vec!["print".to_string(), "mon".to_string()];
+            all.extend(["validate", "json_status"].map(String::from));
             all.extend(service_names(&paths).unwrap_or_default());
             Some(all)
         }
         ["print"] => Some(vec!["status".to_string()]),
-        ["print", ..] => Some(Vec::new()),
+        ["validate"] => Some(vec!["config".to_string()]),
+        ["print" | "validate", ..] => Some(Vec::new()),
         [_] => Some(actions()),
-        [_, "print"] => Some(vec!["status".to_string(), "config".to_string()]),
+        [_, "print"] => Some(PRINT_TARGETS.map(String::from).into()),
+        [_, "validate" | "edit"] => Some(vec!["config".to_string()]),
+        [_, "validate" | "edit", _, ..] => Some(Vec::new()),
         [_, "docker", ..] => Some(Vec::new()),
         [_, "print", _, ..] | [_, _, ..] => {
             let svc = rest[0];
@@ -177,14 +203,15 @@ mod tests {
     #[test]
     fn first_word_is_print_mon_or_a_service_of_the_config_dir() {
         let d = dir();
-        assert_eq!(complete(&d, "").unwrap(), ["print", "mon", "db", "web"]);
-        assert_eq!(complete(&d, "we").unwrap(), ["print", "mon", "db", "web"]);
+        let first = ["print", "mon", "validate", "json_status", "db", "web"];
+        assert_eq!(complete(&d, "").unwrap(), first);
+        assert_eq!(complete(&d, "we").unwrap(), first);
         // `=` form of the option too.
         let w = vec![
             format!("--config-dir={}", d.path().display()),
             String::new(),
         ];
-        assert_eq!(candidates(&w).unwrap(), ["print", "mon", "db", "web"]);
+        assert_eq!(candidates(&w).unwrap(), first);
     }
 
     #[test]
@@ -214,14 +241,37 @@ mod tests {
         for a in &acts {
             assert!(
                 [
-                    "print", "status", "freeze", "thaw", "switch", "takeover", "giveback", "docker"
+                    "print",
+                    "status",
+                    "freeze",
+                    "thaw",
+                    "switch",
+                    "takeover",
+                    "giveback",
+                    "docker",
+                    "enable",
+                    "disable",
+                    "get",
+                    "set",
+                    "unset",
+                    "validate",
+                    "edit",
+                    "logs",
+                    "json_status"
                 ]
                 .contains(&a.as_str())
                     || berth_model::order::parse_action(a).is_some(),
                 "{a}"
             );
         }
-        assert_eq!(complete(&d, "web print ").unwrap(), ["status", "config"]);
+        assert_eq!(
+            complete(&d, "web print ").unwrap(),
+            ["status", "config", "resinfo", "devs"]
+        );
+        assert_eq!(complete(&d, "web edit ").unwrap(), ["config"]);
+        assert_eq!(complete(&d, "validate ").unwrap(), ["config"]);
+        let opts = complete(&d, "web set --").unwrap();
+        assert!(opts.contains(&"--kw".to_string()), "{opts:?}");
         assert_eq!(complete(&d, "print ").unwrap(), ["status"]);
         assert_eq!(
             complete(&d, "web docker ps -").unwrap(),

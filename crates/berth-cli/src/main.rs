@@ -3,6 +3,8 @@
 mod agent;
 mod cluster;
 mod complete;
+mod config_cmd;
+mod info;
 mod log;
 
 use std::ffi::OsString;
@@ -33,9 +35,11 @@ fn actions_help() -> String {
     format!(
         "\
 Actions:
-  print status                   every service of this node
-  SERVICE print status           one service's status tree
+  print status                   every service of this node (json_status: the same in JSON)
+  validate config                check node.toml and every service file
+  SERVICE print status           one service's status tree (SERVICE json_status: in JSON)
   SERVICE print config           the parsed service file
+  SERVICE print resinfo|devs     each resource's keywords and state / its block devices
   SERVICE status                 exit 0 when the service is up, 1 otherwise
   SERVICE start|stop|restart     the whole service, in order (stop in reverse)
   SERVICE {}
@@ -44,9 +48,18 @@ Actions:
   SERVICE takeover|giveback      relocate it to this node / to the first fit node of `nodes`
   mon [--watch]                  the cluster at a glance: services x nodes
   SERVICE docker ARGS...         the docker CLI against the service's private dockerd
+  SERVICE enable|disable         unset / set `disable` on the resources (--rid...; all without)
+  SERVICE get|set|unset --kw fs#1.mnt[=/srv]   read or change the service file (format kept)
+  SERVICE validate config        check the service file; exit 2 when it does not load
+  SERVICE edit config            $EDITOR on a copy; saved only when it loads
+  SERVICE logs                   the service's past action logs
 
-Action options (after the action): --rid ip#1,fs#1  --tags T  --dry-run  --disable-rollback
-  --force  --waitlock SECONDS  --to NODE  --timeout SECONDS (switch, takeover, giveback)
+Action options (after the action): --rid ip#1,fs#1  --tags T  --subsets S  --dry-run
+  --disable-rollback  --force  --waitlock SECONDS  --to NODE  --timeout SECONDS (switch,
+  takeover, giveback)  --local (accepted: svc acts on this node)
+
+`svc -s SERVICE ACTION` is `svc SERVICE ACTION`; a link to svc named after a service
+(`ln -s /usr/bin/svc /etc/berth/web`) runs `svc web ...`.
 
 Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.",
         partial.join("|")
@@ -85,6 +98,10 @@ struct Cli {
     /// is shown while it is fresh).
     #[arg(long)]
     refresh: bool,
+    /// The service(s) to act on, comma separated (svcmgr's `-s`): `svc -s web start` is
+    /// `svc web start`.
+    #[arg(short = 's', long = "service", value_name = "SERVICE[,SERVICE]")]
+    service: Option<String>,
     /// --completions SHELL, --generate-man DIR.
     #[command(flatten)]
     manual: berth_manual::ManualArgs,
@@ -139,6 +156,85 @@ struct ActionArgs {
     /// print status: check now, not svcd's cached tree (as the global --refresh).
     #[arg(long)]
     refresh: bool,
+    /// Only resources of these subsets (comma separated), with the other selectors.
+    #[arg(long)]
+    subsets: Option<String>,
+    /// Accepted for OpenSVC's habit: svc always acts on this node.
+    #[arg(long)]
+    local: bool,
+    /// `get`, `set`, `unset`: a keyword, `SECTION.KEY` (`fs#1.mnt`, `DEFAULT.nodes` or `nodes`);
+    /// `set` takes `KEY=VALUE`, `KEY+=WORD`, `KEY-=WORD`. May be repeated.
+    #[arg(long, value_name = "SECTION.KEY[=VALUE]")]
+    kw: Vec<String>,
+    /// `get`, `set`, `unset`: one keyword, svcmgr's way (`set --param fs#1.mnt --value /srv`).
+    #[arg(long, value_name = "SECTION.KEY")]
+    param: Option<String>,
+    /// `set --param`: the value.
+    #[arg(long)]
+    value: Option<String>,
+}
+
+impl ActionArgs {
+    /// `--kw`, `--param`, `--value` are for get, set and unset only.
+    fn no_keywords(&self, action: &str) -> Result<(), Failure> {
+        if !self.kw.is_empty() || self.param.is_some() || self.value.is_some() {
+            return Err(usage(format!(
+                "--kw, --param and --value go with get, set and unset, not {action}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn keywords(&self) -> config_cmd::Keywords<'_> {
+        config_cmd::Keywords {
+            kw: &self.kw,
+            param: self.param.as_deref(),
+            value: self.value.as_deref(),
+        }
+    }
+}
+
+/// The `--rid` list that `--subsets` (and `--rid`) leave: the resources of those subsets,
+/// among the `--rid` ones when both are given. `None`: no `--subsets`.
+fn subset_rids(
+    svc: &ServiceConfig,
+    subsets: Option<&str>,
+    rid: Option<&str>,
+) -> Result<Option<String>, Failure> {
+    let Some(subsets) = subsets else {
+        return Ok(None);
+    };
+    let wanted: Vec<&str> = subsets
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return Err(usage(format!(
+            "--subsets: expected subset names separated by ',', got {subsets:?}"
+        )));
+    }
+    let rids: Option<Vec<&str>> = rid.map(|r| r.split(',').map(str::trim).collect());
+    let picked: Vec<String> = svc
+        .resources
+        .iter()
+        .filter(|r| {
+            r.common
+                .subset
+                .as_deref()
+                .is_some_and(|s| wanted.contains(&s))
+        })
+        .map(|r| r.rid.to_string())
+        .filter(|r| rids.as_ref().is_none_or(|l| l.contains(&r.as_str())))
+        .collect();
+    if picked.is_empty() {
+        return Err(usage(format!(
+            "--subsets {subsets}: no resource of service {} is in it{}",
+            svc.name,
+            if rid.is_some() { " (among --rid)" } else { "" }
+        )));
+    }
+    Ok(Some(picked.join(",")))
 }
 
 /// A failure and its exit code.
@@ -222,8 +318,12 @@ impl App {
 
     fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(value).context("cannot serialise to JSON")?;
-        println!("{text}");
-        Ok(())
+        use std::io::Write as _;
+        match writeln!(std::io::stdout().lock(), "{text}") {
+            // `svc web json_status | head`: the reader has what it wanted.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.context("cannot write to stdout").map_err(Failure::Failed),
+        }
     }
 
     fn warn_config(&self, svc: &ServiceConfig) {
@@ -309,6 +409,22 @@ impl App {
 
     fn run(&mut self, words: &[String]) -> Result<(), Failure> {
         match words {
+            [js, rest @ ..] if js == "json_status" => {
+                let args = self.action_args(&words[..1], rest)?;
+                self.refresh |= args.refresh;
+                self.format = OutputFormat::Json;
+                return self.print_node_status();
+            }
+            [json, status, rest @ ..] if json == "json" && status == "status" => {
+                let args = self.action_args(&words[..2], rest)?;
+                self.refresh |= args.refresh;
+                self.format = OutputFormat::Json;
+                return self.print_node_status();
+            }
+            [v, c, rest @ ..] if v == "validate" && c == "config" => {
+                self.action_args(&words[..2], rest)?;
+                return config_cmd::validate(&self.paths, None);
+            }
             [print, what, rest @ ..] if print == "print" => {
                 if what != "status" {
                     return Err(usage(format!(
@@ -343,41 +459,97 @@ impl App {
         let name = &words[0];
         let action = words[1].as_str();
         let rest = &words[2..];
+        // The commands on the file itself: they work on a file that does not load.
+        match (action, rest.first().map(String::as_str)) {
+            ("validate" | "edit", Some("config")) => {
+                self.action_args(&words[..3], &rest[1..])?;
+                return if action == "validate" {
+                    config_cmd::validate(&self.paths, Some(name))
+                } else {
+                    config_cmd::edit_config(&self.paths, name)
+                };
+            }
+            ("validate" | "edit", _) => {
+                return Err(usage(format!("usage: svc {name} {action} config")));
+            }
+            ("get" | "set" | "unset", _) => {
+                let args = self.action_args(&words[..2], rest)?;
+                let kws = args.keywords();
+                return match action {
+                    "get" => config_cmd::get(&self.paths, name, &kws),
+                    _ => config_cmd::set(&self.paths, name, &kws, action == "unset"),
+                };
+            }
+            ("logs", _) => {
+                self.action_args(&words[..2], rest)?;
+                return self.logs(name);
+            }
+            _ => {}
+        }
         let svc = load_service(&self.paths, name).map_err(load_failure)?;
         self.warn_config(&svc);
         match action {
+            "json_status" => {
+                let args = self.action_args(&words[..2], rest)?;
+                args.no_keywords(action)?;
+                self.refresh |= args.refresh;
+                self.format = OutputFormat::Json;
+                self.print_service_status(&svc)
+            }
+            "json" if rest.first().is_some_and(|w| w == "status") => {
+                let args = self.action_args(&words[..3], &rest[1..])?;
+                args.no_keywords(action)?;
+                self.refresh |= args.refresh;
+                self.format = OutputFormat::Json;
+                self.print_service_status(&svc)
+            }
+            "enable" | "disable" => {
+                let args = self.action_args(&words[..2], rest)?;
+                args.no_keywords(action)?;
+                let rid = subset_rids(&svc, args.subsets.as_deref(), args.rid.as_deref())?;
+                let selector = Selector::from_options(
+                    rid.as_deref().or(args.rid.as_deref()),
+                    args.tags.as_deref(),
+                    None,
+                )
+                .map_err(usage)?;
+                selector.check(&svc).map_err(usage)?;
+                config_cmd::enable(&self.paths, &svc, &selector, action == "enable")
+            }
             "print" => {
                 let args =
                     self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
+                args.no_keywords(action)?;
                 self.refresh |= args.refresh;
                 match rest.first().map(String::as_str) {
-                    Some("status") => {
-                        if let Some((st, header)) = self
-                            .agent_tree::<ServiceStatus>(
-                                Some(&svc.name),
-                                std::slice::from_ref(&svc.name),
-                            )
-                            .filter(|(st, _)| st.error.is_none())
-                        {
-                            match self.format {
-                                OutputFormat::Json => return self.print_json(&st),
-                                OutputFormat::Text => {
-                                    print!("{header}{}", render_service(&st, self.color));
-                                    return Ok(());
-                                }
-                            }
-                        }
-                        let mut st = [self.service_status(&svc)];
-                        self.decorate(&mut st, &[&svc]);
-                        let [st] = st;
+                    Some("resinfo") => {
+                        let st = self.service_status(&svc);
+                        let rows = info::resinfo(&svc, &st);
                         match self.format {
-                            OutputFormat::Json => self.print_json(&st),
+                            OutputFormat::Json => self.print_json(&rows),
                             OutputFormat::Text => {
-                                print!("{}", render_service(&st, self.color));
+                                print!("{}", info::render_resinfo(&svc.name, &rows));
                                 Ok(())
                             }
                         }
                     }
+                    Some("devs" | "disklist") => {
+                        let devs = info::devs(&berth_drivers::Ctx {
+                            svc: &svc,
+                            nodename: &self.nodename,
+                            paths: &self.paths,
+                            force: false,
+                            fence: None,
+                        });
+                        match self.format {
+                            OutputFormat::Json => self.print_json(&devs),
+                            OutputFormat::Text => {
+                                print!("{}", info::render_devs(&svc.name, &devs));
+                                Ok(())
+                            }
+                        }
+                    }
+                    Some("status") => self.print_service_status(&svc),
                     Some("config") => match self.format {
                         OutputFormat::Json => self.print_json(&svc),
                         OutputFormat::Text => {
@@ -387,7 +559,7 @@ impl App {
                             Ok(())
                         }
                     },
-                    _ => Err(usage("usage: svc SERVICE print status|config")),
+                    _ => Err(usage("usage: svc SERVICE print status|config|resinfo|devs")),
                 }
             }
             "status" => {
@@ -440,6 +612,61 @@ impl App {
         }
     }
 
+    fn print_service_status(&mut self, svc: &ServiceConfig) -> Result<(), Failure> {
+        if let Some((st, header)) = self
+            .agent_tree::<ServiceStatus>(Some(&svc.name), std::slice::from_ref(&svc.name))
+            .filter(|(st, _)| st.error.is_none())
+        {
+            match self.format {
+                OutputFormat::Json => return self.print_json(&st),
+                OutputFormat::Text => {
+                    print!("{header}{}", render_service(&st, self.color));
+                    return Ok(());
+                }
+            }
+        }
+        let mut st = [self.service_status(svc)];
+        self.decorate(&mut st, &[svc]);
+        let [st] = st;
+        match self.format {
+            OutputFormat::Json => self.print_json(&st),
+            OutputFormat::Text => {
+                print!("{}", render_service(&st, self.color));
+                Ok(())
+            }
+        }
+    }
+
+    /// `svc SVC logs`: the service's log files, oldest first.
+    fn logs(&self, name: &str) -> Result<(), Failure> {
+        berth_model::config::keywords::validate_service_name(name)
+            .map_err(|why| usage(format!("bad service name {name:?}: {why}")))?;
+        let dir = self.paths.service_var(name);
+        let files = log::files(&dir);
+        if files.is_empty() {
+            // A service with no action yet has no log; an unknown name is an error.
+            berth_engine::load::service_file(&self.paths, name).map_err(load_failure)?;
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        for f in files {
+            let mut file =
+                std::fs::File::open(&f).with_context(|| format!("cannot read {}", f.display()))?;
+            match std::io::copy(&mut file, &mut out) {
+                Ok(_) => {}
+                // `svc web logs | head`.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => {
+                    return Err(Failure::Failed(anyhow!(
+                        "cannot print {}: {e}",
+                        f.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn action_args(&mut self, head: &[String], rest: &[String]) -> Result<ActionArgs, Failure> {
         let args = ActionArgs::try_parse_from(rest).map_err(|e| {
             if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) {
@@ -473,8 +700,14 @@ impl App {
             )));
         };
         let args = self.action_args(&words[..2], rest)?;
-        let selector = Selector::from_options(args.rid.as_deref(), args.tags.as_deref(), kinds)
-            .map_err(usage)?;
+        args.no_keywords(action)?;
+        let rid = subset_rids(svc, args.subsets.as_deref(), args.rid.as_deref())?;
+        let selector = Selector::from_options(
+            rid.as_deref().or(args.rid.as_deref()),
+            args.tags.as_deref(),
+            kinds,
+        )
+        .map_err(usage)?;
         let opts = ActionOptions {
             selector,
             dry_run: args.dry_run,
@@ -493,8 +726,30 @@ impl App {
             Some(g) => engine.with_guard(g),
             None => engine,
         };
+        if dry {
+            log::set_file_logging(false);
+        } else {
+            // The command line heads the action's lines in the service's log file.
+            log::note(
+                &paths.var_dir,
+                &svc.name,
+                &format!("svc {}", words.join(" ")),
+            );
+        }
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
         let result = engine.run(svc, kind, &opts);
+        log::set_file_logging(true);
+        if !dry {
+            let outcome = match &result {
+                Ok(_) => "done".to_string(),
+                Err(e) => format!("failed: {e}"),
+            };
+            log::note(
+                &paths.var_dir,
+                &svc.name,
+                &format!("svc {}: {outcome}", words.join(" ")),
+            );
+        }
         if let Some(c) = cluster
             && !dry
             && !matches!(
@@ -561,6 +816,7 @@ fn main() -> ExitCode {
         };
         return cli.manual.run(Cli::command(), extras);
     }
+    let paths = Paths::from(cli.dirs);
     let log = log::ActionLog {
         max: if cli.debug {
             tracing::Level::DEBUG
@@ -568,13 +824,17 @@ fn main() -> ExitCode {
             tracing::Level::INFO
         },
         color: color_enabled(cli.color, std::io::stderr().is_terminal()),
+        var_dir: Some(paths.var_dir.clone()),
     };
     let subscriber = tracing_subscriber::registry().with(log);
     if tracing::subscriber::set_global_default(subscriber).is_err() {
         eprintln!("svc: cannot set up logging");
     }
-    let paths = Paths::from(cli.dirs);
-    let result = words_to_strings(&cli.words).and_then(|words| {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let services =
+        invoked_as(&argv0, &paths).and_then(|linked| services(linked, cli.service.as_deref()));
+    let result = services.and_then(|services| {
+        let words = words_to_strings(&cli.words)?;
         let nodename = nodename(&paths)?;
         let mut app = App {
             paths,
@@ -584,19 +844,103 @@ fn main() -> ExitCode {
             cluster: None,
             refresh: cli.refresh,
         };
-        app.run(&words)
+        if services.is_empty() {
+            return app.run(&words);
+        }
+        // `-s a,b ACTION`: each service in turn, every failure said; the worst exit code.
+        let mut worst: Option<Failure> = None;
+        for svc in services {
+            let mut w = vec![svc];
+            w.extend(words.iter().cloned());
+            if let Err(f) = app.run(&w) {
+                let f = report(f);
+                if worst.as_ref().is_none_or(|old| code(&f) > code(old)) {
+                    worst = Some(f);
+                }
+            }
+        }
+        worst.map_or(Ok(()), Err)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Code(c)) => ExitCode::from(c),
-        Err(Failure::Usage(e)) => {
+        Err(f) => ExitCode::from(code(&report(f))),
+    }
+}
+
+/// Print a failure's message; what is left is its exit code.
+fn report(f: Failure) -> Failure {
+    match f {
+        Failure::Code(c) => Failure::Code(c),
+        Failure::Usage(e) => {
             eprintln!("svc: {e:#}");
-            ExitCode::from(2)
+            Failure::Code(2)
         }
-        Err(Failure::Failed(e)) => {
+        Failure::Failed(e) => {
             eprintln!("svc: {e:#}");
-            ExitCode::from(1)
+            Failure::Code(1)
         }
+    }
+}
+
+fn code(f: &Failure) -> u8 {
+    match f {
+        Failure::Code(c) => *c,
+        Failure::Usage(_) => 2,
+        Failure::Failed(_) => 1,
+    }
+}
+
+/// The names svc answers to as itself; any other name is a service's (see [`invoked_as`]).
+const OWN_NAMES: [&str; 2] = ["svc", "svcmgr"];
+
+/// The service svc was called as: `ln -s /usr/bin/svc /etc/berth/web; web print status`.
+/// The rule: called `svc` or `svcmgr`, svc is itself; called by the name of a service of the
+/// config dir, it is `svc NAME`; otherwise a name starting with `svc` (`svc-0.1`, a copy of the
+/// binary) is svc itself, and any other name is refused (exit 2), so a link whose service was
+/// removed never runs a node-wide action by mistake.
+fn invoked_as(argv0: &std::ffi::OsStr, paths: &Paths) -> Result<Option<String>, Failure> {
+    let Some(base) = std::path::Path::new(argv0)
+        .file_name()
+        .and_then(|b| b.to_str())
+    else {
+        return Ok(None);
+    };
+    if OWN_NAMES.contains(&base) {
+        return Ok(None);
+    }
+    match berth_engine::load::service_file(paths, base) {
+        Ok(_) | Err(LoadError::Ambiguous { .. }) => return Ok(Some(base.to_string())),
+        Err(_) if base.starts_with("svc") => return Ok(None),
+        Err(_) => {}
+    }
+    Err(usage(format!(
+        "called as {base:?}, and there is no service {base} in {}: a link to svc named after a \
+         service acts on that service; call svc by its own name otherwise",
+        paths.services_dir().display()
+    )))
+}
+
+/// The services to act on: from the name svc was called by, and `-s` (which may list several).
+fn services(linked: Option<String>, flag: Option<&str>) -> Result<Vec<String>, Failure> {
+    let listed: Vec<String> = flag
+        .map(|f| {
+            f.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if flag.is_some() && listed.is_empty() {
+        return Err(usage("-s: expected a service name"));
+    }
+    match linked {
+        None => Ok(listed),
+        Some(l) if listed.is_empty() || listed == [l.clone()] => Ok(vec![l]),
+        Some(l) => Err(usage(format!(
+            "called as {l} (the service {l}), and -s names {}",
+            listed.join(",")
+        ))),
     }
 }
 
@@ -624,6 +968,77 @@ mod tests {
         for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
             assert!(matches!(waitlock(bad), Err(Failure::Usage(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_name_svc_is_called_by() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("services")).unwrap();
+        std::fs::write(d.path().join("services/web.env"), "[DEFAULT]\n").unwrap();
+        std::fs::write(d.path().join("services/svc-web.toml"), "").unwrap();
+        let paths = Paths {
+            config_dir: d.path().to_path_buf(),
+            var_dir: d.path().join("var"),
+            run_dir: d.path().join("run"),
+        };
+        let called = |argv0: &str| invoked_as(std::ffi::OsStr::new(argv0), &paths);
+        for own in [
+            "/usr/bin/svc",
+            "svc",
+            "./svcmgr",
+            "/opt/svc-0.1",
+            "svc.orig",
+        ] {
+            assert_eq!(called(own).ok(), Some(None), "{own}");
+        }
+        assert_eq!(called("/etc/berth/web").ok(), Some(Some("web".to_string())));
+        // A service whose name starts with svc is still that service.
+        assert_eq!(called("svc-web").ok(), Some(Some("svc-web".to_string())));
+        assert!(matches!(called("/etc/berth/gone"), Err(Failure::Usage(_))));
+        assert!(matches!(called("../x"), Err(Failure::Usage(_))));
+
+        assert_eq!(services(None, None).ok(), Some(vec![]));
+        assert_eq!(
+            services(None, Some("a, b")).ok(),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(
+            services(Some("web".into()), Some("web")).ok(),
+            Some(vec!["web".to_string()])
+        );
+        assert!(matches!(
+            services(Some("web".into()), Some("db")),
+            Err(Failure::Usage(_))
+        ));
+        assert!(matches!(services(None, Some(",")), Err(Failure::Usage(_))));
+    }
+
+    #[test]
+    fn subsets_select_among_the_rids() {
+        let svc = ServiceConfig::parse(
+            std::path::Path::new("/x/web.toml"),
+            "[fs.1]\ndev = \"/a\"\nmnt = \"/a\"\ntype = \"ext4\"\nsubset = \"s1\"\n\
+             [fs.2]\ndev = \"/b\"\nmnt = \"/b\"\ntype = \"ext4\"\nsubset = \"s1\"\n\
+             [fs.3]\ndev = \"/c\"\nmnt = \"/c\"\ntype = \"ext4\"\n",
+        )
+        .unwrap();
+        assert_eq!(subset_rids(&svc, None, None).ok(), Some(None));
+        assert_eq!(
+            subset_rids(&svc, Some("s1"), None).ok(),
+            Some(Some("fs#1,fs#2".to_string()))
+        );
+        assert_eq!(
+            subset_rids(&svc, Some("s1"), Some("fs#2,fs#3")).ok(),
+            Some(Some("fs#2".to_string()))
+        );
+        assert!(matches!(
+            subset_rids(&svc, Some("s1"), Some("fs#3")),
+            Err(Failure::Usage(_))
+        ));
+        assert!(matches!(
+            subset_rids(&svc, Some(""), None),
+            Err(Failure::Usage(_))
+        ));
     }
 
     #[test]

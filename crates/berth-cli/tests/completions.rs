@@ -79,7 +79,10 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
 
 #[test]
 fn bash_completes_services_actions_options_and_rids() {
-    assert_eq!(bash(""), ["print", "mon", "db", "web"]);
+    assert_eq!(
+        bash(""),
+        ["print", "mon", "validate", "json_status", "db", "web"]
+    );
     assert_eq!(bash("w"), ["web"]);
     assert_eq!(
         bash("web sta"),
@@ -92,7 +95,9 @@ fn bash_completes_services_actions_options_and_rids() {
             "startcontainer"
         ]
     );
-    assert_eq!(bash("web print "), ["status", "config"]);
+    assert_eq!(bash("web print "), ["status", "config", "resinfo", "devs"]);
+    assert_eq!(bash("web edit "), ["config"]);
+    assert_eq!(bash("web set --k"), ["--kw"]);
     assert_eq!(bash("web startfs --r"), ["--rid", "--refresh"]);
     assert_eq!(bash("web startfs --ri"), ["--rid"]);
     assert_eq!(bash("web start --rid "), ["fs#1", "ip#1"]);
@@ -114,7 +119,10 @@ fn fish_completes_services_actions_and_options() {
             .map(|l| l.split('\t').next().unwrap_or("").to_string())
             .collect()
     };
-    assert_eq!(complete(""), ["db", "mon", "print", "web"]);
+    assert_eq!(
+        complete(""),
+        ["db", "json_status", "mon", "print", "validate", "web"]
+    );
     assert_eq!(complete("web stopf"), ["stopfs"]);
     assert_eq!(complete("web start --rid "), ["fs#1", "ip#1"]);
     assert!(complete("--form").contains(&"--format".to_string()));
@@ -168,7 +176,10 @@ _svc_berth_words"#,
             .map(String::from)
             .collect()
     };
-    assert_eq!(call("", 1), ["print", "mon", "db", "web"]);
+    assert_eq!(
+        call("", 1),
+        ["print", "mon", "validate", "json_status", "db", "web"]
+    );
     assert!(call("web", 2).contains(&"startfs".to_string()));
 }
 

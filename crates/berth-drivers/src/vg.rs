@@ -47,6 +47,25 @@ pub fn label(spec: &VgSpec) -> String {
     spec.vgname.clone()
 }
 
+/// The physical volumes of the VG (`pvs`), for `svc SVC print devs`; none when it does not
+/// exist.
+pub fn pvs(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Vec<PathBuf>, DriverError> {
+    check_name(&spec.vgname)?;
+    let select = format!("vg_name=\"{}\"", spec.vgname);
+    let out = lvm(
+        &Lvm::for_ctx(ctx),
+        &["pvs", "--noheadings", "--select", &select, "-o", "pv_name"],
+        false,
+    )?;
+    Ok(out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
+}
+
 /// What one LVM command printed.
 #[derive(Debug)]
 struct Output {

@@ -116,6 +116,12 @@ pub fn load_file(path: &Path) -> Result<ServiceConfig, LoadError> {
 
 /// Load service `svc` from `<config>/services`.
 pub fn load_service(paths: &Paths, svc: &str) -> Result<ServiceConfig, LoadError> {
+    load_file(&service_file(paths, svc)?)
+}
+
+/// The file of service `svc` in `<config>/services`, found but not read (`svc SVC edit config`
+/// works on a file that does not load).
+pub fn service_file(paths: &Paths, svc: &str) -> Result<PathBuf, LoadError> {
     // The name becomes a path: `../../x` must not read a file outside the services dir.
     berth_model::config::keywords::validate_service_name(svc).map_err(|why| {
         LoadError::BadName {
@@ -134,7 +140,7 @@ pub fn load_service(paths: &Paths, svc: &str) -> Result<ServiceConfig, LoadError
             svc: svc.to_string(),
             dir,
         }),
-        [one] => load_file(one),
+        [one] => Ok(one.clone()),
         _ => Err(LoadError::Ambiguous {
             svc: svc.to_string(),
             files,

@@ -25,7 +25,7 @@ fn common_tail(roff: &mut Roff, name: &str) {
         ),
         (
             "/var/lib/berth/",
-            "locks, pidfiles, last action results, private docker sockets",
+            "locks, pidfiles, last action results, private docker sockets, each service's action log (SVC/actions.log)",
         ),
         ("/run/berth/", "dockerd exec roots"),
         (

@@ -10,7 +10,7 @@
 //!   succeeds or `stop_timeout` runs out; then detach the image's loop device.
 
 mod holders;
-mod loopdev;
+pub mod loopdev;
 pub mod mountinfo;
 mod namespaces;
 pub mod options;

@@ -3,6 +3,7 @@
 //! in both and every error names the file, line, section and key.
 
 mod collector;
+pub mod edit;
 mod emit;
 mod error;
 mod ini;

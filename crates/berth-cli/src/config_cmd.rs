@@ -1,0 +1,341 @@
+//! The service-file commands: `get`, `set`, `unset`, `enable`, `disable`, `validate config`,
+//! `edit config`. Every change is checked by loading the new text as the loader does
+//! (`berth_model::config::edit`), then written next to the file, synced and renamed over it: a
+//! refused edit leaves the file as it was, and a crash leaves the old file or the new one, never
+//! half of one. The file changes on this node only.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use berth_engine::load::{LoadError, load_file, service_file, service_names};
+use berth_model::config::edit::{self, Change, KwPath};
+use berth_model::config::{ConfigWarning, ServiceConfig};
+use berth_model::paths::Paths;
+
+use crate::{Failure, usage};
+
+fn file_of(paths: &Paths, svc: &str) -> Result<PathBuf, Failure> {
+    let file = service_file(paths, svc).map_err(crate::load_failure)?;
+    // Edit through a symlink: replace the file it points to, not the link.
+    Ok(std::fs::canonicalize(&file).unwrap_or(file))
+}
+
+fn read(file: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(file)
+        .with_context(|| format!("cannot read {}", file.display()))
+        .map_err(Failure::Failed)
+}
+
+fn text(file: &Path, bytes: &[u8]) -> Result<String, Failure> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        usage(format!(
+            "{}: not valid UTF-8 (svc SVC validate config says where)",
+            file.display()
+        ))
+    })
+}
+
+/// `--kw` and `--param`/`--value` as changes (`set`), or as keywords (`get`, `unset`).
+pub struct Keywords<'a> {
+    pub kw: &'a [String],
+    pub param: Option<&'a str>,
+    pub value: Option<&'a str>,
+}
+
+impl Keywords<'_> {
+    fn paths(&self, cmd: &str) -> Result<Vec<KwPath>, Failure> {
+        if self.value.is_some() {
+            return Err(usage(format!(
+                "svc SVC {cmd}: --value goes with set --param"
+            )));
+        }
+        let mut all: Vec<&str> = self.kw.iter().map(String::as_str).collect();
+        all.extend(self.param);
+        if all.is_empty() {
+            return Err(usage(format!("usage: svc SVC {cmd} --kw SECTION.KEY ...")));
+        }
+        all.iter()
+            .map(|k| {
+                k.parse::<KwPath>()
+                    .map_err(|why| usage(format!("--kw {k:?}: {why}")))
+            })
+            .collect()
+    }
+
+    fn changes(&self) -> Result<Vec<Change>, Failure> {
+        let mut out: Vec<Change> = self
+            .kw
+            .iter()
+            .map(|k| Change::parse_assignment(k).map_err(usage))
+            .collect::<Result<_, _>>()?;
+        match (self.param, self.value) {
+            (Some(p), Some(v)) => {
+                out.push(Change::parse_assignment(&format!("{p}={v}")).map_err(usage)?)
+            }
+            (Some(_), None) => return Err(usage("svc SVC set --param KEY needs --value VALUE")),
+            (None, Some(_)) => return Err(usage("svc SVC set --value needs --param KEY")),
+            (None, None) => {}
+        }
+        if out.is_empty() {
+            return Err(usage(
+                "usage: svc SVC set --kw SECTION.KEY=VALUE [--kw ...] (or --param KEY --value VALUE)",
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// `svc SVC get --kw fs#1.mnt [--kw ...]`: each value on a line; exit 1 when one is not set.
+pub fn get(paths: &Paths, svc: &str, kws: &Keywords<'_>) -> Result<(), Failure> {
+    let wanted = kws.paths("get")?;
+    let file = file_of(paths, svc)?;
+    let text = text(&file, &read(&file)?)?;
+    let mut missing = Vec::new();
+    for kw in &wanted {
+        match edit::get(&file, &text, kw).map_err(usage)? {
+            Some(v) => println!("{v}"),
+            None => missing.push(kw.to_string()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(anyhow!(
+            "not set in {}: {}",
+            file.display(),
+            missing.join(", ")
+        )))
+    }
+}
+
+/// `svc SVC set --kw ...` / `unset --kw ...`.
+pub fn set(paths: &Paths, svc: &str, kws: &Keywords<'_>, unset: bool) -> Result<(), Failure> {
+    let changes = if unset {
+        kws.paths("unset")?.into_iter().map(Change::Unset).collect()
+    } else {
+        kws.changes()?
+    };
+    change(paths, svc, &changes, !unset)
+}
+
+/// `svc SVC enable|disable [--rid ...]`: `disable = true` on the selected resources (every
+/// resource without a selection, as OpenSVC disables "the whole service"); enable removes it.
+pub fn enable(
+    paths: &Paths,
+    svc: &ServiceConfig,
+    selector: &berth_model::order::Selector,
+    on: bool,
+) -> Result<(), Failure> {
+    let changes: Vec<Change> = svc
+        .resources
+        .iter()
+        .filter(|r| selector.matches(r))
+        .map(|r| {
+            let path = KwPath {
+                section: r.rid.to_string(),
+                key: "disable".to_string(),
+            };
+            if on {
+                Change::Unset(path)
+            } else {
+                Change::Set(path, "true".to_string())
+            }
+        })
+        .collect();
+    if changes.is_empty() {
+        return Err(usage(format!("service {}: no resource selected", svc.name)));
+    }
+    change(paths, &svc.name, &changes, false)
+}
+
+fn change(
+    paths: &Paths,
+    svc: &str,
+    changes: &[Change],
+    refuse_warnings: bool,
+) -> Result<(), Failure> {
+    let file = file_of(paths, svc)?;
+    let original = read(&file)?;
+    let text = text(&file, &original)?;
+    let edited = edit::apply(&file, &text, changes).map_err(usage)?;
+    if refuse_warnings && !edited.new_warnings.is_empty() {
+        let list: Vec<String> = edited
+            .new_warnings
+            .iter()
+            .map(|w| format!("  {w}"))
+            .collect();
+        return Err(usage(format!(
+            "refused, nothing written: berth would ignore what this sets:\n{}",
+            list.join("\n")
+        )));
+    }
+    if !edited.changed {
+        return Ok(());
+    }
+    replace_file(&file, &original, edited.text.as_bytes())
+}
+
+/// Write `new` over `file`, which must still hold `original`: a temporary file in the same
+/// directory (same mode and owner), synced, renamed over it, the directory synced.
+pub fn replace_file(file: &Path, original: &[u8], new: &[u8]) -> Result<(), Failure> {
+    let now = read(file)?;
+    if now != original {
+        return Err(Failure::Failed(anyhow!(
+            "{} changed while it was being edited: nothing written",
+            file.display()
+        )));
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta =
+        std::fs::metadata(file).with_context(|| format!("cannot stat {}", file.display()))?;
+    let write = || -> std::io::Result<()> {
+        // `.web.toml.XXXX.tmp`: not a service file name, so no loader reads it meanwhile.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        tmp.write_all(new)?;
+        let f = tmp.as_file();
+        f.set_permissions(meta.permissions())?;
+        if let Err(e) = std::os::unix::fs::fchown(f, Some(meta.uid()), Some(meta.gid()))
+            && e.kind() != std::io::ErrorKind::PermissionDenied
+        {
+            return Err(e);
+        }
+        f.sync_all()?;
+        tmp.persist(file).map_err(|e| e.error)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write()
+        .with_context(|| format!("cannot write {}", file.display()))
+        .map_err(Failure::Failed)
+}
+
+/// `svc SVC validate config`, `svc validate config` (every service, and node.toml): the problems
+/// of each file; exit 2 when a file does not load.
+pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
+    let names = match svc {
+        Some(s) => vec![s.to_string()],
+        None => {
+            if let Err(e) = berth_engine::load::node_config(paths) {
+                println!("{e}");
+                return Err(Failure::Code(2));
+            }
+            service_names(paths).map_err(crate::load_failure)?
+        }
+    };
+    let mut broken = 0;
+    for name in &names {
+        let loaded = service_file(paths, name).and_then(|f| load_file(&f));
+        match loaded {
+            Ok(s) => {
+                for w in &s.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "{}: ok ({} resources, {} warnings)",
+                    s.name,
+                    s.resources.len(),
+                    s.warnings.len()
+                );
+            }
+            Err(e @ LoadError::NotFound { .. }) if svc.is_some() => {
+                return Err(crate::load_failure(e));
+            }
+            Err(e) => {
+                broken += 1;
+                println!("{e}");
+                println!("{name}: does not load");
+            }
+        }
+    }
+    if broken > 0 {
+        Err(Failure::Code(2))
+    } else {
+        Ok(())
+    }
+}
+
+fn print_warnings(ws: &[ConfigWarning]) {
+    for w in ws {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// `svc SVC edit config`: `$EDITOR` (else `$VISUAL`, else `vi`) on a copy; a copy that loads
+/// replaces the file, one that does not is refused (on a terminal: edit it again?), the file left
+/// as it was and the copy kept, its path printed.
+pub fn edit_config(paths: &Paths, svc: &str) -> Result<(), Failure> {
+    let file = file_of(paths, svc)?;
+    let original = read(&file)?;
+    let dir = tempfile::Builder::new()
+        .prefix("berth-edit.")
+        .tempdir()
+        .context("cannot make a directory for the copy")?;
+    // Same name as the file, so the editor knows the syntax.
+    let copy = dir.path().join(file.file_name().unwrap_or_default());
+    std::fs::write(&copy, &original).with_context(|| format!("cannot write {}", copy.display()))?;
+    let editor = ["EDITOR", "VISUAL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
+        .unwrap_or_else(|| "vi".to_string());
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    loop {
+        // As git runs it: the variable may hold arguments (`code --wait`).
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{editor} \"$1\""))
+            .arg("sh")
+            .arg(&copy)
+            .status()
+            .with_context(|| format!("cannot run the editor {editor:?}"))?;
+        if !status.success() {
+            let kept = dir.keep();
+            return Err(Failure::Failed(anyhow!(
+                "the editor {editor:?} failed ({status}): {} is unchanged (the copy: {})",
+                file.display(),
+                kept.join(copy.file_name().unwrap_or_default()).display()
+            )));
+        }
+        let new = read(&copy)?;
+        if new == original {
+            eprintln!("{}: no change", file.display());
+            return Ok(());
+        }
+        match ServiceConfig::parse_bytes(&file, &new) {
+            Ok(s) => {
+                print_warnings(&s.warnings);
+                replace_file(&file, &original, &new)?;
+                eprintln!("{}: saved", file.display());
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                if interactive && ask("the edited file does not load: edit it again? [Y/n] ") {
+                    continue;
+                }
+                let kept = dir.keep();
+                return Err(usage(format!(
+                    "the edited file does not load: {} is unchanged; the edited copy is kept at {}",
+                    file.display(),
+                    kept.join(copy.file_name().unwrap_or_default()).display()
+                )));
+            }
+        }
+    }
+}
+
+fn ask(question: &str) -> bool {
+    eprint!("{question}");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    !matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
+}
