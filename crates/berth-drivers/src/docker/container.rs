@@ -1,18 +1,18 @@
 //! One container: its create body from the run options, the equivalent `docker run` line for
 //! the log, its state as the status shows it, and the waits of start and stop.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use berth_model::config::{ContainerSpec, NetworkMode, docker_network_of, link_target};
-use berth_model::run_args::{RunOptions, VolumeSpec};
+use berth_model::run_args::{RunOptions, Typed, VolumeSpec};
 use berth_model::status::ContainerNetwork;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
-    EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig,
-    ImageInspect, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum,
+    ImageInspect,
 };
 use bollard::query_parameters::InspectContainerOptions;
+use serde_json::json;
 
 use super::api::{Api, ApiError, REQUEST};
 use crate::DriverError;
@@ -50,10 +50,6 @@ pub(crate) fn env_file_lines(text: &str) -> Vec<String> {
         resolve_env(l.trim_end_matches('\r'), &mut out);
     }
     out
-}
-
-fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
-    (!v.is_empty()).then_some(v)
 }
 
 /// The network mode of the create body: the service's network, a container's namespace
@@ -103,8 +99,8 @@ pub(crate) fn config_digest(svc: &str, spec: &ContainerSpec, mode: &NetworkMode)
     format!("{h:016x}")
 }
 
-/// The create body for `spec`, run by service `svc` as resource `rid`: the typed run options
-/// (parsed once, at load) mapped onto the API's fields.
+/// The create body for `spec`, run by service `svc` as resource `rid`: the run options' plain
+/// fields at their place (the table's `=>` column), then those the API takes in another shape.
 pub(crate) fn create_body(
     svc: &str,
     rid: &str,
@@ -112,25 +108,34 @@ pub(crate) fn create_body(
     mode: &NetworkMode,
 ) -> Result<ContainerCreateBody, DriverError> {
     let o = &spec.run;
-    let env = environment(o)?;
-    let mut binds = Vec::new();
-    let mut anonymous = Vec::new();
-    for v in &o.volumes {
-        match &v.value {
-            VolumeSpec::Anonymous(dst) => anonymous.push(dst.clone()),
-            VolumeSpec::Bind(b) => binds.push(b.clone()),
-        }
+    let bug = |e: serde_json::Error| DriverError::Docker {
+        what: format!("build the create body of {rid}"),
+        message: e.to_string(),
+    };
+    let published = || o.ports.iter().flat_map(|p| &p.value);
+    let mut bindings = BTreeMap::<_, Vec<_>>::new();
+    for p in published() {
+        let (ip, port) = (p.host_ip.as_deref(), p.host_port.map(|h| h.to_string()));
+        let binding = json!({ "HostIp": ip.unwrap_or(""), "HostPort": port.unwrap_or_default() });
+        bindings.entry(&p.container).or_default().push(binding);
     }
-
-    let (exposed, port_bindings) = ports(o);
-    let mut labels: HashMap<String, String> = o
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(SERVICE_LABEL.into(), svc.into());
-    labels.insert(RID_LABEL.into(), rid.into());
-    labels.insert(CONFIG_LABEL.into(), config_digest(svc, spec, mode));
+    let (anonymous, binds): (Vec<_>, Vec<_>) =
+        (o.volumes.iter()).partition(|v| matches!(v.value, VolumeSpec::Anonymous(_)));
+    let devices = Vec::from_iter(o.devices.iter().map(|Typed { value: d, .. }| {
+        json!({ "PathOnHost": d.host, "PathInContainer": d.inner, "CgroupPermissions": d.perms })
+    }));
+    let tmpfs = BTreeMap::from_iter(o.tmpfs.iter().map(|t| t.value.clone()));
+    let restart = (o.restart_policy.as_ref()).map(|r| &r.value);
+    let restart = restart.map(|(name, n)| json!({ "Name": name, "MaximumRetryCount": n }));
+    let entrypoint = match &o.entrypoint {
+        // An empty entrypoint resets the image's, as `--entrypoint ""` does.
+        Some(e) if e.is_empty() => json!([""]),
+        e => json!(e),
+    };
+    // `--expose` and every published port.
+    let exposed = set_of(o.expose.iter().chain(published().map(|p| &p.container)));
+    let binds = Vec::from_iter(binds.iter().map(|v| &v.text));
+    let stop_timeout = i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX);
     // On a user-defined network, links are the endpoint's (docker's embedded DNS answers
     // them); HostConfig.Links is the legacy default bridge's, which the daemon has none of.
     let links = links(svc, spec);
@@ -139,95 +144,75 @@ pub(crate) fn create_body(
         NetworkMode::Named(n) => Some(n.clone()),
         _ => None,
     };
-    let networking_config = endpoint_network.as_ref().map(|net| NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(
-            net.clone(),
-            EndpointSettings {
-                links: opt_vec(links.clone()),
-                // The hostname (and the rid's `container-N`) resolve too, besides the name.
-                aliases: Some(
-                    o.hostname
-                        .iter()
-                        .cloned()
-                        .chain(std::iter::once(rid.replace('#', "-")))
-                        .collect(),
-                ),
-                ..Default::default()
-            },
-        )])),
-    });
-    let host_links = if endpoint_network.is_some() {
-        Vec::new()
-    } else {
-        links
+    let (host_links, endpoints) = match &endpoint_network {
+        // The hostname (and the rid's `container-N`) resolve too, besides the name.
+        Some(net) => {
+            let aliases = Vec::from_iter(o.hostname.iter().cloned().chain([rid.replace('#', "-")]));
+            let endpoint = json!({ "Links": links, "Aliases": aliases });
+            (Vec::new(), json!({ net.as_str(): endpoint }))
+        }
+        None => (links, json!(null)),
     };
-
-    Ok(ContainerCreateBody {
-        image: Some(spec.run_image.clone()),
-        cmd: spec.run_command.clone(),
-        entrypoint: o.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                // An empty entrypoint resets the image's, as `--entrypoint ""` does.
-                vec![String::new()]
-            } else {
-                e.clone()
-            }
-        }),
-        env: opt_vec(env),
-        tty: Some(o.tty),
-        open_stdin: Some(o.interactive),
-        attach_stdin: Some(false),
-        attach_stdout: Some(false),
-        attach_stderr: Some(false),
-        hostname: o.hostname.clone(),
-        user: o.user.clone(),
-        working_dir: o.workdir.clone(),
-        labels: Some(labels),
-        exposed_ports: opt_vec(exposed),
-        volumes: opt_vec(anonymous),
-        stop_signal: o.stop_signal.clone(),
-        stop_timeout: Some(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
-        healthcheck: healthcheck(o),
-        networking_config,
-        host_config: Some(HostConfig {
-            network_mode: network_mode(svc, spec, mode),
-            links: opt_vec(host_links),
-            ..host_config(o, binds, port_bindings)
-        }),
-        ..Default::default()
-    })
+    let nanos = |d: &Option<Typed<Duration>>| {
+        (d.as_ref()).map(|d| i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX))
+    };
+    // `health_cmd` runs through the container's shell.
+    let health_cmd = (o.health_cmd.as_ref()).map(|c| ["CMD-SHELL", c.as_str()]);
+    let reshaped = [
+        ("HostConfig/NetworkMode", json!(network_mode(svc, spec, mode))),
+        ("HostConfig/Links", json!(host_links)),
+        ("NetworkingConfig/EndpointsConfig", endpoints),
+        ("Healthcheck/Test", json!(health_cmd)),
+        ("Healthcheck/Interval", json!(nanos(&o.health_interval))),
+        ("Healthcheck/Timeout", json!(nanos(&o.health_timeout))),
+        ("Healthcheck/StartPeriod", json!(nanos(&o.health_start_period))),
+        ("Image", json!(spec.run_image)),
+        ("Cmd", json!(spec.run_command)),
+        ("Entrypoint", entrypoint),
+        ("Env", json!(environment(o)?)),
+        ("ExposedPorts", exposed),
+        ("Volumes", set_of(anonymous.iter().map(|v| &v.text))),
+        ("StopTimeout", json!(stop_timeout)),
+        ("HostConfig/Binds", json!(binds)),
+        ("HostConfig/PortBindings", json!(bindings)),
+        ("HostConfig/NanoCpus", json!(o.cpus.map(nano_cpus))),
+        ("HostConfig/Devices", json!(devices)),
+        ("HostConfig/Tmpfs", json!(tmpfs)),
+        ("HostConfig/RestartPolicy", json!(restart)),
+    ];
+    let mut body = json!({ "AttachStdin": false, "AttachStdout": false, "AttachStderr": false });
+    for (path, value) in o.api_fields().map_err(bug)?.into_iter().chain(reshaped) {
+        put(&mut body, path, value);
+    }
+    let labels = &mut body["Labels"];
+    labels[SERVICE_LABEL] = svc.into();
+    labels[RID_LABEL] = rid.into();
+    labels[CONFIG_LABEL] = config_digest(svc, spec, mode).into();
+    serde_json::from_value(body).map_err(bug)
 }
 
-/// Nanoseconds of a duration, as the API takes them.
-fn nanos(d: &Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+/// `{"KEY": {}, ...}`: a set as the API takes it (exposed ports, anonymous volumes).
+fn set_of<'a>(keys: impl Iterator<Item = &'a String>) -> serde_json::Value {
+    keys.map(|k| (k.clone(), json!({}))).collect()
 }
 
-/// The healthcheck options (`health_cmd` runs through the container's shell).
-fn healthcheck(o: &RunOptions) -> Option<HealthConfig> {
-    let test = o
-        .health_cmd
-        .as_ref()
-        .map(|c| vec!["CMD-SHELL".to_string(), c.clone()]);
-    let any = test.is_some()
-        || o.health_interval.is_some()
-        || o.health_timeout.is_some()
-        || o.health_start_period.is_some()
-        || o.health_retries.is_some();
-    any.then(|| HealthConfig {
-        test,
-        interval: o.health_interval.as_ref().map(|d| nanos(&d.value)),
-        timeout: o.health_timeout.as_ref().map(|d| nanos(&d.value)),
-        start_period: o.health_start_period.as_ref().map(|d| nanos(&d.value)),
-        retries: o.health_retries,
-        ..Default::default()
-    })
+/// Set `path` (`HostConfig/Memory`) in `body` to `value`, unless it is null or empty.
+fn put(body: &mut serde_json::Value, path: &str, value: serde_json::Value) {
+    let empty = value.as_array().is_some_and(Vec::is_empty)
+        || value.as_object().is_some_and(serde_json::Map::is_empty);
+    if value.is_null() || empty {
+        return;
+    }
+    match path.split_once('/') {
+        Some((outer, rest)) => put(&mut body[outer], rest, value),
+        None => body[path] = value,
+    }
 }
 
 /// The environment: the env files' lines, then `env` (a bare `KEY` from berth's own).
 fn environment(o: &RunOptions) -> Result<Vec<String>, DriverError> {
     let mut env = Vec::new();
-    for path in o.env_files.iter().map(|f| &f.value) {
+    for path in o.env_file.iter().map(|f| &f.value) {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
         env.extend(env_file_lines(&text));
@@ -236,87 +221,6 @@ fn environment(o: &RunOptions) -> Result<Vec<String>, DriverError> {
         resolve_env(item, &mut env);
     }
     Ok(env)
-}
-
-type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
-
-/// The exposed ports (`--expose` and every published one) and the published ports' bindings.
-fn ports(o: &RunOptions) -> (Vec<String>, PortBindings) {
-    let mut exposed: Vec<String> = o.expose.clone();
-    let mut bindings = PortBindings::new();
-    for pp in o.ports.iter().flat_map(|p| &p.value) {
-        if !exposed.contains(&pp.container) {
-            exposed.push(pp.container.clone());
-        }
-        bindings
-            .entry(pp.container.clone())
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: Some(pp.host_ip.clone().unwrap_or_default()),
-                host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
-            });
-    }
-    (exposed, bindings)
-}
-
-/// The host side: resources, privileges, mounts, network, restart and log settings.
-fn host_config(o: &RunOptions, binds: Vec<String>, port_bindings: PortBindings) -> HostConfig {
-    let devices = o.devices.iter().map(|d| DeviceMapping {
-        path_on_host: Some(d.value.host.clone()),
-        path_in_container: Some(d.value.inner.clone()),
-        cgroup_permissions: Some(d.value.perms.clone()),
-    });
-    let tmpfs: HashMap<String, String> = (o.tmpfs.iter()).map(|t| t.value.clone()).collect();
-    let restart_policy = o.restart_policy.as_ref().map(|r| RestartPolicy {
-        name: Some(match r.value.0.as_str() {
-            "always" => RestartPolicyNameEnum::ALWAYS,
-            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-            _ => RestartPolicyNameEnum::NO,
-        }),
-        maximum_retry_count: r.value.1,
-    });
-    let log_config =
-        (o.log_driver.is_some() || !o.log_opts.is_empty()).then(|| HostConfigLogConfig {
-            typ: o.log_driver.clone(),
-            config: opt_map(&o.log_opts),
-        });
-
-    HostConfig {
-        binds: opt_vec(binds),
-        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
-        memory: o.memory,
-        memory_swap: o.memory_swap,
-        shm_size: o.shm_size,
-        nano_cpus: o.cpus.map(nano_cpus),
-        cpu_shares: o.cpu_shares,
-        cpuset_cpus: o.cpuset_cpus.clone(),
-        network_mode: o.network.clone(),
-        volumes_from: opt_vec(o.volumes_from.clone()),
-        links: opt_vec(o.links.clone()),
-        privileged: Some(o.privileged),
-        readonly_rootfs: o.read_only.then_some(true),
-        cap_add: opt_vec(o.cap_add.clone()),
-        cap_drop: opt_vec(o.cap_drop.clone()),
-        security_opt: opt_vec(o.security_opt.clone()),
-        devices: opt_vec(devices.collect()),
-        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        dns: opt_vec(o.dns.clone()),
-        extra_hosts: opt_vec(o.extra_hosts.clone()),
-        sysctls: opt_map(&o.sysctls),
-        group_add: opt_vec(o.group_add.clone()),
-        pid_mode: o.pid.clone(),
-        ipc_mode: o.ipc.clone(),
-        init: Some(o.init),
-        restart_policy,
-        log_config,
-        ..Default::default()
-    }
-}
-
-fn opt_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<String, String>> {
-    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 /// The graceful stop bound in whole seconds, rounded up (at least 1).
@@ -606,6 +510,7 @@ mod tests {
     use super::*;
     use berth_model::ServiceConfig;
     use berth_model::config::Spec;
+    use bollard::models::{PortBinding, RestartPolicyNameEnum};
 
     /// The network mode of a container alone in its service.
     fn alone(s: &ContainerSpec) -> NetworkMode {
@@ -792,8 +697,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join("e.env");
         std::fs::write(&env_file, "X=1\n").unwrap();
-        s.run.env_files = vec![berth_model::run_args::Typed {
-            text: s.run.env_files[0].text.clone(),
+        s.run.env_file = vec![berth_model::run_args::Typed {
+            text: s.run.env_file[0].text.clone(),
             value: env_file,
         }];
         let body = create_body("web", "container#1", &s, &alone(&s)).unwrap();

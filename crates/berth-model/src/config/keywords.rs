@@ -357,7 +357,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// A host name as RFC 1123 allows (for `ipname` given as a name). A name whose labels are all
 /// digits is not one (RFC 1123 sec. 2.1: it would read as a dotted-decimal address), so
 /// `300.1.2.3` is refused here rather than failing later in DNS.
-fn is_hostname(s: &str) -> bool {
+pub(crate) fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && !s
