@@ -255,7 +255,10 @@ run_options! {
 fn health_duration(v: &str) -> Result<Duration, ArgError> {
     match crate::config::keywords::parse_duration(v) {
         Some(d) if d >= Duration::from_millis(1) => Ok(d),
-        _ => Err(bad(v, "expected a duration of at least 1ms such as 500ms, 2s, 1m")),
+        _ => Err(bad(
+            v,
+            "expected a duration of at least 1ms (500ms, 2s, 1m)",
+        )),
     }
 }
 

@@ -158,14 +158,18 @@ pub(crate) fn create_body(
     };
     // `health_cmd` runs through the container's shell.
     let health_cmd = (o.health_cmd.as_ref()).map(|c| ["CMD-SHELL", c.as_str()]);
+    let net_mode = network_mode(svc, spec, mode);
     let reshaped = [
-        ("HostConfig/NetworkMode", json!(network_mode(svc, spec, mode))),
+        ("HostConfig/NetworkMode", json!(net_mode)),
         ("HostConfig/Links", json!(host_links)),
         ("NetworkingConfig/EndpointsConfig", endpoints),
         ("Healthcheck/Test", json!(health_cmd)),
         ("Healthcheck/Interval", json!(nanos(&o.health_interval))),
         ("Healthcheck/Timeout", json!(nanos(&o.health_timeout))),
-        ("Healthcheck/StartPeriod", json!(nanos(&o.health_start_period))),
+        (
+            "Healthcheck/StartPeriod",
+            json!(nanos(&o.health_start_period)),
+        ),
         ("Image", json!(spec.run_image)),
         ("Cmd", json!(spec.run_command)),
         ("Entrypoint", entrypoint),
