@@ -673,6 +673,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
         }
     };
     ResourceState {
+        network: None,
         status,
         label: label(spec),
         log,

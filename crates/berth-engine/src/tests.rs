@@ -53,6 +53,7 @@ impl Driver for Fake {
     fn status(&self, _ctx: &Ctx<'_>, res: &Resource) -> ResourceState {
         let up = self.up.borrow().contains(&res.rid.to_string());
         ResourceState {
+            network: None,
             status: if up { Status::Up } else { Status::Down },
             label: res.rid.to_string(),
             log: Vec::new(),

@@ -14,6 +14,7 @@
 
 mod arp;
 mod netlink;
+pub mod netns;
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -164,6 +165,10 @@ impl Plan {
 
 /// Before any resource starts: the device, the prefix, and (IPv4) the conflict probe.
 pub fn precheck(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::precheck(ctx, spec);
+    }
     let plan = Plan::read_up(spec)?;
     if let Some(a) = plan.ours()
         && !a.dadfailed
@@ -295,6 +300,10 @@ impl NetView {
 
 /// The status: up when the address is on the device.
 pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::status(_ctx, spec);
+    }
     let mut log = Vec::new();
     let status = match status_read(spec) {
         Err(e) => {
@@ -356,6 +365,7 @@ pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
         },
     };
     ResourceState {
+        network: None,
         status,
         label: label(spec),
         log,
@@ -429,6 +439,10 @@ fn ensure_gateway(plan: &mut Plan, spec: &IpSpec) -> Result<bool, DriverError> {
 
 /// Bring the address up (no conflict probe here: that is [`precheck`]'s job).
 pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::start(ctx, spec);
+    }
     let mut plan = Plan::read_up(spec)?;
     if let Some(a) = plan.ours().cloned() {
         if !a.dadfailed {
@@ -610,6 +624,10 @@ fn del_addr(plan: &mut Plan, a: &Addr, spec: &IpSpec) -> Result<(), DriverError>
 /// Remove the gateway route and the address. An absent address (or device) is already stopped.
 /// A gateway failure does not keep the address from being removed; both are reported.
 pub fn stop(_ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::stop(_ctx, spec);
+    }
     let Some(mut plan) = Plan::read(spec)? else {
         info!(
             "device {} does not exist: {} is already down",
@@ -670,6 +688,7 @@ mod tests {
             probe_timeout: Duration::from_millis(300),
             garp_count: 3,
             garp_interval: Duration::from_millis(100),
+            netns: None,
         }
     }
 

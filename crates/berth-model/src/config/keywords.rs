@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
 use super::{
     Common, ConfigError, ConfigErrorKind, ConfigWarning, ContainerSpec, Format, FsSpec, IpSpec,
-    MonitorAction, Orchestrate, Placement, Prefix, Resource, ServiceConfig, ServiceSettings, Spec,
-    VgSpec,
+    MonitorAction, NetnsIp, NetnsMode, Orchestrate, Placement, Prefix, Resource, ServiceConfig,
+    ServiceSettings, Spec, VgSpec,
 };
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
@@ -29,6 +29,7 @@ pub const SERVICE_KEYWORDS: &[&str] = &[
     "service_type",
     "docker_data_dir",
     "docker_daemon_args",
+    "docker_subnet",
     "orchestrate",
     "monitor_action",
     "placement",
@@ -45,6 +46,11 @@ pub fn kind_keywords(kind: Kind) -> &'static [&'static str] {
             "probe_timeout",
             "garp_count",
             "garp_interval",
+            "type",
+            "netns",
+            "mode",
+            "nsdev",
+            "container_rid",
         ],
         Kind::Vg => &["vgname"],
         Kind::Fs => &["dev", "mnt", "type", "mnt_opt", "mnt_opts", "stop_timeout"],
@@ -351,7 +357,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// A host name as RFC 1123 allows (for `ipname` given as a name). A name whose labels are all
 /// digits is not one (RFC 1123 sec. 2.1: it would read as a dotted-decimal address), so
 /// `300.1.2.3` is refused here rather than failing later in DNS.
-fn is_hostname(s: &str) -> bool {
+pub(crate) fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && !s
@@ -400,7 +406,82 @@ fn read_common(r: &mut Reader<'_>) -> Result<Common, ConfigError> {
     })
 }
 
+/// `[ip#N] type`: `host` (the default: the node's interface) or `netns` (OpenSVC v2; `docker`
+/// is its old name): the address in a container's network namespace.
+fn read_ip_netns(r: &mut Reader<'_>) -> Result<Option<NetnsIp>, ConfigError> {
+    let ty = r.string("type")?;
+    match ty.as_deref().map(str::trim) {
+        None | Some("host") => {
+            for key in ["netns", "mode", "nsdev", "container_rid"] {
+                if r.entries.contains_key(key) {
+                    return Err(r.bad(
+                        key,
+                        &RawValue::Str(key.to_string()),
+                        "only an ip of type netns takes it (the address would go on the node's \
+                         interface, not in the container)",
+                    ));
+                }
+            }
+            Ok(None)
+        }
+        Some("netns" | "docker") => {
+            let text = match (r.string("netns")?, r.string("container_rid")?) {
+                (Some(a), _) | (None, Some(a)) => a,
+                (None, None) => return Err(r.error("netns", ConfigErrorKind::MissingKey)),
+            };
+            let container = match text.trim().parse::<Rid>() {
+                Ok(rid) if rid.kind == Kind::Container => rid,
+                _ => {
+                    return Err(r.bad(
+                        "netns",
+                        &RawValue::Str(text),
+                        "expected the rid of a container of the service (container#0)",
+                    ));
+                }
+            };
+            let mode = match r.string("mode")? {
+                None => None,
+                Some(m) => match NetnsMode::CHOICES
+                    .iter()
+                    .find(|(n, _)| *n == m.trim().to_ascii_lowercase())
+                {
+                    Some(&(_, mode)) => Some(mode),
+                    None => {
+                        return Err(r.bad(
+                            "mode",
+                            &RawValue::Str(m),
+                            "berth makes netns interfaces in mode bridge or macvlan \
+                             (dedicated, ipvlan-l2, ipvlan-l3 and ovs are not supported)",
+                        ));
+                    }
+                },
+            };
+            let nsdev = r.string("nsdev")?;
+            if let Some(d) = &nsdev
+                && !is_ifname(d)
+            {
+                return Err(r.bad(
+                    "nsdev",
+                    &RawValue::Str(d.clone()),
+                    "expected an interface name",
+                ));
+            }
+            Ok(Some(NetnsIp {
+                container,
+                mode,
+                nsdev,
+            }))
+        }
+        Some(other) => Err(r.bad(
+            "type",
+            &RawValue::Str(other.to_string()),
+            "ip type is not supported (berth has: host, netns)",
+        )),
+    }
+}
+
 fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
+    let netns = read_ip_netns(r)?;
     let ipname = r.required("ipname")?;
     if ipname.parse::<IpAddr>().is_err() && !is_hostname(&ipname) {
         return Err(r.bad(
@@ -469,6 +550,7 @@ fn read_ip(r: &mut Reader<'_>) -> Result<IpSpec, ConfigError> {
             .integer("garp_count", 0, 100)?
             .map_or(3, |n| u32::try_from(n).unwrap_or(100)),
         garp_interval: r.duration("garp_interval", Duration::from_millis(100))?,
+        netns,
     })
 }
 
@@ -522,12 +604,54 @@ fn read_container(r: &mut Reader<'_>) -> Result<ContainerSpec, ConfigError> {
     let run_image = r.required("run_image")?;
     let run_command = r.words("run_command")?;
     let run: RunOptions = crate::run_args::read(r)?;
+    let netns = match r.string("netns")? {
+        None => None,
+        Some(t) => match t.trim().parse::<Rid>() {
+            Ok(rid) if rid.kind == Kind::Container => Some(rid),
+            _ => {
+                return Err(r.bad(
+                    "netns",
+                    &RawValue::Str(t),
+                    "expected the rid of another container of the service (container#0)",
+                ));
+            }
+        },
+    };
+    let mut start_requires = Vec::new();
+    for item in r.list("start_requires")? {
+        // OpenSVC writes `rid(state,...)`; berth requires the resource up.
+        let (rid_text, states) = match item.split_once('(') {
+            Some((rid, rest)) => (rid, Some(rest.trim_end_matches(')'))),
+            None => (item.as_str(), None),
+        };
+        if let Some(states) = states
+            && states.split(',').any(|s| s.trim() != "up")
+        {
+            return Err(r.bad(
+                "start_requires",
+                &RawValue::Str(item.clone()),
+                "berth takes the state up only: <rid> or <rid>(up)",
+            ));
+        }
+        match rid_text.trim().parse::<Rid>() {
+            Ok(rid) => start_requires.push(rid),
+            Err(_) => {
+                return Err(r.bad(
+                    "start_requires",
+                    &RawValue::Str(item.clone()),
+                    "expected resource ids of the service (container#1 fs#1(up))",
+                ));
+            }
+        }
+    }
     Ok(ContainerSpec {
         run_image,
         run_command,
         run,
         start_timeout: r.duration("start_timeout", Duration::from_secs(30))?,
         stop_timeout: r.duration("stop_timeout", Duration::from_secs(10))?,
+        netns,
+        start_requires,
     })
 }
 
@@ -543,6 +667,13 @@ fn read_service(r: &mut Reader<'_>) -> Result<ServiceSettings, ConfigError> {
         env,
         docker_data_dir: r.abs_path("docker_data_dir")?,
         docker_daemon_args: r.words("docker_daemon_args")?.unwrap_or_default(),
+        docker_subnet: match r.string("docker_subnet")? {
+            None => None,
+            Some(t) => Some(
+                crate::config::stack::parse_subnet(&t)
+                    .map_err(|why| r.bad("docker_subnet", &RawValue::Str(t.clone()), &why))?,
+            ),
+        },
         orchestrate: r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No)?,
         monitor_action: r.choice(
             "monitor_action",
@@ -612,14 +743,16 @@ pub(crate) fn build(
             }
         }
     }
-    Ok(ServiceConfig {
+    let svc = ServiceConfig {
         name,
         source: file.to_path_buf(),
         format,
         settings: settings.unwrap_or_default(),
         resources,
         warnings,
-    })
+    };
+    super::stack::check(&svc, &raw.sections)?;
+    Ok(svc)
 }
 
 #[cfg(test)]
