@@ -21,13 +21,6 @@ use berth_model::{ResourceState, Rid};
 
 pub use berth_engine::{Ctx, DriverError, KindDriver, Outcome};
 
-/// Runs `f` (status walks over many services, on this thread) with the host reads a status
-/// makes shared ([`reads`]): one mount table, one netlink dump per network namespace, one LVM
-/// report. Starts and stops inside `f` still read afresh.
-pub fn shared_status_reads<T>(f: impl FnOnce() -> T) -> T {
-    reads::with(&std::sync::Arc::new(StatusReads::new()), f)
-}
-
 /// The real drivers, one per kind: what the binaries give the engine.
 pub type HostDrivers = Kinds<Ip, Vg, Fs, Docker>;
 
