@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_drivers::StatusReads;
 use berth_engine::load::load_all;
 use berth_model::paths::Paths;
 use tokio::signal::unix::{SignalKind, signal};
@@ -152,8 +153,9 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
                 reload(&shared, &mut tick);
             }
             _ = tick.tick() => {
+                let reads = round_reads(&shared);
                 for (_, tx) in shared.workers() {
-                    let _ = tx.try_send(Msg::Check(None));
+                    let _ = tx.try_send(Msg::SharedCheck(reads.clone(), None));
                 }
                 shared.metrics.set_node(probe.sample());
             }
@@ -277,12 +279,32 @@ fn ticker(period: Duration) -> Interval {
     t
 }
 
+/// How long the host reads of a round of checks are shared: a check that starts later (queued
+/// behind an action) reads afresh.
+const ROUND_READS_FOR: Duration = Duration::from_secs(1);
+
+/// The host reads the checks of one round (every service) share: one mount table, one netlink
+/// dump, one LVM report of the services' VGs ([`berth_drivers::reads`]).
+fn round_reads(shared: &Shared) -> Arc<StatusReads> {
+    let configs = shared.configs();
+    let interval = shared.settings().monitor_interval;
+    Arc::new(
+        StatusReads::within(ROUND_READS_FOR.min(interval / 2))
+            .for_services(configs.iter().filter_map(|(_, c)| c.as_deref().ok())),
+    )
+}
+
 /// Check every service once, waiting (boundedly) for all of them.
 async fn first_checks(shared: &Arc<Shared>) {
     let mut waits = Vec::new();
+    let reads = round_reads(shared);
     for (_, tx) in shared.workers() {
         let (done, wait) = oneshot::channel();
-        if tx.send(Msg::Check(Some(done))).await.is_ok() {
+        if tx
+            .send(Msg::SharedCheck(reads.clone(), Some(done)))
+            .await
+            .is_ok()
+        {
             waits.push(wait);
         }
     }

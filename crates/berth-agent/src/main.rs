@@ -6,7 +6,6 @@ use std::time::Duration;
 use berth_engine::args::DirArgs;
 use berth_model::paths::Paths;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// berth's agent: keeps every service's status fresh, restarts monitored resources, serves the
 /// status tree and actions over HTTP.
@@ -23,23 +22,6 @@ struct Cli {
     manual: berth_manual::ManualArgs,
 }
 
-fn init_logging() {
-    // Under systemd, journald timestamps each line and shows stderr as is.
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let filter = EnvFilter::try_from_env("SVCD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,hyper=warn,bollard=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(false);
-    if journald {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.manual.requested() {
@@ -48,7 +30,7 @@ fn main() -> ExitCode {
             .manual
             .run(Cli::command(), berth_manual::Extras::default());
     }
-    init_logging();
+    berth_manual::log::init_daemon("SVCD_LOG", "info,hyper=warn,bollard=warn");
     let paths = Paths::from(cli.dirs);
     if cli.fence_watchdog {
         let nodename =

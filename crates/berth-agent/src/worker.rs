@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_drivers::{HOST, docker};
+use berth_drivers::{HOST, StatusReads, docker};
 use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
 use berth_model::Rid;
@@ -38,6 +38,9 @@ pub type Loaded = Result<Arc<ServiceConfig>, String>;
 pub enum Msg {
     /// Check the service now; say when done.
     Check(Option<oneshot::Sender<()>>),
+    /// Check the service now with the host reads every service of this round shares (svcd's
+    /// periodic and first checks); say when done.
+    SharedCheck(Arc<StatusReads>, Option<oneshot::Sender<()>>),
     /// Run an action for an HTTP client.
     Action(ActionRequest, oneshot::Sender<ActionReply>),
     /// svcd just started: start the service if this node is its autostart node.
@@ -251,6 +254,16 @@ pub fn spawn(shared: Arc<Shared>, name: String, config: Loaded) -> Handle {
     }
 }
 
+/// Whether the action of `rec` ended before `reads` were made (with a margin for the
+/// record's millisecond clock): the shared reads then see what it did.
+fn ended_before(rec: &ActionRecord, reads: &StatusReads) -> bool {
+    let end = std::time::UNIX_EPOCH
+        + Duration::from_millis(rec.started_ms)
+        + Duration::from_secs_f64(rec.duration.max(0.0))
+        + Duration::from_millis(2);
+    end < reads.created()
+}
+
 fn rid_strings(rids: &[Rid]) -> Vec<String> {
     rids.iter().map(|r| r.to_string()).collect()
 }
@@ -284,6 +297,12 @@ impl Worker {
                         let _ = done.send(());
                     }
                 }
+                Msg::SharedCheck(reads, done) => {
+                    self.check_with(Some(reads)).await;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
                 Msg::Action(req, reply) => {
                     let answer = self.action(&req).await;
                     let _ = reply.send(answer);
@@ -311,8 +330,15 @@ impl Worker {
         self.config = loaded;
     }
 
-    /// Run the status check on the blocking pool, bounded by the check semaphore.
-    async fn probe(&mut self, cfg: &Arc<ServiceConfig>) -> Option<Probe> {
+    /// Run the status check on the blocking pool, bounded by the check semaphore. With `reads`
+    /// (a round of checks of every service), the host reads are shared with the other services'
+    /// checks of the round, unless this service's last action ended after the round began:
+    /// then the shared reads may predate it, and the check reads afresh.
+    async fn probe(
+        &mut self,
+        cfg: &Arc<ServiceConfig>,
+        reads: Option<Arc<StatusReads>>,
+    ) -> Option<Probe> {
         if let Some((since, handle)) = self.stuck.take()
             && !handle.is_finished()
         {
@@ -344,7 +370,11 @@ impl Worker {
             let _permit = permit;
             let rec = record::read(&shared.paths.service_var(&cfg.name));
             let engine = Engine::new(&HOST, &shared.paths, &nodename);
-            let mut st = engine.status(&cfg);
+            let reads = reads.filter(|r| rec.as_ref().is_none_or(|rec| ended_before(rec, r)));
+            let mut st = match &reads {
+                Some(r) => berth_drivers::reads::with(r, || engine.status(&cfg)),
+                None => engine.status(&cfg),
+            };
             st.chargeback = cached.or_else(|| docker::chargeback(&engine.context(&cfg)));
             shared.metrics.check(started.elapsed().as_secs_f64());
             (st, rec)
@@ -426,6 +456,12 @@ impl Worker {
 
     /// Check the service, let the monitor act, publish the result.
     async fn check(&mut self) {
+        self.check_with(None).await;
+    }
+
+    /// [`Worker::check`], the first status with the round's shared `reads` (see
+    /// [`Worker::probe`]); a status after a restart reads afresh.
+    async fn check_with(&mut self, reads: Option<Arc<StatusReads>>) {
         let cfg = match &self.config {
             Ok(c) => c.clone(),
             Err(e) => {
@@ -433,7 +469,7 @@ impl Worker {
                 return;
             }
         };
-        let Some((mut status, rec)) = self.probe(&cfg).await else {
+        let Some((mut status, rec)) = self.probe(&cfg, reads).await else {
             return;
         };
         // Frozen cluster-wide (from any node): the monitor leaves it alone here too.
@@ -453,7 +489,7 @@ impl Worker {
         }
         if !due.is_empty() {
             self.restart(&cfg, &due).await;
-            if let Some((st, rec)) = self.probe(&cfg).await {
+            if let Some((st, rec)) = self.probe(&cfg, None).await {
                 self.note_record(rec);
                 status = st;
             }
@@ -850,7 +886,7 @@ impl Worker {
         let Ok(cfg) = self.config.clone() else {
             return;
         };
-        if let Some((status, rec)) = self.probe(&cfg).await {
+        if let Some((status, rec)) = self.probe(&cfg, None).await {
             self.note_record(rec);
             self.publish(&cfg, status);
         }
@@ -1132,6 +1168,35 @@ fn options(action: &str, body: &ActionBody) -> Result<(ActionOptions, Action), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A round's shared reads serve a service only when its last action ended before the
+    /// round began (else they might show it before the action).
+    #[test]
+    fn shared_reads_only_after_the_last_action() {
+        let reads = StatusReads::new();
+        let created_ms = u64::try_from(
+            reads
+                .created()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let rec = |started_ms: u64, duration: f64| ActionRecord {
+            action: "start".into(),
+            started_ms,
+            duration,
+            ok: true,
+            error: None,
+            pid: 1,
+            fence: None,
+        };
+        assert!(ended_before(&rec(created_ms - 10_000, 1.0), &reads));
+        // Ended just before (within the record's millisecond rounding) or after: not shared.
+        assert!(!ended_before(&rec(created_ms - 1_000, 1.0), &reads));
+        assert!(!ended_before(&rec(created_ms - 500, 1.0), &reads));
+        assert!(!ended_before(&rec(created_ms + 5, 0.0), &reads));
+    }
 
     /// The docker driver runs bollard on a runtime of its own, inside the engine call that
     /// svcd makes on the blocking pool: that must be allowed there.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Rig, Spec, svc};
+use common::{Rig, Spec, svc, svc_ok};
 
 use berth_testkit::describe;
 
@@ -15,13 +15,7 @@ fn start_is_refused_on_a_node_that_does_not_own_the_service_and_switch_moves_it(
     let rig = Rig::new(Spec::default());
     let sampler = rig.sampler("web");
     let (n1, n2) = (rig.node("n1"), rig.node("n2"));
-    let out = svc(n1, &["web", "start"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        describe(&out),
-        n1.svcd_log()
-    );
+    svc_ok(n1, &["web", "start"]);
     assert!(rig.up_on("n1", "web"));
     let (owner, token) = rig.owner("web");
     assert_eq!(owner.as_deref(), Some("n1"));
@@ -78,7 +72,6 @@ fn start_is_refused_on_a_node_that_does_not_own_the_service_and_switch_moves_it(
     }
     let timeline = sampler.stop();
     assert_eq!(timeline.max_concurrent_up(), 1, "{timeline}");
-    let out = svc(n1, &["web", "stop"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    svc_ok(n1, &["web", "stop"]);
     assert_eq!(rig.owner("web").0, None);
 }

@@ -6,13 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod faults_rig;
+mod common;
 
 use std::time::Duration;
 
 use berth_testkit::cluster::wait_until;
 use berth_testkit::describe;
-use faults_rig::{Rig, Spec, get_json, mon_json, svc};
+use common::{Rig, Spec, get_json, mon_json, svc, svc_ok};
 
 /// Wait until `pid`'s working directory is `dir` (a holder settled in the mount).
 fn wait_cwd(pid: u32, dir: &std::path::Path) {
@@ -27,22 +27,16 @@ fn wait_cwd(pid: u32, dir: &std::path::Path) {
 fn a_switch_whose_stop_fails_leaves_the_service_where_it_was() {
     // The fs stop gives up after 100 ms: below the TERM grace (200 ms), so a holder that ignores
     // TERM is never KILLed and keeps the mount busy: a real failing stop.
-    let rig = Rig::build(Spec {
+    let rig = Rig::new(Spec {
         fs_extra: "stop_timeout = \"100ms\"".to_string(),
         ..Spec::default()
     });
-    let sampler = rig.sampler();
+    let sampler = rig.sampler("web");
     let (n1, n2) = (rig.node("n1"), rig.node("n2"));
-    let out = svc(n1, &["web", "start"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        describe(&out),
-        n1.svcd_log()
-    );
-    let (owner, token) = rig.owner();
+    svc_ok(n1, &["web", "start"]);
+    let (owner, token) = rig.owner("web");
     assert_eq!(owner.as_deref(), Some("n1"));
-    let mnt = rig.mnt.path().to_path_buf();
+    let mnt = rig.service("web").mnt.path().to_path_buf();
     let mut holder = n1
         .command("sh")
         .args([
@@ -67,9 +61,9 @@ fn a_switch_whose_stop_fails_leaves_the_service_where_it_was() {
     assert!(err.contains("web stays on n1"), "{err}");
     assert!(err.contains("web is owned by n1"), "{err}");
     // Owner and token unchanged, nothing on n2, the fs still mounted on n1.
-    assert_eq!(rig.owner(), (Some("n1".to_string()), token));
-    assert!(!n2.has_addr(rig.ip) && !n2.has_mount(rig.lun.dev()));
-    assert!(n1.has_mount(rig.lun.dev()));
+    assert_eq!(rig.owner("web"), (Some("n1".to_string()), token));
+    assert!(!n2.has_addr(rig.service("web").ip) && !n2.has_mount(rig.service("web").lun.dev()));
+    assert!(n1.has_mount(rig.service("web").lun.dev()));
     let v = mon_json(n2).unwrap();
     assert_eq!(v["services"]["web"]["owner"], "n1", "{v}");
 
@@ -78,8 +72,8 @@ fn a_switch_whose_stop_fails_leaves_the_service_where_it_was() {
     let _ = holder.wait();
     let out = svc(n2, &["web", "switch", "--to", "n2", "--timeout", "30"]);
     assert!(out.status.success(), "{}\n{}", describe(&out), rig.logs());
-    assert!(rig.up_on("n2") && !rig.any_up_on("n1"));
-    let (owner, t) = rig.owner();
+    assert!(rig.up_on("n2", "web") && !rig.any_up_on("n1", "web"));
+    let (owner, t) = rig.owner("web");
     assert_eq!(owner.as_deref(), Some("n2"));
     assert!(t.unwrap() > token.unwrap());
     let timeline = sampler.stop();
@@ -100,26 +94,20 @@ fn events(node: &berth_testkit::cluster::Node, kind: &str) -> Vec<serde_json::Va
 
 #[test]
 fn killing_an_etcd_member_moves_nothing_and_no_node_loses_its_lease() {
-    let mut rig = Rig::build(Spec {
+    let mut rig = Rig::new(Spec {
         members: 3,
         ..Spec::default()
     });
     let n1 = rig.node("n1");
-    let out = svc(n1, &["web", "start"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        describe(&out),
-        n1.svcd_log()
-    );
-    let (owner, token) = rig.owner();
+    svc_ok(n1, &["web", "start"]);
+    let (owner, token) = rig.owner("web");
     assert_eq!(owner.as_deref(), Some("n1"));
     let leases: Vec<serde_json::Value> = rig
         .nodes
         .iter()
         .map(|n| get_json(n, "/cluster").unwrap().1["lease"].clone())
         .collect();
-    let sampler = rig.sampler();
+    let sampler = rig.sampler("web");
     // A follower: the nodes' requests routed to it must go to the others. (The leader's death
     // costs an election during which etcd answers no keepalive for 1.3-2 s, plus up to one
     // renewal period before it: up to 2.6 s, past the self-fencing point of lease_ttl 3 s
@@ -156,19 +144,13 @@ fn killing_an_etcd_member_moves_nothing_and_no_node_loses_its_lease() {
 
 #[test]
 fn a_node_cut_off_from_etcd_stops_its_services_before_its_deadline_and_leaves_them_stopped() {
-    let rig = Rig::build(Spec::default());
+    let rig = Rig::new(Spec::default());
     let (n1, n2) = (rig.node("n1"), rig.node("n2"));
-    let out = svc(n1, &["web", "start"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        describe(&out),
-        n1.svcd_log()
-    );
+    svc_ok(n1, &["web", "start"]);
     let (_, before) = get_json(n1, "/cluster").unwrap();
     let lease_before = before["lease"].clone();
     let ttl_ms = u64::try_from(rig.ttl.as_millis()).unwrap();
-    let sampler = rig.sampler();
+    let sampler = rig.sampler("web");
     sampler.wait_samples(2);
     let cut_ms = berth_cluster::now_ms();
     let cut_at = sampler.elapsed();
@@ -179,7 +161,7 @@ fn a_node_cut_off_from_etcd_stops_its_services_before_its_deadline_and_leaves_th
         n1.svcd_log().contains("before the deadline")
     });
     wait_until(Duration::from_secs(10), "web down on n1", || {
-        !rig.any_up_on("n1")
+        !rig.any_up_on("n1", "web")
     });
     let log = n1.svcd_log();
     let line = log
@@ -244,26 +226,20 @@ fn a_node_cut_off_from_etcd_stops_its_services_before_its_deadline_and_leaves_th
         "{timeline}"
     );
     assert_eq!(timeline.max_concurrent_up(), 1, "{timeline}");
-    assert_eq!(rig.owner().0, None);
+    assert_eq!(rig.owner("web").0, None);
 }
 
 #[test]
 fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
-    let mut rig = Rig::build(Spec {
+    let mut rig = Rig::new(Spec {
         nodes: 3,
         ip_services: vec!["db".to_string(), "app".to_string()],
         ..Spec::default()
     });
     for (svc_name, node) in [("web", "n1"), ("db", "n2"), ("app", "n3")] {
-        let out = svc(rig.node(node), &[svc_name, "start"]);
-        assert!(
-            out.status.success(),
-            "{svc_name} on {node}: {}",
-            describe(&out)
-        );
+        svc_ok(rig.node(node), &[svc_name, "start"]);
     }
-    let out = svc(rig.node("n1"), &["db", "freeze"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    svc_ok(rig.node("n1"), &["db", "freeze"]);
     let want = [("web", "n1"), ("db", "n2"), ("app", "n3")];
     wait_until(
         Duration::from_secs(15),
@@ -290,8 +266,7 @@ fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
     assert!(v["services"]["web"]["token"].as_i64().is_some(), "{v}");
 
     // The grid: one row per service, one column per node, OpenSVC's marks.
-    let out = svc(rig.node("n1"), &["mon"]);
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = svc_ok(rig.node("n1"), &["mon"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let row = |name: &str| -> Vec<String> {
         let line = text
@@ -351,23 +326,23 @@ fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
 #[test]
 fn orchestrate_start_with_the_first_node_dead_starts_on_the_second_once() {
     // Frozen until the first node is dead: it cannot start it before.
-    let mut rig = Rig::build(Spec {
+    let mut rig = Rig::new(Spec {
         nodes: 3,
-        web_extra: "orchestrate = \"start\"".to_string(),
-        web_frozen: true,
+        service_extra: "orchestrate = \"start\"".to_string(),
+        frozen: true,
         ..Spec::default()
     });
-    let sampler = rig.sampler();
+    let sampler = rig.sampler("web");
     rig.node_mut("n1").kill();
-    let out = svc(rig.node("n2"), &["web", "thaw"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    wait_until(Duration::from_secs(20), "web up on n2", || rig.up_on("n2"));
+    svc_ok(rig.node("n2"), &["web", "thaw"]);
+    wait_until(Duration::from_secs(20), "web up on n2", || {
+        rig.up_on("n2", "web")
+    });
     assert_eq!(rig.owner_from("n2", "web").0.as_deref(), Some("n2"));
     // A few orchestrator rounds more: nothing else starts.
     sampler.wait_samples(20);
-    let out = svc(rig.node("n2"), &["web", "stop"]);
-    assert!(out.status.success(), "{}", describe(&out));
-    assert!(!rig.any_up_on("n2"));
+    svc_ok(rig.node("n2"), &["web", "stop"]);
+    assert!(!rig.any_up_on("n2", "web"));
     // Stopped by the operator (target = stopped): the orchestrator leaves it so.
     sampler.wait_samples(30);
     let timeline = sampler.stop();

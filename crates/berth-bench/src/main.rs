@@ -18,12 +18,80 @@ struct Plan {
     runs: usize,
 }
 
+/// The `lvm fullreport` berth's vg status runs (its VG and LV sub-reports, the others cut).
+const FULLREPORT: &str = "lvm fullreport --reportformat json --configreport vg -o vg_name,vg_tags,lv_count \
+     --configreport lv -o lv_name,lv_active_locally,lv_skip_activation --configreport pv -o pv_uuid \
+     --configreport pvseg -o pvseg_start --configreport seg -o seg_start";
+
 /// One row of the table.
 struct Row {
     case: String,
     berth: Duration,
     floor: Option<Duration>,
+    /// The median of the run-by-run ratios, when berth and its floor ran in turn
+    /// ([`measure_pair`]); else the ratio of the medians is printed.
+    ratio: Option<f64>,
     note: String,
+}
+
+/// Medians of two commands run in turn, and of their run-by-run ratios.
+struct Pair {
+    a: Duration,
+    b: Duration,
+    ratio: f64,
+}
+
+impl Row {
+    /// A row of berth (`p.a`) against its floor (`p.b`), measured in turn.
+    fn pair(case: &str, p: &Pair, note: &str) -> Row {
+        Row {
+            case: case.into(),
+            berth: p.a,
+            floor: Some(p.b),
+            ratio: Some(p.ratio),
+            note: note.into(),
+        }
+    }
+}
+
+/// Time `a` and `b` in turn (A B A B ...) `runs` times each after one warm-up of each, each
+/// followed (untimed) by its reset: a drift of the machine's speed (other work starting or
+/// ending) then weighs on both alike, and the median of the run-by-run ratios holds.
+fn measure_pair(
+    runs: usize,
+    mut a: impl FnMut() -> Result<()>,
+    mut reset_a: impl FnMut() -> Result<()>,
+    mut b: impl FnMut() -> Result<()>,
+    mut reset_b: impl FnMut() -> Result<()>,
+) -> Result<Pair> {
+    a()?;
+    reset_a()?;
+    b()?;
+    reset_b()?;
+    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        a()?;
+        let da = t.elapsed();
+        reset_a()?;
+        let t = Instant::now();
+        b()?;
+        let db = t.elapsed();
+        reset_b()?;
+        ta.push(da);
+        tb.push(db);
+        ratios.push(da.as_secs_f64() / db.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Pair {
+        a: median(ta),
+        b: median(tb),
+        ratio: ratios[ratios.len() / 2],
+    })
+}
+
+fn none() -> Result<()> {
+    Ok(())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -132,63 +200,44 @@ fn fs_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             mnt.display()
         ),
     );
-    let start = measure(
+    let (i, m) = (img.display().to_string(), mnt.display().to_string());
+    let mount = || {
+        sh(&format!("d=$(losetup --find --show {i}) && e2fsck -p $d >/dev/null && mkdir -p {m} && mount -t ext4 $d {m}")).map(drop)
+    };
+    let umount = || {
+        sh(&format!(
+            "umount {m} && losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
+        ))
+        .map(drop)
+    };
+    let start = measure_pair(
         plan.runs,
         || env.svc(&["f", "start"]).map(drop),
         || env.svc(&["f", "stop"]).map(drop),
+        mount,
+        umount,
     )?;
-    let stop = measure(
+    env.svc(&["f", "start"])?;
+    // Each reset mounts the fs as the next run expects it: svc's stop gets svc's mount, the
+    // shell's umount the shell's.
+    let stop = measure_pair(
         plan.runs,
         || env.svc(&["f", "stop"]).map(drop),
+        mount,
+        umount,
         || env.svc(&["f", "start"]).map(drop),
     )?;
     env.svc(&["f", "stop"])?;
-    let (i, m) = (img.display().to_string(), mnt.display().to_string());
-    let floor_start = measure(
-        plan.runs,
-        || {
-            sh(&format!("d=$(losetup --find --show {i}) && e2fsck -p $d >/dev/null && mkdir -p {m} && mount -t ext4 $d {m}")).map(drop)
-        },
-        || {
-            sh(&format!(
-                "umount {m}; losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
-            ))
-            .map(drop)
-        },
-    )?;
-    sh(&format!(
-        "d=$(losetup --find --show {i}) && mount -t ext4 $d {m}"
-    ))?;
-    let floor_stop = measure(
-        plan.runs,
-        || {
-            sh(&format!(
-                "umount {m} && losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
-            ))
-            .map(drop)
-        },
-        || {
-            sh(&format!(
-                "d=$(losetup --find --show {i}) && mount -t ext4 $d {m}"
-            ))
-            .map(drop)
-        },
-    )?;
-    sh(&format!(
-        "umount {m}; losetup -j {i} | cut -d: -f1 | xargs -r -n1 losetup -d"
-    ))?;
-    rows.push(Row {
-        case: "fs start (loop image, e2fsck, mount)".into(),
-        berth: start,
-        floor: Some(floor_start),
-        note: "floor: losetup + e2fsck -p + mount commands".into(),
-    });
-    rows.push(Row {
-        case: "fs stop".into(),
-        berth: stop,
-        floor: Some(floor_stop),
-        note: "floor: umount + losetup -d commands".into(),
-    });
+    rows.push(Row::pair(
+        "fs start (loop image, e2fsck, mount)",
+        &start,
+        "floor: losetup + e2fsck -p + mount commands",
+    ));
+    rows.push(Row::pair(
+        "fs stop",
+        &stop,
+        "floor: umount + losetup -d commands",
+    ));
 
     // A holder that ignores TERM: berth's bounded TERM-then-KILL against a kill -9 + umount.
     let holder = |m: &Path| -> Result<std::process::Child> {
@@ -224,6 +273,7 @@ fn fs_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
         case: "fs stop, holder ignoring TERM".into(),
         berth: held,
         floor: None,
+        ratio: None,
         note: "TERM, grace (stop_timeout/5 = 1 s), KILL, umount".into(),
     });
     Ok(())
@@ -246,17 +296,8 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
         sh(&format!("pvcreate -q {dev} && vgcreate -q {vg} {dev}"))?;
         env.t
             .write_service("v.toml", &format!("[vg.1]\nvgname = \"{vg}\"\n"));
-        let start = measure(
-            plan.runs,
-            || env.svc(&["v", "start"]).map(drop),
-            || env.svc(&["v", "stop"]).map(drop),
-        )?;
-        let stop = measure(
-            plan.runs,
-            || env.svc(&["v", "stop"]).map(drop),
-            || env.svc(&["v", "start"]).map(drop),
-        )?;
-        env.svc(&["v", "stop"])?;
+        // svc makes its LVM system dir on first use.
+        env.svc(&["v", "print", "status"])?;
         // The floors run LVM with the system dir svc made (the host's config plus use_aio=0),
         // so they count LVM commands, not configurations; the `vgs` rows show what the dir saves.
         let system_dir = env.t.run_dir().join("lvm");
@@ -269,103 +310,184 @@ fn vg_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
             system_dir.display()
         );
-        let host_vgs = measure(
+        let up = || {
+            sh(&format!("{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
+        };
+        let down = || {
+            sh(&format!("{lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
+        };
+        let vgs = || {
+            sh(&format!(
+                "{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null"
+            ))
+            .map(drop)
+        };
+        let start = measure_pair(
             plan.runs,
+            || env.svc(&["v", "start"]).map(drop),
+            || env.svc(&["v", "stop"]).map(drop),
+            || {
+                vgs()?;
+                up()
+            },
+            down,
+        )?;
+        // What a start ran before the precheck's report was reused: the precheck's `vgs`, the
+        // start's `lvm fullreport`, the two `vgchange`; against the floor, in the same run.
+        let before = measure_pair(
+            plan.runs,
+            || {
+                vgs()?;
+                sh(&format!("{lvm} {FULLREPORT} {vg} >/dev/null"))?;
+                up()
+            },
+            down,
+            || {
+                vgs()?;
+                up()
+            },
+            down,
+        )?;
+        up()?;
+        let stop = measure_pair(
+            plan.runs,
+            || env.svc(&["v", "stop"]).map(drop),
+            || env.svc(&["v", "start"]).map(drop),
+            || {
+                vgs()?;
+                down()
+            },
+            up,
+        )?;
+        down()?;
+        let aio = measure_pair(
+            plan.runs,
+            vgs,
+            none,
             || {
                 sh(&format!("LVM_SUPPRESS_FD_WARNINGS=1 vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null")).map(drop)
             },
-            || Ok(()),
+            none,
         )?;
-        let berth_vgs = measure(
-            plan.runs,
-            || {
-                sh(&format!(
-                    "{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null"
-                ))
-                .map(drop)
-            },
-            || Ok(()),
-        )?;
-        env.svc(&["v", "start"])?;
-        let status = measure(
+        up()?;
+        let status = measure_pair(
             plan.runs,
             || env.svc(&["v", "print", "status"]).map(drop),
-            || Ok(()),
+            none,
+            vgs,
+            none,
         )?;
-        env.svc(&["v", "stop"])?;
-        let floor_start = measure(
-            plan.runs,
-            || {
-                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null && {lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
-            },
-            || {
-                sh(&format!("{lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
-            },
-        )?;
-        sh(&format!(
-            "{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null"
-        ))?;
-        let floor_stop = measure(
-            plan.runs,
-            || {
-                sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags {vg} >/dev/null && {lvm} vgchange -q -a n {vg} >/dev/null && {lvm} vgchange -q --deltag @node1 {vg} >/dev/null")).map(drop)
-            },
-            || {
-                sh(&format!("{lvm} vgchange -q --addtag @node1 {vg} >/dev/null && {lvm} vgchange -q -a y {vg} >/dev/null")).map(drop)
-            },
-        )?;
-        sh(&format!(
-            "{lvm} vgchange -q -a n {vg} >/dev/null; {lvm} vgchange -q --deltag @node1 {vg} >/dev/null"
-        ))?;
+        down()?;
         // A VG with an LV (inactive: no device-mapper here): one fullreport against vgs + lvs.
         sh(&format!(
             "{lvm} lvcreate -q --driverloaded n -an -Zn -L 8M -n lv1 {vg} >/dev/null 2>&1"
         ))?;
-        let with_lv = measure(
+        let with_lv = measure_pair(
             plan.runs,
             || env.svc(&["v", "print", "status"]).map(drop),
-            || Ok(()),
-        )?;
-        let vgs_lvs = measure(
-            plan.runs,
+            none,
             || {
                 sh(&format!("{lvm} vgs --reportformat json -o vg_name,vg_tags,lv_count {vg} >/dev/null && {lvm} lvs --reportformat json -o lv_name,lv_active_locally {vg} >/dev/null 2>&1")).map(drop)
             },
-            || Ok(()),
+            none,
         )?;
-        rows.push(Row {
-            case: "`svc v print status`, a vg with an LV".into(),
-            berth: with_lv,
-            floor: Some(vgs_lvs),
-            note: "one `lvm fullreport`; floor: `vgs` + `lvs` (berth's system dir)".into(),
-        });
-        rows.push(Row {
-            case: "`vgs` with berth's LVM_SYSTEM_DIR (use_aio = 0)".into(),
-            berth: berth_vgs,
-            floor: Some(host_vgs),
-            note: "floor: the same `vgs` with the host's /etc/lvm (its AIO teardown)".into(),
-        });
-        rows.push(Row {
-            case: "`svc v print status`, one vg, up".into(),
-            berth: status,
-            floor: Some(berth_vgs),
-            note: "floor: one `vgs` with berth's system dir".into(),
-        });
-        rows.push(Row {
-            case: "vg start (VG without LV)".into(),
-            berth: start,
-            floor: Some(floor_start),
-            note: "floor: vgs + vgchange --addtag + vgchange -a y (berth's system dir)".into(),
-        });
-        rows.push(Row {
-            case: "vg stop".into(),
-            berth: stop,
-            floor: Some(floor_stop),
-            note: "floor: vgs + vgchange -a n + vgchange --deltag (berth's system dir)".into(),
-        });
+        rows.push(Row::pair(
+            "`svc v print status`, a vg with an LV",
+            &with_lv,
+            "one `lvm fullreport`; floor: `vgs` + `lvs` (berth's system dir)",
+        ));
+        rows.push(Row::pair(
+            "`vgs` with berth's LVM_SYSTEM_DIR (use_aio = 0)",
+            &aio,
+            "floor: the same `vgs` with the host's /etc/lvm (its AIO teardown)",
+        ));
+        rows.push(Row::pair(
+            "`svc v print status`, one vg, up",
+            &status,
+            "floor: one `vgs` with berth's system dir",
+        ));
+        rows.push(Row::pair(
+            "vg start (VG without LV)",
+            &start,
+            "floor: vgs + vgchange --addtag + vgchange -a y (berth's system dir)",
+        ));
+        rows.push(Row::pair(
+            "vg start's LVM commands before this change (vgs + fullreport + 2 vgchange)",
+            &before,
+            "the commands alone, as a shell runs them; floor: vgs + vgchange --addtag + vgchange -a y",
+        ));
+        rows.push(Row::pair(
+            "vg stop",
+            &stop,
+            "floor: vgs + vgchange -a n + vgchange --deltag (berth's system dir)",
+        ));
         Ok(())
     })();
     cleanup();
+    result
+}
+
+/// `svc print status` of 10 services of ip + vg + fs each (10 VGs on loop PVs, untagged; the
+/// fs not mounted; the addresses on eth0 of the namespace the caller entered) against the host
+/// reads they share: one `lvm fullreport` of the 10 VGs, one address dump, one mount table.
+fn many_vgs(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    const N: usize = 10;
+    let env = Env::new()?;
+    let mut devs = Vec::new();
+    let base = format!("benchm{}x", std::process::id());
+    let result = (|| -> Result<()> {
+        for n in 0..N {
+            let img = env.t.path(&format!("pv{n}.img"));
+            std::fs::File::create(&img)?.set_len(16 << 20)?;
+            let dev =
+                String::from_utf8(sh(&format!("losetup --find --show {}", img.display()))?.stdout)?
+                    .trim()
+                    .to_string();
+            devs.push(dev.clone());
+            sh(&format!(
+                "LVM_SUPPRESS_FD_WARNINGS=1 pvcreate -q {dev} >/dev/null && LVM_SUPPRESS_FD_WARNINGS=1 vgcreate -q {base}{n} {dev} >/dev/null"
+            ))?;
+            env.t.write_service(
+                &format!("m{n:02}.toml"),
+                &format!(
+                    "[ip.1]\nipname = \"10.77.9.{}\"\nipdev = \"eth0\"\nnetmask = 24\n\
+                     [vg.1]\nvgname = \"{base}{n}\"\n\
+                     [fs.1]\ndev = \"/dev/{base}{n}/lv\"\nmnt = \"/srv/m{n}\"\ntype = \"ext4\"\n",
+                    n + 1
+                ),
+            );
+        }
+        env.svc(&["print", "status"])?;
+        let lvm = format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
+            env.t.run_dir().join("lvm").display()
+        );
+        let names: Vec<String> = (0..N).map(|n| format!("{base}{n}")).collect();
+        let names = names.join(" ");
+        let p = measure_pair(
+            plan.runs,
+            || env.svc(&["print", "status"]).map(drop),
+            none,
+            || {
+                sh(&format!(
+                    "{lvm} {FULLREPORT} {names} >/dev/null; ip -o addr show dev eth0 >/dev/null; cat /proc/self/mountinfo >/dev/null"
+                ))
+                .map(drop)
+            },
+            none,
+        )?;
+        rows.push(Row::pair(
+            "`svc print status`, 10 services (ip + vg + fs each, 10 VGs)",
+            &p,
+            "floor: one `lvm fullreport` of the 10 VGs, `ip -o addr show dev eth0`, `cat /proc/self/mountinfo` (one sh)",
+        ));
+        Ok(())
+    })();
+    for (n, dev) in devs.iter().enumerate() {
+        let _ = sh(&format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 vgremove -f {base}{n} >/dev/null 2>&1; LVM_SUPPRESS_FD_WARNINGS=1 pvremove -f {dev} >/dev/null 2>&1; losetup -d {dev}"
+        ));
+    }
     result
 }
 
@@ -394,64 +516,48 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             "p.toml",
             "[ip.1]\nipname = \"10.77.0.11\"\nipdev = \"eth0\"\nnetmask = 24\ngarp_count = 0\n",
         );
-        let start_noprobe = measure(
+        let add = || {
+            run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"])).map(drop)
+        };
+        let del = || {
+            run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"])).map(drop)
+        };
+        let start_noprobe = measure_pair(
             plan.runs,
             || env.svc(&["i", "start", "--force"]).map(drop),
             || env.svc(&["i", "stop"]).map(drop),
+            add,
+            del,
         )?;
-        let stop = measure(
+        env.svc(&["i", "start", "--force"])?;
+        add()?;
+        let stop = measure_pair(
             plan.runs,
             || env.svc(&["i", "stop"]).map(drop),
             || env.svc(&["i", "start", "--force"]).map(drop),
+            del,
+            add,
         )?;
         env.svc(&["i", "stop"])?;
+        del()?;
         let start_probe = measure(
             plan.runs,
             || env.svc(&["p", "start"]).map(drop),
             || env.svc(&["p", "stop"]).map(drop),
         )?;
-        let floor_add = measure(
-            plan.runs,
-            || {
-                run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-            || {
-                run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-        )?;
-        run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))?;
-        let floor_del = measure(
-            plan.runs,
-            || {
-                run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-            || {
-                run(Command::new("ip").args(["addr", "add", "10.77.0.12/24", "dev", "eth0"]))
-                    .map(drop)
-            },
-        )?;
-        run(Command::new("ip").args(["addr", "del", "10.77.0.12/24", "dev", "eth0"]))?;
-        rows.push(Row {
-            case: "ip start, no probe (--force, no gratuitous ARP)".into(),
-            berth: start_noprobe,
-            floor: Some(floor_add),
-            note: "floor: `ip addr add` (one process + one netlink request)".into(),
-        });
+        rows.push(Row::pair(
+            "ip start, no probe (--force, no gratuitous ARP)",
+            &start_noprobe,
+            "floor: `ip addr add` (one process + one netlink request)",
+        ));
         rows.push(Row {
             case: "ip start with the ARP probe (300 ms)".into(),
             berth: start_probe,
-            floor: Some(floor_add + Duration::from_millis(300)),
+            floor: Some(start_noprobe.b + Duration::from_millis(300)),
+            ratio: None,
             note: "floor: ip addr add + the probe window".into(),
         });
-        rows.push(Row {
-            case: "ip stop".into(),
-            berth: stop,
-            floor: Some(floor_del),
-            note: "floor: `ip addr del`".into(),
-        });
+        rows.push(Row::pair("ip stop", &stop, "floor: `ip addr del`"));
 
         // print status of 50 one-fs services (unmounted) against one read of the mount table.
         let fifty = Env::new()?;
@@ -463,27 +569,24 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
                 ),
             );
         }
-        let t50 = measure(
+        let t50 = measure_pair(
             plan.runs,
             || fifty.svc(&["print", "status"]).map(drop),
-            || Ok(()),
-        )?;
-        let mountinfo = measure(
-            plan.runs,
+            none,
             || {
                 run(Command::new("cat")
                     .arg("/proc/self/mountinfo")
                     .stdout(Stdio::null()))
                 .map(drop)
             },
-            || Ok(()),
+            none,
         )?;
-        rows.push(Row {
-            case: "`svc print status`, 50 services (one fs each)".into(),
-            berth: t50,
-            floor: Some(mountinfo),
-            note: "floor: one read of the mount table (`cat /proc/self/mountinfo`)".into(),
-        });
+        rows.push(Row::pair(
+            "`svc print status`, 50 services (one fs each)",
+            &t50,
+            "floor: one read of the mount table (`cat /proc/self/mountinfo`)",
+        ));
+        many_vgs(plan, rows)?;
 
         // print status of 1000 services of cheap resources: an ip on the veth and an unmounted fs.
         let many = Env::new()?;
@@ -511,12 +614,14 @@ fn ip_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             case: "`svc print status`, 1000 services (ip + fs each)".into(),
             berth: t1000,
             floor: None,
+            ratio: None,
             note: "target <= 1 s".into(),
         });
         rows.push(Row {
             case: "`svc --format json print status`, 1000 services".into(),
             berth: json1000,
             floor: None,
+            ratio: None,
             note: "target <= 1 s".into(),
         });
         Ok(())
@@ -660,12 +765,14 @@ fn docker_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             case: "docker: dockerd + 1 container start".into(),
             berth: start,
             floor: Some(floor_start),
+            ratio: None,
             note: "floor: dockerd to first /_ping + container start over the API".into(),
         });
         rows.push(Row {
             case: "docker: container + dockerd stop".into(),
             berth: stop,
             floor: Some(floor_stop),
+            ratio: None,
             note: "floor: container stop over the API + dockerd TERM to exit".into(),
         });
         Ok(())
@@ -802,28 +909,85 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
             || Ok(()),
         )?;
         let agent = via_svcd(&env, plan)?;
+        // ip + vg + fs (the same resources, no container) against the host reads an operator
+        // would make: the LVM report, the device's addresses, the mount table.
+        env.t.write_service(
+            "ivf.toml",
+            &format!(
+                "[ip.1]\nipname = \"10.78.0.10\"\nipdev = \"eth0\"\nnetmask = 24\n\
+                 [vg.1]\nvgname = \"{vg}\"\n[fs.1]\ndev = \"{i}\"\nmnt = \"{d}\"\ntype = \"ext4\"\n",
+                d = data.display(),
+                i = img.display()
+            ),
+        );
+        let lvm = format!(
+            "LVM_SUPPRESS_FD_WARNINGS=1 LVM_SYSTEM_DIR={}",
+            env.t.run_dir().join("lvm").display()
+        );
+        let report = format!("{lvm} {FULLREPORT}");
+        let ivf = measure_pair(
+            plan.runs,
+            || env.svc(&["ivf", "print", "status"]).map(drop),
+            none,
+            || {
+                sh(&format!(
+                    "{report} {vg} >/dev/null; ip -o addr show dev eth0 >/dev/null; cat /proc/self/mountinfo >/dev/null"
+                ))
+                .map(drop)
+            },
+            none,
+        )?;
+        let ivf_lvm = measure_pair(
+            plan.runs,
+            || env.svc(&["ivf", "print", "status"]).map(drop),
+            none,
+            || {
+                let mut words = FULLREPORT.split_whitespace();
+                let mut cmd = Command::new(words.next().unwrap_or("lvm"));
+                cmd.args(words)
+                    .arg(&vg)
+                    .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+                    .env("LVM_SYSTEM_DIR", env.t.run_dir().join("lvm"));
+                run(&mut cmd).map(drop)
+            },
+            none,
+        )?;
+        rows.push(Row::pair(
+            "`svc ivf print status`, ip+vg+fs all up",
+            &ivf,
+            "floor: `lvm fullreport VG`, `ip -o addr show dev eth0`, `cat /proc/self/mountinfo` (one sh)",
+        ));
+        rows.push(Row::pair(
+            "`svc ivf print status`, ip+vg+fs all up, against its LVM command",
+            &ivf_lvm,
+            "floor: the one `lvm fullreport VG` berth runs (its system dir); target <= 20 ms",
+        ));
         rows.push(Row {
             case: "`svc web print status`, ip+vg+fs+container all down".into(),
             berth: down,
             floor: None,
+            ratio: None,
             note: "cold process; target <= 20 ms".into(),
         });
         rows.push(Row {
             case: "`svc web print status`, ip+vg+fs+container all up".into(),
             berth: up,
             floor: None,
+            ratio: None,
             note: "cold process; target <= 20 ms".into(),
         });
         rows.push(Row {
             case: "`svc --format json web print status`, all up".into(),
             berth: json_up,
             floor: None,
+            ratio: None,
             note: "adds the chargeback (sizes the data root)".into(),
         });
         rows.push(Row {
             case: "`svc web print status` through svcd (its cached tree), all up".into(),
             berth: agent.0,
             floor: Some(agent.1),
+            ratio: None,
             note: "floor: `curl --unix-socket <run>/svcd.sock .../status/web`; target <= 5 ms"
                 .into(),
         });
@@ -871,7 +1035,11 @@ fn main() -> Result<()> {
         let (floor, ratio) = match r.floor {
             Some(f) => (
                 ms(f),
-                format!("{:.2}", r.berth.as_secs_f64() / f.as_secs_f64()),
+                format!(
+                    "{:.2}",
+                    r.ratio
+                        .unwrap_or_else(|| r.berth.as_secs_f64() / f.as_secs_f64())
+                ),
             ),
             None => ("—".into(), "—".into()),
         };
@@ -885,7 +1053,9 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "\nmedian of {runs} runs after one warm-up; berth runs are `svc` processes (release build)"
+        "\nmedian of {runs} runs after one warm-up; berth runs are `svc` processes (release build); \
+         rows with a floor ran berth and the floor in turn, their ratio is the median of the \
+         run-by-run ratios"
     );
     ensure!(failed.is_empty(), "cases failed: {}", failed.join(", "));
     Ok(())

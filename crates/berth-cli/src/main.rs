@@ -309,12 +309,14 @@ impl App {
 
     /// Set the cluster rows of these statuses when the node is in a cluster.
     fn decorate(&mut self, statuses: &mut [ServiceStatus], svcs: &[&ServiceConfig]) {
-        let files: Vec<(String, Vec<u8>)> = svcs
-            .iter()
-            .map(|s| (s.name.clone(), std::fs::read(&s.source).unwrap_or_default()))
-            .collect();
+        // The files are read again only in a cluster (for their checksums).
+        let files = || -> Vec<(String, Vec<u8>)> {
+            svcs.iter()
+                .map(|s| (s.name.clone(), std::fs::read(&s.source).unwrap_or_default()))
+                .collect()
+        };
         match self.cluster() {
-            Ok(Some(c)) => c.decorate(statuses, &files),
+            Ok(Some(c)) => c.decorate(statuses, &files()),
             Ok(None) => {}
             Err(Failure::Failed(e) | Failure::Usage(e)) => tracing::warn!("{e:#}"),
             Err(Failure::Code(_)) => {}
@@ -377,8 +379,12 @@ impl App {
         let all = load_all(&self.paths).map_err(load_failure)?;
         let mut broken = false;
         let mut loaded_ok = Vec::new();
-        // One mount table for every service's fs resources.
-        let mut services: Vec<ServiceStatus> = berth_drivers::shared_status_reads(|| {
+        // One mount table, one netlink dump, one LVM report for every service's resources.
+        let reads = std::sync::Arc::new(
+            berth_drivers::StatusReads::new()
+                .for_services(all.iter().filter_map(|(_, l)| l.as_ref().ok())),
+        );
+        let mut services: Vec<ServiceStatus> = berth_drivers::reads::with(&reads, || {
             all.into_iter()
                 .map(|(name, loaded)| match loaded {
                     Ok(svc) => {
@@ -539,13 +545,8 @@ impl App {
                         }
                     }
                     Some("devs" | "disklist") => {
-                        let devs = info::devs(&berth_drivers::Ctx {
-                            svc: &svc,
-                            nodename: &self.nodename,
-                            paths: &self.paths,
-                            force: false,
-                            fence: None,
-                        });
+                        let devs =
+                            info::devs(&berth_drivers::Ctx::new(&svc, &self.nodename, &self.paths));
                         match self.format {
                             OutputFormat::Json => self.print_json(&devs),
                             OutputFormat::Text => {
@@ -783,6 +784,7 @@ impl App {
             paths: &self.paths,
             force: false,
             fence: None,
+            prechecked: None,
         };
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let code = docker::passthrough(&ctx, &args).map_err(|e| Failure::Failed(e.into()))?;

@@ -11,7 +11,6 @@ use berth_model::config::CollectorConfig;
 use berth_model::fleet::{Fleet, render_fleet};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 /// berth's collector: polls every node's status endpoint, keeps the fleet's state, history and
 /// chargeback in SQLite, serves a JSON API, metrics and a web page.
@@ -58,22 +57,6 @@ enum PrintWhat {
 enum Format {
     Text,
     Json,
-}
-
-fn init_logging() {
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let filter = EnvFilter::try_from_env("BERTH_COLLECTOR_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,hyper=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(false);
-    if journald {
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
 }
 
 fn load(path: &Path) -> anyhow::Result<CollectorConfig> {
@@ -135,7 +118,7 @@ fn main() -> ExitCode {
             .manual
             .run(Cli::command(), berth_manual::Extras::default());
     }
-    init_logging();
+    berth_manual::log::init_daemon("BERTH_COLLECTOR_LOG", "info,hyper=warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)

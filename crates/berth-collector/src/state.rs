@@ -522,6 +522,7 @@ mod tests {
 
     fn svc(name: &str, st: Status) -> ServiceStatus {
         let r = ResourceStatus {
+            network: None,
             rid: "fs#1".parse().unwrap(),
             status: st,
             label: String::new(),

@@ -840,6 +840,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("c.db")).unwrap();
         let res = |rid: &str, st: Status| ResourceStatus {
+            network: None,
             rid: rid.parse().unwrap(),
             status: st,
             label: String::new(),

@@ -155,12 +155,7 @@ fn the_page_shows_the_grid_events_and_chargeback() {
 
     // A service changes: the grid follows.
     n1.svc(&["web", "stop"]);
-    assert!(
-        wait_for(Duration::from_secs(10), || c.json("/api/fleet")["services"]
-            ["web"]["nodes"]["n1"]["avail"]
-            == "down")
-        .is_some()
-    );
+    c.wait_avail("web", "n1", "down");
     let html = dom(&profile, c.port);
     assert_eq!(cell(&html, "n1", "web"), ("cell s-down".into(), "X".into()));
     assert!(
@@ -170,18 +165,9 @@ fn the_page_shows_the_grid_events_and_chargeback() {
 
     // A node dies: its column is shown stale.
     n1.svc(&["web", "start"]);
-    assert!(
-        wait_for(Duration::from_secs(10), || c.json("/api/fleet")["services"]
-            ["web"]["nodes"]["n1"]["avail"]
-            == "up")
-        .is_some()
-    );
+    c.wait_avail("web", "n1", "up");
     n1.kill();
-    assert!(
-        wait_for(Duration::from_secs(10), || c.node("n1")["stale"] == true).is_some(),
-        "{}",
-        c.node("n1")
-    );
+    c.wait_stale("n1", true);
     let html = dom(&profile, c.port);
     let (class, word) = heartbeat(&html, "n1");
     assert_eq!(word, "stale");

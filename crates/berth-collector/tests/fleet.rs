@@ -220,11 +220,7 @@ fn three_nodes_events_stale_and_chargeback() {
 
     // A killed svcd: its node turns stale, and back when restarted on the same port.
     n2.kill();
-    assert!(
-        wait_for(Duration::from_secs(10), || c.node("n2")["stale"] == true).is_some(),
-        "n2 not stale: {}",
-        c.node("n2")
-    );
+    c.wait_stale("n2", true);
     let node = c.node("n2");
     assert!(
         node["reason"]
@@ -233,41 +229,12 @@ fn three_nodes_events_stale_and_chargeback() {
             .contains("connect to 127.0.0.1"),
         "{node}"
     );
-    assert!(has_event(
-        &c.events("node=n2"),
-        "n2",
-        None,
-        Some("up"),
-        Some("stale")
-    ));
-    let metrics = c.get("/metrics").text();
-    assert!(
-        metrics.contains("berth_collector_nodes{state=\"stale\"} 1"),
-        "{metrics}"
-    );
+    c.assert_node_moved("n2", "up", "stale", 1);
     // The other nodes are still polled.
     assert_eq!(c.node("n1")["reachable"], true);
     n2.start();
-    assert!(
-        wait_for(Duration::from_secs(10), || c.node("n2")["stale"] == false
-            && c.node("n2")["reachable"] == true)
-        .is_some(),
-        "n2 not back: {}\n{}",
-        c.node("n2"),
-        c.log_text()
-    );
-    assert!(has_event(
-        &c.events("node=n2"),
-        "n2",
-        None,
-        Some("stale"),
-        Some("up")
-    ));
-    let metrics = c.get("/metrics").text();
-    assert!(
-        metrics.contains("berth_collector_nodes{state=\"up\"} 3"),
-        "{metrics}"
-    );
+    c.wait_stale("n2", false);
+    c.assert_node_moved("n2", "stale", "up", 3);
     assert_eq!(c.get("/healthz").code, 200);
     n3.svc(&["box", "stop"]);
 }

@@ -10,19 +10,16 @@ mod cmd;
 pub mod docker;
 pub mod fs;
 pub mod ip;
+pub mod reads;
 pub mod vg;
+
+pub use reads::StatusReads;
 
 use berth_engine::Kinds;
 use berth_model::config::{ContainerSpec, FsSpec, IpSpec, VgSpec};
 use berth_model::{ResourceState, Rid};
 
 pub use berth_engine::{Ctx, DriverError, KindDriver, Outcome};
-
-/// Runs `f` (status walks over many services, on this thread) with the host reads a status
-/// makes shared: the mount table is read once. Starts and stops inside `f` still read afresh.
-pub fn shared_status_reads<T>(f: impl FnOnce() -> T) -> T {
-    fs::mountinfo::shared(f)
-}
 
 /// The real drivers, one per kind: what the binaries give the engine.
 pub type HostDrivers = Kinds<Ip, Vg, Fs, Docker>;
@@ -61,14 +58,14 @@ pub struct Vg;
 
 impl KindDriver for Vg {
     type Spec = VgSpec;
-    fn precheck(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<(), DriverError> {
-        vg::precheck(ctx, spec)
+    fn precheck(&self, ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<(), DriverError> {
+        vg::precheck(ctx, rid, spec)
     }
     fn status(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> ResourceState {
         vg::status(ctx, spec)
     }
-    fn start(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
-        vg::start(ctx, spec)
+    fn start(&self, ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
+        vg::start(ctx, rid, spec)
     }
     fn stop(&self, ctx: &Ctx<'_>, _rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
         vg::stop(ctx, spec)

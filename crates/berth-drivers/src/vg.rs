@@ -3,9 +3,12 @@
 //!
 //! Everything goes through the LVM commands with `LVM_SUPPRESS_FD_WARNINGS=1`; reports are read
 //! with `--reportformat json`, and success is the exit code, never the text. Status, start and
-//! stop read the VG and its LVs with one `lvm fullreport VG` (where `vgs` then `lvs` took two
-//! commands); the precheck, which needs only the tags, runs `vgs`. `/etc/lvm/backup` is never
-//! read: it is stale once another node retagged the VG.
+//! stop and the precheck read the VG and its LVs with one `lvm fullreport VG` (where `vgs` then
+//! `lvs` took two commands); a start reuses its precheck's report while nothing changed on the
+//! host since (the engine's [`Ctx::take_prechecked`]), so it runs no more LVM commands than an
+//! operator's `vgs`, `vgchange --addtag`, `vgchange -a y`. Inside a status walk
+//! ([`crate::reads`]), one `lvm fullreport` of the walk's VGs ([`LvmSnapshot`]) answers every
+//! vg status. `/etc/lvm/backup` is never read: it is stale once another node retagged the VG.
 //!
 //! - `start`: refuse a VG tagged by another node (unless `--force`, which removes those tags),
 //!   `vgchange --addtag @<node>`, `vgchange -a y`. If activation fails, a tag this start added is
@@ -26,9 +29,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_model::ResourceState;
 use berth_model::config::VgSpec;
 use berth_model::status::{LogEntry, Status};
+use berth_model::{ResourceState, Rid};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -192,6 +195,17 @@ fn make_system_dir(host: &Path, dir: &Path, stamp: &str) -> std::io::Result<()> 
     std::fs::rename(&t, dir.join("lvm.conf"))
 }
 
+thread_local! {
+    /// The LVM commands run on this thread ([`commands_run_on_this_thread`]).
+    static COMMANDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many LVM commands this thread has run: what an action costs in LVM processes (an
+/// action runs its resources on the calling thread).
+pub fn commands_run_on_this_thread() -> u64 {
+    COMMANDS.with(std::cell::Cell::get)
+}
+
 /// Run an LVM command within [`LVM_TIMEOUT`]; a non-zero exit code is an error naming the
 /// command line.
 fn lvm(env: &Lvm, args: &[&str], log: bool) -> Result<Output, DriverError> {
@@ -204,23 +218,7 @@ fn lvm_within(env: &Lvm, args: &[&str], log: bool, bound: Duration) -> Result<Ou
     if log {
         info!("{cmdline}");
     }
-    let (prog, rest) = args
-        .split_first()
-        .ok_or_else(|| DriverError::Refused("empty lvm command".to_string()))?;
-    let mut command = Command::new(prog);
-    command
-        .args(rest)
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .env("LC_ALL", "C");
-    if let Some(dir) = &env.system_dir {
-        command.env("LVM_SYSTEM_DIR", dir);
-    }
-    let out = crate::cmd::run(&mut command, &cmdline, bound).map_err(|e| match e {
-        DriverError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            DriverError::io(format!("cannot run {prog} (is lvm2 installed?)"), source)
-        }
-        e => e,
-    })?;
+    let out = lvm_run(env, args, &cmdline, bound)?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -234,6 +232,33 @@ fn lvm_within(env: &Lvm, args: &[&str], log: bool, bound: Duration) -> Result<Ou
         info!("output:\n{}", stdout.trim_end());
     }
     Ok(Output { stdout })
+}
+
+/// Run an LVM command within `bound`, whatever its exit code.
+fn lvm_run(
+    env: &Lvm,
+    args: &[&str],
+    cmdline: &str,
+    bound: Duration,
+) -> Result<crate::cmd::Output, DriverError> {
+    let (prog, rest) = args
+        .split_first()
+        .ok_or_else(|| DriverError::Refused("empty lvm command".to_string()))?;
+    COMMANDS.with(|c| c.set(c.get() + 1));
+    let mut command = Command::new(prog);
+    command
+        .args(rest)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .env("LC_ALL", "C");
+    if let Some(dir) = &env.system_dir {
+        command.env("LVM_SYSTEM_DIR", dir);
+    }
+    crate::cmd::run(&mut command, cmdline, bound).map_err(|e| match e {
+        DriverError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            DriverError::io(format!("cannot run {prog} (is lvm2 installed?)"), source)
+        }
+        e => e,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,6 +324,10 @@ fn parse_vgs(name: &str, text: &str) -> Result<Option<Vg>, DriverError> {
     else {
         return Ok(None);
     };
+    vg_of(name, row).map(Some)
+}
+
+fn vg_of(name: &str, row: VgRow) -> Result<Vg, DriverError> {
     let lv_count = row.lv_count.trim().parse().map_err(|_| {
         DriverError::io(
             format!("cannot read the vgs report of volume group {name}"),
@@ -308,7 +337,7 @@ fn parse_vgs(name: &str, text: &str) -> Result<Option<Vg>, DriverError> {
             ),
         )
     })?;
-    Ok(Some(Vg {
+    Ok(Vg {
         tags: row
             .vg_tags
             .split(',')
@@ -316,7 +345,17 @@ fn parse_vgs(name: &str, text: &str) -> Result<Option<Vg>, DriverError> {
             .filter(|t| !t.is_empty())
             .collect(),
         lv_count,
-    }))
+    })
+}
+
+impl From<LvRow> for Lv {
+    fn from(r: LvRow) -> Lv {
+        Lv {
+            name: r.lv_name,
+            active: !r.lv_active_locally.trim().is_empty(),
+            skip: !r.lv_skip_activation.trim().is_empty(),
+        }
+    }
 }
 
 fn parse_lvs(text: &str) -> Result<Vec<Lv>, DriverError> {
@@ -325,11 +364,7 @@ fn parse_lvs(text: &str) -> Result<Vec<Lv>, DriverError> {
         .report
         .into_iter()
         .flat_map(|s| s.lv)
-        .map(|r| Lv {
-            name: r.lv_name,
-            active: !r.lv_active_locally.trim().is_empty(),
-            skip: !r.lv_skip_activation.trim().is_empty(),
-        })
+        .map(Lv::from)
         .collect())
 }
 
@@ -377,37 +412,9 @@ fn read_vg(env: &Lvm, name: &str) -> Result<Option<Vg>, DriverError> {
 /// missing VG: then `vgs` tells a missing VG from another failure.
 fn read_full(env: &Lvm, name: &str) -> Result<Option<(Vg, Vec<Lv>)>, DriverError> {
     check_name(name)?;
-    let out = lvm(
-        env,
-        &[
-            "lvm",
-            "fullreport",
-            "--reportformat",
-            "json",
-            "--configreport",
-            "vg",
-            "-o",
-            "vg_name,vg_tags,lv_count",
-            "--configreport",
-            "lv",
-            "-o",
-            "lv_name,lv_active_locally,lv_skip_activation",
-            "--configreport",
-            "pv",
-            "-o",
-            "pv_uuid",
-            "--configreport",
-            "pvseg",
-            "-o",
-            "pvseg_start",
-            "--configreport",
-            "seg",
-            "-o",
-            "seg_start",
-            name,
-        ],
-        false,
-    );
+    let mut args = FULLREPORT.to_vec();
+    args.push(name);
+    let out = lvm(env, &args, false);
     match out {
         Ok(out) => match parse_vgs(name, &out.stdout)? {
             Some(vg) => Ok(Some((vg, parse_lvs(&out.stdout)?))),
@@ -418,6 +425,103 @@ fn read_full(env: &Lvm, name: &str) -> Result<Option<(Vg, Vec<Lv>)>, DriverError
             Some(_) => Err(e),
         },
     }
+}
+
+/// The `fullreport` arguments: the VG and LV sub-reports, the others cut to one field.
+const FULLREPORT: [&str; 24] = [
+    "lvm",
+    "fullreport",
+    "--reportformat",
+    "json",
+    "--configreport",
+    "vg",
+    "-o",
+    "vg_name,vg_tags,lv_count",
+    "--configreport",
+    "lv",
+    "-o",
+    "lv_name,lv_active_locally,lv_skip_activation",
+    "--configreport",
+    "pv",
+    "-o",
+    "pv_uuid",
+    "--configreport",
+    "pvseg",
+    "-o",
+    "pvseg_start",
+    "--configreport",
+    "seg",
+    "-o",
+    "seg_start",
+];
+
+/// The VGs of a status walk and their LVs, from one `lvm fullreport` of them all (of every VG
+/// of the host when the walk did not name them): the shared reads of [`crate::reads`]. It
+/// answers for the VGs it reported; a status of any other VG (missing, or one LVM could not
+/// report) reads its own, for its own answer and error.
+#[derive(Debug)]
+pub struct LvmSnapshot {
+    vgs: Vec<(Vg, Vec<Lv>, String)>,
+}
+
+impl LvmSnapshot {
+    /// One `fullreport` of `names` (every VG when `None`). LVM exits non-zero when one of the
+    /// named VGs is missing, and still reports the others: they are kept. `None` when nothing
+    /// could be read.
+    fn read(env: &Lvm, names: Option<&[String]>) -> Option<LvmSnapshot> {
+        let mut args = FULLREPORT.to_vec();
+        if let Some(names) = names {
+            args.extend(
+                names
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|n| check_name(n).is_ok()),
+            );
+        }
+        let cmdline = args.join(" ");
+        let out = lvm_run(env, &args, &cmdline, LVM_TIMEOUT).ok()?;
+        let vgs = parse_fullreport_all(&String::from_utf8_lossy(&out.stdout)).ok()?;
+        Some(LvmSnapshot { vgs })
+    }
+
+    fn find(&self, name: &str) -> Option<(Vg, Vec<Lv>)> {
+        self.vgs
+            .iter()
+            .find(|(_, _, n)| n == name)
+            .map(|(vg, lvs, _)| (vg.clone(), lvs.clone()))
+    }
+}
+
+/// A `fullreport` of several VGs: one section per VG, its `vg` row and its `lv` rows.
+fn parse_fullreport_all(text: &str) -> Result<Vec<(Vg, Vec<Lv>, String)>, DriverError> {
+    let report = parse_report("fullreport", text)?;
+    let mut out = Vec::new();
+    for section in report.report {
+        let Some(name) = section.vg.first().map(|r| r.vg_name.clone()) else {
+            continue;
+        };
+        let one = Report {
+            report: vec![section],
+        };
+        let (vg, lvs) = split_section(&name, one)?;
+        out.push((vg, lvs, name));
+    }
+    Ok(out)
+}
+
+/// The VG row named `name` and every LV row of a report.
+fn split_section(name: &str, report: Report) -> Result<(Vg, Vec<Lv>), DriverError> {
+    let mut vg_rows = Vec::new();
+    let mut lvs = Vec::new();
+    for s in report.report {
+        vg_rows.extend(s.vg);
+        lvs.extend(s.lv.into_iter().map(Lv::from));
+    }
+    let row = vg_rows
+        .into_iter()
+        .find(|r| r.vg_name == name)
+        .ok_or_else(|| missing(name))?;
+    Ok((vg_of(name, row)?, lvs))
 }
 
 /// The LVs that should be active and are not.
@@ -493,14 +597,33 @@ fn refuse_foreign(name: &str, others: &[&str]) -> DriverError {
     ))
 }
 
+/// What the precheck read, for the start of the same resource ([`Ctx::keep_prechecked`]).
+#[derive(Debug)]
+struct Prechecked {
+    vgname: String,
+    vg: Vg,
+    lvs: Vec<Lv>,
+}
+
 /// Before any resource starts: the VG exists and no other node holds it (unless `--force`).
-pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
-    let vg = read_vg(&Lvm::for_ctx(ctx), &spec.vgname)?.ok_or_else(|| missing(&spec.vgname))?;
-    check_fence(ctx, &spec.vgname, &vg)?;
+/// Its report (one `lvm fullreport`, as the start reads) is kept for the start, which then
+/// reads the VG again only when an earlier resource of the action changed the host.
+pub fn precheck(ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<(), DriverError> {
+    let name = &spec.vgname;
+    let (vg, lvs) = read_full(&Lvm::for_ctx(ctx), name)?.ok_or_else(|| missing(name))?;
+    check_fence(ctx, name, &vg)?;
     let others = foreign(&vg, ctx.nodename);
     if !others.is_empty() && !ctx.force {
-        return Err(refuse_foreign(&spec.vgname, &others));
+        return Err(refuse_foreign(name, &others));
     }
+    ctx.keep_prechecked(
+        rid,
+        Prechecked {
+            vgname: name.clone(),
+            vg,
+            lvs,
+        },
+    );
     Ok(())
 }
 
@@ -508,8 +631,14 @@ pub fn precheck(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<(), DriverError> {
 pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
     let mut log = Vec::new();
     let name = &spec.vgname;
-    let env = Lvm::for_ctx(ctx);
-    let status = match read_full(&env, name) {
+    let shared = crate::reads::current()
+        .and_then(|r| r.lvm(|names| LvmSnapshot::read(&Lvm::for_ctx(ctx), names)))
+        .and_then(|snap| snap.find(name));
+    let read = match shared {
+        Some(found) => Ok(Some(found)),
+        None => read_full(&Lvm::for_ctx(ctx), name),
+    };
+    let status = match read {
         Err(e) => {
             log.push(LogEntry::warn(e.to_string()));
             Status::Undef
@@ -544,6 +673,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
         }
     };
     ResourceState {
+        network: None,
         status,
         label: label(spec),
         log,
@@ -551,10 +681,18 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
 }
 
 /// Tag the VG for this node and activate it. `--force` takes it over from another node.
-pub fn start(ctx: &Ctx<'_>, spec: &VgSpec) -> Result<Outcome, DriverError> {
+/// The VG's report is the precheck's when the engine kept it (nothing changed since), else
+/// read now.
+pub fn start(ctx: &Ctx<'_>, rid: Rid, spec: &VgSpec) -> Result<Outcome, DriverError> {
     let name = spec.vgname.as_str();
     let env = Lvm::for_ctx(ctx);
-    let (vg, lvs) = read_full(&env, name)?.ok_or_else(|| missing(name))?;
+    let kept = ctx
+        .take_prechecked::<Prechecked>(rid)
+        .filter(|p| p.vgname == name);
+    let (vg, lvs) = match kept {
+        Some(p) => (p.vg, p.lvs),
+        None => read_full(&env, name)?.ok_or_else(|| missing(name))?,
+    };
     check_fence(ctx, name, &vg)?;
     let fence = fence_args(ctx, &vg);
     let tag = format!("@{}", ctx.nodename);

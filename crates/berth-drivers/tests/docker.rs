@@ -54,6 +54,7 @@ impl Host {
             paths: &self.paths,
             force: false,
             fence: None,
+            prechecked: None,
         }
     }
 
@@ -409,9 +410,12 @@ fn init_stops_a_pid1_that_ignores_term() {
     let h = Host::new();
     let svc = h.service(
         "web",
+        // `network = none`: this test runs in the host's namespace, where no service network
+        // (a bridge) may be made.
         "[container.1]\nrun_image = \"bb\"\nrun_command = \"sleep 1000\"\nstop_timeout = \"10s\"\n\
+         network = \"none\"\n\
          [container.2]\nrun_image = \"bb\"\nrun_command = \"sleep 1000\"\ninit = false\n\
-         stop_timeout = \"3s\"\n",
+         stop_timeout = \"3s\"\nnetwork = \"none\"\n",
     );
     docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
     h.import("web", "bb", &[]);
@@ -514,8 +518,10 @@ fn healthcheck_is_waited_for() {
     let h = Host::new();
     let svc = h.service(
         "web",
-        "[container.1]\nrun_image = \"ok\"\nrun_command = \"sleep 1000\"\n\
-         [container.2]\nrun_image = \"bad\"\nrun_command = \"sleep 1000\"\nstart_timeout = \"20s\"\n",
+        // `network = none`: no service network (a bridge) in the host's namespace.
+        "[container.1]\nrun_image = \"ok\"\nrun_command = \"sleep 1000\"\nnetwork = \"none\"\n\
+         [container.2]\nrun_image = \"bad\"\nrun_command = \"sleep 1000\"\nstart_timeout = \"20s\"\n\
+         network = \"none\"\n",
     );
     docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
     h.import("web", "ok", &["HEALTHCHECK --interval=1s CMD true"]);

@@ -90,6 +90,7 @@ fn spec(ipname: &str, netmask: Option<u8>) -> IpSpec {
         probe_timeout: Duration::from_millis(300),
         garp_count: 1,
         garp_interval: Duration::from_millis(100),
+        netns: None,
     }
 }
 
@@ -100,6 +101,7 @@ fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, force: bool) -> Ctx<'a> {
         paths,
         force,
         fence: None,
+        prechecked: None,
     }
 }
 

@@ -9,10 +9,13 @@
 use std::path::Path;
 
 use berth_drivers::{Ctx, Outcome, vg};
-use berth_model::Status;
 use berth_model::config::{ServiceConfig, VgSpec};
 use berth_model::paths::Paths;
+use berth_model::{Kind, Rid, Status};
 use berth_testkit::{LoopVg, lvm_ok as lvm, require_root};
+
+/// The rid the tests give the driver.
+const RID: Rid = Rid::new(Kind::Vg, 1);
 
 /// A VG on a loop device backed by a sparse file.
 fn spec_of(vg: &LoopVg) -> VgSpec {
@@ -32,6 +35,7 @@ fn ctx<'a>(svc: &'a ServiceConfig, paths: &'a Paths, node: &'a str, force: bool)
         paths,
         force,
         fence: None,
+        prechecked: None,
     }
 }
 
@@ -44,10 +48,10 @@ fn vg_contract_on_a_vg_without_lv() {
     assert_eq!(vg::label(&spec), lv.name);
 
     assert_eq!(vg::status(&c, &spec).status, Status::Down);
-    vg::precheck(&c, &spec).unwrap();
-    assert_eq!(vg::start(&c, &spec).unwrap(), Outcome::Changed);
+    vg::precheck(&c, RID, &spec).unwrap();
+    assert_eq!(vg::start(&c, RID, &spec).unwrap(), Outcome::Changed);
     assert_eq!(lv.tags(), ["node1"]);
-    assert_eq!(vg::start(&c, &spec).unwrap(), Outcome::AlreadyDone);
+    assert_eq!(vg::start(&c, RID, &spec).unwrap(), Outcome::AlreadyDone);
     assert_eq!(lv.tags(), ["node1"]);
     let st = vg::status(&c, &spec);
     assert_eq!(st.status, Status::Up, "{:?}", st.log);
@@ -68,7 +72,7 @@ fn vg_tagged_by_another_node_is_refused_unless_forced() {
     let spec = spec_of(&lv);
 
     let c = ctx(&svc, &paths, "node1", false);
-    let e = vg::precheck(&c, &spec).unwrap_err().to_string();
+    let e = vg::precheck(&c, RID, &spec).unwrap_err().to_string();
     assert_eq!(
         e,
         format!(
@@ -76,7 +80,7 @@ fn vg_tagged_by_another_node_is_refused_unless_forced() {
             lv.name
         )
     );
-    let e = vg::start(&c, &spec).unwrap_err().to_string();
+    let e = vg::start(&c, RID, &spec).unwrap_err().to_string();
     assert!(e.contains("node2"), "{e}");
     assert_eq!(lv.tags(), ["node2"], "a refused start changed the tags");
     // Held by node2: down here, and stopping it here leaves node2's tag alone.
@@ -85,8 +89,8 @@ fn vg_tagged_by_another_node_is_refused_unless_forced() {
     assert_eq!(lv.tags(), ["node2"]);
 
     let c = ctx(&svc, &paths, "node1", true);
-    vg::precheck(&c, &spec).unwrap();
-    assert_eq!(vg::start(&c, &spec).unwrap(), Outcome::Changed);
+    vg::precheck(&c, RID, &spec).unwrap();
+    assert_eq!(vg::start(&c, RID, &spec).unwrap(), Outcome::Changed);
     assert_eq!(lv.tags(), ["node1"]);
     assert_eq!(vg::status(&c, &spec).status, Status::Up);
     vg::stop(&c, &spec).unwrap();
@@ -113,8 +117,8 @@ fn vg_activation_failure_is_clear_and_leaves_no_tag() {
     let c = ctx(&svc, &paths, "node1", false);
     let spec = spec_of(&lv);
 
-    vg::precheck(&c, &spec).unwrap();
-    let e = vg::start(&c, &spec).unwrap_err().to_string();
+    vg::precheck(&c, RID, &spec).unwrap();
+    let e = vg::start(&c, RID, &spec).unwrap_err().to_string();
     let cmd = format!("vgchange -a y {} failed (exit code 5): ", lv.name);
     assert!(e.starts_with(&cmd), "{e}");
     assert!(e.contains("device-mapper"), "{e}");
@@ -154,15 +158,15 @@ fn vg_that_does_not_exist() {
         st.log[0].message,
         format!("volume group {} does not exist", spec.vgname)
     );
-    let e = vg::precheck(&c, &spec).unwrap_err().to_string();
+    let e = vg::precheck(&c, RID, &spec).unwrap_err().to_string();
     assert_eq!(e, format!("volume group {} does not exist", spec.vgname));
-    assert_eq!(vg::start(&c, &spec).unwrap_err().to_string(), e);
+    assert_eq!(vg::start(&c, RID, &spec).unwrap_err().to_string(), e);
     assert_eq!(vg::stop(&c, &spec).unwrap(), Outcome::AlreadyDone);
 
     let bad = VgSpec {
         vgname: "bad name".to_string(),
     };
-    let e = vg::precheck(&c, &bad).unwrap_err().to_string();
+    let e = vg::precheck(&c, RID, &bad).unwrap_err().to_string();
     assert!(e.contains("invalid volume group name"), "{e}");
 }
 
@@ -173,7 +177,7 @@ fn a_start_records_its_fencing_token_and_an_older_token_is_refused_even_forced()
     let spec = spec_of(&lv);
     let mut n1 = ctx(&svc, &paths, "node1", false);
     n1.fence = Some(5);
-    assert_eq!(vg::start(&n1, &spec).unwrap(), Outcome::Changed);
+    assert_eq!(vg::start(&n1, RID, &spec).unwrap(), Outcome::Changed);
     let mut tags = lv.tags();
     tags.sort();
     assert_eq!(tags, ["berth_fence_5", "node1"]);
@@ -183,8 +187,8 @@ fn a_start_records_its_fencing_token_and_an_older_token_is_refused_even_forced()
     // node2 took the service later (token 9): its start replaces the token.
     let mut n2 = ctx(&svc, &paths, "node2", false);
     n2.fence = Some(9);
-    vg::precheck(&n2, &spec).unwrap();
-    assert_eq!(vg::start(&n2, &spec).unwrap(), Outcome::Changed);
+    vg::precheck(&n2, RID, &spec).unwrap();
+    assert_eq!(vg::start(&n2, RID, &spec).unwrap(), Outcome::Changed);
     let mut tags = lv.tags();
     tags.sort();
     assert_eq!(tags, ["berth_fence_9", "node2"]);
@@ -194,18 +198,18 @@ fn a_start_records_its_fencing_token_and_an_older_token_is_refused_even_forced()
     for force in [false, true] {
         let mut stale = ctx(&svc, &paths, "node1", force);
         stale.fence = Some(5);
-        let err = vg::precheck(&stale, &spec).unwrap_err().to_string();
+        let err = vg::precheck(&stale, RID, &spec).unwrap_err().to_string();
         assert!(
             err.contains("fencing token 9") && err.contains("5"),
             "{err}"
         );
-        let err = vg::start(&stale, &spec).unwrap_err().to_string();
+        let err = vg::start(&stale, RID, &spec).unwrap_err().to_string();
         assert!(err.contains("fencing token 9"), "{err}");
         assert_eq!(lv.tags(), ["berth_fence_9"]);
     }
     // Without a cluster (no token), the fence tag is no foreign node.
     let plain = ctx(&svc, &paths, "node3", false);
-    vg::precheck(&plain, &spec).unwrap();
+    vg::precheck(&plain, RID, &spec).unwrap();
 }
 
 /// `vgs` as berth runs it (its `LVM_SYSTEM_DIR`, no AIO) and as the host runs it answer the same,
@@ -247,7 +251,7 @@ fn lvm_system_dir_gives_the_hosts_answers() {
     };
     let c = ctx(&svc, &paths, "node1", false);
     let spec = spec_of(&lv);
-    vg::start(&c, &spec).unwrap();
+    vg::start(&c, RID, &spec).unwrap();
     assert_eq!(vg::status(&c, &spec).status, Status::Up);
     // Another node takes it over with the host's LVM configuration.
     lvm(&["vgchange", "-q", "--deltag", "@node1", &lv.name]);
@@ -255,6 +259,50 @@ fn lvm_system_dir_gives_the_hosts_answers() {
     assert_eq!(vgs(Some(&dir)), vgs(None));
     assert!(vgs(Some(&dir)).contains("node2"));
     assert_eq!(vg::status(&c, &spec).status, Status::Down);
-    let e = vg::precheck(&c, &spec).unwrap_err().to_string();
+    let e = vg::precheck(&c, RID, &spec).unwrap_err().to_string();
     assert!(e.contains("tagged by node node2"), "{e}");
+}
+
+/// Through the engine, as `svc start` runs it: the precheck's `lvm fullreport` is the start's
+/// read, so a start runs what an operator runs (a report, `vgchange --addtag`, `vgchange -a y`)
+/// and a start of a VG already up runs the report alone.
+#[test]
+fn an_engine_start_reuses_the_prechecks_report() {
+    use berth_engine::{ActionOptions, Engine};
+    let lv = LoopVg::new();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        config_dir: dir.path().join("etc"),
+        var_dir: dir.path().join("var"),
+        run_dir: dir.path().join("run"),
+    };
+    let text = format!("[vg.1]\nvgname = \"{}\"\n", lv.name);
+    let svc = ServiceConfig::parse(Path::new("/tmp/vgreuse.toml"), &text).unwrap();
+    let engine = Engine::new(&berth_drivers::HOST, &paths, "node1");
+    let opts = ActionOptions::default();
+    let counted = |f: &dyn Fn()| {
+        let before = vg::commands_run_on_this_thread();
+        f();
+        vg::commands_run_on_this_thread() - before
+    };
+
+    let n = counted(&|| {
+        let r = engine.start(&svc, &opts).unwrap();
+        assert_eq!(r.changed, [RID]);
+    });
+    assert_eq!(n, 3, "fullreport, vgchange --addtag, vgchange -a y");
+    assert_eq!(lv.tags(), ["node1"]);
+    let n = counted(&|| {
+        let r = engine.start(&svc, &opts).unwrap();
+        assert_eq!(r.unchanged, [RID]);
+    });
+    assert_eq!(n, 1, "already up: the precheck's report alone");
+    assert_eq!(engine.status(&svc).avail, Status::Up);
+
+    // Tagged by another node after this start: the next start's precheck sees it and refuses.
+    engine.stop(&svc, &opts).unwrap();
+    lvm(&["vgchange", "-q", "--addtag", "@node2", &lv.name]);
+    let e = engine.start(&svc, &opts).unwrap_err().to_string();
+    assert!(e.contains("tagged by node node2"), "{e}");
+    assert_eq!(lv.tags(), ["node2"]);
 }

@@ -19,7 +19,7 @@ use berth_model::paths::Paths;
 use berth_model::{Rid, ServiceStatus, Status};
 use tracing::{error, info, info_span, warn};
 
-pub use driver::{Ctx, Driver, DriverError, KindDriver, Kinds, Outcome};
+pub use driver::{Ctx, Driver, DriverError, KindDriver, Kinds, Outcome, Prechecked};
 pub use lock::{LockError, ServiceLock};
 
 /// What an action may do, and how.
@@ -172,6 +172,7 @@ impl<'a, D: Driver> Engine<'a, D> {
             paths: self.paths,
             force,
             fence: self.fence.get(),
+            prechecked: None,
         }
     }
 
@@ -325,7 +326,11 @@ impl<'a, D: Driver> Engine<'a, D> {
                 }
             }
         }
-        let ctx = self.ctx(svc, opts.force);
+        let prechecked = Prechecked::default();
+        let ctx = Ctx {
+            prechecked: Some(&prechecked),
+            ..self.ctx(svc, opts.force)
+        };
         if opts.dry_run {
             for rid in &rids {
                 let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
@@ -360,6 +365,11 @@ impl<'a, D: Driver> Engine<'a, D> {
             }
             let span = info_span!("resource", svc = %svc.name, rid = %rid);
             let result = span.in_scope(|| self.driver.start(&ctx, res));
+            if !matches!(result, Ok(Outcome::AlreadyDone)) {
+                // The host changed (or may have: a failed start): what the prechecks read is
+                // not what a start would read now.
+                prechecked.clear();
+            }
             match result {
                 Ok(Outcome::Changed) => report.changed.push(rid),
                 Ok(Outcome::AlreadyDone) => report.unchanged.push(rid),

@@ -118,7 +118,8 @@ pub fn check_file(path: &Path, load: &LoadContext) -> Result<Checked, LoadError>
         path: path.to_path_buf(),
         error,
     };
-    let mut bytes = Vec::new();
+    // Sized for a usual service file: read in one call, not in growing steps from 32 bytes.
+    let mut bytes = Vec::with_capacity(16 * 1024);
     std::fs::File::open(path)
         .map_err(read_err)?
         .take(MAX_SERVICE_FILE_BYTES + 1)
@@ -148,17 +149,23 @@ pub fn service_file(paths: &Paths, svc: &str) -> Result<PathBuf, LoadError> {
         }
     })?;
     let dir = paths.services_dir();
-    let mut files: Vec<PathBuf> = EXTENSIONS
+    let files: Vec<PathBuf> = EXTENSIONS
         .iter()
         .map(|ext| dir.join(format!("{svc}.{ext}")))
         .filter(|p| p.is_file())
         .collect();
-    match files.len() {
-        0 => Err(LoadError::NotFound {
+    pick_file(svc, dir, files)
+}
+
+/// The file of `svc` among its `files` (those of `<dir>/<svc>.toml`, `.env`, `.conf` that
+/// exist, in that order): none or several are an error.
+fn pick_file(svc: &str, dir: PathBuf, files: Vec<PathBuf>) -> Result<PathBuf, LoadError> {
+    match files.as_slice() {
+        [] => Err(LoadError::NotFound {
             svc: svc.to_string(),
             dir,
         }),
-        1 => Ok(files.remove(0)),
+        [one] => Ok(one.clone()),
         _ => Err(LoadError::Ambiguous {
             svc: svc.to_string(),
             files,
@@ -176,43 +183,82 @@ pub fn check_service(paths: &Paths, svc: &str) -> Result<Checked, LoadError> {
     check_file(&service_file(paths, svc)?, &load_context(paths))
 }
 
-/// The names of every service in `<config>/services`, sorted. A missing directory is no service.
-pub fn service_names(paths: &Paths) -> Result<Vec<String>, LoadError> {
+/// Every service file of `<config>/services` by service name (sorted), each name's files in
+/// [`EXTENSIONS`] order: one listing of the directory, its entry types telling regular files
+/// (a symlink is followed, an entry of unknown type looked at), no lookup per name.
+fn service_files(paths: &Paths) -> Result<Vec<(String, Vec<PathBuf>)>, LoadError> {
     let dir = paths.services_dir();
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => return Err(LoadError::Read { path: dir, error }),
     };
-    let mut names = Vec::new();
+    let mut found: std::collections::BTreeMap<String, Vec<(usize, PathBuf)>> =
+        std::collections::BTreeMap::new();
     for entry in entries {
         let entry = entry.map_err(|error| LoadError::Read {
             path: dir.clone(),
             error,
         })?;
         let path = entry.path();
-        if Format::from_path(&path).is_none() || !path.is_file() {
+        if Format::from_path(&path).is_none() {
+            continue;
+        }
+        let Some(rank) = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| EXTENSIONS.iter().position(|x| *x == e))
+        else {
+            continue;
+        };
+        let regular = match entry.file_type() {
+            Ok(t) if t.is_file() => true,
+            Ok(t) if t.is_dir() => false,
+            _ => path.is_file(),
+        };
+        if !regular {
             continue;
         }
         if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-            names.push(stem.to_string());
+            found
+                .entry(stem.to_string())
+                .or_default()
+                .push((rank, path));
         }
     }
-    names.sort();
-    names.dedup();
-    Ok(names)
+    Ok(found
+        .into_iter()
+        .map(|(name, mut files)| {
+            files.sort();
+            (name, files.into_iter().map(|(_, p)| p).collect())
+        })
+        .collect())
+}
+
+/// The names of every service in `<config>/services`, sorted. A missing directory is no service.
+pub fn service_names(paths: &Paths) -> Result<Vec<String>, LoadError> {
+    Ok(service_files(paths)?.into_iter().map(|(n, _)| n).collect())
 }
 
 /// A service name and the service, or why it could not be loaded.
 pub type Loaded = (String, Result<ServiceConfig, LoadError>);
 
 /// Every service: each loaded, or the reason it could not be.
+/// The directory is listed once (see `service_files`): as many lookups as [`load_service`] for
+/// each name would make are saved.
 pub fn load_all(paths: &Paths) -> Result<Vec<Loaded>, LoadError> {
+    let dir = paths.services_dir();
     let load = load_context(paths);
-    Ok(service_names(paths)?
+    Ok(service_files(paths)?
         .into_iter()
-        .map(|name| {
-            let svc = service_file(paths, &name).and_then(|f| load_file_on(&f, &load));
+        .map(|(name, files)| {
+            let svc = berth_model::config::keywords::validate_service_name(&name)
+                .map_err(|why| LoadError::BadName {
+                    svc: name.clone(),
+                    why,
+                })
+                .and_then(|()| pick_file(&name, dir.clone(), files))
+                .and_then(|file| load_file_on(&file, &load));
             (name, svc)
         })
         .collect())
@@ -228,6 +274,45 @@ mod tests {
             var_dir: dir.join("var"),
             run_dir: dir.join("run"),
         }
+    }
+
+    /// `load_all` lists the directory once; its answers are `load_service`'s for every name:
+    /// twins, a symlink to a file, a directory named like a file, a broken file.
+    #[test]
+    fn load_all_answers_as_load_service_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        let s = p.services_dir();
+        std::fs::create_dir_all(&s).unwrap();
+        std::fs::write(s.join("a.toml"), "[vg.1]\nvgname = \"v\"\n").unwrap();
+        std::fs::write(s.join("twin.toml"), "[vg.1]\nvgname = \"v\"\n").unwrap();
+        std::fs::write(s.join("twin.conf"), "[vg#1]\nvgname = v\n").unwrap();
+        std::fs::write(dir.path().join("target.env"), "[vg#1]\nvgname = w\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("target.env"), s.join("link.env")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone.toml"), s.join("dangling.toml")).unwrap();
+        std::fs::create_dir(s.join("adir.toml")).unwrap();
+        std::fs::write(s.join("broken.toml"), "[vg.1\n").unwrap();
+        let all = load_all(&p).unwrap();
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "broken", "link", "twin"]);
+        for (name, loaded) in &all {
+            let one = load_service(&p, name);
+            assert_eq!(
+                loaded
+                    .as_ref()
+                    .map(|c| format!("{:?}", c.resources))
+                    .map_err(|e| e.to_string()),
+                one.as_ref()
+                    .map(|c| format!("{:?}", c.resources))
+                    .map_err(|e| e.to_string()),
+                "{name}"
+            );
+        }
+        let twin = all[3].1.as_ref().unwrap_err().to_string();
+        assert!(
+            twin.contains("twin.toml and") && twin.contains("twin.conf"),
+            "{twin}"
+        );
     }
 
     #[test]

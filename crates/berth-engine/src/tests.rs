@@ -19,6 +19,8 @@ struct Fake {
     fail_stop: BTreeSet<String>,
     refuse: BTreeSet<String>,
     calls: RefCell<Vec<String>>,
+    /// Per start: the rid and what its precheck kept that the start got back.
+    reused: RefCell<Vec<(String, Option<String>)>>,
 }
 
 impl Fake {
@@ -39,24 +41,28 @@ impl Fake {
 }
 
 impl Driver for Fake {
-    fn precheck(&self, _ctx: &Ctx<'_>, res: &Resource) -> Result<(), DriverError> {
+    fn precheck(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<(), DriverError> {
         let rid = res.rid.to_string();
         self.calls.borrow_mut().push(format!("check {rid}"));
         if self.refuse.contains(&rid) {
             return Err(DriverError::Refused(format!("{rid} conflicts")));
         }
+        ctx.keep_prechecked(res.rid, format!("read by check {rid}"));
         Ok(())
     }
     fn status(&self, _ctx: &Ctx<'_>, res: &Resource) -> ResourceState {
         let up = self.up.borrow().contains(&res.rid.to_string());
         ResourceState {
+            network: None,
             status: if up { Status::Up } else { Status::Down },
             label: res.rid.to_string(),
             log: Vec::new(),
         }
     }
-    fn start(&self, _ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
+    fn start(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
         let rid = res.rid.to_string();
+        let kept = ctx.take_prechecked::<String>(res.rid);
+        self.reused.borrow_mut().push((rid.clone(), kept));
         if self.fail_start.contains(&rid) {
             self.calls.borrow_mut().push(format!("start {rid} FAILED"));
             return Err(DriverError::Refused(format!("{rid} cannot start")));
@@ -154,6 +160,67 @@ fn start_walks_the_order_after_every_precheck() {
     assert_eq!(fake.calls(), want);
     assert_eq!(report.changed.len(), 5);
     assert_eq!(e.status(&t.svc).avail, Status::Up);
+}
+
+#[test]
+fn a_start_gets_its_precheck_read_until_the_host_changed() {
+    let t = setup(SVC);
+    let fake = Fake::default();
+    // ip#1 and vg#1 already up: nothing changes before fs#1 starts.
+    fake.set_up(&["ip#1", "vg#1"]);
+    let e = Engine::new(&fake, &t.paths, "node1");
+    e.start(&t.svc, &ActionOptions::default()).unwrap();
+    let kept = |rid: &str| Some(format!("read by check {rid}"));
+    assert_eq!(
+        *fake.reused.borrow(),
+        vec![
+            ("ip#1".to_string(), kept("ip#1")),
+            ("vg#1".to_string(), kept("vg#1")),
+            ("fs#1".to_string(), kept("fs#1")),
+            // fs#1 changed the host: what fs#2 and container#1's prechecks read is dropped.
+            ("fs#2".to_string(), None),
+            ("container#1".to_string(), None),
+        ]
+    );
+    // A second start: everything is already up, every start gets its precheck's read.
+    fake.reused.borrow_mut().clear();
+    e.start(&t.svc, &ActionOptions::default()).unwrap();
+    assert!(
+        fake.reused.borrow().iter().all(|(r, k)| *k == kept(r)),
+        "{:?}",
+        fake.reused.borrow()
+    );
+    // Outside a start (the rollback and stop contexts, a status), nothing is kept.
+    let ctx = e.context(&t.svc);
+    let rid = t.svc.resources[0].rid;
+    ctx.keep_prechecked(rid, 1u8);
+    assert_eq!(ctx.take_prechecked::<u8>(rid), None);
+}
+
+#[test]
+fn prechecked_reads_are_taken_once_and_by_type() {
+    let p = Prechecked::default();
+    let t = setup(SVC);
+    let ctx = Ctx {
+        prechecked: Some(&p),
+        ..Ctx::new(&t.svc, "node1", &t.paths)
+    };
+    let (a, b) = (t.svc.resources[0].rid, t.svc.resources[1].rid);
+    ctx.keep_prechecked(a, 1u32);
+    ctx.keep_prechecked(a, 2u32);
+    ctx.keep_prechecked(b, "b".to_string());
+    assert_eq!(p.len(), 2, "one value per resource, the last kept");
+    assert_eq!(ctx.take_prechecked::<u32>(a), Some(2));
+    assert_eq!(ctx.take_prechecked::<u32>(a), None, "taken once");
+    assert_eq!(
+        ctx.take_prechecked::<u32>(b),
+        None,
+        "another type is not given"
+    );
+    assert!(
+        p.is_empty(),
+        "a value of the wrong type is dropped, not kept"
+    );
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! - [`man`]: the pages (clap_mangen), and `berth.conf(5)` from the model's keyword tables and the
 //!   configuration reference;
 //! - [`complete`]: the scripts (clap_complete), with the hook by which `svc` completes service
-//!   names and actions.
+//!   names and actions;
+//! - [`log`]: how the daemons log (stderr, journald-aware), one setup for `svcd` and
+//!   `berth-collector`.
 //!
 //! Why an option and not a `completions` subcommand: `svc WORD ...` reads its first word as a
 //! service name, and `completions` is a valid one. An option (`--completions`) can never be: a
@@ -14,6 +16,7 @@
 
 pub mod complete;
 pub mod keywords;
+pub mod log;
 pub mod man;
 
 use std::io::Write as _;

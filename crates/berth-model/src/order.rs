@@ -5,12 +5,25 @@ use std::collections::BTreeSet;
 use crate::config::{Resource, ServiceConfig, Spec};
 use crate::rid::{Kind, Rid, RidError, RidId};
 
-/// The start order: ip, vg, fs by mount point depth (a parent before its children), containers
-/// by index, then named ones by name. Stop walks it reversed.
+/// The start order: ip, vg, fs by mount point depth (a parent before its children), then the
+/// containers by index (then named ones by name), each after what it depends on (`start_requires`, `netns`, `links`), a
+/// netns ip right after its container. Stop walks it reversed.
 pub fn start_order(svc: &ServiceConfig) -> Vec<Rid> {
+    let in_stack = |r: &Resource| match &r.spec {
+        Spec::Container(_) => true,
+        Spec::Ip(ip) => ip.netns.is_some(),
+        _ => false,
+    };
+    let stack: Vec<Rid> = svc
+        .resources
+        .iter()
+        .filter(|r| in_stack(r))
+        .map(|r| r.rid)
+        .collect();
     let mut keyed: Vec<(u8, usize, RidId, Rid)> = svc
         .resources
         .iter()
+        .filter(|r| !in_stack(r))
         .map(|r| {
             let depth = match &r.spec {
                 Spec::Fs(fs) => fs.depth(),
@@ -20,7 +33,9 @@ pub fn start_order(svc: &ServiceConfig) -> Vec<Rid> {
         })
         .collect();
     keyed.sort();
-    keyed.into_iter().map(|k| k.3).collect()
+    let mut order: Vec<Rid> = keyed.into_iter().map(|k| k.3).collect();
+    order.extend(crate::config::order_stack(svc, &stack));
+    order
 }
 
 /// The stop order: the start order reversed.

@@ -111,6 +111,7 @@ mod tests {
 
     fn res(rid: &str, status: Status, label: &str, log: &[&str]) -> ResourceStatus {
         ResourceStatus {
+            network: None,
             rid: rid.parse().unwrap(),
             status,
             label: label.into(),

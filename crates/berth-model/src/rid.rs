@@ -178,8 +178,8 @@ const NAME_BIT: u32 = 1 << 31;
 
 impl RidId {
     /// The id of index `n` (at most [`MAX_RID_INDEX`]; larger is cut to it).
-    pub fn index(n: u32) -> RidId {
-        RidId(n.min(MAX_RID_INDEX))
+    pub const fn index(n: u32) -> RidId {
+        RidId(if n > MAX_RID_INDEX { MAX_RID_INDEX } else { n })
     }
 
     /// The id of a name.
@@ -260,7 +260,7 @@ pub struct Rid {
 
 impl Rid {
     /// A rid of `kind` with `index` (at most [`MAX_RID_INDEX`]).
-    pub fn new(kind: Kind, index: u32) -> Self {
+    pub const fn new(kind: Kind, index: u32) -> Self {
         Rid {
             kind,
             id: RidId::index(index),

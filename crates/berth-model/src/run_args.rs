@@ -7,19 +7,19 @@
 //! ([`CONTAINER_KEYWORDS`]); list keywords add to what `run_args` gives, and a single-valued
 //! setting given both ways is an error. A flag berth does not map is a config error naming it.
 //!
-//! Each setting is one row of the `run_options!` table below: its field, type and default, the
-//! parser of its values (run once, at load: the fields hold typed values), its keyword and its
-//! flags. Flag parsing, keyword reading, `print config`, the log's run line and the keyword list
-//! follow from the rows; the docker driver maps the typed fields onto the create body.
+//! Each setting is one row of the `run_options!` table below: flag parsing, keyword reading,
+//! `print config`, the log's run line and the create body's plain fields follow from the rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use toml::Value;
 
-use crate::config::keywords::Reader;
+use crate::config::keywords::{Reader, is_hostname};
 use crate::config::{ConfigError, ConfigErrorKind};
 
 /// A `run_args` word or keyword value berth cannot take.
@@ -32,29 +32,30 @@ pub struct ArgError {
     pub expected: String,
 }
 
-/// How a setting takes its values.
+/// How a setting takes its values (the table's shapes): a flag without a value (`--tty`,
+/// `--tty=false`); one value (a scalar keyword); repeatable (a list keyword): an item (or a
+/// `KEY=VALUE` pair) per value, or several (`--expose 80-81`); a command (the entrypoint: the
+/// flag is one word, the keyword a command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
-    /// A flag without a value (`--privileged`, `--tty=false`).
     Bool,
-    /// Repeatable: each value adds items; the keyword is a list.
-    Many,
-    /// One value: the keyword is a scalar.
     One,
-    /// A command: the flag is one word, the keyword a list (or a string split as a shell would).
+    Many,
+    Range,
     Words,
 }
 
-/// One row of the table: what flag parsing, keyword reading and writing need of a setting.
+/// One row of the table, as flag parsing, keyword reading and writing use it.
 struct Row {
     key: &'static str,
     longs: &'static [&'static str],
-    short: Option<char>,
+    /// None or one.
+    short: &'static [char],
     shape: Shape,
     /// Parse one value (a flag's argument, a keyword, an item of a list keyword) into the options.
     set: fn(&mut RunOptions, &str) -> Result<(), ArgError>,
-    /// The values the options hold for it, as `print config` writes them.
-    get: fn(&RunOptions) -> Vec<Value>,
+    /// Its value in the options, in TOML (`None` for an unset one: TOML has no null).
+    get: fn(&RunOptions) -> Option<Value>,
 }
 
 /// A value parsed from `text`; serialised (hence the container's config digest) and written
@@ -73,220 +74,202 @@ impl<T> Serialize for Typed<T> {
     }
 }
 
-impl<T> From<Typed<T>> for Value {
-    fn from(t: Typed<T>) -> Value {
-        Value::String(t.text)
-    }
-}
-
 /// `parse` keeping the text.
 fn typed<T>(parse: fn(&str) -> Result<T, ArgError>) -> impl Fn(&str) -> Result<Typed<T>, ArgError> {
     move |v| {
-        Ok(Typed {
-            value: parse(v)?,
-            text: v.to_string(),
-        })
+        let text = v.to_string();
+        parse(v).map(|value| Typed { text, value })
     }
-}
-
-/// The values a field holds.
-trait Vals {
-    fn vals(&self) -> Vec<Value>;
-}
-
-impl Vals for bool {
-    fn vals(&self) -> Vec<Value> {
-        vec![Value::Boolean(*self)]
-    }
-}
-impl<T: Clone + Into<Value>> Vals for Option<T> {
-    fn vals(&self) -> Vec<Value> {
-        self.iter().cloned().map(Into::into).collect()
-    }
-}
-impl<T: Clone + Into<Value>> Vals for Vec<T> {
-    fn vals(&self) -> Vec<Value> {
-        self.iter().cloned().map(Into::into).collect()
-    }
-}
-impl Vals for BTreeMap<String, String> {
-    fn vals(&self) -> Vec<Value> {
-        self.iter()
-            .map(|(k, v)| format!("{k}={v}").into())
-            .collect()
-    }
-}
-
-/// A value as a flag's argument (the run line of the log).
-fn arg(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Float(x) => x.to_string(),
-        Value::Array(a) => a.iter().map(arg).collect::<Vec<_>>().join(" "),
-        v => v.to_string(),
-    }
-}
-
-/// A row's setter and shape: `bool` (a flag), `one` (an `Option`), `many` (push into a `Vec`),
-/// `range` (extend a `Vec`), `map` (`KEY=VALUE` into a map), `words` (the entrypoint).
-macro_rules! row_of {
-    (@set bool, $f:ident, $p:expr) => {
-        |o, v| ($p)(v).map(|x| o.$f = x)
-    };
-    (@set many, $f:ident, $p:expr) => {
-        |o, v| ($p)(v).map(|x| o.$f.push(x))
-    };
-    (@set range, $f:ident, $p:expr) => {
-        |o, v| ($p)(v).map(|x| o.$f.extend(x))
-    };
-    (@set map, $f:ident, $p:expr) => {
-        |o, v| ($p)(v).map(|(k, x)| o.$f.extend([(k, x)]))
-    };
-    (@set $one_or_words:ident, $f:ident, $p:expr) => {
-        |o, v| ($p)(v).map(|x| o.$f = Some(x))
-    };
-    (@shape bool) => {
-        Shape::Bool
-    };
-    (@shape one) => {
-        Shape::One
-    };
-    (@shape words) => {
-        Shape::Words
-    };
-    (@shape $many_range_or_map:ident) => {
-        Shape::Many
-    };
 }
 
 /// The settings table, one row per setting:
-/// `field: Type = default, shape(parser), "keyword", ["long", ...], short;`. The struct, its
-/// defaults, [`CONTAINER_KEYWORDS`] and the rows follow. The field order is the order of
-/// `print config`, of the run line and of the JSON the container's config digest is taken from.
+/// `field: Type [= default], Shape(parser), ["long", ...] [short] [=> "Path/InBody"];`.
+/// The struct and its defaults (`Default::default()` unless given), [`CONTAINER_KEYWORDS`] (the
+/// field names), the rows and [`RunOptions::api_fields`] (the settings the create body takes as
+/// they are, at their path in it) follow. The field order is the order of `print config`, of
+/// the run line and of the JSON the container's config digest is taken from.
 macro_rules! run_options {
-    ($( $(#[$doc:meta])* $field:ident: $ty:ty = $default:expr, $shape:ident($parse:expr),
-        $key:literal, [$($long:literal),+], $short:expr; )*) => {
+    (@default) => {
+        Default::default()
+    };
+    (@default $default:expr) => {
+        $default
+    };
+    (@set Bool, $f:expr, $x:ident) => {
+        $f = $x
+    };
+    (@set Range, $f:expr, $x:ident) => {
+        $f.extend($x)
+    };
+    (@set Many, $f:expr, $x:ident) => {
+        $f.extend([$x])
+    };
+    (@set $one_or_words:ident, $f:expr, $x:ident) => {
+        $f = Some($x)
+    };
+    ($( $(#[$attr:meta])* $field:ident: $ty:ty $(= $default:expr)?, $shape:ident($parse:expr),
+        [$($long:literal),+] $($short:literal)? $(=> $api:literal)?; )*) => {
         /// How a container is created. Defaults follow the core seed: a tty and an open stdin
         /// (so a `/bin/sh` container stays up), and an init process so a PID 1 that ignores
         /// TERM still stops.
         #[derive(Debug, Clone, PartialEq, Serialize)]
         pub struct RunOptions {
-            $( #[doc = concat!("`", $key, "`", $(" / `--", $long, "`",)+)] $(#[$doc])*
-            pub $field: $ty, )*
+            $( #[doc = concat!("`", stringify!($field), "`", $(" / `--", $long, "`",)+)]
+            $(#[$attr])* pub $field: $ty, )*
         }
 
         impl Default for RunOptions {
             fn default() -> Self {
-                RunOptions { $( $field: $default, )* }
+                RunOptions { $( $field: run_options!(@default $($default)?), )* }
             }
         }
 
         /// Container keywords (besides the common ones), mandatory first.
         pub const CONTAINER_KEYWORDS: &[&str] = &[
             "run_image", "type", "run_command", "run_args", "start_timeout", "stop_timeout",
-            $( $key, )*
+            "netns", "start_requires",
+            $( stringify!($field), )*
         ];
 
         const ROWS: &[Row] = &[ $( Row {
-            key: $key,
+            key: stringify!($field),
             longs: &[$($long),+],
-            short: $short,
-            shape: row_of!(@shape $shape),
-            set: row_of!(@set $shape, $field, $parse),
-            get: |o| o.$field.vals(),
+            short: &[$($short)?],
+            shape: Shape::$shape,
+            set: |o, v| ($parse)(v).map(|x| run_options!(@set $shape, o.$field, x)),
+            get: |o| Value::try_from(&o.$field).ok(),
         }, )* ];
+
+        impl RunOptions {
+            /// The settings the create body takes as they are: their path in it
+            /// (`HostConfig/Memory`) and their value.
+            pub fn api_fields(&self) -> serde_json::Result<Vec<(&'static str, serde_json::Value)>> {
+                Ok(vec![ $( $( ($api, serde_json::to_value(&self.$field)?), )? )* ])
+            }
+        }
     };
 }
 
 run_options! {
     /// (`KEY` alone: taken from berth's environment).
-    env: Vec<String> = Vec::new(), many(env_item), "env", ["env"], Some('e');
+    env: Vec<String>, Many(env_item), ["env"] 'e';
     /// (read when the container is created).
-    env_files: Vec<Typed<PathBuf>> = Vec::new(), many(typed(env_file)), "env_file", ["env-file"],
-        None;
-    volumes: Vec<Typed<VolumeSpec>> = Vec::new(), many(typed(parse_volume)), "volumes",
-        ["volume"], Some('v');
-    ports: Vec<Typed<Vec<PublishedPort>>> = Vec::new(), many(typed(parse_publish)), "ports",
-        ["publish"], Some('p');
+    #[serde(rename = "env_files")]
+    env_file: Vec<Typed<PathBuf>>,
+        Many(typed(|v| absolute(v, "an absolute path to an env file").map(PathBuf::from))),
+        ["env-file"];
+    volumes: Vec<Typed<VolumeSpec>>, Many(typed(parse_volume)), ["volume"] 'v';
+    ports: Vec<Typed<Vec<PublishedPort>>>, Many(typed(parse_publish)), ["publish"] 'p';
     /// (normalised to `80/tcp`, a range to its ports).
-    expose: Vec<String> = Vec::new(), range(parse_expose), "expose", ["expose"], None;
+    expose: Vec<String>, Range(parse_expose), ["expose"];
     /// (bytes).
-    memory: Option<i64> = None, one(parse_size), "memory", ["memory"], Some('m');
+    memory: Option<i64>, One(parse_size), ["memory"] 'm' => "HostConfig/Memory";
     /// (bytes, -1: unlimited).
-    memory_swap: Option<i64> = None, one(|v: &str| if v.trim() == "-1" { Ok(-1) } else {
-        parse_size(v) }), "memory_swap", ["memory-swap"], None;
+    memory_swap: Option<i64>, One(|v: &str| if v.trim() == "-1" { Ok(-1) } else { parse_size(v) }),
+        ["memory-swap"] => "HostConfig/MemorySwap";
     /// (bytes).
-    shm_size: Option<i64> = None, one(parse_size), "shm_size", ["shm-size"], None;
-    cpus: Option<f64> = None, one(cpus), "cpus", ["cpus"], None;
-    cpu_shares: Option<i64> = None, one(cpu_shares), "cpu_shares", ["cpu-shares"], Some('c');
-    cpuset_cpus: Option<String> = None, one(|v: &str| check(v, !v.is_empty() && v.chars().all(|c|
-        c.is_ascii_digit() || c == ',' || c == '-'), "a CPU list such as 0-2,4")), "cpuset_cpus",
-        ["cpuset-cpus"], None;
-    network: Option<String> = None, one(|v| nonempty(v, "a network (none, host, NAME...)")),
-        "network", ["network", "net"], None;
-    workdir: Option<String> = None, one(|v: &str| check(v, v.starts_with('/'),
-        "an absolute path in the container")), "workdir", ["workdir"], Some('w');
-    user: Option<String> = None, one(|v| nonempty(v, "a user[:group]")), "user", ["user"],
-        Some('u');
+    shm_size: Option<i64>, One(parse_size), ["shm-size"] => "HostConfig/ShmSize";
+    cpus: Option<f64>,
+        One(|v| number(v, f64::MIN_POSITIVE..=4096.0, "a number of CPUs such as 0.5 or 2")),
+        ["cpus"];
+    cpu_shares: Option<i64>, One(|v| number(v, 0..=262_144, "a CPU share weight such as 1024")),
+        ["cpu-shares"] 'c' => "HostConfig/CpuShares";
+    cpuset_cpus: Option<String>,
+        One(|v| check(v, chars(v, |c| "0123456789,-".contains(c)), "a CPU list such as 0-2,4")),
+        ["cpuset-cpus"] => "HostConfig/CpusetCpus";
+    network: Option<String>, One(nonempty("a network (none, host, NAME...)")),
+        ["network", "net"] => "HostConfig/NetworkMode";
+    workdir: Option<String>, One(|v| absolute(v, "an absolute path in the container")),
+        ["workdir"] 'w' => "WorkingDir";
+    user: Option<String>, One(nonempty("a user[:group]")), ["user"] 'u' => "User";
     /// (the keyword is a command line, the flag one word; empty resets the image's).
-    entrypoint: Option<Vec<String>> = None, words(|v: &str| Ok::<_, ArgError>(if v.is_empty() {
-        vec![] } else { vec![v.to_string()] })), "entrypoint", ["entrypoint"], None;
-    volumes_from: Vec<String> = Vec::new(), many(|v| nonempty(v, "a container[:ro|rw]")),
-        "volumes_from", ["volumes-from"], None;
-    links: Vec<String> = Vec::new(), many(|v| nonempty(v, "a container[:alias]")), "links",
-        ["link"], None;
-    privileged: bool = false, bool(on), "privileged", ["privileged"], None;
-    read_only: bool = false, bool(on), "read_only", ["read-only"], None;
-    cap_add: Vec<String> = Vec::new(), many(capability), "cap_add", ["cap-add"], None;
-    cap_drop: Vec<String> = Vec::new(), many(capability), "cap_drop", ["cap-drop"], None;
-    security_opt: Vec<String> = Vec::new(), many(|v| nonempty(v, "a security option")),
-        "security_opt", ["security-opt"], None;
+    entrypoint: Option<Vec<String>>,
+        Words(|v: &str| Ok(Vec::from_iter((!v.is_empty()).then(|| v.to_string())))),
+        ["entrypoint"];
+    volumes_from: Vec<String>, Many(nonempty("a container[:ro|rw]")), ["volumes-from"]
+        => "HostConfig/VolumesFrom";
+    /// (on a network of the service's, the endpoint's links: see the create body).
+    links: Vec<String>, Many(nonempty("a container[:alias]")), ["link"];
+    privileged: bool, Bool(on), ["privileged"] => "HostConfig/Privileged";
+    read_only: bool, Bool(on), ["read-only"] => "HostConfig/ReadonlyRootfs";
+    cap_add: Vec<String>, Many(capability), ["cap-add"] => "HostConfig/CapAdd";
+    cap_drop: Vec<String>, Many(capability), ["cap-drop"] => "HostConfig/CapDrop";
+    security_opt: Vec<String>, Many(nonempty("a security option")), ["security-opt"]
+        => "HostConfig/SecurityOpt";
     /// (`HOST[:CONTAINER[:PERMS]]`).
-    devices: Vec<Typed<Device>> = Vec::new(), many(typed(device)), "devices", ["device"], None;
+    devices: Vec<Typed<Device>>, Many(typed(device)), ["device"];
     /// (`PATH[:OPTIONS]`).
-    tmpfs: Vec<Typed<(String, String)>> = Vec::new(), many(typed(tmpfs)), "tmpfs", ["tmpfs"],
-        None;
-    dns: Vec<String> = Vec::new(), many(|v: &str| check(v, v.parse::<IpAddr>().is_ok(),
-        "an IP address")), "dns", ["dns"], None;
+    tmpfs: Vec<Typed<(String, String)>>, Many(typed(tmpfs)), ["tmpfs"];
+    dns: Vec<String>, Many(|v| check(v, v.parse::<IpAddr>().is_ok(), "an IP address")), ["dns"]
+        => "HostConfig/Dns";
     /// (`HOST:IP`).
-    extra_hosts: Vec<String> = Vec::new(), many(add_host), "extra_hosts", ["add-host"], None;
-    sysctls: BTreeMap<String, String> = BTreeMap::new(), map(key_value), "sysctls", ["sysctl"],
-        None;
-    group_add: Vec<String> = Vec::new(), many(|v| nonempty(v, "a group")), "group_add",
-        ["group-add"], None;
-    pid: Option<String> = None, one(|v| nonempty(v, "a pid mode (host, container:NAME)")), "pid",
-        ["pid"], None;
-    ipc: Option<String> = None, one(|v| nonempty(v, "an ipc mode (private, host, shareable...)")),
-        "ipc", ["ipc"], None;
+    extra_hosts: Vec<String>, Many(add_host), ["add-host"] => "HostConfig/ExtraHosts";
+    sysctls: BTreeMap<String, String>, Many(|v| pair(v, false)), ["sysctl"]
+        => "HostConfig/Sysctls";
+    group_add: Vec<String>, Many(nonempty("a group")), ["group-add"] => "HostConfig/GroupAdd";
+    pid: Option<String>, One(nonempty("a pid mode (host, container:NAME)")), ["pid"]
+        => "HostConfig/PidMode";
+    ipc: Option<String>, One(nonempty("an ipc mode (private, host, shareable...)")), ["ipc"]
+        => "HostConfig/IpcMode";
     /// (default true).
-    init: bool = true, bool(on), "init", ["init"], None;
+    init: bool = true, Bool(on), ["init"] => "HostConfig/Init";
     /// (default true).
-    tty: bool = true, bool(on), "tty", ["tty"], Some('t');
+    tty: bool = true, Bool(on), ["tty"] 't' => "Tty";
     /// (default true).
-    interactive: bool = true, bool(on), "interactive", ["interactive"], Some('i');
-    hostname: Option<String> = None, one(hostname), "hostname", ["hostname"], Some('h');
+    interactive: bool = true, Bool(on), ["interactive"] 'i' => "OpenStdin";
+    hostname: Option<String>, One(|v| check(v, is_hostname(v), "a host name")), ["hostname"] 'h'
+        => "Hostname";
     /// (`KEY` alone: an empty value).
-    labels: BTreeMap<String, String> = BTreeMap::new(), map(label), "labels", ["label"], Some('l');
+    labels: BTreeMap<String, String>, Many(|v| pair(v, true)), ["label"] 'l' => "Labels";
     /// : docker's own restart policy (berth's monitor is the usual way; `restart` is berth's
     /// restart count).
-    restart_policy: Option<Typed<(String, Option<i64>)>> = None, one(typed(parse_restart)),
-        "restart_policy", ["restart"], None;
-    stop_signal: Option<String> = None, one(|v| nonempty(v, "a signal (SIGTERM, 15...)")),
-        "stop_signal", ["stop-signal"], None;
-    log_driver: Option<String> = None, one(|v| nonempty(v, "a log driver")), "log_driver",
-        ["log-driver"], None;
-    log_opts: BTreeMap<String, String> = BTreeMap::new(), map(key_value), "log_opts", ["log-opt"],
-        None;
+    restart_policy: Option<Typed<(String, Option<i64>)>>, One(typed(parse_restart)),
+        ["restart"];
+    stop_signal: Option<String>, One(nonempty("a signal (SIGTERM, 15...)")), ["stop-signal"]
+        => "StopSignal";
+    log_driver: Option<String>, One(nonempty("a log driver")), ["log-driver"]
+        => "HostConfig/LogConfig/Type";
+    log_opts: BTreeMap<String, String>, Many(|v| pair(v, false)), ["log-opt"]
+        => "HostConfig/LogConfig/Config";
+    /// : a healthcheck command run by `/bin/sh -c` in the container; a start waits for it to
+    /// pass ("wait for container operational") before what depends on the container starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_cmd: Option<String>, One(nonempty("a command")), ["health-cmd"];
+    /// (a duration: `1s`, `500ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_interval: Option<Typed<Duration>>, One(typed(health_duration)), ["health-interval"];
+    /// (a duration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_timeout: Option<Typed<Duration>>, One(typed(health_duration)), ["health-timeout"];
+    /// (a duration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_start_period: Option<Typed<Duration>>, One(typed(health_duration)),
+        ["health-start-period"];
+    /// (failures in a row before unhealthy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_retries: Option<i64>, One(|v| number(v, 1..=1000, "a whole number from 1 to 1000")),
+        ["health-retries"] => "Healthcheck/Retries";
+}
+
+/// A healthcheck duration: at least 1 ms (docker refuses less), as `500ms`, `2s`, `1m`.
+fn health_duration(v: &str) -> Result<Duration, ArgError> {
+    match crate::config::keywords::parse_duration(v) {
+        Some(d) if d >= Duration::from_millis(1) => Ok(d),
+        _ => Err(bad(
+            v,
+            "expected a duration of at least 1ms (500ms, 2s, 1m)",
+        )),
+    }
 }
 
 /// `-d`: accepted and ignored (berth always runs containers detached).
 const DETACH: Row = Row {
     key: "",
     longs: &["detach"],
-    short: Some('d'),
+    short: &['d'],
     shape: Shape::Bool,
     set: |_, _| Ok(()),
-    get: |_| Vec::new(),
+    get: |_| None,
 };
 
 fn flags() -> impl Iterator<Item = &'static Row> {
@@ -298,7 +281,7 @@ pub fn supported_flags() -> String {
     let mut out = Vec::new();
     for row in flags() {
         for (i, long) in row.longs.iter().enumerate() {
-            out.push(match row.short.filter(|_| i == 0) {
+            out.push(match row.short.first().filter(|_| i == 0) {
                 Some(c) => format!("-{c}/--{long}"),
                 None => format!("--{long}"),
             });
@@ -309,30 +292,22 @@ pub fn supported_flags() -> String {
 
 fn unsupported(word: &str) -> ArgError {
     let name = word.split('=').next().unwrap_or(word);
-    let why = match name {
-        "--name" => "berth names the container <svc>.container.<n>".to_string(),
-        "--rm" => "berth keeps the container to report its status".to_string(),
-        "-a" | "--attach" => "berth runs containers detached".to_string(),
-        _ => format!(
-            "not a docker run flag berth supports (supported: {})",
-            supported_flags()
-        ),
-    };
-    bad(name, why)
+    match name {
+        "--name" => bad(name, "berth names the container <svc>.container.<n>"),
+        "--rm" => bad(name, "berth keeps the container to report its status"),
+        "-a" | "--attach" => bad(name, "berth runs containers detached"),
+        _ => {
+            let all = supported_flags();
+            let why = format!("not a docker run flag berth supports (supported: {all})");
+            bad(name, why)
+        }
+    }
 }
 
 fn bad(value: &str, expected: impl Into<String>) -> ArgError {
     ArgError {
         value: value.to_string(),
         expected: expected.into(),
-    }
-}
-
-fn parse_bool(flag: &str, v: &str) -> Result<&'static str, ArgError> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok("true"),
-        "false" | "0" => Ok("false"),
-        _ => Err(bad(&format!("{flag}={v}"), "this flag takes true or false")),
     }
 }
 
@@ -347,103 +322,104 @@ impl RunOptions {
     /// Apply `run_args` words; returns the keywords of the settings they gave.
     fn apply_args(&mut self, words: &[String]) -> Result<BTreeSet<&'static str>, ArgError> {
         let mut given = BTreeSet::new();
-        let mut it = words.iter();
+        let mut it = words.iter().map(String::as_str);
         while let Some(word) = it.next() {
+            // The flags of the word, with what follows each in it: `--f=value`, `-fvalue`.
+            let mut found = Vec::new();
             if let Some(long) = word.strip_prefix("--") {
-                let (name, inline) = match long.split_once('=') {
-                    Some((n, v)) => (n, Some(v)),
-                    None => (long, None),
-                };
-                let row = flags()
-                    .find(|r| r.longs.contains(&name))
-                    .ok_or_else(|| unsupported(word))?;
+                let (name, inline) = long
+                    .split_once('=')
+                    .map_or((long, None), |(n, v)| (n, Some(v)));
+                let row = flags().find(|r| r.longs.contains(&name));
+                let row = row.ok_or_else(|| unsupported(word))?;
+                found.push((row, format!("--{name}"), inline));
+            } else if let Some(mut cluster) = word.strip_prefix('-').filter(|c| !c.is_empty()) {
+                // Flags without a value, then maybe one taking a value that ends the cluster:
+                // `-ti`, `-p80:80`, `-dp 80:80`, `-t=false`.
+                while let Some(c) = cluster.chars().next() {
+                    let row = flags().find(|r| r.short.contains(&c));
+                    let row = row.ok_or_else(|| unsupported(&format!("-{c}")))?;
+                    cluster = &cluster[c.len_utf8()..];
+                    let inline = match cluster.strip_prefix('=') {
+                        None if row.shape == Shape::Bool || cluster.is_empty() => None,
+                        v => Some(v.unwrap_or(cluster)),
+                    };
+                    found.push((row, format!("-{c}"), inline));
+                    if inline.is_some() {
+                        break;
+                    }
+                }
+            } else {
+                let why = "run_args takes flags only: the image goes in run_image, the command in \
+                           run_command";
+                return Err(bad(word, why));
+            }
+            for (row, flag, inline) in found {
                 let v = match (row.shape, inline) {
-                    (Shape::Bool, Some(v)) => parse_bool(&format!("--{name}"), v)?,
                     (Shape::Bool, None) => "true",
+                    (Shape::Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
+                        "true" | "1" => "true",
+                        "false" | "0" => "false",
+                        _ => {
+                            return Err(bad(
+                                &format!("{flag}={v}"),
+                                "this flag takes true or false",
+                            ));
+                        }
+                    },
                     (_, Some(v)) => v,
                     (_, None) => it
                         .next()
-                        .ok_or_else(|| bad(word, "this flag takes a value"))?,
+                        .ok_or_else(|| bad(&flag, "this flag takes a value"))?,
                 };
                 (row.set)(self, v)?;
                 given.insert(row.key);
-            } else if let Some(cluster) = word.strip_prefix('-').filter(|c| !c.is_empty()) {
-                for (i, c) in cluster.char_indices() {
-                    let row = flags()
-                        .find(|r| r.short == Some(c))
-                        .ok_or_else(|| unsupported(&format!("-{c}")))?;
-                    given.insert(row.key);
-                    let rest = &cluster[i + c.len_utf8()..];
-                    if row.shape == Shape::Bool {
-                        let inline = rest.strip_prefix('=');
-                        let v = inline.map_or(Ok("true"), |v| parse_bool(&format!("-{c}"), v))?;
-                        (row.set)(self, v)?;
-                        if inline.is_some() {
-                            break;
-                        }
-                        continue;
-                    }
-                    // A flag taking a value ends the cluster: `-p80:80`, `-dp 80:80`.
-                    let v = if rest.is_empty() {
-                        it.next()
-                            .map(String::as_str)
-                            .ok_or_else(|| bad(&format!("-{c}"), "this flag takes a value"))?
-                    } else {
-                        rest.strip_prefix('=').unwrap_or(rest)
-                    };
-                    (row.set)(self, v)?;
-                    break;
-                }
-            } else {
-                return Err(bad(
-                    word,
-                    "run_args takes flags only: the image goes in run_image, the command in \
-                     run_command",
-                ));
             }
         }
         Ok(given)
     }
 
-    /// The keywords `print config` writes, in table order: every setting that holds a value,
-    /// and those true by default (`init`, `tty`, `interactive`) always. They read back the same.
-    pub fn keywords(&self) -> Vec<(&'static str, Value)> {
+    /// The settings that hold a value, with it, in table order (a map as its `KEY=VALUE`
+    /// items); those true by default (`init`, `tty`, `interactive`) always.
+    fn settings(&self) -> impl Iterator<Item = (&'static Row, Value)> {
         let defaults = RunOptions::default();
-        let mut out = Vec::new();
-        for row in ROWS {
-            let mut vals = (row.get)(self);
-            let v = match row.shape {
-                Shape::Bool if (row.get)(&defaults) == [Value::Boolean(true)] => vals.pop(),
-                Shape::Bool => vals.pop().filter(|v| *v == Value::Boolean(true)),
-                Shape::One | Shape::Words => vals.pop(),
-                Shape::Many => (!vals.is_empty()).then_some(Value::Array(vals)),
+        ROWS.iter().filter_map(move |row| {
+            let v = match (row.get)(self)? {
+                Value::Table(t) => Value::from(Vec::from_iter(
+                    t.into_iter().map(|(k, v)| format!("{k}={}", arg(&v))),
+                )),
+                v => v,
             };
-            out.extend(v.map(|v| (row.key, v)));
-        }
-        out
+            let unset = match &v {
+                Value::Array(a) => a.is_empty() && row.shape != Shape::Words,
+                Value::Boolean(b) => !b && (row.get)(&defaults) == Some(Value::Boolean(false)),
+                _ => false,
+            };
+            (!unset).then_some((row, v))
+        })
+    }
+
+    /// The keywords `print config` writes: [`Self::settings`]. They read back the same.
+    pub fn keywords(&self) -> Vec<(&'static str, Value)> {
+        self.settings().map(|(row, v)| (row.key, v)).collect()
     }
 
     /// The `docker run` flags that say the same as these options, for logs: every setting
     /// but `-t`, `-i` and `--init`, which the caller places itself (`run -t -i -d --name=...`).
     pub fn to_args(&self) -> Vec<String> {
-        let mut a: Vec<String> = Vec::new();
-        for (key, v) in self.keywords() {
-            let Some(row) = ROWS.iter().find(|r| r.key == key) else {
-                continue;
-            };
-            let flag = match row.short {
-                Some(c) => format!("-{c}"),
-                None => format!("--{}", row.longs[0]),
-            };
+        let mut a = Vec::new();
+        for (row, v) in self.settings() {
+            let flag = row
+                .short
+                .first()
+                .map_or(format!("--{}", row.longs[0]), |c| format!("-{c}"));
             match v {
-                Value::Boolean(true) if !matches!(key, "init" | "tty" | "interactive") => {
-                    a.push(format!("--{}", row.longs[0]))
+                Value::Boolean(true) if !matches!(row.key, "init" | "tty" | "interactive") => {
+                    a.push(format!("--{}", row.longs[0]));
                 }
                 Value::Boolean(_) => {}
-                Value::Array(items) if row.shape == Shape::Many => {
-                    for i in &items {
-                        a.extend([flag.clone(), arg(i)]);
-                    }
+                Value::Array(items) if row.shape != Shape::Words => {
+                    a.extend(items.iter().flat_map(|i| [flag.clone(), arg(i)]));
                 }
                 v => a.extend([flag, arg(&v)]),
             }
@@ -452,21 +428,97 @@ impl RunOptions {
     }
 }
 
+/// A value as a flag's argument (the run line of the log).
+fn arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Float(x) => x.to_string(),
+        Value::Array(a) => a.iter().map(arg).collect::<Vec<_>>().join(" "),
+        v => v.to_string(),
+    }
+}
+
+/// Read `run_args` and the keywords of a container section into run options.
+pub(crate) fn read(r: &mut Reader<'_>) -> Result<RunOptions, ConfigError> {
+    let mut opts = RunOptions::default();
+    let given = match r.words("run_args")? {
+        Some(words) => (opts.apply_args(&words)).map_err(|e| config_error(r, "run_args", e))?,
+        None => BTreeSet::new(),
+    };
+    for row in ROWS {
+        let key = row.key;
+        let (value, single) = match row.shape {
+            // Absent: the two defaults differ; present: both give the value. Given both ways, a
+            // flag is refused only when the two differ.
+            Shape::Bool => {
+                let (a, b) = (r.boolean(key, true)?, r.boolean(key, false)?);
+                let differs = (row.get)(&opts) != Some(Value::Boolean(a));
+                ((a == b).then(|| a.to_string()), differs)
+            }
+            Shape::One => (r.scalar(key)?, true),
+            // The one command-line setting: the keyword is a command line, the flag one word.
+            Shape::Words => match r.words(key)? {
+                Some(words) if !given.contains(key) => {
+                    opts.entrypoint = Some(words);
+                    continue;
+                }
+                words => (words.map(|w| w.join(" ")), true),
+            },
+            _ => {
+                for item in r.words(key)?.unwrap_or_default() {
+                    (row.set)(&mut opts, &item).map_err(|e| config_error(r, key, e))?;
+                }
+                continue;
+            }
+        };
+        let Some(value) = value else { continue };
+        if single && given.contains(key) {
+            let flags = Vec::from_iter(row.longs.iter().map(|l| format!("--{l}"))).join("/");
+            let why = format!("also given in run_args ({flags}): give it one way only");
+            return Err(config_error(r, key, bad(&value, why)));
+        }
+        (row.set)(&mut opts, &value).map_err(|e| config_error(r, key, e))?;
+    }
+    Ok(opts)
+}
+
+fn config_error(r: &Reader<'_>, key: &str, e: ArgError) -> ConfigError {
+    let (value, expected) = (e.value, e.expected);
+    r.error(key, ConfigErrorKind::BadValue { value, expected })
+}
+
 fn on(v: &str) -> Result<bool, ArgError> {
     Ok(v == "true")
 }
 
 /// `v` when `ok`; else an error saying what was expected.
 fn check(v: &str, ok: bool, what: &str) -> Result<String, ArgError> {
-    if ok {
-        Ok(v.to_string())
-    } else {
-        Err(bad(v, format!("expected {what}")))
-    }
+    ok.then(|| v.to_string())
+        .ok_or_else(|| bad(v, format!("expected {what}")))
 }
 
-fn nonempty(v: &str, what: &str) -> Result<String, ArgError> {
-    check(v, !v.trim().is_empty(), what)
+/// Not empty, and every character `ok`.
+fn chars(v: &str, ok: impl Fn(char) -> bool) -> bool {
+    !v.is_empty() && v.chars().all(ok)
+}
+
+fn nonempty(what: &'static str) -> impl Fn(&str) -> Result<String, ArgError> {
+    move |v| check(v, !v.trim().is_empty(), what)
+}
+
+fn absolute(v: &str, what: &str) -> Result<String, ArgError> {
+    check(v, v.starts_with('/'), what)
+}
+
+fn number<T: std::str::FromStr + PartialOrd>(
+    v: &str,
+    range: RangeInclusive<T>,
+    what: &str,
+) -> Result<T, ArgError> {
+    match v.trim().parse() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(bad(v, format!("expected {what}"))),
+    }
 }
 
 fn env_item(v: &str) -> Result<String, ArgError> {
@@ -475,27 +527,8 @@ fn env_item(v: &str) -> Result<String, ArgError> {
     check(v, ok, "KEY=VALUE (or KEY, taken from the environment)")
 }
 
-fn env_file(v: &str) -> Result<PathBuf, ArgError> {
-    let ok = v.starts_with('/');
-    check(v, ok, "an absolute path to an env file").map(PathBuf::from)
-}
-
-fn cpus(v: &str) -> Result<f64, ArgError> {
-    match v.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 && x <= 4096.0 => Ok(x),
-        _ => Err(bad(v, "expected a number of CPUs such as 0.5 or 2")),
-    }
-}
-
-fn cpu_shares(v: &str) -> Result<i64, ArgError> {
-    match v.trim().parse::<i64>() {
-        Ok(n) if (0..=262_144).contains(&n) => Ok(n),
-        _ => Err(bad(v, "expected a CPU share weight such as 1024")),
-    }
-}
-
 fn capability(v: &str) -> Result<String, ArgError> {
-    let ok = !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok = chars(v, |c| c.is_ascii_alphanumeric() || c == '_');
     check(v, ok, "a capability such as NET_ADMIN or ALL")
 }
 
@@ -510,144 +543,91 @@ fn add_host(v: &str) -> Result<String, ArgError> {
     }
 }
 
-fn key_value(v: &str) -> Result<(String, String), ArgError> {
-    match v.split_once('=') {
+/// `KEY=VALUE`, or (`bare`) `KEY` alone for an empty value.
+fn pair(v: &str, bare: bool) -> Result<(String, String), ArgError> {
+    match v.split_once('=').or(bare.then_some((v, ""))) {
         Some((k, x)) if !k.is_empty() => Ok((k.to_string(), x.to_string())),
         _ => Err(bad(v, "expected KEY=VALUE")),
     }
 }
 
-/// A label may be `KEY` alone (an empty value).
-fn label(v: &str) -> Result<(String, String), ArgError> {
-    let (k, x) = v.split_once('=').unwrap_or((v, ""));
-    check(v, !k.is_empty(), "KEY=VALUE")?;
-    Ok((k.to_string(), x.to_string()))
-}
-
-fn hostname(v: &str) -> Result<String, ArgError> {
-    let label_ok = |l: &str| {
-        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    let ok = !v.is_empty() && v.len() <= 253 && v.split('.').all(label_ok);
-    check(v, ok, "a host name")
+/// A `--tmpfs` value: the mount point and its options (may be empty).
+fn tmpfs(v: &str) -> Result<(String, String), ArgError> {
+    let (path, opts) = v.split_once(':').unwrap_or((v, ""));
+    absolute(v, "an absolute path[:options]")?;
+    Ok((path.to_string(), opts.to_string()))
 }
 
 /// A `--device` mapping: the host device, its path in the container (the host's when not
 /// given) and the cgroup permissions (`rwm` when not given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
-    /// The host device.
     pub host: String,
-    /// Its path in the container.
     pub inner: String,
-    /// `r`, `w`, `m`.
     pub perms: String,
 }
 
 fn device(v: &str) -> Result<Device, ArgError> {
-    let mut parts = v.split(':');
-    let (host, inner, perms) = (parts.next().unwrap_or(""), parts.next(), parts.next());
-    let perms_ok = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
-    if !host.starts_with('/')
-        || inner.is_some_and(|c| !c.starts_with('/'))
-        || perms.is_some_and(|p| !perms_ok(p))
-        || parts.next().is_some()
-    {
-        return Err(bad(v, "expected HOST_DEVICE[:CONTAINER_PATH[:rwm]]"));
-    }
-    Ok(Device {
-        host: host.to_string(),
-        inner: inner.unwrap_or(host).to_string(),
-        perms: perms.unwrap_or("rwm").to_string(),
-    })
-}
-
-/// A `--tmpfs` value: the mount point and its options (may be empty).
-fn tmpfs(v: &str) -> Result<(String, String), ArgError> {
-    let (path, opts) = v.split_once(':').unwrap_or((v, ""));
-    check(v, v.starts_with('/'), "an absolute path[:options]")?;
-    Ok((path.to_string(), opts.to_string()))
+    let (host, inner, perms) = match v.split(':').collect::<Vec<_>>()[..] {
+        [host] => (host, host, "rwm"),
+        [host, inner] => (host, inner, "rwm"),
+        [host, inner, perms] => (host, inner, perms),
+        _ => ("", "", ""),
+    };
+    let ok = host.starts_with('/') && inner.starts_with('/') && chars(perms, |c| "rwm".contains(c));
+    check(v, ok, "HOST_DEVICE[:CONTAINER_PATH[:rwm]]")?;
+    let [host, inner, perms] = [host, inner, perms].map(String::from);
+    Ok(Device { host, inner, perms })
 }
 
 /// A size as docker reads it: `1024`, `512k`, `512m`, `1.5g`, `1gb` (powers of 1024).
 #[allow(
     clippy::cast_possible_truncation,
-    reason = "bytes is checked finite and within 0..=i64::MAX: the cast drops the fraction"
+    reason = "bytes is checked within 0..=i64::MAX: the cast drops the fraction"
 )]
 pub fn parse_size(s: &str) -> Result<i64, ArgError> {
-    let expected = "expected a size such as 512m, 1g or a number of bytes";
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let t = t.strip_suffix('i').unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some('p') => (&t[..t.len() - 1], 1 << 50),
-        _ => (t, 1),
-    };
-    let num = num.trim();
-    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(bad(s, expected));
-    }
-    let x: f64 = num.parse().map_err(|_| bad(s, expected))?;
-    let bytes = x * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > i64::MAX as f64 {
-        return Err(bad(s, expected));
-    }
-    Ok(bytes as i64)
+    let unit = "kmgtp"
+        .find(t.chars().last().unwrap_or(' '))
+        .map_or(0, |i| i + 1);
+    let num = t[..t.len() - usize::from(unit > 0)].trim();
+    let bytes = num.parse::<f64>().map(|x| x * (1u64 << (10 * unit)) as f64);
+    let digits = chars(num, |c| c.is_ascii_digit() || c == '.');
+    let ok = digits && bytes.as_ref().is_ok_and(|b| *b <= i64::MAX as f64);
+    check(s, ok, "a size such as 512m, 1g or a number of bytes")?;
+    Ok(bytes.unwrap_or_default() as i64)
 }
 
-/// A volume: `-v DST` (anonymous) or `-v SRC:DST[:MODE]` (a host path or a named volume).
+/// A volume: `-v DST` (anonymous) or `-v SRC:DST[:MODE]` (a host path or a named volume, as
+/// docker's `Binds` takes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VolumeSpec {
-    /// An anonymous volume at this container path.
     Anonymous(String),
-    /// A bind (or named volume), as docker's `Binds` takes it: `SRC:DST[:MODE]`.
     Bind(String),
 }
 
-const VOLUME_MODES: &[&str] = &[
-    "rw",
-    "ro",
-    "z",
-    "Z",
-    "nocopy",
-    "shared",
-    "rshared",
-    "slave",
-    "rslave",
-    "private",
-    "rprivate",
-    "consistent",
-    "cached",
-    "delegated",
-];
+const VOLUME_MODES: &str =
+    "rw ro z Z nocopy shared rshared slave rslave private rprivate consistent cached delegated";
 
 /// Parse and check a `-v` value.
 pub fn parse_volume(v: &str) -> Result<VolumeSpec, ArgError> {
-    let expected = "expected [SOURCE:]/CONTAINER_PATH[:MODE] (MODE: rw, ro, z, Z, nocopy, \
-                    [r]shared, [r]slave, [r]private)";
     let parts: Vec<&str> = v.split(':').collect();
     let abs = |p: &str| p.starts_with('/');
-    match parts.as_slice() {
+    let src = |s: &str| abs(s) || chars(s, |c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let modes = VOLUME_MODES.split(' ').collect::<Vec<_>>();
+    let mode = |m: &&str| m.split(',').all(|m| modes.contains(&m));
+    match parts[..] {
         [dst] if abs(dst) => Ok(VolumeSpec::Anonymous(dst.to_string())),
-        [src, dst] | [src, dst, _] if !src.is_empty() && abs(dst) => {
-            let src_ok = abs(src)
-                || src
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-            let mode_ok = parts
-                .get(2)
-                .is_none_or(|m| !m.is_empty() && m.split(',').all(|o| VOLUME_MODES.contains(&o)));
-            if src_ok && mode_ok {
-                Ok(VolumeSpec::Bind(v.to_string()))
-            } else {
-                Err(bad(v, expected))
-            }
+        [s, dst] | [s, dst, _] if src(s) && abs(dst) && parts.get(2).is_none_or(mode) => {
+            Ok(VolumeSpec::Bind(v.to_string()))
         }
-        _ => Err(bad(v, expected)),
+        _ => Err(bad(
+            v,
+            "expected [SOURCE:]/CONTAINER_PATH[:MODE] (MODE: rw, ro, z, Z, nocopy, \
+             [r]shared, [r]slave, [r]private)",
+        )),
     }
 }
 
@@ -662,14 +642,10 @@ pub struct PublishedPort {
     pub container: String,
 }
 
-fn parse_port_range(s: &str) -> Option<(u16, u16)> {
-    let (a, b) = match s.split_once('-') {
-        Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
-        None => {
-            let p = s.parse().ok()?;
-            (p, p)
-        }
-    };
+/// `PORT` or `PORT-PORT`, as the first and last port.
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b) = (a.parse().ok()?, b.parse().ok()?);
     (a > 0 && a <= b).then_some((a, b))
 }
 
@@ -684,46 +660,27 @@ fn split_proto(s: &str) -> Option<(&str, &str)> {
 /// Parse a `-p` value: `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, ports or equal-length ranges,
 /// an IPv6 address in brackets.
 pub fn parse_publish(v: &str) -> Result<Vec<PublishedPort>, ArgError> {
-    let err = || {
-        bad(
-            v,
-            "expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], ports or ranges",
-        )
-    };
+    let err = || bad(v, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]");
     let (rest, proto) = split_proto(v).ok_or_else(err)?;
-    let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, after) = r.split_once(']').ok_or_else(err)?;
-        (Some(ip), after.strip_prefix(':').ok_or_else(err)?)
-    } else {
-        match rest.matches(':').count() {
-            0 | 1 => (None, rest),
-            2 => rest
-                .split_once(':')
-                .map(|(a, b)| (Some(a), b))
-                .ok_or_else(err)?,
-            _ => return Err(err()),
-        }
+    let (ip, ports) = match rest.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+        Some((ip, ports)) => (Some(ip), ports),
+        None => match rest.split_once(':') {
+            Some((ip, ports)) if ports.contains(':') => (Some(ip), ports),
+            _ => (None, rest),
+        },
     };
-    if let Some(ip) = ip
-        && ip.parse::<IpAddr>().is_err()
-    {
-        return Err(err());
-    }
-    let (host, inner) = match rest.split_once(':') {
-        Some((h, c)) => (Some(h).filter(|h| !h.is_empty()), c),
-        None => (None, rest),
-    };
-    let (c0, c1) = parse_port_range(inner).ok_or_else(err)?;
-    let host = match host {
-        Some(h) => {
-            let (h0, h1) = parse_port_range(h).ok_or_else(err)?;
-            if h1 - h0 != c1 - c0 {
-                return Err(err());
-            }
-            Some(h0)
-        }
+    let (host, inner) = ports
+        .split_once(':')
+        .map_or((None, ports), |(h, c)| (Some(h), c));
+    let (c0, c1) = port_range(inner).ok_or_else(err)?;
+    let host = match host.filter(|h| !h.is_empty()).map(port_range) {
+        Some(Some((h0, h1))) if h1 - h0 == c1 - c0 => Some(h0),
+        Some(_) => return Err(err()),
         None => None,
     };
+    if ip.is_some_and(|ip| ip.parse::<IpAddr>().is_err()) {
+        return Err(err());
+    }
     Ok((c0..=c1)
         .map(|c| PublishedPort {
             host_ip: ip.map(str::to_string),
@@ -737,7 +694,7 @@ pub fn parse_publish(v: &str) -> Result<Vec<PublishedPort>, ArgError> {
 pub fn parse_expose(v: &str) -> Result<Vec<String>, ArgError> {
     let err = || bad(v, "expected PORT[-PORT][/tcp|udp|sctp]");
     let (ports, proto) = split_proto(v).ok_or_else(err)?;
-    let (a, b) = parse_port_range(ports).ok_or_else(err)?;
+    let (a, b) = port_range(ports).ok_or_else(err)?;
     Ok((a..=b).map(|p| format!("{p}/{proto}")).collect())
 }
 
@@ -748,85 +705,12 @@ pub fn parse_restart(v: &str) -> Result<(String, Option<i64>), ArgError> {
         None if matches!(v, "no" | "always" | "unless-stopped" | "on-failure") => {
             Ok((v.to_string(), None))
         }
-        Some(("on-failure", n)) => {
-            let n: i64 = n.parse().map_err(|_| err())?;
-            if n < 0 {
-                return Err(err());
-            }
-            Ok(("on-failure".to_string(), Some(n)))
-        }
+        Some(("on-failure", n)) => match n.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(("on-failure".to_string(), Some(n))),
+            _ => Err(err()),
+        },
         _ => Err(err()),
     }
-}
-
-/// Read `run_args` and the keywords of a container section into run options.
-pub(crate) fn read(r: &mut Reader<'_>) -> Result<RunOptions, ConfigError> {
-    let to_config = |r: &Reader<'_>, key: &str, e: ArgError| {
-        r.error(
-            key,
-            ConfigErrorKind::BadValue {
-                value: e.value,
-                expected: e.expected,
-            },
-        )
-    };
-    let mut opts = RunOptions::default();
-    let mut given = BTreeSet::new();
-    if let Some(words) = r.words("run_args")? {
-        given = opts
-            .apply_args(&words)
-            .map_err(|e| to_config(r, "run_args", e))?;
-    }
-    for row in ROWS {
-        let key = row.key;
-        let value = match row.shape {
-            Shape::Bool => {
-                // Absent: the two defaults differ; present: both give the value.
-                let (a, b) = (r.boolean(key, true)?, r.boolean(key, false)?);
-                if a != b {
-                    continue;
-                }
-                if given.contains(key) && (row.get)(&opts) != [Value::Boolean(a)] {
-                    return Err(to_config(r, key, both(row, &a.to_string())));
-                }
-                a.to_string()
-            }
-            Shape::Many => {
-                for item in r.words(key)?.unwrap_or_default() {
-                    (row.set)(&mut opts, &item).map_err(|e| to_config(r, key, e))?;
-                }
-                continue;
-            }
-            Shape::Words => {
-                if let Some(words) = r.words(key)? {
-                    if given.contains(key) {
-                        return Err(to_config(r, key, both(row, &words.join(" "))));
-                    }
-                    // The one command-line setting; its flag takes one word.
-                    opts.entrypoint = Some(words);
-                }
-                continue;
-            }
-            Shape::One => match r.scalar(key)? {
-                Some(v) if given.contains(key) => return Err(to_config(r, key, both(row, &v))),
-                Some(v) => v,
-                None => continue,
-            },
-        };
-        (row.set)(&mut opts, &value).map_err(|e| to_config(r, key, e))?;
-    }
-    Ok(opts)
-}
-
-fn both(row: &Row, v: &str) -> ArgError {
-    let flags: Vec<String> = row.longs.iter().map(|l| format!("--{l}")).collect();
-    bad(
-        v,
-        format!(
-            "also given in run_args ({}): give it one way only",
-            flags.join("/")
-        ),
-    )
 }
 
 #[cfg(test)]
@@ -912,7 +796,7 @@ mod tests {
         );
         assert_eq!(o.volumes_from, ["data"]);
         assert_eq!(o.links, ["db:db"]);
-        assert_eq!(o.env_files[0].value, PathBuf::from("/etc/web.env"));
+        assert_eq!(o.env_file[0].value, PathBuf::from("/etc/web.env"));
     }
 
     #[test]
@@ -1007,7 +891,7 @@ mod tests {
     fn keywords_say_the_same() {
         let o = toml(
             "env = [\"A=1\", \"B=two words\"]\nvolumes = [\"/srv/vol1:/vol1:rw\"]\n\
-             ports = [\"8080:80\"]\nmemory = \"256m\"\ncpus = 0.5\nnetwork = \"none\"\n\
+             ports = [\"8080:80\"]\nmemory = \"256m\"\ncpus = 0.5\nnetwork = \"front\"\n\
              workdir = \"/srv\"\nuser = \"nobody\"\nentrypoint = \"/bin/sh -c\"\n\
              privileged = true\ncap_add = [\"SYS_ADMIN\"]\ninit = false\ntty = false\n\
              interactive = false\nhostname = \"web\"\nlabels = [\"tier=front\"]\n\
@@ -1068,17 +952,25 @@ mod tests {
         let o = toml(
             "run_args = \"-ti -e A=1 --env-file /e.env -v /x -v data:/data:ro -p 1.2.3.4:80:80/udp \
              --expose 81 -m 1.5g --memory-swap -1 --shm-size 64m --cpus 2 -c 512 \
-             --cpuset-cpus 0-1 --net none -w /w -u u --entrypoint '' --volumes-from v --link l \
+             --cpuset-cpus 0-1 --net front -w /w -u u --entrypoint '' --volumes-from v --link container#2:l \
              --read-only --cap-drop ALL --security-opt no-new-privileges --device /dev/fuse \
              --tmpfs /run:size=1m --dns 9.9.9.9 --add-host db:10.0.0.1 --sysctl net.core.somaxconn=1024 \
              --group-add audio --pid host --ipc private --init=false -h h --label k=v \
-             --restart unless-stopped --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n",
+             --restart unless-stopped --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m \
+             --health-cmd 'wget -q localhost' --health-interval 1s --health-timeout 500ms \
+             --health-start-period 2s --health-retries 3\"\n[container.2]\nrun_image = \"b\"\n",
         )
         .unwrap();
+        assert_eq!(o.health_cmd.as_deref(), Some("wget -q localhost"));
+        assert_eq!(
+            o.health_timeout.as_ref().map(|t| t.value),
+            Some(std::time::Duration::from_millis(500))
+        );
         let mut text = "[container.1]\nrun_image = \"busybox\"\n".to_string();
         for (k, v) in o.keywords() {
             text.push_str(&format!("{k} = {}\n", toml::Value::try_from(v).unwrap()));
         }
+        text.push_str("[container.2]\nrun_image = \"b\"\n");
         let again = container("/etc/berth/services/web.toml", &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(again, o, "{text}");
@@ -1106,7 +998,7 @@ mod tests {
                 row.longs[0]
             );
         }
-        assert_eq!(ROWS.iter().map(|r| r.longs.len()).sum::<usize>() + 1, 41);
+        assert_eq!(ROWS.iter().map(|r| r.longs.len()).sum::<usize>() + 1, 46);
         assert!(supported_flags().starts_with("-e/--env, --env-file, -v/--volume"));
         assert!(supported_flags().contains("--network, --net, -w/--workdir"));
     }

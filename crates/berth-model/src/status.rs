@@ -157,6 +157,39 @@ pub struct ResourceState {
     pub label: String,
     /// Lines to show under the resource.
     pub log: Vec<LogEntry>,
+    /// A running container's network and published ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<ContainerNetwork>,
+}
+
+/// Where a running container is networked, for `print status` (its `#` line) and the JSON tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerNetwork {
+    /// The network (the service's network is `berth-<svc>`), `none`, `host`, or
+    /// `container:NAME` for a container in another's namespace.
+    pub name: String,
+    /// Its addresses on its networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Published ports, `HOST_IP:HOST_PORT->PORT/PROTO`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+}
+
+impl ContainerNetwork {
+    /// The `#` line: `network berth-web 10.199.7.2, ports 10.88.0.10:8080->80/tcp`.
+    pub fn line(&self) -> String {
+        let mut s = format!("network {}", self.name);
+        for a in &self.addresses {
+            s.push(' ');
+            s.push_str(a);
+        }
+        if !self.ports.is_empty() {
+            s.push_str(", ports ");
+            s.push_str(&self.ports.join(" "));
+        }
+        s
+    }
 }
 
 /// The M, D, O, E flags of `print status`.
@@ -200,6 +233,9 @@ pub struct ResourceStatus {
     pub flags: Flags,
     /// Lines shown under it.
     pub log: Vec<LogEntry>,
+    /// A running container's network and published ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<ContainerNetwork>,
 }
 
 /// Usage figures of a service's private docker daemon (the seed's chargeback).
@@ -301,6 +337,7 @@ impl ServiceStatus {
                 state.status
             };
             out.push(ResourceStatus {
+                network: state.network,
                 rid,
                 status,
                 label: state.label,
@@ -455,6 +492,7 @@ mod tests {
 
     fn res(rid: &str, status: Status, optional: bool, log: Vec<LogEntry>) -> ResourceStatus {
         ResourceStatus {
+            network: None,
             rid: rid.parse().unwrap(),
             status,
             label: String::new(),

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 
 use berth_model::ServiceConfig;
 use berth_model::config::LoadContext;
-use berth_model::config::compat::driver_types;
-use berth_model::rid::Kind;
 
 /// `(section, key, the start of the message)`; an empty key for a whole section.
 type Named = (&'static str, &'static str, &'static str);
@@ -21,12 +19,6 @@ enum Expect {
     },
     /// Refused with exactly these errors, and this many warnings beside them.
     Refused {
-        errors: &'static [Named],
-        warnings: usize,
-    },
-    /// As `Refused` while berth has no `[ip#N] type = netns` (issue 15 item 6, another branch):
-    /// once it has, the netns refusal must be gone and every other error still there.
-    RefusedUntilNetns {
         errors: &'static [Named],
         warnings: usize,
     },
@@ -115,31 +107,6 @@ fn check(path: &Path, expect: &Expect) -> Result<(), String> {
                     "{} warnings, expected {n}: {warnings:#?}",
                     warnings.len()
                 ));
-            }
-        }
-        Expect::RefusedUntilNetns {
-            errors: e,
-            warnings: n,
-        } => {
-            if !driver_types(Kind::Ip).contains(&"netns") {
-                return check(
-                    path,
-                    &Expect::Refused {
-                        errors: e,
-                        warnings: *n,
-                    },
-                );
-            }
-            if let Some(netns) = errors
-                .iter()
-                .find(|g| g.1 == "type" && g.2.contains("type netns"))
-            {
-                return Err(format!("berth has netns, yet: {netns:?}"));
-            }
-            for want in e.iter().filter(|w| !w.2.contains("type netns")) {
-                if !errors.iter().any(|g| matches(g, want)) {
-                    return Err(format!("missing error {want:?} in {errors:#?}"));
-                }
             }
         }
     }
@@ -232,13 +199,13 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "docs-docker-multi-containers-netns.conf",
-        expect: Expect::RefusedUntilNetns {
+        expect: Expect::Refused {
             errors: &[(
                 "ip#1",
-                "type",
-                "type netns is not supported (berth has: host)",
+                "mode",
+                "bad value \"ipvlan-l2\": berth makes netns interfaces in mode bridge or ",
             )],
-            warnings: 2,
+            warnings: 0,
         },
     },
     Case {
@@ -301,7 +268,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#0",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
                 (
                     "container#1",
@@ -379,7 +346,7 @@ const CASES: &[Case] = &[
                     "reference {env.app_mount}: {volume#0.name} in env.app_mount: berth doe",
                 ),
             ],
-            warnings: 10,
+            warnings: 9,
         },
     },
     Case {
@@ -447,7 +414,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#0",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
             ],
             warnings: 2,
@@ -465,7 +432,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#0",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
                 (
                     "container#1",
@@ -488,7 +455,7 @@ const CASES: &[Case] = &[
                     "bad value \"tpl-guacamole-guacamole-data/drive:/drive:rw\": expected [SO",
                 ),
             ],
-            warnings: 20,
+            warnings: 17,
         },
     },
     Case {
@@ -503,7 +470,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#0",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
                 (
                     "container#hdoc",
@@ -511,7 +478,7 @@ const CASES: &[Case] = &[
                     "bad value \"hdoc/config/:/hedgedoc/config/\": expected [SOURCE:]/CONTAIN",
                 ),
             ],
-            warnings: 6,
+            warnings: 5,
         },
     },
     Case {
@@ -572,7 +539,7 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "tpl-igw-envoy-ipvlan.conf",
-        expect: Expect::RefusedUntilNetns {
+        expect: Expect::Refused {
             errors: &[
                 (
                     "DEFAULT",
@@ -581,13 +548,13 @@ const CASES: &[Case] = &[
                 ),
                 (
                     "ip#0",
-                    "type",
-                    "type netns is not supported (berth has: host)",
+                    "mode",
+                    "bad value \"ipvlan-l2\": berth makes netns interfaces in mode bridge or ",
                 ),
                 (
                     "ip#1",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
                 (
                     "container#0",
@@ -618,12 +585,17 @@ const CASES: &[Case] = &[
                     "reference {clusternodes}: not a name berth knows, nor a keyword set in",
                 ),
                 (
+                    "container#0",
+                    "netns",
+                    "bad value \"host\": expected the rid of another container of the service",
+                ),
+                (
                     "container#1",
                     "run_args",
                     "reference {var}: not a name berth knows, nor a keyword set in [contain",
                 ),
             ],
-            warnings: 5,
+            warnings: 4,
         },
     },
     Case {
@@ -638,7 +610,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#1",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
                 (
                     "container#1",
@@ -666,7 +638,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#0",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
                 (
                     "container#1",
@@ -674,7 +646,7 @@ const CASES: &[Case] = &[
                     "bad value \"tpl-loki-loki/loki/config:/etc/loki\": expected [SOURCE:]/CO",
                 ),
             ],
-            warnings: 6,
+            warnings: 5,
         },
     },
     Case {
@@ -707,7 +679,7 @@ const CASES: &[Case] = &[
     },
     Case {
         file: "tpl-nfs-nfsv4-container.conf",
-        expect: Expect::RefusedUntilNetns {
+        expect: Expect::Refused {
             errors: &[
                 (
                     "DEFAULT",
@@ -716,8 +688,8 @@ const CASES: &[Case] = &[
                 ),
                 (
                     "ip#1",
-                    "type",
-                    "type netns is not supported (berth has: host)",
+                    "netns",
+                    "bad value \"container#0\": service tpl-nfs-nfsv4-container has no resour",
                 ),
                 (
                     "container#0",
@@ -735,7 +707,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 4,
+            warnings: 5,
         },
     },
     Case {
@@ -811,7 +783,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#1",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
             ],
             warnings: 2,
@@ -839,7 +811,7 @@ const CASES: &[Case] = &[
                 (
                     "ip#0",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
                 (
                     "container#0",
@@ -895,28 +867,21 @@ const CASES: &[Case] = &[
                 (
                     "ip#0",
                     "type",
-                    "type cni is not supported (berth has: host)",
+                    "type cni is not supported (berth has: host, netns, docker)",
                 ),
             ],
-            warnings: 6,
+            warnings: 5,
         },
     },
     Case {
         file: "tpl-relay-v3-relay-v3.conf",
-        expect: Expect::RefusedUntilNetns {
-            errors: &[
-                (
-                    "DEFAULT",
-                    "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
-                ),
-                (
-                    "ip#0",
-                    "type",
-                    "type netns is not supported (berth has: host)",
-                ),
-            ],
-            warnings: 6,
+        expect: Expect::Refused {
+            errors: &[(
+                "DEFAULT",
+                "nodes",
+                "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+            )],
+            warnings: 5,
         },
     },
     Case {
@@ -939,12 +904,17 @@ const CASES: &[Case] = &[
                     "type flag is not supported (berth has: mountable filesystem types: ext",
                 ),
                 (
+                    "container#0",
+                    "netns",
+                    "bad value \"host\": expected the rid of another container of the service",
+                ),
+                (
                     "container#1",
                     "type",
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 8,
+            warnings: 7,
         },
     },
     Case {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod bench;
 pub mod cluster;
 
 /// Panic with a clear message unless running as root: real-host tests never skip silently.

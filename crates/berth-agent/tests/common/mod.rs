@@ -1,9 +1,11 @@
-//! A berth cluster on the rig (`berth_testkit::cluster`) for the cluster tests: N nodes with
-//! their svcd, a real etcd (1 or 3 members), and services made of an ip and an fs on a shared
-//! LUN each. Dropped whole, even on a panic.
+//! A berth cluster on the rig (`berth_testkit::cluster`) for the cluster tests (`cluster.rs`,
+//! `cluster_faults.rs`, `ha.rs`): N nodes with their svcd, a real etcd (1 or 3 members),
+//! services made of an ip and an fs on a shared LUN each, and optional ip-only services.
+//! Dropped whole, even on a panic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -13,12 +15,15 @@ use berth_testkit::cluster::{Etcd, Lan, Node, Probe, Sampler, SharedLun, wait_un
 use berth_testkit::{describe, require_root};
 
 pub const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
+/// The port every node's svcd listens on.
+pub const PORT: u16 = 1215;
 
+/// `svc`, built next to `svcd` (`cargo test --workspace` builds it).
 pub fn svc_bin() -> PathBuf {
     let p = Path::new(SVCD).with_file_name("svc");
     assert!(
         p.exists(),
-        "{} is missing: build berth-cli first",
+        "{} is missing: build berth-cli first (cargo build -p berth-cli)",
         p.display()
     );
     p
@@ -45,6 +50,32 @@ pub fn svc_ok(node: &Node, args: &[&str]) -> Output {
     out
 }
 
+/// `svc mon --format json` on `node`, `None` when it fails or prints no JSON.
+pub fn mon_json(node: &Node) -> Option<serde_json::Value> {
+    let out = svc(node, &["mon", "--format", "json"]);
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `GET path` from inside `node` to its own svcd: the status code and the JSON body.
+pub fn get_json(node: &Node, path: &str) -> Option<(u16, serde_json::Value)> {
+    let addr = std::net::SocketAddr::from((node.addr(), PORT));
+    let mut s = node.tcp_connect(addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1)?;
+    // Chunked or not: the JSON object is between the first `{` and the last `}`.
+    let (a, b) = (body.find('{')?, body.rfind('}')?);
+    Some((code, serde_json::from_str(&body[a..=b]).ok()?))
+}
+
 /// One service of the rig: an ip and an fs on its own LUN.
 pub struct Service {
     pub name: String,
@@ -55,14 +86,24 @@ pub struct Service {
 
 /// Settings of a rig.
 pub struct Spec {
+    /// How many nodes (n1, n2...).
     pub nodes: usize,
+    /// etcd members (1 or 3).
     pub members: usize,
+    /// The nodes' lease TTL, seconds.
     pub ttl: u64,
+    /// How many ip + fs services (web, db, app, api).
     pub services: usize,
-    /// Extra `[service]` lines (`orchestrate = "ha"`).
+    /// Extra `[service]` lines of the ip + fs services (`orchestrate = "ha"`).
     pub service_extra: String,
-    /// Extra `[ip.1]` lines (`monitor = true`).
+    /// Extra `[ip.1]` lines of the ip + fs services (`monitor = true`).
     pub ip_extra: String,
+    /// Extra `[fs.1]` lines of the ip + fs services (`stop_timeout = "100ms"`).
+    pub fs_extra: String,
+    /// Names of ip-only services, each on its own address (`Rig::ip_of`).
+    pub ip_services: Vec<String>,
+    /// Freeze the ip + fs services cluster-wide (their etcd key) before any svcd starts.
+    pub frozen: bool,
 }
 
 impl Default for Spec {
@@ -74,6 +115,9 @@ impl Default for Spec {
             services: 1,
             service_extra: String::new(),
             ip_extra: String::new(),
+            fs_extra: String::new(),
+            ip_services: Vec::new(),
+            frozen: false,
         }
     }
 }
@@ -81,9 +125,11 @@ impl Default for Spec {
 pub struct Rig {
     pub nodes: Vec<Node>,
     pub services: Vec<Service>,
+    /// The ip-only services and their addresses.
+    pub ip_services: Vec<(String, Ipv4Addr)>,
     pub etcd: Etcd,
     pub lan: Lan,
-    pub ttl: u64,
+    pub ttl: Duration,
 }
 
 impl Rig {
@@ -103,6 +149,22 @@ impl Rig {
                     .unwrap(),
             })
             .collect();
+        if spec.frozen {
+            for s in &services {
+                let key = format!("/berth/t/services/{}/frozen", s.name);
+                let out = etcd.etcdctl().args(["put", &key, "1"]).output();
+                let out = out.expect("etcdctl");
+                assert!(out.status.success(), "{}", describe(&out));
+            }
+        }
+        let ip_services = (spec.ip_services.iter().enumerate())
+            .map(|(i, s)| {
+                (
+                    s.clone(),
+                    lan.host(100 + u8::try_from(services.len() + i).unwrap()),
+                )
+            })
+            .collect();
         let mut nodes = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let node = Node::new(&lan, name, u8::try_from(i + 1).unwrap());
@@ -111,12 +173,13 @@ impl Rig {
         let mut rig = Rig {
             nodes,
             services,
+            ip_services,
             etcd,
             lan,
-            ttl: spec.ttl,
+            ttl: Duration::from_secs(spec.ttl),
         };
         for i in 0..rig.nodes.len() {
-            rig.configure(i, &names, &spec.service_extra, &spec.ip_extra);
+            rig.configure(i, &names, &spec);
         }
         for i in 0..rig.nodes.len() {
             rig.boot(i);
@@ -127,7 +190,7 @@ impl Rig {
         rig
     }
 
-    fn configure(&self, i: usize, names: &[String], extra: &str, ip_extra: &str) {
+    fn configure(&self, i: usize, names: &[String], spec: &Spec) {
         let node = &self.nodes[i];
         let eps: Vec<String> = self
             .etcd
@@ -136,24 +199,34 @@ impl Rig {
             .map(|e| format!("{e:?}"))
             .collect();
         node.write_node_toml(&format!(
-            "listen = \"{}:1215\"\nmonitor_interval = \"1s\"\n\n[cluster]\nname = \"t\"\n\
+            "listen = \"{}:{PORT}\"\nmonitor_interval = \"1s\"\n\n[cluster]\nname = \"t\"\n\
              etcd = [{}]\nlease_ttl = \"{}s\"\nready_period = \"1s\"\n",
             node.addr(),
             eps.join(", "),
-            self.ttl
+            self.ttl.as_secs()
         ));
         let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        let list = list.join(", ");
+        let (extra, ip_extra, fs_extra) = (&spec.service_extra, &spec.ip_extra, &spec.fs_extra);
         for s in &self.services {
             node.write_service(
                 &format!("{}.toml", s.name),
                 &format!(
-                    "[service]\nnodes = [{}]\n{extra}\n[ip.1]\nipname = \"{}\"\n\
+                    "[service]\nnodes = [{list}]\n{extra}\n[ip.1]\nipname = \"{}\"\n\
                      ipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n{ip_extra}\n[fs.1]\n\
-                     dev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n",
-                    list.join(", "),
+                     dev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n{fs_extra}\n",
                     s.ip,
                     s.lun.dev().display(),
                     s.mnt.path().display()
+                ),
+            );
+        }
+        for (s, ip) in &self.ip_services {
+            node.write_service(
+                &format!("{s}.toml"),
+                &format!(
+                    "[service]\nnodes = [{list}]\n\n[ip.1]\nipname = \"{ip}\"\n\
+                     ipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n"
                 ),
             );
         }
@@ -190,6 +263,12 @@ impl Rig {
         self.services.iter().find(|s| s.name == name).unwrap()
     }
 
+    /// The address of the ip-only service `svc`.
+    pub fn ip_of(&self, svc: &str) -> Ipv4Addr {
+        let found = self.ip_services.iter().find(|(s, _)| s == svc);
+        found.map(|(_, ip)| *ip).unwrap()
+    }
+
     /// `svc mon --format json` from a live node (the first that answers).
     pub fn mon(&self) -> serde_json::Value {
         for n in self.nodes.iter().filter(|n| n.holder_pid().is_some()) {
@@ -203,17 +282,30 @@ impl Rig {
         panic!("no node answers svc mon");
     }
 
-    /// Wait until every live node sees `name` alive.
+    /// Wait until every live node sees `name`'s node key alive.
     pub fn wait_alive(&self, name: &str) {
-        wait_until(Duration::from_secs(20), &format!("{name} alive"), || {
-            self.mon()["nodes"][name]["hb"] == "up"
-        });
+        for n in self.nodes.iter().filter(|n| n.holder_pid().is_some()) {
+            wait_until(
+                Duration::from_secs(20),
+                &format!("{} sees {name} alive", n.name()),
+                || mon_json(n).is_some_and(|v| v["nodes"][name]["hb"] == "up"),
+            );
+        }
     }
 
-    /// The owner and fencing token of `svc` in etcd.
+    /// The owner and fencing token of `svc` in etcd (`svc mon` on the first live node).
     pub fn owner(&self, svc: &str) -> (Option<String>, Option<i64>) {
         let v = self.mon();
         let s = &v["services"][svc];
+        (s["owner"].as_str().map(str::to_string), s["token"].as_i64())
+    }
+
+    /// The owner and fencing token of `svc`, as `svc mon` on `asker` says.
+    pub fn owner_from(&self, asker: &str, svc_name: &str) -> (Option<String>, Option<i64>) {
+        let out = svc(self.node(asker), &["mon", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("svc mon on {asker}: {e}: {}", describe(&out)));
+        let s = &v["services"][svc_name];
         (s["owner"].as_str().map(str::to_string), s["token"].as_i64())
     }
 
@@ -224,12 +316,18 @@ impl Rig {
         n.has_addr(s.ip) && n.has_mount(s.lun.dev())
     }
 
+    /// Whether any part of `svc` (its ip or its fs) is up on `node`.
+    pub fn any_up_on(&self, node: &str, svc: &str) -> bool {
+        let n = self.node(node);
+        let s = self.service(svc);
+        n.has_addr(s.ip) || n.has_mount(s.lun.dev())
+    }
+
     /// The nodes where any part of `svc` (its ip or its fs) is up.
     pub fn where_up(&self, svc: &str) -> Vec<String> {
-        let s = self.service(svc);
         self.nodes
             .iter()
-            .filter(|n| n.has_addr(s.ip) || n.has_mount(s.lun.dev()))
+            .filter(|n| self.any_up_on(n.name(), svc))
             .map(|n| n.name().to_string())
             .collect()
     }

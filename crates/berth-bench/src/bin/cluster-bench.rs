@@ -24,6 +24,7 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use berth_cluster::{NodeRecord, ServiceSummary, Store};
 use berth_model::Status;
 use berth_model::config::ClusterConfig;
+use berth_testkit::bench::rss_kib;
 use berth_testkit::cluster::{Etcd, Lan, Node, SharedLun, wait_until};
 use berth_testkit::{Netns, require_root};
 
@@ -388,19 +389,6 @@ fn failover_bench(bins: &(PathBuf, PathBuf), ttl: u64, runs: usize) -> Result<()
     Ok(())
 }
 
-fn rss_kib(pid: u32) -> Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = s
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("bad VmRSS")?
-        .parse()?)
-}
-
 fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
@@ -433,7 +421,7 @@ fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     let mut rss = BTreeMap::new();
     for n in &nodes {
         let pid = n.svcd_pid().context("svcd pid")?;
-        rss.insert(n.name().to_string(), rss_kib(pid)?);
+        rss.insert(n.name().to_string(), rss_kib(pid)?.0);
     }
     let max = rss.values().max().copied().unwrap_or(0);
     println!(

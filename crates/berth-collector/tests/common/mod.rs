@@ -294,18 +294,15 @@ impl Node {
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let log = self.t.path("svcd.log");
-        let mut child = Command::new(sibling("svcd"))
-            .env("BERTH_CONFIG_DIR", self.t.config_dir())
-            .env("BERTH_VAR_DIR", self.t.var_dir())
-            .env("BERTH_RUN_DIR", self.t.run_dir())
-            .env("BERTH_NODENAME", &self.name)
-            .env("NOTIFY_SOCKET", &sock_path)
-            .env_remove("JOURNAL_STREAM")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_logged(
+            Command::new(sibling("svcd"))
+                .env("BERTH_CONFIG_DIR", self.t.config_dir())
+                .env("BERTH_VAR_DIR", self.t.var_dir())
+                .env("BERTH_RUN_DIR", self.t.run_dir())
+                .env("BERTH_NODENAME", &self.name)
+                .env("NOTIFY_SOCKET", &sock_path),
+            &log,
+        );
         let t = Instant::now();
         let mut buf = [0u8; 4096];
         let port = loop {
@@ -396,15 +393,7 @@ impl Collector {
                 .unwrap()
                 .as_nanos()
         ));
-        let child = Command::new(COLLECTOR)
-            .arg("--config")
-            .arg(&config)
-            .env_remove("JOURNAL_STREAM")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let child = spawn_logged(Command::new(COLLECTOR).arg("--config").arg(&config), &log);
         let mut c = Collector {
             child: Some(child),
             port: 0,
@@ -466,6 +455,37 @@ impl Collector {
             .unwrap_or_default()
     }
 
+    /// Wait (10 s) until `/api/fleet` shows `svc` on `node` with the availability `avail`.
+    pub fn wait_avail(&self, svc: &str, node: &str, avail: &str) {
+        let seen = wait_for(Duration::from_secs(10), || {
+            self.json("/api/fleet")["services"][svc]["nodes"][node]["avail"] == avail
+        });
+        let fleet = || self.get("/api/fleet").text();
+        assert!(seen.is_some(), "{svc} not {avail} on {node}: {}", fleet());
+    }
+
+    /// Wait (10 s) until node `name` is stale (`stale`), or polled again and reachable.
+    pub fn wait_stale(&self, name: &str, stale: bool) {
+        let seen = wait_for(Duration::from_secs(10), || {
+            let n = self.node(name);
+            n["stale"] == stale && (stale || n["reachable"] == true)
+        });
+        let (node, log) = (self.node(name), self.log_text());
+        assert!(seen.is_some(), "{name} not stale={stale}: {node}\n{log}");
+    }
+
+    /// Node `name` went `old` -> `new` (an event), and `/metrics` counts `count` nodes `new`.
+    pub fn assert_node_moved(&self, name: &str, old: &str, new: &str, count: usize) {
+        let events = self.events(&format!("node={name}"));
+        assert!(
+            has_event(&events, name, None, Some(old), Some(new)),
+            "{events:?}"
+        );
+        let metrics = self.get("/metrics").text();
+        let line = format!("berth_collector_nodes{{state=\"{new}\"}} {count}");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
+
     /// The node's entry of `/api/nodes`.
     pub fn node(&self, name: &str) -> serde_json::Value {
         self.json("/api/nodes")["nodes"]
@@ -476,6 +496,16 @@ impl Collector {
             .cloned()
             .unwrap_or_else(|| panic!("no node {name}"))
     }
+}
+
+/// Start `cmd` without stdin or stdout, its stderr to `log`, not as under journald.
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
+    cmd.env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
 }
 
 pub fn libc_sigterm() -> i32 {

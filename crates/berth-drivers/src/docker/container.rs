@@ -1,17 +1,18 @@
 //! One container: its create body from the run options, the equivalent `docker run` line for
 //! the log, its state as the status shows it, and the waits of start and stop.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use berth_model::config::ContainerSpec;
-use berth_model::run_args::{RunOptions, VolumeSpec};
+use berth_model::config::{ContainerSpec, NetworkMode, docker_network_of, link_target};
+use berth_model::run_args::{RunOptions, Typed, VolumeSpec};
+use berth_model::status::ContainerNetwork;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, ImageInspect, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum,
+    ImageInspect,
 };
 use bollard::query_parameters::InspectContainerOptions;
+use serde_json::json;
 
 use super::api::{Api, ApiError, REQUEST};
 use crate::DriverError;
@@ -51,14 +52,45 @@ pub(crate) fn env_file_lines(text: &str) -> Vec<String> {
     out
 }
 
-fn opt_vec<T>(v: Vec<T>) -> Option<Vec<T>> {
-    (!v.is_empty()).then_some(v)
+/// The network mode of the create body: the service's network, a container's namespace
+/// (`netns`), or `network` as given.
+pub(crate) fn network_mode(svc: &str, spec: &ContainerSpec, mode: &NetworkMode) -> Option<String> {
+    match mode {
+        NetworkMode::Service => Some(docker_network_of(svc)),
+        NetworkMode::Netns(rid) => Some(format!(
+            "container:{}",
+            ContainerSpec::container_name(svc, rid.id)
+        )),
+        _ => spec.run.network.clone(),
+    }
 }
 
-/// A stable digest of what the container is created from (FNV-1a over its JSON).
-pub(crate) fn config_digest(spec: &ContainerSpec) -> String {
-    let json =
+/// `links` as docker takes them: `container#N[:alias]` named `<svc>.container.<N>[:alias]`.
+fn links(svc: &str, spec: &ContainerSpec) -> Vec<String> {
+    spec.run
+        .links
+        .iter()
+        .map(|l| match (link_target(svc, l), l.split_once(':')) {
+            (Some(t), Some((_, alias))) => {
+                format!("{}:{alias}", ContainerSpec::container_name(svc, t.id))
+            }
+            (Some(t), None) => ContainerSpec::container_name(svc, t.id),
+            (None, _) => l.clone(),
+        })
+        .collect()
+}
+
+/// A stable digest of what the container is created from (FNV-1a over its JSON). A container
+/// on the service's network or in another's namespace (a mode the file does not spell) has
+/// that mode in its digest too, so a container made before it existed is made again.
+pub(crate) fn config_digest(svc: &str, spec: &ContainerSpec, mode: &NetworkMode) -> String {
+    let mut json =
         serde_json::to_string(&(&spec.run_image, &spec.run_command, &spec.run)).unwrap_or_default();
+    if spec.run.network.is_none()
+        && let Some(mode) = network_mode(svc, spec, mode)
+    {
+        json.push_str(&mode);
+    }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in json.bytes() {
         h ^= u64::from(b);
@@ -67,68 +99,124 @@ pub(crate) fn config_digest(spec: &ContainerSpec) -> String {
     format!("{h:016x}")
 }
 
-/// The create body for `spec`, run by service `svc` as resource `rid`: the typed run options
-/// (parsed once, at load) mapped onto the API's fields.
+/// The create body for `spec`, run by service `svc` as resource `rid`: the run options' plain
+/// fields at their place (the table's `=>` column), then those the API takes in another shape.
 pub(crate) fn create_body(
     svc: &str,
     rid: &str,
     spec: &ContainerSpec,
+    mode: &NetworkMode,
 ) -> Result<ContainerCreateBody, DriverError> {
     let o = &spec.run;
-    let env = environment(o)?;
-    let mut binds = Vec::new();
-    let mut anonymous = Vec::new();
-    for v in &o.volumes {
-        match &v.value {
-            VolumeSpec::Anonymous(dst) => anonymous.push(dst.clone()),
-            VolumeSpec::Bind(b) => binds.push(b.clone()),
-        }
+    let bug = |e: serde_json::Error| DriverError::Docker {
+        what: format!("build the create body of {rid}"),
+        message: e.to_string(),
+    };
+    let published = || o.ports.iter().flat_map(|p| &p.value);
+    let mut bindings = BTreeMap::<_, Vec<_>>::new();
+    for p in published() {
+        let (ip, port) = (p.host_ip.as_deref(), p.host_port.map(|h| h.to_string()));
+        let binding = json!({ "HostIp": ip.unwrap_or(""), "HostPort": port.unwrap_or_default() });
+        bindings.entry(&p.container).or_default().push(binding);
     }
+    let (anonymous, binds): (Vec<_>, Vec<_>) =
+        (o.volumes.iter()).partition(|v| matches!(v.value, VolumeSpec::Anonymous(_)));
+    let devices = Vec::from_iter(o.devices.iter().map(|Typed { value: d, .. }| {
+        json!({ "PathOnHost": d.host, "PathInContainer": d.inner, "CgroupPermissions": d.perms })
+    }));
+    let tmpfs = BTreeMap::from_iter(o.tmpfs.iter().map(|t| t.value.clone()));
+    let restart = (o.restart_policy.as_ref()).map(|r| &r.value);
+    let restart = restart.map(|(name, n)| json!({ "Name": name, "MaximumRetryCount": n }));
+    let entrypoint = match &o.entrypoint {
+        // An empty entrypoint resets the image's, as `--entrypoint ""` does.
+        Some(e) if e.is_empty() => json!([""]),
+        e => json!(e),
+    };
+    // `--expose` and every published port.
+    let exposed = set_of(o.expose.iter().chain(published().map(|p| &p.container)));
+    let binds = Vec::from_iter(binds.iter().map(|v| &v.text));
+    let stop_timeout = i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX);
+    // On a user-defined network, links are the endpoint's (docker's embedded DNS answers
+    // them); HostConfig.Links is the legacy default bridge's, which the daemon has none of.
+    let links = links(svc, spec);
+    let endpoint_network = match mode {
+        NetworkMode::Service => Some(docker_network_of(svc)),
+        NetworkMode::Named(n) => Some(n.clone()),
+        _ => None,
+    };
+    let (host_links, endpoints) = match &endpoint_network {
+        // The hostname (and the rid's `container-N`) resolve too, besides the name.
+        Some(net) => {
+            let aliases = Vec::from_iter(o.hostname.iter().cloned().chain([rid.replace('#', "-")]));
+            let endpoint = json!({ "Links": links, "Aliases": aliases });
+            (Vec::new(), json!({ net.as_str(): endpoint }))
+        }
+        None => (links, json!(null)),
+    };
+    let nanos = |d: &Option<Typed<Duration>>| {
+        (d.as_ref()).map(|d| i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX))
+    };
+    // `health_cmd` runs through the container's shell.
+    let health_cmd = (o.health_cmd.as_ref()).map(|c| ["CMD-SHELL", c.as_str()]);
+    let net_mode = network_mode(svc, spec, mode);
+    let reshaped = [
+        ("HostConfig/NetworkMode", json!(net_mode)),
+        ("HostConfig/Links", json!(host_links)),
+        ("NetworkingConfig/EndpointsConfig", endpoints),
+        ("Healthcheck/Test", json!(health_cmd)),
+        ("Healthcheck/Interval", json!(nanos(&o.health_interval))),
+        ("Healthcheck/Timeout", json!(nanos(&o.health_timeout))),
+        (
+            "Healthcheck/StartPeriod",
+            json!(nanos(&o.health_start_period)),
+        ),
+        ("Image", json!(spec.run_image)),
+        ("Cmd", json!(spec.run_command)),
+        ("Entrypoint", entrypoint),
+        ("Env", json!(environment(o)?)),
+        ("ExposedPorts", exposed),
+        ("Volumes", set_of(anonymous.iter().map(|v| &v.text))),
+        ("StopTimeout", json!(stop_timeout)),
+        ("HostConfig/Binds", json!(binds)),
+        ("HostConfig/PortBindings", json!(bindings)),
+        ("HostConfig/NanoCpus", json!(o.cpus.map(nano_cpus))),
+        ("HostConfig/Devices", json!(devices)),
+        ("HostConfig/Tmpfs", json!(tmpfs)),
+        ("HostConfig/RestartPolicy", json!(restart)),
+    ];
+    let mut body = json!({ "AttachStdin": false, "AttachStdout": false, "AttachStderr": false });
+    for (path, value) in o.api_fields().map_err(bug)?.into_iter().chain(reshaped) {
+        put(&mut body, path, value);
+    }
+    let labels = &mut body["Labels"];
+    labels[SERVICE_LABEL] = svc.into();
+    labels[RID_LABEL] = rid.into();
+    labels[CONFIG_LABEL] = config_digest(svc, spec, mode).into();
+    serde_json::from_value(body).map_err(bug)
+}
 
-    let (exposed, port_bindings) = ports(o);
-    let mut labels: HashMap<String, String> = o
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(SERVICE_LABEL.into(), svc.into());
-    labels.insert(RID_LABEL.into(), rid.into());
-    labels.insert(CONFIG_LABEL.into(), config_digest(spec));
+/// `{"KEY": {}, ...}`: a set as the API takes it (exposed ports, anonymous volumes).
+fn set_of<'a>(keys: impl Iterator<Item = &'a String>) -> serde_json::Value {
+    keys.map(|k| (k.clone(), json!({}))).collect()
+}
 
-    Ok(ContainerCreateBody {
-        image: Some(spec.run_image.clone()),
-        cmd: spec.run_command.clone(),
-        entrypoint: o.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                // An empty entrypoint resets the image's, as `--entrypoint ""` does.
-                vec![String::new()]
-            } else {
-                e.clone()
-            }
-        }),
-        env: opt_vec(env),
-        tty: Some(o.tty),
-        open_stdin: Some(o.interactive),
-        attach_stdin: Some(false),
-        attach_stdout: Some(false),
-        attach_stderr: Some(false),
-        hostname: o.hostname.clone(),
-        user: o.user.clone(),
-        working_dir: o.workdir.clone(),
-        labels: Some(labels),
-        exposed_ports: opt_vec(exposed),
-        volumes: opt_vec(anonymous),
-        stop_signal: o.stop_signal.clone(),
-        stop_timeout: Some(i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX)),
-        host_config: Some(host_config(o, binds, port_bindings)),
-        ..Default::default()
-    })
+/// Set `path` (`HostConfig/Memory`) in `body` to `value`, unless it is null or empty.
+fn put(body: &mut serde_json::Value, path: &str, value: serde_json::Value) {
+    let empty = value.as_array().is_some_and(Vec::is_empty)
+        || value.as_object().is_some_and(serde_json::Map::is_empty);
+    if value.is_null() || empty {
+        return;
+    }
+    match path.split_once('/') {
+        Some((outer, rest)) => put(&mut body[outer], rest, value),
+        None => body[path] = value,
+    }
 }
 
 /// The environment: the env files' lines, then `env` (a bare `KEY` from berth's own).
 fn environment(o: &RunOptions) -> Result<Vec<String>, DriverError> {
     let mut env = Vec::new();
-    for path in o.env_files.iter().map(|f| &f.value) {
+    for path in o.env_file.iter().map(|f| &f.value) {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
         env.extend(env_file_lines(&text));
@@ -137,87 +225,6 @@ fn environment(o: &RunOptions) -> Result<Vec<String>, DriverError> {
         resolve_env(item, &mut env);
     }
     Ok(env)
-}
-
-type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
-
-/// The exposed ports (`--expose` and every published one) and the published ports' bindings.
-fn ports(o: &RunOptions) -> (Vec<String>, PortBindings) {
-    let mut exposed: Vec<String> = o.expose.clone();
-    let mut bindings = PortBindings::new();
-    for pp in o.ports.iter().flat_map(|p| &p.value) {
-        if !exposed.contains(&pp.container) {
-            exposed.push(pp.container.clone());
-        }
-        bindings
-            .entry(pp.container.clone())
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: Some(pp.host_ip.clone().unwrap_or_default()),
-                host_port: Some(pp.host_port.map(|h| h.to_string()).unwrap_or_default()),
-            });
-    }
-    (exposed, bindings)
-}
-
-/// The host side: resources, privileges, mounts, network, restart and log settings.
-fn host_config(o: &RunOptions, binds: Vec<String>, port_bindings: PortBindings) -> HostConfig {
-    let devices = o.devices.iter().map(|d| DeviceMapping {
-        path_on_host: Some(d.value.host.clone()),
-        path_in_container: Some(d.value.inner.clone()),
-        cgroup_permissions: Some(d.value.perms.clone()),
-    });
-    let tmpfs: HashMap<String, String> = (o.tmpfs.iter()).map(|t| t.value.clone()).collect();
-    let restart_policy = o.restart_policy.as_ref().map(|r| RestartPolicy {
-        name: Some(match r.value.0.as_str() {
-            "always" => RestartPolicyNameEnum::ALWAYS,
-            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-            _ => RestartPolicyNameEnum::NO,
-        }),
-        maximum_retry_count: r.value.1,
-    });
-    let log_config =
-        (o.log_driver.is_some() || !o.log_opts.is_empty()).then(|| HostConfigLogConfig {
-            typ: o.log_driver.clone(),
-            config: opt_map(&o.log_opts),
-        });
-
-    HostConfig {
-        binds: opt_vec(binds),
-        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
-        memory: o.memory,
-        memory_swap: o.memory_swap,
-        shm_size: o.shm_size,
-        nano_cpus: o.cpus.map(nano_cpus),
-        cpu_shares: o.cpu_shares,
-        cpuset_cpus: o.cpuset_cpus.clone(),
-        network_mode: o.network.clone(),
-        volumes_from: opt_vec(o.volumes_from.clone()),
-        links: opt_vec(o.links.clone()),
-        privileged: Some(o.privileged),
-        readonly_rootfs: o.read_only.then_some(true),
-        cap_add: opt_vec(o.cap_add.clone()),
-        cap_drop: opt_vec(o.cap_drop.clone()),
-        security_opt: opt_vec(o.security_opt.clone()),
-        devices: opt_vec(devices.collect()),
-        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-        dns: opt_vec(o.dns.clone()),
-        extra_hosts: opt_vec(o.extra_hosts.clone()),
-        sysctls: opt_map(&o.sysctls),
-        group_add: opt_vec(o.group_add.clone()),
-        pid_mode: o.pid.clone(),
-        ipc_mode: o.ipc.clone(),
-        init: Some(o.init),
-        restart_policy,
-        log_config,
-        ..Default::default()
-    }
-}
-
-fn opt_map(m: &std::collections::BTreeMap<String, String>) -> Option<HashMap<String, String>> {
-    (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 /// The graceful stop bound in whole seconds, rounded up (at least 1).
@@ -338,6 +345,67 @@ pub(crate) fn describe_state(c: &ContainerInspectResponse) -> String {
     }
 }
 
+/// The network and published ports of a running container: `network berth-web 10.199.7.2, ports
+/// 10.88.0.10:8080->80/tcp` in the status.
+pub(crate) fn network_of(c: &ContainerInspectResponse) -> ContainerNetwork {
+    let mode = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .unwrap_or_default();
+    let mut nets: Vec<(String, Option<String>)> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|n| {
+            n.iter()
+                .map(|(name, e)| {
+                    let ip = e.ip_address.clone().filter(|a| !a.is_empty());
+                    (name.clone(), ip)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    nets.sort();
+    let no_address = nets.iter().all(|(_, ip)| ip.is_none());
+    let (name, addresses) = if mode.starts_with("container:") {
+        (mode, Vec::new())
+    } else if no_address && matches!(mode.as_str(), "" | "default" | "bridge" | "none") {
+        // docker's default under the daemon's --bridge=none: no network at all.
+        ("none".to_string(), Vec::new())
+    } else {
+        let names: Vec<String> = nets.iter().map(|(n, _)| n.clone()).collect();
+        (
+            names.join(","),
+            nets.into_iter().filter_map(|(_, ip)| ip).collect(),
+        )
+    };
+    let mut ports: Vec<String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .map(|p| {
+            p.iter()
+                .flat_map(|(inner, b)| {
+                    b.iter().flatten().map(move |b| {
+                        let ip = (b.host_ip.as_deref())
+                            .filter(|i| !i.is_empty())
+                            .unwrap_or("0.0.0.0");
+                        format!("{ip}:{}->{inner}", b.host_port.as_deref().unwrap_or(""))
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ports.sort();
+    ports.dedup();
+    ContainerNetwork {
+        name,
+        addresses,
+        ports,
+    }
+}
+
 /// The container's health, when its image has a healthcheck.
 pub(crate) fn health(c: &ContainerInspectResponse) -> Option<HealthStatusEnum> {
     c.state
@@ -446,6 +514,12 @@ mod tests {
     use super::*;
     use berth_model::ServiceConfig;
     use berth_model::config::Spec;
+    use bollard::models::{PortBinding, RestartPolicyNameEnum};
+
+    /// The network mode of a container alone in its service.
+    fn alone(s: &ContainerSpec) -> NetworkMode {
+        NetworkMode::resolve(s, false)
+    }
 
     fn spec(body: &str) -> ContainerSpec {
         let svc = ServiceConfig::parse(
@@ -466,13 +540,17 @@ mod tests {
         assert_eq!(stop_secs(&s), 3_000_000_000);
         assert_eq!(stop_t(&s), i32::MAX);
         assert_eq!(
-            create_body("web", "container#1", &s).unwrap().stop_timeout,
+            create_body("web", "container#1", &s, &alone(&s))
+                .unwrap()
+                .stop_timeout,
             Some(3_000_000_000)
         );
         let s = spec("run_image = \"busybox\"\nstop_timeout = 9223372036854775807\n");
         assert_eq!(stop_t(&s), i32::MAX);
         assert_eq!(
-            create_body("web", "container#1", &s).unwrap().stop_timeout,
+            create_body("web", "container#1", &s, &alone(&s))
+                .unwrap()
+                .stop_timeout,
             Some(i64::MAX)
         );
         assert_eq!(stop_t(&spec("run_image = \"busybox\"\n")), 10);
@@ -514,11 +592,11 @@ mod tests {
         let s = spec(
             "run_image = \"busybox\"\nrun_command = \"/bin/sh\"\n\
              run_args = \"-v /srv/vol1:/vol1:rw -v /anon -p 127.0.0.1:8080:80 -m 64m --cpus 0.5 \
-             --net none -w /srv -u 1000 --entrypoint /bin/env --privileged --cap-add NET_ADMIN \
+             --net front -w /srv -u 1000 --entrypoint /bin/env --privileged --cap-add NET_ADMIN \
              -h web1 -l tier=front --restart on-failure:2 --device /dev/fuse --tmpfs /run:size=1m \
              --log-opt max-size=1m --expose 81\"\nenv = [\"A=1\"]\n",
         );
-        let b = create_body("web", "container#1", &s).unwrap();
+        let b = create_body("web", "container#1", &s, &alone(&s)).unwrap();
         assert_eq!(b.image.as_deref(), Some("busybox"));
         assert_eq!(b.cmd, Some(vec!["/bin/sh".to_string()]));
         assert_eq!(b.entrypoint, Some(vec!["/bin/env".to_string()]));
@@ -531,7 +609,7 @@ mod tests {
         assert_eq!(labels["tier"], "front");
         assert_eq!(labels[SERVICE_LABEL], "web");
         assert_eq!(labels[RID_LABEL], "container#1");
-        assert_eq!(labels[CONFIG_LABEL], config_digest(&s));
+        assert_eq!(labels[CONFIG_LABEL], config_digest("web", &s, &alone(&s)));
         let mut exposed = b.exposed_ports.clone().unwrap();
         exposed.sort();
         assert_eq!(exposed, ["80/tcp", "81/tcp"]);
@@ -547,7 +625,7 @@ mod tests {
         );
         assert_eq!(h.memory, Some(64 << 20));
         assert_eq!(h.nano_cpus, Some(500_000_000));
-        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        assert_eq!(h.network_mode.as_deref(), Some("front"));
         assert_eq!((h.privileged, h.init), (Some(true), Some(true)));
         assert_eq!(h.cap_add, Some(vec!["NET_ADMIN".to_string()]));
         let rp = h.restart_policy.unwrap();
@@ -573,7 +651,7 @@ mod tests {
     #[test]
     fn empty_entrypoint_resets() {
         let s = spec("run_image = \"busybox\"\nentrypoint = []\n");
-        let b = create_body("web", "container#1", &s).unwrap();
+        let b = create_body("web", "container#1", &s, &alone(&s)).unwrap();
         assert_eq!(b.entrypoint, Some(vec![String::new()]));
     }
 
@@ -581,8 +659,14 @@ mod tests {
     fn digest_follows_the_config() {
         let a = spec("run_image = \"busybox\"\n");
         let b = spec("run_image = \"busybox\"\nenv = [\"A=1\"]\n");
-        assert_eq!(config_digest(&a), config_digest(&a.clone()));
-        assert_ne!(config_digest(&a), config_digest(&b));
+        assert_eq!(
+            config_digest("web", &a, &alone(&a)),
+            config_digest("web", &a.clone(), &alone(&a))
+        );
+        assert_ne!(
+            config_digest("web", &a, &alone(&a)),
+            config_digest("web", &b, &alone(&b))
+        );
     }
 
     #[test]
@@ -594,32 +678,34 @@ mod tests {
     const FULL: &str = "run_image = \"busybox\"\nrun_command = [\"sh\", \"-c\", \"sleep 1\"]\n\
         run_args = \"-ti -e A=1 --env-file /tmp/arch_e.env -v /x -v data:/data:ro \
         -p 1.2.3.4:80:80/udp -p 8000-8001:80-81 --expose 81-82/udp -m 1.5g --memory-swap -1 \
-        --shm-size 64m --cpus 2.5 -c 512 --cpuset-cpus 0-1 --net none -w /w -u u \
-        --entrypoint '' --volumes-from v --link l --read-only --privileged --cap-add NET_ADMIN \
+        --shm-size 64m --cpus 2.5 -c 512 --cpuset-cpus 0-1 --net front -w /w -u u \
+        --entrypoint '' --volumes-from v --link container#2:l --read-only --privileged --cap-add NET_ADMIN \
         --cap-drop ALL --security-opt no-new-privileges --device /dev/fuse \
         --device /dev/sda:/dev/xvda:rw --tmpfs /run:size=1m --tmpfs /t --dns 9.9.9.9 \
         --add-host db=10.0.0.1 --sysctl net.core.somaxconn=1024 --group-add audio --pid host \
         --ipc private --init=false -h h --label k=v -l e --restart on-failure:3 \
-        --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n";
+        --stop-signal SIGINT --log-driver json-file --log-opt max-size=1m\"\n[container.2]\nrun_image = \"busybox\"\n";
 
     #[test]
     fn the_settings_table_keeps_the_body_and_the_digest() {
-        // Both pinned from the code before `run_args` became a table: a changed digest would
+        // Both pinned (FULL again when links and network modes were resolved for the service's
+        // network; a container alone in its service keeps its digest): a changed digest would
         // create every stopped container again, a changed body would run it differently.
         let mut s = spec(FULL);
-        assert_eq!(config_digest(&s), "dc188a891103aba7");
+        assert_eq!(config_digest("web", &s, &alone(&s)), "25021b10972f6fa4");
+        let plain = spec("run_image = \"busybox\"\n");
         assert_eq!(
-            config_digest(&spec("run_image = \"busybox\"\n")),
+            config_digest("web", &plain, &alone(&plain)),
             "64802bc0e82179b8"
         );
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join("e.env");
         std::fs::write(&env_file, "X=1\n").unwrap();
-        s.run.env_files = vec![berth_model::run_args::Typed {
-            text: s.run.env_files[0].text.clone(),
+        s.run.env_file = vec![berth_model::run_args::Typed {
+            text: s.run.env_file[0].text.clone(),
             value: env_file,
         }];
-        let body = create_body("web", "container#1", &s).unwrap();
+        let body = create_body("web", "container#1", &s, &alone(&s)).unwrap();
         let mut body = serde_json::to_value(&body).unwrap();
         body["Labels"].as_object_mut().unwrap().remove(CONFIG_LABEL);
         let want: serde_json::Value =

@@ -588,6 +588,8 @@ impl Daemon {
         if !running.is_empty() {
             return Ok(false);
         }
+        // The service's network (and its bridge) goes with the last container.
+        super::network::remove(api, &berth_model::config::docker_network_of(&self.svc))?;
         info!("no more container handled by docker daemon. shut it down");
         self.terminate()?;
         Ok(true)
@@ -762,6 +764,7 @@ mod tests {
             paths: &paths,
             force: false,
             fence: None,
+            prechecked: None,
         };
         Daemon::new(&ctx)
     }

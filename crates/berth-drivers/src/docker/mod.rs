@@ -20,6 +20,7 @@ mod api;
 mod container;
 mod daemon;
 mod host;
+mod network;
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -28,8 +29,10 @@ use std::time::{Duration, Instant};
 
 use berth_model::ResourceState;
 use berth_model::Rid;
-use berth_model::config::ContainerSpec;
+use berth_model::config::{ContainerSpec, NetworkMode, Spec};
+use berth_model::rid::Kind;
 use berth_model::status::{Chargeback, LogEntry, Status};
+use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -51,6 +54,7 @@ fn name_of(ctx: &Ctx<'_>, rid: Rid) -> String {
 /// The status as the seed prints it. Never starts the daemon.
 pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
     let mut st = ResourceState {
+        network: None,
         status: Status::Down,
         label: spec.run_image.clone(),
         log: Vec::new(),
@@ -92,7 +96,9 @@ pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
         }
         Ok(Probe::Running(api)) => api,
     };
-    if let Err(e) = container_status(&api, &name_of(ctx, rid), spec, &mut st) {
+    let mode = NetworkMode::of(ctx.svc, spec);
+    let configured = container::network_mode(&ctx.svc.name, spec, &mode);
+    if let Err(e) = container_status(&api, &name_of(ctx, rid), spec, configured, &mut st) {
         st.status = Status::Undef;
         st.log.push(LogEntry::error(e.to_string()));
     }
@@ -103,6 +109,7 @@ fn container_status(
     api: &Api,
     name: &str,
     spec: &ContainerSpec,
+    configured: Option<String>,
     st: &mut ResourceState,
 ) -> Result<(), DriverError> {
     let wanted = inspect_image(api, &spec.run_image)?;
@@ -128,6 +135,18 @@ fn container_status(
     st.label = format!("{id}@{image}");
     if is_running(&c) {
         st.status = Status::Up;
+        let mut net = container::network_of(&c);
+        // docker names the namespace's container by id: the file's name reads better.
+        if let Some(conf) = configured.filter(|c| c.starts_with("container:"))
+            && net.name.starts_with("container:")
+        {
+            net.name = conf;
+        }
+        // A container on no network shows no line (the seed's tree stays as it was).
+        if net.name != "none" || !net.ports.is_empty() {
+            st.log.push(LogEntry::info(net.line()));
+        }
+        st.network = Some(net);
         if !same_image {
             st.log.push(LogEntry::warn(match &wanted {
                 Some(_) => format!(
@@ -157,11 +176,32 @@ fn container_status(
     Ok(())
 }
 
+/// The pid of container `rid`'s process while it runs (for a netns ip: its network namespace is
+/// `/proc/<pid>/ns/net`); `None` when the daemon or the container does not run. Never starts
+/// the daemon.
+pub fn container_pid(ctx: &Ctx<'_>, rid: Rid) -> Result<Option<i32>, DriverError> {
+    let Probe::Running(api) = Daemon::new(ctx).probe()? else {
+        return Ok(None);
+    };
+    let Some(c) = inspect(&api, &name_of(ctx, rid))? else {
+        return Ok(None);
+    };
+    if !is_running(&c) {
+        return Ok(None);
+    }
+    Ok(c.state
+        .and_then(|s| s.pid)
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|p| *p > 0))
+}
+
 /// Start the container (and the daemon when needed).
 pub fn start(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> Result<Outcome, DriverError> {
     let d = Daemon::new(ctx);
     let (api, started_daemon) = d.ensure(ctx)?;
-    let result = start_container(ctx, &d, &api, rid, spec);
+    let result = check_requires(ctx, &api, rid, spec)
+        .and_then(|()| start_container(ctx, &d, &api, rid, spec))
+        .map_err(|e| name_dependents(ctx, rid, e));
     if result.is_err() && started_daemon {
         // Leave the host as it was, so a rollback can unmount the data dir's fs.
         match d.shutdown_if_idle(&api) {
@@ -170,6 +210,59 @@ pub fn start(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> Result<Outcome, D
         }
     }
     result
+}
+
+/// A container starts only once every container it requires (`start_requires`) runs and, with
+/// a healthcheck, is healthy: the engine starts them first, this guards a `--rid` start.
+fn check_requires(
+    ctx: &Ctx<'_>,
+    api: &Api,
+    rid: Rid,
+    spec: &ContainerSpec,
+) -> Result<(), DriverError> {
+    for req in spec
+        .start_requires
+        .iter()
+        .filter(|r| r.kind == Kind::Container)
+    {
+        let name = name_of(ctx, *req);
+        let why = match inspect(api, &name)? {
+            None => Some("it does not exist".to_string()),
+            Some(c) if !is_running(&c) => Some(format!("it is {}", container::describe_state(&c))),
+            Some(c) => match container::health(&c) {
+                Some(HealthStatusEnum::HEALTHY) | None => None,
+                Some(h) => Some(format!("its healthcheck says {h}")),
+            },
+        };
+        if let Some(why) = why {
+            return Err(DriverError::Refused(format!(
+                "{rid} requires {req} (start_requires), which is not up: {why}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A failed start of a container others require names them: they are not started.
+fn name_dependents(ctx: &Ctx<'_>, rid: Rid, e: DriverError) -> DriverError {
+    let dependents: Vec<String> = ctx
+        .svc
+        .resources
+        .iter()
+        .filter(|r| match &r.spec {
+            Spec::Container(c) => c.start_requires.contains(&rid),
+            _ => false,
+        })
+        .map(|r| r.rid.to_string())
+        .collect();
+    if dependents.is_empty() {
+        return e;
+    }
+    DriverError::Refused(format!(
+        "{e}; {} require{} {rid} (start_requires): not started",
+        dependents.join(", "),
+        if dependents.len() == 1 { "s" } else { "" }
+    ))
 }
 
 fn start_container(
@@ -188,13 +281,28 @@ fn start_container(
         info!("container {name} is already up");
         return Ok(Outcome::AlreadyDone);
     }
-    let digest = container::config_digest(spec);
+    let mode = NetworkMode::of(ctx.svc, spec);
+    let digest = container::config_digest(&ctx.svc.name, spec, &mode);
+    let net_id = if mode == NetworkMode::Service {
+        Some(network::ensure(api, ctx.svc, &ctx.paths.var_dir)?)
+    } else {
+        None
+    };
     let stale = existing.as_ref().is_some_and(|c| {
-        c.config
+        let other_config = c
+            .config
             .as_ref()
             .and_then(|cfg| cfg.labels.as_ref())
             .and_then(|l| l.get(container::CONFIG_LABEL))
-            != Some(&digest)
+            != Some(&digest);
+        // The network was made again since the container was created: it refers to the old one.
+        let other_network = net_id.as_ref().is_some_and(|id| {
+            !c.network_settings
+                .as_ref()
+                .and_then(|n| n.networks.as_ref())
+                .is_some_and(|n| n.values().any(|e| e.network_id.as_ref() == Some(id)))
+        });
+        other_config || other_network
     });
     let id = match existing {
         Some(c) if !stale => {
@@ -212,7 +320,7 @@ fn start_container(
                     spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
                 )));
             }
-            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec)?;
+            let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec, &mode)?;
             if let Some(c) = other {
                 let id = c.id.unwrap_or_else(|| name.clone());
                 info!(
@@ -252,14 +360,25 @@ fn start_container(
     )
     .map_err(|e| e.into_driver(format!("start container {name}")))?;
     info!("wait for container up status");
-    container::wait_running(api, &name, spec.start_timeout)?;
-    if inspect(api, &name)?
-        .as_ref()
-        .and_then(container::health)
-        .is_some()
-    {
-        info!("wait for container operational");
-        container::wait_healthy(api, &name, spec.start_timeout, began)?;
+    let waited = container::wait_running(api, &name, spec.start_timeout).and_then(|()| {
+        if inspect(api, &name)?
+            .as_ref()
+            .and_then(container::health)
+            .is_some()
+        {
+            info!("wait for container operational");
+            container::wait_healthy(api, &name, spec.start_timeout, began)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = waited {
+        // A container that runs but never became operational is not left running: what
+        // depends on it is not started, and the rollback stops only what did start.
+        warn!("{e}: stop container {name}");
+        if let Err(stop) = stop_container(d, api, &name, spec) {
+            warn!("cannot stop container {name}: {stop}");
+        }
+        return Err(e);
     }
     Ok(Outcome::Changed)
 }

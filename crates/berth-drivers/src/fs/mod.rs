@@ -135,6 +135,7 @@ pub fn status(spec: &FsSpec) -> ResourceState {
         },
     };
     ResourceState {
+        network: None,
         status,
         label: label(spec),
         log,

@@ -119,45 +119,13 @@ pub fn read() -> Result<Vec<MountEntry>, DriverError> {
     Ok(parse(&text))
 }
 
-thread_local! {
-    /// Inside [`shared`]: the table, once a status read it (outer `None`: not inside).
-    static SHARED: std::cell::RefCell<Option<Option<std::rc::Rc<Vec<MountEntry>>>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `f` with the mount table read at most once on this thread by [`read_for_status`]: a
-/// walk over many services' status (`svc print status`) reads it once and sees one table.
-pub fn shared<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            if self.0 {
-                SHARED.with(|s| *s.borrow_mut() = None);
-            }
-        }
-    }
-    // Nested: the outer scope keeps its table and resets it.
-    let outer = SHARED.with(|s| s.borrow().is_some());
-    let _reset = Reset(!outer);
-    if !outer {
-        SHARED.with(|s| *s.borrow_mut() = Some(None));
-    }
-    f()
-}
-
-/// The mount table for a status: [`read`], or the table already read inside [`shared`].
-/// Starts and stops always [`read`] afresh.
-pub fn read_for_status() -> Result<std::rc::Rc<Vec<MountEntry>>, DriverError> {
-    if let Some(t) = SHARED.with(|s| s.borrow().as_ref().and_then(|t| t.clone())) {
+/// The mount table for a status: the walk's shared table inside [`crate::reads::with`], else
+/// [`read`]. Starts and stops always [`read`] afresh.
+pub fn read_for_status() -> Result<std::sync::Arc<Vec<MountEntry>>, DriverError> {
+    if let Some(t) = crate::reads::current().and_then(|r| r.mounts(|| read().ok())) {
         return Ok(t);
     }
-    let table = std::rc::Rc::new(read()?);
-    SHARED.with(|s| {
-        if let Some(slot) = s.borrow_mut().as_mut() {
-            *slot = Some(table.clone());
-        }
-    });
-    Ok(table)
+    Ok(std::sync::Arc::new(read()?))
 }
 
 #[cfg(test)]
@@ -174,20 +142,31 @@ mod tests {
 
     #[test]
     fn shared_reads_once_and_only_inside() {
+        use crate::reads::{StatusReads, with};
+        use std::sync::Arc;
         let a = read_for_status().unwrap();
         let b = read_for_status().unwrap();
-        assert!(!std::rc::Rc::ptr_eq(&a, &b), "outside: a read each time");
-        shared(|| {
+        assert!(!Arc::ptr_eq(&a, &b), "outside: a read each time");
+        let reads = Arc::new(StatusReads::new());
+        with(&reads, || {
             let c = read_for_status().unwrap();
-            let d = shared(read_for_status).unwrap();
-            assert!(std::rc::Rc::ptr_eq(&c, &d), "inside: one read");
+            let other = Arc::new(StatusReads::new());
+            let d = with(&other, read_for_status).unwrap();
+            assert!(Arc::ptr_eq(&c, &d), "inside: one read, the outer walk's");
+            assert_eq!(*c, *a, "the same table");
         });
+        assert_eq!(reads.reads_made(), 1);
         let e = read_for_status().unwrap();
         let f = read_for_status().unwrap();
-        assert!(
-            !std::rc::Rc::ptr_eq(&e, &f),
-            "after: a read each time again"
-        );
+        assert!(!Arc::ptr_eq(&e, &f), "after: a read each time again");
+        // Past its bound, a walk reads afresh.
+        let old = Arc::new(StatusReads::within(std::time::Duration::ZERO));
+        with(&old, || {
+            let g = read_for_status().unwrap();
+            let h = read_for_status().unwrap();
+            assert!(!Arc::ptr_eq(&g, &h), "past the bound: a read each time");
+        });
+        assert_eq!(old.reads_made(), 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 mod arp;
 mod netlink;
+pub mod netns;
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -164,6 +165,10 @@ impl Plan {
 
 /// Before any resource starts: the device, the prefix, and (IPv4) the conflict probe.
 pub fn precheck(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::precheck(ctx, spec);
+    }
     let plan = Plan::read_up(spec)?;
     if let Some(a) = plan.ours()
         && !a.dadfailed
@@ -212,10 +217,95 @@ pub fn precheck(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
     }
 }
 
+/// A network namespace's links and addresses, dumped once for the statuses of a walk
+/// ([`crate::reads`]); the default routes are dumped when a status first asks for them.
+#[derive(Debug)]
+pub struct NetSnapshot {
+    links: Vec<(Vec<String>, Link)>,
+    addrs: Vec<Addr>,
+    /// IPv4, IPv6.
+    routes: [std::sync::Mutex<Option<Vec<netlink::DefaultRoute>>>; 2],
+}
+
+impl NetSnapshot {
+    /// Dump the calling thread's namespace; `None` when a dump fails.
+    fn read() -> Option<NetSnapshot> {
+        let mut nl = Netlink::open().ok()?;
+        Some(NetSnapshot {
+            links: nl.links().ok()?,
+            addrs: nl.all_addrs().ok()?,
+            routes: Default::default(),
+        })
+    }
+}
+
+/// What a status reads of the host: by itself, or from the walk's [`NetSnapshot`].
+enum NetView {
+    Own(Netlink),
+    Shared(std::sync::Arc<NetSnapshot>),
+}
+
+impl NetView {
+    fn open() -> Result<NetView, DriverError> {
+        if let Some(snap) = crate::reads::current().and_then(|r| r.net(NetSnapshot::read)) {
+            return Ok(NetView::Shared(snap));
+        }
+        Netlink::open()
+            .map(NetView::Own)
+            .map_err(|e| DriverError::io("cannot open an rtnetlink socket", e))
+    }
+
+    fn link(&mut self, name: &str) -> std::io::Result<Option<Link>> {
+        match self {
+            NetView::Own(nl) => nl.link(name),
+            // A name the kernel would refuse to look up (too long): asked, for its answer.
+            NetView::Shared(_) if name.len() >= libc::IFNAMSIZ => Netlink::open()?.link(name),
+            NetView::Shared(s) => Ok(s
+                .links
+                .iter()
+                .find(|(names, _)| names.iter().any(|n| n == name))
+                .map(|(_, l)| l.clone())),
+        }
+    }
+
+    fn addrs(&mut self, index: u32, v6: bool) -> std::io::Result<Vec<Addr>> {
+        match self {
+            NetView::Own(nl) => nl.addrs(index, v6),
+            NetView::Shared(s) => Ok(s
+                .addrs
+                .iter()
+                .filter(|a| a.index == index && a.addr.is_ipv6() == v6)
+                .cloned()
+                .collect()),
+        }
+    }
+
+    fn default_routes(&mut self, v6: bool) -> std::io::Result<Vec<netlink::DefaultRoute>> {
+        match self {
+            NetView::Own(nl) => nl.default_routes(v6),
+            NetView::Shared(s) => {
+                let mut slot = s.routes[usize::from(v6)]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(r) = slot.as_ref() {
+                    return Ok(r.clone());
+                }
+                let routes = Netlink::open()?.default_routes(v6)?;
+                *slot = Some(routes.clone());
+                Ok(routes)
+            }
+        }
+    }
+}
+
 /// The status: up when the address is on the device.
 pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::status(_ctx, spec);
+    }
     let mut log = Vec::new();
-    let status = match Plan::read(spec) {
+    let status = match status_read(spec) {
         Err(e) => {
             log.push(LogEntry::warn(e.to_string()));
             Status::Down
@@ -227,30 +317,36 @@ pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
             )));
             Status::Down
         }
-        Ok(Some(mut plan)) => match plan.ours().cloned() {
+        Ok(Some((addr, link, ours, mut view))) => match ours {
             None => Status::Down,
             Some(a) if a.dadfailed => {
                 log.push(LogEntry::warn(format!(
-                    "{} is on {} but failed duplicate address detection (dadfailed)",
-                    plan.addr, spec.ipdev
+                    "{addr} is on {} but failed duplicate address detection (dadfailed)",
+                    spec.ipdev
                 )));
                 Status::Down
             }
-            Some(_) if !plan.link.up => {
+            Some(_) if !link.up => {
                 log.push(LogEntry::warn(format!(
-                    "{} is on {} but the device is down",
-                    plan.addr, spec.ipdev
+                    "{addr} is on {} but the device is down",
+                    spec.ipdev
                 )));
                 Status::Warn
             }
             Some(a) => {
                 if a.tentative {
                     log.push(LogEntry::info(format!(
-                        "{} is tentative: duplicate address detection is running",
-                        plan.addr
+                        "{addr} is tentative: duplicate address detection is running"
                     )));
                 }
-                match gateway_present(&mut plan, spec) {
+                let routes = match spec.gateway {
+                    None => Ok(true),
+                    Some(gw) => view
+                        .default_routes(gw.is_ipv6())
+                        .map(|r| has_gateway(&r, gw, link.index))
+                        .map_err(|e| DriverError::io("cannot list the default routes", e)),
+                };
+                match routes {
                     Ok(true) => Status::Up,
                     Ok(false) => {
                         log.push(LogEntry::warn(format!(
@@ -269,10 +365,39 @@ pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
         },
     };
     ResourceState {
+        network: None,
         status,
         label: label(spec),
         log,
     }
+}
+
+/// What a status reads, as [`Plan::read`] does (the same order, the same errors): the address,
+/// the device, the address as it is on the device. `Ok(None)` when the device does not exist.
+#[allow(clippy::type_complexity)]
+fn status_read(
+    spec: &IpSpec,
+) -> Result<Option<(IpAddr, Link, Option<Addr>, NetView)>, DriverError> {
+    let addr = resolve(&spec.ipname)?;
+    let mut view = NetView::open()?;
+    let link = view
+        .link(&spec.ipdev)
+        .map_err(|e| DriverError::io(format!("cannot read device {}", spec.ipdev), e))?;
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    let addrs = view
+        .addrs(link.index, addr.is_ipv6())
+        .map_err(|e| DriverError::io(format!("cannot list the addresses of {}", spec.ipdev), e))?;
+    let ours = addrs.into_iter().find(|a| a.addr == addr);
+    Ok(Some((addr, link, ours, view)))
+}
+
+/// Whether `routes` hold the default route via `gw` (out of `index`, or of any device).
+fn has_gateway(routes: &[netlink::DefaultRoute], gw: IpAddr, index: u32) -> bool {
+    routes
+        .iter()
+        .any(|r| r.gateway == Some(gw) && r.oif.is_none_or(|o| o == index))
 }
 
 /// Whether the configured gateway's default route is there (`true` when none is configured).
@@ -284,9 +409,7 @@ fn gateway_present(plan: &mut Plan, spec: &IpSpec) -> Result<bool, DriverError> 
         .nl
         .default_routes(gw.is_ipv6())
         .map_err(|e| DriverError::io("cannot list the default routes", e))?;
-    Ok(routes
-        .iter()
-        .any(|r| r.gateway == Some(gw) && r.oif.is_none_or(|o| o == plan.link.index)))
+    Ok(has_gateway(&routes, gw, plan.link.index))
 }
 
 /// Add the gateway's default route, unless it is there. Another default route is left alone.
@@ -316,6 +439,10 @@ fn ensure_gateway(plan: &mut Plan, spec: &IpSpec) -> Result<bool, DriverError> {
 
 /// Bring the address up (no conflict probe here: that is [`precheck`]'s job).
 pub fn start(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::start(ctx, spec);
+    }
     let mut plan = Plan::read_up(spec)?;
     if let Some(a) = plan.ours().cloned() {
         if !a.dadfailed {
@@ -497,6 +624,10 @@ fn del_addr(plan: &mut Plan, a: &Addr, spec: &IpSpec) -> Result<(), DriverError>
 /// Remove the gateway route and the address. An absent address (or device) is already stopped.
 /// A gateway failure does not keep the address from being removed; both are reported.
 pub fn stop(_ctx: &Ctx<'_>, spec: &IpSpec) -> Result<Outcome, DriverError> {
+    // A netns ip goes in its container's namespace, never on the node's interface.
+    if spec.netns.is_some() {
+        return netns::stop(_ctx, spec);
+    }
     let Some(mut plan) = Plan::read(spec)? else {
         info!(
             "device {} does not exist: {} is already down",
@@ -557,6 +688,7 @@ mod tests {
             probe_timeout: Duration::from_millis(300),
             garp_count: 3,
             garp_interval: Duration::from_millis(100),
+            netns: None,
         }
     }
 

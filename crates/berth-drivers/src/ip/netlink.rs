@@ -14,7 +14,7 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage, Prop};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -170,26 +170,26 @@ impl Netlink {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
             Err(e) => return Err(e),
         };
-        for m in answer {
-            if let RouteNetlinkMessage::NewLink(l) = m {
-                let mac = l
-                    .attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        LinkAttribute::Address(mac) => Some(mac.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                return Ok(Some(Link {
-                    index: l.header.index,
-                    up: l.header.flags.contains(LinkFlags::Up),
-                    lower_up: l.header.flags.contains(LinkFlags::LowerUp),
-                    ether: l.header.link_layer_type == LinkLayerType::Ether && mac.len() == 6,
-                    mac,
-                }));
-            }
-        }
-        Ok(None)
+        Ok(answer.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(parse_link(&l).1),
+            _ => None,
+        }))
+    }
+
+    /// Every interface, with its names (its name first, then its alternative names: the
+    /// kernel finds a link by either).
+    pub fn links(&mut self) -> io::Result<Vec<(Vec<String>, Link)>> {
+        let answer = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(answer
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(parse_link(&l)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Every address of interface `index` in `family`'s address family.
@@ -205,6 +205,21 @@ impl Netlink {
                 _ => None,
             })
             .filter(|a| a.addr.is_ipv6() == v6)
+            .collect())
+    }
+
+    /// Every address of every interface, both families, in one dump.
+    pub fn all_addrs(&mut self) -> io::Result<Vec<Addr>> {
+        let answer = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        Ok(answer
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => parse_addr(&a),
+                _ => None,
+            })
             .collect())
     }
 
@@ -310,6 +325,33 @@ fn addr_message(index: u32, addr: IpAddr, prefix: u8) -> AddressMessage {
     }
     msg.attributes.push(AddressAttribute::Address(addr));
     msg
+}
+
+/// The names and the state of the interface an `RTM_NEWLINK` message describes.
+fn parse_link(l: &LinkMessage) -> (Vec<String>, Link) {
+    let mut names = Vec::new();
+    let mut alt = Vec::new();
+    let mut mac = Vec::new();
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => names.push(n.clone()),
+            LinkAttribute::Address(m) => mac = m.clone(),
+            LinkAttribute::PropList(props) => alt.extend(props.iter().filter_map(|p| match p {
+                Prop::AltIfName(n) => Some(n.clone()),
+                _ => None,
+            })),
+            _ => {}
+        }
+    }
+    names.extend(alt);
+    let link = Link {
+        index: l.header.index,
+        up: l.header.flags.contains(LinkFlags::Up),
+        lower_up: l.header.flags.contains(LinkFlags::LowerUp),
+        ether: l.header.link_layer_type == LinkLayerType::Ether && mac.len() == 6,
+        mac,
+    };
+    (names, link)
 }
 
 /// The address an `RTM_NEWADDR` message describes: `IFA_LOCAL` when present (it differs from

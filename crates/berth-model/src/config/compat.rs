@@ -125,7 +125,7 @@ pub fn canonical(kind: Option<Kind>, key: &str) -> &str {
 /// A type added here is read by the kind's reader in `keywords`.
 pub fn driver_types(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Ip => &["host"],
+        Kind::Ip => &["host", "netns", "docker"],
         Kind::Vg => &["vg", "lvm"],
         Kind::Fs => &[],
         Kind::Container => &["docker"],
@@ -987,7 +987,7 @@ mod tests {
                 "{e:?}"
             );
         }
-        for t in ["cni", "netns", "crossbow"] {
+        for t in ["cni", "crossbow", "amazon"] {
             let e = errors(
                 None,
                 &format!("[ip#1]\ntype = {t}\nipname = 192.0.2.1\nipdev = eth0\n"),
@@ -995,7 +995,7 @@ mod tests {
             assert_eq!(
                 e,
                 [format!(
-                    "{FILE}:2: [ip#1] type: type {t} is not supported (berth has: host)"
+                    "{FILE}:2: [ip#1] type: type {t} is not supported (berth has: host, netns, docker)"
                 )]
             );
         }

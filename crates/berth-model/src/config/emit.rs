@@ -55,6 +55,8 @@ struct ServiceView<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     docker_daemon_args: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
+    docker_subnet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     orchestrate: Option<super::Orchestrate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     monitor_action: Option<super::MonitorAction>,
@@ -62,6 +64,14 @@ struct ServiceView<'a> {
 
 #[derive(Serialize)]
 struct IpView<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    typ: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nsdev: Option<&'a str>,
     ipname: &'a str,
     ipdev: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +105,10 @@ struct ContainerView<'a> {
     run: RunKeywords<'a>,
     start_timeout: Dur,
     stop_timeout: Dur,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    start_requires: Vec<String>,
 }
 
 /// The run options as their keywords, in table order.
@@ -147,7 +161,12 @@ struct ResourceView<'a> {
 }
 
 fn ip(ip: &IpSpec) -> SpecView<'_> {
+    let ns = ip.netns.as_ref();
     SpecView::Ip(IpView {
+        typ: ns.map(|_| "netns"),
+        netns: ns.map(|n| n.container.to_string()),
+        mode: ns.and_then(|n| n.mode).map(super::NetnsMode::as_str),
+        nsdev: ns.and_then(|n| n.nsdev.as_deref()),
         ipname: &ip.ipname,
         ipdev: &ip.ipdev,
         netmask: ip.netmask.map(|p| p.0),
@@ -176,6 +195,8 @@ fn container(c: &ContainerSpec) -> SpecView<'_> {
         run: RunKeywords(&c.run),
         start_timeout: Dur(c.start_timeout),
         stop_timeout: Dur(c.stop_timeout),
+        netns: c.netns.map(|r| r.to_string()),
+        start_requires: c.start_requires.iter().map(|r| r.to_string()).collect(),
     })
 }
 
@@ -272,6 +293,7 @@ pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         docker_daemon_args: &s.docker_daemon_args,
+        docker_subnet: s.docker_subnet.map(|n| n.to_string()),
         orchestrate: (s.orchestrate != super::Orchestrate::No).then_some(s.orchestrate),
         monitor_action: (s.monitor_action != super::MonitorAction::None)
             .then_some(s.monitor_action),

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
 use super::{
     Common, ConfigError, ConfigErrorKind, ConfigWarning, ContainerSpec, Format, FsSpec, IpSpec,
-    MonitorAction, Orchestrate, Placement, Prefix, Resource, ServiceConfig, ServiceSettings, Spec,
-    VgSpec,
+    MonitorAction, NetnsIp, NetnsMode, Orchestrate, Placement, Prefix, Resource, ServiceConfig,
+    ServiceSettings, Spec, VgSpec,
 };
 use crate::rid::{Kind, Rid};
 
@@ -30,6 +30,7 @@ pub const SERVICE_KEYWORDS: &[&str] = &[
     "comment",
     "docker_data_dir",
     "docker_daemon_args",
+    "docker_subnet",
     "orchestrate",
     "monitor_action",
     "placement",
@@ -50,6 +51,10 @@ pub fn kind_keywords(kind: Kind) -> &'static [&'static str] {
             "probe_timeout",
             "garp_count",
             "garp_interval",
+            "netns",
+            "mode",
+            "nsdev",
+            "container_rid",
         ],
         Kind::Vg => &["vgname", "type"],
         Kind::Fs => &["dev", "mnt", "type", "mnt_opt", "stop_timeout"],
@@ -496,7 +501,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// A host name as RFC 1123 allows (for `ipname` given as a name). A name whose labels are all
 /// digits is not one (RFC 1123 sec. 2.1: it would read as a dotted-decimal address), so
 /// `300.1.2.3` is refused here rather than failing later in DNS.
-fn is_hostname(s: &str) -> bool {
+pub(crate) fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && !s
@@ -566,6 +571,80 @@ fn read_common(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Common {
     }
 }
 
+/// `[ip#N] type`: `host` (the default: the node's interface) or `netns` (OpenSVC v2; `docker`
+/// is its old name): the address in a container's network namespace.
+fn read_ip_netns(r: &mut Reader<'_>) -> Result<Option<NetnsIp>, ConfigError> {
+    let ty = r.string("type")?;
+    match ty.as_deref().map(str::trim) {
+        None | Some("host") => {
+            for key in ["netns", "mode", "nsdev", "container_rid"] {
+                if r.entries.contains_key(key) {
+                    return Err(r.bad(
+                        key,
+                        &RawValue::Str(key.to_string()),
+                        "only an ip of type netns takes it (the address would go on the node's \
+                         interface, not in the container)",
+                    ));
+                }
+            }
+            Ok(None)
+        }
+        Some("netns" | "docker") => {
+            let text = match (r.string("netns")?, r.string("container_rid")?) {
+                (Some(a), _) | (None, Some(a)) => a,
+                (None, None) => return Err(r.error("netns", ConfigErrorKind::MissingKey)),
+            };
+            let container = match text.trim().parse::<Rid>() {
+                Ok(rid) if rid.kind == Kind::Container => rid,
+                _ => {
+                    return Err(r.bad(
+                        "netns",
+                        &RawValue::Str(text),
+                        "expected the rid of a container of the service (container#0)",
+                    ));
+                }
+            };
+            let mode = match r.string("mode")? {
+                None => None,
+                Some(m) => match NetnsMode::CHOICES
+                    .iter()
+                    .find(|(n, _)| *n == m.trim().to_ascii_lowercase())
+                {
+                    Some(&(_, mode)) => Some(mode),
+                    None => {
+                        return Err(r.bad(
+                            "mode",
+                            &RawValue::Str(m),
+                            "berth makes netns interfaces in mode bridge or macvlan \
+                             (dedicated, ipvlan-l2, ipvlan-l3 and ovs are not supported)",
+                        ));
+                    }
+                },
+            };
+            let nsdev = r.string("nsdev")?;
+            if let Some(d) = &nsdev
+                && !is_ifname(d)
+            {
+                return Err(r.bad(
+                    "nsdev",
+                    &RawValue::Str(d.clone()),
+                    "expected an interface name",
+                ));
+            }
+            Ok(Some(NetnsIp {
+                container,
+                mode,
+                nsdev,
+            }))
+        }
+        Some(other) => Err(r.bad(
+            "type",
+            &RawValue::Str(other.to_string()),
+            "ip type is not supported (berth has: host, netns)",
+        )),
+    }
+}
+
 fn ipname(r: &mut Reader<'_>) -> Result<String, ConfigError> {
     let ipname = r.required("ipname")?;
     if ipname.parse::<IpAddr>().is_err() && !is_hostname(&ipname) {
@@ -604,8 +683,8 @@ fn netmask(r: &mut Reader<'_>, ipname: Option<&str>) -> Result<Option<Prefix>, C
 }
 
 fn read_ip(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<IpSpec> {
-    // `type` is checked against `compat::driver_types` before; `host` is the one read here.
-    let _ = r.string("type");
+    // `type` is checked against `compat::driver_types` before; this reads host or netns.
+    let netns = e.ok(read_ip_netns(r));
     let ipname = e.ok(ipname(r));
     let ipdev = e.ok(r.required("ipdev").and_then(|d| {
         if is_ifname(&d) {
@@ -636,6 +715,7 @@ fn read_ip(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<IpSpec> {
         probe_timeout: probe_timeout?,
         garp_count: garp_count?.map_or(3, |n| u32::try_from(n).unwrap_or(100)),
         garp_interval: garp_interval?,
+        netns: netns?,
     })
 }
 
@@ -661,6 +741,50 @@ fn read_fs(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
         mnt_opt: mnt_opt?,
         stop_timeout: stop_timeout?,
     })
+}
+
+fn container_links(r: &mut Reader<'_>) -> Result<(Option<Rid>, Vec<Rid>), ConfigError> {
+    let netns = match r.string("netns")? {
+        None => None,
+        Some(t) => match t.trim().parse::<Rid>() {
+            Ok(rid) if rid.kind == Kind::Container => Some(rid),
+            _ => {
+                return Err(r.bad(
+                    "netns",
+                    &RawValue::Str(t),
+                    "expected the rid of another container of the service (container#0)",
+                ));
+            }
+        },
+    };
+    let mut start_requires = Vec::new();
+    for item in r.list("start_requires")? {
+        // OpenSVC writes `rid(state,...)`; berth requires the resource up.
+        let (rid_text, states) = match item.split_once('(') {
+            Some((rid, rest)) => (rid, Some(rest.trim_end_matches(')'))),
+            None => (item.as_str(), None),
+        };
+        if let Some(states) = states
+            && states.split(',').any(|s| s.trim() != "up")
+        {
+            return Err(r.bad(
+                "start_requires",
+                &RawValue::Str(item.clone()),
+                "berth takes the state up only: <rid> or <rid>(up)",
+            ));
+        }
+        match rid_text.trim().parse::<Rid>() {
+            Ok(rid) => start_requires.push(rid),
+            Err(_) => {
+                return Err(r.bad(
+                    "start_requires",
+                    &RawValue::Str(item.clone()),
+                    "expected resource ids of the service (container#1 fs#1(up))",
+                ));
+            }
+        }
+    }
+    Ok((netns, start_requires))
 }
 
 fn read_container(
@@ -689,12 +813,16 @@ fn read_container(
     let run = e.ok(crate::run_args::read(r));
     let start_timeout = e.ok(r.duration("start_timeout", Duration::from_secs(30)));
     let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(10)));
+    let links = e.ok(container_links(r));
+    let (netns, start_requires) = links?;
     Some(ContainerSpec {
         run_image: run_image?,
         run_command: run_command?,
         run: run?,
         start_timeout: start_timeout?,
         stop_timeout: stop_timeout?,
+        netns,
+        start_requires,
     })
 }
 
@@ -748,6 +876,14 @@ fn read_service(
             .ok(r.words("docker_daemon_args"))
             .flatten()
             .unwrap_or_default(),
+        docker_subnet: e
+            .ok(r.string("docker_subnet").and_then(|t| match t {
+                None => Ok(None),
+                Some(t) => crate::config::stack::parse_subnet(&t)
+                    .map(Some)
+                    .map_err(|why| r.bad("docker_subnet", &RawValue::Str(t.clone()), &why)),
+            }))
+            .flatten(),
         orchestrate: e
             .ok(r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No))
             .unwrap_or_default(),
@@ -849,10 +985,7 @@ pub(crate) fn build(
             }
         }
     }
-    if !diags.errors.is_empty() {
-        return None;
-    }
-    Some(ServiceConfig {
+    let svc = ServiceConfig {
         name,
         source: file.to_path_buf(),
         format,
@@ -860,7 +993,14 @@ pub(crate) fn build(
         resources,
         warnings: Vec::new(),
         written,
-    })
+    };
+    if let Err(e) = super::stack::check(&svc, &raw.sections) {
+        diags.errors.push(e);
+    }
+    if !diags.errors.is_empty() {
+        return None;
+    }
+    Some(svc)
 }
 
 #[cfg(test)]

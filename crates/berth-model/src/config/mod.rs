@@ -11,6 +11,7 @@ mod ini;
 pub mod keywords;
 mod node;
 mod raw;
+mod stack;
 mod tomlfile;
 
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use compat::{LoadContext, Written};
 pub use emit::{to_toml, written};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
 pub use node::{ClusterConfig, NodeConfig, SplitAction, TlsFiles};
+pub use stack::{NetworkMode, link_target, needs_network, order_stack, start_dependencies};
 
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
@@ -231,10 +233,22 @@ impl ServiceConfig {
             .unwrap_or_else(|| var_dir.join(&self.name).join("docker"))
     }
 
+    /// The docker network of the service's containers (those with no `network` nor `netns`).
+    pub fn docker_network(&self) -> String {
+        docker_network_of(&self.name)
+    }
+
     /// Whether any resource is a container.
     pub fn has_containers(&self) -> bool {
         self.resources.iter().any(|r| r.rid.kind == Kind::Container)
     }
+}
+
+/// The docker network of service `svc`: `berth-<svc>`. The prefix keeps it apart from docker's
+/// own networks (`bridge`, `host`, `none`), and, not being hex, from a network id prefix, which
+/// docker would take for a name it does not know (`b` names the network whose id starts so).
+pub fn docker_network_of(svc: &str) -> String {
+    format!("berth-{svc}")
 }
 
 /// Service-wide settings.
@@ -259,6 +273,9 @@ pub struct ServiceSettings {
     pub docker_data_dir: Option<PathBuf>,
     /// Extra flags for the private dockerd.
     pub docker_daemon_args: Vec<String>,
+    /// `docker_subnet`: the subnet of the service's container network; default one of
+    /// 10.199.0.0/16's /24s, chosen at start among those no route of the node overlaps.
+    pub docker_subnet: Option<ipnet::Ipv4Net>,
     /// What the cluster's orchestrator does with the service (`orchestrate`).
     pub orchestrate: Orchestrate,
     /// What a failed monitored resource does once its restarts are spent (`monitor_action`).
@@ -391,6 +408,49 @@ pub struct IpSpec {
     pub garp_count: u32,
     /// The interval between gratuitous ARP packets.
     pub garp_interval: Duration,
+    /// `type = netns`: the address goes in the network namespace of a container of the service,
+    /// not on the node's interface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<NetnsIp>,
+}
+
+/// `[ip#N] type = netns` (OpenSVC v2): an interface in a container's network namespace, from
+/// `ipdev` on the node, carrying the address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetnsIp {
+    /// `netns`: the container whose namespace gets the address (`container#0`).
+    pub container: Rid,
+    /// `mode`: how the interface is made from `ipdev`; `None`: bridge when `ipdev` is a
+    /// bridge, else macvlan (OpenSVC's default).
+    pub mode: Option<NetnsMode>,
+    /// `nsdev`: the interface's name in the namespace; default the first free `eth<N>`.
+    pub nsdev: Option<String>,
+}
+
+/// `mode` of a netns ip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetnsMode {
+    /// A veth pair: one end a port of the bridge `ipdev`, the other in the namespace.
+    Bridge,
+    /// A macvlan (bridge mode) on `ipdev`, moved into the namespace.
+    Macvlan,
+}
+
+impl NetnsMode {
+    /// The keyword values.
+    pub const CHOICES: &'static [(&'static str, NetnsMode)] = &[
+        ("bridge", NetnsMode::Bridge),
+        ("macvlan", NetnsMode::Macvlan),
+    ];
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetnsMode::Bridge => "bridge",
+            NetnsMode::Macvlan => "macvlan",
+        }
+    }
 }
 
 /// `[vg#N]`: an LVM volume group.
@@ -438,6 +498,14 @@ pub struct ContainerSpec {
     pub start_timeout: Duration,
     /// How long a graceful stop may take before the container is killed.
     pub stop_timeout: Duration,
+    /// `netns = container#N`: run in the network namespace of that container of the service
+    /// (`--net container:<svc>.container.<N>`), as OpenSVC v2's pods do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<Rid>,
+    /// `start_requires`: resources that must be up (a container: running and, with a
+    /// healthcheck, healthy) before this one starts; it stops before them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub start_requires: Vec<Rid>,
 }
 
 impl ContainerSpec {

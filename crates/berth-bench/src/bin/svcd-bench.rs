@@ -2,40 +2,16 @@
 //! each, never mounted), starts the `svcd` next to this binary, then reports its RSS, its idle CPU
 //! and `GET /status` throughput and p99 latency with `wrk` (apt-get install wrk).
 //!
-//! `cargo build --release -p berth-agent && target/release/svcd-bench [SERVICES] [SECONDS]`
+//! `cargo build --release -p berth-agent -p berth-bench && target/release/svcd-bench [SERVICES] [SECONDS]`
 
 use std::io::Write as _;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
-
-struct Guard {
-    child: Child,
-    root: PathBuf,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = procfs::process::Process::new(i32::try_from(pid)?)?.stat()?;
-    Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
-}
-
-/// VmRSS of `pid`, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = procfs::process::Process::new(i32::try_from(pid)?)?.status()?;
-    status.vmrss.ok_or_else(|| anyhow!("no VmRSS"))
-}
+use anyhow::{Context as _, bail};
+use berth_testkit::bench::{Daemon, cpu_seconds, rss_kib};
 
 fn setup(root: &Path, services: usize) -> anyhow::Result<()> {
     for d in ["etc/services", "var", "run"] {
@@ -145,7 +121,7 @@ fn main() -> anyhow::Result<()> {
     let root = std::env::temp_dir().join(format!("svcd-bench.{}", std::process::id()));
     setup(&root, services)?;
     let (child, port) = start(&root)?;
-    let g = Guard { child, root };
+    let g = Daemon { child, root };
     let pid = g.child.id();
 
     let body = Command::new("curl")
@@ -154,7 +130,7 @@ fn main() -> anyhow::Result<()> {
         .map(|o| o.stdout.len())
         .unwrap_or(0);
     println!("{services} services, /status body {body} bytes");
-    println!("rss after start: {} KiB", rss_kib(pid)?);
+    println!("rss after start: {} KiB", rss_kib(pid)?.0);
 
     let idle = Duration::from_secs(seconds);
     let c0 = cpu_seconds(pid)?;
@@ -201,7 +177,7 @@ fn main() -> anyhow::Result<()> {
         let h = format!("If-None-Match: {tag}");
         wrk(port, seconds, &["-H", &h])?;
     }
-    println!("rss after load: {} KiB", rss_kib(pid)?);
+    println!("rss after load: {} KiB", rss_kib(pid)?.0);
     drop(g);
     Ok(())
 }

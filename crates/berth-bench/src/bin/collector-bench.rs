@@ -8,19 +8,20 @@
 //! interval, 1 % of the nodes see one service change (up <-> warn), so events are written at a
 //! steady rate; chargeback figures move a little at each change.
 //!
-//! `cargo build --release -p berth-collector && target/release/collector-bench [NODES] [SECONDS]`
+//! `cargo build --release -p berth-collector -p berth-bench && target/release/collector-bench [NODES] [SECONDS]`
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use berth_model::status::{Chargeback, Flags, NodeStatus, ResourceStatus, ServiceStatus, Status};
 use berth_model::{Kind, Rid};
+use berth_testkit::bench::{Daemon, cpu_seconds, rss_kib};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
@@ -32,47 +33,6 @@ use tokio::net::TcpListener;
 
 const SERVICES_PER_NODE: usize = 6;
 const INTERVAL: Duration = Duration::from_secs(10);
-
-struct Guard {
-    child: Child,
-    root: PathBuf,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-/// Clock ticks per second.
-fn hz() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit(')').next().ok_or_else(|| anyhow!("bad stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    Ok(ticks / hz())
-}
-
-fn status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(key))
-        .ok_or_else(|| anyhow!("no {key}"))?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("bad {key}"))?
-        .parse()?)
-}
 
 /// Bytes the database's live pages take (WAL included: a reader sees the last commit), and the
 /// rows of events and chargeback samples. The files themselves grow in steps (the WAL is reused
@@ -110,6 +70,7 @@ fn file_bytes(db: &Path) -> u64 {
 
 fn res(kind: Kind, status: Status, label: String, monitored: bool) -> ResourceStatus {
     ResourceStatus {
+        network: None,
         rid: Rid::new(kind, 1),
         status,
         label,
@@ -300,7 +261,7 @@ async fn main() -> anyhow::Result<()> {
         .stderr(std::fs::File::create(&log)?)
         .spawn()
         .with_context(|| format!("cannot run {}", collector.display()))?;
-    let guard = Guard {
+    let guard = Daemon {
         child,
         root: root.clone(),
     };
@@ -361,8 +322,7 @@ async fn main() -> anyhow::Result<()> {
     let cpu = cpu_seconds(pid)? - cpu0;
     let db1 = db_usage(&db)?;
     let tables1 = table_bytes(&db)?;
-    let rss = status_kib(pid, "VmRSS:")?;
-    let hwm = status_kib(pid, "VmHWM:")?;
+    let (rss, hwm) = rss_kib(pid)?;
 
     // /api/services latency: sequential full GETs while polling goes on.
     let mut lat = Vec::new();
