@@ -585,11 +585,6 @@ const CASES: &[Case] = &[
                     "reference {clusternodes}: not a name berth knows, nor a keyword set in",
                 ),
                 (
-                    "container#0",
-                    "netns",
-                    "bad value \"host\": expected the rid of another container of the service",
-                ),
-                (
                     "container#1",
                     "run_args",
                     "reference {var}: not a name berth knows, nor a keyword set in [contain",
@@ -902,11 +897,6 @@ const CASES: &[Case] = &[
                     "fs#flag",
                     "type",
                     "type flag is not supported (berth has: mountable filesystem types: ext",
-                ),
-                (
-                    "container#0",
-                    "netns",
-                    "bad value \"host\": expected the rid of another container of the service",
                 ),
                 (
                     "container#1",

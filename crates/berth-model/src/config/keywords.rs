@@ -743,16 +743,23 @@ fn read_fs(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
     })
 }
 
-fn container_links(r: &mut Reader<'_>) -> Result<(Option<Rid>, Vec<Rid>), ConfigError> {
+/// A container's `netns`: another container's namespace, or OpenSVC's `host` (the node's).
+enum Netns {
+    Container(Rid),
+    Host,
+}
+
+fn container_links(r: &mut Reader<'_>) -> Result<(Option<Netns>, Vec<Rid>), ConfigError> {
     let netns = match r.string("netns")? {
         None => None,
+        Some(t) if t.trim() == "host" => Some(Netns::Host),
         Some(t) => match t.trim().parse::<Rid>() {
-            Ok(rid) if rid.kind == Kind::Container => Some(rid),
+            Ok(rid) if rid.kind == Kind::Container => Some(Netns::Container(rid)),
             _ => {
                 return Err(r.bad(
                     "netns",
                     &RawValue::Str(t),
-                    "expected the rid of another container of the service (container#0)",
+                    "expected host or the rid of another container of the service (container#0)",
                 ));
             }
         },
@@ -815,10 +822,30 @@ fn read_container(
     let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(10)));
     let links = e.ok(container_links(r));
     let (netns, start_requires) = links?;
+    let mut run = run?;
+    let netns = match netns {
+        // `netns = host` is OpenSVC's spelling of `--net host`.
+        Some(Netns::Host) => match run.network.as_deref() {
+            None | Some("host") => {
+                run.network = Some("host".into());
+                None
+            }
+            Some(other) => {
+                e.0.push(r.bad(
+                    "netns",
+                    &RawValue::Str("host".into()),
+                    &format!("the node's namespace, while network = {other}: give one of them"),
+                ));
+                return None;
+            }
+        },
+        Some(Netns::Container(rid)) => Some(rid),
+        None => None,
+    };
     Some(ContainerSpec {
         run_image: run_image?,
         run_command: run_command?,
-        run: run?,
+        run,
         start_timeout: start_timeout?,
         stop_timeout: stop_timeout?,
         netns,

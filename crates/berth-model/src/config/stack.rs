@@ -587,6 +587,26 @@ mod tests {
     }
 
     #[test]
+    fn netns_host_is_the_nodes_network() {
+        let svc = load(
+            "/etc/berth/services/h.conf",
+            "[container#0]\nrun_image = b\nnetns = host\n",
+        )
+        .expect("loads");
+        let Some(crate::config::Spec::Container(c)) = svc.resources.first().map(|r| &r.spec) else {
+            panic!("a container: {:?}", svc.resources);
+        };
+        assert_eq!(c.run.network.as_deref(), Some("host"));
+        assert_eq!(c.netns, None);
+        let e = load(
+            "/etc/berth/services/h.conf",
+            "[container#0]\nrun_image = b\nnetns = host\nrun_args = --net none\n",
+        )
+        .expect_err("refused");
+        assert!(e.contains("while network = none: give one of them"), "{e}");
+    }
+
+    #[test]
     fn dependencies_order_the_start() {
         let svc = toml(
             "[container.1]\nrun_image = \"b\"\nlinks = [\"container#3:app\"]\n\
