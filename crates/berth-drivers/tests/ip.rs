@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,6 @@ use berth_model::Status;
 use berth_model::config::{IpSpec, Prefix, ServiceConfig, Spec};
 use berth_model::paths::Paths;
 use berth_testkit::{Netns, require_root, run, veth};
-use nix::sched::{CloneFlags, setns};
 
 /// Two namespaces and a veth between them; the peer side has `10.9.0.1/24` and `fd00:9::1/64`.
 struct Lab {
@@ -47,26 +45,6 @@ impl Lab {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let at = text.find("link/ether ").expect("an ethernet address") + "link/ether ".len();
         text[at..at + 17].to_string()
-    }
-}
-
-/// While alive, the current thread is in `ns`'s network namespace; dropping it goes back.
-struct InNs {
-    back: File,
-}
-
-impl InNs {
-    fn enter(ns: &Netns) -> InNs {
-        let back = File::open("/proc/thread-self/ns/net").unwrap();
-        let target = File::open(ns.path()).unwrap();
-        setns(&target, CloneFlags::CLONE_NEWNET).unwrap();
-        InNs { back }
-    }
-}
-
-impl Drop for InNs {
-    fn drop(&mut self) {
-        let _ = setns(&self.back, CloneFlags::CLONE_NEWNET);
     }
 }
 
@@ -115,7 +93,7 @@ fn ip_contract_start_stop_status() {
     let spec = ip_spec(&svc);
     assert_eq!(spec.probe_timeout, Duration::from_millis(200));
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
     let logs = berth_testkit::LogCapture::start();
 
@@ -170,7 +148,7 @@ fn ip_netmask_comes_from_the_device_when_absent() {
         .exec("ip", &["addr", "add", "10.9.0.3/26", "dev", "n0"]);
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
 
     let s = spec("10.9.0.20", None);
@@ -200,7 +178,7 @@ fn ip_device_missing_or_down_is_refused() {
     let lab = Lab::new();
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
 
     let mut s = spec("10.9.0.2", Some(24));
@@ -236,7 +214,7 @@ fn ip_conflict_is_refused_every_time_and_force_skips_it() {
     let peer_mac = Lab::mac(&lab.peer, "p0");
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let s = spec("10.9.0.7", Some(24));
 
     let c = ctx(&svc, &paths, false);
@@ -276,7 +254,7 @@ fn ip_free_address_passes_the_probe() {
     let lab = Lab::new();
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
     // The peer's own address answers; a free one does not.
     let e = ip::precheck(&c, &spec("10.9.0.1", Some(24))).unwrap_err();
@@ -308,7 +286,7 @@ fn ip_gratuitous_arp_updates_the_peer() {
         .exec("sysctl", &["-q", "-w", "net.ipv4.conf.p0.arp_accept=1"]);
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
 
     let neigh = |addr: &str| {
@@ -377,7 +355,7 @@ fn ip_v6_start_waits_out_tentative() {
         .exec("ip", &["addr", "add", "fd00:9::1/64", "dev", "p0"]);
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
     let logs = berth_testkit::LogCapture::start();
 
@@ -408,7 +386,7 @@ fn ip_v6_duplicate_fails_with_dadfailed_and_is_removed() {
     wait_not_tentative(&lab.peer, "p0");
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
 
     let s = spec("fd00:9::7", Some(64));
@@ -443,7 +421,7 @@ fn ip_gateway_route_follows_the_address() {
     let lab = Lab::new();
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
     let routes = || {
         let out = run("ip", &["-n", &lab.node.name, "route", "show", "default"]);
@@ -483,7 +461,7 @@ fn ip_measure() {
     let lab = Lab::new();
     let svc = service("[service]\n");
     let paths = Paths::default();
-    let _in = InNs::enter(&lab.node);
+    let _in = lab.node.enter();
     let c = ctx(&svc, &paths, false);
     const N: usize = 21;
 

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::File;
 use std::sync::Arc;
 
 use berth_drivers::{HOST, StatusReads, reads, vg};
@@ -16,27 +15,6 @@ use berth_model::config::ServiceConfig;
 use berth_model::paths::Paths;
 use berth_model::{ServiceStatus, Status};
 use berth_testkit::{LoopVg, Netns, TempBerth, ext4_image, lvm_ok, require_root, veth};
-use nix::sched::{CloneFlags, setns};
-
-/// While alive, the current thread is in `ns`'s network namespace; dropping it goes back.
-struct InNs {
-    back: File,
-}
-
-impl InNs {
-    fn enter(ns: &Netns) -> InNs {
-        let back = File::open("/proc/thread-self/ns/net").unwrap();
-        let target = File::open(ns.path()).unwrap();
-        setns(&target, CloneFlags::CLONE_NEWNET).unwrap();
-        InNs { back }
-    }
-}
-
-impl Drop for InNs {
-    fn drop(&mut self) {
-        let _ = setns(&self.back, CloneFlags::CLONE_NEWNET);
-    }
-}
 
 #[test]
 fn shared_reads_give_every_service_its_own_status() {
@@ -58,19 +36,7 @@ fn shared_reads_give_every_service_its_own_status() {
     let tagged = LoopVg::new();
     lvm_ok(&["vgchange", "-q", "--addtag", "@node1", &tagged.name]);
     let with_lv = LoopVg::new();
-    lvm_ok(&[
-        "lvcreate",
-        "-q",
-        "--driverloaded",
-        "n",
-        "-an",
-        "-Zn",
-        "-L",
-        "8M",
-        "-n",
-        "lv1",
-        &with_lv.name,
-    ]);
+    with_lv.add_inactive_lv("lv1");
     lvm_ok(&["vgchange", "-q", "--addtag", "@node1", &with_lv.name]);
 
     let img = t.path("up.img");
@@ -150,7 +116,7 @@ fn shared_reads_give_every_service_its_own_status() {
         .start(&services[0], &ActionOptions::default())
         .unwrap();
 
-    let _in = InNs::enter(&node);
+    let _in = node.enter();
     let own = |svc: &ServiceConfig| engine.status(svc);
     let before: Vec<ServiceStatus> = services.iter().map(own).collect();
     let lvm_before = vg::commands_run_on_this_thread();
@@ -229,11 +195,11 @@ fn shared_reads_follow_the_network_namespace() {
     let walk = Arc::new(StatusReads::new());
     let (in_a, in_b) = reads::with(&walk, || {
         let in_a = {
-            let _in = InNs::enter(&a);
+            let _in = a.enter();
             engine.status(&svc).avail
         };
         let in_b = {
-            let _in = InNs::enter(&b);
+            let _in = b.enter();
             engine.status(&svc).avail
         };
         (in_a, in_b)
@@ -242,7 +208,7 @@ fn shared_reads_follow_the_network_namespace() {
     assert_eq!(walk.reads_made(), 2, "one dump per namespace");
 
     let stale = Arc::new(StatusReads::within(std::time::Duration::ZERO));
-    let _in = InNs::enter(&a);
+    let _in = a.enter();
     let st = reads::with(&stale, || engine.status(&svc));
     assert_eq!(st.avail, Status::Up);
     assert_eq!(stale.reads_made(), 0, "past its bound nothing is shared");

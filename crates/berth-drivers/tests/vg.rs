@@ -100,19 +100,7 @@ fn vg_tagged_by_another_node_is_refused_unless_forced() {
 #[test]
 fn vg_activation_failure_is_clear_and_leaves_no_tag() {
     let lv = LoopVg::new();
-    lvm(&[
-        "lvcreate",
-        "-q",
-        "--driverloaded",
-        "n",
-        "-an",
-        "-Zn",
-        "-L",
-        "8M",
-        "-n",
-        "lv1",
-        &lv.name,
-    ]);
+    lv.add_inactive_lv("lv1");
     let (svc, paths) = (service(), Paths::default());
     let c = ctx(&svc, &paths, "node1", false);
     let spec = spec_of(&lv);

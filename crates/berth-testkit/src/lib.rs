@@ -236,6 +236,15 @@ impl Netns {
         c
     }
 
+    /// Put the current thread in this network namespace until the guard drops.
+    pub fn enter(&self) -> InNs {
+        use nix::sched::{CloneFlags, setns};
+        let back = std::fs::File::open("/proc/thread-self/ns/net").expect("open this netns");
+        let target = std::fs::File::open(self.path()).expect("open the netns file");
+        setns(&target, CloneFlags::CLONE_NEWNET).expect("setns into the test's netns");
+        InNs { back }
+    }
+
     /// The namespace's path, for `setns`.
     pub fn path(&self) -> PathBuf {
         PathBuf::from("/run/netns").join(&self.name)
@@ -490,6 +499,19 @@ pub fn lvm_ok(args: &[&str]) -> Output {
     out
 }
 
+/// While alive, the current thread is in a test's network namespace ([`Netns::enter`]);
+/// dropping it goes back.
+#[derive(Debug)]
+pub struct InNs {
+    back: std::fs::File,
+}
+
+impl Drop for InNs {
+    fn drop(&mut self) {
+        let _ = nix::sched::setns(&self.back, nix::sched::CloneFlags::CLONE_NEWNET);
+    }
+}
+
 /// An LVM volume group on a loop PV (a sparse 32 MiB file), with a unique name; removed with its
 /// PV and loop device on drop. No LV: this kernel has no device-mapper to activate one.
 #[derive(Debug)]
@@ -531,6 +553,23 @@ impl LoopVg {
         lvm_ok(&["pvcreate", "-q", &vg.dev]);
         lvm_ok(&["vgcreate", "-q", &vg.name, &vg.dev]);
         vg
+    }
+
+    /// Create an 8 MiB LV `name`, not activated (this kernel has no device-mapper).
+    pub fn add_inactive_lv(&self, name: &str) {
+        lvm_ok(&[
+            "lvcreate",
+            "-q",
+            "--driverloaded",
+            "n",
+            "-an",
+            "-Zn",
+            "-L",
+            "8M",
+            "-n",
+            name,
+            &self.name,
+        ]);
     }
 
     /// The VG's tags, read with `vgs` (not with the driver).
