@@ -159,6 +159,7 @@ pub(crate) fn create_body(
     // `health_cmd` runs through the container's shell.
     let health_cmd = (o.health_cmd.as_ref()).map(|c| ["CMD-SHELL", c.as_str()]);
     let net_mode = network_mode(svc, spec, mode);
+    let start_period = nanos(&o.health_start_period);
     let reshaped = [
         ("HostConfig/NetworkMode", json!(net_mode)),
         ("HostConfig/Links", json!(host_links)),
@@ -166,10 +167,7 @@ pub(crate) fn create_body(
         ("Healthcheck/Test", json!(health_cmd)),
         ("Healthcheck/Interval", json!(nanos(&o.health_interval))),
         ("Healthcheck/Timeout", json!(nanos(&o.health_timeout))),
-        (
-            "Healthcheck/StartPeriod",
-            json!(nanos(&o.health_start_period)),
-        ),
+        ("Healthcheck/StartPeriod", json!(start_period)),
         ("Image", json!(spec.run_image)),
         ("Cmd", json!(spec.run_command)),
         ("Entrypoint", entrypoint),
