@@ -6,11 +6,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
-use berth_testkit::{TempBerth, describe as text, ext4_image, mounted, procs, require_root};
+use berth_testkit::{
+    TempBerth, describe as text, ext4_image, mounted, output_with_stdin, procs, require_root,
+};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -34,22 +35,7 @@ impl Case {
 
     /// `svc` with `input` on its stdin.
     fn svc_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .t
-            .svc(SVC)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn svc");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input)
-            .expect("write stdin");
-        child.wait_with_output().expect("wait svc")
+        output_with_stdin(self.t.svc(SVC).args(args), input)
     }
 
     fn path(&self, rel: &str) -> PathBuf {

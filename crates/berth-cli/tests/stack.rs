@@ -11,13 +11,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use berth_testkit::{Netns, TempBerth, describe as text, ext4_image, procs, require_root, veth};
+use berth_testkit::{
+    Netns, TempBerth, describe as text, ext4_image, output_with_stdin, procs, require_root, veth,
+};
 
 const SVC: &str = env!("CARGO_BIN_EXE_svc");
 
@@ -99,20 +100,10 @@ impl Node {
 
     /// Import the busybox image as `bb` into the daemon of `svc` (which starts it).
     fn import(&self, svc: &str) {
-        let mut child = self
-            .svc_cmd(&[svc, "docker", "import", "-", "bb"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn svc");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(image_tar())
-            .expect("write the image");
-        let o = child.wait_with_output().expect("wait svc");
+        let o = output_with_stdin(
+            &mut self.svc_cmd(&[svc, "docker", "import", "-", "bb"]),
+            image_tar(),
+        );
         assert!(o.status.success(), "import: {}", text(&o));
     }
 

@@ -20,6 +20,26 @@ pub fn require_root() {
     );
 }
 
+/// Run `cmd` with `input` on its stdin, its stdout and stderr captured.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("a piped stdin")
+        .write_all(input)
+        .unwrap_or_else(|e| panic!("write the stdin of {cmd:?}: {e}"));
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
+}
+
 /// Run a command, panicking with its output when it fails.
 pub fn run(cmd: &str, args: &[&str]) -> Output {
     let out = Command::new(cmd)
