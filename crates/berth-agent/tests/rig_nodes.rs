@@ -6,44 +6,14 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_model::status::{ServiceStatus, Status};
 use berth_testkit::cluster::{Lan, Node, Sampler, SharedLun, wait_until};
-use berth_testkit::{describe, require_root};
+use berth_testkit::require_root;
 
-const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
-const PORT: u16 = 1215;
-
-/// `svc`, built next to `svcd` (`cargo test --workspace` builds it; so does `cargo build -p berth-cli`).
-fn svc_bin() -> PathBuf {
-    let p = Path::new(SVCD).with_file_name("svc");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build -p berth-cli` first (scripts/test.sh builds it)",
-        p.display()
-    );
-    p
-}
-
-fn svc(node: &Node, args: &[&str]) -> std::process::Output {
-    node.svc(svc_bin().to_str().unwrap())
-        .args(args)
-        .output()
-        .expect("run svc")
-}
-
-fn svc_ok(node: &Node, args: &[&str]) {
-    let out = svc(node, args);
-    assert!(
-        out.status.success(),
-        "svc {args:?} on {}: {}\nsvcd log:\n{}",
-        node.name(),
-        describe(&out),
-        node.svcd_log()
-    );
-}
+mod common;
+use common::{PORT, SVCD, svc_ok};
 
 /// `GET path` from inside `from` to `to`'s svcd; `None` when it cannot connect.
 fn get(from: &Node, to: SocketAddr, path: &str) -> Option<(u16, Vec<u8>)> {
