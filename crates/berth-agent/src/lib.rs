@@ -7,6 +7,9 @@
 //! [`watch`] notices changes made behind svcd's back; [`settings`], [`metrics`] and [`notify`]
 //! are the small parts.
 
+// The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod cluster;
 pub mod daemon;
 pub mod http;

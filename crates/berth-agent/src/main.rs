@@ -1,5 +1,8 @@
 //! `svcd`: berth's agent daemon. See the `berth_agent` crate.
 
+// Output goes through berth_manual's errln!: a closed pipe does not panic it.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,13 +26,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if cli.manual.requested() {
-        use clap::CommandFactory as _;
-        return cli
-            .manual
-            .run(Cli::command(), berth_manual::Extras::default());
-    }
+    let cli: Cli = berth_manual::parse(|c| &c.manual, berth_manual::Extras::default());
     berth_manual::log::init_daemon("SVCD_LOG", "info,hyper=warn,bollard=warn");
     let paths = Paths::from(cli.dirs);
     if cli.fence_watchdog {
@@ -37,7 +34,7 @@ fn main() -> ExitCode {
             berth_engine::load::node_config(&paths).and_then(|n| berth_engine::load::nodename(&n));
         match nodename {
             Ok(n) => berth_agent::watchdog::run(&paths, &n),
-            Err(e) => eprintln!("svcd watchdog: {e}"),
+            Err(e) => berth_manual::errln!("svcd watchdog: {e}"),
         }
         return ExitCode::SUCCESS;
     }
@@ -50,7 +47,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("svcd: cannot start the runtime: {e}");
+            berth_manual::errln!("svcd: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -61,7 +58,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("svcd: {e}");
+            berth_manual::errln!("svcd: {e}");
             ExitCode::from(if e.is_config() { 2 } else { 1 })
         }
     }

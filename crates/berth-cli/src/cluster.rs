@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use berth_cluster::{ClusterView, EtcdGuard, Intent, IntentAction, LogLine, Store};
 use berth_engine::load::node_config;
+use berth_manual::{out, outln};
 use berth_model::Status;
 use berth_model::config::ClusterConfig;
 use berth_model::order::Action;
@@ -149,14 +150,15 @@ impl ClusterCli {
         loop {
             let fleet = self.snapshot()?.fleet();
             if json {
-                println!("{}", serde_json::to_string_pretty(&fleet)?);
+                outln!("{}", serde_json::to_string_pretty(&fleet)?);
             } else {
                 if watch {
-                    print!("\x1b[H\x1b[2J");
+                    out!("\x1b[H\x1b[2J");
                 }
-                print!("{}", berth_model::fleet::render_fleet(&fleet, color));
+                out!("{}", berth_model::fleet::render_fleet(&fleet, color));
             }
-            if !watch {
+            // `svc mon --watch | head`: nobody reads any more.
+            if !watch || berth_manual::out::stdout_closed() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_secs(1));

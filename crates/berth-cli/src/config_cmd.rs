@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use berth_engine::load::{LoadError, load_context, load_file_on, service_file, service_names};
+use berth_manual::{err, errln, outln};
 use berth_model::config::edit::{self, Change, KwPath};
 use berth_model::config::{ConfigWarning, ServiceConfig};
 use berth_model::paths::Paths;
@@ -95,7 +96,7 @@ pub fn get(paths: &Paths, svc: &str, kws: &Keywords<'_>) -> Result<(), Failure> 
     let mut missing = Vec::new();
     for kw in &wanted {
         match edit::get(&file, &text, kw).map_err(usage)? {
-            Some(v) => println!("{v}"),
+            Some(v) => outln!("{v}"),
             None => missing.push(kw.to_string()),
         }
     }
@@ -224,7 +225,7 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
         Some(s) => vec![s.to_string()],
         None => {
             if let Err(e) = berth_engine::load::node_config(paths) {
-                println!("{e}");
+                outln!("{e}");
                 return Err(Failure::Code(2));
             }
             service_names(paths).map_err(crate::load_failure)?
@@ -239,9 +240,9 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
         match loaded {
             Ok(s) => {
                 for w in &s.warnings {
-                    println!("warning: {w}");
+                    outln!("warning: {w}");
                 }
-                println!(
+                outln!(
                     "{}: ok ({} resources, {} warnings)",
                     s.name,
                     s.resources.len(),
@@ -253,8 +254,8 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
             }
             Err(e) => {
                 broken += 1;
-                println!("{e}");
-                println!("{name}: does not load");
+                outln!("{e}");
+                outln!("{name}: does not load");
             }
         }
     }
@@ -267,7 +268,7 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
 
 fn print_warnings(ws: &[ConfigWarning]) {
     for w in ws {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
 }
 
@@ -308,18 +309,18 @@ pub fn edit_config(paths: &Paths, svc: &str) -> Result<(), Failure> {
         }
         let new = read(&copy)?;
         if new == original {
-            eprintln!("{}: no change", file.display());
+            errln!("{}: no change", file.display());
             return Ok(());
         }
         match ServiceConfig::check_bytes(&file, &new, &load_context(paths)).into_result() {
             Ok(s) => {
                 print_warnings(&s.warnings);
                 replace_file(&file, &original, &new)?;
-                eprintln!("{}: saved", file.display());
+                errln!("{}: saved", file.display());
                 return Ok(());
             }
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 if interactive && ask("the edited file does not load: edit it again? [Y/n] ") {
                     continue;
                 }
@@ -335,7 +336,7 @@ pub fn edit_config(paths: &Paths, svc: &str) -> Result<(), Failure> {
 }
 
 fn ask(question: &str) -> bool {
-    eprint!("{question}");
+    err!("{question}");
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
         return false;

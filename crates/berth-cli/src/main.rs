@@ -1,5 +1,8 @@
 //! `svc`: drive berth services from the command line.
 
+// Output goes through berth_manual's out!/outln!/errln!: a closed pipe does not panic them.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod agent;
 mod cluster;
 mod complete;
@@ -17,6 +20,7 @@ use berth_drivers::{HOST, docker};
 use berth_engine::args::DirArgs;
 use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
+use berth_manual::{errln, out, outln};
 use berth_model::Kind;
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Selector, parse_action};
@@ -325,12 +329,9 @@ impl App {
 
     fn print_json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
         let text = serde_json::to_string_pretty(value).context("cannot serialise to JSON")?;
-        use std::io::Write as _;
-        match writeln!(std::io::stdout().lock(), "{text}") {
-            // `svc web json_status | head`: the reader has what it wanted.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            r => r.context("cannot write to stdout").map_err(Failure::Failed),
-        }
+        // `svc web json_status | head`: the reader has what it wanted (see berth_manual::out).
+        outln!("{text}");
+        Ok(())
     }
 
     fn warn_config(&self, svc: &ServiceConfig) {
@@ -372,7 +373,7 @@ impl App {
         {
             match self.format {
                 OutputFormat::Json => self.print_json(&node)?,
-                OutputFormat::Text => print!("{header}{}", render_node(&node, self.color)),
+                OutputFormat::Text => out!("{header}{}", render_node(&node, self.color)),
             }
             return Ok(());
         }
@@ -409,7 +410,7 @@ impl App {
         };
         match self.format {
             OutputFormat::Json => self.print_json(&node)?,
-            OutputFormat::Text => print!("{}", render_node(&node, self.color)),
+            OutputFormat::Text => out!("{}", render_node(&node, self.color)),
         }
         if broken {
             Err(Failure::Code(2))
@@ -539,7 +540,7 @@ impl App {
                         match self.format {
                             OutputFormat::Json => self.print_json(&rows),
                             OutputFormat::Text => {
-                                print!("{}", info::render_resinfo(&svc.name, &rows));
+                                out!("{}", info::render_resinfo(&svc.name, &rows));
                                 Ok(())
                             }
                         }
@@ -550,7 +551,7 @@ impl App {
                         match self.format {
                             OutputFormat::Json => self.print_json(&devs),
                             OutputFormat::Text => {
-                                print!("{}", info::render_devs(&svc.name, &devs));
+                                out!("{}", info::render_devs(&svc.name, &devs));
                                 Ok(())
                             }
                         }
@@ -561,11 +562,11 @@ impl App {
                         OutputFormat::Text if args.eval => {
                             let text = berth_model::config::to_toml(&svc)
                                 .context("cannot write the service as TOML")?;
-                            print!("{text}");
+                            out!("{text}");
                             Ok(())
                         }
                         OutputFormat::Text => {
-                            print!("{}", berth_model::config::written(&svc));
+                            out!("{}", berth_model::config::written(&svc));
                             Ok(())
                         }
                     },
@@ -577,7 +578,7 @@ impl App {
                 let st = self.service_status(&svc);
                 match self.format {
                     OutputFormat::Json => self.print_json(&st)?,
-                    OutputFormat::Text => println!("{}", st.avail),
+                    OutputFormat::Text => outln!("{}", st.avail),
                 }
                 if is_up(st.avail) {
                     Ok(())
@@ -630,7 +631,7 @@ impl App {
             match self.format {
                 OutputFormat::Json => return self.print_json(&st),
                 OutputFormat::Text => {
-                    print!("{header}{}", render_service(&st, self.color));
+                    out!("{header}{}", render_service(&st, self.color));
                     return Ok(());
                 }
             }
@@ -641,7 +642,7 @@ impl App {
         match self.format {
             OutputFormat::Json => self.print_json(&st),
             OutputFormat::Text => {
-                print!("{}", render_service(&st, self.color));
+                out!("{}", render_service(&st, self.color));
                 Ok(())
             }
         }
@@ -658,19 +659,15 @@ impl App {
             berth_engine::load::service_file(&self.paths, name).map_err(load_failure)?;
             return Ok(());
         }
-        let mut out = std::io::stdout().lock();
         for f in files {
             let mut file =
                 std::fs::File::open(&f).with_context(|| format!("cannot read {}", f.display()))?;
-            match std::io::copy(&mut file, &mut out) {
-                Ok(_) => {}
-                // `svc web logs | head`.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            match berth_manual::out::copy(&mut file) {
+                Ok(true) => {}
+                // `svc web logs | head`: the reader has what it wanted.
+                Ok(false) => return Ok(()),
                 Err(e) => {
-                    return Err(Failure::Failed(anyhow!(
-                        "cannot print {}: {e}",
-                        f.display()
-                    )));
+                    return Err(Failure::Failed(anyhow!("cannot read {}: {e}", f.display())));
                 }
             }
         }
@@ -680,7 +677,7 @@ impl App {
     fn action_args(&mut self, head: &[String], rest: &[String]) -> Result<ActionArgs, Failure> {
         let args = ActionArgs::try_parse_from(rest).map_err(|e| {
             if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) {
-                print!("{e}");
+                out!("{e}");
                 return Failure::Code(0);
             }
             usage(format!(
@@ -817,16 +814,15 @@ fn main() -> ExitCode {
     if let Some(words) = berth_manual::complete::requested_words() {
         return berth_manual::complete::answer(complete::candidates(&words));
     }
-    let cli = Cli::parse();
-    if cli.manual.requested() {
-        use clap::CommandFactory as _;
-        let extras = berth_manual::Extras {
-            complete_words: true,
-            keywords_page: true,
-            more_options: Some(("action options", ActionArgs::command)),
-        };
-        return cli.manual.run(Cli::command(), extras);
-    }
+    let extras = berth_manual::Extras {
+        complete_words: true,
+        keywords_page: true,
+        more_options: Some((
+            "action options",
+            <ActionArgs as clap::CommandFactory>::command,
+        )),
+    };
+    let cli: Cli = berth_manual::parse(|c| &c.manual, extras);
     let paths = Paths::from(cli.dirs);
     let log = log::ActionLog {
         max: if cli.debug {
@@ -839,7 +835,7 @@ fn main() -> ExitCode {
     };
     let subscriber = tracing_subscriber::registry().with(log);
     if tracing::subscriber::set_global_default(subscriber).is_err() {
-        eprintln!("svc: cannot set up logging");
+        errln!("svc: cannot set up logging");
     }
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let services =
@@ -872,10 +868,11 @@ fn main() -> ExitCode {
         }
         worst.map_or(Ok(()), Err)
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => ExitCode::from(code(&report(f))),
-    }
+    let status = match result {
+        Ok(()) => 0,
+        Err(f) => code(&report(f)),
+    };
+    berth_manual::out::finish("svc", status)
 }
 
 /// Print a failure's message; what is left is its exit code.
@@ -883,11 +880,11 @@ fn report(f: Failure) -> Failure {
     match f {
         Failure::Code(c) => Failure::Code(c),
         Failure::Usage(e) => {
-            eprintln!("svc: {e:#}");
+            errln!("svc: {e:#}");
             Failure::Code(2)
         }
         Failure::Failed(e) => {
-            eprintln!("svc: {e:#}");
+            errln!("svc: {e:#}");
             Failure::Code(1)
         }
     }

@@ -15,6 +15,9 @@
 //! never rewritten while a node owns it: its `mod_revision` is the fencing token, and a change of
 //! owner (relocation) is one put that raises it.
 
+// The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod guard;
 pub mod keys;
 pub mod lease;

@@ -9,6 +9,9 @@
 //! The HTTP server answers from that view, from the state (one service's trees), or from the
 //! database through its own read connection (events, chargeback).
 
+// The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod api;
 pub mod client;
 pub mod state;

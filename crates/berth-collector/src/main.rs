@@ -1,12 +1,16 @@
 //! `berth-collector`: polls berth nodes, keeps the fleet's history, serves it. See the
 //! `berth_collector` crate and docs/collector.md.
 
+// Output goes through berth_manual's outln!/errln!: a closed pipe does not panic them.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use berth_collector::client::{Target, get};
+use berth_manual::{errln, out, outln};
 use berth_model::config::CollectorConfig;
 use berth_model::fleet::{Fleet, render_fleet};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -100,8 +104,8 @@ async fn print_status(
     let fleet: Fleet =
         serde_json::from_slice(&body).with_context(|| format!("{url}/api/fleet: bad answer"))?;
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&fleet)?),
-        Format::Text => print!("{}", render_fleet(&fleet, std::io::stdout().is_terminal())),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&fleet)?),
+        Format::Text => out!("{}", render_fleet(&fleet, std::io::stdout().is_terminal())),
     }
     Ok(())
 }
@@ -111,13 +115,7 @@ fn unreachable_config() -> anyhow::Result<String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if cli.manual.requested() {
-        use clap::CommandFactory as _;
-        return cli
-            .manual
-            .run(Cli::command(), berth_manual::Extras::default());
-    }
+    let cli: Cli = berth_manual::parse(|c| &c.manual, berth_manual::Extras::default());
     berth_manual::log::init_daemon("BERTH_COLLECTOR_LOG", "info,hyper=warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,7 +126,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("berth-collector: cannot start the runtime: {e}");
+            errln!("berth-collector: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -136,7 +134,7 @@ fn main() -> ExitCode {
         None => match load(&cli.config) {
             Ok(c) => runtime.block_on(run(c)),
             Err(e) => {
-                eprintln!("berth-collector: {e:#}");
+                errln!("berth-collector: {e:#}");
                 return ExitCode::from(2);
             }
         },
@@ -149,7 +147,7 @@ fn main() -> ExitCode {
                 match load(&cli.config) {
                     Ok(c) => Some(c),
                     Err(e) => {
-                        eprintln!("berth-collector: {e:#}");
+                        errln!("berth-collector: {e:#}");
                         return ExitCode::from(2);
                     }
                 }
@@ -157,11 +155,12 @@ fn main() -> ExitCode {
             runtime.block_on(print_status(config, url, format))
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let status = match result {
+        Ok(()) => 0,
         Err(e) => {
-            eprintln!("berth-collector: {e:#}");
-            ExitCode::from(1)
+            errln!("berth-collector: {e:#}");
+            1
         }
-    }
+    };
+    berth_manual::out::finish("berth-collector", status)
 }

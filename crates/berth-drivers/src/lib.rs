@@ -6,6 +6,9 @@
 //! compile none of this crate. The modules' free functions are what the impls call; the real-host
 //! tests call them directly.
 
+// The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 mod cmd;
 pub mod docker;
 pub mod fs;

@@ -5,6 +5,9 @@
 //! reverse order, keeps going past failures and reports them all. Every action holds the
 //! service's lock. Host work goes through the [`Driver`] seam, so all of this is tested without root.
 
+// The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod args;
 pub mod driver;
 pub mod load;

@@ -7,7 +7,6 @@
 //! falls back to clap_complete's completion of the program's options. `--complete-words` is read
 //! before clap parses anything ([`requested_words`]), so it is in no help text or script.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Command;
@@ -31,13 +30,17 @@ pub fn answer(candidates: Option<Vec<String>>) -> ExitCode {
     let Some(candidates) = candidates else {
         return ExitCode::from(1);
     };
-    let mut out = std::io::stdout().lock();
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for c in candidates {
-        if writeln!(out, "{c}").is_err() {
-            return ExitCode::from(1);
+        if !crate::out::print(format_args!("{c}\n")) {
+            break;
         }
     }
-    ExitCode::SUCCESS
+    crate::out::finish(&name, 0)
 }
 
 /// The words typed before the cursor, split where the program's own options end.

@@ -8,18 +8,22 @@
 //! - [`complete`]: the scripts (clap_complete), with the hook by which `svc` completes service
 //!   names and actions;
 //! - [`log`]: how the daemons log (stderr, journald-aware), one setup for `svcd` and
-//!   `berth-collector`.
+//!   `berth-collector`;
+//! - [`out`]: stdout and stderr that a closed pipe does not break (`svc print status | head -1`),
+//!   for every binary's output.
 //!
 //! Why an option and not a `completions` subcommand: `svc WORD ...` reads its first word as a
 //! service name, and `completions` is a valid one. An option (`--completions`) can never be: a
 //! service name starts with a letter or a digit.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod complete;
 pub mod keywords;
 pub mod log;
 pub mod man;
+pub mod out;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -80,24 +84,43 @@ impl ManualArgs {
         self.completions.is_some() || self.generate_man.is_some()
     }
 
-    /// Does what was asked; the exit code to return.
+    /// Does what was asked; the exit code to return (0 when stdout's reader went away early:
+    /// see [`out`]).
     pub fn run(&self, cmd: clap::Command, extras: Extras) -> ExitCode {
+        ExitCode::from(self.run_code(cmd, extras))
+    }
+
+    fn run_code(&self, cmd: clap::Command, extras: Extras) -> u8 {
         let name = cmd.get_name().to_string();
         let result = match (&self.completions, &self.generate_man) {
-            (Some(shell), _) => std::io::stdout()
-                .write_all(complete::script(*shell, cmd, extras.complete_words).as_bytes())
-                .map_err(|e| format!("cannot write the completion script: {e}")),
+            (Some(shell), _) => {
+                out::write(complete::script(*shell, cmd, extras.complete_words).as_bytes());
+                Ok(())
+            }
             (None, Some(dir)) => write_man_pages(dir, cmd, extras),
             (None, None) => Ok(()),
         };
         match result {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => out::status(&name, 0),
             Err(e) => {
-                eprintln!("{name}: {e}");
-                ExitCode::from(1)
+                errln!("{name}: {e}");
+                out::status(&name, 1)
             }
         }
     }
+}
+
+/// The start of every berth binary's `main`: `C::parse()` (which exits on bad usage and
+/// `--help`), and when the command line asks for `--completions` or `--generate-man`
+/// (`manual` finds the flattened [`ManualArgs`] in `C`), that done and the process exited.
+pub fn parse<C: clap::Parser>(manual: fn(&C) -> &ManualArgs, extras: Extras) -> C {
+    let cli = C::parse();
+    let args = manual(&cli);
+    if args.requested() {
+        let code = args.run_code(C::command(), extras);
+        std::process::exit(i32::from(code));
+    }
+    cli
 }
 
 fn write_man_pages(dir: &Path, cmd: clap::Command, extras: Extras) -> Result<(), String> {

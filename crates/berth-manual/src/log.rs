@@ -12,7 +12,10 @@ pub fn init_daemon(var: &str, default: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(false);
+        .with_ansi(false)
+        // Its report of a failed write is an `eprintln!`, which panics when stderr is a closed
+        // pipe (`svcd 2>&1 | head -1`): a line that cannot be written is dropped (see `out`).
+        .log_internal_errors(false);
     if journald {
         builder.without_time().init();
     } else {

@@ -1,6 +1,9 @@
 //! berth's service model: configuration (TOML and OpenSVC INI), resource ids, the start order and
 //! selectors, and the status tree with its text renderer. No I/O: callers read files and pass text.
 
+// The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod config;
 pub mod fleet;
 pub mod order;

@@ -1,0 +1,66 @@
+//! Readers that go away early, for the binaries' closed-pipe tests (`svc print status | head -1`,
+//! `svc web start 2>&1 | head -1`).
+
+use std::io::Read as _;
+use std::process::{Command, ExitStatus, Output, Stdio};
+
+/// Run `cmd` with its stdout into a pipe whose reader is already closed, as `cmd | true` once
+/// `true` has exited: its first write to stdout fails with EPIPE. stderr is captured; with
+/// `stderr_too` it goes into the closed pipe as well (`cmd 2>&1 | true`; `Output::stderr` is
+/// empty then).
+pub fn into_closed_pipe(cmd: &mut Command, stderr_too: bool) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    if stderr_too {
+        cmd.stderr(writer.try_clone().expect("dup the pipe"));
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    // The Command holds no pipe end past this call.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    out
+}
+
+/// `cmd 2>&1 | head -1`: stdout and stderr into one pipe, whose first line is read before the
+/// reader closes it; the command runs on to its end. That line and the exit status.
+pub fn head_1(cmd: &mut Command) -> (String, ExitStatus) {
+    let (mut reader, writer) = std::io::pipe().expect("pipe");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stderr(writer.try_clone().expect("dup the pipe"))
+        .stdout(writer)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    // Only the child holds the write end now: a child that exits without a newline ends the read.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while reader.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    drop(reader);
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"));
+    (String::from_utf8_lossy(&line).into_owned(), status)
+}
+
+/// A run into a closed pipe ended quietly: exit `code` (not killed by a signal, not a panic's
+/// 101), and no panic said on stderr.
+pub fn assert_quiet(o: &Output, code: i32, what: &str) {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{what}: {}",
+        crate::describe(o)
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: {}",
+        crate::describe(o)
+    );
+}
