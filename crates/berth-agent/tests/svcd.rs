@@ -9,12 +9,12 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_model::status::{Level, NodeStatus, ServiceStatus, Status};
+use berth_testkit::daemon::{Notify, Resp, http, raw_request, wait_for};
 use berth_testkit::{TempBerth, ext4_image, mounted, require_root};
 
 const SVCD: &str = env!("CARGO_BIN_EXE_svcd");
@@ -34,89 +34,6 @@ fn svc_bin() -> PathBuf {
 fn umount(p: &Path) {
     let out = Command::new("umount").arg(p).output().unwrap();
     assert!(out.status.success(), "umount {}: {:?}", p.display(), out);
-}
-
-/// Poll `f` every 20 ms for up to `limit`; the time it took, or `None`.
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let t = Instant::now();
-    loop {
-        if f() {
-            return Some(t.elapsed());
-        }
-        if t.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-struct Resp {
-    code: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-/// Send `raw` on a new connection and read the answer until the server closes.
-fn raw_request(port: u16, raw: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut buf = Vec::new();
-    // The server may reset after answering a request it refused to read: keep what came.
-    let _ = s.read_to_end(&mut buf);
-    parse(&buf)
-}
-
-fn parse(buf: &[u8]) -> Resp {
-    let text = String::from_utf8_lossy(buf);
-    let (head, _) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
-    let body = buf[head.len() + 4..].to_vec();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap();
-    let code = status.split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Resp {
-        code,
-        headers,
-        body,
-    }
-}
-
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" || !body.is_empty() {
-        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    raw.push_str("\r\n");
-    let mut bytes = raw.into_bytes();
-    bytes.extend_from_slice(body);
-    raw_request(port, &bytes)
 }
 
 /// A running svcd, killed on drop.
@@ -183,19 +100,15 @@ impl Case {
         );
     }
 
-    fn command(&self, envs: &[(&str, &str)]) -> (Command, PathBuf, UnixDatagram) {
-        let sock_path = self.t.path("notify.sock");
-        let _ = std::fs::remove_file(&sock_path);
-        let sock = UnixDatagram::bind(&sock_path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+    fn command(&self, envs: &[(&str, &str)]) -> (Command, PathBuf, Notify) {
+        let notify = Notify::bind(&self.t.path("notify.sock"));
         let log = self.t.path("svcd.log");
         let mut cmd = Command::new(SVCD);
         cmd.env("BERTH_CONFIG_DIR", self.t.config_dir())
             .env("BERTH_VAR_DIR", self.t.var_dir())
             .env("BERTH_RUN_DIR", self.t.run_dir())
             .env("BERTH_NODENAME", "node1")
-            .env("NOTIFY_SOCKET", &sock_path)
+            .env("NOTIFY_SOCKET", notify.path())
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -203,40 +116,20 @@ impl Case {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        (cmd, log, sock)
+        (cmd, log, notify)
     }
 
     /// Start svcd and wait for its READY=1 (it carries the port).
     fn start_daemon(&mut self, envs: &[(&str, &str)]) {
-        let (mut cmd, log, sock) = self.command(envs);
+        let (mut cmd, log, notify) = self.command(envs);
         let mut child = cmd.spawn().unwrap();
-        let t = Instant::now();
-        let mut buf = [0u8; 4096];
-        let port = loop {
-            if let Ok(n) = sock.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-                if msg.contains("READY=1") {
-                    let port = msg
-                        .split("listening on ")
-                        .nth(1)
-                        .and_then(|r| r.lines().next())
-                        .and_then(|a| a.rsplit(':').next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                        .unwrap_or_else(|| panic!("no port in {msg:?}"));
-                    break port;
-                }
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                panic!(
-                    "svcd exited before READY ({st}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "svcd not ready after 30s"
-            );
-        };
+        let port = notify
+            .wait_ready(
+                "svcd",
+                || child.try_wait().ok().flatten(),
+                || std::fs::read_to_string(&log).unwrap_or_default(),
+            )
+            .port();
         self.daemon = Some(Daemon { child, port, log });
     }
 
@@ -840,7 +733,7 @@ fn hostile_clients_do_not_hurt() {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    assert_eq!(parse(&buf).code, 408);
+    assert_eq!(Resp::parse(&buf).code, 408);
 
     // Still alive and well.
     assert_eq!(c.get("/healthz").code, 200);
@@ -1132,7 +1025,7 @@ fn bounded_get(port: u16, path: &str, bound: Duration) -> Result<Resp, String> {
             Err(e) => return Err(format!("GET {path}: read after {} bytes: {e}", buf.len())),
         }
     }
-    Ok(parse(&buf))
+    Ok(Resp::parse(&buf))
 }
 
 /// The accept queue of the loopback listener on `port` (`/proc/net/tcp`: a LISTEN socket's
@@ -1242,7 +1135,7 @@ fn idle_connections_do_not_starve_healthz_and_status() {
         .unwrap();
     let mut buf = Vec::new();
     let _ = newest.read_to_end(&mut buf);
-    assert_eq!(parse(&buf).code, 200);
+    assert_eq!(Resp::parse(&buf).code, 200);
     drop(idle);
     assert!(c.daemon().child.try_wait().unwrap().is_none());
 }

@@ -71,19 +71,26 @@ impl Lab {
     }
 }
 
+/// The action succeeded, and its log names the resources first in the order of `tags`.
+fn done_in_order(o: &Output, tags: &[&str]) {
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    let at: Vec<usize> = tags
+        .iter()
+        .map(|tag| {
+            log.find(tag)
+                .unwrap_or_else(|| panic!("no {tag} in:\n{log}"))
+        })
+        .collect();
+    assert!(at.is_sorted(), "{tags:?} in this order:\n{log}");
+}
+
 #[test]
 fn ip_vg_fs_start_and_stop_in_order_with_the_seed_tree() {
     let lab = Lab::new();
-    let o = lab.svc(&["web", "start"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let log = String::from_utf8_lossy(&o.stderr).to_string();
-    let at = |tag: &str| {
-        log.find(tag)
-            .unwrap_or_else(|| panic!("no {tag} in:\n{log}"))
-    };
-    assert!(
-        at("WEB.IP#1") < at("WEB.VG#1") && at("WEB.VG#1") < at("WEB.FS#1"),
-        "{log}"
+    done_in_order(
+        &lab.svc(&["web", "start"]),
+        &["WEB.IP#1", "WEB.VG#1", "WEB.FS#1"],
     );
     assert!(
         lab.addrs().contains("inet 10.66.0.10/24"),
@@ -111,16 +118,9 @@ fn ip_vg_fs_start_and_stop_in_order_with_the_seed_tree() {
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout), want);
 
-    let o = lab.svc(&["web", "stop"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let log = String::from_utf8_lossy(&o.stderr).to_string();
-    let at = |tag: &str| {
-        log.find(tag)
-            .unwrap_or_else(|| panic!("no {tag} in:\n{log}"))
-    };
-    assert!(
-        at("WEB.FS#1") < at("WEB.VG#1") && at("WEB.VG#1") < at("WEB.IP#1"),
-        "{log}"
+    done_in_order(
+        &lab.svc(&["web", "stop"]),
+        &["WEB.FS#1", "WEB.VG#1", "WEB.IP#1"],
     );
     assert!(!lab.addrs().contains("10.66.0.10"), "{}", lab.addrs());
     assert!(lab.vg.tags().is_empty());

@@ -137,16 +137,8 @@ impl Node {
     /// Interfaces of the node namespace other than the fixture's.
     fn extra_links(&self) -> Vec<String> {
         let out = self.node.exec("ip", &["-o", "link", "show"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .map(|d| {
-                d.trim_end_matches(':')
-                    .split('@')
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
+        berth_drivers::ip::netns::link_names(&String::from_utf8_lossy(&out.stdout))
+            .into_iter()
             .filter(|d| !["lo", "n0", "br0"].contains(&d.as_str()))
             .collect()
     }

@@ -672,12 +672,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
             }
         }
     };
-    ResourceState {
-        network: None,
-        status,
-        label: label(spec),
-        log,
-    }
+    ResourceState::new(status, label(spec), log)
 }
 
 /// Tag the VG for this node and activate it. `--force` takes it over from another node.

@@ -162,6 +162,18 @@ pub struct ResourceState {
     pub network: Option<ContainerNetwork>,
 }
 
+impl ResourceState {
+    /// A resource's state without a container network (every kind's but a running container's).
+    pub fn new(status: Status, label: String, log: Vec<LogEntry>) -> Self {
+        ResourceState {
+            status,
+            label,
+            log,
+            network: None,
+        }
+    }
+}
+
 /// Where a running container is networked, for `print status` (its `#` line) and the JSON tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerNetwork {

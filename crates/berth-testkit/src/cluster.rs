@@ -849,7 +849,7 @@ pub struct Node {
     holder_pid: Arc<Mutex<Option<u32>>>,
     svcd: Option<Child>,
     /// The socket svcd sends its sd_notify messages to (bound at spawn).
-    notify: Option<std::os::unix::net::UnixDatagram>,
+    notify: Option<crate::daemon::Notify>,
     netns: Netns,
     addr: Ipv4Addr,
     dirs: TempBerth,
@@ -1053,13 +1053,9 @@ impl Node {
             "node {}: svcd is already running",
             self.name
         );
-        let sock_path = self.dirs.path("notify.sock");
-        let _ = std::fs::remove_file(&sock_path);
-        let sock = std::os::unix::net::UnixDatagram::bind(&sock_path)
-            .unwrap_or_else(|e| panic!("bind {}: {e}", sock_path.display()));
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("socket timeout");
-        self.notify = Some(sock);
+        let notify = crate::daemon::Notify::bind(&self.dirs.path("notify.sock"));
+        let sock_path = notify.path().to_path_buf();
+        self.notify = Some(notify);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -1080,38 +1076,17 @@ impl Node {
     /// Wait (bounded: 30 s) for svcd's `READY=1` and return the address it says it listens on
     /// (`STATUS=... listening on ADDR`). Panics with svcd's log when it exits first or is late.
     pub fn wait_svcd_ready(&mut self) -> std::net::SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut buf = [0u8; 4096];
-        loop {
-            let sock = self
-                .notify
-                .as_ref()
-                .unwrap_or_else(|| panic!("node {}: spawn_svcd first", self.name));
-            if let Ok(n) = sock.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-                if msg.contains("READY=1") {
-                    return msg
-                        .split("listening on ")
-                        .nth(1)
-                        .and_then(|r| r.split_whitespace().next())
-                        .and_then(|a| a.parse().ok())
-                        .unwrap_or_else(|| panic!("no address in svcd's READY message {msg:?}"));
-                }
-            }
-            if let Some(st) = self.svcd_exited() {
-                panic!(
-                    "node {}: svcd exited before READY ({st}):\n{}",
-                    self.name,
-                    self.svcd_log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {}: svcd not ready after 30 s:\n{}",
-                self.name,
-                self.svcd_log()
-            );
-        }
+        let notify = self.notify.take();
+        let notify = notify.unwrap_or_else(|| panic!("node {}: spawn_svcd first", self.name));
+        let what = format!("node {}: svcd", self.name);
+        let log = self.svcd_log_path();
+        let addr = notify.wait_ready(
+            &what,
+            || self.svcd_exited(),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
+        self.notify = Some(notify);
+        addr
     }
 
     /// A TCP connection made from inside the node's network namespace (the test process lives

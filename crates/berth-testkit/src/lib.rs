@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 pub mod bench;
 pub mod cluster;
+pub mod daemon;
 pub mod pipe;
 
 /// Panic with a clear message unless running as root: real-host tests never skip silently.

@@ -4,14 +4,14 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use berth_testkit::daemon::Notify;
+pub use berth_testkit::daemon::{Resp, get, wait_for};
 use berth_testkit::{TempBerth, ext4_image, require_root};
 
 pub const COLLECTOR: &str = env!("CARGO_BIN_EXE_berth-collector");
@@ -26,81 +26,6 @@ pub fn sibling(name: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-/// Poll `f` every 50 ms for up to `limit`; the time it took, or `None`.
-pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let t = Instant::now();
-    loop {
-        if f() {
-            return Some(t.elapsed());
-        }
-        if t.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Resp {
-    pub code: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-/// A plain HTTP GET on a new connection (`Connection: close`).
-pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\n");
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let (head, _) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
-    let body = buf[head.len() + 4..].to_vec();
-    let mut lines = head.lines();
-    let code = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Resp {
-        code,
-        headers,
-        body,
-    }
 }
 
 /// A test CA and the certificates it signs.
@@ -288,11 +213,7 @@ impl Node {
             );
             std::fs::write(&path, text).unwrap();
         }
-        let sock_path = self.t.path("notify.sock");
-        let _ = std::fs::remove_file(&sock_path);
-        let sock = UnixDatagram::bind(&sock_path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+        let notify = Notify::bind(&self.t.path("notify.sock"));
         let log = self.t.path("svcd.log");
         let mut child = spawn_logged(
             Command::new(sibling("svcd"))
@@ -300,33 +221,16 @@ impl Node {
                 .env("BERTH_VAR_DIR", self.t.var_dir())
                 .env("BERTH_RUN_DIR", self.t.run_dir())
                 .env("BERTH_NODENAME", &self.name)
-                .env("NOTIFY_SOCKET", &sock_path),
+                .env("NOTIFY_SOCKET", notify.path()),
             &log,
         );
-        let t = Instant::now();
-        let mut buf = [0u8; 4096];
-        let port = loop {
-            if let Ok(n) = sock.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-                if msg.contains("READY=1") {
-                    break msg
-                        .split("listening on ")
-                        .nth(1)
-                        .and_then(|r| r.lines().next())
-                        .and_then(|a| a.rsplit(':').next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                        .unwrap_or_else(|| panic!("no port in {msg:?}"));
-                }
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                panic!(
-                    "svcd {} exited before READY ({st}):\n{}",
-                    self.name,
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(t.elapsed() < Duration::from_secs(30), "svcd not ready");
-        };
+        let port = notify
+            .wait_ready(
+                &format!("svcd {}", self.name),
+                || child.try_wait().ok().flatten(),
+                || std::fs::read_to_string(&log).unwrap_or_default(),
+            )
+            .port();
         self.port = port;
         self.daemon = Some(Daemon { child });
     }

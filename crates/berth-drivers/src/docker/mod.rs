@@ -53,12 +53,7 @@ fn name_of(ctx: &Ctx<'_>, rid: Rid) -> String {
 
 /// The status as the seed prints it. Never starts the daemon.
 pub fn status(ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> ResourceState {
-    let mut st = ResourceState {
-        network: None,
-        status: Status::Down,
-        label: spec.run_image.clone(),
-        log: Vec::new(),
-    };
+    let mut st = ResourceState::new(Status::Down, spec.run_image.clone(), Vec::new());
     let d = Daemon::new(ctx);
     let api = match d.probe() {
         Err(e) => {

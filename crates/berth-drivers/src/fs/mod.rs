@@ -134,12 +134,7 @@ pub fn status(spec: &FsSpec) -> ResourceState {
             }
         },
     };
-    ResourceState {
-        network: None,
-        status,
-        label: label(spec),
-        log,
-    }
+    ResourceState::new(status, label(spec), log)
 }
 
 /// The mount command line, for the log (`mount -t ext4 -o rw /dev/x /mnt`).

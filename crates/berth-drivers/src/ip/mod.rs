@@ -364,12 +364,7 @@ pub fn status(_ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
             }
         },
     };
-    ResourceState {
-        network: None,
-        status,
-        label: label(spec),
-        log,
-    }
+    ResourceState::new(status, label(spec), log)
 }
 
 /// What a status reads, as [`Plan::read`] does (the same order, the same errors): the address,

@@ -97,10 +97,9 @@ pub(crate) fn dev_holding(text: &str, addr: IpAddr) -> Option<String> {
     })
 }
 
-/// The first `eth<N>` not used in `ip -o link show` lines.
-pub(crate) fn free_eth(text: &str) -> String {
-    let used: Vec<String> = text
-        .lines()
+/// The interface names of `ip -o link show` lines (`2: eth0@if7: <...>` is `eth0`).
+pub fn link_names(text: &str) -> Vec<String> {
+    text.lines()
         .filter_map(|l| l.split_whitespace().nth(1))
         .map(|d| {
             d.trim_end_matches(':')
@@ -109,7 +108,12 @@ pub(crate) fn free_eth(text: &str) -> String {
                 .unwrap_or("")
                 .to_string()
         })
-        .collect();
+        .collect()
+}
+
+/// The first `eth<N>` not used in `ip -o link show` lines.
+pub(crate) fn free_eth(text: &str) -> String {
+    let used = link_names(text);
     (0..)
         .map(|i| format!("eth{i}"))
         .find(|d| !used.contains(d))
@@ -163,12 +167,7 @@ pub fn precheck(_ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
 
 /// Up when the address is in the container's namespace.
 pub fn status(ctx: &Ctx<'_>, spec: &IpSpec) -> ResourceState {
-    let mut st = ResourceState {
-        network: None,
-        status: Status::Down,
-        label: label(spec),
-        log: Vec::new(),
-    };
+    let mut st = ResourceState::new(Status::Down, label(spec), Vec::new());
     let result = (|| -> Result<(), DriverError> {
         let ns = ns_of(spec)?;
         let Some(pid) = pid_of(ctx, ns.container)? else {
@@ -366,6 +365,7 @@ mod tests {
         );
         assert_eq!(dev_holding(addrs, "10.0.0.6".parse().unwrap()), None);
         let links = "1: lo: <LOOPBACK,UP> mtu 65536\n7: eth0@if8: <BROADCAST> mtu 1500\n";
+        assert_eq!(link_names(links), ["lo", "eth0"]);
         assert_eq!(free_eth(links), "eth1");
         assert_eq!(free_eth("1: lo: <LOOPBACK>\n"), "eth0");
     }
