@@ -420,11 +420,7 @@ mod tests {
     #[tokio::test]
     async fn an_ended_watcher_falls_back_to_polling_without_spinning() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = Paths {
-            config_dir: dir.path().join("etc"),
-            var_dir: dir.path().join("var"),
-            run_dir: dir.path().join("run"),
-        };
+        let paths = Paths::under(dir.path());
         std::fs::create_dir_all(paths.services_dir()).unwrap();
         std::fs::create_dir_all(&paths.var_dir).unwrap();
         let settings = Settings::load(&paths).unwrap();

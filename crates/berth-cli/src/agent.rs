@@ -135,11 +135,7 @@ mod tests {
     #[test]
     fn no_socket_is_no_answer() {
         let d = tempfile::tempdir().unwrap();
-        let paths = Paths {
-            config_dir: d.path().join("etc"),
-            var_dir: d.path().join("var"),
-            run_dir: d.path().join("run"),
-        };
+        let paths = Paths::under(d.path());
         assert!(fetch(&paths, None, &[]).is_none());
         // A socket file nobody listens on (a killed svcd): refused, no answer.
         std::fs::create_dir_all(&paths.run_dir).unwrap();
@@ -150,11 +146,7 @@ mod tests {
     #[test]
     fn changes_after_the_check_are_seen() {
         let d = tempfile::tempdir().unwrap();
-        let paths = Paths {
-            config_dir: d.path().join("etc"),
-            var_dir: d.path().join("var"),
-            run_dir: d.path().join("run"),
-        };
+        let paths = Paths::under(d.path());
         std::fs::create_dir_all(paths.services_dir()).unwrap();
         std::fs::create_dir_all(paths.service_var("web")).unwrap();
         let before = SystemTime::now() - Duration::from_secs(5);

@@ -32,11 +32,7 @@ impl Host {
             .with_target(false)
             .try_init();
         let tb = TempBerth::new();
-        let paths = Paths {
-            config_dir: tb.config_dir(),
-            var_dir: tb.var_dir(),
-            run_dir: tb.run_dir(),
-        };
+        let paths = Paths::under(tb.root.path());
         Host { tb, paths }
     }
 

@@ -86,6 +86,33 @@ fn wait_cwd_under(child: &Child, dir: &Path) {
     }
 }
 
+/// A shell that ignores TERM, with its cwd on `dir`, once it is there: it holds the mount.
+fn term_ignoring_holder(dir: &Path) -> Reaped {
+    let child = Reaped(
+        Command::new("sh")
+            .args([
+                "-c",
+                "trap '' TERM; cd \"$1\" || exit 1; while :; do sleep 1; done",
+                "sh",
+            ])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_cwd_under(&child.0, dir);
+    child
+}
+
+/// The mountinfo entry of `mnt` (the top one).
+fn mount_entry(mnt: &Path) -> fs::mountinfo::MountEntry {
+    fs::mountinfo::read()
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.mount_point == mnt)
+        .unwrap_or_else(|| panic!("{} is not mounted", mnt.display()))
+}
+
 /// Run `f` with the driver's log lines captured (`LEVEL message`).
 fn logged<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     let cap = berth_testkit::LogCapture::start();
@@ -188,11 +215,7 @@ fn mount_options_are_applied() {
     c.spec.mnt_opt = Some("ro,noatime,nodev,nosuid,errors=remount-ro,nofail".into());
     let s = &c.spec;
     assert_eq!(fs::start(s).unwrap(), Outcome::Changed);
-    let e = fs::mountinfo::read()
-        .unwrap()
-        .into_iter()
-        .rfind(|e| e.mount_point == s.mnt)
-        .unwrap();
+    let e = mount_entry(&s.mnt);
     for o in ["ro", "noatime", "nodev", "nosuid"] {
         assert!(
             e.options.split(',').any(|x| x == o),
@@ -283,19 +306,7 @@ fn term_ignoring_holder_is_killed_within_the_bound() {
     let c = case("mnt");
     let s = &c.spec;
     fs::start(s).unwrap();
-    let mut child = Reaped(
-        Command::new("sh")
-            .args([
-                "-c",
-                "trap '' TERM; cd \"$1\" || exit 1; while :; do sleep 1; done",
-                "sh",
-            ])
-            .arg(&s.mnt)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_cwd_under(&child.0, &s.mnt);
+    let mut child = term_ignoring_holder(&s.mnt);
     // It really holds the mount: a plain umount is refused as busy.
     let busy = run_any("umount", &[s.mnt.to_str().unwrap()]);
     assert!(
@@ -470,11 +481,7 @@ fn existing_loop_device_is_reused_and_detached_at_stop() {
         1,
         "a second loop device"
     );
-    let e = fs::mountinfo::read()
-        .unwrap()
-        .into_iter()
-        .rfind(|e| e.mount_point == s.mnt)
-        .unwrap();
+    let e = mount_entry(&s.mnt);
     assert_eq!(e.source_path(), Path::new(&dev));
     assert!(fs::status(s).log.is_empty());
 
@@ -562,19 +569,7 @@ fn holder_outliving_the_bound_times_out_naming_it() {
     c.spec.stop_timeout = Duration::from_millis(100);
     let s = &c.spec;
     fs::start(s).unwrap();
-    let mut child = Reaped(
-        Command::new("sh")
-            .args([
-                "-c",
-                "trap '' TERM; cd \"$1\" || exit 1; while :; do sleep 1; done",
-                "sh",
-            ])
-            .arg(&s.mnt)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_cwd_under(&child.0, &s.mnt);
+    let mut child = term_ignoring_holder(&s.mnt);
     let err = fs::stop(s).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, DriverError::Timeout { .. }), "{err:?}");

@@ -20,11 +20,7 @@ use berth_testkit::{LoopVg, Netns, TempBerth, ext4_image, lvm_ok, require_root, 
 fn shared_reads_give_every_service_its_own_status() {
     require_root();
     let t = TempBerth::new();
-    let paths = Paths {
-        config_dir: t.config_dir(),
-        var_dir: t.var_dir(),
-        run_dir: t.run_dir(),
-    };
+    let paths = Paths::under(t.root.path());
     let node = Netns::new("bsn");
     let peer = Netns::new("bsp");
     veth(&node, "n0", &peer, "p0");
@@ -179,11 +175,7 @@ fn shared_reads_give_every_service_its_own_status() {
 fn shared_reads_follow_the_network_namespace() {
     require_root();
     let t = TempBerth::new();
-    let paths = Paths {
-        config_dir: t.config_dir(),
-        var_dir: t.var_dir(),
-        run_dir: t.run_dir(),
-    };
+    let paths = Paths::under(t.root.path());
     let a = Netns::new("bsa");
     let b = Netns::new("bsb");
     veth(&a, "n0", &b, "m0");

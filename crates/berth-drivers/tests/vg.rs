@@ -259,11 +259,7 @@ fn an_engine_start_reuses_the_prechecks_report() {
     use berth_engine::{ActionOptions, Engine};
     let lv = LoopVg::new();
     let dir = tempfile::tempdir().unwrap();
-    let paths = Paths {
-        config_dir: dir.path().join("etc"),
-        var_dir: dir.path().join("var"),
-        run_dir: dir.path().join("run"),
-    };
+    let paths = Paths::under(dir.path());
     let text = format!("[vg.1]\nvgname = \"{}\"\n", lv.name);
     let svc = ServiceConfig::parse(Path::new("/tmp/vgreuse.toml"), &text).unwrap();
     let engine = Engine::new(&berth_drivers::HOST, &paths, "node1");

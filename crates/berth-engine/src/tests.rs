@@ -120,11 +120,7 @@ struct Setup {
 
 fn setup(text: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let paths = Paths {
-        config_dir: dir.path().join("etc"),
-        var_dir: dir.path().join("var"),
-        run_dir: dir.path().join("run"),
-    };
+    let paths = Paths::under(dir.path());
     let svc = ServiceConfig::parse(Path::new("/etc/berth/services/web.toml"), text).unwrap();
     Setup { dir, paths, svc }
 }

@@ -26,6 +26,15 @@ impl Default for Paths {
 }
 
 impl Paths {
+    /// The three under one root: `<root>/etc`, `<root>/var`, `<root>/run` (a test's temp dir).
+    pub fn under(root: &Path) -> Paths {
+        Paths {
+            config_dir: root.join("etc"),
+            var_dir: root.join("var"),
+            run_dir: root.join("run"),
+        }
+    }
+
     /// `<config>/services`.
     pub fn services_dir(&self) -> PathBuf {
         self.config_dir.join("services")
