@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use berth_testkit::cluster::wait_until;
-use berth_testkit::describe;
+use berth_testkit::{describe, grid_cells};
 use common::{Rig, Spec, get_json, mon_json, svc, svc_ok};
 
 /// Wait until `pid`'s working directory is `dir` (a holder settled in the mount).
@@ -300,27 +300,9 @@ fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
     assert!(v["services"]["web"]["nodes"]["n3"].is_null(), "{v}");
     let out = svc(rig.node("n1"), &["mon"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let hb: Vec<&str> = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("hb"))
-        .unwrap()
-        .split('|')
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    assert_eq!(hb, ["up", "up", "down"], "{text}");
+    assert_eq!(grid_cells(&text, "hb"), ["up", "up", "down"], "{text}");
     assert!(text.contains("# n3: "), "{text}");
-    let web: Vec<&str> = text
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some("web"))
-        .unwrap()
-        .split('|')
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    assert_eq!(web, ["O^", "X", "/"], "{text}");
+    assert_eq!(grid_cells(&text, "web"), ["O^", "X", "/"], "{text}");
 }
 
 #[test]

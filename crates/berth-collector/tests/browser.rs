@@ -77,14 +77,18 @@ fn cell(html: &str, node: &str, service: &str) -> (String, String) {
     let open = html[..at].rfind("<td").unwrap();
     let tag_end = at + html[at..].find('>').unwrap();
     let tag = &html[open..tag_end];
-    let class = tag
-        .split("class=\"")
+    let class = class_of(tag);
+    let text_end = tag_end + html[tag_end..].find('<').unwrap();
+    (class, html[tag_end + 1..text_end].to_string())
+}
+
+/// The `class` attribute of an HTML start tag (empty without one).
+fn class_of(tag: &str) -> String {
+    tag.split("class=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
         .unwrap_or("")
-        .to_string();
-    let text_end = tag_end + html[tag_end..].find('<').unwrap();
-    (class, html[tag_end + 1..text_end].to_string())
+        .to_string()
 }
 
 /// The heartbeat header of `node`: its `class` and its badge word.
@@ -95,12 +99,7 @@ fn heartbeat(html: &str, node: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("no heartbeat of {node} in:\n{html}"));
     let open = html[..at].rfind("<th").unwrap();
     let tag = &html[open..at + html[at..].find('>').unwrap()];
-    let class = tag
-        .split("class=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or("")
-        .to_string();
+    let class = class_of(tag);
     let badge = html[at..].split("class=\"badge").nth(1).unwrap();
     let word = badge.split('>').nth(1).unwrap().split('<').next().unwrap();
     (class, word.to_string())

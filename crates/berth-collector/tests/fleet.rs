@@ -10,7 +10,28 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::time::Duration;
 
+use berth_testkit::grid_cells;
 use common::*;
+
+/// The element of the JSON array `list` whose `field` is `value`.
+fn entry(list: &serde_json::Value, field: &str, value: &str) -> Option<serde_json::Value> {
+    let all = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"));
+    all.iter().find(|x| x[field] == value).cloned()
+}
+
+/// `berth-collector print status ARGS` against `c`.
+fn print_status(c: &Collector, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(COLLECTOR)
+        .arg("--config")
+        .arg(&c.config)
+        .args(["print", "status"])
+        .args(args)
+        .args(["--url", &format!("http://127.0.0.1:{}", c.port)])
+        .output()
+        .unwrap()
+}
 
 /// Three nodes, a collector polling them every 500 ms: every service shows with its node; a
 /// `svc stop` shows as an event; a killed svcd turns its node stale and back when restarted;
@@ -65,14 +86,7 @@ fn three_nodes_events_stale_and_chargeback() {
         c.get("/api/services").text(),
         c.get("/api/nodes").text()
     );
-    let v = c.json("/api/services");
-    let web = v["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "web")
-        .unwrap()
-        .clone();
+    let web = entry(&c.json("/api/services")["services"], "name", "web").unwrap();
     assert_eq!(web["app"], "shop");
     assert_eq!(web["nodes"]["n1"]["avail"], "up", "{web}");
     assert_eq!(web["nodes"]["n2"]["avail"], "down", "{web}");
@@ -125,17 +139,7 @@ fn three_nodes_events_stale_and_chargeback() {
     );
 
     // print status: the grid, from the running collector.
-    let out = std::process::Command::new(COLLECTOR)
-        .arg("--config")
-        .arg(&c.config)
-        .args([
-            "print",
-            "status",
-            "--url",
-            &format!("http://127.0.0.1:{}", c.port),
-        ])
-        .output()
-        .unwrap();
+    let out = print_status(&c, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -144,35 +148,12 @@ fn three_nodes_events_stale_and_chargeback() {
     let grid = String::from_utf8_lossy(&out.stdout).to_string();
     eprintln!("{grid}");
     assert!(grid.starts_with("Nodes"), "{grid}");
-    let row = |name: &str| {
-        grid.lines()
-            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no row {name}:\n{grid}"))
-            .to_string()
-    };
-    let cols: Vec<String> = row("web")
-        .split('|')
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    assert_eq!(cols, ["X", "X", "/"], "{grid}");
-    assert!(row("box").ends_with("/     /     O"), "{grid}");
+    assert_eq!(grid_cells(&grid, "web"), ["X", "X", "/"], "{grid}");
+    assert_eq!(grid_cells(&grid, "box"), ["/", "/", "O"], "{grid}");
+    // In their columns.
+    assert!(grid.lines().any(|l| l.ends_with("/     /     O")), "{grid}");
     assert!(!grid.contains('\x1b'), "no colours off a terminal");
-    let out = std::process::Command::new(COLLECTOR)
-        .arg("--config")
-        .arg(&c.config)
-        .args([
-            "print",
-            "status",
-            "--format",
-            "json",
-            "--url",
-            &format!("http://127.0.0.1:{}", c.port),
-        ])
-        .output()
-        .unwrap();
+    let out = print_status(&c, &["--format", "json"]);
     let fleet: berth_model::fleet::Fleet = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(fleet.nodes.len(), 3);
     assert_eq!(
@@ -182,13 +163,7 @@ fn three_nodes_events_stale_and_chargeback() {
 
     // The docker service's chargeback grows while its container runs.
     let hours = |c: &Collector| {
-        let v = c.json("/api/chargeback?by=app");
-        let crm = v["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["key"] == "crm")
-            .cloned();
+        let crm = entry(&c.json("/api/chargeback?by=app")["rows"], "key", "crm");
         crm.map(|r| {
             (
                 r["container_hours"].as_f64().unwrap(),

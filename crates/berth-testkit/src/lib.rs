@@ -636,3 +636,15 @@ pub fn describe(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The cells of a fleet grid's row (`svc mon`, `berth-collector print status`): the words after
+/// the `|` of the line whose first word is `name` (`hb`, a service's name). Panics with the grid
+/// when there is no such row.
+pub fn grid_cells<'a>(grid: &'a str, name: &str) -> Vec<&'a str> {
+    grid.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split('|').nth(1))
+        .unwrap_or_else(|| panic!("no row {name}:\n{grid}"))
+        .split_whitespace()
+        .collect()
+}
