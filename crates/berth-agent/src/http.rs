@@ -26,7 +26,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 
@@ -398,14 +397,9 @@ fn respond(code: StatusCode, content_type: &'static str, body: Bytes) -> Resp {
     r
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-}
-
 /// A JSON error answer: `{"error": "..."}`.
 fn error(code: StatusCode, msg: &str) -> Resp {
-    let body = serde_json::to_vec(&ErrorBody { error: msg }).unwrap_or_default();
+    let body = berth_model::api::error_body(msg);
     respond(code, "application/json", Bytes::from(body))
 }
 
