@@ -11,8 +11,9 @@ mod common;
 use std::time::Duration;
 
 use berth_testkit::cluster::wait_until;
+use berth_testkit::pipe::{assert_quiet, into_closed_pipe};
 use berth_testkit::{describe, grid_cells};
-use common::{Rig, Spec, get_json, mon_json, svc, svc_ok};
+use common::{Rig, Spec, get_json, mon_json, svc, svc_bin, svc_ok};
 
 /// Wait until `pid`'s working directory is `dir` (a holder settled in the mount).
 fn wait_cwd(pid: u32, dir: &std::path::Path) {
@@ -303,6 +304,11 @@ fn svc_mon_shows_three_nodes_and_three_services_and_a_dead_node() {
     assert_eq!(grid_cells(&text, "hb"), ["up", "up", "down"], "{text}");
     assert!(text.contains("# n3: "), "{text}");
     assert_eq!(grid_cells(&text, "web"), ["O^", "X", "/"], "{text}");
+
+    // `svc mon --watch | head -1`: it stops once its reader is gone, quietly (docs/cli.md).
+    let mut watch = rig.node("n1").svc(svc_bin().to_str().unwrap());
+    let o = into_closed_pipe(watch.args(["mon", "--watch"]), false);
+    assert_quiet(&o, 0, "svc mon --watch");
 }
 
 #[test]

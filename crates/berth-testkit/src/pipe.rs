@@ -3,25 +3,55 @@
 
 use std::io::Read as _;
 use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Run `cmd` with its stdout into a pipe whose reader is already closed, as `cmd | true` once
 /// `true` has exited: its first write to stdout fails with EPIPE. stderr is captured; with
 /// `stderr_too` it goes into the closed pipe as well (`cmd 2>&1 | true`; `Output::stderr` is
-/// empty then).
+/// empty then). A command still running after 60 s (a loop that does not see its reader gone)
+/// is killed, and this panics.
 pub fn into_closed_pipe(cmd: &mut Command, stderr_too: bool) -> Output {
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
     if stderr_too {
         cmd.stderr(writer.try_clone().expect("dup the pipe"));
+    } else {
+        cmd.stderr(Stdio::piped());
     }
-    let out = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(writer)
-        .output()
+        .spawn()
         .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     // The Command holds no pipe end past this call.
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    out
+    let stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = e.read_to_end(&mut buf);
+            buf
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still runs 60 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = stderr
+        .map(|t| t.join().unwrap_or_default())
+        .unwrap_or_default();
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
 }
 
 /// `cmd 2>&1 | head -1`: stdout and stderr into one pipe, whose first line is read before the
