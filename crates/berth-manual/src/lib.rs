@@ -2,7 +2,8 @@
 //! from what they parse:
 //! - [`VERSION`]: the version and the git commit (`svc --version`);
 //! - [`ManualArgs`]: `--completions SHELL` (a completion script on stdout) and the hidden
-//!   `--generate-man DIR` (the man pages, for the package), flattened into each binary's `Cli`;
+//!   `--generate-man DIR` (the man pages, for the package), flattened into each binary's `Cli`
+//!   and answered by [`parse`], with which every `main` starts;
 //! - [`man`]: the pages (clap_mangen), and `berth.conf(5)` from the model's keyword tables and the
 //!   configuration reference;
 //! - [`complete`]: the scripts (clap_complete), with the hook by which `svc` completes service
@@ -25,7 +26,6 @@ pub mod man;
 pub mod out;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// The git commit the binaries were built from (`unknown` when built outside a git checkout
 /// without `BERTH_GIT_COMMIT` set).
@@ -78,18 +78,13 @@ pub struct Extras {
 }
 
 impl ManualArgs {
-    /// True when one of these options was given: the program should call [`ManualArgs::run`]
-    /// and do nothing else.
-    pub fn requested(&self) -> bool {
+    /// True when one of these options was given: the program does that and nothing else.
+    fn requested(&self) -> bool {
         self.completions.is_some() || self.generate_man.is_some()
     }
 
-    /// Does what was asked; the exit code to return (0 when stdout's reader went away early:
-    /// see [`out`]).
-    pub fn run(&self, cmd: clap::Command, extras: Extras) -> ExitCode {
-        ExitCode::from(self.run_code(cmd, extras))
-    }
-
+    /// Does what was asked; the exit code (0 when stdout's reader went away early: see
+    /// [`out`]).
     fn run_code(&self, cmd: clap::Command, extras: Extras) -> u8 {
         let name = cmd.get_name().to_string();
         let result = match (&self.completions, &self.generate_man) {
