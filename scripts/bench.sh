@@ -6,7 +6,9 @@
 # 3. cluster-bench: owner-key transaction, switch (berth's own part), svcd RSS in a 3-node cluster,
 #    failover after node death and partition (lease_ttl 3 s and 5 s);
 # 4. collector-bench: berth-collector polling 100 and 1000 simulated nodes every 10 s: CPU, RSS,
-#    database growth, /api/services latency (COLLECTOR_SECONDS of measure, default 120).
+#    database growth, /api/services latency (COLLECTOR_SECONDS of measure, default 120);
+# 5. parse-bench: reading one service file, in process (ip+vg+fs, containers with and without
+#    run_args).
 # Copy the output into docs/benchmarks.md with the date and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,6 @@ for n in 100 1000; do
     echo "## berth-collector, $n nodes"
     target/release/collector-bench "$n" "${COLLECTOR_SECONDS:-120}"
 done
+echo
+echo "## reading a service file"
+target/release/parse-bench

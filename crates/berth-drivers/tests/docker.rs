@@ -666,3 +666,45 @@ fn a_failed_start_keeps_the_old_container() {
     assert_eq!(container_id(&h, "web", "web.container.1"), old);
     stop(&h, &svc, "container#1").unwrap();
 }
+
+/// The file changed to a setting the daemon refuses at create (a CPU the node does not have):
+/// the container of the old configuration, set aside under `<name>.replaced` while the new one
+/// was created, is put back as it was; the old file starts it again, and the next change that
+/// the daemon takes replaces it and leaves nothing aside.
+#[test]
+fn a_create_the_daemon_refuses_keeps_the_old_container() {
+    let h = Host::new();
+    let svc = h.service("web", SH);
+    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
+    h.import("web", "bb", &[]);
+    start(&h, &svc, "container#1").unwrap();
+    let old = container_id(&h, "web", "web.container.1");
+    stop(&h, &svc, "container#1").unwrap();
+
+    let refused = h.service("web", &format!("{SH}cpuset_cpus = \"1000\"\n"));
+    let e = start(&h, &refused, "container#1").unwrap_err().to_string();
+    assert!(e.contains("create container web.container.1"), "{e}");
+    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
+    assert_eq!(
+        container_id(&h, "web", "web.container.1"),
+        old,
+        "the old container is gone"
+    );
+    let names = h.docker("web", &["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.trim(), "web.container.1", "something is left aside");
+    assert_eq!(start(&h, &svc, "container#1").unwrap(), Outcome::Changed);
+    assert_eq!(container_id(&h, "web", "web.container.1"), old);
+    stop(&h, &svc, "container#1").unwrap();
+
+    let changed = h.service("web", &format!("{SH}env = [\"COLOUR=blue\"]\n"));
+    start(&h, &changed, "container#1").unwrap();
+    assert_ne!(container_id(&h, "web", "web.container.1"), old);
+    let names = h.docker("web", &["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(
+        names.trim(),
+        "web.container.1",
+        "the replaced container is left"
+    );
+    stop(&h, &changed, "container#1").unwrap();
+    assert!(h.dockerds("web").is_empty());
+}

@@ -1,41 +1,32 @@
 //! The options a container runs with: `run_args` (the `docker run` flags people use) and the
 //! keywords that say the same, merged into one [`RunOptions`]. Pure parsing, no I/O.
 //!
-//! `run_args` is split as a shell would split it (never run through one) and read like the docker
-//! CLI reads flags: `--flag value`, `--flag=value`, `-f value`, `-fvalue`, and combined short
-//! flags (`-ti`, `-itd`, `-dp 80:80`). Every flag has a keyword of the same meaning
-//! ([`CONTAINER_KEYWORDS`]); list keywords add to what `run_args` gives, and a single-valued
-//! setting given both ways is an error. A flag berth does not map is a config error naming it.
-//!
-//! Each setting is one row of the `run_options!` table below: flag parsing, keyword reading,
-//! `print config`, the log's run line and the create body's plain fields follow from the rows.
+//! `run_args` is split as a shell would split it (never run through one) and read by clap as the
+//! docker CLI reads it. Every flag has a keyword of the same meaning ([`CONTAINER_KEYWORDS`]); list
+//! keywords add to what `run_args` gives, and a single-valued setting given both ways is an error.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
+use clap::error::{ContextKind, ErrorKind};
+use clap::{Arg, ArgAction, Command};
 use serde::{Serialize, Serializer};
 use toml::Value;
 
-use crate::config::keywords::{Reader, is_hostname};
+use crate::config::keywords::{Reader, is_hostname, parse_duration};
 use crate::config::{ConfigError, ConfigErrorKind};
 
-/// A `run_args` word or keyword value berth cannot take.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad value {value:?}: {expected}")]
-pub struct ArgError {
-    /// The word or value at fault.
-    pub value: String,
-    /// Why, or what was expected.
-    pub expected: String,
-}
+/// A value parsed, or the word at fault with what was expected (a [`ConfigErrorKind::BadValue`]).
+pub type Parsed<T> = Result<T, ConfigErrorKind>;
 
-/// How a setting takes its values (the table's shapes): a flag without a value (`--tty`,
-/// `--tty=false`); one value (a scalar keyword); repeatable (a list keyword): an item (or a
-/// `KEY=VALUE` pair) per value, or several (`--expose 80-81`); a command (the entrypoint: the
-/// flag is one word, the keyword a command line).
+/// How a setting takes its values: a flag without a value (`--tty`, `--tty=false`); one value;
+/// an item (or `KEY=VALUE` pair) per value; several items per value (`--expose 80-81`); the
+/// entrypoint (the flag is one word, the keyword a command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     Bool,
@@ -45,26 +36,21 @@ enum Shape {
     Words,
 }
 
-/// One row of the table, as flag parsing, keyword reading and writing use it.
+/// One row of the table: `set` parses one value (a flag's, a keyword's, an item of a list
+/// keyword) into the options; `get` gives the setting in TOML (`None` when unset: no null there).
 struct Row {
     key: &'static str,
     longs: &'static [&'static str],
-    /// None or one.
     short: &'static [char],
     shape: Shape,
-    /// Parse one value (a flag's argument, a keyword, an item of a list keyword) into the options.
-    set: fn(&mut RunOptions, &str) -> Result<(), ArgError>,
-    /// Its value in the options, in TOML (`None` for an unset one: TOML has no null).
+    set: fn(&mut RunOptions, &str) -> Parsed<()>,
     get: fn(&RunOptions) -> Option<Value>,
 }
 
-/// A value parsed from `text`; serialised (hence the container's config digest) and written
-/// back as that text.
+/// A value parsed from `text`, serialised (hence digested) and written back as that text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Typed<T> {
-    /// As written.
     pub text: String,
-    /// As parsed.
     pub value: T,
 }
 
@@ -75,7 +61,7 @@ impl<T> Serialize for Typed<T> {
 }
 
 /// `parse` keeping the text.
-fn typed<T>(parse: fn(&str) -> Result<T, ArgError>) -> impl Fn(&str) -> Result<Typed<T>, ArgError> {
+fn typed<T>(parse: fn(&str) -> Parsed<T>) -> impl Fn(&str) -> Parsed<Typed<T>> {
     move |v| {
         let text = v.to_string();
         parse(v).map(|value| Typed { text, value })
@@ -84,37 +70,24 @@ fn typed<T>(parse: fn(&str) -> Result<T, ArgError>) -> impl Fn(&str) -> Result<T
 
 /// The settings table, one row per setting:
 /// `field: Type [= default], Shape(parser), ["long", ...] [short] [=> "Path/InBody"];`.
-/// The struct and its defaults (`Default::default()` unless given), [`CONTAINER_KEYWORDS`] (the
-/// field names), the rows and [`RunOptions::api_fields`] (the settings the create body takes as
-/// they are, at their path in it) follow. The field order is the order of `print config`, of
-/// the run line and of the JSON the container's config digest is taken from.
+/// From it follow the struct and its defaults, [`CONTAINER_KEYWORDS`], the rows and
+/// [`RunOptions::api_fields`]. The row order is that of `print config`, of the run line and of
+/// the JSON the container's config digest is taken from.
 macro_rules! run_options {
-    (@default) => {
-        Default::default()
-    };
-    (@default $default:expr) => {
-        $default
-    };
-    (@set Bool, $f:expr, $x:ident) => {
-        $f = $x
-    };
-    (@set Range, $f:expr, $x:ident) => {
-        $f.extend($x)
-    };
-    (@set Many, $f:expr, $x:ident) => {
-        $f.extend([$x])
-    };
-    (@set $one_or_words:ident, $f:expr, $x:ident) => {
-        $f = Some($x)
-    };
+    (@default) => { Default::default() };
+    (@default $default:expr) => { $default };
+    (@set Bool, $f:expr, $x:ident) => { $f = $x };
+    (@set Range, $f:expr, $x:ident) => { $f.extend($x) };
+    (@set Many, $f:expr, $x:ident) => { $f.extend([$x]) };
+    (@set $one_or_words:ident, $f:expr, $x:ident) => { $f = Some($x) };
     ($( $(#[$attr:meta])* $field:ident: $ty:ty $(= $default:expr)?, $shape:ident($parse:expr),
         [$($long:literal),+] $($short:literal)? $(=> $api:literal)?; )*) => {
         /// How a container is created. Defaults follow the core seed: a tty and an open stdin
-        /// (so a `/bin/sh` container stays up), and an init process so a PID 1 that ignores
-        /// TERM still stops.
+        /// (a `/bin/sh` container stays up), and an init (a PID 1 that ignores TERM still stops).
         #[derive(Debug, Clone, PartialEq, Serialize)]
         pub struct RunOptions {
             $( #[doc = concat!("`", stringify!($field), "`", $(" / `--", $long, "`",)+)]
+            $( #[doc = concat!("(default ", stringify!($default), ")")] )?
             $(#[$attr])* pub $field: $ty, )*
         }
 
@@ -127,8 +100,7 @@ macro_rules! run_options {
         /// Container keywords (besides the common ones), mandatory first.
         pub const CONTAINER_KEYWORDS: &[&str] = &[
             "run_image", "type", "run_command", "run_args", "start_timeout", "stop_timeout",
-            "netns", "start_requires",
-            $( stringify!($field), )*
+            "netns", "start_requires", $( stringify!($field), )*
         ];
 
         const ROWS: &[Row] = &[ $( Row {
@@ -141,8 +113,7 @@ macro_rules! run_options {
         }, )* ];
 
         impl RunOptions {
-            /// The settings the create body takes as they are: their path in it
-            /// (`HostConfig/Memory`) and their value.
+            /// The settings the create body takes as they are, with their path in it.
             pub fn api_fields(&self) -> serde_json::Result<Vec<(&'static str, serde_json::Value)>> {
                 Ok(vec![ $( $( ($api, serde_json::to_value(&self.$field)?), )? )* ])
             }
@@ -154,8 +125,7 @@ run_options! {
     /// (`KEY` alone: taken from berth's environment).
     env: Vec<String>, Many(env_item), ["env"] 'e';
     /// (read when the container is created).
-    #[serde(rename = "env_files")]
-    env_file: Vec<Typed<PathBuf>>,
+    #[serde(rename = "env_files")] env_file: Vec<Typed<PathBuf>>,
         Many(typed(|v| absolute(v, "an absolute path to an env file").map(PathBuf::from))),
         ["env-file"];
     volumes: Vec<Typed<VolumeSpec>>, Many(typed(parse_volume)), ["volume"] 'v';
@@ -196,13 +166,10 @@ run_options! {
     cap_drop: Vec<String>, Many(capability), ["cap-drop"] => "HostConfig/CapDrop";
     security_opt: Vec<String>, Many(nonempty("a security option")), ["security-opt"]
         => "HostConfig/SecurityOpt";
-    /// (`HOST[:CONTAINER[:PERMS]]`).
-    devices: Vec<Typed<Device>>, Many(typed(device)), ["device"];
-    /// (`PATH[:OPTIONS]`).
+    devices: Vec<Typed<(String, String, String)>>, Many(typed(device)), ["device"];
     tmpfs: Vec<Typed<(String, String)>>, Many(typed(tmpfs)), ["tmpfs"];
     dns: Vec<String>, Many(|v| check(v, v.parse::<IpAddr>().is_ok(), "an IP address")), ["dns"]
         => "HostConfig/Dns";
-    /// (`HOST:IP`).
     extra_hosts: Vec<String>, Many(add_host), ["add-host"] => "HostConfig/ExtraHosts";
     sysctls: BTreeMap<String, String>, Many(|v| pair(v, false)), ["sysctl"]
         => "HostConfig/Sysctls";
@@ -211,11 +178,8 @@ run_options! {
         => "HostConfig/PidMode";
     ipc: Option<String>, One(nonempty("an ipc mode (private, host, shareable...)")), ["ipc"]
         => "HostConfig/IpcMode";
-    /// (default true).
     init: bool = true, Bool(on), ["init"] => "HostConfig/Init";
-    /// (default true).
     tty: bool = true, Bool(on), ["tty"] 't' => "Tty";
-    /// (default true).
     interactive: bool = true, Bool(on), ["interactive"] 'i' => "OpenStdin";
     hostname: Option<String>, One(|v| check(v, is_hostname(v), "a host name")), ["hostname"] 'h'
         => "Hostname";
@@ -231,148 +195,111 @@ run_options! {
         => "HostConfig/LogConfig/Type";
     log_opts: BTreeMap<String, String>, Many(|v| pair(v, false)), ["log-opt"]
         => "HostConfig/LogConfig/Config";
-    /// : a healthcheck command run by `/bin/sh -c` in the container; a start waits for it to
-    /// pass ("wait for container operational") before what depends on the container starts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_cmd: Option<String>, One(nonempty("a command")), ["health-cmd"];
+    // The healthcheck (left out of the digest when unset): a start waits for it to pass ("wait
+    // for container operational") before what depends on the container starts.
+    /// : a command run by `/bin/sh -c` in the container.
+    #[serde(skip_serializing_if = "Option::is_none")] health_cmd: Option<String>,
+        One(nonempty("a command")), ["health-cmd"];
     /// (a duration: `1s`, `500ms`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_interval: Option<Typed<Duration>>, One(typed(health_duration)), ["health-interval"];
-    /// (a duration).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_timeout: Option<Typed<Duration>>, One(typed(health_duration)), ["health-timeout"];
-    /// (a duration).
+    #[serde(skip_serializing_if = "Option::is_none")] health_interval: Option<Typed<Duration>>,
+        One(typed(health_duration)), ["health-interval"];
+    #[serde(skip_serializing_if = "Option::is_none")] health_timeout: Option<Typed<Duration>>,
+        One(typed(health_duration)), ["health-timeout"];
     #[serde(skip_serializing_if = "Option::is_none")]
     health_start_period: Option<Typed<Duration>>, One(typed(health_duration)),
         ["health-start-period"];
     /// (failures in a row before unhealthy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_retries: Option<i64>, One(|v| number(v, 1..=1000, "a whole number from 1 to 1000")),
-        ["health-retries"] => "Healthcheck/Retries";
+    #[serde(skip_serializing_if = "Option::is_none")] health_retries: Option<i64>,
+        One(|v| number(v, 1..=1000, "a whole number from 1 to 1000")), ["health-retries"]
+        => "Healthcheck/Retries";
 }
 
 /// A healthcheck duration: at least 1 ms (docker refuses less), as `500ms`, `2s`, `1m`.
-fn health_duration(v: &str) -> Result<Duration, ArgError> {
-    match crate::config::keywords::parse_duration(v) {
-        Some(d) if d >= Duration::from_millis(1) => Ok(d),
-        _ => Err(bad(
-            v,
-            "expected a duration of at least 1ms (500ms, 2s, 1m)",
-        )),
+fn health_duration(v: &str) -> Parsed<Duration> {
+    let d = parse_duration(v).filter(|d| *d >= Duration::from_millis(1));
+    d.ok_or_else(|| bad(v, "expected a duration of at least 1ms (500ms, 2s, 1m)"))
+}
+
+/// A flag as clap reads it, as docker does: `--flag value`, `--flag=value`, `-f value`,
+/// `-fvalue`, `-f=value`, clusters (`-ti`, `-dp 80:80`); a flag without a value takes `=false`.
+fn flag(key: &'static str, longs: &'static [&'static str], short: &[char], shape: Shape) -> Arg {
+    let arg = Arg::new(key).long(longs[0]).aliases(&longs[1..]);
+    let arg = short.iter().fold(arg, |arg, c| arg.short(*c));
+    let arg = arg.action(ArgAction::Append).allow_hyphen_values(true);
+    match shape {
+        Shape::Bool => (arg.num_args(0..=1).require_equals(true).ignore_case(true))
+            .value_parser(["true", "false", "1", "0"])
+            .default_missing_value("true"),
+        _ => arg,
     }
 }
 
-/// `-d`: accepted and ignored (berth always runs containers detached).
-const DETACH: Row = Row {
-    key: "",
-    longs: &["detach"],
-    short: &['d'],
-    shape: Shape::Bool,
-    set: |_, _| Ok(()),
-    get: |_| None,
-};
-
-fn flags() -> impl Iterator<Item = &'static Row> {
-    ROWS.iter().chain(std::iter::once(&DETACH))
+thread_local! {
+    /// The rows' flags, then `-d` (accepted and ignored: berth always runs containers detached).
+    /// Kept, one per thread: building or cloning it costs more than a parse.
+    static FLAGS: RefCell<Command> = RefCell::new(Command::new("run_args")
+        .no_binary_name(true)
+        .disable_help_flag(true)
+        .args(ROWS.iter().map(|r| flag(r.key, r.longs, r.short, r.shape)))
+        .arg(flag("detach", &["detach"], &['d'], Shape::Bool)));
 }
 
 /// The supported flags, for messages and docs: `-e/--env, --env-file, ...`.
 pub fn supported_flags() -> String {
-    let mut out = Vec::new();
-    for row in flags() {
-        for (i, long) in row.longs.iter().enumerate() {
-            out.push(match row.short.first().filter(|_| i == 0) {
-                Some(c) => format!("-{c}/--{long}"),
-                None => format!("--{long}"),
-            });
+    let mut names = Vec::new();
+    FLAGS.with_borrow(|flags| {
+        for a in flags.get_arguments() {
+            let short = a.get_short().map(|c| format!("-{c}/")).unwrap_or_default();
+            names.push(format!("{short}--{}", a.get_long().unwrap_or_default()));
+            let aliases = a.get_all_aliases().unwrap_or_default();
+            names.extend(aliases.iter().map(|l| format!("--{l}")));
         }
-    }
-    out.join(", ")
+    });
+    names.join(", ")
 }
 
-fn unsupported(word: &str) -> ArgError {
-    let name = word.split('=').next().unwrap_or(word);
-    match name {
-        "--name" => bad(name, "berth names the container <svc>.container.<n>"),
-        "--rm" => bad(name, "berth keeps the container to report its status"),
-        "-a" | "--attach" => bad(name, "berth runs containers detached"),
-        _ => {
+/// What clap found wrong in `run_args`, as berth says it.
+fn flag_error(e: &clap::Error) -> ConfigErrorKind {
+    let arg = e.get(ContextKind::InvalidArg).map(ToString::to_string);
+    let arg = arg.unwrap_or_default();
+    if e.kind() != ErrorKind::UnknownArgument {
+        // A flag without its value or with a bad one, named with its value: `--tty[=<tty>]`.
+        let flag = arg.split([' ', '[']).next().unwrap_or_default();
+        return match e.get(ContextKind::InvalidValue).map(ToString::to_string) {
+            Some(v) if !v.is_empty() => {
+                bad(&format!("{flag}={v}"), "this flag takes true or false")
+            }
+            _ => bad(flag, "this flag takes a value"),
+        };
+    }
+    let why = match arg.as_str() {
+        "--name" => "berth names the container <svc>.container.<n>".into(),
+        "--rm" => "berth keeps the container to report its status".into(),
+        "-a" | "--attach" => "berth runs containers detached".into(),
+        w if w.starts_with('-') => {
             let all = supported_flags();
-            let why = format!("not a docker run flag berth supports (supported: {all})");
-            bad(name, why)
+            format!("not a docker run flag berth supports (supported: {all})")
         }
-    }
+        _ => "run_args takes flags only: the image goes in run_image, the command in run_command"
+            .into(),
+    };
+    bad(&arg, why)
 }
 
-fn bad(value: &str, expected: impl Into<String>) -> ArgError {
-    ArgError {
-        value: value.to_string(),
-        expected: expected.into(),
-    }
+fn bad(value: &str, expected: impl Into<String>) -> ConfigErrorKind {
+    let (value, expected) = (value.to_string(), expected.into());
+    ConfigErrorKind::BadValue { value, expected }
 }
 
 impl RunOptions {
-    /// Options from `run_args` words alone (defaults for the rest).
-    pub fn from_args(words: &[String]) -> Result<RunOptions, ArgError> {
-        let mut o = RunOptions::default();
-        o.apply_args(words)?;
-        Ok(o)
-    }
-
     /// Apply `run_args` words; returns the keywords of the settings they gave.
-    fn apply_args(&mut self, words: &[String]) -> Result<BTreeSet<&'static str>, ArgError> {
+    fn apply_args(&mut self, words: &[String]) -> Parsed<BTreeSet<&'static str>> {
+        let found = FLAGS.with_borrow_mut(|flags| flags.try_get_matches_from_mut(words));
+        let found = found.map_err(|e| flag_error(&e))?;
         let mut given = BTreeSet::new();
-        let mut it = words.iter().map(String::as_str);
-        while let Some(word) = it.next() {
-            // The flags of the word, with what follows each in it: `--f=value`, `-fvalue`.
-            let mut found = Vec::new();
-            if let Some(long) = word.strip_prefix("--") {
-                let (name, inline) = long
-                    .split_once('=')
-                    .map_or((long, None), |(n, v)| (n, Some(v)));
-                let row = flags().find(|r| r.longs.contains(&name));
-                let row = row.ok_or_else(|| unsupported(word))?;
-                found.push((row, format!("--{name}"), inline));
-            } else if let Some(mut cluster) = word.strip_prefix('-').filter(|c| !c.is_empty()) {
-                // Flags without a value, then maybe one taking a value that ends the cluster:
-                // `-ti`, `-p80:80`, `-dp 80:80`, `-t=false`.
-                while let Some(c) = cluster.chars().next() {
-                    let row = flags().find(|r| r.short.contains(&c));
-                    let row = row.ok_or_else(|| unsupported(&format!("-{c}")))?;
-                    cluster = &cluster[c.len_utf8()..];
-                    let inline = match cluster.strip_prefix('=') {
-                        None if row.shape == Shape::Bool || cluster.is_empty() => None,
-                        v => Some(v.unwrap_or(cluster)),
-                    };
-                    found.push((row, format!("-{c}"), inline));
-                    if inline.is_some() {
-                        break;
-                    }
-                }
-            } else {
-                let why = "run_args takes flags only: the image goes in run_image, the command in \
-                           run_command";
-                return Err(bad(word, why));
-            }
-            for (row, flag, inline) in found {
-                let v = match (row.shape, inline) {
-                    (Shape::Bool, None) => "true",
-                    (Shape::Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
-                        "true" | "1" => "true",
-                        "false" | "0" => "false",
-                        _ => {
-                            return Err(bad(
-                                &format!("{flag}={v}"),
-                                "this flag takes true or false",
-                            ));
-                        }
-                    },
-                    (_, Some(v)) => v,
-                    (_, None) => it
-                        .next()
-                        .ok_or_else(|| bad(&flag, "this flag takes a value"))?,
-                };
-                (row.set)(self, v)?;
+        for row in ROWS {
+            for v in found.get_raw(row.key).into_iter().flatten() {
+                (row.set)(self, &v.to_string_lossy())?;
                 given.insert(row.key);
             }
         }
@@ -385,8 +312,9 @@ impl RunOptions {
         let defaults = RunOptions::default();
         ROWS.iter().filter_map(move |row| {
             let v = match (row.get)(self)? {
-                Value::Table(t) => Value::from(Vec::from_iter(
-                    t.into_iter().map(|(k, v)| format!("{k}={}", arg(&v))),
+                Value::Table(t) => Value::Array(Vec::from_iter(
+                    t.into_iter()
+                        .map(|(k, v)| format!("{k}={}", arg(&v)).into()),
                 )),
                 v => v,
             };
@@ -409,13 +337,13 @@ impl RunOptions {
     pub fn to_args(&self) -> Vec<String> {
         let mut a = Vec::new();
         for (row, v) in self.settings() {
-            let flag = row
-                .short
-                .first()
-                .map_or(format!("--{}", row.longs[0]), |c| format!("-{c}"));
+            let flag = match row.short {
+                [c] => format!("-{c}"),
+                _ => format!("--{}", row.longs[0]),
+            };
             match v {
-                Value::Boolean(true) if !matches!(row.key, "init" | "tty" | "interactive") => {
-                    a.push(format!("--{}", row.longs[0]));
+                Value::Boolean(b) if b && !matches!(row.key, "init" | "tty" | "interactive") => {
+                    a.push(flag);
                 }
                 Value::Boolean(_) => {}
                 Value::Array(items) if row.shape != Shape::Words => {
@@ -432,7 +360,6 @@ impl RunOptions {
 fn arg(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Float(x) => x.to_string(),
         Value::Array(a) => a.iter().map(arg).collect::<Vec<_>>().join(" "),
         v => v.to_string(),
     }
@@ -442,59 +369,51 @@ fn arg(v: &Value) -> String {
 pub(crate) fn read(r: &mut Reader<'_>) -> Result<RunOptions, ConfigError> {
     let mut opts = RunOptions::default();
     let given = match r.words("run_args")? {
-        Some(words) => (opts.apply_args(&words)).map_err(|e| config_error(r, "run_args", e))?,
+        Some(words) => (opts.apply_args(&words)).map_err(|e| r.error("run_args", e))?,
         None => BTreeSet::new(),
     };
     for row in ROWS {
         let key = row.key;
-        let (value, single) = match row.shape {
+        let (values, single) = match row.shape {
             // Absent: the two defaults differ; present: both give the value. Given both ways, a
             // flag is refused only when the two differ.
             Shape::Bool => {
                 let (a, b) = (r.boolean(key, true)?, r.boolean(key, false)?);
                 let differs = (row.get)(&opts) != Some(Value::Boolean(a));
-                ((a == b).then(|| a.to_string()), differs)
+                (Vec::from_iter((a == b).then(|| a.to_string())), differs)
             }
-            Shape::One => (r.scalar(key)?, true),
-            // The one command-line setting: the keyword is a command line, the flag one word.
+            Shape::One => (Vec::from_iter(r.scalar(key)?), true),
+            // The keyword is a command line, the flag one word.
             Shape::Words => match r.words(key)? {
                 Some(words) if !given.contains(key) => {
                     opts.entrypoint = Some(words);
                     continue;
                 }
-                words => (words.map(|w| w.join(" ")), true),
+                words => (Vec::from_iter(words.map(|w| w.join(" "))), true),
             },
-            _ => {
-                for item in r.words(key)?.unwrap_or_default() {
-                    (row.set)(&mut opts, &item).map_err(|e| config_error(r, key, e))?;
-                }
-                continue;
-            }
+            _ => (r.words(key)?.unwrap_or_default(), false),
         };
-        let Some(value) = value else { continue };
-        if single && given.contains(key) {
+        if let Some(value) = values.first().filter(|_| single && given.contains(key)) {
             let flags = Vec::from_iter(row.longs.iter().map(|l| format!("--{l}"))).join("/");
             let why = format!("also given in run_args ({flags}): give it one way only");
-            return Err(config_error(r, key, bad(&value, why)));
+            return Err(r.error(key, bad(value, why)));
         }
-        (row.set)(&mut opts, &value).map_err(|e| config_error(r, key, e))?;
+        for v in &values {
+            (row.set)(&mut opts, v).map_err(|e| r.error(key, e))?;
+        }
     }
     Ok(opts)
 }
 
-fn config_error(r: &Reader<'_>, key: &str, e: ArgError) -> ConfigError {
-    let (value, expected) = (e.value, e.expected);
-    r.error(key, ConfigErrorKind::BadValue { value, expected })
-}
-
-fn on(v: &str) -> Result<bool, ArgError> {
-    Ok(v == "true")
+/// A flag's (`true`, `false`, `1`, `0`: clap checked it) or a keyword's (`true`, `false`).
+fn on(v: &str) -> Parsed<bool> {
+    Ok(v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// `v` when `ok`; else an error saying what was expected.
-fn check(v: &str, ok: bool, what: &str) -> Result<String, ArgError> {
-    ok.then(|| v.to_string())
-        .ok_or_else(|| bad(v, format!("expected {what}")))
+fn check(v: &str, ok: bool, what: &str) -> Parsed<String> {
+    let e = || bad(v, format!("expected {what}"));
+    ok.then(|| v.to_string()).ok_or_else(e)
 }
 
 /// Not empty, and every character `ok`.
@@ -502,82 +421,58 @@ fn chars(v: &str, ok: impl Fn(char) -> bool) -> bool {
     !v.is_empty() && v.chars().all(ok)
 }
 
-fn nonempty(what: &'static str) -> impl Fn(&str) -> Result<String, ArgError> {
+fn nonempty(what: &'static str) -> impl Fn(&str) -> Parsed<String> {
     move |v| check(v, !v.trim().is_empty(), what)
 }
 
-fn absolute(v: &str, what: &str) -> Result<String, ArgError> {
+fn absolute(v: &str, what: &str) -> Parsed<String> {
     check(v, v.starts_with('/'), what)
 }
 
-fn number<T: std::str::FromStr + PartialOrd>(
-    v: &str,
-    range: RangeInclusive<T>,
-    what: &str,
-) -> Result<T, ArgError> {
-    match v.trim().parse() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(bad(v, format!("expected {what}"))),
-    }
+fn number<T: FromStr + PartialOrd>(v: &str, r: RangeInclusive<T>, what: &str) -> Parsed<T> {
+    let n = v.trim().parse().ok().filter(|n| r.contains(n));
+    n.ok_or_else(|| bad(v, format!("expected {what}")))
 }
 
-fn env_item(v: &str) -> Result<String, ArgError> {
+fn env_item(v: &str) -> Parsed<String> {
     let key = v.split('=').next().unwrap_or("");
     let ok = !key.is_empty() && !key.chars().any(char::is_whitespace);
     check(v, ok, "KEY=VALUE (or KEY, taken from the environment)")
 }
 
-fn capability(v: &str) -> Result<String, ArgError> {
+fn capability(v: &str) -> Parsed<String> {
     let ok = chars(v, |c| c.is_ascii_alphanumeric() || c == '_');
     check(v, ok, "a capability such as NET_ADMIN or ALL")
 }
 
-fn add_host(v: &str) -> Result<String, ArgError> {
-    match v.split_once(['=', ':']) {
-        Some((host, ip))
-            if !host.is_empty() && (ip == "host-gateway" || ip.parse::<IpAddr>().is_ok()) =>
-        {
-            Ok(format!("{host}:{ip}"))
-        }
-        _ => Err(bad(v, "expected HOST:IP")),
-    }
+fn add_host(v: &str) -> Parsed<String> {
+    let (host, ip) = v.split_once(['=', ':']).unwrap_or_default();
+    let ok = !host.is_empty() && (ip == "host-gateway" || ip.parse::<IpAddr>().is_ok());
+    check(v, ok, "HOST:IP").map(|_| format!("{host}:{ip}"))
 }
 
 /// `KEY=VALUE`, or (`bare`) `KEY` alone for an empty value.
-fn pair(v: &str, bare: bool) -> Result<(String, String), ArgError> {
-    match v.split_once('=').or(bare.then_some((v, ""))) {
-        Some((k, x)) if !k.is_empty() => Ok((k.to_string(), x.to_string())),
-        _ => Err(bad(v, "expected KEY=VALUE")),
-    }
+fn pair(v: &str, bare: bool) -> Parsed<(String, String)> {
+    let (k, x) = v.split_once('=').unwrap_or((if bare { v } else { "" }, ""));
+    check(v, !k.is_empty(), "KEY=VALUE").map(|_| (k.to_string(), x.to_string()))
 }
 
 /// A `--tmpfs` value: the mount point and its options (may be empty).
-fn tmpfs(v: &str) -> Result<(String, String), ArgError> {
+fn tmpfs(v: &str) -> Parsed<(String, String)> {
     let (path, opts) = v.split_once(':').unwrap_or((v, ""));
-    absolute(v, "an absolute path[:options]")?;
-    Ok((path.to_string(), opts.to_string()))
+    absolute(v, "an absolute path[:options]").map(|_| (path.to_string(), opts.to_string()))
 }
 
 /// A `--device` mapping: the host device, its path in the container (the host's when not
 /// given) and the cgroup permissions (`rwm` when not given).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    pub host: String,
-    pub inner: String,
-    pub perms: String,
-}
-
-fn device(v: &str) -> Result<Device, ArgError> {
-    let (host, inner, perms) = match v.split(':').collect::<Vec<_>>()[..] {
-        [host] => (host, host, "rwm"),
-        [host, inner] => (host, inner, "rwm"),
-        [host, inner, perms] => (host, inner, perms),
-        _ => ("", "", ""),
-    };
-    let ok = host.starts_with('/') && inner.starts_with('/') && chars(perms, |c| "rwm".contains(c));
+fn device(v: &str) -> Parsed<(String, String, String)> {
+    let mut parts = v.split(':');
+    let host = parts.next().unwrap_or_default();
+    let (inner, perms) = (parts.next().unwrap_or(host), parts.next().unwrap_or("rwm"));
+    let perms_ok = chars(perms, |c| "rwm".contains(c)) && parts.next().is_none();
+    let ok = host.starts_with('/') && inner.starts_with('/') && perms_ok;
     check(v, ok, "HOST_DEVICE[:CONTAINER_PATH[:rwm]]")?;
-    let [host, inner, perms] = [host, inner, perms].map(String::from);
-    Ok(Device { host, inner, perms })
+    Ok((host.into(), inner.into(), perms.into()))
 }
 
 /// A size as docker reads it: `1024`, `512k`, `512m`, `1.5g`, `1gb` (powers of 1024).
@@ -585,15 +480,14 @@ fn device(v: &str) -> Result<Device, ArgError> {
     clippy::cast_possible_truncation,
     reason = "bytes is checked within 0..=i64::MAX: the cast drops the fraction"
 )]
-pub fn parse_size(s: &str) -> Result<i64, ArgError> {
+pub fn parse_size(s: &str) -> Parsed<i64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let t = t.strip_suffix('i').unwrap_or(t);
-    let unit = "kmgtp"
-        .find(t.chars().last().unwrap_or(' '))
-        .map_or(0, |i| i + 1);
-    let num = t[..t.len() - usize::from(unit > 0)].trim();
-    let bytes = num.parse::<f64>().map(|x| x * (1u64 << (10 * unit)) as f64);
+    let unit = t.chars().last().and_then(|c| "kmgtp".find(c));
+    let num = t[..t.len() - usize::from(unit.is_some())].trim();
+    let scale = unit.map_or(1, |u| 1u64 << (10 * (u + 1)));
+    let bytes = num.parse::<f64>().map(|x| x * scale as f64);
     let digits = chars(num, |c| c.is_ascii_digit() || c == '.');
     let ok = digits && bytes.as_ref().is_ok_and(|b| *b <= i64::MAX as f64);
     check(s, ok, "a size such as 512m, 1g or a number of bytes")?;
@@ -608,37 +502,33 @@ pub enum VolumeSpec {
     Bind(String),
 }
 
+const VOLUME_EXPECTED: &str = "expected [SOURCE:]/CONTAINER_PATH[:MODE] (MODE: rw, ro, z, Z, \
+                               nocopy, [r]shared, [r]slave, [r]private)";
 const VOLUME_MODES: &str =
     "rw ro z Z nocopy shared rshared slave rslave private rprivate consistent cached delegated";
 
 /// Parse and check a `-v` value.
-pub fn parse_volume(v: &str) -> Result<VolumeSpec, ArgError> {
+pub fn parse_volume(v: &str) -> Parsed<VolumeSpec> {
     let parts: Vec<&str> = v.split(':').collect();
     let abs = |p: &str| p.starts_with('/');
     let src = |s: &str| abs(s) || chars(s, |c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    let modes = VOLUME_MODES.split(' ').collect::<Vec<_>>();
+    let modes = Vec::from_iter(VOLUME_MODES.split(' '));
     let mode = |m: &&str| m.split(',').all(|m| modes.contains(&m));
     match parts[..] {
         [dst] if abs(dst) => Ok(VolumeSpec::Anonymous(dst.to_string())),
         [s, dst] | [s, dst, _] if src(s) && abs(dst) && parts.get(2).is_none_or(mode) => {
             Ok(VolumeSpec::Bind(v.to_string()))
         }
-        _ => Err(bad(
-            v,
-            "expected [SOURCE:]/CONTAINER_PATH[:MODE] (MODE: rw, ro, z, Z, nocopy, \
-             [r]shared, [r]slave, [r]private)",
-        )),
+        _ => Err(bad(v, VOLUME_EXPECTED)),
     }
 }
 
-/// One published port: `HOST_IP:HOST_PORT -> CONTAINER_PORT/PROTO`.
+/// One published port: `HOST_IP:HOST_PORT -> CONTAINER_PORT/PROTO` (`80/tcp`); no address binds
+/// them all, no host port lets docker pick one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedPort {
-    /// The host address to bind, or all.
     pub host_ip: Option<String>,
-    /// The host port, or one picked by docker.
     pub host_port: Option<u16>,
-    /// The container port with its protocol: `80/tcp`.
     pub container: String,
 }
 
@@ -657,41 +547,33 @@ fn split_proto(s: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Parse a `-p` value: `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, ports or equal-length ranges,
-/// an IPv6 address in brackets.
-pub fn parse_publish(v: &str) -> Result<Vec<PublishedPort>, ArgError> {
+/// Parse a `-p` value as docker splits it: `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`, the
+/// container port last, the host port before it, the rest the address (IPv6 in brackets or
+/// not); ports or equal-length ranges.
+pub fn parse_publish(v: &str) -> Parsed<Vec<PublishedPort>> {
     let err = || bad(v, "expected [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]");
     let (rest, proto) = split_proto(v).ok_or_else(err)?;
-    let (ip, ports) = match rest.strip_prefix('[').and_then(|r| r.split_once("]:")) {
-        Some((ip, ports)) => (Some(ip), ports),
-        None => match rest.split_once(':') {
-            Some((ip, ports)) if ports.contains(':') => (Some(ip), ports),
-            _ => (None, rest),
-        },
-    };
-    let (host, inner) = ports
-        .split_once(':')
-        .map_or((None, ports), |(h, c)| (Some(h), c));
-    let (c0, c1) = port_range(inner).ok_or_else(err)?;
-    let host = match host.filter(|h| !h.is_empty()).map(port_range) {
+    let mut parts = rest.rsplitn(3, ':');
+    let (c0, c1) = parts.next().and_then(port_range).ok_or_else(err)?;
+    let host = match parts.next().filter(|h| !h.is_empty()).map(port_range) {
         Some(Some((h0, h1))) if h1 - h0 == c1 - c0 => Some(h0),
         Some(_) => return Err(err()),
         None => None,
     };
+    let ip = parts.next().map(|ip| ip.trim_matches(['[', ']']));
     if ip.is_some_and(|ip| ip.parse::<IpAddr>().is_err()) {
         return Err(err());
     }
-    Ok((c0..=c1)
-        .map(|c| PublishedPort {
-            host_ip: ip.map(str::to_string),
-            host_port: host.map(|h| h + (c - c0)),
-            container: format!("{c}/{proto}"),
-        })
-        .collect())
+    let port = |c| PublishedPort {
+        host_ip: ip.map(str::to_string),
+        host_port: host.map(|h| h + (c - c0)),
+        container: format!("{c}/{proto}"),
+    };
+    Ok((c0..=c1).map(port).collect())
 }
 
 /// Parse an `--expose` value: `PORT[-PORT][/PROTO]`, into `80/tcp` items.
-pub fn parse_expose(v: &str) -> Result<Vec<String>, ArgError> {
+pub fn parse_expose(v: &str) -> Parsed<Vec<String>> {
     let err = || bad(v, "expected PORT[-PORT][/tcp|udp|sctp]");
     let (ports, proto) = split_proto(v).ok_or_else(err)?;
     let (a, b) = port_range(ports).ok_or_else(err)?;
@@ -699,18 +581,15 @@ pub fn parse_expose(v: &str) -> Result<Vec<String>, ArgError> {
 }
 
 /// Parse a `--restart` value into docker's policy name and retry count.
-pub fn parse_restart(v: &str) -> Result<(String, Option<i64>), ArgError> {
-    let err = || bad(v, "expected no, always, unless-stopped or on-failure[:N]");
-    match v.split_once(':') {
-        None if matches!(v, "no" | "always" | "unless-stopped" | "on-failure") => {
-            Ok((v.to_string(), None))
-        }
-        Some(("on-failure", n)) => match n.parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(("on-failure".to_string(), Some(n))),
-            _ => Err(err()),
-        },
-        _ => Err(err()),
-    }
+pub fn parse_restart(v: &str) -> Parsed<(String, Option<i64>)> {
+    let (name, count) = v.split_once(':').map_or((v, None), |(p, n)| (p, Some(n)));
+    let count = count.map(|n| n.parse::<i64>().ok().filter(|n| *n >= 0));
+    let ok = match count {
+        None => matches!(name, "no" | "always" | "unless-stopped" | "on-failure"),
+        Some(n) => name == "on-failure" && n.is_some(),
+    };
+    check(v, ok, "no, always, unless-stopped or on-failure[:N]")?;
+    Ok((name.to_string(), count.flatten()))
 }
 
 #[cfg(test)]
@@ -726,8 +605,29 @@ mod tests {
         v.iter().map(|t| t.text.clone()).collect()
     }
 
-    fn args(s: &str) -> Result<RunOptions, ArgError> {
-        RunOptions::from_args(&shell_words::split(s).unwrap())
+    /// A bad value's parts.
+    #[derive(Debug)]
+    struct Bad {
+        value: String,
+        expected: String,
+    }
+
+    fn bad_of(e: ConfigErrorKind) -> Bad {
+        match e {
+            ConfigErrorKind::BadValue { value, expected } => Bad { value, expected },
+            e => panic!("not a bad value: {e}"),
+        }
+    }
+
+    /// Options from `run_args` words alone (defaults for the rest).
+    fn from_args(words: &[String]) -> Result<RunOptions, Bad> {
+        let mut o = RunOptions::default();
+        o.apply_args(words).map_err(bad_of)?;
+        Ok(o)
+    }
+
+    fn args(s: &str) -> Result<RunOptions, Bad> {
+        from_args(&shell_words::split(s).unwrap())
     }
 
     fn container(file: &str, text: &str) -> Result<RunOptions, String> {
@@ -805,13 +705,84 @@ mod tests {
         assert_eq!(texts(&o.ports), ["80:80", "8080:8080"]);
         let o = args("-ti --tty=false -i=false").unwrap();
         assert!(!o.tty && !o.interactive);
+        let o = args("--tty=FALSE --privileged=1 --init=0 -e=A=1 --memory-swap=-1").unwrap();
+        assert!(!o.tty && o.privileged && !o.init);
+        assert_eq!((o.env, o.memory_swap), (vec!["A=1".to_string()], Some(-1)));
+        // A value may start with a dash, as docker takes it.
+        assert_eq!(
+            args("--entrypoint -x").unwrap().entrypoint,
+            Some(vec!["-x".into()])
+        );
+    }
+
+    #[test]
+    fn flag_mistakes_are_named() {
+        let e = args("-t=maybe").unwrap_err();
+        assert_eq!(
+            (e.value.as_str(), e.expected.as_str()),
+            ("--tty=maybe", "this flag takes true or false")
+        );
+        let e = args("--tty maybe").unwrap_err();
+        assert!(e.expected.contains("run_image"), "{e:?}");
+        assert_eq!(e.value, "maybe");
+        for (line, flag) in [("-e", "--env"), ("-ti -p", "--publish")] {
+            let e = args(line).unwrap_err();
+            assert_eq!(
+                (e.value.as_str(), e.expected.as_str()),
+                (flag, "this flag takes a value"),
+                "{line}"
+            );
+        }
+        assert!(args("--memory=").unwrap_err().expected.contains("a size"));
+        assert_eq!(args("--frobnicate=3").unwrap_err().value, "--frobnicate");
+        assert_eq!(args("-").unwrap_err().value, "-");
+        assert!(
+            args("-- busybox")
+                .unwrap_err()
+                .expected
+                .contains("run_image")
+        );
+        // What docker does not take, berth does not either: no abbreviations, no help.
+        assert_eq!(args("--priv").unwrap_err().value, "--priv");
+        assert!(
+            args("--help")
+                .unwrap_err()
+                .expected
+                .contains("not a docker run flag")
+        );
+        assert!(args("-h").unwrap_err().expected.contains("takes a value"));
+    }
+
+    #[test]
+    fn devices() {
+        let d = device;
+        let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+        assert_eq!(d("/dev/fuse").unwrap(), s("/dev/fuse", "/dev/fuse", "rwm"));
+        assert_eq!(
+            d("/dev/sda:/dev/xvda").unwrap(),
+            s("/dev/sda", "/dev/xvda", "rwm")
+        );
+        assert_eq!(
+            d("/dev/sda:/dev/xvda:r").unwrap(),
+            s("/dev/sda", "/dev/xvda", "r")
+        );
+        for bad in [
+            "",
+            "sda",
+            "/dev/sda:xvda",
+            "/dev/sda:/dev/xvda:rx",
+            "/a:/b:r:extra",
+            "/a::r",
+        ] {
+            assert_eq!(bad_of(device(bad).unwrap_err()).value, bad);
+        }
     }
 
     #[test]
     fn unsupported_flags_are_named() {
         let e = args("-v /a:/b --frobnicate 3").unwrap_err();
         assert_eq!(e.value, "--frobnicate");
-        assert!(e.expected.contains("not a docker run flag"), "{e}");
+        assert!(e.expected.contains("not a docker run flag"), "{e:?}");
         assert_eq!(args("--name=x").unwrap_err().value, "--name");
         assert!(args("--rm").unwrap_err().expected.contains("keeps"));
         assert_eq!(args("-tz").unwrap_err().value, "-z");
@@ -843,7 +814,7 @@ mod tests {
         assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
         assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
         for bad in ["-1", "1x", ""] {
-            assert_eq!(parse_size(bad).unwrap_err().value, bad);
+            assert_eq!(bad_of(parse_size(bad).unwrap_err()).value, bad);
         }
         assert_eq!(args("--memory-swap -1").unwrap().memory_swap, Some(-1));
     }
@@ -871,8 +842,21 @@ mod tests {
             (p[1].host_port, p[1].container.as_str()),
             (Some(8001), "81/tcp")
         );
-        for bad in ["8000-8002:80-81", "80/icmp", "a.b.c:80:80"] {
-            assert_eq!(parse_publish(bad).unwrap_err().value, bad);
+        // An IPv6 address without brackets, as docker splits it: the last two fields are ports.
+        let p = parse_publish("::1:8080:80/udp").unwrap();
+        assert_eq!(
+            (p[0].host_ip.as_deref(), p[0].host_port),
+            (Some("::1"), Some(8080))
+        );
+        for bad in [
+            "8000-8002:80-81",
+            "80/icmp",
+            "a.b.c:80:80",
+            "[::1]:80",
+            "0",
+            "1:2:3:80",
+        ] {
+            assert_eq!(bad_of(parse_publish(bad).unwrap_err()).value, bad);
         }
         assert_eq!(parse_expose("80-81/udp").unwrap(), ["80/udp", "81/udp"]);
     }
@@ -884,7 +868,10 @@ mod tests {
             parse_restart("on-failure:5").unwrap(),
             ("on-failure".into(), Some(5))
         );
-        assert_eq!(parse_restart("always:3").unwrap_err().value, "always:3");
+        assert_eq!(
+            bad_of(parse_restart("always:3").unwrap_err()).value,
+            "always:3"
+        );
     }
 
     #[test]
@@ -985,7 +972,7 @@ mod tests {
              --cap-add NET_ADMIN --restart always --sysctl a.b=1 --read-only --dns 1.1.1.1",
         )
         .unwrap();
-        assert_eq!(RunOptions::from_args(&o.to_args()).unwrap(), o);
+        assert_eq!(from_args(&o.to_args()).unwrap(), o);
         assert!(RunOptions::default().to_args().is_empty());
     }
 

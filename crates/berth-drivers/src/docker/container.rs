@@ -121,8 +121,9 @@ pub(crate) fn create_body(
     }
     let (anonymous, binds): (Vec<_>, Vec<_>) =
         (o.volumes.iter()).partition(|v| matches!(v.value, VolumeSpec::Anonymous(_)));
-    let devices = Vec::from_iter(o.devices.iter().map(|Typed { value: d, .. }| {
-        json!({ "PathOnHost": d.host, "PathInContainer": d.inner, "CgroupPermissions": d.perms })
+    let devices = Vec::from_iter(o.devices.iter().map(|d| {
+        let (host, inner, perms) = &d.value;
+        json!({ "PathOnHost": host, "PathInContainer": inner, "CgroupPermissions": perms })
     }));
     let tmpfs = BTreeMap::from_iter(o.tmpfs.iter().map(|t| t.value.clone()));
     let restart = (o.restart_policy.as_ref()).map(|r| &r.value);
@@ -135,7 +136,6 @@ pub(crate) fn create_body(
     // `--expose` and every published port.
     let exposed = set_of(o.expose.iter().chain(published().map(|p| &p.container)));
     let binds = Vec::from_iter(binds.iter().map(|v| &v.text));
-    let stop_timeout = i64::try_from(stop_secs(spec)).unwrap_or(i64::MAX);
     // On a user-defined network, links are the endpoint's (docker's embedded DNS answers
     // them); HostConfig.Links is the legacy default bridge's, which the daemon has none of.
     let links = links(svc, spec);
@@ -144,15 +144,10 @@ pub(crate) fn create_body(
         NetworkMode::Named(n) => Some(n.clone()),
         _ => None,
     };
-    let (host_links, endpoints) = match &endpoint_network {
-        // The hostname (and the rid's `container-N`) resolve too, besides the name.
-        Some(net) => {
-            let aliases = Vec::from_iter(o.hostname.iter().cloned().chain([rid.replace('#', "-")]));
-            let endpoint = json!({ "Links": links, "Aliases": aliases });
-            (Vec::new(), json!({ net.as_str(): endpoint }))
-        }
-        None => (links, json!(null)),
-    };
+    // The hostname (and the rid's `container-N`) resolve too, besides the name.
+    let aliases = Vec::from_iter(o.hostname.iter().cloned().chain([rid.replace('#', "-")]));
+    let endpoints = endpoint_network.map(|n| json!({ n: { "Links": links, "Aliases": aliases } }));
+    let host_links = endpoints.is_none().then_some(links);
     let nanos = |d: &Option<Typed<Duration>>| {
         (d.as_ref()).map(|d| i64::try_from(d.value.as_nanos()).unwrap_or(i64::MAX))
     };
@@ -163,7 +158,7 @@ pub(crate) fn create_body(
     let reshaped = [
         ("HostConfig/NetworkMode", json!(net_mode)),
         ("HostConfig/Links", json!(host_links)),
-        ("NetworkingConfig/EndpointsConfig", endpoints),
+        ("NetworkingConfig/EndpointsConfig", json!(endpoints)),
         ("Healthcheck/Test", json!(health_cmd)),
         ("Healthcheck/Interval", json!(nanos(&o.health_interval))),
         ("Healthcheck/Timeout", json!(nanos(&o.health_timeout))),
@@ -174,7 +169,7 @@ pub(crate) fn create_body(
         ("Env", json!(environment(o)?)),
         ("ExposedPorts", exposed),
         ("Volumes", set_of(anonymous.iter().map(|v| &v.text))),
-        ("StopTimeout", json!(stop_timeout)),
+        ("StopTimeout", json!(stop_secs(spec))),
         ("HostConfig/Binds", json!(binds)),
         ("HostConfig/PortBindings", json!(bindings)),
         ("HostConfig/NanoCpus", json!(o.cpus.map(nano_cpus))),
@@ -200,14 +195,8 @@ fn set_of<'a>(keys: impl Iterator<Item = &'a String>) -> serde_json::Value {
 
 /// Set `path` (`HostConfig/Memory`) in `body` to `value`, unless it is null or empty.
 fn put(body: &mut serde_json::Value, path: &str, value: serde_json::Value) {
-    let empty = value.as_array().is_some_and(Vec::is_empty)
-        || value.as_object().is_some_and(serde_json::Map::is_empty);
-    if value.is_null() || empty {
-        return;
-    }
-    match path.split_once('/') {
-        Some((outer, rest)) => put(&mut body[outer], rest, value),
-        None => body[path] = value,
+    if !(value.is_null() || value == json!([]) || value == json!({})) {
+        *path.split('/').fold(body, |b, key| &mut b[key]) = value;
     }
 }
 
@@ -219,9 +208,7 @@ fn environment(o: &RunOptions) -> Result<Vec<String>, DriverError> {
             .map_err(|e| DriverError::io(format!("read env file {}", path.display()), e))?;
         env.extend(env_file_lines(&text));
     }
-    for item in &o.env {
-        resolve_env(item, &mut env);
-    }
+    o.env.iter().for_each(|item| resolve_env(item, &mut env));
     Ok(env)
 }
 

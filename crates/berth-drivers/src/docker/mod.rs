@@ -35,7 +35,8 @@ use berth_model::status::{Chargeback, LogEntry, Status};
 use bollard::models::HealthStatusEnum;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use tracing::{info, warn};
 
@@ -316,22 +317,25 @@ fn start_container(
                 )));
             }
             let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec, &mode)?;
-            if let Some(c) = other {
-                let id = c.id.unwrap_or_else(|| name.clone());
-                info!(
-                    "container {name} was created from another configuration: docker -H {} rm {}",
-                    d.host(),
-                    short_id(&id)
-                );
-                api.run(
-                    REQUEST,
-                    api.docker.remove_container(
-                        &id,
-                        Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-                    ),
-                )
-                .map_err(|e| e.into_driver(format!("remove container {name}")))?;
-            }
+            // The old container is set aside, not removed, until the new one is created: a
+            // create the daemon refuses puts it back as it was. One already aside is what a start
+            // that did not finish left: the old container when there is no other.
+            let aside = format!("{name}.replaced");
+            let old = match other {
+                Some(c) => {
+                    remove_if_present(d, api, &aside)?;
+                    let id = c.id.unwrap_or_else(|| name.clone());
+                    info!(
+                        "container {name} was created from another configuration: docker -H {} \
+                         rename {} {aside}",
+                        d.host(),
+                        short_id(&id)
+                    );
+                    rename(api, &id, &aside)?;
+                    Some(id)
+                }
+                None => inspect(api, &aside)?.map(|c| c.id.unwrap_or_else(|| aside.clone())),
+            };
             info!("{}", container::run_line(&d.host(), &name, spec));
             let created = api
                 .run(
@@ -341,7 +345,22 @@ fn start_container(
                         body,
                     ),
                 )
-                .map_err(|e| e.into_driver(format!("create container {name}")))?;
+                .map_err(|e| e.into_driver(format!("create container {name}")));
+            let created = match (created, old) {
+                (Ok(created), None) => created,
+                (Ok(created), Some(_)) => {
+                    if let Err(e) = remove_if_present(d, api, &aside) {
+                        warn!("{e}: container {aside} is left");
+                    }
+                    created
+                }
+                (Err(e), Some(id)) => {
+                    warn!("{e}: the container of the other configuration is kept as it was");
+                    rename(api, &id, &name)?;
+                    return Err(e);
+                }
+                (Err(e), None) => return Err(e),
+            };
             for w in created.warnings.iter().filter(|w| !w.is_empty()) {
                 warn!("{w}");
             }
@@ -376,6 +395,26 @@ fn start_container(
         return Err(e);
     }
     Ok(Outcome::Changed)
+}
+
+/// Rename container `id` to `to`.
+fn rename(api: &Api, id: &str, to: &str) -> Result<(), DriverError> {
+    let options = RenameContainerOptionsBuilder::new().name(to).build();
+    api.run(REQUEST, api.docker.rename_container(id, options))
+        .map_err(|e| e.into_driver(format!("rename container {} to {to}", short_id(id))))
+}
+
+/// Remove container `name` if the daemon has it (a container set aside by a start that did not
+/// finish).
+fn remove_if_present(d: &Daemon, api: &Api, name: &str) -> Result<(), DriverError> {
+    let Some(c) = inspect(api, name)? else {
+        return Ok(());
+    };
+    let id = c.id.unwrap_or_else(|| name.to_string());
+    info!("docker -H {} rm {}", d.host(), short_id(&id));
+    let force = RemoveContainerOptionsBuilder::new().force(true).build();
+    api.run(REQUEST, api.docker.remove_container(&id, Some(force)))
+        .map_err(|e| e.into_driver(format!("remove container {name}")))
 }
 
 /// Stop the container, then the daemon when it runs no container any more.
