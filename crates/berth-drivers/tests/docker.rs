@@ -549,16 +549,23 @@ fn healthcheck_is_waited_for() {
     assert!(h.dockerds("web").is_empty());
 }
 
+/// Service `web` of one container (`SH`), started once and stopped: the service and the id of
+/// its container.
+fn started_once(h: &Host) -> (ServiceConfig, String) {
+    let svc = h.service("web", SH);
+    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
+    h.import("web", "bb", &[]);
+    start(h, &svc, "container#1").unwrap();
+    let id = container_id(h, "web", "web.container.1");
+    stop(h, &svc, "container#1").unwrap();
+    (svc, id)
+}
+
 /// A stopped container created from another configuration is created again.
 #[test]
 fn changed_config_recreates_the_container() {
     let h = Host::new();
-    let svc = h.service("web", SH);
-    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
-    h.import("web", "bb", &[]);
-    start(&h, &svc, "container#1").unwrap();
-    let first = container_id(&h, "web", "web.container.1");
-    stop(&h, &svc, "container#1").unwrap();
+    let (svc, first) = started_once(&h);
 
     let svc = h.service("web", &format!("{SH}env = [\"COLOUR=blue\"]\n"));
     start(&h, &svc, "container#1").unwrap();
@@ -644,12 +651,7 @@ fn a_stale_pidfile_naming_another_services_daemon_is_left_alone() {
 #[test]
 fn a_failed_start_keeps_the_old_container() {
     let h = Host::new();
-    let svc = h.service("web", SH);
-    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
-    h.import("web", "bb", &[]);
-    start(&h, &svc, "container#1").unwrap();
-    let old = container_id(&h, "web", "web.container.1");
-    stop(&h, &svc, "container#1").unwrap();
+    let (svc, old) = started_once(&h);
 
     let bad = h.service("web", &SH.replace("\"bb\"", "\"nosuch:2\""));
     let e = start(&h, &bad, "container#1").unwrap_err().to_string();
@@ -674,12 +676,7 @@ fn a_failed_start_keeps_the_old_container() {
 #[test]
 fn a_create_the_daemon_refuses_keeps_the_old_container() {
     let h = Host::new();
-    let svc = h.service("web", SH);
-    docker::passthrough(&h.ctx(&svc), &[OsString::from("info")]).unwrap();
-    h.import("web", "bb", &[]);
-    start(&h, &svc, "container#1").unwrap();
-    let old = container_id(&h, "web", "web.container.1");
-    stop(&h, &svc, "container#1").unwrap();
+    let (svc, old) = started_once(&h);
 
     let refused = h.service("web", &format!("{SH}cpuset_cpus = \"1000\"\n"));
     let e = start(&h, &refused, "container#1").unwrap_err().to_string();
