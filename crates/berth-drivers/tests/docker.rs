@@ -565,7 +565,7 @@ fn started_once(h: &Host) -> (ServiceConfig, String) {
 #[test]
 fn changed_config_recreates_the_container() {
     let h = Host::new();
-    let (svc, first) = started_once(&h);
+    let (_, first) = started_once(&h);
 
     let svc = h.service("web", &format!("{SH}env = [\"COLOUR=blue\"]\n"));
     start(&h, &svc, "container#1").unwrap();
