@@ -67,6 +67,24 @@ pub struct Cluster {
     fenced: Mutex<BTreeSet<String>>,
     /// The orchestrator's last start attempt per service: the view's revision, and when.
     attempts: Mutex<BTreeMap<String, (i64, Instant)>>,
+    /// The last owner the orchestrator saw of each service: a failover names it.
+    last_owners: Mutex<BTreeMap<String, String>>,
+}
+
+/// Why the orchestrator starts `svc` here (`why`: `failover` or `orchestrate`), for the
+/// service's log file: a failover names the node that had it, and whether its lease expired
+/// (the node is gone from the cluster) or it gave the service up.
+pub fn start_reason(why: &str, last_owner: Option<&str>, view: &ClusterView, me: &str) -> String {
+    let from = match last_owner {
+        Some(n) if n != me && !view.nodes.contains_key(n) => {
+            format!(" from {n}: its lease expired (the node left the cluster)")
+        }
+        Some(n) if n != me => format!(" from {n}: it gave the service up"),
+        Some(_) => ": this node gave it up".to_string(),
+        None if why == "failover" => ": no node owns it".to_string(),
+        None => ": no node owns it yet".to_string(),
+    };
+    format!("{why}{from}; {me} is the first fit node")
 }
 
 /// Something the cluster layer did or saw.
@@ -183,6 +201,26 @@ impl Cluster {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(svc.to_string());
+    }
+
+    /// Note that `node` owns `svc` (the orchestrator's look at the view).
+    fn saw_owner(&self, svc: &str, node: &str) {
+        let mut owners = self
+            .last_owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if owners.get(svc).is_none_or(|n| n != node) {
+            owners.insert(svc.to_string(), node.to_string());
+        }
+    }
+
+    /// The last owner of `svc` the orchestrator saw.
+    fn last_owner(&self, svc: &str) -> Option<String> {
+        self.last_owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(svc)
+            .cloned()
     }
 
     /// Note a failed start here (this node leaves the candidates for [`FAILOVER_BACKOFF`]).
@@ -398,6 +436,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         changed: tokio::sync::Notify::new(),
         fenced: Mutex::new(BTreeSet::new()),
         attempts: Mutex::new(BTreeMap::new()),
+        last_owners: Mutex::new(BTreeMap::new()),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
@@ -582,9 +621,13 @@ async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             left.as_millis()
         );
         error!("{msg}");
-        cluster.event("fence_stop", None, msg);
+        cluster.event("fence_stop", None, msg.clone());
         for (name, tx) in shared.workers() {
-            if tx.send(Msg::Cluster(ClusterOp::FenceStop)).await.is_err() {
+            if tx
+                .send(Msg::Cluster(ClusterOp::FenceStop(msg.clone())))
+                .await
+                .is_err()
+            {
                 warn!("{name}: its worker is gone: cannot stop it");
             }
         }
@@ -618,10 +661,12 @@ async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                         running.join(", ")
                     );
                     error!("{msg}");
-                    cluster.event("split_stop", None, msg);
+                    cluster.event("split_stop", None, msg.clone());
                     for name in &running {
                         if let Some(tx) = shared.worker(name) {
-                            let _ = tx.send(Msg::Cluster(ClusterOp::FenceStop)).await;
+                            let _ = tx
+                                .send(Msg::Cluster(ClusterOp::FenceStop(msg.clone())))
+                                .await;
                         }
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -752,6 +797,9 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 continue;
             };
             let owner = view.owners.get(&name);
+            if let Some(o) = owner {
+                cluster.saw_owner(&name, &o.record.node);
+            }
             // 0. Self-fencing stopped it, and the lease survived after all (an etcd election
             // outlasted the fencing point): nobody else can have taken it. The orchestrator's
             // services are put back here; the others are given up, stopped.
@@ -776,6 +824,8 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                             let _ = tx
                                 .send(Msg::Cluster(ClusterOp::Start {
                                     why: "fence recovery".to_string(),
+                                    reason: "fence recovery: the lease survived the fencing"
+                                        .to_string(),
                                     intent: None,
                                 }))
                                 .await;
@@ -810,9 +860,14 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 && first_time(&cluster.started_tokens, (name.clone(), o.token))
             {
                 let intent = view.intents.get(&name).filter(|i| i.to == me).cloned();
+                let reason = match &intent {
+                    Some(i) => format!("{}: handed to {me}, asked by {}", o.record.why, i.by),
+                    None => format!("{}: handed to {me}", o.record.why),
+                };
                 let _ = tx
                     .send(Msg::Cluster(ClusterOp::Start {
                         why: o.record.why.clone(),
+                        reason,
                         intent,
                     }))
                     .await;
@@ -854,9 +909,11 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             if cluster.may_try(&name, view.revision) {
                 info!("{name}: {why}: {me} is the first fit node, starting");
                 cluster.event(why, Some(&name), format!("{me} takes {name} ({why})"));
+                let reason = start_reason(why, cluster.last_owner(&name).as_deref(), &view, &me);
                 let _ = tx
                     .send(Msg::Cluster(ClusterOp::Start {
                         why: why.to_string(),
+                        reason,
                         intent: None,
                     }))
                     .await;

@@ -633,7 +633,15 @@ async fn action_request(
     tracing::info!("{action} on {svc} requested by {peer}");
     let (tx, rx) = oneshot::channel();
     if worker
-        .send(Msg::Action(ActionRequest { action, body }, tx))
+        .send(Msg::Action(
+            ActionRequest {
+                action,
+                body,
+                origin: crate::worker::origin::HTTP,
+                why: format!("requested by {peer}"),
+            },
+            tx,
+        ))
         .await
         .is_err()
     {

@@ -27,8 +27,13 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = berth_manual::parse(|c| &c.manual, berth_manual::Extras::default());
-    berth_manual::log::init_daemon("SVCD_LOG", "info,hyper=warn,bollard=warn");
     let paths = Paths::from(cli.dirs);
+    // What svcd's actions do goes to the services' log files too (`svc SVC logs`).
+    berth_manual::log::init_daemon(
+        "SVCD_LOG",
+        "info,hyper=warn,bollard=warn",
+        Some(&paths.var_dir),
+    );
     if cli.fence_watchdog {
         let nodename =
             berth_engine::load::node_config(&paths).and_then(|n| berth_engine::load::nodename(&n));

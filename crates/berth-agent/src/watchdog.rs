@@ -174,16 +174,17 @@ pub fn run(paths: &Paths, nodename: &str) {
             Decision::Fence => {
                 let Some(ack) = ack else { continue };
                 let left = ack.ttl.saturating_sub(ack.age(mono_ns()));
-                error!(
-                    "watchdog: lease {:x} not renewed for {}ms (svcd pid {} {}): stopping this \
-                     node's services before the lease can expire ({}ms left)",
+                let why = format!(
+                    "lease {:x} not renewed for {}ms (svcd pid {} {}): stopping this node's \
+                     services before the lease can expire ({}ms left)",
                     ack.lease,
                     ack.age(mono_ns()).as_millis(),
                     ack.pid,
                     if svcd_alive { "alive" } else { "gone" },
                     left.as_millis()
                 );
-                fence(paths, nodename, left);
+                error!("watchdog: {why}");
+                fence(paths, nodename, left, &why);
                 fenced = Some(ack.lease);
             }
         }
@@ -191,7 +192,7 @@ pub fn run(paths: &Paths, nodename: &str) {
 }
 
 /// Stop every service that is not down here, fast (no graceful waits).
-fn fence(paths: &Paths, nodename: &str, left: Duration) {
+fn fence(paths: &Paths, nodename: &str, left: Duration, why: &str) {
     let all = match load_all(paths) {
         Ok(all) => all,
         Err(e) => {
@@ -211,10 +212,39 @@ fn fence(paths: &Paths, nodename: &str, left: Duration) {
             waitlock: left.max(Duration::from_millis(200)),
             ..ActionOptions::default()
         };
-        let _s = tracing::info_span!("service", svc = %name).entered();
+        let origin = crate::worker::origin::WATCHDOG;
+        crate::worker::note(
+            paths,
+            &name,
+            None,
+            tracing::Level::WARN,
+            origin,
+            &format!("stop on {nodename} (self-fencing): {why}"),
+        );
+        let _s = tracing::info_span!("service", svc = %name, origin = origin).entered();
         match engine.run(&fast, Action::Stop, &opts) {
-            Ok(_) => warn!("watchdog: {name} stopped (self-fencing)"),
-            Err(e) => error!("watchdog: {name}: stop failed: {e}"),
+            Ok(_) => {
+                warn!("watchdog: {name} stopped (self-fencing)");
+                crate::worker::note(
+                    paths,
+                    &name,
+                    None,
+                    tracing::Level::INFO,
+                    origin,
+                    "stop done",
+                );
+            }
+            Err(e) => {
+                error!("watchdog: {name}: stop failed: {e}");
+                crate::worker::note(
+                    paths,
+                    &name,
+                    None,
+                    tracing::Level::ERROR,
+                    origin,
+                    &format!("stop failed: {e}"),
+                );
+            }
         }
     }
 }

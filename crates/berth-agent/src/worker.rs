@@ -26,7 +26,7 @@ use berth_model::status::{Chargeback, LogEntry, ServiceStatus};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info, info_span, warn};
+use tracing::{Level, error, info, info_span, warn};
 
 use crate::state::Shared;
 
@@ -59,13 +59,16 @@ pub enum ClusterOp {
     Start {
         /// Recorded in the owner key (`orchestrate`, `failover`, `switch from n1`).
         why: String,
+        /// Why, for the service's log file (`failover from n1: its lease expired; ...`).
+        reason: String,
         /// The relocation this start completes, whose waiting `svc switch` gets the lines.
         intent: Option<berth_cluster::Intent>,
     },
     /// Stop the service here and hand it to the intent's target.
     SwitchOut(berth_cluster::Intent),
-    /// The lease is about to be lost: stop the service now if it runs here.
-    FenceStop,
+    /// The lease is about to be lost: stop the service now if it runs here (why, for the
+    /// service's log file).
+    FenceStop(String),
 }
 
 /// Options of an HTTP action (the JSON body, all optional).
@@ -99,6 +102,75 @@ pub struct ActionRequest {
     pub action: String,
     /// Its options.
     pub body: ActionBody,
+    /// Who acts, heading its lines in the service's log file ([`origin::HTTP`]).
+    pub origin: &'static str,
+    /// Why, for that file: `requested by 127.0.0.1:50312`.
+    pub why: String,
+}
+
+impl ActionRequest {
+    /// The action with its options, as a command line would say it (`stopfs --rid fs#1`).
+    fn command(&self) -> String {
+        let b = &self.body;
+        let mut words = vec![self.action.clone()];
+        if let Some(r) = &b.rid {
+            words.push(format!("--rid {r}"));
+        }
+        if let Some(t) = &b.tags {
+            words.push(format!("--tags {t}"));
+        }
+        for (on, flag) in [
+            (b.dry_run, "--dry-run"),
+            (b.disable_rollback, "--disable-rollback"),
+            (b.force, "--force"),
+        ] {
+            if on {
+                words.push(flag.to_string());
+            }
+        }
+        if let Some(w) = b.waitlock {
+            words.push(format!("--waitlock {w}"));
+        }
+        words.join(" ")
+    }
+}
+
+/// Who acted, heading svcd's lines in a service's log file (`svc SVC logs`).
+pub mod origin {
+    /// A monitor restart, or the `monitor_action` after the restarts are spent.
+    pub const MONITOR: &str = "svcd monitor";
+    /// An action asked over HTTP.
+    pub const HTTP: &str = "svcd http";
+    /// The start of an `autostart_node` service when svcd starts.
+    pub const AUTOSTART: &str = "svcd autostart";
+    /// A cluster start: orchestrated, a failover, a switch or takeover to this node.
+    pub const ORCHESTRATOR: &str = "svcd orchestrator";
+    /// The stop of a switch away from this node.
+    pub const SWITCH: &str = "svcd switch";
+    /// Self-fencing: the lease is about to be lost.
+    pub const FENCING: &str = "svcd fencing";
+    /// The fencing watchdog (svcd is gone).
+    pub const WATCHDOG: &str = "svcd watchdog";
+}
+
+/// Write `message`, headed by `origin`, to the service's log file (`svc SVC logs`), tagged
+/// `SVC` or `SVC.RID`: why svcd acts, and how it went.
+pub fn note(
+    paths: &berth_model::paths::Paths,
+    svc: &str,
+    rid: Option<Rid>,
+    level: Level,
+    origin: &str,
+    message: &str,
+) {
+    let rid = rid.map(|r| r.to_string());
+    berth_manual::log::note_at(
+        &paths.var_dir,
+        svc,
+        rid.as_deref(),
+        &level,
+        &format!("{origin}: {message}"),
+    );
 }
 
 /// What an action did: the JSON answer of `POST /services/<svc>/actions/<action>`.
@@ -269,6 +341,11 @@ fn rid_strings(rids: &[Rid]) -> Vec<String> {
 }
 
 impl Worker {
+    /// A line in this service's log file (see [`note`]).
+    fn note(&self, rid: Option<Rid>, level: Level, origin: &str, message: &str) {
+        note(&self.shared.paths, &self.name, rid, level, origin, message);
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut config: watch::Receiver<Loaded>) {
         config.mark_unchanged();
         loop {
@@ -529,6 +606,15 @@ impl Worker {
                         "{}.{}: down, restarted {} of {limit} times: left down until an operator start",
                         self.name, r.rid, st.restarts
                     );
+                    let restarts = st.restarts;
+                    self.note(
+                        Some(r.rid),
+                        Level::WARN,
+                        origin::MONITOR,
+                        &format!(
+                            "down, restarted {restarts} of {limit} times: left down until an operator start"
+                        ),
+                    );
                 }
                 continue;
             }
@@ -545,13 +631,17 @@ impl Worker {
         let Ok(permit) = self.shared.actions.clone().acquire_owned().await else {
             return;
         };
+        let listed = rid_strings(rids).join(", ");
         for rid in rids {
             let st = self.rids.entry(*rid).or_default();
             let limit = cfg.resource(*rid).map_or(0, |r| r.common.restart);
-            warn!(
-                "{}.{rid} is down: restart {} of {limit}",
-                self.name,
-                st.restarts + 1
+            let n = st.restarts + 1;
+            warn!("{}.{rid} is down: restart {n} of {limit}", self.name);
+            self.note(
+                Some(*rid),
+                Level::WARN,
+                origin::MONITOR,
+                &format!("went down (it was up since the last action): restart {n} of {limit}"),
             );
         }
         let shared = self.shared.clone();
@@ -569,6 +659,12 @@ impl Worker {
         {
             Some(Err(e)) => {
                 warn!("{}: no restart: {e}", self.name);
+                self.note(
+                    None,
+                    Level::WARN,
+                    origin::MONITOR,
+                    &format!("no restart of {listed}: {e}"),
+                );
                 return;
             }
             Some(Ok(g)) => Some(g),
@@ -592,7 +688,8 @@ impl Worker {
             };
             // The record is read under the lock: an operator's action that ended after the
             // check (a stop) is seen, and the restart does not undo it.
-            let result = info_span!("service", svc = %name).in_scope(|| {
+            let span = info_span!("service", svc = %name, origin = origin::MONITOR);
+            let result = span.in_scope(|| {
                 engine.start_if(&cfg2, &opts, || {
                     record::read(&dir).as_ref().map(RecordId::of) == known
                 })
@@ -609,12 +706,26 @@ impl Worker {
         .await;
         match outcome {
             Ok(Restart::Superseded) => {
-                info!("{}: an action ran meanwhile: no restart", self.name)
+                info!("{}: an action ran meanwhile: no restart", self.name);
+                self.note(
+                    None,
+                    Level::INFO,
+                    origin::MONITOR,
+                    &format!("no restart of {listed}: an action ran meanwhile"),
+                );
             }
-            Ok(Restart::Busy) => info!(
-                "{}: another action holds the lock: restart deferred",
-                self.name
-            ),
+            Ok(Restart::Busy) => {
+                info!(
+                    "{}: another action holds the lock: restart deferred",
+                    self.name
+                );
+                self.note(
+                    None,
+                    Level::INFO,
+                    origin::MONITOR,
+                    &format!("restart of {listed} deferred: another action holds the lock"),
+                );
+            }
             Ok(Restart::Done(result, rec)) => {
                 self.known = Some(rec.as_ref().map(RecordId::of));
                 let ok = result.is_ok();
@@ -631,11 +742,35 @@ impl Worker {
                     st.last_try = Some(Instant::now());
                 }
                 match result {
-                    Ok(_) => info!("{}: restarted {}", self.name, rid_strings(rids).join(", ")),
-                    Err(e) => error!("{}: restart failed: {e}", self.name),
+                    Ok(_) => {
+                        info!("{}: restarted {listed}", self.name);
+                        self.note(
+                            None,
+                            Level::INFO,
+                            origin::MONITOR,
+                            &format!("restart of {listed} done"),
+                        );
+                    }
+                    Err(e) => {
+                        error!("{}: restart failed: {e}", self.name);
+                        self.note(
+                            None,
+                            Level::ERROR,
+                            origin::MONITOR,
+                            &format!("restart of {listed} failed: {e}"),
+                        );
+                    }
                 }
             }
-            Err(e) => error!("{}: the restart task failed: {e}", self.name),
+            Err(e) => {
+                error!("{}: the restart task failed: {e}", self.name);
+                self.note(
+                    None,
+                    Level::ERROR,
+                    origin::MONITOR,
+                    &format!("restart of {listed} failed: {e}"),
+                );
+            }
         }
     }
 
@@ -700,6 +835,8 @@ impl Worker {
             .action(&ActionRequest {
                 action: "start".into(),
                 body: ActionBody::default(),
+                origin: origin::AUTOSTART,
+                why: format!("autostart_node = {nodename}"),
             })
             .await;
         if let Some(e) = reply.error {
@@ -733,6 +870,16 @@ impl Worker {
                 berth_engine::set_frozen(&self.shared.paths, &self.name, req.action == "freeze")
                     .map_err(|e| e.to_string());
             info!("{}: {}", self.name, req.action);
+            let (level, outcome) = match &result {
+                Ok(()) => (Level::INFO, "done".to_string()),
+                Err(e) => (Level::ERROR, format!("failed: {e}")),
+            };
+            self.note(
+                None,
+                level,
+                req.origin,
+                &format!("{} {}: {outcome}", req.command(), req.why),
+            );
             self.check().await;
             return match result {
                 Ok(()) => self.reply(req, 200, None),
@@ -760,6 +907,19 @@ impl Worker {
         };
         let whole = opts.0.selector == Selector::default();
         let kind_of = opts.1;
+        let command = req.command();
+        // A dry run is no part of the service's history: its lines stay out of the file.
+        let span = if dry {
+            info_span!("service", svc = %name)
+        } else {
+            self.note(
+                None,
+                Level::INFO,
+                req.origin,
+                &format!("{command} {}", req.why),
+            );
+            info_span!("service", svc = %name, origin = req.origin)
+        };
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let (opts, kind) = opts;
@@ -768,15 +928,32 @@ impl Worker {
                 Some(g) => engine.with_guard(g),
                 None => engine,
             };
-            let result =
-                info_span!("service", svc = %name).in_scope(|| engine.run(&cfg2, kind, &opts));
+            let result = span.in_scope(|| engine.run(&cfg2, kind, &opts));
             (result, record::read(&shared.paths.service_var(&cfg2.name)))
         })
         .await;
         let (result, rec) = match joined {
             Ok(r) => r,
-            Err(e) => return self.reply(req, 500, Some(format!("the action task failed: {e}"))),
+            Err(e) => {
+                let e = format!("the action task failed: {e}");
+                if !dry {
+                    self.note(
+                        None,
+                        Level::ERROR,
+                        req.origin,
+                        &format!("{command}: failed: {e}"),
+                    );
+                }
+                return self.reply(req, 500, Some(e));
+            }
         };
+        if !dry {
+            let (level, outcome) = match &result {
+                Ok(_) => (Level::INFO, "done".to_string()),
+                Err(e) => (Level::ERROR, format!("failed: {e}")),
+            };
+            self.note(None, level, req.origin, &format!("{command}: {outcome}"));
+        }
         if !dry && let Some(c) = &cluster {
             c.store
                 .after_action(&self.name, kind_of, whole, result.is_ok())
@@ -832,6 +1009,12 @@ impl Worker {
                         "{}.{rid}: monitor_action = switch, but this node is in no cluster: left down",
                         self.name
                     );
+                    self.note(
+                        Some(rid),
+                        Level::WARN,
+                        origin::MONITOR,
+                        "monitor_action = switch, but this node is in no cluster: left down",
+                    );
                     return;
                 };
                 let why = format!("{rid} failed beyond its restarts");
@@ -839,13 +1022,24 @@ impl Worker {
                     "{}: {why}: monitor_action = switch, failing it over",
                     self.name
                 );
+                self.note(
+                    None,
+                    Level::WARN,
+                    origin::MONITOR,
+                    &format!(
+                        "stop: {why}: monitor_action = switch, failing it over to another node"
+                    ),
+                );
                 c.event(
                     "monitor_switch",
                     Some(&self.name),
                     format!("{}: {why}", self.name),
                 );
                 c.start_failed(&self.name, &why);
-                if let Err(e) = self.cluster_engine(Action::Stop, None, false).await {
+                if let Err(e) = self
+                    .cluster_engine(Action::Stop, None, false, origin::MONITOR)
+                    .await
+                {
                     error!(
                         "{}: stop before the failover failed: {e}; keeping it here",
                         self.name
@@ -860,6 +1054,14 @@ impl Worker {
                     "{}: {rid} failed beyond its restarts: monitor_action = freezestop",
                     self.name
                 );
+                self.note(
+                    None,
+                    Level::WARN,
+                    origin::MONITOR,
+                    &format!(
+                        "freeze and stop: {rid} failed beyond its restarts: monitor_action = freezestop"
+                    ),
+                );
                 if let Err(e) = berth_engine::set_frozen(&self.shared.paths, &self.name, true) {
                     error!("{}: {e}", self.name);
                 }
@@ -873,7 +1075,10 @@ impl Worker {
                         format!("{}: {rid} failed beyond its restarts", self.name),
                     );
                 }
-                if let Err(e) = self.cluster_engine(Action::Stop, None, false).await {
+                if let Err(e) = self
+                    .cluster_engine(Action::Stop, None, false, origin::MONITOR)
+                    .await
+                {
                     error!("{}: freezestop: stop failed: {e}", self.name);
                 }
             }
@@ -892,12 +1097,14 @@ impl Worker {
         }
     }
 
-    /// Run a whole-service start or stop for the cluster layer, under the guard for starts.
+    /// Run a whole-service start or stop for the cluster layer, under the guard for starts;
+    /// its lines and its outcome go to the service's log file, headed by `origin`.
     async fn cluster_engine(
         &mut self,
         action: Action,
         guard: Option<berth_cluster::EtcdGuard>,
         force: bool,
+        origin: &'static str,
     ) -> Result<ActionReport, String> {
         let cfg = self.config.clone()?;
         let Ok(permit) = self.shared.actions.clone().acquire_owned().await else {
@@ -918,19 +1125,30 @@ impl Worker {
                 Some(g) => engine.with_guard(g),
                 None => engine,
             };
-            let result =
-                info_span!("service", svc = %name).in_scope(|| engine.run(&cfg, action, &opts));
+            let span = info_span!("service", svc = %name, origin = origin);
+            let result = span.in_scope(|| engine.run(&cfg, action, &opts));
             (result, record::read(&shared.paths.service_var(&cfg.name)))
         })
         .await;
-        let (result, rec) = joined.map_err(|e| format!("the action task failed: {e}"))?;
-        self.known = Some(rec.as_ref().map(RecordId::of));
-        self.settle = true;
         let label = if action == Action::Start {
             "start"
         } else {
             "stop"
         };
+        let (result, rec) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                let e = format!("the action task failed: {e}");
+                self.note(None, Level::ERROR, origin, &format!("{label} failed: {e}"));
+                return Err(e);
+            }
+        };
+        match &result {
+            Ok(_) => self.note(None, Level::INFO, origin, &format!("{label} done")),
+            Err(e) => self.note(None, Level::ERROR, origin, &format!("{label} failed: {e}")),
+        }
+        self.known = Some(rec.as_ref().map(RecordId::of));
+        self.settle = true;
         self.shared.metrics.action(
             &self.name,
             label,
@@ -956,14 +1174,35 @@ impl Worker {
         }
         let me = cluster.store.node().to_string();
         match op {
-            ClusterOp::Start { why, intent } => {
+            ClusterOp::Start {
+                why,
+                reason,
+                intent,
+            } => {
                 let log = intent.map(|i| crate::cluster::IntentLog::new(cluster.store.clone(), i));
                 if let Some(l) = &log {
                     l.line(format!("{me}: starting {}", self.name), None).await;
                 }
+                self.note(
+                    None,
+                    Level::INFO,
+                    origin::ORCHESTRATOR,
+                    &format!("start on {me}: {reason}"),
+                );
                 let result = match cluster.guard(&why) {
-                    Ok(g) => self.cluster_engine(Action::Start, Some(g), false).await,
-                    Err(e) => Err(e),
+                    Ok(g) => {
+                        self.cluster_engine(Action::Start, Some(g), false, origin::ORCHESTRATOR)
+                            .await
+                    }
+                    Err(e) => {
+                        self.note(
+                            None,
+                            Level::ERROR,
+                            origin::ORCHESTRATOR,
+                            &format!("start failed: {e}"),
+                        );
+                        Err(e)
+                    }
                 };
                 self.check().await;
                 match result {
@@ -1021,7 +1260,18 @@ impl Worker {
                     None,
                 )
                 .await;
-                let stopped = self.cluster_engine(Action::Stop, None, false).await;
+                self.note(
+                    None,
+                    Level::INFO,
+                    origin::SWITCH,
+                    &format!(
+                        "stop on {me}: switch to {} asked by {}",
+                        intent.to, intent.by
+                    ),
+                );
+                let stopped = self
+                    .cluster_engine(Action::Stop, None, false, origin::SWITCH)
+                    .await;
                 self.check().await;
                 if let Err(e) = stopped {
                     error!("{}: switch to {}: stop failed: {e}", self.name, intent.to);
@@ -1065,6 +1315,12 @@ impl Worker {
                             "{}: stopped, handed to {} (fencing token {})",
                             self.name, intent.to, o.token
                         );
+                        self.note(
+                            None,
+                            Level::INFO,
+                            origin::SWITCH,
+                            &format!("handed to {} (fencing token {})", intent.to, o.token),
+                        );
                         cluster.event(
                             "switch",
                             Some(&self.name),
@@ -1091,6 +1347,12 @@ impl Worker {
                         } else {
                             "left as it was"
                         };
+                        self.note(
+                            None,
+                            Level::ERROR,
+                            origin::SWITCH,
+                            &format!("not handed to {}: {e}; ownership {state}", intent.to),
+                        );
                         log.line(
                             format!(
                                 "{me}: {} stopped but not handed to {}: {e}; ownership {state}",
@@ -1102,7 +1364,7 @@ impl Worker {
                     }
                 }
             }
-            ClusterOp::FenceStop => {
+            ClusterOp::FenceStop(why) => {
                 let up = self.shared.tree.get(&self.name).is_some_and(|s| {
                     s.avail != berth_model::Status::Down
                         && s.avail != berth_model::Status::NotApplicable
@@ -1116,11 +1378,19 @@ impl Worker {
                     return;
                 }
                 warn!("{}: self-fencing: stopping it now", self.name);
+                self.note(
+                    None,
+                    Level::WARN,
+                    origin::FENCING,
+                    &format!("stop on {me} (self-fencing): {why}"),
+                );
                 let normal = self.config.clone();
                 if let Ok(cfg) = &normal {
                     self.config = Ok(Arc::new(crate::cluster::fast_stop_config(cfg)));
                 }
-                let stopped = self.cluster_engine(Action::Stop, None, true).await;
+                let stopped = self
+                    .cluster_engine(Action::Stop, None, true, origin::FENCING)
+                    .await;
                 self.config = normal;
                 match stopped {
                     Ok(_) => {

@@ -3,61 +3,21 @@
 //! The engine wraps every resource step in a span carrying `svc` (and `rid`); this layer prints
 //! each event with the innermost such tag, upper-cased like OpenSVC does. The lines of a service
 //! also go, dated, to its log file `<var>/<svc>/actions.log` (rotated by size: `actions.log.1` to
-//! `.4`), which `svc SVC logs` prints.
+//! `.4`), which `svc SVC logs` prints. The tags, the line format and the file (its lock and
+//! rotation) are `berth_manual::log`'s, shared with svcd, which writes its actions there too.
 
-use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use tracing::field::{Field, Visit};
+use berth_manual::log::{
+    LOG_MAX_BYTES, append, clock, date_clock, event_message, event_tag, format_line, record_span,
+};
+pub use berth_manual::log::{files, note};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
-
-/// The `SVC.RID` tag of a span, and its service.
-#[derive(Debug, Clone)]
-struct Tag(String, String);
-
-#[derive(Default)]
-struct TagVisitor {
-    svc: Option<String>,
-    rid: Option<String>,
-}
-
-impl Visit for TagVisitor {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        match field.name() {
-            "svc" => self.svc = Some(format!("{value:?}")),
-            "rid" => self.rid = Some(format!("{value:?}")),
-            _ => {}
-        }
-    }
-}
-
-#[derive(Default)]
-struct MessageVisitor {
-    message: String,
-    extra: String,
-}
-
-impl Visit for MessageVisitor {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.extra, " {}={value:?}", field.name());
-        }
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.extra, " {}={value}", field.name());
-        }
-    }
-}
 
 /// Prints action logs to stderr.
 #[derive(Debug)]
@@ -78,159 +38,12 @@ pub fn set_file_logging(on: bool) {
     TO_FILE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A service's log file: `<var>/<svc>/actions.log`.
-pub const LOG_FILE: &str = "actions.log";
-/// A log file is rotated before it grows past this size.
-pub const LOG_MAX_BYTES: u64 = 1024 * 1024;
-/// Rotated files kept: `actions.log.1` (the newest) to `actions.log.4`.
-pub const LOG_KEEP: u32 = 4;
-
-/// The rotated file `n` of `log` (`n` = 0: `log` itself).
-fn rotated(log: &Path, n: u32) -> PathBuf {
-    if n == 0 {
-        return log.to_path_buf();
-    }
-    let mut s = log.as_os_str().to_owned();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
-}
-
-/// Append `line` to `<dir>/actions.log`, rotating it first when the line would take it past
-/// `max` bytes. Writers take the file's lock, so two processes neither interleave a rotation
-/// nor lose one (a writer that waited on a file rotated meanwhile opens the new one).
-pub fn append(dir: &Path, line: &str, max: u64) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::create_dir_all(dir)?;
-    let log = dir.join(LOG_FILE);
-    let open = || {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&log)
-    };
-    let mut file = open()?;
-    for _ in 0..5 {
-        file.lock()?;
-        let meta = file.metadata()?;
-        let current = std::fs::metadata(&log).ok();
-        if current.is_some_and(|c| c.ino() == meta.ino() && c.dev() == meta.dev()) {
-            break;
-        }
-        // Rotated while this waited for the lock.
-        file = open()?;
-    }
-    if file.metadata()?.len() > 0 && file.metadata()?.len() + line.len() as u64 + 1 > max {
-        for n in (1..LOG_KEEP).rev() {
-            match std::fs::rename(rotated(&log, n), rotated(&log, n + 1)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        std::fs::rename(&log, rotated(&log, 1))?;
-        // The old file stays locked until `file` drops: a waiting writer then sees it moved.
-        let fresh = open()?;
-        fresh.lock()?;
-        drop(file);
-        file = fresh;
-    }
-    file.write_all(format!("{line}\n").as_bytes())
-}
-
-/// The service's log files, oldest first.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let log = dir.join(LOG_FILE);
-    (0..=LOG_KEEP)
-        .rev()
-        .map(|n| rotated(&log, n))
-        .filter(|p| p.is_file())
-        .collect()
-}
-
-/// Write a line to the service's log file only (the command line of an action).
-pub fn note(var_dir: &Path, svc: &str, message: &str) {
-    let line = format_line(
-        &date_clock(),
-        &Level::INFO,
-        &svc.to_uppercase(),
-        message,
-        false,
-    );
-    let _ = append(&var_dir.join(svc), &line, LOG_MAX_BYTES);
-}
-
-/// `HH:MM:SS` in local time.
-pub fn clock() -> String {
-    local_time(false)
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in local time, for the log file.
-pub fn date_clock() -> String {
-    local_time(true)
-}
-
-fn local_time(date: bool) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| libc::time_t::try_from(d.as_secs()).ok())
-        .unwrap_or(0);
-    // SAFETY: `tm` is plain data; localtime_r only writes into it and reads `now`.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe variant.
-    let ok = unsafe { !libc::localtime_r(&now, &mut tm).is_null() };
-    if !ok {
-        return "??:??:??".to_string();
-    }
-    let time = format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if date {
-        format!(
-            "{:04}-{:02}-{:02} {time}",
-            i64::from(tm.tm_year) + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday
-        )
-    } else {
-        time
-    }
-}
-
-/// Format one line: `HH:MM:SS LEVEL   TAG   message`.
-pub fn format_line(time: &str, level: &Level, tag: &str, message: &str, color: bool) -> String {
-    let word = match *level {
-        Level::ERROR => "ERROR",
-        Level::WARN => "WARNING",
-        Level::INFO => "INFO",
-        Level::DEBUG => "DEBUG",
-        Level::TRACE => "TRACE",
-    };
-    let word = format!("{word:<7}");
-    let word = match (*level, color) {
-        (Level::ERROR, true) => format!("\x1b[31m{word}\x1b[0m"),
-        (Level::WARN, true) => format!("\x1b[33m{word}\x1b[0m"),
-        _ => word,
-    };
-    if tag.is_empty() {
-        format!("{time} {word} {message}")
-    } else {
-        format!("{time} {word} {tag:<26} {message}")
-    }
-}
-
 impl<S> Layer<S> for ActionLog
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut v = TagVisitor::default();
-        attrs.record(&mut v);
-        let (tag, svc) = match (v.svc, v.rid) {
-            (Some(svc), Some(rid)) => (format!("{svc}.{rid}"), svc),
-            (Some(svc), None) => (svc.clone(), svc),
-            _ => return,
-        };
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Tag(tag.to_uppercase(), svc));
-        }
+        record_span(attrs, id, &ctx);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -243,115 +56,157 @@ where
         if !target.starts_with("berth") && !target.starts_with("svc") && self.max < Level::DEBUG {
             return;
         }
-        let tag = ctx
-            .event_scope(event)
-            .and_then(|scope| {
-                scope
-                    .from_root()
-                    .filter_map(|s| s.extensions().get::<Tag>().cloned())
-                    .last()
-            })
-            .unwrap_or(Tag(String::new(), String::new()));
-        let mut msg = MessageVisitor::default();
-        event.record(&mut msg);
-        let message = format!("{}{}", msg.message, msg.extra);
-        let line = format_line(&clock(), level, &tag.0, &message, self.color);
+        let tag = event_tag(event, &ctx);
+        let message = event_message(event);
+        let shown = tag.as_ref().map_or("", |t| t.tag.as_str());
+        let line = format_line(&clock(), level, shown, &message, self.color);
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{line}");
         if let Some(var) = &self.var_dir
-            && !tag.1.is_empty()
+            && let Some(tag) = &tag
             && TO_FILE.load(std::sync::atomic::Ordering::Relaxed)
         {
             // A log that cannot be written (no permission on the var dir) does not stop svc.
-            let line = format_line(&date_clock(), level, &tag.0, &message, false);
-            let _ = append(&var.join(&tag.1), &line, LOG_MAX_BYTES);
+            let line = format_line(&date_clock(), level, &tag.tag, &message, false);
+            let _ = append(&var.join(&tag.svc), &line, LOG_MAX_BYTES);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `svc SVC logs --follow`: print the service's log files (`dir` is `<var>/<svc>`) as `logs`
+/// does, then the lines appended to `actions.log` as they come, by `svc` or svcd, across its
+/// rotations (a file renamed to `.1` is read to its end, then the new one from its start).
+///
+/// It waits on inotify (the service's dir: a write, a create, a rename) and on stdout itself:
+/// a pipe whose reader went away says so (POLLERR), so `svc web logs -f | head -1` ends, quietly
+/// (exit 0), even when nothing more is written. It also looks every second, which covers a
+/// service dir that does not exist yet and a host out of inotify instances. It ends otherwise
+/// only by a signal (SIGINT, SIGTERM: their default disposition). `Err`: a file that cannot be
+/// read.
+pub fn follow(dir: &std::path::Path) -> Result<(), String> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd as _;
 
-    #[test]
-    fn lines_look_like_the_seed() {
-        // "06:36:40 INFO    DOCKER.OPENSVC.COM.VG#1    vgchange --addtag @deb1.opensvc.com vgdocker"
-        assert_eq!(
-            format_line(
-                "06:36:40",
-                &Level::INFO,
-                "DOCKER.OPENSVC.COM.VG#1",
-                "vgchange -a y vgdocker",
-                false
-            ),
-            "06:36:40 INFO    DOCKER.OPENSVC.COM.VG#1    vgchange -a y vgdocker"
-        );
-        // A tag longer than the column pushes the message, with one space, as in the seed.
-        assert_eq!(
-            format_line(
-                "07:17:58",
-                &Level::INFO,
-                "DOCKER.OPENSVC.COM.CONTAINER#1",
-                "wait for container up status",
-                false
-            ),
-            "07:17:58 INFO    DOCKER.OPENSVC.COM.CONTAINER#1 wait for container up status"
-        );
-        assert_eq!(
-            format_line("07:17:58", &Level::WARN, "WEB", "x", false),
-            "07:17:58 WARNING WEB                        x"
-        );
-    }
-
-    #[test]
-    fn the_log_file_rotates_by_size_and_keeps_four_old_files() {
-        let d = tempfile::tempdir().unwrap();
-        let dir = d.path().join("web");
-        // Lines of 9 bytes and a newline, files of at most 35 bytes: 3 lines a file.
-        for i in 0..20 {
-            append(&dir, &format!("line {i:04}"), 35).unwrap();
+    let log = dir.join(berth_manual::log::LOG_FILE);
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
+    let mask = AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_DELETE_SELF;
+    let mut watching = false;
+    let watch = |watching: &mut bool| {
+        if !*watching && let Some(fd) = &inotify {
+            *watching = fd.add_watch(dir, mask).is_ok();
         }
-        let all = files(&dir);
-        let names: Vec<String> = all
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "actions.log.4",
-                "actions.log.3",
-                "actions.log.2",
-                "actions.log.1",
-                "actions.log"
-            ]
-        );
-        let text: String = all
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect();
-        let lines: Vec<&str> = text.lines().collect();
-        // The 14 newest lines (2 in the current file, 3 in each old one), in order: the
-        // older files were dropped.
-        let want: Vec<String> = (6..20).map(|i| format!("line {i:04}")).collect();
-        assert_eq!(lines, want);
-        for p in &all {
-            assert!(std::fs::metadata(p).unwrap().len() <= 35, "{}", p.display());
+    };
+    watch(&mut watching);
+    // The rotated files, oldest first, then the current one, which is followed.
+    let mut current: Option<Followed> = None;
+    for f in files(dir) {
+        if f == log {
+            current = Followed::open(&log)?;
+            continue;
+        }
+        let mut file =
+            std::fs::File::open(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        if !copy_out(&mut file, &f)? {
+            return Ok(());
         }
     }
+    loop {
+        if let Some(cur) = &mut current {
+            // Renamed away (rotated) or removed: what was written to it before that is all it
+            // will get (writers rotate under its lock), so read it to its end, then the new one.
+            let moved = !cur.is_at(&log);
+            if !cur.copy_new()? {
+                return Ok(());
+            }
+            if moved {
+                current = None;
+            }
+        }
+        if current.is_none() {
+            current = Followed::open(&log)?;
+            if let Some(cur) = &mut current
+                && !cur.copy_new()?
+            {
+                return Ok(());
+            }
+            // The service's dir may have appeared.
+            watch(&mut watching);
+        }
+        let stdout = std::io::stdout();
+        let mut fds = vec![PollFd::new(stdout.as_fd(), PollFlags::empty())];
+        if watching && let Some(fd) = &inotify {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("cannot wait for new lines: {e}")),
+        }
+        let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+        if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+            // Its reader went away: nobody reads any more.
+            return Ok(());
+        }
+        drop(fds);
+        if let Some(fd) = &inotify {
+            // Drain the events: each wake-up reads whatever is new, whichever event woke it.
+            while fd.read_events().is_ok_and(|evs| !evs.is_empty()) {}
+        }
+    }
+}
 
-    #[test]
-    fn date_clock_shape() {
-        let c = date_clock();
-        assert_eq!(c.len(), 19, "{c}");
-        assert_eq!(&c[4..5], "-");
-        assert_eq!(&c[10..11], " ");
+/// Copy `file` to stdout; false when stdout stopped taking it.
+fn copy_out(file: &mut std::fs::File, path: &std::path::Path) -> Result<bool, String> {
+    berth_manual::out::copy(file).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The followed `actions.log`: its open file (read from where the last read stopped) and its
+/// identity, to tell when it was rotated.
+struct Followed {
+    file: std::fs::File,
+    path: PathBuf,
+    ino: (u64, u64),
+}
+
+impl Followed {
+    /// Open `path`; `None` when it does not exist (yet).
+    fn open(path: &std::path::Path) -> Result<Option<Followed>, String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(Some(Followed {
+            file,
+            path: path.to_path_buf(),
+            ino: (meta.dev(), meta.ino()),
+        }))
     }
 
-    #[test]
-    fn clock_shape() {
-        let c = clock();
-        assert_eq!(c.len(), 8);
-        assert_eq!(&c[2..3], ":");
+    /// Whether `path` is still this file.
+    fn is_at(&self, path: &std::path::Path) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == self.ino)
+    }
+
+    /// Print what was appended since the last read (all of it after a truncation); false when
+    /// stdout stopped taking it.
+    fn copy_new(&mut self) -> Result<bool, String> {
+        use std::io::Seek as _;
+        let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        if self.file.stream_position().is_ok_and(|pos| pos > len) {
+            // Truncated (`: > actions.log`): read it again from its start.
+            let _ = self.file.rewind();
+        }
+        copy_out(&mut self.file, &self.path)
     }
 }

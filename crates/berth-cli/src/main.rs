@@ -57,7 +57,8 @@ Actions:
   SERVICE get|set|unset --kw fs#1.mnt[=/srv]   read or change the service file (format kept)
   SERVICE validate config        check the service file; exit 2 when it does not load
   SERVICE edit config            $EDITOR on a copy; saved only when it loads
-  SERVICE logs                   the service's past action logs
+  SERVICE logs [--follow]        the service's action log (svc's and svcd's actions); -f:
+                                 then the lines appended, until interrupted
 
 Action options (after the action): --rid ip#1,fs#1  --tags T  --subsets S  --dry-run
   --disable-rollback  --force  --waitlock SECONDS  --to NODE  --timeout SECONDS (switch,
@@ -158,6 +159,9 @@ struct ActionArgs {
     /// `mon`: refresh every second.
     #[arg(long)]
     watch: bool,
+    /// `logs`: then print the lines appended to the log as they come, until interrupted.
+    #[arg(short = 'f', long)]
+    follow: bool,
     /// print status: check now, not svcd's cached tree (as the global --refresh).
     #[arg(long)]
     refresh: bool,
@@ -493,8 +497,8 @@ impl App {
                 };
             }
             ("logs", _) => {
-                self.action_args(&words[..2], rest)?;
-                return self.logs(name);
+                let args = self.action_args(&words[..2], rest)?;
+                return self.logs(name, args.follow);
             }
             _ => {}
         }
@@ -648,8 +652,9 @@ impl App {
         }
     }
 
-    /// `svc SVC logs`: the service's log files, oldest first.
-    fn logs(&self, name: &str) -> Result<(), Failure> {
+    /// `svc SVC logs`: the service's log files, oldest first (`--follow`: then what is
+    /// appended, until interrupted).
+    fn logs(&self, name: &str, follow: bool) -> Result<(), Failure> {
         berth_model::config::keywords::validate_service_name(name)
             .map_err(|why| usage(format!("bad service name {name:?}: {why}")))?;
         let dir = self.paths.service_var(name);
@@ -657,7 +662,9 @@ impl App {
         if files.is_empty() {
             // A service with no action yet has no log; an unknown name is an error.
             berth_engine::load::service_file(&self.paths, name).map_err(load_failure)?;
-            return Ok(());
+        }
+        if follow {
+            return log::follow(&dir).map_err(|e| Failure::Failed(anyhow!(e)));
         }
         for f in files {
             let mut file =

@@ -116,7 +116,7 @@ fn unreachable_config() -> anyhow::Result<String> {
 
 fn main() -> ExitCode {
     let cli: Cli = berth_manual::parse(|c| &c.manual, berth_manual::Extras::default());
-    berth_manual::log::init_daemon("BERTH_COLLECTOR_LOG", "info,hyper=warn");
+    berth_manual::log::init_daemon("BERTH_COLLECTOR_LOG", "info,hyper=warn", None);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
