@@ -726,6 +726,39 @@ mod tests {
     use super::*;
     use berth_model::config::SplitAction;
 
+    /// A failover's line in the service's log names the node it comes from, and whether that
+    /// node's lease expired (gone from the view) or it gave the service up (still there).
+    #[test]
+    fn start_reasons_name_the_last_owner() {
+        let mut view = ClusterView::default();
+        view.nodes.insert(
+            "n2".into(),
+            berth_cluster::view::LiveNode {
+                record: berth_cluster::NodeRecord {
+                    name: "n2".into(),
+                    version: String::new(),
+                    listen: String::new(),
+                    since_ms: 0,
+                    updated_ms: 0,
+                    services: BTreeMap::new(),
+                },
+                lease: 7,
+            },
+        );
+        assert_eq!(
+            start_reason("failover", Some("n1"), &view, "n3"),
+            "failover from n1: its lease expired (the node left the cluster); n3 is the first fit node"
+        );
+        assert_eq!(
+            start_reason("failover", Some("n2"), &view, "n3"),
+            "failover from n2: it gave the service up; n3 is the first fit node"
+        );
+        assert_eq!(
+            start_reason("orchestrate", None, &view, "n3"),
+            "orchestrate: no node owns it yet; n3 is the first fit node"
+        );
+    }
+
     #[test]
     fn split_action_decision() {
         let none: Vec<String> = Vec::new();

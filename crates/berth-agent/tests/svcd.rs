@@ -520,6 +520,90 @@ fn monitor_restarts_up_to_the_count() {
     stays_down(&c, &mnt, "operator stop");
 }
 
+/// `svc web logs` tells what svcd did to the service, in the CLI's format, each line headed by
+/// who acted: an action asked over HTTP (and by whom), then a monitor restart of the fs
+/// unmounted behind svcd's back (why, its lines, how it went), between the CLI's own actions,
+/// whose lines stay as they were.
+#[test]
+fn svcd_actions_are_in_the_service_log() {
+    let mut c = Case::new("monitor_interval = \"500ms\"\n");
+    let mnt = c.fs_service("web", "", "monitor = true\nrestart = 2");
+    c.svc(&["web", "stop"]);
+    c.start_daemon(&[]);
+    let r = c.post(
+        "/services/web/actions/start",
+        Some(TOKEN),
+        b"{\"waitlock\": 5}",
+    );
+    assert_eq!(r.code, 200, "{}", r.text());
+    assert!(mounted(&mnt));
+    umount(&mnt);
+    assert!(
+        wait_for(Duration::from_secs(10), || mounted(&mnt)).is_some(),
+        "not remounted:\n{}",
+        c.log()
+    );
+    let logs = || String::from_utf8_lossy(&c.svc(&["web", "logs"]).stdout).into_owned();
+    assert!(
+        wait_for(Duration::from_secs(10), || logs()
+            .contains("svcd monitor: restart of fs#1 done"))
+        .is_some(),
+        "{}\n{}",
+        logs(),
+        c.log()
+    );
+    c.svc(&["web", "stop"]);
+    let logs = logs();
+    // The lines after the date and time.
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.as_bytes().get(4) == Some(&b'-'))
+        .map(|l| &l[20..])
+        .collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in:\n{logs}"))
+    };
+    let http = at(
+        "INFO    WEB                        svcd http: start --waitlock 5 requested by 127.0.0.1:",
+    );
+    let http_mount = at("INFO    WEB.FS#1                   svcd http: mount -t ext4");
+    let http_done = at("INFO    WEB                        svcd http: start --waitlock 5: done");
+    let down = at(
+        "WARNING WEB.FS#1                   svcd monitor: went down (it was up since the last action): restart 1 of 2",
+    );
+    let restart_mount = lines
+        .iter()
+        .rposition(|l| l.contains("WEB.FS#1                   svcd monitor: mount -t ext4"))
+        .unwrap_or_else(|| panic!("no monitor mount in:\n{logs}"));
+    let restarted = at("INFO    WEB                        svcd monitor: restart of fs#1 done");
+    let cli = lines
+        .iter()
+        .rposition(|l| *l == "INFO    WEB                        svc web stop")
+        .unwrap_or_else(|| panic!("no CLI stop in:\n{logs}"));
+    assert!(
+        http < http_mount
+            && http_mount < http_done
+            && http_done < down
+            && down < restart_mount
+            && restart_mount < restarted
+            && restarted < cli,
+        "{logs}"
+    );
+    // The CLI's lines are as they were: no origin, its command line and outcome.
+    assert!(
+        lines[cli..]
+            .iter()
+            .any(|l| l.ends_with("svc web stop: done"))
+            && lines[cli..]
+                .iter()
+                .any(|l| l.starts_with("INFO    WEB.FS#1                   umount ")),
+        "{logs}"
+    );
+}
+
 #[test]
 fn frozen_service_is_left_alone() {
     let mut c = Case::new("monitor_interval = \"500ms\"\n");

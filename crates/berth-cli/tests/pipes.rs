@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write as _;
 use std::process::Command;
 
 use berth_testkit::pipe::{assert_quiet, head_1, into_closed_pipe};
@@ -139,4 +140,143 @@ fn a_failed_action_into_a_closed_pipe_keeps_its_exit_code() {
     // And the usage error of a bad action: 2.
     let o = into_closed_pipe(&mut svc(&t, &["web", "frobnicate"]), true);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+}
+
+/// `svc web logs -f`, its stdout read line by line on a thread; killed (and reaped) on drop.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Follower {
+    fn start(t: &TempBerth) -> Follower {
+        use std::io::BufRead as _;
+        let mut child = svc(t, &["web", "logs", "--follow"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Read lines until one contains `what` (bounded: 30 s); every line read is kept.
+    fn wait_for(&mut self, what: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(what);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(e) => panic!(
+                    "logs --follow: no line with {what:?} ({e}); it printed {} lines, the last: {:?}",
+                    self.seen.len(),
+                    self.seen.iter().rev().take(5).collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    /// How many lines read so far contain `what`.
+    fn count(&self, what: &str) -> usize {
+        self.seen.iter().filter(|l| l.contains(what)).count()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `svc web logs --follow` prints the log, then the lines of a `svc web stop` run meanwhile,
+/// then, across a rotation (the file renamed to `actions.log.1` by the write that would take it
+/// past 1 MiB, a new one created), the lines of a later start; each line once.
+#[test]
+fn logs_follow_prints_new_lines_across_a_rotation() {
+    let t = web();
+    let o = svc(&t, &["web", "start"]).output().unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    let mut f = Follower::start(&t);
+    f.wait_for("svc web start: done");
+
+    let o = svc(&t, &["web", "stop"]).output().unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    f.wait_for("svc web stop: done");
+    assert_eq!(f.count("umount"), 1, "{:?}", f.seen);
+
+    // History up to just under the rotation size: the next line written rotates the file.
+    let log = t.var_dir().join("web/actions.log");
+    let size = std::fs::metadata(&log).unwrap().len();
+    let line = |i: u64| {
+        format!(
+            "{:<99}\n",
+            format!("2026-12-01 03:00:00 INFO    WEB                        filler {i:05}")
+        )
+    };
+    let n = (1024 * 1024 - size - 10) / line(0).len() as u64;
+    let filler: String = (0..n).map(line).collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(filler.as_bytes())
+        .unwrap();
+    f.wait_for(&format!("filler {:05}", n - 1));
+
+    let o = svc(&t, &["web", "start"]).output().unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    f.wait_for("svc web start: done");
+    let old = std::fs::read_to_string(t.var_dir().join("web/actions.log.1")).unwrap();
+    assert!(old.ends_with(&filler), "the filled file was rotated");
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        new.lines()
+            .next()
+            .is_some_and(|l| l.ends_with("svc web start")),
+        "{new}"
+    );
+    assert_eq!(
+        f.count("filler"),
+        usize::try_from(n).unwrap(),
+        "each line once"
+    );
+    assert_eq!(f.count("svc web start: done"), 2, "{:?}", f.seen);
+    assert_eq!(f.count("svc web stop: done"), 1, "{:?}", f.seen);
+    let o = svc(&t, &["web", "stop"]).output().unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+}
+
+/// `svc web logs -f | head -1` ends quietly (exit 0) once its reader is gone, though nothing
+/// more is written; so does `svc web logs -f` into a pipe closed before it printed anything
+/// (a service with no log yet: it never writes, and sees the reader gone all the same).
+#[test]
+fn logs_follow_ends_when_its_reader_goes_away() {
+    let t = web();
+    let o = into_closed_pipe(&mut svc(&t, &["web", "logs", "-f"]), false);
+    assert_quiet(&o, 0, "svc web logs -f into a closed pipe, no log");
+    let o = svc(&t, &["web", "stop"]).output().unwrap();
+    assert!(o.status.success(), "{}", describe(&o));
+    let (first, status) = head_1(&mut svc(&t, &["web", "logs", "-f"]));
+    assert!(first.ends_with("svc web stop"), "{first:?}");
+    assert_eq!(status.code(), Some(0), "logs -f | head -1: {status}");
 }

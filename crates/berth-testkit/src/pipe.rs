@@ -55,7 +55,9 @@ pub fn into_closed_pipe(cmd: &mut Command, stderr_too: bool) -> Output {
 }
 
 /// `cmd 2>&1 | head -1`: stdout and stderr into one pipe, whose first line is read before the
-/// reader closes it; the command runs on to its end. That line and the exit status.
+/// reader closes it; the command runs on to its end. That line and the exit status. A command
+/// still running 60 s after the reader went away (`logs --follow` that does not see it gone) is
+/// killed, and this panics.
 pub fn head_1(cmd: &mut Command) -> (String, ExitStatus) {
     let (mut reader, writer) = std::io::pipe().expect("pipe");
     let mut child = cmd
@@ -72,9 +74,21 @@ pub fn head_1(cmd: &mut Command) -> (String, ExitStatus) {
         line.push(byte[0]);
     }
     drop(reader);
-    let status = child
-        .wait()
-        .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
+        {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still runs 60 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     (String::from_utf8_lossy(&line).into_owned(), status)
 }
 
