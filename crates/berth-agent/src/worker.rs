@@ -836,7 +836,7 @@ impl Worker {
                 action: "start".into(),
                 body: ActionBody::default(),
                 origin: origin::AUTOSTART,
-                why: format!("autostart_node = {nodename}"),
+                why: format!("as svcd starts (autostart_node = {nodename})"),
             })
             .await;
         if let Some(e) = reply.error {

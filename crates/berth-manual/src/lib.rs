@@ -9,7 +9,8 @@
 //! - [`complete`]: the scripts (clap_complete), with the hook by which `svc` completes service
 //!   names and actions;
 //! - [`log`]: how the daemons log (stderr, journald-aware), one setup for `svcd` and
-//!   `berth-collector`;
+//!   `berth-collector`; and the services' action log files (`svc SVC logs`), which `svc` and
+//!   `svcd` both write;
 //! - [`out`]: stdout and stderr that a closed pipe does not break (`svc print status | head -1`),
 //!   for every binary's output.
 //!
