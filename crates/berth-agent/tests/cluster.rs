@@ -72,6 +72,22 @@ fn start_is_refused_on_a_node_that_does_not_own_the_service_and_switch_moves_it(
     }
     let timeline = sampler.stop();
     assert_eq!(timeline.max_concurrent_up(), 1, "{timeline}");
+
+    // Each node's `svc web logs` says what its svcd did for the switches, and why.
+    let logs = |n| String::from_utf8_lossy(&svc_ok(n, &["web", "logs"]).stdout).into_owned();
+    let (l1, l2) = (logs(n1), logs(n2));
+    for (log, me, other) in [(&l1, "n1", "n2"), (&l2, "n2", "n1")] {
+        for line in [
+            format!("svcd switch: stop on {me}: switch to {other} asked by "),
+            format!("svcd switch: handed to {other} (fencing token "),
+            format!(
+                "svcd orchestrator: start on {me}: switch from {other}: handed to {me}, asked by "
+            ),
+            "svcd orchestrator: start done".to_string(),
+        ] {
+            assert!(log.contains(&line), "{me}: no {line:?} in:\n{log}");
+        }
+    }
     svc_ok(n1, &["web", "stop"]);
     assert_eq!(rig.owner("web").0, None);
 }
