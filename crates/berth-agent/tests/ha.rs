@@ -82,6 +82,12 @@ fn node_death_fails_the_service_over_to_the_next_node() {
         let (o, t) = rig.owner("web");
         assert_eq!(o.as_deref(), Some(next.as_str()), "round {round}");
         assert!(t > token, "round {round}: token {t:?} after {token:?}");
+        // Its log there says why it came: the failover, from the node whose lease expired.
+        let log = svc_ok(rig.node(&next), &["web", "logs"]);
+        let log = String::from_utf8_lossy(&log.stdout);
+        let why =
+            format!("svcd orchestrator: start on {next}: failover from {owner}: its lease expired");
+        assert!(log.contains(&why), "round {round}: no {why:?} in:\n{log}");
         // The dead node comes back; it does not take the service back (giveback does that).
         let dead = owner.clone();
         rig.reboot(&dead);
