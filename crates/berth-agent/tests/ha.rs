@@ -274,6 +274,9 @@ fn svcd_killed_alone_resumes_its_lease_or_its_watchdog_fences() {
     let _ = svc_ok;
 }
 
+/// How long the random-faults loop lets the cluster settle after a fault.
+const SETTLE: Duration = Duration::from_secs(30);
+
 /// A CTS-style loop (Pacemaker's Cluster Test Suite does the same): rounds of a random fault on
 /// a 3-node cluster with a 3-member etcd and 3 HA services; after each round the cluster settles
 /// with every service up on exactly one node; sampled all along, no service is ever up on two.
@@ -310,7 +313,7 @@ fn random_faults_never_double_start_and_always_settle() {
             format!("n{}", next(3) + 1)
         } else {
             let s = &names[usize::try_from(next(3)).unwrap()];
-            rig.wait_up_once(s, Duration::from_secs(10))
+            rig.wait_up_once(s, SETTLE)
         };
         let t0 = Instant::now();
         let what = match fault {
@@ -342,8 +345,10 @@ fn random_faults_never_double_start_and_always_settle() {
                 format!("kill svcd on {victim} (restarted)")
             }
         };
-        // Settle: every service up on exactly one node, within 10 s of the fault; after a kill
-        // or a partition, not on the victim.
+        // Settle: every service up on exactly one node; after a kill or a partition, not on the
+        // victim. The bound is liveness, not speed (cluster-bench times failovers): generous, so
+        // that a loaded machine, whose lease renewals time out and whose nodes then fence
+        // themselves as designed, still settles within it.
         let lost = fault <= 1;
         for s in &names {
             let settled = loop {
@@ -352,7 +357,7 @@ fn random_faults_never_double_start_and_always_settle() {
                 if full && !(lost && up[0] == victim) {
                     break true;
                 }
-                if t0.elapsed() > Duration::from_secs(10) {
+                if t0.elapsed() > SETTLE {
                     break false;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -388,7 +393,7 @@ fn random_faults_never_double_start_and_always_settle() {
             _ => {}
         }
         for s in &names {
-            rig.wait_up_once(s, Duration::from_secs(10));
+            rig.wait_up_once(s, SETTLE);
         }
     }
     for (s, sampler) in names.iter().zip(samplers) {
