@@ -901,7 +901,17 @@ impl Worker {
         let started = Instant::now();
         let cluster = self.shared.cluster.get().cloned();
         let guard = match cluster.as_ref().map(|c| c.guard(&req.action)) {
-            Some(Err(e)) if is_start(&req.action) => return self.reply(req, 409, Some(e)),
+            Some(Err(e)) if is_start(&req.action) => {
+                if !dry {
+                    self.note(
+                        None,
+                        Level::WARN,
+                        req.origin,
+                        &format!("{} {}: refused: {e}", req.command(), req.why),
+                    );
+                }
+                return self.reply(req, 409, Some(e));
+            }
             Some(Ok(g)) => Some(g),
             _ => None,
         };
