@@ -32,18 +32,7 @@ pub fn into_closed_pipe(cmd: &mut Command, stderr_too: bool) -> Output {
             buf
         })
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still runs 60 s after its reader went away");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_after_reader(&mut child, cmd);
     let stderr = stderr
         .map(|t| t.join().unwrap_or_default())
         .unwrap_or_default();
@@ -74,13 +63,20 @@ pub fn head_1(cmd: &mut Command) -> (String, ExitStatus) {
         line.push(byte[0]);
     }
     drop(reader);
+    let status = wait_after_reader(&mut child, cmd);
+    (String::from_utf8_lossy(&line).into_owned(), status)
+}
+
+/// Wait for `child` (run from `cmd`), whose reader went away; one still running 60 s later is
+/// killed, and this panics.
+fn wait_after_reader(child: &mut std::process::Child, cmd: &Command) -> ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
+    loop {
         if let Some(st) = child
             .try_wait()
             .unwrap_or_else(|e| panic!("wait for {cmd:?}: {e}"))
         {
-            break st;
+            return st;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -88,8 +84,7 @@ pub fn head_1(cmd: &mut Command) -> (String, ExitStatus) {
             panic!("{cmd:?} still runs 60 s after its reader went away");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    (String::from_utf8_lossy(&line).into_owned(), status)
+    }
 }
 
 /// A run into a closed pipe ended quietly: exit `code` (not killed by a signal, not a panic's
