@@ -9,9 +9,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use berth_manual::log::{
-    LOG_MAX_BYTES, append, clock, date_clock, event_message, event_tag, format_line, record_span,
-};
+use berth_manual::log::{clock, event_message, event_tag, format_line, record_span, to_file};
 pub use berth_manual::log::{files, note};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
@@ -66,9 +64,7 @@ where
             && let Some(tag) = &tag
             && TO_FILE.load(std::sync::atomic::Ordering::Relaxed)
         {
-            // A log that cannot be written (no permission on the var dir) does not stop svc.
-            let line = format_line(&date_clock(), level, &tag.tag, &message, false);
-            let _ = append(&var.join(&tag.svc), &line, LOG_MAX_BYTES);
+            to_file(var, tag, level, &message);
         }
     }
 }

@@ -107,7 +107,8 @@ pub fn append(dir: &Path, line: &str, max: u64) -> std::io::Result<()> {
         // Rotated while this waited for the lock.
         file = open()?;
     }
-    if file.metadata()?.len() > 0 && file.metadata()?.len() + line.len() as u64 + 1 > max {
+    let len = file.metadata()?.len();
+    if len > 0 && len + line.len() as u64 + 1 > max {
         for n in (1..LOG_KEEP).rev() {
             match std::fs::rename(rotated(&log, n), rotated(&log, n + 1)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -147,8 +148,18 @@ pub fn note_at(var_dir: &Path, svc: &str, rid: Option<&str>, level: &Level, mess
         Some(rid) => format!("{svc}.{rid}"),
         None => svc.to_string(),
     };
-    let line = format_line(&date_clock(), level, &tag.to_uppercase(), message, false);
-    let _ = append(&var_dir.join(svc), &line, LOG_MAX_BYTES);
+    let tag = Tag {
+        tag: tag.to_uppercase(),
+        svc: svc.to_string(),
+    };
+    to_file(var_dir, &tag, level, message);
+}
+
+/// Write `message`, dated, to the log file of `tag`'s service under `var_dir`. A log that
+/// cannot be written (no permission on the var dir) is no reason to stop an action or a daemon.
+pub fn to_file(var_dir: &Path, tag: &Tag, level: &Level, message: &str) {
+    let line = format_line(&date_clock(), level, &tag.tag, message, false);
+    let _ = append(&var_dir.join(&tag.svc), &line, LOG_MAX_BYTES);
 }
 
 /// `HH:MM:SS` in local time.
@@ -364,15 +375,7 @@ where
             return;
         };
         let message = format!("{origin}: {}", event_message(event));
-        let line = format_line(
-            &date_clock(),
-            event.metadata().level(),
-            &tag.tag,
-            &message,
-            false,
-        );
-        // A log that cannot be written (no permission on the var dir) does not stop svcd.
-        let _ = append(&self.var_dir.join(&tag.svc), &line, LOG_MAX_BYTES);
+        to_file(&self.var_dir, &tag, event.metadata().level(), &message);
     }
 }
 
