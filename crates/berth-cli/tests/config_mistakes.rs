@@ -53,7 +53,11 @@ fn an_ini_section_of_no_opensvc_kind_is_an_error_naming_the_nearest() {
     );
     let o = svc(&t, &["validate", "config"]);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
-    assert!(stdout(&o).contains("web: does not load"), "{}", describe(&o));
+    assert!(
+        stdout(&o).contains("web: does not load"),
+        "{}",
+        describe(&o)
+    );
 
     // Mended: the app section alone is a warning, exit 0.
     t.write_service(
@@ -203,7 +207,11 @@ fn set_says_what_changed_and_minus_equal_on_an_absent_key_writes_nothing() {
     let before = std::fs::read_to_string(&file).unwrap();
     let o = svc(&t, &["web", "set", "--kw", "fs#1.tags-=old"]);
     assert!(o.status.success(), "{}", describe(&o));
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "no `tags = []`");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        before,
+        "no `tags = []`"
+    );
     assert_eq!(
         stdout(&o),
         format!("{}: nothing changed\n", file.display()),
