@@ -1338,3 +1338,43 @@ fn idle_connections_do_not_starve_healthz_and_status() {
     drop(idle);
     assert!(c.daemon().child.try_wait().unwrap().is_none());
 }
+
+/// `man svcd` says what an operator needs beyond the options: the environment, the endpoint, the
+/// signals and the exit codes (as docs/operations.md does).
+#[test]
+fn man_svcd_has_environment_endpoint_signals_and_exit_codes() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(SVCD)
+        .arg("--generate-man")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = std::fs::read_to_string(d.path().join("svcd.1")).unwrap();
+    let at = |s: &str| {
+        page.find(s)
+            .unwrap_or_else(|| panic!("{s:?} not in svcd.1:\n{page}"))
+    };
+    let order = [
+        ".SH OPTIONS",
+        ".SH ENVIRONMENT",
+        ".SH ENDPOINT",
+        ".SH SIGNALS",
+        ".SH \"EXIT STATUS\"",
+        ".SH VERSION",
+        ".SH FILES",
+    ];
+    let places: Vec<usize> = order.iter().map(|s| at(s)).collect();
+    assert!(places.windows(2).all(|w| w[0] < w[1]), "{order:?}: {page}");
+    for needle in [
+        "\\fBSVCD_LOG\\fR",
+        "\\fBBERTH_NODENAME\\fR",
+        "\\fBBERTH_SVCD_WATCH=poll\\fR",
+        "127.0.0.1:1215",
+        "\\fBPOST /services/SVC/actions/ACTION\\fR",
+        "\\fBSIGHUP\\fR",
+        "world\\-readable token file",
+    ] {
+        at(needle);
+    }
+}

@@ -831,6 +831,7 @@ fn main() -> ExitCode {
             "action options",
             <ActionArgs as clap::CommandFactory>::command,
         )),
+        sections: &[],
     };
     let cli: Cli = berth_manual::parse(|c| &c.manual, extras);
     let paths = Paths::from(cli.dirs);
