@@ -93,11 +93,14 @@ impl Watcher {
     }
 
     /// Watch the directories of token files kept outside the config dir (`token_file` in
-    /// node.toml), once each.
+    /// node.toml), once each. (A token file in `services/` or the var dir, already watched for
+    /// other things, is left to SIGHUP: one inotify watch per directory.)
     fn add_token_dirs(&mut self) {
         for file in token_files(&self.shared) {
             let Some(dir) = file.parent() else { continue };
             let known = dir == self.paths.config_dir
+                || dir == self.paths.services_dir()
+                || dir == self.paths.var_dir
                 || self
                     .targets
                     .values()
