@@ -490,8 +490,11 @@ fn existing_loop_device_is_reused_and_detached_at_stop() {
     assert_clean(&c);
 }
 
+/// Two loop images on one mount point: the one mounted there is not this resource's. Its status
+/// is down (with a warning naming both), a start is refused, and a stop leaves it mounted and
+/// its loop device attached (it unmounted the other's filesystem before).
 #[test]
-fn other_source_on_the_mount_point_is_up_with_a_warning_and_a_start_is_refused() {
+fn other_source_on_the_mount_point_is_down_refused_and_left_alone() {
     let c = case("mnt");
     let other = c.tb.path("other.img");
     ext4_image(&other, 16);
@@ -506,7 +509,7 @@ fn other_source_on_the_mount_point_is_up_with_a_warning_and_a_start_is_refused()
         ],
     );
     let st = fs::status(&c.spec);
-    assert_eq!(st.status, Status::Up);
+    assert_eq!(st.status, Status::Down, "{:?}", st.log);
     assert!(
         st.log.iter().any(|l| l.level == Level::Warn
             && l.message.contains("is mounted from /dev/loop")
@@ -521,7 +524,15 @@ fn other_source_on_the_mount_point_is_up_with_a_warning_and_a_start_is_refused()
         err.contains("is mounted from /dev/loop") && err.contains(c.spec.dev.to_str().unwrap()),
         "{err}"
     );
-    assert_eq!(fs::stop(&c.spec).unwrap(), Outcome::Changed);
+    let (r, log) = logged(|| fs::stop(&c.spec));
+    assert_eq!(r.unwrap(), Outcome::AlreadyDone);
+    assert!(
+        log.iter().any(|l| l.contains("another filesystem: left alone")),
+        "{log:#?}"
+    );
+    assert_eq!(mounts_under(c.tb.root.path()), [c.spec.mnt.clone()]);
+    assert_eq!(loops_under(c.tb.root.path()).len(), 1, "its loop device");
+    run("umount", &[c.spec.mnt.to_str().unwrap()]);
     assert_clean(&c);
 }
 
