@@ -227,11 +227,14 @@ impl<'a, D: Driver> Engine<'a, D> {
             .iter()
             .map(|res| {
                 let mut st = self.driver.status(&ctx, res);
-                if st.status != Status::Down
+                // Asked of what is up, or down with a warning (the fs driver's other
+                // filesystem on the mount point): a down resource is nobody's business.
+                let warned = st.log.iter().any(|l| l.level >= berth_model::status::Level::Warn);
+                if (st.status != Status::Down || warned)
                     && let Some(claim) = Claim::of(res)
                     && let Some((other, rid)) = ledger.foreign(res.rid, &claim)
                 {
-                    // Up, but brought up by another service: not this one's.
+                    // Brought up by another service: not this one's.
                     st.status = Status::Down;
                     st.log.push(LogEntry::warn(format!(
                         "{claim} is held by service {other} ({rid}), not by this service"
