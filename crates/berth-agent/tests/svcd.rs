@@ -658,6 +658,41 @@ fn sigterm_leaves_services_up() {
     assert!(log.contains("SIGTERM"), "{log}");
 }
 
+/// A second svcd on the same var dir (on another port) refuses to run, naming the first's pid,
+/// and leaves the first its local socket (before, both ran and the second took svcd.sock).
+#[test]
+fn a_second_svcd_on_one_var_dir_refuses_naming_the_first() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    c.idle_service("web");
+    c.start_daemon(&[]);
+    let first = c.daemon().child.id();
+    let socket = c.t.run_dir().join("svcd.sock");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&socket).unwrap());
+    let before = inode();
+    let log = c.t.path("second.log");
+    let (mut cmd, _, _notify) = c.command(&[]);
+    let mut second = cmd
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let code = wait_for(Duration::from_secs(20), || {
+        second.try_wait().unwrap().is_some()
+    });
+    if code.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!("the second svcd runs:\n{}", std::fs::read_to_string(&log).unwrap());
+    }
+    assert_eq!(second.wait().unwrap().code(), Some(1));
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains(&format!("another svcd (pid {first}) runs on the var dir")),
+        "{err}"
+    );
+    assert_eq!(inode(), before, "the first's socket was replaced");
+    assert_eq!(c.get("/healthz").code, 200);
+}
+
 #[test]
 fn autostart_on_this_node_only() {
     let mut c = Case::new("monitor_interval = \"1h\"\n");
