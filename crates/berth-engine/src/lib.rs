@@ -377,6 +377,15 @@ impl<'a, D: Driver> Engine<'a, D> {
                 }
             }
         }
+        let nodes = &svc.settings.nodes;
+        if self.guard.is_none() && !nodes.is_empty() && !nodes.iter().any(|n| n == self.nodename) {
+            // In a cluster the guard refuses it; on a single node the operator decides.
+            warn!(
+                "this node ({}) is not in the service's nodes ({}): starting it here anyway",
+                self.nodename,
+                nodes.join(", ")
+            );
+        }
         let prechecked = Prechecked::default();
         let ctx = Ctx {
             prechecked: Some(&prechecked),
