@@ -630,8 +630,10 @@ fn an_operators_stop_is_not_a_failure() {
     );
     c.start_daemon(&[]);
     c.svc(&["web", "start"]);
-    wait_for(Duration::from_secs(10), || c.service("web").avail == Status::Up)
-        .expect("svcd sees web up");
+    wait_for(Duration::from_secs(10), || {
+        c.service("web").avail == Status::Up
+    })
+    .expect("svcd sees web up");
     // Armed: a check after the start saw fs#1 up.
     std::thread::sleep(INTERVAL);
     // Holds the slow fs and ignores TERM: the stop waits for the KILL (a fifth of 10 s).
@@ -733,7 +735,10 @@ fn a_second_svcd_on_one_var_dir_refuses_naming_the_first() {
     if code.is_none() {
         let _ = second.kill();
         let _ = second.wait();
-        panic!("the second svcd runs:\n{}", std::fs::read_to_string(&log).unwrap());
+        panic!(
+            "the second svcd runs:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
     }
     assert_eq!(second.wait().unwrap().code(), Some(1));
     let err = std::fs::read_to_string(&log).unwrap();

@@ -331,12 +331,18 @@ fn an_action_by_a_user_says_it_needs_root() {
     // var dir.
     let root = c.t.root.path();
     for d in [root.to_path_buf(), c.t.config_dir(), c.t.var_dir()] {
-        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     for action in ["start", "stop"] {
         let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", SVC, "web", action]);
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            SVC,
+            "web",
+            action,
+        ]);
         for (k, v) in c.t.svc(SVC).get_envs() {
             if let Some(v) = v {
                 cmd.env(k, v);

@@ -203,10 +203,16 @@ fn another_services_address_and_mount_point_are_left_alone() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     for (svc, what) in [
-        ("b", "ip#1: address 10.66.0.10 is held by service web (ip#1)".to_string()),
+        (
+            "b",
+            "ip#1: address 10.66.0.10 is held by service web (ip#1)".to_string(),
+        ),
         (
             "c",
-            format!("fs#1: mount point {} is held by service web (fs#1)", mnt.display()),
+            format!(
+                "fs#1: mount point {} is held by service web (fs#1)",
+                mnt.display()
+            ),
         ),
     ] {
         let o = lab.svc(&[svc, "start"]);

@@ -527,10 +527,14 @@ fn other_source_on_the_mount_point_is_down_refused_and_left_alone() {
     let (r, log) = logged(|| fs::stop(&c.spec));
     assert_eq!(r.unwrap(), Outcome::AlreadyDone);
     assert!(
-        log.iter().any(|l| l.contains("another filesystem: left alone")),
+        log.iter()
+            .any(|l| l.contains("another filesystem: left alone")),
         "{log:#?}"
     );
-    assert_eq!(mounts_under(c.tb.root.path()), [c.spec.mnt.clone()]);
+    assert_eq!(
+        mounts_under(c.tb.root.path()),
+        std::slice::from_ref(&c.spec.mnt)
+    );
     assert_eq!(loops_under(c.tb.root.path()).len(), 1, "its loop device");
     run("umount", &[c.spec.mnt.to_str().unwrap()]);
     assert_clean(&c);

@@ -212,7 +212,10 @@ mod tests {
         assert_eq!(Ledger::read(&p, "a").foreign(fs1, &mnt), None);
         remove(&p, "a", fs1).unwrap();
         assert_eq!(holder(&p, "b", &mnt), None);
-        assert!(!p.service_var("a").join(FILE).exists(), "an empty record is removed");
+        assert!(
+            !p.service_var("a").join(FILE).exists(),
+            "an empty record is removed"
+        );
     }
 
     #[test]

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use berth_model::claims::Claim;
 use berth_model::config::ServiceConfig;
-use berth_model::status::LogEntry;
 use berth_model::order::{Action, Selector, SelectorError, start_order, stop_order};
 use berth_model::paths::Paths;
+use berth_model::status::LogEntry;
 use berth_model::{Rid, ServiceStatus, Status};
 use tracing::{error, info, info_span, warn};
 
@@ -229,7 +229,10 @@ impl<'a, D: Driver> Engine<'a, D> {
                 let mut st = self.driver.status(&ctx, res);
                 // Asked of what is up, or down with a warning (the fs driver's other
                 // filesystem on the mount point): a down resource is nobody's business.
-                let warned = st.log.iter().any(|l| l.level >= berth_model::status::Level::Warn);
+                let warned = st
+                    .log
+                    .iter()
+                    .any(|l| l.level >= berth_model::status::Level::Warn);
                 if (st.status != Status::Down || warned)
                     && let Some(claim) = Claim::of(res)
                     && let Some((other, rid)) = ledger.foreign(res.rid, &claim)
@@ -355,9 +358,8 @@ impl<'a, D: Driver> Engine<'a, D> {
                 warn!("--force: {why}: starting anyway");
                 continue;
             }
-            let source = DriverError::Refused(format!(
-                "{why}: stop it there first (svc {other} stop)"
-            ));
+            let source =
+                DriverError::Refused(format!("{why}: stop it there first (svc {other} stop)"));
             if res.common.optional {
                 warn!("{source} (optional resource: not started)");
                 skipped.push(rid);
@@ -548,7 +550,9 @@ impl<'a, D: Driver> Engine<'a, D> {
             if let Some(claim) = Claim::of(res)
                 && let Some((other, their)) = ledger.foreign(rid, &claim)
             {
-                info!("{claim} is held by service {other} ({their}), not by this service: left alone");
+                info!(
+                    "{claim} is held by service {other} ({their}), not by this service: left alone"
+                );
                 report.unchanged.push(rid);
                 continue;
             }

@@ -560,7 +560,8 @@ fn start_if_asks_under_the_lock_and_does_nothing_when_told_no() {
 fn another_services_claim_is_not_this_ones_to_report_or_take_down() {
     let t = setup("");
     std::fs::create_dir_all(t.paths.services_dir()).unwrap();
-    let fs = |dev: &str| format!("[fs.1]\ndev = \"{dev}\"\nmnt = \"/srv/data/\"\ntype = \"ext4\"\n");
+    let fs =
+        |dev: &str| format!("[fs.1]\ndev = \"{dev}\"\nmnt = \"/srv/data/\"\ntype = \"ext4\"\n");
     let mut services = Vec::new();
     for (name, dev) in [("a", "/a.img"), ("b", "/b.img")] {
         let path = t.paths.services_dir().join(format!("{name}.toml"));
@@ -573,7 +574,10 @@ fn another_services_claim_is_not_this_ones_to_report_or_take_down() {
     e.start(a, &ActionOptions::default()).unwrap();
     fake.calls.borrow_mut().clear();
 
-    let err = e.start(b, &ActionOptions::default()).unwrap_err().to_string();
+    let err = e
+        .start(b, &ActionOptions::default())
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "start refused, nothing was started: fs#1: mount point /srv/data is held by service a \
@@ -590,7 +594,11 @@ fn another_services_claim_is_not_this_ones_to_report_or_take_down() {
     assert_eq!(e.status(a).resources[0].status, Status::Up);
 
     let report = e.stop(b, &ActionOptions::default()).unwrap();
-    assert!(fake.calls().is_empty(), "b's stop touched a's: {:?}", fake.calls());
+    assert!(
+        fake.calls().is_empty(),
+        "b's stop touched a's: {:?}",
+        fake.calls()
+    );
     assert_eq!(report.unchanged.len(), 1);
     assert_eq!(e.status(a).avail, Status::Up);
 

@@ -51,12 +51,12 @@ impl Claim {
         }
         match &res.spec {
             Spec::Fs(fs) => Some(Claim::Mount(clean(&fs.mnt))),
-            Spec::Ip(ip) if ip.netns.is_none() => Some(Claim::Address(
-                match ip.ipname.trim().parse::<IpAddr>() {
+            Spec::Ip(ip) if ip.netns.is_none() => {
+                Some(Claim::Address(match ip.ipname.trim().parse::<IpAddr>() {
                     Ok(a) => a.to_string(),
                     Err(_) => ip.ipname.trim().to_ascii_lowercase(),
-                },
-            )),
+                }))
+            }
             Spec::Vg(vg) => Some(Claim::Vg(vg.vgname.clone())),
             Spec::Ip(_) | Spec::Container(_) => None,
         }

@@ -102,9 +102,8 @@ fn same_source(entry: &MountEntry, dev: &Path) -> bool {
         Ok(Device::Other(p)) => {
             entry.source_path() == p
                 || entry.source_path() == resolve(&p)
-                || std::fs::metadata(&p).is_ok_and(|m| {
-                    m.is_dir() && major_minor(m.dev()) == (entry.major, entry.minor)
-                })
+                || std::fs::metadata(&p)
+                    .is_ok_and(|m| m.is_dir() && major_minor(m.dev()) == (entry.major, entry.minor))
         }
         Err(_) => entry.source_path() == dev,
     }
