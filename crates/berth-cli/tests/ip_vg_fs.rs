@@ -177,12 +177,13 @@ fn an_address_answering_on_the_link_refuses_the_whole_start() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
-/// Two services on web's address (b) and on web's mount point (c, another image): their starts
-/// are refused naming web, their statuses say down, and their stops leave web's address and
-/// filesystem alone (before, b's start said "already up" and either stop took web's address,
-/// and c's stop unmounted web's filesystem). `svc validate config` names both conflicts.
+/// Services on web's address (b), on web's mount point (c, another image) and on web's VG (d):
+/// their starts are refused naming web, their statuses say down, and their stops leave web's
+/// address, filesystem and VG alone (before, b's start said "already up" and either stop took
+/// web's address, c's stop unmounted web's filesystem, d's stop deactivated and untagged web's
+/// VG). `svc validate config` names the three conflicts.
 #[test]
-fn another_services_address_and_mount_point_are_left_alone() {
+fn another_services_address_mount_point_and_vg_are_left_alone() {
     let lab = Lab::new();
     let mnt = lab.t.path("srv/web");
     let other = lab.t.path("other.img");
@@ -199,6 +200,8 @@ fn another_services_address_and_mount_point_are_left_alone() {
             mnt.display()
         ),
     );
+    lab.t
+        .write_service("d.toml", &format!("[vg.1]\nvgname = \"{}\"\n", lab.vg.name));
     let o = lab.svc(&["web", "start"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
@@ -212,6 +215,13 @@ fn another_services_address_and_mount_point_are_left_alone() {
             format!(
                 "fs#1: mount point {} is held by service web (fs#1)",
                 mnt.display()
+            ),
+        ),
+        (
+            "d",
+            format!(
+                "vg#1: volume group {} is held by service web (vg#1)",
+                lab.vg.name
             ),
         ),
     ] {
@@ -239,6 +249,7 @@ fn another_services_address_and_mount_point_are_left_alone() {
             lab.addrs()
         );
         assert!(mounted(&mnt), "{svc}'s stop unmounted web's filesystem");
+        assert_eq!(lab.vg.tags(), ["node1"], "{svc}'s stop took web's VG");
         let o = lab.svc(&["web", "status"]);
         assert_eq!(o.status.code(), Some(0), "web is still up: {}", text(&o));
     }
@@ -251,6 +262,10 @@ fn another_services_address_and_mount_point_are_left_alone() {
         format!(
             "mount point {} is claimed by several services: c (fs#1), web (fs#1)",
             mnt.display()
+        ),
+        format!(
+            "volume group {} is claimed by several services: d (vg#1), web (vg#1)",
+            lab.vg.name
         ),
     ] {
         assert!(out.contains(&want), "no {want:?} in:\n{out}");
