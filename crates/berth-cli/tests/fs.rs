@@ -333,7 +333,8 @@ fn an_action_by_a_user_says_it_needs_root() {
     for d in [root.to_path_buf(), c.t.config_dir(), c.t.var_dir()] {
         std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
-    for action in ["start", "stop"] {
+    // svc as user nobody, with the case's dirs.
+    let as_nobody = |action: &str| {
         let mut cmd = Command::new("setpriv");
         cmd.args([
             "--reuid=65534",
@@ -350,17 +351,27 @@ fn an_action_by_a_user_says_it_needs_root() {
         }
         let o = cmd.output().unwrap();
         assert_eq!(code(&o), 1, "{}", text(&o));
-        let lock = c.t.var_dir().join("web/lock");
+        stderr(&o)
+    };
+    for action in ["start", "stop"] {
         assert_eq!(
-            stderr(&o),
+            as_nobody(action),
             format!(
                 "svc: this action needs root (cannot open the lock file {}: permission denied)\n",
-                lock.display()
+                c.t.var_dir().join("web/lock").display()
             ),
             "{action}"
         );
     }
     assert!(!mounted(&c.mnt("mnt")));
+    assert_eq!(
+        as_nobody("freeze"),
+        format!(
+            "svc: this action needs root: cannot change the frozen flag {}: Permission denied \
+             (os error 13)\n",
+            c.t.var_dir().join("web/frozen").display()
+        ),
+    );
 }
 
 /// A start on a node that is not in the service's `nodes` (no cluster) goes on, with a

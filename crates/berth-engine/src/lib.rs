@@ -596,9 +596,9 @@ impl<'a, D: Driver> Engine<'a, D> {
 /// to leave it alone. Both are idempotent.
 pub fn set_frozen(paths: &Paths, svc: &str, frozen: bool) -> Result<(), FreezeError> {
     let flag = paths.frozen_flag(svc);
-    let fail = |source| FreezeError {
+    let fail = |error| FreezeError {
         path: flag.clone(),
-        source,
+        error,
     };
     if frozen {
         if let Some(dir) = flag.parent() {
@@ -615,13 +615,21 @@ pub fn set_frozen(paths: &Paths, svc: &str, frozen: bool) -> Result<(), FreezeEr
 
 /// The frozen flag could not be written or removed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot change the frozen flag {path}: {source}")]
+#[error("{}cannot change the frozen flag {path}: {error}", needs_root(.error))]
 pub struct FreezeError {
     /// The flag file.
     pub path: std::path::PathBuf,
-    /// The OS error.
-    #[source]
-    pub source: std::io::Error,
+    /// The OS error (in the message, not a source: printed once).
+    pub error: std::io::Error,
+}
+
+/// `this action needs root: ` for a permission denied.
+fn needs_root(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        "this action needs root: "
+    } else {
+        ""
+    }
 }
 
 /// Whether a status counts as up for `svc <svc> status` (exit code 0).
