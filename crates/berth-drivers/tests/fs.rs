@@ -700,3 +700,26 @@ fn a_busy_copy_in_another_mount_namespace_fails_stop_and_start_naming_it() {
     assert_eq!(fs::stop(s).unwrap(), Outcome::Changed);
     assert_clean(&c);
 }
+
+/// A directory bind-mounted (`mnt_opt = bind`) is this resource's: mountinfo names the device of
+/// the directory's filesystem, not the directory, and the status is still up and the stop still
+/// unmounts it.
+#[test]
+fn a_bind_mounted_directory_is_its_own() {
+    let c = case("mnt");
+    let dir = c.tb.path("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = FsSpec {
+        dev: dir,
+        mnt: c.spec.mnt.clone(),
+        fs_type: "none".into(),
+        mnt_opt: Some("bind".into()),
+        stop_timeout: Duration::from_secs(5),
+    };
+    assert_eq!(fs::start(&spec).unwrap(), Outcome::Changed);
+    let st = fs::status(&spec);
+    assert_eq!(st.status, Status::Up, "{:?}", st.log);
+    assert!(st.log.is_empty(), "{:?}", st.log);
+    assert_eq!(fs::stop(&spec).unwrap(), Outcome::Changed);
+    assert_clean(&c);
+}
