@@ -11,31 +11,27 @@
 //! Every start in a cluster goes through the engine's start guard ([`EtcdGuard`]): it takes the
 //! owner key first, or is refused.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use berth_cluster::lease::LeaseState;
+use berth_cluster::plan::{self, Event, Memory, Step};
 use berth_cluster::{
-    ClusterError, ClusterView, EtcdGuard, Intent, LeaseHealth, LeaseKeeper, LogLine, NodeRecord,
-    ServiceSummary, Store, Target,
+    ClusterError, ClusterView, Done, EtcdGuard, Intent, LeaseHealth, LeaseKeeper, LogLine,
+    NodeRecord, OwnerWhy, ServiceSummary, Store,
 };
 use berth_model::Status;
-use berth_model::config::{ClusterConfig, Orchestrate};
+use berth_model::config::ClusterConfig;
 use berth_model::status::{NodeCell, ServiceCluster, ServiceStatus};
-use etcd_client::{EventType, WatchOptions};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::state::Shared;
 use crate::worker::{ClusterOp, Msg};
 
-/// How long a node that failed to start a service stays out of its candidates.
-pub const FAILOVER_BACKOFF: Duration = Duration::from_secs(60);
-/// How long the orchestrator waits before it tries a start again when nothing changed.
-const RETRY_START: Duration = Duration::from_secs(2);
 /// How often the orchestrator looks at the view even when nothing changed.
 const ORCHESTRATE_EVERY: Duration = Duration::from_millis(500);
 
@@ -51,40 +47,37 @@ pub struct Cluster {
     view: RwLock<ClusterView>,
     record: watch::Sender<NodeRecord>,
     started: Instant,
-    /// Intents already acted on (by id).
-    handled: Mutex<HashSet<String>>,
-    /// Ownership tokens this node already started the service for (relocations, orchestration).
-    started_tokens: Mutex<HashSet<(String, i64)>>,
-    /// Services whose start failed here, and when (kept out of the candidates for a while).
-    failed: Mutex<BTreeMap<String, u64>>,
     /// Events for `GET /cluster`, newest last.
     events: Mutex<Vec<ClusterEvent>>,
     /// svcd's shared state, for the event counters.
     shared: std::sync::Weak<Shared>,
     /// Told when the view changed (the orchestrator acts at once, not at its next tick).
     changed: tokio::sync::Notify,
-    /// Services self-fencing stopped here, to put back (or give up) if the lease survives.
-    fenced: Mutex<BTreeSet<String>>,
-    /// The orchestrator's last start attempt per service: the view's revision, and when.
-    attempts: Mutex<BTreeMap<String, (i64, Instant)>>,
-    /// The last owner the orchestrator saw of each service: a failover names it.
-    last_owners: Mutex<BTreeMap<String, String>>,
+    /// What workers tell the orchestrator (whose memory is its own: see [`plan::Memory`]).
+    tell: mpsc::UnboundedSender<Event>,
 }
 
-/// Why the orchestrator starts `svc` here (`why`: `failover` or `orchestrate`), for the
-/// service's log file: a failover names the node that had it, and whether its lease expired
-/// (the node is gone from the cluster) or it gave the service up.
-pub fn start_reason(why: &str, last_owner: Option<&str>, view: &ClusterView, me: &str) -> String {
-    let from = match last_owner {
-        Some(n) if n != me && !view.nodes.contains_key(n) => {
-            format!(" from {n}: its lease expired (the node left the cluster)")
+/// A start the orchestrator sent to a worker: when it is dropped (the start ran, failed, was
+/// dropped as stale, or never reached the worker), the orchestrator hears that it ended.
+#[derive(Debug)]
+pub struct Ticket {
+    svc: String,
+    tell: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl Ticket {
+    /// The message never reached the worker: nothing to report.
+    fn disarm(mut self) {
+        self.tell = None;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(tell) = self.tell.take() {
+            let _ = tell.send(Event::StartEnded(std::mem::take(&mut self.svc)));
         }
-        Some(n) if n != me => format!(" from {n}: it gave the service up"),
-        Some(_) => ": this node gave it up".to_string(),
-        None if why == "failover" => ": no node owns it".to_string(),
-        None => ": no node owns it yet".to_string(),
-    };
-    format!("{why}{from}; {me} is the first fit node")
+    }
 }
 
 /// Something the cluster layer did or saw.
@@ -134,12 +127,28 @@ pub struct NodeReport {
 }
 
 impl Cluster {
-    /// The current view.
+    /// A copy of the current view (for whole-cluster answers: `GET /cluster`).
     pub fn view(&self) -> ClusterView {
-        self.view
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.with_view(ClusterView::clone)
+    }
+
+    /// Read the current view without copying it.
+    pub fn with_view<R>(&self, f: impl FnOnce(&ClusterView) -> R) -> R {
+        f(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether `svc` is frozen cluster-wide.
+    pub fn is_frozen(&self, svc: &str) -> bool {
+        self.with_view(|v| v.frozen.contains(svc))
+    }
+
+    /// This node's lease as the planner sees it: held, and not past the fencing point.
+    pub fn plan_health(&self) -> plan::Health {
+        let h = *self.health.borrow();
+        plan::Health {
+            held: h.state == LeaseState::Held && Instant::now() < h.fence_at(),
+            lease: h.lease,
+        }
     }
 
     fn node(&self) -> &str {
@@ -163,14 +172,13 @@ impl Cluster {
     }
 
     /// A start guard for this node's current lease, or why starts are refused now.
-    pub fn guard(&self, why: &str) -> Result<EtcdGuard, String> {
+    pub fn guard(&self, why: OwnerWhy) -> Result<EtcdGuard, ClusterError> {
         let h = *self.health.borrow();
         if h.state != LeaseState::Held || h.lease == 0 {
-            return Err(format!(
-                "node {} has lost its lease in cluster {}: no cluster start until it rejoins",
-                self.node(),
-                self.cfg.name
-            ));
+            return Err(ClusterError::NoLease {
+                node: self.node().to_string(),
+                cluster: self.cfg.name.clone(),
+            });
         }
         Ok(EtcdGuard::new(
             self.store.clone(),
@@ -180,55 +188,14 @@ impl Cluster {
         ))
     }
 
-    /// Whether the orchestrator may try to start `svc` now: once per view revision, and again
-    /// after [`RETRY_START`] when nothing changed (a start refused by a slow etcd must not
-    /// leave the service down until the next change).
-    fn may_try(&self, svc: &str, revision: i64) -> bool {
-        let mut a = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        match a.get(svc) {
-            Some((rev, at)) if *rev == revision && now.duration_since(*at) < RETRY_START => false,
-            _ => {
-                a.insert(svc.to_string(), (revision, now));
-                true
-            }
-        }
-    }
-
     /// Note that self-fencing stopped `svc` here.
     pub fn fence_stopped(&self, svc: &str) {
-        self.fenced
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(svc.to_string());
+        let _ = self.tell.send(Event::FenceStopped(svc.to_string()));
     }
 
-    /// Note that `node` owns `svc` (the orchestrator's look at the view).
-    fn saw_owner(&self, svc: &str, node: &str) {
-        let mut owners = self
-            .last_owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if owners.get(svc).is_none_or(|n| n != node) {
-            owners.insert(svc.to_string(), node.to_string());
-        }
-    }
-
-    /// The last owner of `svc` the orchestrator saw.
-    fn last_owner(&self, svc: &str) -> Option<String> {
-        self.last_owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(svc)
-            .cloned()
-    }
-
-    /// Note a failed start here (this node leaves the candidates for [`FAILOVER_BACKOFF`]).
+    /// Note a failed start here (this node leaves the candidates for a while).
     pub fn start_failed(&self, svc: &str, why: &str) {
-        self.failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(svc.to_string(), berth_cluster::now_ms());
+        let _ = self.tell.send(Event::StartFailed(svc.to_string()));
         self.event(
             "start_failed",
             Some(svc),
@@ -236,35 +203,16 @@ impl Cluster {
         );
     }
 
-    fn failed_recently(&self, svc: &str) -> Option<u64> {
-        let map = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
-        let at = *map.get(svc)?;
-        let backoff = u64::try_from(FAILOVER_BACKOFF.as_millis()).unwrap_or(u64::MAX);
-        (berth_cluster::now_ms().saturating_sub(at) < backoff).then_some(at)
-    }
-
-    /// The cluster rows of a service's status: `sync`, `hb`, and what the cluster says.
+    /// The cluster rows of a service's status: `sync`, `hb`, and what the cluster says. Reads
+    /// the view in place: the cost is the number of nodes, not of services.
     pub fn decorate(&self, status: &mut ServiceStatus) {
-        let view = self.view();
         let hb = self.health.borrow().hb(Instant::now());
-        let svc = &status.name;
-        let mine = view
-            .nodes
-            .get(self.node())
-            .and_then(|n| n.record.services.get(svc))
-            .map(|s| s.checksum.clone());
-        let others: Vec<&String> = view
-            .nodes
-            .iter()
-            .filter(|(n, _)| n.as_str() != self.node())
-            .filter_map(|(_, n)| n.record.services.get(svc).map(|s| &s.checksum))
-            .collect();
-        let sync = match mine {
-            Some(m) if others.iter().all(|o| **o == m) => Status::Up,
-            Some(_) => Status::Warn,
-            None => Status::NotApplicable,
-        };
-        let cluster = service_cluster(&view, svc);
+        let (sync, cluster) = self.with_view(|view| {
+            (
+                sync_of(view, self.node(), &status.name),
+                service_cluster(view, &status.name),
+            )
+        });
         status.set_cluster(sync, hb, cluster);
     }
 
@@ -311,6 +259,26 @@ impl Cluster {
     }
 }
 
+/// `sync` of `svc`: `up` when every node that has the service publishes the checksum this
+/// node publishes, `warn` when one differs, `n/a` before this node published it.
+fn sync_of(view: &ClusterView, me: &str, svc: &str) -> Status {
+    let Some(mine) = view
+        .nodes
+        .get(me)
+        .and_then(|n| n.record.services.get(svc))
+        .map(|s| &s.checksum)
+    else {
+        return Status::NotApplicable;
+    };
+    let same = view
+        .nodes
+        .iter()
+        .filter(|(n, _)| n.as_str() != me)
+        .filter_map(|(_, n)| n.record.services.get(svc))
+        .all(|s| s.checksum == *mine);
+    if same { Status::Up } else { Status::Warn }
+}
+
 /// What the cluster says of `svc`.
 pub fn service_cluster(view: &ClusterView, svc: &str) -> ServiceCluster {
     let owner = view.owners.get(svc);
@@ -337,24 +305,47 @@ pub fn service_cluster(view: &ClusterView, svc: &str) -> ServiceCluster {
     }
 }
 
+/// The checksums of the service files, read again only when a service's config changed
+/// (a new `Arc`): the orchestrator's cycle does not read every file twice a second.
+#[derive(Debug, Default)]
+struct Checksums(BTreeMap<String, (usize, String)>);
+
+impl Checksums {
+    fn of(&mut self, name: &str, cfg: &Arc<berth_model::ServiceConfig>) -> String {
+        let id = Arc::as_ptr(cfg) as usize;
+        if let Some((at, sum)) = self.0.get(name)
+            && *at == id
+        {
+            return sum.clone();
+        }
+        let sum = std::fs::read(&cfg.source)
+            .map(|b| berth_cluster::file_checksum(&b))
+            .unwrap_or_default();
+        self.0.insert(name.to_string(), (id, sum.clone()));
+        sum
+    }
+}
+
 /// The node record from svcd's current tree and configs.
-fn node_record(shared: &Shared, since_ms: u64, cluster: Option<&Cluster>) -> NodeRecord {
+fn node_record(
+    shared: &Shared,
+    since_ms: u64,
+    memory: Option<&Memory>,
+    sums: &mut Checksums,
+) -> NodeRecord {
     let settings = shared.settings();
     let mut services = BTreeMap::new();
-    for (name, loaded) in shared.configs() {
+    let now = berth_cluster::now_ms();
+    let configs = shared.configs();
+    sums.0.retain(|n, _| configs.iter().any(|(c, _)| c == n));
+    for (name, loaded) in configs {
         let st = shared.tree.get(&name);
         let (avail, overall) = st.map_or((Status::Undef, Status::Undef), |s| (s.avail, s.overall));
         let (valid, nodes, sum) = match &loaded {
-            Ok(cfg) => (
-                true,
-                cfg.settings.nodes.clone(),
-                std::fs::read(&cfg.source)
-                    .map(|b| berth_cluster::file_checksum(&b))
-                    .unwrap_or_default(),
-            ),
+            Ok(cfg) => (true, cfg.settings.nodes.clone(), sums.of(&name, cfg)),
             Err(_) => (false, Vec::new(), String::new()),
         };
-        let failed = cluster.and_then(|c| c.failed_recently(&name));
+        let failed = memory.and_then(|m| m.failed_recently(&name, now));
         services.insert(
             name,
             ServiceSummary {
@@ -391,7 +382,8 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
     let (store, keeper, health, record_tx) = loop {
         let attempt = async {
             let store = Store::connect(&cfg, &nodename, timeout).await?;
-            let (record_tx, record_rx) = watch::channel(node_record(&shared, since_ms, None));
+            let first = node_record(&shared, since_ms, None, &mut Checksums::default());
+            let (record_tx, record_rx) = watch::channel(first);
             let (keeper, health) =
                 LeaseKeeper::start(store.clone(), ttl, lease_file.clone(), record_rx).await?;
             Ok::<_, ClusterError>((store, keeper, health, record_tx))
@@ -421,6 +413,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         ttl.as_secs(),
         view.nodes.len()
     );
+    let (tell, told) = mpsc::unbounded_channel();
     let cluster = Arc::new(Cluster {
         store,
         cfg,
@@ -428,15 +421,10 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         view: RwLock::new(view),
         record: record_tx,
         started: Instant::now(),
-        handled: Mutex::new(HashSet::new()),
-        started_tokens: Mutex::new(HashSet::new()),
-        failed: Mutex::new(BTreeMap::new()),
         events: Mutex::new(Vec::new()),
         shared: Arc::downgrade(&shared),
         changed: tokio::sync::Notify::new(),
-        fenced: Mutex::new(BTreeSet::new()),
-        attempts: Mutex::new(BTreeMap::new()),
-        last_owners: Mutex::new(BTreeMap::new()),
+        tell,
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
@@ -467,7 +455,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
     tokio::spawn(ack_loop(shared.clone(), cluster.clone()));
     tokio::spawn(watch_loop(cluster.clone()));
     tokio::spawn(fence_loop(shared.clone(), cluster.clone()));
-    tokio::spawn(orchestrate_loop(shared, cluster));
+    tokio::spawn(orchestrate_loop(shared, cluster, told));
 }
 
 /// Write every acknowledged renewal to `<var>/cluster.ack` for the fencing watchdog, and start
@@ -515,71 +503,10 @@ async fn ack_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     }
 }
 
-/// Keep the view current from one watch of the cluster's prefix; on any error, read it whole
-/// again and watch from there.
+/// Keep the view current (berth-cluster's watch of the cluster's prefix).
 async fn watch_loop(cluster: Arc<Cluster>) {
-    let keys = cluster.store.keys().clone();
-    loop {
-        let from = cluster
-            .view
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .revision
-            + 1;
-        let mut client = cluster.store.client();
-        let opts = WatchOptions::new().with_prefix().with_start_revision(from);
-        let watched = cluster
-            .store
-            .bounded("watch the cluster", client.watch(keys.root(), Some(opts)))
-            .await;
-        let mut stream = match watched {
-            Ok(w) => w,
-            Err(e) => {
-                warn!("{e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                resync(&cluster).await;
-                continue;
-            }
-        };
-        loop {
-            match stream.message().await {
-                Ok(Some(resp)) => {
-                    if resp.canceled() || resp.compact_revision() > 0 {
-                        break;
-                    }
-                    let rev = resp.header().map_or(0, |h| h.revision());
-                    let mut view = cluster.view.write().unwrap_or_else(PoisonError::into_inner);
-                    for ev in resp.events() {
-                        let Some(kv) = ev.kv() else { continue };
-                        match ev.event_type() {
-                            EventType::Put => view.apply_put(&keys, kv),
-                            EventType::Delete => {
-                                if let Ok(k) = kv.key_str() {
-                                    view.apply_delete(&keys, k, rev);
-                                }
-                            }
-                        }
-                    }
-                    view.revision = view.revision.max(rev);
-                    drop(view);
-                    cluster.changed.notify_one();
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    warn!("cluster watch ended: {e}");
-                    break;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        resync(&cluster).await;
-    }
-}
-
-async fn resync(cluster: &Cluster) {
-    if let Ok(v) = cluster.store.snapshot().await {
-        *cluster.view.write().unwrap_or_else(PoisonError::into_inner) = v;
-    }
+    let c = &*cluster;
+    match c.store.follow(&c.view, &c.changed).await {}
 }
 
 /// Stop every owned service before the lease can expire, when it is not renewed in time.
@@ -726,39 +653,6 @@ mod tests {
     use super::*;
     use berth_model::config::SplitAction;
 
-    /// A failover's line in the service's log names the node it comes from, and whether that
-    /// node's lease expired (gone from the view) or it gave the service up (still there).
-    #[test]
-    fn start_reasons_name_the_last_owner() {
-        let mut view = ClusterView::default();
-        view.nodes.insert(
-            "n2".into(),
-            berth_cluster::view::LiveNode {
-                record: berth_cluster::NodeRecord {
-                    name: "n2".into(),
-                    version: String::new(),
-                    listen: String::new(),
-                    since_ms: 0,
-                    updated_ms: 0,
-                    services: BTreeMap::new(),
-                },
-                lease: 7,
-            },
-        );
-        assert_eq!(
-            start_reason("failover", Some("n1"), &view, "n3"),
-            "failover from n1: its lease expired (the node left the cluster); n3 is the first fit node"
-        );
-        assert_eq!(
-            start_reason("failover", Some("n2"), &view, "n3"),
-            "failover from n2: it gave the service up; n3 is the first fit node"
-        );
-        assert_eq!(
-            start_reason("orchestrate", None, &view, "n3"),
-            "orchestrate: no node owns it yet; n3 is the first fit node"
-        );
-    }
-
     #[test]
     fn split_action_decision() {
         let none: Vec<String> = Vec::new();
@@ -801,15 +695,33 @@ mod tests {
     }
 }
 
-/// Act on the view: publish this node's record, run intents, start what is ours to start.
-async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+/// The orchestrator: one task, one memory. Each cycle publishes this node's record, then
+/// decides ([`plan::plan`], no I/O), then acts: each step goes to its service's worker without
+/// waiting (a full queue skips the step; the next cycle decides again on a fresher view).
+async fn orchestrate_loop(
+    shared: Arc<Shared>,
+    cluster: Arc<Cluster>,
+    mut told: mpsc::UnboundedReceiver<Event>,
+) {
     let since_ms = cluster.record.borrow().since_ms;
+    let me = cluster.node().to_string();
+    let mut memory = Memory::default();
+    let mut sums = Checksums::default();
+    let mut rows = (Status::Undef, -1);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(ORCHESTRATE_EVERY) => {}
             _ = cluster.changed.notified() => {}
+            ev = told.recv() => {
+                if let Some(ev) = ev {
+                    memory.apply(ev, berth_cluster::now_ms());
+                }
+            }
         }
-        let rec = node_record(&shared, since_ms, Some(&cluster));
+        while let Ok(ev) = told.try_recv() {
+            memory.apply(ev, berth_cluster::now_ms());
+        }
+        let rec = node_record(&shared, since_ms, Some(&memory), &mut sums);
         cluster.record.send_if_modified(|old| {
             if old.services == rec.services && old.listen == rec.listen {
                 return false;
@@ -817,148 +729,126 @@ async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             *old = rec;
             true
         });
-        let h = *cluster.health.borrow();
-        if h.state != LeaseState::Held || Instant::now() >= h.fence_at() {
+        refresh_rows(&shared, &cluster, &mut rows);
+        let health = cluster.plan_health();
+        if !health.held {
             continue;
         }
-        let view = cluster.view();
-        let me = cluster.node().to_string();
-        let ready = cluster.started.elapsed() >= cluster.cfg.ready_period;
-        for (name, loaded) in shared.configs() {
-            let Ok(cfg) = loaded else { continue };
-            let Some(tx) = shared.worker(&name) else {
-                continue;
-            };
-            let owner = view.owners.get(&name);
-            if let Some(o) = owner {
-                cluster.saw_owner(&name, &o.record.node);
-            }
-            // 0. Self-fencing stopped it, and the lease survived after all (an etcd election
-            // outlasted the fencing point): nobody else can have taken it. The orchestrator's
-            // services are put back here; the others are given up, stopped.
-            let was_fenced = cluster
-                .fenced
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&name);
-            if was_fenced {
-                match owner {
-                    Some(o) if o.record.node == me && o.lease == h.lease => {
-                        let keep = cfg.settings.orchestrate != Orchestrate::No
-                            && !view.frozen.contains(&name)
-                            && view.targets.get(&name) != Some(&Target::Stopped);
-                        if keep {
-                            info!("{name}: the lease survived the fencing: starting it again here");
-                            cluster.event(
-                                "fence_recovery",
-                                Some(&name),
-                                format!("{name} back on {me}: the lease survived"),
-                            );
-                            let _ = tx
-                                .send(Msg::Cluster(ClusterOp::Start {
-                                    why: "fence recovery".to_string(),
-                                    reason: "fence recovery: the lease survived the fencing"
-                                        .to_string(),
-                                    intent: None,
-                                }))
-                                .await;
-                        } else {
-                            info!(
-                                "{name}: stopped by the fencing, the lease survived: giving it up"
-                            );
-                            release_if_mine(&cluster, &name).await;
-                        }
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            // 1. A relocation away from here.
-            if let Some(intent) = view.intents.get(&name)
-                && intent.from == me
-                && owner.is_some_and(|o| o.record.node == me && o.token == intent.token)
-                && first_time(&cluster.handled, intent.id.clone())
-            {
-                info!("{name}: switch to {} asked by {}", intent.to, intent.by);
-                let _ = tx
-                    .send(Msg::Cluster(ClusterOp::SwitchOut(intent.clone())))
-                    .await;
-                continue;
-            }
-            // 2. Handed to this node (a switch): start it, once per ownership.
-            if let Some(o) = owner
-                && o.record.node == me
-                && o.lease == h.lease
-                && o.record.why.starts_with("switch")
-                && first_time(&cluster.started_tokens, (name.clone(), o.token))
-            {
-                let intent = view.intents.get(&name).filter(|i| i.to == me).cloned();
-                let reason = match &intent {
-                    Some(i) => format!("{}: handed to {me}, asked by {}", o.record.why, i.by),
-                    None => format!("{}: handed to {me}", o.record.why),
-                };
-                let _ = tx
-                    .send(Msg::Cluster(ClusterOp::Start {
-                        why: o.record.why.clone(),
-                        reason,
-                        intent,
-                    }))
-                    .await;
-                continue;
-            }
-            // 3. The orchestrator: nobody owns it, and it is ours to start.
-            if owner.is_some()
-                || cfg.settings.orchestrate == Orchestrate::No
-                || view.frozen.contains(&name)
-                || view.intents.contains_key(&name)
-                || !ready
-            {
-                continue;
-            }
-            let target = view.targets.get(&name).copied();
-            let wanted = match (cfg.settings.orchestrate, target) {
-                (_, Some(Target::Stopped)) => false,
-                (Orchestrate::Start, None) => true,
-                (Orchestrate::Ha, None | Some(Target::Started)) => true,
-                _ => false,
-            };
-            if !wanted {
-                continue;
-            }
-            // This node's own recent failure counts at once, before its record says so.
-            let candidates: Vec<String> = view
-                .candidates(&name, &cfg.settings.nodes)
-                .into_iter()
-                .filter(|n| *n != me || cluster.failed_recently(&name).is_none())
-                .collect();
-            if candidates.first().map(String::as_str) != Some(me.as_str()) {
-                continue;
-            }
-            let why = if target == Some(Target::Started) {
-                "failover"
-            } else {
-                "orchestrate"
-            };
-            if cluster.may_try(&name, view.revision) {
-                info!("{name}: {why}: {me} is the first fit node, starting");
-                cluster.event(why, Some(&name), format!("{me} takes {name} ({why})"));
-                let reason = start_reason(why, cluster.last_owner(&name).as_deref(), &view, &me);
-                let _ = tx
-                    .send(Msg::Cluster(ClusterOp::Start {
-                        why: why.to_string(),
-                        reason,
-                        intent: None,
-                    }))
-                    .await;
+        let configs = shared.configs();
+        let loaded: Vec<(&str, &berth_model::ServiceConfig)> = configs
+            .iter()
+            .filter_map(|(n, l)| l.as_ref().ok().map(|c| (n.as_str(), &**c)))
+            .collect();
+        let inputs: Vec<plan::Config<'_>> = loaded
+            .iter()
+            .map(|(name, cfg)| plan::Config {
+                name,
+                orchestrate: cfg.settings.orchestrate,
+                nodes: &cfg.settings.nodes,
+            })
+            .collect();
+        let now = plan::Now {
+            ms: berth_cluster::now_ms(),
+            ready: cluster.started.elapsed() >= cluster.cfg.ready_period,
+        };
+        let steps = cluster.with_view(|view| {
+            memory.observe(view, &me, health);
+            plan::plan(view, &me, health, &inputs, &memory, now)
+        });
+        for (name, step) in steps {
+            if act(&shared, &cluster, &name, &step) {
+                memory.sent(&name, &step);
             }
         }
     }
 }
 
-fn first_time<T: std::hash::Hash + Eq>(set: &Mutex<HashSet<T>>, key: T) -> bool {
-    set.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key)
+/// Hand `step` to the worker of `name`, without waiting. False when it could not be handed
+/// (no worker, or its queue is full).
+fn act(shared: &Shared, cluster: &Cluster, name: &str, step: &Step) -> bool {
+    let Some(tx) = shared.worker(name) else {
+        return false;
+    };
+    let me = cluster.node();
+    let op = match step {
+        Step::Start(start) => {
+            let ticket = Ticket {
+                svc: name.to_string(),
+                tell: Some(cluster.tell.clone()),
+            };
+            ClusterOp::Start {
+                start: start.clone(),
+                ticket,
+            }
+        }
+        Step::SwitchOut(intent) => ClusterOp::SwitchOut(intent.clone()),
+        Step::GiveUp => ClusterOp::GiveUp,
+    };
+    match tx.try_send(Msg::Cluster(op)) {
+        Ok(()) => {}
+        Err(e) => {
+            if let Msg::Cluster(ClusterOp::Start { ticket, .. }) = e.into_inner() {
+                ticket.disarm();
+            }
+            return false;
+        }
+    }
+    match step {
+        Step::Start(start) => match &start.why {
+            OwnerWhy::Orchestrate | OwnerWhy::Failover => {
+                info!(
+                    "{name}: {}: {me} is the first fit node, starting",
+                    start.why
+                );
+                cluster.event(
+                    &start.why.to_string(),
+                    Some(name),
+                    format!("{me} takes {name} ({})", start.why),
+                );
+            }
+            OwnerWhy::FenceRecovery => {
+                info!("{name}: the lease survived the fencing: starting it again here");
+                cluster.event(
+                    "fence_recovery",
+                    Some(name),
+                    format!("{name} back on {me}: the lease survived"),
+                );
+            }
+            OwnerWhy::Switch { .. } | OwnerWhy::Action(_) => {}
+        },
+        Step::SwitchOut(intent) => {
+            info!("{name}: switch to {} asked by {}", intent.to, intent.by);
+        }
+        Step::GiveUp => {
+            info!("{name}: stopped by the fencing, the lease survived: giving it up");
+        }
+    }
+    true
+}
+
+/// Keep the cluster rows (`hb`, `sync`, the cluster's view) of the cached tree current when
+/// the heartbeat or the view changed, without a check: `print status` from svcd's cache shows
+/// what `--refresh` shows. Nothing to do while neither changed (an idle node).
+fn refresh_rows(shared: &Shared, cluster: &Cluster, last: &mut (Status, i64)) {
+    let now = (
+        cluster.health.borrow().hb(Instant::now()),
+        cluster.with_view(|v| v.revision),
+    );
+    if now == *last {
+        return;
+    }
+    *last = now;
+    for st in shared.tree.all() {
+        let mut s = (*st).clone();
+        cluster.decorate(&mut s);
+        if s.hb != st.hb || s.sync != st.sync || s.cluster != st.cluster {
+            if let Some(at) = shared.tree.checked(Some(&s.name)) {
+                shared.tree.update_at(s, at);
+            } else {
+                shared.tree.update(s);
+            }
+        }
+    }
 }
 
 /// Publishes the progress lines of an intent for the `svc switch` that waits on it.
@@ -982,12 +872,12 @@ impl IntentLog {
     }
 
     /// Publish one line (and log it here).
-    pub async fn line(&self, line: String, done: Option<&str>) {
+    pub async fn line(&self, line: String, done: Option<Done>) {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let rec = LogLine {
             node: self.store.node().to_string(),
             line,
-            done: done.map(str::to_string),
+            done,
         };
         if let Err(e) = self
             .store

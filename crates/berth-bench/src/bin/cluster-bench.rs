@@ -102,7 +102,13 @@ fn txn_bench(members: usize, runs: usize) -> Result<()> {
             let (mut txn, mut put) = (Vec::new(), Vec::new());
             for i in 0..runs + 10 {
                 let t = Instant::now();
-                let o = store.acquire("web", lease, "bench").await?;
+                let o = store
+                    .acquire(
+                        "web",
+                        lease,
+                        &berth_cluster::OwnerWhy::Action("bench".into()),
+                    )
+                    .await?;
                 ensure!(store.release("web", o.token).await?, "release refused");
                 let d = t.elapsed();
                 let t = Instant::now();
