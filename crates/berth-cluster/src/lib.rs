@@ -31,10 +31,11 @@ pub mod view;
 pub use guard::EtcdGuard;
 pub use keys::Keys;
 pub use lease::{LeaseHealth, LeaseKeeper, LeaseState};
+pub use records::Ownership;
 pub use records::{
     Done, Intent, IntentAction, LogLine, NodeRecord, OwnerRecord, OwnerWhy, ServiceSummary, Target,
 };
-pub use store::{Ownership, Store};
+pub use store::Store;
 pub use view::ClusterView;
 
 /// Why a cluster operation failed.

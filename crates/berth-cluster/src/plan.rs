@@ -434,8 +434,8 @@ pub fn recheck(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::Ownership;
     use crate::records::{NodeRecord, OwnerRecord, ServiceSummary};
-    use crate::store::Ownership;
     use crate::view::LiveNode;
     use berth_model::Status;
 

@@ -3,7 +3,11 @@
 use std::collections::BTreeMap;
 
 use berth_model::Status;
+use etcd_client::KeyValue;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::ClusterError;
 
 /// `nodes/<node>`: a live node (the key lives as long as the node's lease).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +119,35 @@ impl From<OwnerWhy> for String {
     fn from(w: OwnerWhy) -> Self {
         w.to_string()
     }
+}
+
+/// A service's current ownership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    /// The owner key's value.
+    pub record: OwnerRecord,
+    /// The fencing token: the owner key's `mod_revision`.
+    pub token: i64,
+    /// The lease the key hangs on (the owner node's).
+    pub lease: i64,
+}
+
+impl Ownership {
+    pub(crate) fn from_kv(key: &str, kv: &KeyValue) -> Result<Ownership, ClusterError> {
+        Ok(Ownership {
+            record: decode(key, kv.value())?,
+            token: kv.mod_revision(),
+            lease: kv.lease(),
+        })
+    }
+}
+
+/// Decode the JSON value of `key`.
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, ClusterError> {
+    serde_json::from_slice(value).map_err(|e| ClusterError::Decode {
+        key: key.to_string(),
+        why: e.to_string(),
+    })
 }
 
 /// `services/<svc>/target`: what the orchestrator keeps the service at.

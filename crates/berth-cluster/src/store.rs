@@ -6,35 +6,15 @@ use std::time::Duration;
 use berth_model::config::ClusterConfig;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
-    Identity, KeyValue, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Identity, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::records::{Intent, LogLine, NodeRecord, OwnerRecord, OwnerWhy, Target};
+use crate::records::{
+    Intent, LogLine, NodeRecord, OwnerRecord, OwnerWhy, Ownership, Target, decode,
+};
 use crate::view::ClusterView;
 use crate::{ClusterError, Keys, format_ms, now_ms};
-
-/// A service's current ownership.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ownership {
-    /// The owner key's value.
-    pub record: OwnerRecord,
-    /// The fencing token: the owner key's `mod_revision`.
-    pub token: i64,
-    /// The lease the key hangs on (the owner node's).
-    pub lease: i64,
-}
-
-impl Ownership {
-    fn from_kv(key: &str, kv: &KeyValue) -> Result<Ownership, ClusterError> {
-        Ok(Ownership {
-            record: decode(key, kv.value())?,
-            token: kv.mod_revision(),
-            lease: kv.lease(),
-        })
-    }
-}
 
 /// One cluster's etcd, for one node.
 #[derive(Clone)]
@@ -55,13 +35,6 @@ impl std::fmt::Debug for Store {
             .field("endpoints", &self.endpoints)
             .finish()
     }
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, ClusterError> {
-    serde_json::from_slice(value).map_err(|e| ClusterError::Decode {
-        key: key.to_string(),
-        why: e.to_string(),
-    })
 }
 
 /// The pause between two attempts of a request that could not connect.

@@ -9,8 +9,7 @@ use tracing::warn;
 use berth_model::Status;
 use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
 
-use crate::records::{Intent, NodeRecord, Target};
-use crate::store::{Ownership, decode};
+use crate::records::{Intent, NodeRecord, Ownership, Target, decode};
 use crate::{Keys, OwnerRecord};
 
 /// A live node: its record and its lease.

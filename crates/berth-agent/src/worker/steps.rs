@@ -16,28 +16,7 @@ use berth_model::order::Action;
 use tracing::{Level, error, info, info_span, warn};
 
 use super::{RecordId, Worker, origin};
-use crate::cluster::{Cluster, IntentLog, Ticket};
-
-/// What the cluster layer asks a worker.
-#[derive(Debug)]
-pub enum ClusterOp {
-    /// Start the service here, through the ownership guard, if the decision still holds
-    /// when the worker gets to it ([`plan::recheck`]).
-    Start {
-        /// The planner's decision.
-        start: plan::Start,
-        /// Tells the orchestrator the start ended, when dropped.
-        ticket: Ticket,
-    },
-    /// Stop the service here and hand it to the intent's target.
-    SwitchOut(Intent),
-    /// Self-fencing stopped it, the lease survived, the orchestrator does not keep it: give
-    /// the ownership up.
-    GiveUp,
-    /// The lease is about to be lost: stop the service now if it runs here (why, for the
-    /// service's log file).
-    FenceStop(String),
-}
+use crate::cluster::{Cluster, ClusterOp, IntentLog};
 
 /// Why a cluster step's engine run did not happen or failed.
 #[derive(Debug, thiserror::Error)]
