@@ -209,7 +209,7 @@ impl Cluster {
     pub fn guard(&self, why: OwnerWhy) -> Result<EtcdGuard, ClusterError> {
         let h = *self.health.borrow();
         if h.state != LeaseState::Held || h.lease == 0 {
-            return Err(ClusterError::NoLease {
+            return Err(ClusterError::LeaseLost {
                 node: self.node().to_string(),
                 cluster: self.cfg.name.clone(),
             });

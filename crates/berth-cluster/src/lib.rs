@@ -102,6 +102,16 @@ pub enum ClusterError {
         /// The cluster.
         cluster: String,
     },
+    /// svcd on this node lost its lease (not renewed in time) and has not rejoined yet.
+    #[error(
+        "node {node} has lost its lease in cluster {cluster}: no cluster start until it rejoins"
+    )]
+    LeaseLost {
+        /// This node.
+        node: String,
+        /// The cluster.
+        cluster: String,
+    },
     /// A named node is not (or no longer) alive in the cluster.
     #[error(
         "node {node} is not alive in cluster {cluster} (no node key: its svcd is down or cut off)"
