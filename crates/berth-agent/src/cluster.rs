@@ -415,6 +415,25 @@ pub fn fast_stop_config(cfg: &berth_model::ServiceConfig) -> berth_model::Servic
 mod tests {
     use super::*;
 
+    /// A start's ticket tells the orchestrator once that the start ended, whether the worker
+    /// ran it or dropped it; a message that never reached the worker tells nothing.
+    #[test]
+    fn a_ticket_reports_the_end_of_its_start_unless_disarmed() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        drop(Ticket {
+            svc: "web".into(),
+            tell: Some(tx.clone()),
+        });
+        assert_eq!(rx.try_recv().unwrap(), Event::StartEnded("web".into()));
+        assert!(rx.try_recv().is_err());
+        Ticket {
+            svc: "db".into(),
+            tell: Some(tx),
+        }
+        .disarm();
+        assert!(rx.try_recv().is_err());
+    }
+
     #[test]
     fn fast_stop_drops_the_graceful_waits() {
         let cfg = berth_model::ServiceConfig::parse(
