@@ -27,7 +27,7 @@ use berth_cluster::{
 };
 use berth_model::Status;
 use berth_model::config::ClusterConfig;
-use berth_model::status::{NodeCell, ServiceCluster, ServiceStatus};
+use berth_model::status::{ServiceCluster, ServiceStatus};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -241,10 +241,12 @@ impl Cluster {
     /// the view in place: the cost is the number of nodes, not of services.
     pub fn decorate(&self, status: &mut ServiceStatus) {
         let hb = self.health.borrow().hb(Instant::now());
+        let me = self.node();
         let (sync, cluster) = self.with_view(|view| {
+            let mine = view.published_checksum(me, &status.name);
             (
-                sync_of(view, self.node(), &status.name),
-                service_cluster(view, &status.name),
+                view.sync(me, &status.name, mine),
+                view.service_cluster(&status.name),
             )
         });
         status.set_cluster(sync, hb, cluster);
@@ -259,7 +261,7 @@ impl Cluster {
             .services()
             .into_iter()
             .map(|s| {
-                let c = service_cluster(&view, &s);
+                let c = view.service_cluster(&s);
                 (s, c)
             })
             .collect();
@@ -290,52 +292,6 @@ impl Cluster {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
         }
-    }
-}
-
-/// `sync` of `svc`: `up` when every node that has the service publishes the checksum this
-/// node publishes, `warn` when one differs, `n/a` before this node published it.
-fn sync_of(view: &ClusterView, me: &str, svc: &str) -> Status {
-    let Some(mine) = view
-        .nodes
-        .get(me)
-        .and_then(|n| n.record.services.get(svc))
-        .map(|s| &s.checksum)
-    else {
-        return Status::NotApplicable;
-    };
-    let same = view
-        .nodes
-        .iter()
-        .filter(|(n, _)| n.as_str() != me)
-        .filter_map(|(_, n)| n.record.services.get(svc))
-        .all(|s| s.checksum == *mine);
-    if same { Status::Up } else { Status::Warn }
-}
-
-/// What the cluster says of `svc`.
-pub fn service_cluster(view: &ClusterView, svc: &str) -> ServiceCluster {
-    let owner = view.owners.get(svc);
-    ServiceCluster {
-        owner: owner.map(|o| o.record.node.clone()),
-        token: owner.map(|o| o.token),
-        since_ms: owner.map(|o| o.record.since_ms),
-        frozen: view.frozen.contains(svc),
-        nodes: view
-            .nodes
-            .iter()
-            .filter_map(|(n, live)| {
-                live.record.services.get(svc).map(|s| {
-                    (
-                        n.clone(),
-                        NodeCell {
-                            avail: s.avail,
-                            overall: s.overall,
-                        },
-                    )
-                })
-            })
-            .collect(),
     }
 }
 
@@ -425,13 +381,14 @@ mod tests {
             tell: Some(tx.clone()),
         });
         assert_eq!(rx.try_recv().unwrap(), Event::StartEnded("web".into()));
-        assert!(rx.try_recv().is_err());
+        assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Empty));
         Ticket {
             svc: "db".into(),
             tell: Some(tx),
         }
         .disarm();
-        assert!(rx.try_recv().is_err());
+        // Nothing was sent: the channel is only closed (the last sender went with the ticket).
+        assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected));
     }
 
     #[test]

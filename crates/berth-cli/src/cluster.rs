@@ -111,41 +111,8 @@ impl ClusterCli {
                 .iter()
                 .find(|(n, _)| *n == st.name)
                 .map(|(_, b)| berth_cluster::file_checksum(b));
-            let others: Vec<&str> = view
-                .nodes
-                .iter()
-                .filter(|(n, _)| n.as_str() != self.store.node())
-                .filter_map(|(_, l)| l.record.services.get(&st.name))
-                .map(|s| s.checksum.as_str())
-                .collect();
-            let sync = match mine {
-                Some(m) if others.iter().all(|o| *o == m) => Status::Up,
-                Some(_) => Status::Warn,
-                None => Status::NotApplicable,
-            };
-            let owner = view.owners.get(&st.name);
-            let cluster = berth_model::status::ServiceCluster {
-                owner: owner.map(|o| o.record.node.clone()),
-                token: owner.map(|o| o.token),
-                since_ms: owner.map(|o| o.record.since_ms),
-                frozen: view.frozen.contains(&st.name),
-                nodes: view
-                    .nodes
-                    .iter()
-                    .filter_map(|(n, l)| {
-                        l.record.services.get(&st.name).map(|s| {
-                            (
-                                n.clone(),
-                                berth_model::status::NodeCell {
-                                    avail: s.avail,
-                                    overall: s.overall,
-                                },
-                            )
-                        })
-                    })
-                    .collect(),
-            };
-            st.set_cluster(sync, hb, cluster);
+            let sync = view.sync(self.store.node(), &st.name, mine.as_deref());
+            st.set_cluster(sync, hb, view.service_cluster(&st.name));
         }
     }
 
