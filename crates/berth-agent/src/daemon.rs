@@ -140,7 +140,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     let mut changes = Changes::new(events);
 
     if let Some(cfg) = shared.settings().cluster.clone() {
-        tokio::spawn(crate::cluster::start(shared.clone(), cfg));
+        tokio::spawn(crate::orchestrator::start(shared.clone(), cfg));
     }
     announce(&shared, local, interval);
 
