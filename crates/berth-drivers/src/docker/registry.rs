@@ -318,6 +318,7 @@ pub(crate) fn pull(ctx: &Ctx<'_>, api: &Api, spec: &ContainerSpec) -> Result<(),
         Some(file) => credentials(&read_creds(file)?, registry, file)?,
         None => None,
     };
+    let no_creds = creds.is_none();
     let (repo, tag) = split_tag(image);
     let mut options = CreateImageOptionsBuilder::new().from_image(repo);
     if let Some(tag) = tag {
@@ -352,10 +353,19 @@ pub(crate) fn pull(ctx: &Ctx<'_>, api: &Api, spec: &ContainerSpec) -> Result<(),
             info!("pulled image {image} in {:.2}s", took.as_secs_f64());
             Ok(())
         }
-        Ok(Ok(Err(e))) => Err(DriverError::Docker {
-            what: what(),
-            message: answer(&e),
-        }),
+        Ok(Ok(Err(e))) => {
+            let mut message = answer(&e);
+            if no_creds {
+                message.push_str(&format!(
+                    " (no registry_creds gives credentials for {registry}: a registry that asks \
+                     for authentication refuses the pull)"
+                ));
+            }
+            Err(DriverError::Docker {
+                what: what(),
+                message,
+            })
+        }
         Ok(Err(_elapsed)) => Err(DriverError::Timeout {
             what: format!("{} (pull_timeout; the pull was stopped)", what()),
             secs: limit.as_secs_f64(),
