@@ -74,6 +74,7 @@ install -d "$doc/examples"
 install -m 0644 README.md docs/*.md "$doc/"
 install -m 0644 packaging/copyright "$doc/copyright"
 install -m 0644 etc/examples/* "$doc/examples/"
+install -D -m 0755 scripts/registry-image.sh "$root/usr/share/berth/registry-image.sh"
 
 # Man pages and completions, from the binaries' clap definitions.
 man=$stage/man
