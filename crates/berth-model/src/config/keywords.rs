@@ -825,7 +825,7 @@ fn read_container(
         super::PullPolicy::Once,
     ));
     let pull_timeout = e.ok(r.duration("pull_timeout", Duration::from_secs(120)));
-    let registry_creds = e.ok(r.abs_path("registry_creds"));
+    let registry_creds = e.ok(registry_creds(r, warnings));
     let (netns, start_requires) = links?;
     let mut run = run?;
     let netns = match netns {
@@ -859,6 +859,27 @@ fn read_container(
         pull_timeout: pull_timeout?,
         registry_creds: registry_creds?,
     })
+}
+
+/// `registry_creds`: the path of a docker config.json. OpenSVC's names a secret object instead:
+/// in an INI file a value that is not a path is a warning, and ignored.
+fn registry_creds(
+    r: &mut Reader<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if r.format == Format::Ini
+        && let Some(RawValue::Str(v)) = r.entries.get("registry_creds").map(|e| &e.value)
+        && !v.trim_start().starts_with('/')
+    {
+        let _ = r.take("registry_creds");
+        warnings.push(r.warning(
+            "registry_creds",
+            "accepted and ignored: OpenSVC's names a secret object; berth takes the path of a \
+             docker config.json",
+        ));
+        return Ok(None);
+    }
+    r.abs_path("registry_creds")
 }
 
 /// `docker_registries`: `host:port` or `https://host:port` entries.
@@ -934,7 +955,7 @@ fn read_service(
             .flatten(),
         docker_registries: e.ok(registries(r)).unwrap_or_default(),
         registry_ca: e.ok(r.abs_path("registry_ca")).flatten(),
-        registry_creds: e.ok(r.abs_path("registry_creds")).flatten(),
+        registry_creds: e.ok(registry_creds(r, warnings)).flatten(),
         orchestrate: e
             .ok(r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No))
             .unwrap_or_default(),
