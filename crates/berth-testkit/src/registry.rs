@@ -32,7 +32,8 @@ impl RegistryNet {
         ns.exec("ip", &["link", "set", "rg0", "up"]);
         ns.exec("ip", &["link", "set", "rg1", "up"]);
         let n = std::process::id() * 8 + N.fetch_add(1, Ordering::Relaxed);
-        let addr = format!("10.{}.{}.5", 160 + (n / 250) % 80, n % 250);
+        // 10.100-149: clear of the 10.199.0.0/16 of the services' docker networks.
+        let addr = format!("10.{}.{}.5", 100 + (n / 250) % 50, n % 250);
         RegistryNet { ns, addr }
     }
 
