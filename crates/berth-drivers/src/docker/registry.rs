@@ -14,7 +14,7 @@ use bollard::errors::Error as BollardError;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::api::{Api, REQUEST};
 use super::daemon::Daemon;
@@ -84,28 +84,46 @@ pub(crate) fn prepare(ctx: &Ctx<'_>, d: &Daemon) -> Result<(), DriverError> {
         .filter(|r| !r.tls)
         .map(|r| r.host.clone())
         .collect();
-    let existing = match std::fs::read_to_string(&d.config_file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    let meta = match std::fs::symlink_metadata(&d.config_file) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             return Err(DriverError::io(
-                format!("read {}", d.config_file.display()),
+                format!("stat {}", d.config_file.display()),
                 e,
             ));
         }
     };
-    let text = daemon_json(&existing, &plain).map_err(|why| {
-        DriverError::Refused(format!(
-            "docker daemon config {} {why}",
-            d.config_file.display()
-        ))
-    })?;
-    if text != existing {
-        if let Some(dir) = d.config_file.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| DriverError::io(format!("mkdir {}", dir.display()), e))?;
+    let existing = match &meta {
+        // An operator's FIFO or device is theirs: never opened here.
+        Some(m) if !m.is_file() => {
+            warn!(
+                "{} is not a regular file: docker_registries are not written to it",
+                d.config_file.display()
+            );
+            None
         }
-        write_atomic(&d.config_file, text.as_bytes(), 0o644)?;
+        Some(_) => Some(
+            std::fs::read_to_string(&d.config_file)
+                .map_err(|e| DriverError::io(format!("read {}", d.config_file.display()), e))?,
+        ),
+        None => Some(String::new()),
+    };
+    if let Some(existing) = existing {
+        let text = daemon_json(&existing, &plain).map_err(|why| {
+            DriverError::Refused(format!(
+                "docker daemon config {} {why}",
+                d.config_file.display()
+            ))
+        })?;
+        // A missing file is written only when there is something to say: the spawn writes `{}`.
+        if text != existing && (meta.is_some() || !plain.is_empty()) {
+            if let Some(dir) = d.config_file.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DriverError::io(format!("mkdir {}", dir.display()), e))?;
+            }
+            write_atomic(&d.config_file, text.as_bytes(), 0o644)?;
+        }
     }
     if let Some(ca) = &ca {
         for r in registries.iter().filter(|r| r.tls) {
