@@ -109,6 +109,19 @@ impl Node {
 
     /// `wget -O - URL` from the peer namespace, bounded by `timeout` (busybox's own `wget -T`
     /// segfaults here).
+    /// `fetch` until it succeeds, for at most 15 s: docker calls a container running once its
+    /// process exists, which can be before the server in it listens (a busy host shows it).
+    fn fetch_served(&self, url: &str) -> Output {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let o = self.fetch(url);
+            if o.status.success() || std::time::Instant::now() >= deadline {
+                return o;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     fn fetch(&self, url: &str) -> Output {
         self.peer
             .command("timeout")
@@ -291,7 +304,7 @@ fn a_three_tier_stack_serves_the_db_through_the_published_port() {
         "{out}"
     );
 
-    let o = n.fetch("http://10.77.0.10:8080/cgi-bin/q");
+    let o = n.fetch_served("http://10.77.0.10:8080/cgi-bin/q");
     assert!(
         o.status.success(),
         "wget: {}\n{}",
@@ -361,7 +374,7 @@ fn two_stacks_on_one_node_take_different_subnets() {
     );
     assert_ne!(a, b, "two services on one subnet");
     for (ip, name) in [("10.77.0.11", "one"), ("10.77.0.12", "two")] {
-        let o = n.fetch(&format!("http://{ip}:8080/cgi-bin/q"));
+        let o = n.fetch_served(&format!("http://{ip}:8080/cgi-bin/q"));
         assert!(o.status.success(), "{name}: {}", text(&o));
         assert_eq!(
             String::from_utf8_lossy(&o.stdout).trim(),
@@ -370,7 +383,7 @@ fn two_stacks_on_one_node_take_different_subnets() {
     }
     n.ok(&["one", "stop"]);
     // The other stack is untouched by the first one's stop.
-    assert!(n.fetch("http://10.77.0.12:8080/cgi-bin/q").status.success());
+    assert!(n.fetch_served("http://10.77.0.12:8080/cgi-bin/q").status.success());
     n.ok(&["two", "stop"]);
     assert_clean(&n, &["10.77.0.11", "10.77.0.12"]);
 }
@@ -516,7 +529,7 @@ fn pod_case(bridged: bool, ipdev: &str, mode: &str) {
     n.import("pod");
     let out = n.ok(&["pod", "start"]);
     assert!(out.contains(&format!("{mode} mode")), "{out}");
-    let o = n.fetch("http://10.77.0.20/");
+    let o = n.fetch_served("http://10.77.0.20/");
     assert!(o.status.success(), "wget: {}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from the pod\n");
     // The address is in the container's namespace, never on the node.
