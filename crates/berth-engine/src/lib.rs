@@ -12,6 +12,7 @@ pub mod args;
 pub mod driver;
 pub mod load;
 pub mod lock;
+pub mod recipe;
 pub mod record;
 
 use std::time::Duration;

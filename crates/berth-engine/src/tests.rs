@@ -349,7 +349,10 @@ fn selectors_and_partial_actions() {
     let t = setup(SVC);
     let fake = Fake::default();
     let e = Engine::new(&fake, &t.paths, "node1");
-    let (_, kinds) = berth_model::order::partial_action("startfs").unwrap();
+    let (_, kinds) = berth_model::action::ServiceAction::from_name("startfs")
+        .and_then(berth_model::action::ServiceAction::engine)
+        .unwrap();
+    let kinds = kinds.unwrap();
     let opts = ActionOptions {
         selector: Selector::default().with_kinds(kinds),
         ..ActionOptions::default()
