@@ -98,7 +98,10 @@ fn bash_completes_services_actions_options_and_rids() {
     assert_eq!(bash("web print "), ["status", "config", "resinfo", "devs"]);
     assert_eq!(bash("web edit "), ["config"]);
     assert_eq!(bash("web set --k"), ["--kw"]);
-    assert_eq!(bash("web startfs --r"), ["--rid", "--refresh"]);
+    // Only the options the action takes (the action table): startfs takes no --refresh.
+    assert_eq!(bash("web startfs --r"), ["--rid"]);
+    assert_eq!(bash("-s "), ["db", "web"]);
+    assert_eq!(bash("-s web "), bash("web "));
     assert_eq!(bash("web startfs --ri"), ["--rid"]);
     assert_eq!(bash("web start --rid "), ["fs#1", "ip#1"]);
     // Global options and their values: clap_complete's part of the script.

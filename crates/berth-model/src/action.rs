@@ -555,11 +555,46 @@ pub fn service_help() -> String {
             .filter(|o| **o != ActionOpt::Format)
             .map(|o| format!("--{}", o.long()))
             .collect();
-        out.push_str(&format!("  {usage:<30} {}\n", first.summary()));
+        out.push_str(&help_line(&usage, first.summary()));
         if !opts.is_empty() && first.usage_tail().is_empty() {
-            out.push_str(&format!("  {:<30}   options: {}\n", "", opts.join(" ")));
+            out.push_str(&help_line("", &format!("  options: {}", opts.join(" "))));
         }
     }
+    out
+}
+
+/// Where a help line's text begins.
+const HELP_COLUMN: usize = 33;
+/// The width help lines are wrapped to.
+const HELP_WIDTH: usize = 100;
+
+/// `  USAGE   TEXT`, the text wrapped at [`HELP_WIDTH`] under its first line (below a usage
+/// too long for its column). Leading spaces of the text indent every line of it.
+pub fn help_line(usage: &str, text: &str) -> String {
+    let body = text.trim_start_matches(' ');
+    let column = HELP_COLUMN + (text.len() - body.len());
+    let mut out = format!("  {usage}");
+    if out.chars().count() + 1 > HELP_COLUMN {
+        out.push('\n');
+        out.push_str(&" ".repeat(column));
+    } else {
+        out.push_str(&" ".repeat(column - out.chars().count()));
+    }
+    let mut col = column;
+    for (i, word) in body.split(' ').enumerate() {
+        let len = word.chars().count();
+        if i > 0 && col + 1 + len > HELP_WIDTH {
+            out.push('\n');
+            out.push_str(&" ".repeat(column));
+            col = column;
+        } else if i > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += len;
+    }
+    out.push('\n');
     out
 }
 
@@ -596,6 +631,21 @@ impl NodeCommand {
             NodeCommand::JsonStatus => "json_status",
             NodeCommand::ValidateConfig => "validate config",
             NodeCommand::Mon => "mon",
+        }
+    }
+
+    /// Its line in `svc --help`: what it does.
+    pub fn summary(self) -> &'static str {
+        match self {
+            NodeCommand::PrintStatus => {
+                "every service of this node (json_status: the same in JSON)"
+            }
+            NodeCommand::JsonStatus => "print status, in JSON (also `json status`)",
+            NodeCommand::ValidateConfig => "check node.toml and every service file",
+            NodeCommand::Mon => {
+                "the cluster at a glance: services x nodes (this node alone without a cluster); \
+                 --watch: every second"
+            }
         }
     }
 
