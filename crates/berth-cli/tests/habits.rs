@@ -572,8 +572,8 @@ fn a_service_named_like_a_command_is_reached_with_dash_s_or_a_link() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("mon");
     std::os::unix::fs::symlink(SVC, &link).unwrap();
-    let out = c.t.svc(link.to_str().unwrap()).args(["print", "config"]);
-    assert_eq!(ok(&out.output().unwrap()), direct);
+    let out = c.t.svc(link.to_str().unwrap()).args(["print", "config"]).output();
+    assert_eq!(ok(&out.unwrap()), direct);
     // The plain form is the node's command, and says how to reach the service.
     fails(&c.svc(&["mon", "start"]), 2, "svc -s mon start");
 }
