@@ -826,10 +826,7 @@ mod tests {
         let post = |p: &str| Route::parse(&Method::POST, p);
         assert_eq!(get("/healthz"), Route::Healthz);
         assert_eq!(get("/status/web"), Route::ServiceStatus("web".into()));
-        assert_eq!(
-            Route::parse(&Method::HEAD, "/metrics"),
-            Route::Metrics
-        );
+        assert_eq!(Route::parse(&Method::HEAD, "/metrics"), Route::Metrics);
         assert_eq!(post("/status"), Route::MethodNotAllowed("GET, HEAD"));
         assert_eq!(
             get("/services/web/actions/start"),

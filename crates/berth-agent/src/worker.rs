@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_drivers::{HOST, StatusReads, docker};
-use berth_engine::record::{self, ActionRecord};
 use berth_engine::recipe::RunError;
+use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
 use berth_model::Rid;
-use berth_model::config::ServiceConfig;
 use berth_model::action::ServiceAction;
 use berth_model::api::{ActionBody, ActionReply};
+use berth_model::config::ServiceConfig;
 use berth_model::order::{Action, Selector};
 use berth_model::status::{Chargeback, LogEntry, ServiceStatus};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -1423,8 +1423,11 @@ mod tests {
 
     #[test]
     fn options_from_the_body() {
-        let o = options(ServiceAction::StopKind(berth_model::Kind::Fs), &ActionBody::default())
-            .unwrap();
+        let o = options(
+            ServiceAction::StopKind(berth_model::Kind::Fs),
+            &ActionBody::default(),
+        )
+        .unwrap();
         assert!(o.selector.kinds.is_some());
         let body: ActionBody =
             serde_json::from_str(r#"{"rid":"fs#1","force":true,"waitlock":2}"#).unwrap();

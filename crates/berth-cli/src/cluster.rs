@@ -81,7 +81,6 @@ impl ClusterCli {
             .block_on(self.store.after_action(svc, action, whole, ok));
     }
 
-
     fn snapshot(&self) -> anyhow::Result<ClusterView> {
         Ok(self.rt.block_on(self.store.snapshot())?)
     }

@@ -49,7 +49,13 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
         return Some(
             services()
                 .into_iter()
-                .map(|s| if head.is_empty() { s } else { format!("{head},{s}") })
+                .map(|s| {
+                    if head.is_empty() {
+                        s
+                    } else {
+                        format!("{head},{s}")
+                    }
+                })
                 .collect(),
         );
     }
@@ -71,7 +77,11 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
                 .map(|w| (*w).to_string())
                 .collect();
             // print, mon, validate, json_status first: the order the scripts were made with.
-            all.sort_by_key(|w| ["print", "mon", "validate", "json_status"].iter().position(|x| x == w));
+            all.sort_by_key(|w| {
+                ["print", "mon", "validate", "json_status"]
+                    .iter()
+                    .position(|x| x == w)
+            });
             all.extend(services());
             Some(all)
         }

@@ -22,10 +22,8 @@ use berth_engine::load::{LoadError, load_all, load_service};
 use berth_engine::recipe::{Notes, RunError, Runner};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
 use berth_manual::{errln, out, outln};
+use berth_model::action::{ActionOpt, NodeCommand, PrintTarget, ServiceAction, service_help};
 use berth_model::config::ServiceConfig;
-use berth_model::action::{
-    ActionOpt, NodeCommand, PrintTarget, ServiceAction, service_help,
-};
 use berth_model::order::Selector;
 use berth_model::paths::Paths;
 use berth_model::render::{render_node, render_service};
@@ -560,7 +558,12 @@ impl App {
                 )
                 .map_err(usage)?;
                 selector.check(&svc).map_err(usage)?;
-                config_cmd::enable(&self.paths, &svc, &selector, action == ServiceAction::Enable)
+                config_cmd::enable(
+                    &self.paths,
+                    &svc,
+                    &selector,
+                    action == ServiceAction::Enable,
+                )
             }
             ServiceAction::Print(PrintTarget::Resinfo) => {
                 let st = self.service_status(&svc);
@@ -1141,7 +1144,11 @@ mod tests {
             assert_eq!(o.map(ActionOpt::takes_value), Some(takes), "--{l}");
         }
         for o in ActionOpt::ALL {
-            assert!(longs.contains(&o.long()), "--{} is no option of svc", o.long());
+            assert!(
+                longs.contains(&o.long()),
+                "--{} is no option of svc",
+                o.long()
+            );
         }
     }
 
@@ -1155,7 +1162,10 @@ mod tests {
             .nth(1)
             .and_then(|s| s.split("\n## ").next())
             .unwrap();
-        let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `svc")).collect();
+        let rows: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("| `svc"))
+            .collect();
         for a in ServiceAction::all() {
             let words = a.words();
             let listed = rows.iter().any(|r| {
@@ -1183,7 +1193,8 @@ mod tests {
         }
         for c in NodeCommand::ALL {
             assert!(
-                rows.iter().any(|r| r.contains(&format!("`svc {}", c.words()))),
+                rows.iter()
+                    .any(|r| r.contains(&format!("`svc {}", c.words()))),
                 "svc {} is not in docs/cli.md's action list",
                 c.words()
             );

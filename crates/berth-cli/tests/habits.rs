@@ -512,7 +512,12 @@ fn svcmgr_habits_help_and_options_before_the_action() {
     let c = Case::new();
     // `svc web --help`: the service actions, exit 0 (it said "unknown action", exit 2).
     let help = ok(&c.svc(&["web", "--help"]));
-    for a in ["start|stop|restart", "startfs", "freeze|thaw", "switch --to NODE"] {
+    for a in [
+        "start|stop|restart",
+        "startfs",
+        "freeze|thaw",
+        "switch --to NODE",
+    ] {
         assert!(help.contains(a), "{a} not in:\n{help}");
     }
     // Options before the action, as svcmgr takes them.
@@ -538,13 +543,17 @@ fn svcmgr_habits_help_and_options_before_the_action() {
     assert!(grid.lines().any(|l| l.starts_with("Nodes")), "{grid}");
     for svc in ["db", "web"] {
         assert!(
-            grid.lines().any(|l| l.split_whitespace().next() == Some(svc)),
+            grid.lines()
+                .any(|l| l.split_whitespace().next() == Some(svc)),
             "{svc} not in:\n{grid}"
         );
     }
     let json: serde_json::Value =
         serde_json::from_str(&ok(&c.svc(&["mon", "--format", "json"]))).unwrap();
-    assert_eq!(json["services"]["web"]["nodes"].as_object().unwrap().len(), 1);
+    assert_eq!(
+        json["services"]["web"]["nodes"].as_object().unwrap().len(),
+        1
+    );
     // `svcmon`, a link the package ships, is `svc mon`.
     let dir = tempfile::tempdir().unwrap();
     let svcmon = dir.path().join("svcmon");
@@ -562,7 +571,11 @@ fn a_service_named_like_a_command_is_reached_with_dash_s_or_a_link() {
     let direct = ok(&c.svc(&["db", "print", "config"]));
     // -s NAME always means the service.
     for name in ["mon", "print", "json_status"] {
-        assert_eq!(ok(&c.svc(&["-s", name, "print", "config"])), direct, "{name}");
+        assert_eq!(
+            ok(&c.svc(&["-s", name, "print", "config"])),
+            direct,
+            "{name}"
+        );
     }
     // `svc -s print status` is the service's status (down: exit 1), not every service.
     let st = c.svc(&["-s", "print", "status"]);
@@ -572,7 +585,10 @@ fn a_service_named_like_a_command_is_reached_with_dash_s_or_a_link() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("mon");
     std::os::unix::fs::symlink(SVC, &link).unwrap();
-    let out = c.t.svc(link.to_str().unwrap()).args(["print", "config"]).output();
+    let out =
+        c.t.svc(link.to_str().unwrap())
+            .args(["print", "config"])
+            .output();
     assert_eq!(ok(&out.unwrap()), direct);
     // The plain form is the node's command, and says how to reach the service.
     fails(&c.svc(&["mon", "start"]), 2, "svc -s mon start");
