@@ -110,7 +110,7 @@ mod tests {
         let b: ActionBody =
             serde_json::from_str(r#"{"rid": "fs#1", "force": true, "waitlock": 5}"#).unwrap();
         assert_eq!(b.command_tail(), " --rid fs#1 --force --waitlock 5");
-        assert!(serde_json::from_str::<ActionBody>(r#"{"to": "n2"}"#).is_err());
+        serde_json::from_str::<ActionBody>(r#"{"to": "n2"}"#).unwrap_err();
     }
 
     #[test]
