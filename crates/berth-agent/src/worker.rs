@@ -799,7 +799,7 @@ impl Worker {
                 return self.reply(req, 409, Some(format!("service file is broken: {e}")));
             }
         };
-        let opts = match options(req.action, &req.body) {
+        let opts = match options(&req.body) {
             Ok(o) => o,
             Err(e) => return self.reply(req, 400, Some(e)),
         };
@@ -1345,10 +1345,9 @@ impl Worker {
     }
 }
 
-/// The engine options of an HTTP action.
-fn options(action: ServiceAction, body: &ActionBody) -> Result<ActionOptions, String> {
-    let kinds = action.engine().and_then(|(_, kinds)| kinds);
-    let selector = Selector::from_options(body.rid.as_deref(), body.tags.as_deref(), kinds)
+/// The engine options of an HTTP action (the recipe adds a partial action's kinds).
+fn options(body: &ActionBody) -> Result<ActionOptions, String> {
+    let selector = Selector::from_options(body.rid.as_deref(), body.tags.as_deref(), None)
         .map_err(|e| e.to_string())?;
     let waitlock = match body.waitlock {
         None => Duration::from_secs(60),
@@ -1423,28 +1422,24 @@ mod tests {
 
     #[test]
     fn options_from_the_body() {
-        let o = options(
-            ServiceAction::StopKind(berth_model::Kind::Fs),
-            &ActionBody::default(),
-        )
-        .unwrap();
-        assert!(o.selector.kinds.is_some());
+        let o = options(&ActionBody::default()).unwrap();
+        assert!(o.selector.is_all());
         let body: ActionBody =
             serde_json::from_str(r#"{"rid":"fs#1","force":true,"waitlock":2}"#).unwrap();
-        let o = options(ServiceAction::Start, &body).unwrap();
+        let o = options(&body).unwrap();
         assert!(o.force);
         assert_eq!(o.waitlock, Duration::from_secs(2));
         let bad_rid = ActionBody {
             rid: Some("nope".into()),
             ..ActionBody::default()
         };
-        let e = options(ServiceAction::Start, &bad_rid).unwrap_err();
+        let e = options(&bad_rid).unwrap_err();
         assert!(e.starts_with("--rid: \"nope\" is not a resource id"), "{e}");
         let bad_wait = ActionBody {
             waitlock: Some(-1.0),
             ..ActionBody::default()
         };
-        let e = options(ServiceAction::Start, &bad_wait).unwrap_err();
+        let e = options(&bad_wait).unwrap_err();
         assert_eq!(e, "waitlock -1: expected seconds between 0 and 3600");
         let e = serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).unwrap_err();
         assert!(e.to_string().starts_with("unknown field `bogus`"), "{e}");

@@ -745,12 +745,12 @@ impl App {
         action: ServiceAction,
         args: &ActionArgs,
     ) -> Result<(), Failure> {
-        let kinds = action.engine().and_then(|(_, kinds)| kinds);
+        // The recipe adds a partial action's kinds.
         let rid = subset_rids(svc, args.subsets.as_deref(), args.rid.as_deref())?;
         let selector = Selector::from_options(
             rid.as_deref().or(args.rid.as_deref()),
             args.tags.as_deref(),
-            kinds,
+            None,
         )
         .map_err(usage)?;
         let opts = ActionOptions {

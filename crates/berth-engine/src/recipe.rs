@@ -137,8 +137,20 @@ pub fn run_action<D: Driver>(
         (notes.note)(level, &format!("{}{}: {outcome}", notes.command, notes.why));
         return result.map(|()| None);
     }
-    let Some((kind, _)) = action.engine() else {
+    let Some((kind, kinds)) = action.engine() else {
         return Err(RunError::NotRunnable(action));
+    };
+    // A partial action (`startfs`) selects its kinds, among the resources `opts` selects.
+    let partial;
+    let opts = match kinds {
+        Some(kinds) => {
+            partial = ActionOptions {
+                selector: opts.selector.clone().with_kinds(kinds),
+                ..opts.clone()
+            };
+            &partial
+        }
+        None => opts,
     };
     let dry = opts.dry_run;
     let guard = match cluster.map(|c| c.guard(&action.words())) {
