@@ -89,7 +89,12 @@ struct Cli {
     refresh: bool,
     /// The service(s) to act on, comma separated (svcmgr's `-s`): `svc -s web start` is
     /// `svc web start`.
-    #[arg(short = 's', long = "service", value_name = "SERVICE[,SERVICE]")]
+    #[arg(
+        short = 's',
+        long = "service",
+        value_name = "SERVICE[,SERVICE]",
+        value_hint = clap::ValueHint::Other
+    )]
     service: Option<String>,
     /// --completions SHELL, --generate-man DIR.
     #[command(flatten)]
