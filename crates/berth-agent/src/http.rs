@@ -694,6 +694,13 @@ async fn action_request(
         Ok(body) => body,
         Err(resp) => return resp,
     };
+    let refused = body.refused(action);
+    if !refused.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("{named} does not take {}", refused.join(", ")),
+        );
+    }
     tracing::info!("{named} on {svc} requested by {peer}");
     let (tx, rx) = oneshot::channel();
     if worker

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::{ActionOpt, ServiceAction};
 use crate::status::ServiceStatus;
 
 /// The header of svcd's local socket answers naming when the status was checked (ms since
@@ -38,6 +39,32 @@ pub struct ActionBody {
 }
 
 impl ActionBody {
+    /// The options set in the body, as the action table names them.
+    pub fn given(&self) -> Vec<ActionOpt> {
+        [
+            (self.rid.is_some(), ActionOpt::Rid),
+            (self.tags.is_some(), ActionOpt::Tags),
+            (self.dry_run, ActionOpt::DryRun),
+            (self.disable_rollback, ActionOpt::DisableRollback),
+            (self.force, ActionOpt::Force),
+            (self.waitlock.is_some(), ActionOpt::Waitlock),
+        ]
+        .into_iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, o)| o)
+        .collect()
+    }
+
+    /// The body's keys `action` does not take (`freeze` with a `rid`), as the body spells
+    /// them (`dry_run`).
+    pub fn refused(&self, action: ServiceAction) -> Vec<String> {
+        action
+            .refused(&self.given())
+            .into_iter()
+            .map(|o| o.long().replace('-', "_"))
+            .collect()
+    }
+
     /// The options as a command line says them, after the action (` --rid fs#1 --force`).
     pub fn command_tail(&self) -> String {
         let mut words = String::new();
@@ -111,6 +138,10 @@ mod tests {
             serde_json::from_str(r#"{"rid": "fs#1", "force": true, "waitlock": 5}"#).unwrap();
         assert_eq!(b.command_tail(), " --rid fs#1 --force --waitlock 5");
         serde_json::from_str::<ActionBody>(r#"{"to": "n2"}"#).unwrap_err();
+        // The keys an action does not take, named as the body spells them.
+        let b: ActionBody = serde_json::from_str(r#"{"rid": "fs#1", "dry_run": true}"#).unwrap();
+        assert_eq!(b.refused(ServiceAction::Freeze), ["rid", "dry_run"]);
+        assert!(b.refused(ServiceAction::Start).is_empty());
     }
 
     #[test]
