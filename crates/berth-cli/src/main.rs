@@ -446,7 +446,20 @@ impl App {
                 }
                 return self.node_command(cmd, &words[..n], rest);
             }
-            Some(Err(e)) => return Err(usage(format!("svc {}: {e}", words.join(" ")))),
+            Some(Err(e)) => {
+                let hint = if berth_engine::load::service_file(&self.paths, &words[0]).is_ok() {
+                    format!(
+                        "; {} is a command of svc; to act on the service {}: svc -s {} {}",
+                        words[0],
+                        words[0],
+                        words[0],
+                        words[1..].join(" ")
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(usage(format!("svc {}: {e}{hint}", words.join(" "))));
+            }
             None => {}
         }
         match words {

@@ -592,4 +592,9 @@ fn a_service_named_like_a_command_is_reached_with_dash_s_or_a_link() {
     assert_eq!(ok(&out.unwrap()), direct);
     // The plain form is the node's command, and says how to reach the service.
     fails(&c.svc(&["mon", "start"]), 2, "svc -s mon start");
+    fails(
+        &c.svc(&["print", "config"]),
+        2,
+        "to act on the service print: svc -s print config",
+    );
 }
