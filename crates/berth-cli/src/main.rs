@@ -41,7 +41,7 @@ fn actions_help() -> String {
         "\
 Actions:
 {node}{}
-Action options (after the action, or before it with -s): --rid ip#1,fs#1  --tags T
+Action options (after the action, or before it, svcmgr's way): --rid ip#1,fs#1  --tags T
   --subsets S  --dry-run  --disable-rollback  --force  --waitlock SECONDS  --to NODE
   --timeout SECONDS  --local (accepted: svc acts on this node); an option the action does not
   take is refused. `svc SERVICE --help`: the service actions.
