@@ -402,6 +402,121 @@ fn world_readable_token_is_refused() {
     c.daemon = None;
 }
 
+/// A token written, rotated, chmod-ed or removed while svcd runs applies at once (no SIGHUP),
+/// and every 401 says the real reason. An unknown action answers 404 once the token passed.
+fn token_changes_apply_at_once(envs: &[(&str, &str)], token_dir: Option<&str>) {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    let token = match token_dir {
+        Some(dir) => {
+            let dir = c.t.path(dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("action.token");
+            std::fs::rename(c.t.config_dir().join("token"), &file).unwrap();
+            std::fs::write(
+                c.t.config_dir().join("node.toml"),
+                format!(
+                    "listen = \"127.0.0.1:0\"\nmonitor_interval = \"1h\"\ntoken_file = \"{}\"\n",
+                    file.display()
+                ),
+            )
+            .unwrap();
+            file
+        }
+        None => c.t.config_dir().join("token"),
+    };
+    c.idle_service("web");
+    c.start_daemon(envs);
+    let probe = |t: &str| c.post("/services/web/actions/explode", Some(t), b"");
+    let settle = |what: &str, t: &str, code: u16, says: &str| {
+        wait_for(Duration::from_secs(5), || {
+            let r = probe(t);
+            r.code == code && r.text().contains(says)
+        })
+        .unwrap_or_else(|| {
+            let r = probe(t);
+            panic!("{what}: {} {}\n{}", r.code, r.text(), c.log())
+        });
+    };
+    assert_eq!(probe(TOKEN).code, 404);
+
+    // Rotated the way operations.md says (umask 077; a new file in place).
+    std::fs::write(&token, "rotated-token\n").unwrap();
+    settle(
+        "new token after a rotation",
+        "rotated-token",
+        404,
+        "unknown action",
+    );
+    let r = probe(TOKEN);
+    assert_eq!(r.code, 401, "the old token after a rotation: {}", r.text());
+    assert!(r.text().contains("wrong token"), "{}", r.text());
+
+    // Made world-readable: refused, and the answer says so.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    settle(
+        "world-readable token",
+        "rotated-token",
+        401,
+        "world-readable (mode 0644)",
+    );
+    assert!(
+        probe("rotated-token")
+            .text()
+            .contains(&token.display().to_string())
+    );
+    assert!(c.log().contains("world-readable"), "{}", c.log());
+
+    // Private again: accepted.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    settle(
+        "token made private again",
+        "rotated-token",
+        404,
+        "unknown action",
+    );
+
+    // Removed: refused, naming the file.
+    std::fs::remove_file(&token).unwrap();
+    settle("token removed", "rotated-token", 401, "no token in");
+    assert!(
+        probe("rotated-token")
+            .text()
+            .contains(&token.display().to_string())
+    );
+
+    // Written afresh with the shell's umask (0644), then chmod-ed: the chmod alone applies it.
+    std::fs::write(&token, "fresh-token\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    settle(
+        "fresh world-readable token",
+        "fresh-token",
+        401,
+        "world-readable",
+    );
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    settle(
+        "fresh token made private",
+        "fresh-token",
+        404,
+        "unknown action",
+    );
+}
+
+#[test]
+fn token_changes_apply_at_once_inotify() {
+    token_changes_apply_at_once(&[], None);
+}
+
+#[test]
+fn token_changes_apply_at_once_in_another_dir() {
+    token_changes_apply_at_once(&[], Some("secrets"));
+}
+
+#[test]
+fn token_changes_apply_at_once_polling() {
+    token_changes_apply_at_once(&[("BERTH_SVCD_WATCH", "poll")], Some("secrets"));
+}
+
 fn cli_actions_show_within_a_second(envs: &[(&str, &str)]) {
     // Checks once an hour: only the watch on last_action.json can tell svcd in time.
     let mut c = Case::new("monitor_interval = \"1h\"\n");
@@ -1239,4 +1354,44 @@ fn idle_connections_do_not_starve_healthz_and_status() {
     assert_eq!(Resp::parse(&buf).code, 200);
     drop(idle);
     assert!(c.daemon().child.try_wait().unwrap().is_none());
+}
+
+/// `man svcd` says what an operator needs beyond the options: the environment, the endpoint, the
+/// signals and the exit codes (as docs/operations.md does).
+#[test]
+fn man_svcd_has_environment_endpoint_signals_and_exit_codes() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(SVCD)
+        .arg("--generate-man")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = std::fs::read_to_string(d.path().join("svcd.1")).unwrap();
+    let at = |s: &str| {
+        page.find(s)
+            .unwrap_or_else(|| panic!("{s:?} not in svcd.1:\n{page}"))
+    };
+    let order = [
+        ".SH OPTIONS",
+        ".SH ENVIRONMENT",
+        ".SH ENDPOINT",
+        ".SH SIGNALS",
+        ".SH \"EXIT STATUS\"",
+        ".SH VERSION",
+        ".SH FILES",
+    ];
+    let places: Vec<usize> = order.iter().map(|s| at(s)).collect();
+    assert!(places.windows(2).all(|w| w[0] < w[1]), "{order:?}: {page}");
+    for needle in [
+        "\\fBSVCD_LOG\\fR",
+        "\\fBBERTH_NODENAME\\fR",
+        "\\fBBERTH_SVCD_WATCH=poll\\fR",
+        "127.0.0.1:1215",
+        "\\fBPOST /services/SVC/actions/ACTION\\fR",
+        "\\fBSIGHUP\\fR",
+        "world\\-readable token file",
+    ] {
+        at(needle);
+    }
 }

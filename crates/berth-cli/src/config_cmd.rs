@@ -173,9 +173,33 @@ fn change(
         )));
     }
     if !edited.changed {
+        outln!("{}: nothing changed", file.display());
         return Ok(());
     }
-    replace_file(&file, &original, edited.text.as_bytes())
+    replace_file(&file, &original, edited.text.as_bytes())?;
+    for line in what_changed(&file, &text, &edited.text, changes) {
+        outln!("{line}");
+    }
+    Ok(())
+}
+
+/// One line per keyword `changes` touched whose value differs between `old` and `new` (the
+/// texts of `file`): `fs#1.mnt = /srv/data (was /srv/web)`, `fs#2.mnt_opt unset (was ro)`.
+fn what_changed(file: &Path, old: &str, new: &str, changes: &[Change]) -> Vec<String> {
+    let mut paths: Vec<&KwPath> = changes.iter().map(Change::path).collect();
+    paths.sort();
+    paths.dedup();
+    let value = |text: &str, p: &KwPath| edit::get(file, text, p).ok().flatten();
+    paths
+        .into_iter()
+        .filter_map(|p| match (value(old, p), value(new, p)) {
+            (a, b) if a == b => None,
+            (Some(a), Some(b)) => Some(format!("{p} = {b} (was {a})")),
+            (None, Some(b)) => Some(format!("{p} = {b} (was not set)")),
+            (Some(a), None) => Some(format!("{p} unset (was {a})")),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 /// Write `new` over `file`, which must still hold `original`: a temporary file in the same
@@ -228,6 +252,9 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
                 outln!("{e}");
                 return Err(Failure::Code(2));
             }
+            for ignored in berth_engine::load::ignored_files(paths) {
+                outln!("warning: {ignored}");
+            }
             service_names(paths).map_err(crate::load_failure)?
         }
     };
@@ -257,6 +284,16 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
                 outln!("{e}");
                 outln!("{name}: does not load");
             }
+        }
+    }
+    if svc.is_none() {
+        for dir in berth_engine::load::leftover_var_dirs(paths).map_err(crate::load_failure)? {
+            outln!(
+                "note: {} belongs to no service file (a deleted service's log, records and docker data): \
+                 remove it with `rm -r {}` once it is no longer needed",
+                dir.display(),
+                dir.display()
+            );
         }
     }
     if broken > 0 {
