@@ -5,7 +5,7 @@ set -euo pipefail
 need=()
 for pair in dockerd:docker.io busybox:busybox-static vgs:lvm2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs \
             fuser:psmisc ip:iproute2 iptables:iptables nsenter:util-linux losetup:mount curl:curl \
-            strip:binutils objdump:binutils \
+            strip:binutils objdump:binutils htpasswd:apache2-utils openssl:openssl dpkg-deb:dpkg \
             zsh:zsh fish:fish etcd:etcd-server etcdctl:etcd-client protoc:protobuf-compiler \
             chromium:chromium; do
     cmd=${pair%%:*} pkg=${pair##*:}

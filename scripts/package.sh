@@ -81,6 +81,7 @@ install -m 0644 docs/*.md docs/*.png "$doc/"
 sed -e 's|](docs/|](|g' README.md >"$doc/README.md"
 install -m 0644 packaging/copyright "$doc/copyright"
 install -m 0644 etc/examples/* "$doc/examples/"
+install -D -m 0755 scripts/registry-image.sh "$root/usr/share/berth/registry-image.sh"
 
 # Man pages and completions, from the binaries' clap definitions.
 man=$stage/man

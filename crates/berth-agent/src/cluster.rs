@@ -10,34 +10,58 @@
 //!
 //! Every start in a cluster goes through the engine's start guard ([`EtcdGuard`]): it takes the
 //! owner key first, or is refused.
+//!
+//! This module is the handle the rest of svcd holds (`Shared::cluster`); the tasks that join
+//! the cluster and run it are in [`crate::orchestrator`], the steps a worker runs in
+//! `worker::steps`, the decisions in [`berth_cluster::plan`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use berth_cluster::lease::LeaseState;
+use berth_cluster::plan::{self, Event};
 use berth_cluster::{
-    ClusterError, ClusterView, EtcdGuard, Intent, LeaseHealth, LeaseKeeper, LogLine, NodeRecord,
-    ServiceSummary, Store, Target,
+    ClusterError, ClusterView, Done, EtcdGuard, Intent, LeaseHealth, LogLine, NodeRecord, OwnerWhy,
+    Store,
 };
 use berth_model::Status;
-use berth_model::config::{ClusterConfig, Orchestrate};
-use berth_model::status::{NodeCell, ServiceCluster, ServiceStatus};
-use etcd_client::{EventType, WatchOptions};
+use berth_model::config::ClusterConfig;
+use berth_model::status::{ServiceCluster, ServiceStatus};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::warn;
 
-use crate::state::Shared;
-use crate::worker::{ClusterOp, Msg};
+/// Counts the cluster's events (svcd's metrics).
+pub struct EventCounter(pub Box<dyn Fn(&str) + Send + Sync>);
 
-/// How long a node that failed to start a service stays out of its candidates.
-pub const FAILOVER_BACKOFF: Duration = Duration::from_secs(60);
-/// How long the orchestrator waits before it tries a start again when nothing changed.
-const RETRY_START: Duration = Duration::from_secs(2);
-/// How often the orchestrator looks at the view even when nothing changed.
-const ORCHESTRATE_EVERY: Duration = Duration::from_millis(500);
+impl std::fmt::Debug for EventCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventCounter")
+    }
+}
+
+/// What the cluster layer asks a service's worker (run by `worker::steps`).
+#[derive(Debug)]
+pub enum ClusterOp {
+    /// Start the service here, through the ownership guard, if the decision still holds
+    /// when the worker gets to it ([`plan::recheck`]).
+    Start {
+        /// The planner's decision.
+        start: plan::Start,
+        /// Tells the orchestrator the start ended, when dropped.
+        ticket: Ticket,
+    },
+    /// Stop the service here and hand it to the intent's target.
+    SwitchOut(Intent),
+    /// Self-fencing stopped it, the lease survived, the orchestrator does not keep it: give
+    /// the ownership up.
+    GiveUp,
+    /// The lease is about to be lost: stop the service now if it runs here (why, for the
+    /// service's log file).
+    FenceStop(String),
+}
 
 /// svcd's cluster state.
 #[derive(Debug)]
@@ -48,43 +72,48 @@ pub struct Cluster {
     pub cfg: ClusterConfig,
     /// The lease's health.
     pub health: watch::Receiver<LeaseHealth>,
-    view: RwLock<ClusterView>,
-    record: watch::Sender<NodeRecord>,
-    started: Instant,
-    /// Intents already acted on (by id).
-    handled: Mutex<HashSet<String>>,
-    /// Ownership tokens this node already started the service for (relocations, orchestration).
-    started_tokens: Mutex<HashSet<(String, i64)>>,
-    /// Services whose start failed here, and when (kept out of the candidates for a while).
-    failed: Mutex<BTreeMap<String, u64>>,
+    pub(crate) view: RwLock<ClusterView>,
+    pub(crate) record: watch::Sender<NodeRecord>,
+    pub(crate) started: Instant,
     /// Events for `GET /cluster`, newest last.
-    events: Mutex<Vec<ClusterEvent>>,
-    /// svcd's shared state, for the event counters.
-    shared: std::sync::Weak<Shared>,
+    pub(crate) events: Mutex<Vec<ClusterEvent>>,
+    /// Counts the events.
+    pub(crate) counter: EventCounter,
     /// Told when the view changed (the orchestrator acts at once, not at its next tick).
-    changed: tokio::sync::Notify,
-    /// Services self-fencing stopped here, to put back (or give up) if the lease survives.
-    fenced: Mutex<BTreeSet<String>>,
-    /// The orchestrator's last start attempt per service: the view's revision, and when.
-    attempts: Mutex<BTreeMap<String, (i64, Instant)>>,
-    /// The last owner the orchestrator saw of each service: a failover names it.
-    last_owners: Mutex<BTreeMap<String, String>>,
+    pub(crate) changed: tokio::sync::Notify,
+    /// What workers tell the orchestrator (whose memory is its own: see [`plan::Memory`]).
+    pub(crate) tell: mpsc::UnboundedSender<Event>,
 }
 
-/// Why the orchestrator starts `svc` here (`why`: `failover` or `orchestrate`), for the
-/// service's log file: a failover names the node that had it, and whether its lease expired
-/// (the node is gone from the cluster) or it gave the service up.
-pub fn start_reason(why: &str, last_owner: Option<&str>, view: &ClusterView, me: &str) -> String {
-    let from = match last_owner {
-        Some(n) if n != me && !view.nodes.contains_key(n) => {
-            format!(" from {n}: its lease expired (the node left the cluster)")
+/// A start the orchestrator sent to a worker: when it is dropped (the start ran, failed, was
+/// dropped as stale, or never reached the worker), the orchestrator hears that it ended.
+#[derive(Debug)]
+pub struct Ticket {
+    svc: String,
+    tell: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl Ticket {
+    /// A ticket for a start of `svc` sent by the orchestrator of `cluster`.
+    pub fn new(cluster: &Cluster, svc: &str) -> Ticket {
+        Ticket {
+            svc: svc.to_string(),
+            tell: Some(cluster.tell.clone()),
         }
-        Some(n) if n != me => format!(" from {n}: it gave the service up"),
-        Some(_) => ": this node gave it up".to_string(),
-        None if why == "failover" => ": no node owns it".to_string(),
-        None => ": no node owns it yet".to_string(),
-    };
-    format!("{why}{from}; {me} is the first fit node")
+    }
+
+    /// The message never reached the worker: nothing to report.
+    pub fn disarm(mut self) {
+        self.tell = None;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(tell) = self.tell.take() {
+            let _ = tell.send(Event::StartEnded(std::mem::take(&mut self.svc)));
+        }
+    }
 }
 
 /// Something the cluster layer did or saw.
@@ -134,23 +163,37 @@ pub struct NodeReport {
 }
 
 impl Cluster {
-    /// The current view.
+    /// A copy of the current view (for whole-cluster answers: `GET /cluster`).
     pub fn view(&self) -> ClusterView {
-        self.view
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.with_view(ClusterView::clone)
     }
 
-    fn node(&self) -> &str {
+    /// Read the current view without copying it.
+    pub fn with_view<R>(&self, f: impl FnOnce(&ClusterView) -> R) -> R {
+        f(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether `svc` is frozen cluster-wide.
+    pub fn is_frozen(&self, svc: &str) -> bool {
+        self.with_view(|v| v.frozen.contains(svc))
+    }
+
+    /// This node's lease as the planner sees it: held, and not past the fencing point.
+    pub fn plan_health(&self) -> plan::Health {
+        let h = *self.health.borrow();
+        plan::Health {
+            held: h.state == LeaseState::Held && Instant::now() < h.fence_at(),
+            lease: h.lease,
+        }
+    }
+
+    pub(crate) fn node(&self) -> &str {
         self.store.node()
     }
 
     /// Log and keep an event.
     pub fn event(&self, kind: &str, service: Option<&str>, message: String) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.metrics.cluster_event(kind);
-        }
+        (self.counter.0)(kind);
         let mut ev = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         ev.push(ClusterEvent {
             at_ms: berth_cluster::now_ms(),
@@ -163,14 +206,13 @@ impl Cluster {
     }
 
     /// A start guard for this node's current lease, or why starts are refused now.
-    pub fn guard(&self, why: &str) -> Result<EtcdGuard, String> {
+    pub fn guard(&self, why: OwnerWhy) -> Result<EtcdGuard, ClusterError> {
         let h = *self.health.borrow();
         if h.state != LeaseState::Held || h.lease == 0 {
-            return Err(format!(
-                "node {} has lost its lease in cluster {}: no cluster start until it rejoins",
-                self.node(),
-                self.cfg.name
-            ));
+            return Err(ClusterError::LeaseLost {
+                node: self.node().to_string(),
+                cluster: self.cfg.name.clone(),
+            });
         }
         Ok(EtcdGuard::new(
             self.store.clone(),
@@ -180,55 +222,14 @@ impl Cluster {
         ))
     }
 
-    /// Whether the orchestrator may try to start `svc` now: once per view revision, and again
-    /// after [`RETRY_START`] when nothing changed (a start refused by a slow etcd must not
-    /// leave the service down until the next change).
-    fn may_try(&self, svc: &str, revision: i64) -> bool {
-        let mut a = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        match a.get(svc) {
-            Some((rev, at)) if *rev == revision && now.duration_since(*at) < RETRY_START => false,
-            _ => {
-                a.insert(svc.to_string(), (revision, now));
-                true
-            }
-        }
-    }
-
     /// Note that self-fencing stopped `svc` here.
     pub fn fence_stopped(&self, svc: &str) {
-        self.fenced
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(svc.to_string());
+        let _ = self.tell.send(Event::FenceStopped(svc.to_string()));
     }
 
-    /// Note that `node` owns `svc` (the orchestrator's look at the view).
-    fn saw_owner(&self, svc: &str, node: &str) {
-        let mut owners = self
-            .last_owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if owners.get(svc).is_none_or(|n| n != node) {
-            owners.insert(svc.to_string(), node.to_string());
-        }
-    }
-
-    /// The last owner of `svc` the orchestrator saw.
-    fn last_owner(&self, svc: &str) -> Option<String> {
-        self.last_owners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(svc)
-            .cloned()
-    }
-
-    /// Note a failed start here (this node leaves the candidates for [`FAILOVER_BACKOFF`]).
+    /// Note a failed start here (this node leaves the candidates for a while).
     pub fn start_failed(&self, svc: &str, why: &str) {
-        self.failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(svc.to_string(), berth_cluster::now_ms());
+        let _ = self.tell.send(Event::StartFailed(svc.to_string()));
         self.event(
             "start_failed",
             Some(svc),
@@ -236,35 +237,18 @@ impl Cluster {
         );
     }
 
-    fn failed_recently(&self, svc: &str) -> Option<u64> {
-        let map = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
-        let at = *map.get(svc)?;
-        let backoff = u64::try_from(FAILOVER_BACKOFF.as_millis()).unwrap_or(u64::MAX);
-        (berth_cluster::now_ms().saturating_sub(at) < backoff).then_some(at)
-    }
-
-    /// The cluster rows of a service's status: `sync`, `hb`, and what the cluster says.
+    /// The cluster rows of a service's status: `sync`, `hb`, and what the cluster says. Reads
+    /// the view in place: the cost is the number of nodes, not of services.
     pub fn decorate(&self, status: &mut ServiceStatus) {
-        let view = self.view();
         let hb = self.health.borrow().hb(Instant::now());
-        let svc = &status.name;
-        let mine = view
-            .nodes
-            .get(self.node())
-            .and_then(|n| n.record.services.get(svc))
-            .map(|s| s.checksum.clone());
-        let others: Vec<&String> = view
-            .nodes
-            .iter()
-            .filter(|(n, _)| n.as_str() != self.node())
-            .filter_map(|(_, n)| n.record.services.get(svc).map(|s| &s.checksum))
-            .collect();
-        let sync = match mine {
-            Some(m) if others.iter().all(|o| **o == m) => Status::Up,
-            Some(_) => Status::Warn,
-            None => Status::NotApplicable,
-        };
-        let cluster = service_cluster(&view, svc);
+        let me = self.node();
+        let (sync, cluster) = self.with_view(|view| {
+            let mine = view.published_checksum(me, &status.name);
+            (
+                view.sync(me, &status.name, mine),
+                view.service_cluster(&status.name),
+            )
+        });
         status.set_cluster(sync, hb, cluster);
     }
 
@@ -277,7 +261,7 @@ impl Cluster {
             .services()
             .into_iter()
             .map(|s| {
-                let c = service_cluster(&view, &s);
+                let c = view.service_cluster(&s);
                 (s, c)
             })
             .collect();
@@ -311,656 +295,6 @@ impl Cluster {
     }
 }
 
-/// What the cluster says of `svc`.
-pub fn service_cluster(view: &ClusterView, svc: &str) -> ServiceCluster {
-    let owner = view.owners.get(svc);
-    ServiceCluster {
-        owner: owner.map(|o| o.record.node.clone()),
-        token: owner.map(|o| o.token),
-        since_ms: owner.map(|o| o.record.since_ms),
-        frozen: view.frozen.contains(svc),
-        nodes: view
-            .nodes
-            .iter()
-            .filter_map(|(n, live)| {
-                live.record.services.get(svc).map(|s| {
-                    (
-                        n.clone(),
-                        NodeCell {
-                            avail: s.avail,
-                            overall: s.overall,
-                        },
-                    )
-                })
-            })
-            .collect(),
-    }
-}
-
-/// The node record from svcd's current tree and configs.
-fn node_record(shared: &Shared, since_ms: u64, cluster: Option<&Cluster>) -> NodeRecord {
-    let settings = shared.settings();
-    let mut services = BTreeMap::new();
-    for (name, loaded) in shared.configs() {
-        let st = shared.tree.get(&name);
-        let (avail, overall) = st.map_or((Status::Undef, Status::Undef), |s| (s.avail, s.overall));
-        let (valid, nodes, sum) = match &loaded {
-            Ok(cfg) => (
-                true,
-                cfg.settings.nodes.clone(),
-                std::fs::read(&cfg.source)
-                    .map(|b| berth_cluster::file_checksum(&b))
-                    .unwrap_or_default(),
-            ),
-            Err(_) => (false, Vec::new(), String::new()),
-        };
-        let failed = cluster.and_then(|c| c.failed_recently(&name));
-        services.insert(
-            name,
-            ServiceSummary {
-                avail,
-                overall,
-                checksum: sum,
-                // A node whose start failed lately is no candidate: it says so as "not valid".
-                valid: valid && failed.is_none(),
-                nodes,
-            },
-        );
-    }
-    NodeRecord {
-        name: settings.nodename.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        listen: settings.listen.to_string(),
-        since_ms,
-        updated_ms: berth_cluster::now_ms(),
-        services,
-    }
-}
-
-/// Join the cluster (retrying until etcd answers) and run the cluster tasks. Returns once the
-/// cluster handle is in `shared`.
-pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
-    let nodename = shared.settings().nodename.clone();
-    let ttl = cfg.lease_ttl;
-    // Every request is bounded well inside the lease (renewals have their own ttl/5 bound:
-    // see berth_cluster::lease).
-    let timeout = (ttl / 3).max(Duration::from_millis(500));
-    let since_ms = berth_cluster::now_ms();
-    let lease_file = shared.paths.var_dir.join("cluster.lease");
-    let mut warned = false;
-    let (store, keeper, health, record_tx) = loop {
-        let attempt = async {
-            let store = Store::connect(&cfg, &nodename, timeout).await?;
-            let (record_tx, record_rx) = watch::channel(node_record(&shared, since_ms, None));
-            let (keeper, health) =
-                LeaseKeeper::start(store.clone(), ttl, lease_file.clone(), record_rx).await?;
-            Ok::<_, ClusterError>((store, keeper, health, record_tx))
-        };
-        match attempt.await {
-            Ok(x) => break x,
-            Err(e) => {
-                if !warned {
-                    warn!("cannot join cluster {} yet: {e}; retrying", cfg.name);
-                    warned = true;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    let view = match store.snapshot().await {
-        Ok(v) => v,
-        Err(e) => {
-            warn!("first read of the cluster failed: {e}; the watch will fill it");
-            ClusterView::default()
-        }
-    };
-    info!(
-        "joined cluster {} as {nodename} (lease {:x}, ttl {}s): {} node(s) alive",
-        cfg.name,
-        health.borrow().lease,
-        ttl.as_secs(),
-        view.nodes.len()
-    );
-    let cluster = Arc::new(Cluster {
-        store,
-        cfg,
-        health,
-        view: RwLock::new(view),
-        record: record_tx,
-        started: Instant::now(),
-        handled: Mutex::new(HashSet::new()),
-        started_tokens: Mutex::new(HashSet::new()),
-        failed: Mutex::new(BTreeMap::new()),
-        events: Mutex::new(Vec::new()),
-        shared: Arc::downgrade(&shared),
-        changed: tokio::sync::Notify::new(),
-        fenced: Mutex::new(BTreeSet::new()),
-        attempts: Mutex::new(BTreeMap::new()),
-        last_owners: Mutex::new(BTreeMap::new()),
-    });
-    if shared.cluster.set(cluster.clone()).is_err() {
-        return;
-    }
-    // A resumed lease (svcd restarted, or the node rebooted within the TTL) may still carry
-    // ownerships of services that do not run here any more: give those up, so the orchestrator
-    // places them again rather than leaving them down under a live owner.
-    let me = nodename.clone();
-    for (svc, _) in owned_here(&cluster.view(), &me)
-        .into_iter()
-        .map(|s| (s, ()))
-    {
-        let down = shared
-            .tree
-            .get(&svc)
-            .is_some_and(|st| matches!(st.avail, Status::Down | Status::NotApplicable));
-        if down {
-            warn!("{svc}: owned by {me} but not running here (svcd restarted): giving it up");
-            cluster.event(
-                "released",
-                Some(&svc),
-                format!("{svc} owned by {me} but down here after a restart of svcd: released"),
-            );
-            release_if_mine(&cluster, &svc).await;
-        }
-    }
-    tokio::spawn(keeper.run());
-    tokio::spawn(ack_loop(shared.clone(), cluster.clone()));
-    tokio::spawn(watch_loop(cluster.clone()));
-    tokio::spawn(fence_loop(shared.clone(), cluster.clone()));
-    tokio::spawn(orchestrate_loop(shared, cluster));
-}
-
-/// Write every acknowledged renewal to `<var>/cluster.ack` for the fencing watchdog, and start
-/// the watchdog once the first one is there.
-async fn ack_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    let path = crate::watchdog::ack_path(&shared.paths);
-    let mut health = cluster.health.clone();
-    let mut spawned = false;
-    let mut last = *health.borrow();
-    loop {
-        let h = *health.borrow_and_update();
-        if h.state != last.state || h.lease != last.lease {
-            match h.state {
-                LeaseState::Lost => cluster.event(
-                    "lease_lost",
-                    None,
-                    format!("lease {:x} lost: not renewed within the TTL", h.lease),
-                ),
-                LeaseState::Held => cluster.event(
-                    "rejoined",
-                    None,
-                    format!("rejoined the cluster with lease {:x}", h.lease),
-                ),
-            }
-        }
-        last = h;
-        if h.state == LeaseState::Held {
-            let age = u64::try_from(h.last_ack.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let ack = crate::watchdog::Ack {
-                lease: h.lease,
-                mono_ns: crate::watchdog::mono_ns().saturating_sub(age),
-                ttl: h.ttl,
-                pid: std::process::id(),
-            };
-            if let Err(e) = ack.write(&path) {
-                warn!("cannot write {}: {e}", path.display());
-            } else if !spawned {
-                crate::watchdog::spawn(&shared.paths);
-                spawned = true;
-            }
-        }
-        if health.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Keep the view current from one watch of the cluster's prefix; on any error, read it whole
-/// again and watch from there.
-async fn watch_loop(cluster: Arc<Cluster>) {
-    let keys = cluster.store.keys().clone();
-    loop {
-        let from = cluster
-            .view
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .revision
-            + 1;
-        let mut client = cluster.store.client();
-        let opts = WatchOptions::new().with_prefix().with_start_revision(from);
-        let watched = cluster
-            .store
-            .bounded("watch the cluster", client.watch(keys.root(), Some(opts)))
-            .await;
-        let mut stream = match watched {
-            Ok(w) => w,
-            Err(e) => {
-                warn!("{e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                resync(&cluster).await;
-                continue;
-            }
-        };
-        loop {
-            match stream.message().await {
-                Ok(Some(resp)) => {
-                    if resp.canceled() || resp.compact_revision() > 0 {
-                        break;
-                    }
-                    let rev = resp.header().map_or(0, |h| h.revision());
-                    let mut view = cluster.view.write().unwrap_or_else(PoisonError::into_inner);
-                    for ev in resp.events() {
-                        let Some(kv) = ev.kv() else { continue };
-                        match ev.event_type() {
-                            EventType::Put => view.apply_put(&keys, kv),
-                            EventType::Delete => {
-                                if let Ok(k) = kv.key_str() {
-                                    view.apply_delete(&keys, k, rev);
-                                }
-                            }
-                        }
-                    }
-                    view.revision = view.revision.max(rev);
-                    drop(view);
-                    cluster.changed.notify_one();
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    warn!("cluster watch ended: {e}");
-                    break;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        resync(&cluster).await;
-    }
-}
-
-async fn resync(cluster: &Cluster) {
-    if let Ok(v) = cluster.store.snapshot().await {
-        *cluster.view.write().unwrap_or_else(PoisonError::into_inner) = v;
-    }
-}
-
-/// Stop every owned service before the lease can expire, when it is not renewed in time.
-async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    let mut health = cluster.health.clone();
-    let mut fenced_for: Option<i64> = None;
-    loop {
-        let h = *health.borrow_and_update();
-        if h.state == LeaseState::Held
-            && fenced_for == Some(h.lease)
-            && Instant::now() < h.fence_at()
-        {
-            // Renewed again in time: nothing was stopped for nothing (the stop already ran).
-            fenced_for = None;
-        }
-        let wait = tokio::time::sleep_until(h.fence_at());
-        tokio::select! {
-            changed = health.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                continue;
-            }
-            _ = wait => {}
-        }
-        let h = *health.borrow();
-        if Instant::now() < h.fence_at() || fenced_for == Some(h.lease) {
-            continue;
-        }
-        fenced_for = Some(h.lease);
-        let left = h.deadline().saturating_duration_since(Instant::now());
-        let deadline_ms = berth_cluster::now_ms() + u64::try_from(left.as_millis()).unwrap_or(0);
-        let msg = format!(
-            "lease {:x} not renewed for {}ms: stopping this node's cluster services before the \
-             deadline {} (in {}ms)",
-            h.lease,
-            h.last_ack.elapsed().as_millis(),
-            berth_cluster::format_ms_precise(deadline_ms),
-            left.as_millis()
-        );
-        error!("{msg}");
-        cluster.event("fence_stop", None, msg.clone());
-        for (name, tx) in shared.workers() {
-            if tx
-                .send(Msg::Cluster(ClusterOp::FenceStop(msg.clone())))
-                .await
-                .is_err()
-            {
-                warn!("{name}: its worker is gone: cannot stop it");
-            }
-        }
-        // At the deadline, what still runs decides `split_action`.
-        tokio::time::sleep_until(h.deadline()).await;
-        loop {
-            let now = *health.borrow();
-            if now.lease == h.lease
-                && now.state == LeaseState::Held
-                && Instant::now() < now.fence_at()
-            {
-                break; // renewed after all
-            }
-            let running: Vec<String> = shared
-                .tree
-                .all()
-                .iter()
-                .filter(|s| {
-                    !matches!(
-                        s.avail,
-                        Status::Down | Status::NotApplicable | Status::Undef
-                    )
-                })
-                .map(|s| s.name.clone())
-                .collect();
-            match split_step(cluster.cfg.split_action, &running) {
-                SplitStep::Done => break,
-                SplitStep::KeepStopping => {
-                    let msg = format!(
-                        "past the lease deadline and still running here: {} (split_action = stop: still stopping)",
-                        running.join(", ")
-                    );
-                    error!("{msg}");
-                    cluster.event("split_stop", None, msg.clone());
-                    for name in &running {
-                        if let Some(tx) = shared.worker(name) {
-                            let _ = tx
-                                .send(Msg::Cluster(ClusterOp::FenceStop(msg.clone())))
-                                .await;
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                SplitStep::Sysrq(c) => {
-                    error!(
-                        "past the lease deadline and still running here: {}: split_action = {:?}: sysrq {}",
-                        running.join(", "),
-                        cluster.cfg.split_action,
-                        c as char
-                    );
-                    if let Err(e) = sysrq(c) {
-                        error!("sysrq {} failed: {e}", c as char);
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-        // Wait for a change (renewal or loss) before looking again.
-        if health.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// What a node does at its lease deadline with services still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplitStep {
-    /// Nothing runs: done.
-    Done,
-    /// `split_action = stop`: keep stopping, logging an error each time.
-    KeepStopping,
-    /// `crash` / `reboot`: the kernel's sysrq (`c` crash, `b` reboot at once).
-    Sysrq(u8),
-}
-
-/// The `split_action` decision: the seam the tests check (a sysrq is never sent by a test).
-pub fn split_step(action: berth_model::config::SplitAction, running: &[String]) -> SplitStep {
-    use berth_model::config::SplitAction;
-    if running.is_empty() {
-        return SplitStep::Done;
-    }
-    match action {
-        SplitAction::Stop => SplitStep::KeepStopping,
-        SplitAction::Crash => SplitStep::Sysrq(b'c'),
-        SplitAction::Reboot => SplitStep::Sysrq(b'b'),
-    }
-}
-
-/// The documented last resort: `/proc/sysrq-trigger`.
-fn sysrq(c: u8) -> std::io::Result<()> {
-    std::fs::write("/proc/sysrq-trigger", [c])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use berth_model::config::SplitAction;
-
-    /// A failover's line in the service's log names the node it comes from, and whether that
-    /// node's lease expired (gone from the view) or it gave the service up (still there).
-    #[test]
-    fn start_reasons_name_the_last_owner() {
-        let mut view = ClusterView::default();
-        view.nodes.insert(
-            "n2".into(),
-            berth_cluster::view::LiveNode {
-                record: berth_cluster::NodeRecord {
-                    name: "n2".into(),
-                    version: String::new(),
-                    listen: String::new(),
-                    since_ms: 0,
-                    updated_ms: 0,
-                    services: BTreeMap::new(),
-                },
-                lease: 7,
-            },
-        );
-        assert_eq!(
-            start_reason("failover", Some("n1"), &view, "n3"),
-            "failover from n1: its lease expired (the node left the cluster); n3 is the first fit node"
-        );
-        assert_eq!(
-            start_reason("failover", Some("n2"), &view, "n3"),
-            "failover from n2: it gave the service up; n3 is the first fit node"
-        );
-        assert_eq!(
-            start_reason("orchestrate", None, &view, "n3"),
-            "orchestrate: no node owns it yet; n3 is the first fit node"
-        );
-    }
-
-    #[test]
-    fn split_action_decision() {
-        let none: Vec<String> = Vec::new();
-        let some = vec!["web".to_string()];
-        assert_eq!(split_step(SplitAction::Reboot, &none), SplitStep::Done);
-        assert_eq!(
-            split_step(SplitAction::Stop, &some),
-            SplitStep::KeepStopping
-        );
-        assert_eq!(
-            split_step(SplitAction::Crash, &some),
-            SplitStep::Sysrq(b'c')
-        );
-        assert_eq!(
-            split_step(SplitAction::Reboot, &some),
-            SplitStep::Sysrq(b'b')
-        );
-    }
-
-    #[test]
-    fn fast_stop_drops_the_graceful_waits() {
-        let cfg = berth_model::ServiceConfig::parse(
-            std::path::Path::new("/etc/berth/services/web.toml"),
-            "[fs.1]\ndev = \"/dev/sdb\"\nmnt = \"/srv\"\ntype = \"ext4\"\nstop_timeout = \"30s\"\n\n\
-             [container.1]\nrun_image = \"busybox\"\nstop_timeout = \"60s\"\n",
-        )
-        .unwrap();
-        let fast = fast_stop_config(&cfg);
-        for r in &fast.resources {
-            match &r.spec {
-                berth_model::config::Spec::Fs(f) => {
-                    assert_eq!(f.stop_timeout, Duration::from_secs(1))
-                }
-                berth_model::config::Spec::Container(c) => {
-                    assert_eq!(c.stop_timeout, Duration::ZERO)
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Act on the view: publish this node's record, run intents, start what is ours to start.
-async fn orchestrate_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    let since_ms = cluster.record.borrow().since_ms;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(ORCHESTRATE_EVERY) => {}
-            _ = cluster.changed.notified() => {}
-        }
-        let rec = node_record(&shared, since_ms, Some(&cluster));
-        cluster.record.send_if_modified(|old| {
-            if old.services == rec.services && old.listen == rec.listen {
-                return false;
-            }
-            *old = rec;
-            true
-        });
-        let h = *cluster.health.borrow();
-        if h.state != LeaseState::Held || Instant::now() >= h.fence_at() {
-            continue;
-        }
-        let view = cluster.view();
-        let me = cluster.node().to_string();
-        let ready = cluster.started.elapsed() >= cluster.cfg.ready_period;
-        for (name, loaded) in shared.configs() {
-            let Ok(cfg) = loaded else { continue };
-            let Some(tx) = shared.worker(&name) else {
-                continue;
-            };
-            let owner = view.owners.get(&name);
-            if let Some(o) = owner {
-                cluster.saw_owner(&name, &o.record.node);
-            }
-            // 0. Self-fencing stopped it, and the lease survived after all (an etcd election
-            // outlasted the fencing point): nobody else can have taken it. The orchestrator's
-            // services are put back here; the others are given up, stopped.
-            let was_fenced = cluster
-                .fenced
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&name);
-            if was_fenced {
-                match owner {
-                    Some(o) if o.record.node == me && o.lease == h.lease => {
-                        let keep = cfg.settings.orchestrate != Orchestrate::No
-                            && !view.frozen.contains(&name)
-                            && view.targets.get(&name) != Some(&Target::Stopped);
-                        if keep {
-                            info!("{name}: the lease survived the fencing: starting it again here");
-                            cluster.event(
-                                "fence_recovery",
-                                Some(&name),
-                                format!("{name} back on {me}: the lease survived"),
-                            );
-                            let _ = tx
-                                .send(Msg::Cluster(ClusterOp::Start {
-                                    why: "fence recovery".to_string(),
-                                    reason: "fence recovery: the lease survived the fencing"
-                                        .to_string(),
-                                    intent: None,
-                                }))
-                                .await;
-                        } else {
-                            info!(
-                                "{name}: stopped by the fencing, the lease survived: giving it up"
-                            );
-                            release_if_mine(&cluster, &name).await;
-                        }
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            // 1. A relocation away from here.
-            if let Some(intent) = view.intents.get(&name)
-                && intent.from == me
-                && owner.is_some_and(|o| o.record.node == me && o.token == intent.token)
-                && first_time(&cluster.handled, intent.id.clone())
-            {
-                info!("{name}: switch to {} asked by {}", intent.to, intent.by);
-                let _ = tx
-                    .send(Msg::Cluster(ClusterOp::SwitchOut(intent.clone())))
-                    .await;
-                continue;
-            }
-            // 2. Handed to this node (a switch): start it, once per ownership.
-            if let Some(o) = owner
-                && o.record.node == me
-                && o.lease == h.lease
-                && o.record.why.starts_with("switch")
-                && first_time(&cluster.started_tokens, (name.clone(), o.token))
-            {
-                let intent = view.intents.get(&name).filter(|i| i.to == me).cloned();
-                let reason = match &intent {
-                    Some(i) => format!("{}: handed to {me}, asked by {}", o.record.why, i.by),
-                    None => format!("{}: handed to {me}", o.record.why),
-                };
-                let _ = tx
-                    .send(Msg::Cluster(ClusterOp::Start {
-                        why: o.record.why.clone(),
-                        reason,
-                        intent,
-                    }))
-                    .await;
-                continue;
-            }
-            // 3. The orchestrator: nobody owns it, and it is ours to start.
-            if owner.is_some()
-                || cfg.settings.orchestrate == Orchestrate::No
-                || view.frozen.contains(&name)
-                || view.intents.contains_key(&name)
-                || !ready
-            {
-                continue;
-            }
-            let target = view.targets.get(&name).copied();
-            let wanted = match (cfg.settings.orchestrate, target) {
-                (_, Some(Target::Stopped)) => false,
-                (Orchestrate::Start, None) => true,
-                (Orchestrate::Ha, None | Some(Target::Started)) => true,
-                _ => false,
-            };
-            if !wanted {
-                continue;
-            }
-            // This node's own recent failure counts at once, before its record says so.
-            let candidates: Vec<String> = view
-                .candidates(&name, &cfg.settings.nodes)
-                .into_iter()
-                .filter(|n| *n != me || cluster.failed_recently(&name).is_none())
-                .collect();
-            if candidates.first().map(String::as_str) != Some(me.as_str()) {
-                continue;
-            }
-            let why = if target == Some(Target::Started) {
-                "failover"
-            } else {
-                "orchestrate"
-            };
-            if cluster.may_try(&name, view.revision) {
-                info!("{name}: {why}: {me} is the first fit node, starting");
-                cluster.event(why, Some(&name), format!("{me} takes {name} ({why})"));
-                let reason = start_reason(why, cluster.last_owner(&name).as_deref(), &view, &me);
-                let _ = tx
-                    .send(Msg::Cluster(ClusterOp::Start {
-                        why: why.to_string(),
-                        reason,
-                        intent: None,
-                    }))
-                    .await;
-            }
-        }
-    }
-}
-
-fn first_time<T: std::hash::Hash + Eq>(set: &Mutex<HashSet<T>>, key: T) -> bool {
-    set.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key)
-}
-
 /// Publishes the progress lines of an intent for the `svc switch` that waits on it.
 #[derive(Debug)]
 pub struct IntentLog {
@@ -982,12 +316,12 @@ impl IntentLog {
     }
 
     /// Publish one line (and log it here).
-    pub async fn line(&self, line: String, done: Option<&str>) {
+    pub async fn line(&self, line: String, done: Option<Done>) {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let rec = LogLine {
             node: self.store.node().to_string(),
             line,
-            done: done.map(str::to_string),
+            done,
         };
         if let Err(e) = self
             .store
@@ -1031,4 +365,51 @@ pub fn fast_stop_config(cfg: &berth_model::ServiceConfig) -> berth_model::Servic
         }
     }
     fast
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A start's ticket tells the orchestrator once that the start ended, whether the worker
+    /// ran it or dropped it; a message that never reached the worker tells nothing.
+    #[test]
+    fn a_ticket_reports_the_end_of_its_start_unless_disarmed() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        drop(Ticket {
+            svc: "web".into(),
+            tell: Some(tx.clone()),
+        });
+        assert_eq!(rx.try_recv().unwrap(), Event::StartEnded("web".into()));
+        assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Empty));
+        Ticket {
+            svc: "db".into(),
+            tell: Some(tx),
+        }
+        .disarm();
+        // Nothing was sent: the channel is only closed (the last sender went with the ticket).
+        assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected));
+    }
+
+    #[test]
+    fn fast_stop_drops_the_graceful_waits() {
+        let cfg = berth_model::ServiceConfig::parse(
+            std::path::Path::new("/etc/berth/services/web.toml"),
+            "[fs.1]\ndev = \"/dev/sdb\"\nmnt = \"/srv\"\ntype = \"ext4\"\nstop_timeout = \"30s\"\n\n\
+             [container.1]\nrun_image = \"busybox\"\nstop_timeout = \"60s\"\n",
+        )
+        .unwrap();
+        let fast = fast_stop_config(&cfg);
+        for r in &fast.resources {
+            match &r.spec {
+                berth_model::config::Spec::Fs(f) => {
+                    assert_eq!(f.stop_timeout, Duration::from_secs(1))
+                }
+                berth_model::config::Spec::Container(c) => {
+                    assert_eq!(c.stop_timeout, Duration::ZERO)
+                }
+                _ => {}
+            }
+        }
+    }
 }

@@ -40,6 +40,17 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// Another svcd runs on the same var dir: two would act on the same services.
+    #[error(
+        "another svcd ({holder}) runs on the var dir {var_dir}: stop it first, or give this one \
+         a var dir of its own (--var-dir)"
+    )]
+    Running {
+        /// The var dir.
+        var_dir: std::path::PathBuf,
+        /// `pid N`, or `pid unknown` when its lock file holds none.
+        holder: String,
+    },
     /// A directory or signal handler could not be set up.
     #[error("{what}: {source}")]
     Setup {
@@ -88,6 +99,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     }
     std::fs::create_dir_all(&paths.var_dir)
         .map_err(setup(format!("cannot create {}", paths.var_dir.display())))?;
+    let _only_svcd = only_svcd(&paths)?;
     let addr = settings.listen;
     let listener = http::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
@@ -128,7 +140,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     let mut changes = Changes::new(events);
 
     if let Some(cfg) = shared.settings().cluster.clone() {
-        tokio::spawn(crate::cluster::start(shared.clone(), cfg));
+        tokio::spawn(crate::orchestrator::start(shared.clone(), cfg));
     }
     announce(&shared, local, interval);
 
@@ -178,6 +190,45 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     info!("{why}: stopping svcd (services are left as they are)");
     shutdown(&shared, stop_tx, server).await;
     Ok(())
+}
+
+/// `<var>/svcd.lock`: held (flock) by the svcd running on the var dir, its pid inside.
+fn only_svcd(paths: &Paths) -> Result<nix::fcntl::Flock<std::fs::File>, StartError> {
+    use std::io::{Read, Seek, Write};
+    let path = paths.var_dir.join("svcd.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(setup(format!("cannot open {}", path.display())))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            // Best effort: the pid only serves the message of a second svcd.
+            let _ = lock.set_len(0);
+            let _ = lock.seek(std::io::SeekFrom::Start(0));
+            let _ = write!(lock, "{}", std::process::id());
+            let _ = lock.flush();
+            Ok(lock)
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "pid unknown".to_string(),
+            };
+            Err(StartError::Running {
+                var_dir: paths.var_dir.clone(),
+                holder,
+            })
+        }
+        Err((_, errno)) => Err(StartError::Setup {
+            what: format!("cannot lock {}", path.display()),
+            source: std::io::Error::from(errno),
+        }),
+    }
 }
 
 /// Say svcd is ready (log, systemd) and ask every worker to autostart its service.

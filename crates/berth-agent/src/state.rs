@@ -6,10 +6,10 @@ use std::sync::{Arc, PoisonError, RwLock};
 use berth_model::paths::Paths;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::mailbox::{Handle, Loaded, Msg};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::tree::Tree;
-use crate::worker::{Handle, Loaded, Msg};
 
 /// The most actions svcd runs at once (a permit each); shutdown waits for all of them.
 pub const MAX_ACTIONS: u32 = 1024;

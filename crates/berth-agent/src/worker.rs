@@ -22,77 +22,19 @@ use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
 use berth_model::Rid;
 use berth_model::action::ServiceAction;
-use berth_model::api::{ActionBody, ActionReply};
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Action, Selector};
 use berth_model::status::{Chargeback, LogEntry, ServiceStatus};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Level, error, info, info_span, warn};
 
 use crate::state::Shared;
 
-/// A service as loaded: its config, or why it could not be read.
-pub type Loaded = Result<Arc<ServiceConfig>, String>;
+mod steps;
 
-/// What a worker is asked to do.
-#[derive(Debug)]
-pub enum Msg {
-    /// Check the service now; say when done.
-    Check(Option<oneshot::Sender<()>>),
-    /// Check the service now with the host reads every service of this round shares (svcd's
-    /// periodic and first checks); say when done.
-    SharedCheck(Arc<StatusReads>, Option<oneshot::Sender<()>>),
-    /// Run an action for an HTTP client.
-    Action(ActionRequest, oneshot::Sender<ActionReply>),
-    /// svcd just started: start the service if this node is its autostart node.
-    Autostart,
-    /// The cluster layer asks (a relocation, the orchestrator, self-fencing).
-    Cluster(ClusterOp),
-}
-
-/// The prefix of a cluster start refused by the ownership guard (another node owns it).
-const GUARD_REFUSED: &str = "refused by the ownership guard: ";
-
-/// What the cluster layer asks a worker.
-#[derive(Debug)]
-pub enum ClusterOp {
-    /// Start the service here, through the ownership guard.
-    Start {
-        /// Recorded in the owner key (`orchestrate`, `failover`, `switch from n1`).
-        why: String,
-        /// Why, for the service's log file (`failover from n1: its lease expired; ...`).
-        reason: String,
-        /// The relocation this start completes, whose waiting `svc switch` gets the lines.
-        intent: Option<berth_cluster::Intent>,
-    },
-    /// Stop the service here and hand it to the intent's target.
-    SwitchOut(berth_cluster::Intent),
-    /// The lease is about to be lost: stop the service now if it runs here (why, for the
-    /// service's log file).
-    FenceStop(String),
-}
-
-/// An action to run.
-#[derive(Debug, Clone)]
-pub struct ActionRequest {
-    /// `start`, `stop`, `restart`, `freeze`, `thaw`, `startfs`... (svcd serves those whose
-    /// [`ServiceAction::http`] is true).
-    pub action: ServiceAction,
-    /// Its options.
-    pub body: ActionBody,
-    /// Who acts, heading its lines in the service's log file ([`origin::HTTP`]).
-    pub origin: &'static str,
-    /// Why, for that file: `requested by 127.0.0.1:50312`.
-    pub why: String,
-}
-
-impl ActionRequest {
-    /// The action with its options, as a command line would say it (`stopfs --rid fs#1`).
-    fn command(&self) -> String {
-        format!("{}{}", self.action.words(), self.body.command_tail())
-    }
-}
+pub use crate::cluster::ClusterOp;
+pub use crate::mailbox::{ActionBody, ActionReply, ActionRequest, Handle, Loaded, Msg};
 
 /// Who acted, heading svcd's lines in a service's log file (`svc SVC logs`).
 pub mod origin {
@@ -216,17 +158,6 @@ enum Restart {
     Busy,
     /// It ran.
     Done(Result<ActionReport, String>, Option<ActionRecord>),
-}
-
-/// The daemon's handle on a worker. The worker ends when it is dropped.
-#[derive(Debug)]
-pub struct Handle {
-    /// Checks and actions.
-    pub tx: mpsc::Sender<Msg>,
-    /// The service's config: the latest one wins, sending never waits.
-    pub config: watch::Sender<Loaded>,
-    /// Tells this worker from a later one of a service of the same name.
-    pub id: u64,
 }
 
 /// Spawn the task of service `name`.
@@ -484,7 +415,7 @@ impl Worker {
         };
         // Frozen cluster-wide (from any node): the monitor leaves it alone here too.
         if let Some(c) = self.shared.cluster.get()
-            && c.view().frozen.contains(&self.name)
+            && c.is_frozen(&self.name)
         {
             status.frozen = true;
         }
@@ -565,18 +496,17 @@ impl Worker {
             return;
         };
         let listed = rid_strings(rids).join(", ");
-        for rid in rids {
-            let st = self.rids.entry(*rid).or_default();
-            let limit = cfg.resource(*rid).map_or(0, |r| r.common.restart);
-            let n = st.restarts + 1;
-            warn!("{}.{rid} is down: restart {n} of {limit}", self.name);
-            self.note(
-                Some(*rid),
-                Level::WARN,
-                origin::MONITOR,
-                &format!("went down (it was up since the last action): restart {n} of {limit}"),
-            );
-        }
+        // Which try of how many, said once the restart is sure to run (under the lock, no
+        // action since the check): a resource an operator's action is taking down is no failure.
+        let tries: Vec<(Rid, u32, u32)> = rids
+            .iter()
+            .map(|rid| {
+                let limit = cfg.resource(*rid).map_or(0, |r| r.common.restart);
+                let n = self.rids.get(rid).map_or(0, |st| st.restarts) + 1;
+                (*rid, n, limit)
+            })
+            .collect();
+        let tries2 = tries.clone();
         let shared = self.shared.clone();
         let cfg2 = cfg.clone();
         let nodename = self.shared.settings().nodename.clone();
@@ -588,7 +518,7 @@ impl Worker {
             .shared
             .cluster
             .get()
-            .map(|c| c.guard("monitor restart"))
+            .map(|c| c.guard(berth_cluster::OwnerWhy::Action("monitor restart".into())))
         {
             Some(Err(e)) => {
                 warn!("{}: no restart: {e}", self.name);
@@ -624,7 +554,22 @@ impl Worker {
             let span = info_span!("service", svc = %name, origin = origin::MONITOR);
             let result = span.in_scope(|| {
                 engine.start_if(&cfg2, &opts, || {
-                    record::read(&dir).as_ref().map(RecordId::of) == known
+                    let wanted = record::read(&dir).as_ref().map(RecordId::of) == known;
+                    if wanted {
+                        for (rid, n, limit) in &tries2 {
+                            note(
+                                &shared.paths,
+                                &name,
+                                Some(*rid),
+                                Level::WARN,
+                                origin::MONITOR,
+                                &format!(
+                                    "went down (it was up since the last action): restart {n} of {limit}"
+                                ),
+                            );
+                        }
+                    }
+                    wanted
                 })
             });
             match result {
@@ -638,28 +583,24 @@ impl Worker {
         })
         .await;
         match outcome {
+            // An operator's action ran, or runs: what it takes down is not a failure, and the
+            // service's log says nothing of it (svcd's own log does).
             Ok(Restart::Superseded) => {
-                info!("{}: an action ran meanwhile: no restart", self.name);
-                self.note(
-                    None,
-                    Level::INFO,
-                    origin::MONITOR,
-                    &format!("no restart of {listed}: an action ran meanwhile"),
+                info!(
+                    "{}: an action ran meanwhile: no restart of {listed}",
+                    self.name
                 );
             }
             Ok(Restart::Busy) => {
                 info!(
-                    "{}: another action holds the lock: restart deferred",
+                    "{}: an action is running: no restart of {listed} now",
                     self.name
-                );
-                self.note(
-                    None,
-                    Level::INFO,
-                    origin::MONITOR,
-                    &format!("restart of {listed} deferred: another action holds the lock"),
                 );
             }
             Ok(Restart::Done(result, rec)) => {
+                for (rid, n, limit) in &tries {
+                    warn!("{}.{rid} was down: restart {n} of {limit}", self.name);
+                }
                 self.known = Some(rec.as_ref().map(RecordId::of));
                 let ok = result.is_ok();
                 self.shared.metrics.action(
@@ -910,8 +851,9 @@ impl berth_engine::recipe::ClusterSide for AgentCluster {
     fn guard(&self, why: &str) -> Result<Box<dyn berth_engine::StartGuard + '_>, String> {
         let _rt = self.handle.enter();
         self.c
-            .guard(why)
+            .guard(berth_cluster::OwnerWhy::Action(why.to_string()))
             .map(|g| Box::new(g) as Box<dyn berth_engine::StartGuard>)
+            .map_err(|e| e.to_string())
     }
 
     fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
@@ -968,10 +910,7 @@ impl Worker {
                     format!("{}: {why}", self.name),
                 );
                 c.start_failed(&self.name, &why);
-                if let Err(e) = self
-                    .cluster_engine(Action::Stop, None, false, origin::MONITOR)
-                    .await
-                {
+                if let Err(e) = self.cluster_stop(false, origin::MONITOR).await {
                     error!(
                         "{}: stop before the failover failed: {e}; keeping it here",
                         self.name
@@ -1007,10 +946,7 @@ impl Worker {
                         format!("{}: {rid} failed beyond its restarts", self.name),
                     );
                 }
-                if let Err(e) = self
-                    .cluster_engine(Action::Stop, None, false, origin::MONITOR)
-                    .await
-                {
+                if let Err(e) = self.cluster_stop(false, origin::MONITOR).await {
                     error!("{}: freezestop: stop failed: {e}", self.name);
                 }
             }
@@ -1026,321 +962,6 @@ impl Worker {
         if let Some((status, rec)) = self.probe(&cfg, None).await {
             self.note_record(rec);
             self.publish(&cfg, status);
-        }
-    }
-
-    /// Run a whole-service start or stop for the cluster layer, under the guard for starts;
-    /// its lines and its outcome go to the service's log file, headed by `origin`.
-    async fn cluster_engine(
-        &mut self,
-        action: Action,
-        guard: Option<berth_cluster::EtcdGuard>,
-        force: bool,
-        origin: &'static str,
-    ) -> Result<ActionReport, String> {
-        let cfg = self.config.clone()?;
-        let Ok(permit) = self.shared.actions.clone().acquire_owned().await else {
-            return Err("svcd is shutting down".to_string());
-        };
-        let shared = self.shared.clone();
-        let nodename = self.shared.settings().nodename.clone();
-        let name = self.name.clone();
-        let started = Instant::now();
-        let joined = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let opts = ActionOptions {
-                force,
-                ..ActionOptions::default()
-            };
-            let engine = Engine::new(&HOST, &shared.paths, &nodename);
-            let engine = match &guard {
-                Some(g) => engine.with_guard(g),
-                None => engine,
-            };
-            let span = info_span!("service", svc = %name, origin = origin);
-            let result = span.in_scope(|| engine.run(&cfg, action, &opts));
-            (result, record::read(&shared.paths.service_var(&cfg.name)))
-        })
-        .await;
-        let label = if action == Action::Start {
-            "start"
-        } else {
-            "stop"
-        };
-        let (result, rec) = match joined {
-            Ok(r) => r,
-            Err(e) => {
-                let e = format!("the action task failed: {e}");
-                self.note(None, Level::ERROR, origin, &format!("{label} failed: {e}"));
-                return Err(e);
-            }
-        };
-        match &result {
-            Ok(_) => self.note(None, Level::INFO, origin, &format!("{label} done")),
-            Err(e) => self.note(None, Level::ERROR, origin, &format!("{label} failed: {e}")),
-        }
-        self.known = Some(rec.as_ref().map(RecordId::of));
-        self.settle = true;
-        self.shared.metrics.action(
-            &self.name,
-            label,
-            result.is_ok(),
-            started.elapsed().as_secs_f64(),
-        );
-        if result.is_ok() && action == Action::Start {
-            self.reset_counts();
-        }
-        result.map_err(|e| match e {
-            // Another node owns it (it won the race): not this node's failure.
-            ActionError::Guard(why) => format!("{GUARD_REFUSED}{why}"),
-            e => e.to_string(),
-        })
-    }
-
-    async fn cluster_op(&mut self, op: ClusterOp) {
-        let Some(cluster) = self.shared.cluster.get().cloned() else {
-            return;
-        };
-        if self.config.is_err() {
-            return;
-        }
-        let me = cluster.store.node().to_string();
-        match op {
-            ClusterOp::Start {
-                why,
-                reason,
-                intent,
-            } => {
-                let log = intent.map(|i| crate::cluster::IntentLog::new(cluster.store.clone(), i));
-                if let Some(l) = &log {
-                    l.line(format!("{me}: starting {}", self.name), None).await;
-                }
-                self.note(
-                    None,
-                    Level::INFO,
-                    origin::ORCHESTRATOR,
-                    &format!("start on {me}: {reason}"),
-                );
-                let result = match cluster.guard(&why) {
-                    Ok(g) => {
-                        self.cluster_engine(Action::Start, Some(g), false, origin::ORCHESTRATOR)
-                            .await
-                    }
-                    Err(e) => {
-                        self.note(
-                            None,
-                            Level::ERROR,
-                            origin::ORCHESTRATOR,
-                            &format!("start failed: {e}"),
-                        );
-                        Err(e)
-                    }
-                };
-                self.check().await;
-                match result {
-                    Ok(_) => {
-                        info!("{}: started on {me} ({why})", self.name);
-                        cluster.event(
-                            "started",
-                            Some(&self.name),
-                            format!("{} started on {me} ({why})", self.name),
-                        );
-                        if let Err(e) = cluster
-                            .store
-                            .set_target(&self.name, berth_cluster::Target::Started)
-                            .await
-                        {
-                            warn!("{}: {e}", self.name);
-                        }
-                        if let Some(l) = &log {
-                            l.line(format!("{me}: {} is up", self.name), Some("up"))
-                                .await;
-                        }
-                    }
-                    Err(e) if e.starts_with(GUARD_REFUSED) => {
-                        let why = e.trim_start_matches(GUARD_REFUSED);
-                        info!("{}: not started on {me}: {why}", self.name);
-                        if let Some(l) = &log {
-                            l.line(
-                                format!("{me}: {} not started: {why}", self.name),
-                                Some("failed"),
-                            )
-                            .await;
-                        }
-                    }
-                    Err(e) => {
-                        error!("{}: start on {me} failed: {e}", self.name);
-                        cluster.start_failed(&self.name, &e);
-                        crate::cluster::release_if_mine(&cluster, &self.name).await;
-                        if let Some(l) = &log {
-                            l.line(
-                                format!("{me}: start of {} failed: {e}", self.name),
-                                Some("failed"),
-                            )
-                            .await;
-                        }
-                    }
-                }
-            }
-            ClusterOp::SwitchOut(intent) => {
-                let log = crate::cluster::IntentLog::new(cluster.store.clone(), intent.clone());
-                log.line(
-                    format!(
-                        "{me}: stopping {} for the switch to {}",
-                        self.name, intent.to
-                    ),
-                    None,
-                )
-                .await;
-                self.note(
-                    None,
-                    Level::INFO,
-                    origin::SWITCH,
-                    &format!(
-                        "stop on {me}: switch to {} asked by {}",
-                        intent.to, intent.by
-                    ),
-                );
-                let stopped = self
-                    .cluster_engine(Action::Stop, None, false, origin::SWITCH)
-                    .await;
-                self.check().await;
-                if let Err(e) = stopped {
-                    error!("{}: switch to {}: stop failed: {e}", self.name, intent.to);
-                    cluster.event(
-                        "switch_failed",
-                        Some(&self.name),
-                        format!("stop on {me} failed: {e}"),
-                    );
-                    log.line(
-                        format!("{me}: stop failed: {e}; {} stays on {me} (owner unchanged, nothing started on {})", self.name, intent.to),
-                        Some("failed"),
-                    )
-                    .await;
-                    return;
-                }
-                let handed = async {
-                    let (_, lease) =
-                        cluster
-                            .store
-                            .node_record(&intent.to)
-                            .await?
-                            .ok_or_else(|| berth_cluster::ClusterError::NodeNotAlive {
-                                node: intent.to.clone(),
-                                cluster: cluster.cfg.name.clone(),
-                            })?;
-                    cluster
-                        .store
-                        .transfer(
-                            &self.name,
-                            intent.token,
-                            &intent.to,
-                            lease,
-                            &format!("switch from {me}"),
-                        )
-                        .await
-                }
-                .await;
-                match handed {
-                    Ok(o) => {
-                        info!(
-                            "{}: stopped, handed to {} (fencing token {})",
-                            self.name, intent.to, o.token
-                        );
-                        self.note(
-                            None,
-                            Level::INFO,
-                            origin::SWITCH,
-                            &format!("handed to {} (fencing token {})", intent.to, o.token),
-                        );
-                        cluster.event(
-                            "switch",
-                            Some(&self.name),
-                            format!("{} handed from {me} to {}", self.name, intent.to),
-                        );
-                        log.line(
-                            format!(
-                                "{me}: {} stopped, handed to {} (token {})",
-                                self.name, intent.to, o.token
-                            ),
-                            Some("handed"),
-                        )
-                        .await;
-                    }
-                    Err(e) => {
-                        error!("{}: cannot hand it to {}: {e}", self.name, intent.to);
-                        let released = cluster
-                            .store
-                            .release(&self.name, intent.token)
-                            .await
-                            .unwrap_or(false);
-                        let state = if released {
-                            "released: it is stopped everywhere"
-                        } else {
-                            "left as it was"
-                        };
-                        self.note(
-                            None,
-                            Level::ERROR,
-                            origin::SWITCH,
-                            &format!("not handed to {}: {e}; ownership {state}", intent.to),
-                        );
-                        log.line(
-                            format!(
-                                "{me}: {} stopped but not handed to {}: {e}; ownership {state}",
-                                self.name, intent.to
-                            ),
-                            Some("failed"),
-                        )
-                        .await;
-                    }
-                }
-            }
-            ClusterOp::FenceStop(why) => {
-                let up = self.shared.tree.get(&self.name).is_some_and(|s| {
-                    s.avail != berth_model::Status::Down
-                        && s.avail != berth_model::Status::NotApplicable
-                });
-                let owned = cluster
-                    .view()
-                    .owners
-                    .get(&self.name)
-                    .is_some_and(|o| o.record.node == me);
-                if !up && !owned {
-                    return;
-                }
-                warn!("{}: self-fencing: stopping it now", self.name);
-                self.note(
-                    None,
-                    Level::WARN,
-                    origin::FENCING,
-                    &format!("stop on {me} (self-fencing): {why}"),
-                );
-                let normal = self.config.clone();
-                if let Ok(cfg) = &normal {
-                    self.config = Ok(Arc::new(crate::cluster::fast_stop_config(cfg)));
-                }
-                let stopped = self
-                    .cluster_engine(Action::Stop, None, true, origin::FENCING)
-                    .await;
-                self.config = normal;
-                match stopped {
-                    Ok(_) => {
-                        info!("{}: stopped (self-fencing)", self.name);
-                        cluster.fence_stopped(&self.name);
-                        cluster.event(
-                            "fence_stopped",
-                            Some(&self.name),
-                            format!("{} stopped on {me} before the lease deadline", self.name),
-                        );
-                    }
-                    Err(e) => {
-                        error!("{}: self-fencing stop failed: {e}", self.name);
-                        cluster.event("fence_failed", Some(&self.name), e.clone());
-                    }
-                }
-                self.check().await;
-            }
         }
     }
 }

@@ -736,6 +736,60 @@ fn svcd_actions_are_in_the_service_log() {
     );
 }
 
+/// An operator's stop that takes a while (a holder of the second fs ignores TERM): the
+/// monitored fs it took down first is no failure. Nothing of the monitor in the service's log
+/// (before: "went down ... restart 1 of 3" and "restart deferred" in the middle of the stop),
+/// and the fs stays down.
+#[test]
+fn an_operators_stop_is_not_a_failure() {
+    let mut c = Case::new("monitor_interval = \"200ms\"\n");
+    for name in ["deep", "slow"] {
+        ext4_image(&c.t.path(&format!("{name}.img")), 8);
+    }
+    let deep = c.t.path("mnt/a/deep");
+    let slow = c.t.path("mnt/slow");
+    c.t.write_service(
+        "web.toml",
+        &format!(
+            "[service]\nnodes = [\"node1\"]\n\
+             [fs.1]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\nmonitor = true\nrestart = 3\n\
+             [fs.2]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\nstop_timeout = \"10s\"\n",
+            c.t.path("deep.img").display(),
+            deep.display(),
+            c.t.path("slow.img").display(),
+            slow.display()
+        ),
+    );
+    c.start_daemon(&[]);
+    c.svc(&["web", "start"]);
+    wait_for(Duration::from_secs(10), || {
+        c.service("web").avail == Status::Up
+    })
+    .expect("svcd sees web up");
+    // Armed: a check after the start saw fs#1 up.
+    std::thread::sleep(INTERVAL);
+    // Holds the slow fs and ignores TERM: the stop waits for the KILL (a fifth of 10 s).
+    let mut holder = Command::new("sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+        .current_dir(&slow)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    let out = c.svc(&["web", "stop"]);
+    let took = began.elapsed();
+    let _ = holder.wait();
+    assert!(
+        took >= Duration::from_secs(1),
+        "the stop was too quick to overlap checks ({took:?}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(INTERVAL * 3);
+    assert!(!mounted(&deep), "the monitor remounted it\n{}", c.log());
+    let logs = String::from_utf8_lossy(&c.svc(&["web", "logs"]).stdout).into_owned();
+    assert!(!logs.contains("svcd monitor"), "{logs}\n{}", c.log());
+}
+
 #[test]
 fn frozen_service_is_left_alone() {
     let mut c = Case::new("monitor_interval = \"500ms\"\n");
@@ -788,6 +842,44 @@ fn sigterm_leaves_services_up() {
     assert!(mounted(&mnt), "SIGTERM must leave the services up");
     let log = c.log();
     assert!(log.contains("SIGTERM"), "{log}");
+}
+
+/// A second svcd on the same var dir (on another port) refuses to run, naming the first's pid,
+/// and leaves the first its local socket (before, both ran and the second took svcd.sock).
+#[test]
+fn a_second_svcd_on_one_var_dir_refuses_naming_the_first() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    c.idle_service("web");
+    c.start_daemon(&[]);
+    let first = c.daemon().child.id();
+    let socket = c.t.run_dir().join("svcd.sock");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&socket).unwrap());
+    let before = inode();
+    let log = c.t.path("second.log");
+    let (mut cmd, _, _notify) = c.command(&[]);
+    let mut second = cmd
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let code = wait_for(Duration::from_secs(20), || {
+        second.try_wait().unwrap().is_some()
+    });
+    if code.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!(
+            "the second svcd runs:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    }
+    assert_eq!(second.wait().unwrap().code(), Some(1));
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains(&format!("another svcd (pid {first}) runs on the var dir")),
+        "{err}"
+    );
+    assert_eq!(inode(), before, "the first's socket was replaced");
+    assert_eq!(c.get("/healthz").code, 200);
 }
 
 #[test]

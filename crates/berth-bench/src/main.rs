@@ -1000,6 +1000,130 @@ fn print_status_in_ns(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     result
 }
 
+/// A private registry (Debian's binary, scripts/registry-image.sh) in a namespace of its own, a
+/// 1-layer busybox image pushed to it, and a service that lacks it: the pull of its start (the
+/// time berth logs) against `docker pull` of the same image on the same dockerd, in turn; and
+/// the whole start (pull, create, start) with the dockerd already running.
+fn registry_case(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    use berth_testkit::registry::{RegistryNet, fetch_registry_deb};
+    let env = Env::new()?;
+    let net = RegistryNet::new();
+    net.add_address();
+    let addr = net.addr.clone();
+    let svc = env.svc.to_str().context("utf-8 path")?.to_string();
+    let in_ns = |args: &[&str]| run(net.svc(&env.t, &svc).args(args));
+    let image = format!("{addr}:5000/app:1");
+    let consumer = format!(
+        "[service]\ndocker_registries = [\"{addr}:5000\"]\n[container.1]\nrun_image = \"{image}\"\n\
+         run_command = \"sleep 1000000\"\n"
+    );
+    env.t.write_service(
+        "reg.toml",
+        &format!(
+            "[container.1]\nrun_image = \"registry:2\"\nports = [\"{addr}:5000:5000\"]\n\
+             volumes = [\"{}:/var/lib/registry\"]\n",
+            env.t.path("regdata").display()
+        ),
+    );
+    env.t.write_service("build.toml", &consumer);
+    env.t.write_service("app.toml", &consumer);
+    let deb = env.t.path("deb");
+    fetch_registry_deb(&deb);
+    let result = (|| -> Result<()> {
+        net.import_registry_image(&env.t, &svc, "reg", &deb);
+        in_ns(&["reg", "start"])?;
+        net.wait_registry(5000);
+        let tar = berth_testkit::busybox_tar(&env.t.path("rootfs"));
+        let out = berth_testkit::output_with_stdin(
+            net.svc(&env.t, &svc)
+                .args(["build", "docker", "import", "-", &image]),
+            &tar,
+        );
+        ensure!(
+            out.status.success(),
+            "import: {}",
+            berth_testkit::describe(&out)
+        );
+        in_ns(&["build", "docker", "push", &image])?;
+        in_ns(&["build", "stop"])?;
+        // The app's dockerd runs from here on: each run removes the container and the image.
+        let app_docker = |args: &[&str]| {
+            let mut all = vec!["app", "docker"];
+            all.extend_from_slice(args);
+            in_ns(&all).map(drop)
+        };
+        let forget = || {
+            let _ = net
+                .svc(&env.t, &svc)
+                .args(["app", "docker", "rm", "-f", "app.container.1"])
+                .output();
+            app_docker(&["rmi", &image])
+        };
+        in_ns(&["app", "start"])?;
+        forget()?;
+        let logged = std::cell::RefCell::new(Vec::new());
+        let pull = measure_pair(
+            plan.runs.min(5),
+            || {
+                let out = in_ns(&["app", "start"])?;
+                let err = String::from_utf8_lossy(&out.stderr);
+                let secs = err
+                    .split(&format!("pulled image {image} in "))
+                    .nth(1)
+                    .and_then(|r| r.split('s').next())
+                    .context("no pull time in the start's log")?;
+                logged
+                    .borrow_mut()
+                    .push(Duration::from_secs_f64(secs.trim().parse()?));
+                Ok(())
+            },
+            forget,
+            || {
+                // The docker CLI alone, on the same dockerd (no svc around it).
+                let sock = env.t.var_dir().join("app/docker.sock");
+                run(net
+                    .ns
+                    .netns_command("docker")
+                    .arg("-H")
+                    .arg(format!("unix://{}", sock.display()))
+                    .args(["pull", "-q", &image]))
+                .map(drop)
+            },
+            || app_docker(&["rmi", &image]),
+        )?;
+        let whole = measure(
+            plan.runs.min(5),
+            || in_ns(&["app", "start"]).map(drop),
+            forget,
+        )?;
+        rows.push(Row::pair(
+            "registry: `svc app start` lacking its image, dockerd running",
+            &pull,
+            "pull + create + start; floor: `docker -H <app's socket> pull IMAGE` (the pull alone, same dockerd)",
+        ));
+        rows.push(Row {
+            case: "registry: the pull alone, as the start logs it".into(),
+            // The warm-up run left out.
+            berth: median(logged.take().split_off(1)),
+            floor: Some(pull.b),
+            ratio: None,
+            note: "floor: `docker -H <app's socket> pull IMAGE`, the same run".into(),
+        });
+        rows.push(Row {
+            case: "registry: `svc app start` lacking its image (again, alone)".into(),
+            berth: whole,
+            floor: None,
+            ratio: None,
+            note: "1-layer busybox image, 2.2 MB, over a veth address".into(),
+        });
+        Ok(())
+    })();
+    for s in ["app", "build", "reg"] {
+        let _ = net.svc(&env.t, &svc).args([s, "stop"]).output();
+    }
+    result
+}
+
 fn main() -> Result<()> {
     require_root();
     let runs = std::env::args()
@@ -1014,15 +1138,21 @@ fn main() -> Result<()> {
     }
     let plan = Plan { runs };
     let mut rows = Vec::new();
-    let cases: [(&str, Case); 5] = [
+    let cases: [(&str, Case); 6] = [
         ("print status", print_status_case),
         ("fs", fs_case),
         ("vg", vg_case),
         ("ip", ip_case),
         ("docker", docker_case),
+        ("registry", registry_case),
     ];
+    // `--case NAME`: that case alone.
+    let only = std::env::args().skip_while(|a| a != "--case").nth(1);
     let mut failed = Vec::new();
     for (name, case) in cases {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         eprintln!("berth-bench: {name}...");
         if let Err(e) = case(&plan, &mut rows) {
             eprintln!("berth-bench: case {name} failed: {e:#}");

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use berth_cluster::{ClusterView, EtcdGuard, Intent, IntentAction, LogLine, Store};
+use berth_cluster::{ClusterView, Done, EtcdGuard, Intent, IntentAction, OwnerWhy, Store};
 use berth_engine::load::node_config;
 use berth_manual::{out, outln};
 use berth_model::Status;
@@ -14,7 +14,6 @@ use berth_model::config::ClusterConfig;
 use berth_model::order::Action;
 use berth_model::paths::Paths;
 use berth_model::status::ServiceStatus;
-use etcd_client::GetOptions;
 
 /// How long a read of the cluster may take before `print status` gives up on it.
 const READ_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -71,7 +70,12 @@ impl ClusterCli {
 
     /// The start guard: the owner key is taken under this node's lease (held by its svcd).
     pub fn guard(&self, why: &str) -> EtcdGuard {
-        EtcdGuard::new(self.store.clone(), self.rt.handle().clone(), why, None)
+        EtcdGuard::new(
+            self.store.clone(),
+            self.rt.handle().clone(),
+            OwnerWhy::Action(why.to_string()),
+            None,
+        )
     }
 
     /// After an action: a whole start keeps the service started, a whole stop leaves it stopped
@@ -118,41 +122,8 @@ impl ClusterCli {
                 .iter()
                 .find(|(n, _)| *n == st.name)
                 .map(|(_, b)| berth_cluster::file_checksum(b));
-            let others: Vec<&str> = view
-                .nodes
-                .iter()
-                .filter(|(n, _)| n.as_str() != self.store.node())
-                .filter_map(|(_, l)| l.record.services.get(&st.name))
-                .map(|s| s.checksum.as_str())
-                .collect();
-            let sync = match mine {
-                Some(m) if others.iter().all(|o| *o == m) => Status::Up,
-                Some(_) => Status::Warn,
-                None => Status::NotApplicable,
-            };
-            let owner = view.owners.get(&st.name);
-            let cluster = berth_model::status::ServiceCluster {
-                owner: owner.map(|o| o.record.node.clone()),
-                token: owner.map(|o| o.token),
-                since_ms: owner.map(|o| o.record.since_ms),
-                frozen: view.frozen.contains(&st.name),
-                nodes: view
-                    .nodes
-                    .iter()
-                    .filter_map(|(n, l)| {
-                        l.record.services.get(&st.name).map(|s| {
-                            (
-                                n.clone(),
-                                berth_model::status::NodeCell {
-                                    avail: s.avail,
-                                    overall: s.overall,
-                                },
-                            )
-                        })
-                    })
-                    .collect(),
-            };
-            st.set_cluster(sync, hb, cluster);
+            let sync = view.sync(self.store.node(), &st.name, mine.as_deref());
+            st.set_cluster(sync, hb, view.service_cluster(&st.name));
         }
     }
 
@@ -261,37 +232,23 @@ impl ClusterCli {
             intent.token
         );
         let started = Instant::now();
-        let prefix = self.store.keys().logs(&intent.id);
         let mut seen = BTreeSet::new();
         let mut outcome: Option<Result<(), String>> = None;
         while outcome.is_none() {
             if started.elapsed() > timeout {
                 break;
             }
-            let lines = self.rt.block_on(async {
-                let mut c = self.store.client();
-                self.store
-                    .bounded(
-                        format!("get {prefix}*"),
-                        c.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-                    )
-                    .await
-            });
-            match lines {
-                Ok(resp) => {
-                    for kv in resp.kvs() {
-                        let key = kv.key_str().unwrap_or_default().to_string();
+            match self.rt.block_on(self.store.intent_lines(&intent.id)) {
+                Ok(lines) => {
+                    for (key, line) in lines {
                         if !seen.insert(key) {
                             continue;
                         }
-                        let Ok(line) = serde_json::from_slice::<LogLine>(kv.value()) else {
-                            continue;
-                        };
                         tracing::info!("{}", line.line);
-                        match line.done.as_deref() {
-                            Some("up") if line.node == intent.to => outcome = Some(Ok(())),
-                            Some("failed") => outcome = Some(Err(line.line.clone())),
-                            _ => {}
+                        match line.done {
+                            Some(Done::Up) if line.node == intent.to => outcome = Some(Ok(())),
+                            Some(Done::Failed) => outcome = Some(Err(line.line.clone())),
+                            Some(Done::Up | Done::Handed) | None => {}
                         }
                     }
                 }

@@ -259,6 +259,7 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
         }
     };
     let mut broken = 0;
+    let mut loaded_ok = Vec::new();
     // As this node reads them (`key@node` scopes, `{nodename}`); an error carries every other
     // error and warning of its file.
     let load = load_context(paths);
@@ -275,6 +276,7 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
                     s.resources.len(),
                     s.warnings.len()
                 );
+                loaded_ok.push(s);
             }
             Err(e @ LoadError::NotFound { .. }) if svc.is_some() => {
                 return Err(crate::load_failure(e));
@@ -296,7 +298,16 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
             );
         }
     }
-    if broken > 0 {
+    // Node-wide: two services that would bring up (and take down) the same thing.
+    let conflicts = if svc.is_none() {
+        berth_model::claims::conflicts(&loaded_ok)
+    } else {
+        Vec::new()
+    };
+    for c in &conflicts {
+        outln!("{c}");
+    }
+    if broken > 0 || !conflicts.is_empty() {
         Err(Failure::Code(2))
     } else {
         Ok(())

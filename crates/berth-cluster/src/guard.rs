@@ -5,28 +5,38 @@ use berth_engine::StartGuard;
 use berth_model::ServiceConfig;
 use tokio::runtime::Handle;
 
-use crate::Store;
+use crate::{OwnerWhy, Store};
 
 /// Takes (or confirms) the ownership of the service for this node before a start.
 #[derive(Debug)]
 pub struct EtcdGuard {
     store: Store,
     runtime: Handle,
-    why: String,
+    why: OwnerWhy,
     /// The lease to hang the owner key on; `None`: this node's, read from its node key.
     lease: Option<i64>,
+    /// The view revision a planner's decision read (see [`Store::acquire_if`]).
+    decided_at: Option<i64>,
 }
 
 impl EtcdGuard {
     /// A guard over `store`, running its requests on `runtime` (the engine calls it from a
-    /// blocking thread). `why` is recorded in the owner key (`start`, `orchestrate`...).
-    pub fn new(store: Store, runtime: Handle, why: &str, lease: Option<i64>) -> EtcdGuard {
+    /// blocking thread). `why` is recorded in the owner key.
+    pub fn new(store: Store, runtime: Handle, why: OwnerWhy, lease: Option<i64>) -> EtcdGuard {
         EtcdGuard {
             store,
             runtime,
-            why: why.to_string(),
+            why,
             lease,
+            decided_at: None,
         }
+    }
+
+    /// The same guard, refusing when the service's target or freeze changed after the view
+    /// revision `rev` the start was decided on.
+    pub fn decided_at(mut self, rev: i64) -> EtcdGuard {
+        self.decided_at = Some(rev);
+        self
     }
 }
 
@@ -49,7 +59,7 @@ impl StartGuard for EtcdGuard {
             };
             let owned = self
                 .store
-                .acquire(&svc.name, lease, &self.why)
+                .acquire_if(&svc.name, lease, &self.why, self.decided_at)
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::info!(

@@ -7,6 +7,8 @@
 //! - [`lease`]: the node's lease, kept alive by svcd, and the deadline counted from the last
 //!   renewal etcd acknowledged, on the monotonic clock.
 //! - [`view`]: a snapshot of the whole cluster, the placement rules, and the fleet grid of `svc mon`.
+//! - [`plan`]: the orchestrator's decisions, a pure function of the view, this node's lease,
+//!   its service files and the orchestrator's memory.
 //! - [`guard`]: the engine's [`berth_engine::StartGuard`] backed by the owner key.
 //!
 //! Ownership: a service runs on at most one node. Its owner key
@@ -21,6 +23,7 @@
 pub mod guard;
 pub mod keys;
 pub mod lease;
+pub mod plan;
 pub mod records;
 pub mod store;
 pub mod view;
@@ -28,8 +31,11 @@ pub mod view;
 pub use guard::EtcdGuard;
 pub use keys::Keys;
 pub use lease::{LeaseHealth, LeaseKeeper, LeaseState};
-pub use records::{Intent, IntentAction, LogLine, NodeRecord, OwnerRecord, ServiceSummary, Target};
-pub use store::{Ownership, Store};
+pub use records::Ownership;
+pub use records::{
+    Done, Intent, IntentAction, LogLine, NodeRecord, OwnerRecord, OwnerWhy, ServiceSummary, Target,
+};
+pub use store::Store;
 pub use view::ClusterView;
 
 /// Why a cluster operation failed.
@@ -96,6 +102,16 @@ pub enum ClusterError {
         /// The cluster.
         cluster: String,
     },
+    /// svcd on this node lost its lease (not renewed in time) and has not rejoined yet.
+    #[error(
+        "node {node} has lost its lease in cluster {cluster}: no cluster start until it rejoins"
+    )]
+    LeaseLost {
+        /// This node.
+        node: String,
+        /// The cluster.
+        cluster: String,
+    },
     /// A named node is not (or no longer) alive in the cluster.
     #[error(
         "node {node} is not alive in cluster {cluster} (no node key: its svcd is down or cut off)"
@@ -105,6 +121,17 @@ pub enum ClusterError {
         node: String,
         /// The cluster.
         cluster: String,
+    },
+    /// A start decided on the view at `revision` was not taken: the service's target or frozen
+    /// key changed since (an operator's stop or freeze wins over a queued start).
+    #[error(
+        "{svc}: not taken: its target or freeze changed after revision {revision} (an operator's action since)"
+    )]
+    ChangedSince {
+        /// The service.
+        svc: String,
+        /// The revision the decision read.
+        revision: i64,
     },
     /// The ownership changed under us: the fencing token is no longer ours.
     #[error("{svc}: the ownership changed meanwhile (token {token} is no longer current)")]

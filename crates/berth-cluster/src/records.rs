@@ -3,7 +3,11 @@
 use std::collections::BTreeMap;
 
 use berth_model::Status;
+use etcd_client::KeyValue;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::ClusterError;
 
 /// `nodes/<node>`: a live node (the key lives as long as the node's lease).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,9 +56,98 @@ pub struct OwnerRecord {
     pub node: String,
     /// When it took the service (ms since the epoch).
     pub since_ms: u64,
-    /// Why: `start`, `switch from n1`, `orchestrate`...
+    /// Why it took it.
     #[serde(default)]
-    pub why: String,
+    pub why: OwnerWhy,
+}
+
+/// Why a node owns a service, as the owner key says it (a string in the JSON: `start`,
+/// `orchestrate`, `failover`, `fence recovery`, `switch from n1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum OwnerWhy {
+    /// An operator's action on this node (`start`, `restart`, `startfs`...).
+    Action(String),
+    /// The orchestrator placed it: nobody owned it yet.
+    Orchestrate,
+    /// The orchestrator took it after its owner went or gave it up.
+    Failover,
+    /// Self-fencing stopped it and the lease survived: started again where it was.
+    FenceRecovery,
+    /// Handed over by a switch from node `from`.
+    Switch {
+        /// The node it came from.
+        from: String,
+    },
+}
+
+impl Default for OwnerWhy {
+    fn default() -> Self {
+        OwnerWhy::Action(String::new())
+    }
+}
+
+impl std::fmt::Display for OwnerWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OwnerWhy::Action(a) => f.write_str(a),
+            OwnerWhy::Orchestrate => f.write_str("orchestrate"),
+            OwnerWhy::Failover => f.write_str("failover"),
+            OwnerWhy::FenceRecovery => f.write_str("fence recovery"),
+            OwnerWhy::Switch { from } => write!(f, "switch from {from}"),
+        }
+    }
+}
+
+impl From<String> for OwnerWhy {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "orchestrate" => OwnerWhy::Orchestrate,
+            "failover" => OwnerWhy::Failover,
+            "fence recovery" => OwnerWhy::FenceRecovery,
+            _ => match s.strip_prefix("switch from ") {
+                Some(from) => OwnerWhy::Switch {
+                    from: from.to_string(),
+                },
+                None => OwnerWhy::Action(s),
+            },
+        }
+    }
+}
+
+impl From<OwnerWhy> for String {
+    fn from(w: OwnerWhy) -> Self {
+        w.to_string()
+    }
+}
+
+/// A service's current ownership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    /// The owner key's value.
+    pub record: OwnerRecord,
+    /// The fencing token: the owner key's `mod_revision`.
+    pub token: i64,
+    /// The lease the key hangs on (the owner node's).
+    pub lease: i64,
+}
+
+impl Ownership {
+    pub(crate) fn from_kv(key: &str, kv: &KeyValue) -> Result<Ownership, ClusterError> {
+        Ok(Ownership {
+            record: decode(key, kv.value())?,
+            token: kv.mod_revision(),
+            lease: kv.lease(),
+        })
+    }
+}
+
+/// Decode the JSON value of `key`.
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, ClusterError> {
+    serde_json::from_slice(value).map_err(|e| ClusterError::Decode {
+        key: key.to_string(),
+        why: e.to_string(),
+    })
 }
 
 /// `services/<svc>/target`: what the orchestrator keeps the service at.
@@ -120,7 +213,49 @@ pub struct LogLine {
     pub node: String,
     /// The formatted line (`HH:MM:SS LEVEL   SVC.RID   message`).
     pub line: String,
-    /// The intent's outcome, on the node's last line: `stopped`, `failed`, `up`...
+    /// The intent's outcome, on the node's last line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub done: Option<String>,
+    pub done: Option<Done>,
+}
+
+/// How a node's part of an intent ended (`done` of its last line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Done {
+    /// The service is up on the target.
+    Up,
+    /// This node's step failed (the line says why).
+    Failed,
+    /// The owner stopped the service and handed the owner key to the target.
+    Handed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_why_reads_back_what_it_writes() {
+        for w in [
+            OwnerWhy::Action("start".into()),
+            OwnerWhy::Orchestrate,
+            OwnerWhy::Failover,
+            OwnerWhy::FenceRecovery,
+            OwnerWhy::Switch { from: "n1".into() },
+        ] {
+            let json = serde_json::to_string(&w).unwrap();
+            assert_eq!(
+                serde_json::from_str::<OwnerWhy>(&json).unwrap(),
+                w,
+                "{json}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&OwnerWhy::Switch { from: "n1".into() }).unwrap(),
+            "\"switch from n1\""
+        );
+        let line: LogLine =
+            serde_json::from_str(r#"{"node":"n2","line":"x","done":"handed"}"#).unwrap();
+        assert_eq!(line.done, Some(Done::Handed));
+    }
 }

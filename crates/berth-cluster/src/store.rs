@@ -5,36 +5,16 @@ use std::time::Duration;
 
 use berth_model::config::ClusterConfig;
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
-    KeyValue, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
+    Identity, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::records::{Intent, NodeRecord, OwnerRecord, Target};
+use crate::records::{
+    Intent, LogLine, NodeRecord, OwnerRecord, OwnerWhy, Ownership, Target, decode,
+};
 use crate::view::ClusterView;
 use crate::{ClusterError, Keys, format_ms, now_ms};
-
-/// A service's current ownership.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ownership {
-    /// The owner key's value.
-    pub record: OwnerRecord,
-    /// The fencing token: the owner key's `mod_revision`.
-    pub token: i64,
-    /// The lease the key hangs on (the owner node's).
-    pub lease: i64,
-}
-
-impl Ownership {
-    fn from_kv(key: &str, kv: &KeyValue) -> Result<Ownership, ClusterError> {
-        Ok(Ownership {
-            record: decode(key, kv.value())?,
-            token: kv.mod_revision(),
-            lease: kv.lease(),
-        })
-    }
-}
 
 /// One cluster's etcd, for one node.
 #[derive(Clone)]
@@ -55,13 +35,6 @@ impl std::fmt::Debug for Store {
             .field("endpoints", &self.endpoints)
             .finish()
     }
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, ClusterError> {
-    serde_json::from_slice(value).map_err(|e| ClusterError::Decode {
-        key: key.to_string(),
-        why: e.to_string(),
-    })
 }
 
 /// The pause between two attempts of a request that could not connect.
@@ -139,8 +112,8 @@ impl Store {
         &self.cluster
     }
 
-    /// The etcd client (for watches and leases).
-    pub fn client(&self) -> Client {
+    /// The etcd client (for watches and leases): etcd is berth-cluster's alone.
+    pub(crate) fn client(&self) -> Client {
         self.client.clone()
     }
 
@@ -150,7 +123,7 @@ impl Store {
     }
 
     /// Run one etcd request, bounded by the timeout; errors name what was being done.
-    pub async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         what: impl Into<String>,
         fut: impl Future<Output = Result<T, etcd_client::Error>>,
@@ -175,7 +148,7 @@ impl Store {
     /// member). The balanced channel routes some requests to a member it cannot connect to and
     /// fails them at once; another attempt goes to another member. Safe for every request,
     /// transactions included: a request that could not connect never reached etcd.
-    pub async fn call<T, Fut>(
+    pub(crate) async fn call<T, Fut>(
         &self,
         what: impl Into<String>,
         op: impl Fn(Client) -> Fut,
@@ -260,20 +233,41 @@ impl Store {
         &self,
         svc: &str,
         lease: i64,
-        why: &str,
+        why: &OwnerWhy,
+    ) -> Result<Ownership, ClusterError> {
+        self.acquire_if(svc, lease, why, None).await
+    }
+
+    /// [`Store::acquire`], and with `decided_at` (the revision of the view a decision read)
+    /// only if neither the service's target nor its frozen key changed since: an operator's
+    /// `stop` or `freeze` written after the orchestrator decided a start wins over that start
+    /// ([`ClusterError::ChangedSince`]), in the same transaction that would take the key.
+    pub async fn acquire_if(
+        &self,
+        svc: &str,
+        lease: i64,
+        why: &OwnerWhy,
+        decided_at: Option<i64>,
     ) -> Result<Ownership, ClusterError> {
         let key = self.keys.owner(svc);
         let node_key = self.keys.node(&self.node);
         let record = OwnerRecord {
             node: self.node.clone(),
             since_ms: now_ms(),
-            why: why.to_string(),
+            why: why.clone(),
         };
+        let mut when = vec![
+            Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+            Compare::lease(node_key.clone(), CompareOp::Equal, lease),
+        ];
+        if let Some(rev) = decided_at {
+            // An absent key has mod_revision 0: unchanged.
+            for k in [self.keys.target(svc), self.keys.frozen(svc)] {
+                when.push(Compare::mod_revision(k, CompareOp::Less, rev + 1));
+            }
+        }
         let txn = Txn::new()
-            .when([
-                Compare::create_revision(key.clone(), CompareOp::Equal, 0),
-                Compare::lease(node_key.clone(), CompareOp::Equal, lease),
-            ])
+            .when(when)
             .and_then([TxnOp::put(
                 key.clone(),
                 encode(&record),
@@ -310,6 +304,12 @@ impl Store {
         match owner {
             Some(o) if o.record.node == self.node && o.lease == node_lease && node_lease != 0 => {
                 Ok(o)
+            }
+            None if node_lease == lease && lease != 0 && decided_at.is_some() => {
+                Err(ClusterError::ChangedSince {
+                    svc: svc.to_string(),
+                    revision: decided_at.unwrap_or_default(),
+                })
             }
             Some(o) => Err(ClusterError::OwnedBy {
                 svc: svc.to_string(),
@@ -349,13 +349,13 @@ impl Store {
         token: i64,
         to: &str,
         to_lease: i64,
-        why: &str,
+        why: &OwnerWhy,
     ) -> Result<Ownership, ClusterError> {
         let key = self.keys.owner(svc);
         let record = OwnerRecord {
             node: to.to_string(),
             since_ms: now_ms(),
-            why: why.to_string(),
+            why: why.clone(),
         };
         let txn = Txn::new()
             .when([
@@ -583,6 +583,86 @@ impl Store {
             )
             .await?;
         Ok((resp.ttl() > 0).then_some(resp.ttl()))
+    }
+
+    /// The log lines of intent `id` so far, with their keys, in key order.
+    pub async fn intent_lines(&self, id: &str) -> Result<Vec<(String, LogLine)>, ClusterError> {
+        let prefix = self.keys.logs(id);
+        let resp = self
+            .call(format!("get {prefix}*"), |mut c| {
+                let k = prefix.clone();
+                async move { c.get(k, Some(GetOptions::new().with_prefix())).await }
+            })
+            .await?;
+        let mut lines = Vec::new();
+        for kv in resp.kvs() {
+            let key = kv.key_str().unwrap_or_default().to_string();
+            match decode::<LogLine>(&key, kv.value()) {
+                Ok(l) => lines.push((key, l)),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Keep `view` current: one watch of the cluster's prefix from the view's revision, each
+    /// batch of events applied under the write lock, `changed` told after each; on any error
+    /// (or a compaction) the view is read whole again and watched from there. Never returns.
+    pub async fn follow(
+        &self,
+        view: &std::sync::RwLock<ClusterView>,
+        changed: &tokio::sync::Notify,
+    ) -> std::convert::Infallible {
+        use std::sync::PoisonError;
+        loop {
+            let from = view.read().unwrap_or_else(PoisonError::into_inner).revision + 1;
+            let mut client = self.client();
+            let opts = WatchOptions::new().with_prefix().with_start_revision(from);
+            let watched = self
+                .bounded(
+                    "watch the cluster",
+                    client.watch(self.keys.root(), Some(opts)),
+                )
+                .await;
+            match watched {
+                Ok(mut stream) => loop {
+                    match stream.message().await {
+                        Ok(Some(resp)) => {
+                            if resp.canceled() || resp.compact_revision() > 0 {
+                                break;
+                            }
+                            let rev = resp.header().map_or(0, |h| h.revision());
+                            let mut v = view.write().unwrap_or_else(PoisonError::into_inner);
+                            for ev in resp.events() {
+                                let Some(kv) = ev.kv() else { continue };
+                                match ev.event_type() {
+                                    EventType::Put => v.apply_put(&self.keys, kv),
+                                    EventType::Delete => {
+                                        if let Ok(k) = kv.key_str() {
+                                            v.apply_delete(&self.keys, k, rev);
+                                        }
+                                    }
+                                }
+                            }
+                            v.revision = v.revision.max(rev);
+                            drop(v);
+                            changed.notify_one();
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!("cluster watch ended: {e}");
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!("{e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if let Ok(fresh) = self.snapshot().await {
+                *view.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+                changed.notify_one();
+            }
+        }
     }
 
     /// Everything of the cluster in one read.

@@ -8,9 +8,9 @@ use tracing::warn;
 
 use berth_model::Status;
 use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
+use berth_model::status::{NodeCell, ServiceCluster};
 
-use crate::records::{Intent, NodeRecord, Target};
-use crate::store::{Ownership, decode};
+use crate::records::{Intent, NodeRecord, Ownership, Target, decode};
 use crate::{Keys, OwnerRecord};
 
 /// A live node: its record and its lease.
@@ -154,6 +154,57 @@ impl ClusterView {
             .collect()
     }
 
+    /// What the cluster says of `svc` for its status: owner, fencing token, since, frozen, and
+    /// each node's avail / overall. Its cost is the number of nodes, not of services.
+    pub fn service_cluster(&self, svc: &str) -> ServiceCluster {
+        let owner = self.owners.get(svc);
+        ServiceCluster {
+            owner: owner.map(|o| o.record.node.clone()),
+            token: owner.map(|o| o.token),
+            since_ms: owner.map(|o| o.record.since_ms),
+            frozen: self.frozen.contains(svc),
+            nodes: self
+                .nodes
+                .iter()
+                .filter_map(|(n, live)| {
+                    live.record.services.get(svc).map(|s| {
+                        (
+                            n.clone(),
+                            NodeCell {
+                                avail: s.avail,
+                                overall: s.overall,
+                            },
+                        )
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// `sync` of `svc` on node `me`, whose copy of the file has the checksum `mine`: `up` when
+    /// every other node that has the service publishes the same, `warn` when one differs, `n/a`
+    /// without a checksum of this node's copy.
+    pub fn sync(&self, me: &str, svc: &str, mine: Option<&str>) -> Status {
+        let Some(mine) = mine else {
+            return Status::NotApplicable;
+        };
+        let same = self
+            .nodes
+            .iter()
+            .filter(|(n, _)| n.as_str() != me)
+            .filter_map(|(_, n)| n.record.services.get(svc))
+            .all(|s| s.checksum == mine);
+        if same { Status::Up } else { Status::Warn }
+    }
+
+    /// The checksum node `node` publishes for `svc`.
+    pub fn published_checksum(&self, node: &str, svc: &str) -> Option<&str> {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.record.services.get(svc))
+            .map(|s| s.checksum.as_str())
+    }
+
     /// The service's `nodes`, as the nodes that know it published them (the first non-empty).
     pub fn placement_nodes(&self, svc: &str) -> Vec<String> {
         self.nodes
@@ -267,5 +318,18 @@ mod tests {
         v.nodes.remove("n2");
         let f = v.fleet();
         assert_eq!(f.nodes["n2"].hb, Status::Down);
+    }
+
+    #[test]
+    fn sync_and_the_cluster_rows_of_a_service() {
+        let mut v = ClusterView::default();
+        v.nodes.insert("n1".into(), node("n1", &[("web", true)]));
+        v.nodes.insert("n2".into(), node("n2", &[("web", true)]));
+        assert_eq!(v.published_checksum("n1", "web"), Some(""));
+        assert_eq!(v.sync("n1", "web", Some("")), Status::Up);
+        assert_eq!(v.sync("n1", "web", Some("abc")), Status::Warn);
+        assert_eq!(v.sync("n1", "web", None), Status::NotApplicable);
+        let c = v.service_cluster("web");
+        assert_eq!((c.owner, c.frozen, c.nodes.len()), (None, false, 2));
     }
 }

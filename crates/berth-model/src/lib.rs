@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod api;
+pub mod claims;
 pub mod config;
 pub mod fleet;
 pub mod order;

@@ -100,7 +100,8 @@ macro_rules! run_options {
         /// Container keywords (besides the common ones), mandatory first.
         pub const CONTAINER_KEYWORDS: &[&str] = &[
             "run_image", "type", "run_command", "run_args", "start_timeout", "stop_timeout",
-            "netns", "start_requires", $( stringify!($field), )*
+            "netns", "start_requires", "image_pull_policy", "pull_timeout", "registry_creds",
+            $( stringify!($field), )*
         ];
 
         const ROWS: &[Row] = &[ $( Row {

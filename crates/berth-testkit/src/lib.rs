@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cluster;
 pub mod daemon;
 pub mod pipe;
+pub mod registry;
 
 /// Panic with a clear message unless running as root: real-host tests never skip silently.
 pub fn require_root() {

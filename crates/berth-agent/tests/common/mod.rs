@@ -127,6 +127,10 @@ pub struct Spec {
     pub frozen: bool,
     /// The action token every node's svcd takes (`<config>/token`), none when `None`.
     pub token: Option<String>,
+    /// Extra `[service]` lines of the ip-only services (`orchestrate = "start"`).
+    pub ip_service_extra: String,
+    /// The nodes' `monitor_interval` (`1s`).
+    pub monitor_interval: String,
 }
 
 impl Default for Spec {
@@ -142,6 +146,8 @@ impl Default for Spec {
             ip_services: Vec::new(),
             frozen: false,
             token: None,
+            ip_service_extra: String::new(),
+            monitor_interval: "1s".to_string(),
         }
     }
 }
@@ -223,9 +229,10 @@ impl Rig {
             .map(|e| format!("{e:?}"))
             .collect();
         node.write_node_toml(&format!(
-            "listen = \"{}:{PORT}\"\nmonitor_interval = \"1s\"\n\n[cluster]\nname = \"t\"\n\
+            "listen = \"{}:{PORT}\"\nmonitor_interval = \"{}\"\n\n[cluster]\nname = \"t\"\n\
              etcd = [{}]\nlease_ttl = \"{}s\"\nready_period = \"1s\"\n",
             node.addr(),
+            spec.monitor_interval,
             eps.join(", "),
             self.ttl.as_secs()
         ));
@@ -255,8 +262,9 @@ impl Rig {
             node.write_service(
                 &format!("{s}.toml"),
                 &format!(
-                    "[service]\nnodes = [{list}]\n\n[ip.1]\nipname = \"{ip}\"\n\
-                     ipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n"
+                    "[service]\nnodes = [{list}]\n{}\n[ip.1]\nipname = \"{ip}\"\n\
+                     ipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n",
+                    spec.ip_service_extra
                 ),
             );
         }

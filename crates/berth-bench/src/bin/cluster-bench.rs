@@ -8,10 +8,12 @@
 //!    takes, the resources' part (the `duration` of the stop's and the start's
 //!    `last_action.json`, on each node), and berth's own part (the rest).
 //! 3. svcd's RSS on each node of a cluster of 3 nodes x `SERVICES` services.
+//! 4. svcd's idle CPU on a cluster node, 3 nodes x 30 and x 300 services checked every second:
+//!    what a check costs must not grow with the cluster's size.
 //!
 //! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
 //!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
-//! `CLUSTER_BENCH_ONLY=txn|switch|rss|failover` runs one case, `CLUSTER_BENCH_LOGS=1` prints the end of
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover` runs one case, `CLUSTER_BENCH_LOGS=1` prints the end of
 //! the svcd logs after the switches).
 
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use berth_cluster::{NodeRecord, ServiceSummary, Store};
 use berth_model::Status;
 use berth_model::config::ClusterConfig;
-use berth_testkit::bench::rss_kib;
+use berth_testkit::bench::{cpu_seconds, rss_kib};
 use berth_testkit::cluster::{Etcd, Lan, Node, SharedLun, wait_until};
 use berth_testkit::{Netns, require_root};
 
@@ -102,7 +104,13 @@ fn txn_bench(members: usize, runs: usize) -> Result<()> {
             let (mut txn, mut put) = (Vec::new(), Vec::new());
             for i in 0..runs + 10 {
                 let t = Instant::now();
-                let o = store.acquire("web", lease, "bench").await?;
+                let o = store
+                    .acquire(
+                        "web",
+                        lease,
+                        &berth_cluster::OwnerWhy::Action("bench".into()),
+                    )
+                    .await?;
                 ensure!(store.release("web", o.token).await?, "release refused");
                 let d = t.elapsed();
                 let t = Instant::now();
@@ -147,8 +155,8 @@ fn mon(bin: &Path, node: &Node) -> Option<serde_json::Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// Nodes `n1..=count` on a 1-member etcd, each with its svcd and the service files `files`
-/// gives for it; returns once every node sees every other alive.
+/// Nodes `n1..=count` on a 1-member etcd, each with its svcd (checks every 10 s) and the
+/// service files `files` gives for it; returns once every node sees every other alive.
 fn cluster(
     lan: &Lan,
     etcd: &Etcd,
@@ -157,12 +165,23 @@ fn cluster(
     ttl: u64,
     files: impl Fn(&Node) -> Vec<(String, String)>,
 ) -> Result<Vec<Node>> {
+    cluster_checking(lan, etcd, bins, (count, ttl, "10s"), files)
+}
+
+/// [`cluster`] with the nodes' `monitor_interval`: (count, ttl, interval).
+fn cluster_checking(
+    lan: &Lan,
+    etcd: &Etcd,
+    bins: &(PathBuf, PathBuf),
+    (count, ttl, interval): (usize, u64, &str),
+    files: impl Fn(&Node) -> Vec<(String, String)>,
+) -> Result<Vec<Node>> {
     let eps: Vec<String> = etcd.endpoints().iter().map(|e| format!("{e:?}")).collect();
     let mut nodes = Vec::new();
     for i in 1..=count {
         let mut node = Node::new(lan, &format!("n{i}"), u8::try_from(i)?);
         node.write_node_toml(&format!(
-            "listen = \"{}:{PORT}\"\nmonitor_interval = \"10s\"\n\n[cluster]\nname = \"t\"\n\
+            "listen = \"{}:{PORT}\"\nmonitor_interval = \"{interval}\"\n\n[cluster]\nname = \"t\"\n\
              etcd = [{}]\nlease_ttl = \"{ttl}s\"\nready_period = \"1s\"\n",
             node.addr(),
             eps.join(", ")
@@ -433,6 +452,70 @@ fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     Ok(())
 }
 
+/// The idle cost of svcd on a cluster node: 3 nodes x `services` services (one fs each, never
+/// mounted, nobody starts them), checks every second; once every record is published, the CPU
+/// time each svcd uses over `IDLE_WINDOW`, as a share of one core and per service check.
+fn idle_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
+    const IDLE_WINDOW: Duration = Duration::from_secs(20);
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let nodes = cluster_checking(&lan, &etcd, bins, (3, 5, "1s"), |_| {
+        (0..services)
+            .map(|i| {
+                let name = format!("svc{i:03}");
+                (
+                    format!("{name}.toml"),
+                    format!(
+                        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
+                         dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
+                    ),
+                )
+            })
+            .collect()
+    })?;
+    wait_until(Duration::from_secs(120), "every record published", || {
+        mon(&bins.1, &nodes[0]).is_some_and(|v| {
+            v["services"].as_object().is_some_and(|s| {
+                s.len() == services
+                    && s.values()
+                        .all(|x| x["nodes"].as_object().is_some_and(|n| n.len() == 3))
+            })
+        })
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let pids: Vec<u32> = nodes
+        .iter()
+        .map(|n| n.svcd_pid().context("svcd pid"))
+        .collect::<Result<_>>()?;
+    let before: Vec<f64> = pids
+        .iter()
+        .map(|p| cpu_seconds(*p))
+        .collect::<Result<_>>()?;
+    let t = Instant::now();
+    std::thread::sleep(IDLE_WINDOW);
+    let wall = t.elapsed().as_secs_f64();
+    let mut shares = Vec::new();
+    for (p, b) in pids.iter().zip(&before) {
+        shares.push((cpu_seconds(*p)? - b) / wall);
+    }
+    shares.sort_by(f64::total_cmp);
+    let median = shares[shares.len() / 2];
+    let max = shares[shares.len() - 1];
+    // One check per service per second.
+    let n = f64::from(u32::try_from(services)?);
+    let per_check_us = |share: f64| share * 1e6 / n;
+    println!(
+        "| idle svcd, 3 nodes x {services} services, 1 s checks: CPU (share of a core; per service check) | {:.1} % ({:.0} µs) | {:.1} % ({:.0} µs) | 3 nodes x {:.0} s |",
+        median * 100.0,
+        per_check_us(median),
+        max * 100.0,
+        per_check_us(max),
+        wall
+    );
+    drop(nodes);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     require_root();
     let mut args = std::env::args().skip(1);
@@ -461,6 +544,10 @@ fn main() -> Result<()> {
     }
     if run("rss") {
         rss_bench(&bins, services)?;
+    }
+    if run("idle") {
+        idle_bench(&bins, 30)?;
+        idle_bench(&bins, 300)?;
     }
     if run("failover") {
         failover_bench(&bins, 3, switches)?;

@@ -21,6 +21,9 @@ mod container;
 mod daemon;
 mod host;
 mod network;
+mod registry;
+
+pub use registry::CERTS_DIR;
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use berth_model::ResourceState;
 use berth_model::Rid;
-use berth_model::config::{ContainerSpec, NetworkMode, Spec};
+use berth_model::config::{ContainerSpec, NetworkMode, PullPolicy, Spec};
 use berth_model::rid::Kind;
 use berth_model::status::{Chargeback, LogEntry, Status};
 use bollard::models::HealthStatusEnum;
@@ -277,6 +280,10 @@ fn start_container(
         info!("container {name} is already up");
         return Ok(Outcome::AlreadyDone);
     }
+    let present = inspect_image(api, &spec.run_image)?;
+    if registry::wants_pull(spec, present.is_some()) {
+        registry::pull(ctx, api, spec)?;
+    }
     let mode = NetworkMode::of(ctx.svc, spec);
     let digest = container::config_digest(&ctx.svc.name, spec, &mode);
     let net_id = if mode == NetworkMode::Service {
@@ -298,7 +305,15 @@ fn start_container(
                 .and_then(|n| n.networks.as_ref())
                 .is_some_and(|n| n.values().any(|e| e.network_id.as_ref() == Some(id)))
         });
-        other_config || other_network
+        // `always`: a pull that brought another image under the same name makes it again.
+        let other_image = spec.image_pull_policy == PullPolicy::Always
+            && c.image.is_some()
+            && inspect_image(api, &spec.run_image)
+                .ok()
+                .flatten()
+                .and_then(|i| i.id)
+                != c.image;
+        other_config || other_network || other_image
     });
     let id = match existing {
         Some(c) if !stale => {
@@ -525,9 +540,16 @@ pub fn passthrough(ctx: &Ctx<'_>, args: &[OsString]) -> Result<i32, DriverError>
     if needs_daemon(args) {
         d.ensure(ctx)?;
     }
-    let status = Command::new("docker")
-        .arg("-H")
-        .arg(d.host())
+    let mut cmd = Command::new("docker");
+    cmd.arg("-H").arg(d.host());
+    // The service's registry_creds, unless the command names its own --config.
+    let own_config = args
+        .iter()
+        .any(|a| a == "--config" || a.to_str().is_some_and(|a| a.starts_with("--config=")));
+    if !own_config && let Some(dir) = registry::cli_config_dir(ctx)? {
+        cmd.arg("--config").arg(dir);
+    }
+    let status = cmd
         .args(args)
         .env_remove("DOCKER_HOST")
         .env_remove("DOCKER_CONTEXT")

@@ -56,6 +56,12 @@ struct ServiceView<'a> {
     docker_daemon_args: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     docker_subnet: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    docker_registries: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_ca: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_creds: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     orchestrate: Option<super::Orchestrate>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +115,10 @@ struct ContainerView<'a> {
     netns: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     start_requires: Vec<String>,
+    image_pull_policy: super::PullPolicy,
+    pull_timeout: Dur,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_creds: Option<String>,
 }
 
 /// The run options as their keywords, in table order.
@@ -197,6 +207,9 @@ fn container(c: &ContainerSpec) -> SpecView<'_> {
         stop_timeout: Dur(c.stop_timeout),
         netns: c.netns.map(|r| r.to_string()),
         start_requires: c.start_requires.iter().map(|r| r.to_string()).collect(),
+        image_pull_policy: c.image_pull_policy,
+        pull_timeout: Dur(c.pull_timeout),
+        registry_creds: c.registry_creds.as_ref().map(|p| p.display().to_string()),
     })
 }
 
@@ -294,6 +307,9 @@ pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
             .map(|p| p.to_string_lossy().into_owned()),
         docker_daemon_args: &s.docker_daemon_args,
         docker_subnet: s.docker_subnet.map(|n| n.to_string()),
+        docker_registries: s.docker_registries.iter().map(|r| r.to_string()).collect(),
+        registry_ca: s.registry_ca.as_ref().map(|p| p.display().to_string()),
+        registry_creds: s.registry_creds.as_ref().map(|p| p.display().to_string()),
         orchestrate: (s.orchestrate != super::Orchestrate::No).then_some(s.orchestrate),
         monitor_action: (s.monitor_action != super::MonitorAction::None)
             .then_some(s.monitor_action),

@@ -31,6 +31,9 @@ pub const SERVICE_KEYWORDS: &[&str] = &[
     "docker_data_dir",
     "docker_daemon_args",
     "docker_subnet",
+    "docker_registries",
+    "registry_ca",
+    "registry_creds",
     "orchestrate",
     "monitor_action",
     "placement",
@@ -455,11 +458,6 @@ pub fn ignored(kind: Option<Kind>, key: &str) -> Option<&'static str> {
         (Some(Kind::Vg), "pvs") | (Some(Kind::Vg), "options") => {
             "berth does not provision: the volume group must exist"
         }
-        (Some(Kind::Container), "image_pull_policy")
-        | (Some(Kind::Container), "pull_timeout")
-        | (Some(Kind::Container), "registry_creds") => {
-            "berth never pulls: import or pull images with svc SVC docker"
-        }
         (Some(Kind::Container), "name") => "berth names the container <svc>.container.<rid id>",
         (Some(Kind::Container), "osvc_root_path")
         | (Some(Kind::Container), "guestos")
@@ -821,6 +819,13 @@ fn read_container(
     let start_timeout = e.ok(r.duration("start_timeout", Duration::from_secs(30)));
     let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(10)));
     let links = e.ok(container_links(r));
+    let image_pull_policy = e.ok(r.choice(
+        "image_pull_policy",
+        super::PullPolicy::CHOICES,
+        super::PullPolicy::Once,
+    ));
+    let pull_timeout = e.ok(r.duration("pull_timeout", Duration::from_secs(120)));
+    let registry_creds = e.ok(registry_creds(r, warnings));
     let (netns, start_requires) = links?;
     let mut run = run?;
     let netns = match netns {
@@ -850,7 +855,44 @@ fn read_container(
         stop_timeout: stop_timeout?,
         netns,
         start_requires,
+        image_pull_policy: image_pull_policy?,
+        pull_timeout: pull_timeout?,
+        registry_creds: registry_creds?,
     })
+}
+
+/// `registry_creds`: the path of a docker config.json. OpenSVC's names a secret object instead:
+/// in an INI file a value that is not a path is a warning, and ignored.
+fn registry_creds(
+    r: &mut Reader<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if r.format == Format::Ini
+        && let Some(RawValue::Str(v)) = r.entries.get("registry_creds").map(|e| &e.value)
+        && !v.trim_start().starts_with('/')
+    {
+        let _ = r.take("registry_creds");
+        warnings.push(r.warning(
+            "registry_creds",
+            "accepted and ignored: OpenSVC's names a secret object; berth takes the path of a \
+             docker config.json",
+        ));
+        return Ok(None);
+    }
+    r.abs_path("registry_creds")
+}
+
+/// `docker_registries`: `host:port` or `https://host:port` entries.
+fn registries(r: &mut Reader<'_>) -> Result<Vec<super::Registry>, ConfigError> {
+    let mut out: Vec<super::Registry> = Vec::new();
+    for text in r.list("docker_registries")? {
+        let reg = super::Registry::parse(&text)
+            .map_err(|why| r.bad("docker_registries", &RawValue::Str(text.clone()), &why))?;
+        if !out.contains(&reg) {
+            out.push(reg);
+        }
+    }
+    Ok(out)
 }
 
 fn read_service(
@@ -911,6 +953,9 @@ fn read_service(
                     .map_err(|why| r.bad("docker_subnet", &RawValue::Str(t.clone()), &why)),
             }))
             .flatten(),
+        docker_registries: e.ok(registries(r)).unwrap_or_default(),
+        registry_ca: e.ok(r.abs_path("registry_ca")).flatten(),
+        registry_creds: e.ok(registry_creds(r, warnings)).flatten(),
         orchestrate: e
             .ok(r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No))
             .unwrap_or_default(),

@@ -28,7 +28,7 @@ pub use collector::{CollectorConfig, CollectorNode, split_url};
 pub use compat::{LoadContext, Written};
 pub use emit::{to_toml, written};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
-pub use node::{ClusterConfig, NodeConfig, SplitAction, TlsFiles};
+pub use node::{ClusterConfig, DockerNode, NodeConfig, SplitAction, TlsFiles};
 pub use stack::{NetworkMode, link_target, needs_network, order_stack, start_dependencies};
 
 use crate::rid::{Kind, Rid};
@@ -273,6 +273,12 @@ pub struct ServiceSettings {
     pub docker_data_dir: Option<PathBuf>,
     /// Extra flags for the private dockerd.
     pub docker_daemon_args: Vec<String>,
+    /// `docker_registries`: the registries the private dockerd trusts (added to node.toml's).
+    pub docker_registries: Vec<Registry>,
+    /// `registry_ca`: the CA (PEM) that signs the `https://` registries' certificates.
+    pub registry_ca: Option<PathBuf>,
+    /// `registry_creds`: a docker config.json with the registries' auth, for every container.
+    pub registry_creds: Option<PathBuf>,
     /// `docker_subnet`: the subnet of the service's container network; default one of
     /// 10.199.0.0/16's /24s, chosen at start among those no route of the node overlaps.
     pub docker_subnet: Option<ipnet::Ipv4Net>,
@@ -506,6 +512,91 @@ pub struct ContainerSpec {
     /// healthcheck, healthy) before this one starts; it stops before them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub start_requires: Vec<Rid>,
+    /// `image_pull_policy`: when a start pulls `run_image`.
+    pub image_pull_policy: PullPolicy,
+    /// `pull_timeout`: the bound on one pull (default 2m).
+    pub pull_timeout: Duration,
+    /// `registry_creds` of this container (wins over the service's): a docker config.json.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_creds: Option<PathBuf>,
+}
+
+/// `image_pull_policy`: when a start pulls the container's image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Pull when the docker daemon lacks the image (the default).
+    #[default]
+    Once,
+    /// Pull before every start; a container made from another image is made again.
+    Always,
+}
+
+impl PullPolicy {
+    /// The keyword's values.
+    pub const CHOICES: &'static [(&'static str, PullPolicy)] =
+        &[("once", PullPolicy::Once), ("always", PullPolicy::Always)];
+}
+
+/// A `docker_registries` entry: `host:port` (plain HTTP) or `https://host:port` (TLS).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Registry {
+    /// `host:port` (or `host`), as docker names the registry.
+    pub host: String,
+    /// Whether it is reached over TLS.
+    pub tls: bool,
+}
+
+impl Registry {
+    /// Parse `host[:port]` or `https://host[:port]`; `http://` is the plain form spelled out.
+    pub fn parse(text: &str) -> Result<Registry, String> {
+        let t = text.trim();
+        let (tls, rest) = if let Some(r) = t.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = t.strip_prefix("http://") {
+            (false, r)
+        } else {
+            (false, t)
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        };
+        let host_ok = keywords::is_hostname(host) || host.parse::<std::net::Ipv4Addr>().is_ok();
+        if !host_ok {
+            return Err(format!(
+                "{host:?} is not a host name or an IPv4 address: give host:port or https://host:port"
+            ));
+        }
+        if let Some(p) = port
+            && !p.parse::<u16>().is_ok_and(|p| p > 0)
+        {
+            return Err(format!("{p:?} is not a port number"));
+        }
+        Ok(Registry {
+            host: rest.to_string(),
+            tls,
+        })
+    }
+}
+
+impl std::fmt::Display for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tls {
+            write!(f, "https://{}", self.host)
+        } else {
+            f.write_str(&self.host)
+        }
+    }
+}
+
+/// The registry an image reference names (`10.0.0.5:5000/app:1` -> `10.0.0.5:5000`), `None` for
+/// docker's default one (`busybox`, `library/busybox`): docker reads the first component as a
+/// registry when it holds a `.` or a `:`, or is `localhost`.
+pub fn image_registry(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
 }
 
 impl ContainerSpec {

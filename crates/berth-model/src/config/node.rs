@@ -38,6 +38,22 @@ pub struct NodeConfig {
     /// The cluster this node belongs to; absent: the node runs alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterConfig>,
+    /// `[docker]`: what every private dockerd of the node is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerNode>,
+}
+
+/// `[docker]` of `node.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerNode {
+    /// Registries every private dockerd trusts (`host:port` plain HTTP, `https://host:port`
+    /// TLS); a service's `docker_registries` add to them.
+    #[serde(default)]
+    pub docker_registries: Vec<String>,
+    /// The CA (PEM) of the node's `https://` registries, when a service names none.
+    #[serde(default)]
+    pub registry_ca: Option<PathBuf>,
 }
 
 /// `[tls]` of `node.toml`: the endpoint's certificate chain and private key (PEM).
@@ -162,6 +178,7 @@ impl Default for NodeConfig {
             read_token_file: None,
             open_reads: false,
             cluster: None,
+            docker: None,
         }
     }
 }
@@ -189,6 +206,14 @@ impl NodeConfig {
         if let Some(c) = &node.cluster {
             c.validate()
                 .map_err(|why| ConfigError::file(file, super::ConfigErrorKind::Syntax(why)))?;
+        }
+        for r in node.docker.iter().flat_map(|d| &d.docker_registries) {
+            super::Registry::parse(r).map_err(|why| {
+                ConfigError::file(
+                    file,
+                    super::ConfigErrorKind::Syntax(format!("[docker] docker_registries: {why}")),
+                )
+            })?;
         }
         Ok(node)
     }

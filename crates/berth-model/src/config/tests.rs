@@ -538,3 +538,99 @@ fn non_utf8_files_name_the_line_and_offset() {
     .unwrap();
     assert_eq!(ok.settings.app.as_deref(), Some("caf\u{e9}"));
 }
+
+#[test]
+fn registry_keywords_in_both_syntaxes() {
+    use super::{PullPolicy, Registry};
+    let svc = toml(
+        "[service]\ndocker_registries = [\"10.0.0.5:5000\", \"https://reg.example:443\"]\n\
+         registry_ca = \"/etc/berth/reg-ca.pem\"\nregistry_creds = \"/etc/berth/creds/a.json\"\n\
+         [container.1]\nrun_image = \"10.0.0.5:5000/app:1\"\nimage_pull_policy = \"always\"\n\
+         pull_timeout = \"30s\"\nregistry_creds = \"/etc/berth/creds/b.json\"\n",
+    )
+    .unwrap();
+    let s = &svc.settings;
+    assert_eq!(
+        s.docker_registries,
+        [
+            Registry {
+                host: "10.0.0.5:5000".into(),
+                tls: false
+            },
+            Registry {
+                host: "reg.example:443".into(),
+                tls: true
+            }
+        ]
+    );
+    assert_eq!(
+        s.registry_ca.as_deref(),
+        Some(Path::new("/etc/berth/reg-ca.pem"))
+    );
+    let Spec::Container(c) = &svc.resources[0].spec else {
+        panic!("not a container");
+    };
+    assert_eq!(c.image_pull_policy, PullPolicy::Always);
+    assert_eq!(c.pull_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(
+        c.registry_creds.as_deref(),
+        Some(Path::new("/etc/berth/creds/b.json"))
+    );
+    // The INI twin reads the same.
+    let twin = ini(
+        "[DEFAULT]\ndocker_registries = 10.0.0.5:5000 https://reg.example:443\n\
+         registry_ca = /etc/berth/reg-ca.pem\nregistry_creds = /etc/berth/creds/a.json\n\
+         [container#1]\ntype = docker\nrun_image = 10.0.0.5:5000/app:1\n\
+         image_pull_policy = always\npull_timeout = 30s\nregistry_creds = /etc/berth/creds/b.json\n",
+    )
+    .unwrap();
+    assert_eq!(twin.settings.docker_registries, s.docker_registries);
+    let Spec::Container(t) = &twin.resources[0].spec else {
+        panic!("not a container");
+    };
+    assert_eq!(**t, **c);
+    // The defaults, and what is refused.
+    let plain = toml("[container.1]\nrun_image = \"busybox\"\n").unwrap();
+    let Spec::Container(c) = &plain.resources[0].spec else {
+        panic!("not a container");
+    };
+    assert_eq!(c.image_pull_policy, PullPolicy::Once);
+    assert_eq!(c.pull_timeout, std::time::Duration::from_secs(120));
+    let e = err(toml("[service]\ndocker_registries = [\"reg:port\"]\n"));
+    assert!(
+        e.contains("docker_registries") && e.contains("not a port number"),
+        "{e}"
+    );
+    let e = err(toml(
+        "[container.1]\nrun_image = \"b\"\nimage_pull_policy = \"never\"\n",
+    ));
+    assert!(e.contains("expected one of: once, always"), "{e}");
+    let e = err(toml(
+        "[container.1]\nrun_image = \"b\"\nregistry_creds = \"creds.json\"\n",
+    ));
+    assert!(
+        e.contains("registry_creds") && e.contains("absolute"),
+        "{e}"
+    );
+}
+
+#[test]
+fn registries_parse_and_images_name_theirs() {
+    use super::{Registry, image_registry};
+    assert_eq!(
+        Registry::parse("https://10.0.0.5:5000/")
+            .unwrap()
+            .to_string(),
+        "https://10.0.0.5:5000"
+    );
+    assert_eq!(Registry::parse("http://reg").unwrap().to_string(), "reg");
+    let e = Registry::parse("https://").unwrap_err();
+    assert!(e.contains("not a host name"), "{e}");
+    let e = Registry::parse("a b:5000").unwrap_err();
+    assert!(e.contains("not a host name"), "{e}");
+    assert_eq!(image_registry("10.0.0.5:5000/app:1"), Some("10.0.0.5:5000"));
+    assert_eq!(image_registry("reg.example/team/app"), Some("reg.example"));
+    assert_eq!(image_registry("localhost/app"), Some("localhost"));
+    assert_eq!(image_registry("library/busybox"), None);
+    assert_eq!(image_registry("busybox:1"), None);
+}
