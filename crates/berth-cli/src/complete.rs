@@ -18,9 +18,6 @@ use crate::{ActionArgs, Cli};
 /// (the action table's).
 pub fn actions() -> Vec<String> {
     ServiceAction::first_words()
-        .into_iter()
-        .map(String::from)
-        .collect()
 }
 
 fn config_dir(given: Option<&str>) -> PathBuf {

@@ -277,31 +277,28 @@ impl ServiceAction {
             ServiceAction::StopKind(k) => format!("stop{k}"),
             ServiceAction::ValidateConfig => "validate config".to_string(),
             ServiceAction::EditConfig => "edit config".to_string(),
-            other => other.first_word().to_string(),
+            other => other.first_word(),
         }
     }
 
-    /// Its first word, as completion offers it (`print`, `validate`, `startfs` is its own).
-    pub fn first_word(self) -> &'static str {
+    /// Its first word, as completion offers it (`print`, `validate`; `startfs` is its own).
+    pub fn first_word(self) -> String {
+        match self {
+            ServiceAction::StartKind(k) => format!("start{k}"),
+            ServiceAction::StopKind(k) => format!("stop{k}"),
+            other => other.fixed_word().to_string(),
+        }
+    }
+
+    /// The first word of an action that is not per kind.
+    fn fixed_word(self) -> &'static str {
         match self {
             ServiceAction::Print(_) => "print",
             ServiceAction::JsonStatus => "json_status",
             ServiceAction::Status => "status",
-            ServiceAction::Start => "start",
-            ServiceAction::Stop => "stop",
+            ServiceAction::Start | ServiceAction::StartKind(_) => "start",
+            ServiceAction::Stop | ServiceAction::StopKind(_) => "stop",
             ServiceAction::Restart => "restart",
-            ServiceAction::StartKind(k) => match k {
-                Kind::Ip => "startip",
-                Kind::Vg => "startvg",
-                Kind::Fs => "startfs",
-                Kind::Container => "startcontainer",
-            },
-            ServiceAction::StopKind(k) => match k {
-                Kind::Ip => "stopip",
-                Kind::Vg => "stopvg",
-                Kind::Fs => "stopfs",
-                Kind::Container => "stopcontainer",
-            },
             ServiceAction::Freeze => "freeze",
             ServiceAction::Thaw => "thaw",
             ServiceAction::Switch => "switch",
@@ -320,8 +317,8 @@ impl ServiceAction {
     }
 
     /// The first words of every action, each once, in table order (completion's list).
-    pub fn first_words() -> Vec<&'static str> {
-        let mut seen: Vec<&'static str> = Vec::new();
+    pub fn first_words() -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
         for a in ServiceAction::all() {
             let w = a.first_word();
             if !seen.contains(&w) {
