@@ -55,6 +55,9 @@ for b in "${bins[@]}"; do
     install -m 0755 "$target/$b" "$root/usr/bin/$b"
     strip --strip-unneeded "$root/usr/bin/$b"
 done
+# OpenSVC's command names: svc honours them (svcmgr is svc, svcmon is `svc mon`).
+ln -s svc "$root/usr/bin/svcmgr"
+ln -s svc "$root/usr/bin/svcmon"
 
 # systemd units, pointing at the packaged binaries.
 install -d "$root/lib/systemd/system"

@@ -32,7 +32,10 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use crate::settings::TokenState;
 use crate::state::Shared;
 use crate::tree;
-use crate::worker::{ActionBody, ActionRequest, Msg, is_action};
+use berth_model::action::ServiceAction;
+use berth_model::api::ActionBody;
+
+use crate::worker::{ActionRequest, Msg};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -478,16 +481,77 @@ fn cached(shared: &Shared, req: &Request<Incoming>, body: &tree::Body) -> Resp {
     r
 }
 
+/// What a request asks, parsed from its method and path in one place (the shape of
+/// firecracker's `parsed_request.rs`); every answer follows from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    /// `GET /healthz`.
+    Healthz,
+    /// `GET /status`: the node's tree.
+    Status,
+    /// `GET /status/SVC`: one service's tree.
+    ServiceStatus(String),
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /cluster`.
+    Cluster,
+    /// `POST /services/SVC/actions/ACTION`, the action from the action table.
+    Action {
+        /// The service.
+        svc: String,
+        /// The action, or the name that is none svcd serves.
+        action: Result<ServiceAction, String>,
+    },
+    /// A known path with a method it does not take (the `Allow` header's value).
+    MethodNotAllowed(&'static str),
+    /// No such path.
+    NotFound,
+}
+
+impl Route {
+    /// The route of `method path`.
+    fn parse(method: &Method, path: &str) -> Route {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        let route = match parts.as_slice() {
+            ["healthz"] => Route::Healthz,
+            ["status"] => Route::Status,
+            ["status", svc] => Route::ServiceStatus((*svc).to_string()),
+            ["metrics"] => Route::Metrics,
+            ["cluster"] => Route::Cluster,
+            ["services", svc, "actions", action] => {
+                if method != Method::POST {
+                    return Route::MethodNotAllowed("POST");
+                }
+                let served = ServiceAction::from_name(action).filter(|a| a.http());
+                return Route::Action {
+                    svc: (*svc).to_string(),
+                    action: served.ok_or_else(|| (*action).to_string()),
+                };
+            }
+            _ => return Route::NotFound,
+        };
+        if read {
+            route
+        } else {
+            Route::MethodNotAllowed("GET, HEAD")
+        }
+    }
+
+    /// Whether it reads the tree (a read token may be needed).
+    fn is_protected_read(&self) -> bool {
+        matches!(
+            self,
+            Route::Status | Route::ServiceStatus(_) | Route::Metrics | Route::Cluster
+        )
+    }
+}
+
 async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let read = matches!(*req.method(), Method::GET | Method::HEAD);
-    if read
-        && matches!(
-            parts.as_slice(),
-            ["status"] | ["status", _] | ["metrics"] | ["cluster"]
-        )
+    let route = Route::parse(req.method(), &path);
+    if route.is_protected_read()
         && let Err(why) = read_authorized(shared, &req)
     {
         let mut r = error(StatusCode::UNAUTHORIZED, &why);
@@ -495,15 +559,15 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     }
-    match parts.as_slice() {
-        ["healthz"] if read => respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        ["status"] if read => {
+    match route {
+        Route::Healthz => respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        Route::Status => {
             let snap = shared.tree.snapshot();
             cached(shared, &req, &snap.node)
         }
-        ["status", svc] if read => {
+        Route::ServiceStatus(svc) => {
             let snap = shared.tree.snapshot();
-            match snap.services.get(*svc) {
+            match snap.services.get(&svc) {
                 Some(b) => cached(shared, &req, b),
                 None => error(
                     StatusCode::NOT_FOUND,
@@ -511,7 +575,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
                 ),
             }
         }
-        ["metrics"] if read => {
+        Route::Metrics => {
             let nodename = shared.settings().nodename.clone();
             let text = shared.metrics.render(&nodename, &shared.tree.all());
             respond(
@@ -520,7 +584,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
                 Bytes::from(text),
             )
         }
-        ["cluster"] if read => match shared.cluster.get() {
+        Route::Cluster => match shared.cluster.get() {
             Some(c) => {
                 let body = serde_json::to_vec_pretty(&c.report()).unwrap_or_default();
                 respond(StatusCode::OK, "application/json", Bytes::from(body))
@@ -530,17 +594,9 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
                 "this node is in no cluster (no [cluster] in node.toml), or has not joined it yet",
             ),
         },
-        ["healthz"] | ["status"] | ["status", _] | ["metrics"] | ["cluster"] => {
-            method_not_allowed("GET, HEAD")
-        }
-        ["services", svc, "actions", action] => {
-            if req.method() != Method::POST {
-                return method_not_allowed("POST");
-            }
-            let (svc, action) = (svc.to_string(), action.to_string());
-            action_request(shared, req, peer, svc, action).await
-        }
-        _ => error(StatusCode::NOT_FOUND, &format!("no such path: {path}")),
+        Route::MethodNotAllowed(allow) => method_not_allowed(allow),
+        Route::Action { svc, action } => action_request(shared, req, peer, svc, action).await,
+        Route::NotFound => error(StatusCode::NOT_FOUND, &format!("no such path: {path}")),
     }
 }
 
@@ -605,14 +661,18 @@ async fn action_request(
     req: Request<Incoming>,
     peer: SocketAddr,
     svc: String,
-    action: String,
+    action: Result<ServiceAction, String>,
 ) -> Resp {
+    let named = match &action {
+        Ok(a) => a.words(),
+        Err(name) => name.clone(),
+    };
     if let Err(msg) = authorized(shared, &req) {
         shared
             .metrics
             .http_unauthorized
             .fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("refused {action} on {svc} from {peer}: {msg}");
+        tracing::warn!("refused {named} on {svc} from {peer}: {msg}");
         let mut r = error(StatusCode::UNAUTHORIZED, &msg);
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -626,19 +686,30 @@ async fn action_request(
             &format!("no service {svc} on this node"),
         );
     };
-    if !is_action(&action) {
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "unknown action {action:?} (start, stop, restart, freeze, thaw, startip, stopfs...)"
-            ),
-        );
-    }
+    let action = match action {
+        Ok(a) => a,
+        Err(name) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "unknown action {name:?} (svcd runs {})",
+                    ServiceAction::http_names().join(", ")
+                ),
+            );
+        }
+    };
     let body = match read_body(req).await {
         Ok(body) => body,
         Err(resp) => return resp,
     };
-    tracing::info!("{action} on {svc} requested by {peer}");
+    let refused = body.refused(action);
+    if !refused.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("{named} does not take {}", refused.join(", ")),
+        );
+    }
+    tracing::info!("{named} on {svc} requested by {peer}");
     let (tx, rx) = oneshot::channel();
     if worker
         .send(Msg::Action(
@@ -762,6 +833,48 @@ mod tests {
             h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
             assert_eq!(accepts_gzip(&h), yes, "{value}");
         }
+    }
+
+    #[test]
+    fn routes_are_parsed_in_one_place() {
+        let get = |p: &str| Route::parse(&Method::GET, p);
+        let post = |p: &str| Route::parse(&Method::POST, p);
+        assert_eq!(get("/healthz"), Route::Healthz);
+        assert_eq!(get("/status/web"), Route::ServiceStatus("web".into()));
+        assert_eq!(Route::parse(&Method::HEAD, "/metrics"), Route::Metrics);
+        assert_eq!(post("/status"), Route::MethodNotAllowed("GET, HEAD"));
+        assert_eq!(
+            get("/services/web/actions/start"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(
+            post("/services/web/actions/startfs"),
+            Route::Action {
+                svc: "web".into(),
+                action: Ok(ServiceAction::StartKind(berth_model::Kind::Fs))
+            }
+        );
+        assert_eq!(
+            post("/services/web/actions/freeze"),
+            Route::Action {
+                svc: "web".into(),
+                action: Ok(ServiceAction::Freeze)
+            }
+        );
+        // Actions of the table svcd does not serve are unknown to it, as words that are none.
+        for name in ["switch", "status", "print", "bogus", ""] {
+            assert_eq!(
+                post(&format!("/services/web/actions/{name}")),
+                Route::Action {
+                    svc: "web".into(),
+                    action: Err(name.to_string())
+                },
+                "{name}"
+            );
+        }
+        assert_eq!(get("/nope"), Route::NotFound);
+        assert_eq!(get("/status/web/x"), Route::NotFound);
+        assert!(get("/cluster").is_protected_read() && !get("/healthz").is_protected_read());
     }
 
     #[test]

@@ -25,10 +25,7 @@ use tokio::sync::watch;
 
 use crate::state::Shared;
 
-/// The header naming when the status was checked.
-pub const CHECKED_AT: &str = "x-berth-checked-at";
-/// The header naming the check period.
-pub const MONITOR_INTERVAL: &str = "x-berth-monitor-interval";
+use berth_model::api::{CHECKED_AT, MONITOR_INTERVAL};
 
 /// Removes the socket file when svcd stops.
 #[derive(Debug)]

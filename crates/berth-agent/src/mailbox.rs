@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use berth_drivers::StatusReads;
+use berth_model::action::ServiceAction;
 use berth_model::config::ServiceConfig;
-use berth_model::status::ServiceStatus;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cluster::ClusterOp;
@@ -31,35 +30,15 @@ pub enum Msg {
     Cluster(ClusterOp),
 }
 
-/// Options of an HTTP action (the JSON body, all optional).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionBody {
-    /// `--rid`: comma separated rids.
-    #[serde(default)]
-    pub rid: Option<String>,
-    /// `--tags`.
-    #[serde(default)]
-    pub tags: Option<String>,
-    /// `--dry-run`.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// `--disable-rollback`.
-    #[serde(default)]
-    pub disable_rollback: bool,
-    /// `--force`.
-    #[serde(default)]
-    pub force: bool,
-    /// `--waitlock` in seconds (default 60).
-    #[serde(default)]
-    pub waitlock: Option<f64>,
-}
+/// The options and the answer of an HTTP action: the API's types, beside the status tree.
+pub use berth_model::api::{ActionBody, ActionReply};
 
 /// An action to run.
 #[derive(Debug, Clone)]
 pub struct ActionRequest {
-    /// `start`, `stop`, `restart`, `freeze`, `thaw`, `startfs`...
-    pub action: String,
+    /// `start`, `stop`, `restart`, `freeze`, `thaw`, `startfs`... (svcd serves those whose
+    /// [`ServiceAction::http`] is true).
+    pub action: ServiceAction,
     /// Its options.
     pub body: ActionBody,
     /// Who acts, heading its lines in the service's log file (`svcd http`).
@@ -71,50 +50,8 @@ pub struct ActionRequest {
 impl ActionRequest {
     /// The action with its options, as a command line would say it (`stopfs --rid fs#1`).
     pub(crate) fn command(&self) -> String {
-        let b = &self.body;
-        let mut words = vec![self.action.clone()];
-        if let Some(r) = &b.rid {
-            words.push(format!("--rid {r}"));
-        }
-        if let Some(t) = &b.tags {
-            words.push(format!("--tags {t}"));
-        }
-        for (on, flag) in [
-            (b.dry_run, "--dry-run"),
-            (b.disable_rollback, "--disable-rollback"),
-            (b.force, "--force"),
-        ] {
-            if on {
-                words.push(flag.to_string());
-            }
-        }
-        if let Some(w) = b.waitlock {
-            words.push(format!("--waitlock {w}"));
-        }
-        words.join(" ")
+        format!("{}{}", self.action.words(), self.body.command_tail())
     }
-}
-
-/// What an action did: the JSON answer of `POST /services/<svc>/actions/<action>`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ActionReply {
-    /// The service.
-    pub service: String,
-    /// The action.
-    pub action: String,
-    /// Whether it succeeded.
-    pub ok: bool,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// Resources whose state changed.
-    pub changed: Vec<String>,
-    /// Resources already in the wanted state.
-    pub unchanged: Vec<String>,
-    /// The service's status after the action.
-    pub status: Option<ServiceStatus>,
-    /// The HTTP status code to answer with.
-    #[serde(skip)]
-    pub code: u16,
 }
 
 /// The daemon's handle on a worker. The worker ends when it is dropped.

@@ -17,11 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_drivers::{HOST, StatusReads, docker};
+use berth_engine::recipe::RunError;
 use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
 use berth_model::Rid;
+use berth_model::action::ServiceAction;
 use berth_model::config::ServiceConfig;
-use berth_model::order::{Action, Selector, parse_action};
+use berth_model::order::{Action, Selector};
 use berth_model::status::{Chargeback, LogEntry, ServiceStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -72,11 +74,6 @@ pub fn note(
     );
 }
 
-/// Whether `name` is an action svcd runs (start, stop, restart, freeze, thaw, startfs...).
-pub fn is_action(name: &str) -> bool {
-    matches!(name, "start" | "stop" | "restart" | "freeze" | "thaw") || parse_action(name).is_some()
-}
-
 /// Whether two loads are the same config (or the same error): nothing to do on a reload.
 fn same(a: &Loaded, b: &Loaded) -> bool {
     match (a, b) {
@@ -89,9 +86,10 @@ fn same(a: &Loaded, b: &Loaded) -> bool {
     }
 }
 
-/// Whether a successful `action` resets the monitor's restart counts.
+/// Whether a successful action recorded as `action` (`start`, `restart`, `stop`: the engine's
+/// names in last_action.json) resets the monitor's restart counts.
 fn is_start(action: &str) -> bool {
-    action == "restart" || action.starts_with("start")
+    ServiceAction::from_name(action).is_some_and(ServiceAction::is_start)
 }
 
 #[derive(Debug, Default)]
@@ -709,7 +707,7 @@ impl Worker {
         info!("{}: autostart on {nodename}", self.name);
         let reply = self
             .action(&ActionRequest {
-                action: "start".into(),
+                action: ServiceAction::Start,
                 body: ActionBody::default(),
                 origin: origin::AUTOSTART,
                 why: format!("as svcd starts (autostart_node = {nodename})"),
@@ -723,7 +721,7 @@ impl Worker {
     fn reply(&self, req: &ActionRequest, code: u16, error: Option<String>) -> ActionReply {
         ActionReply {
             service: self.name.clone(),
-            action: req.action.clone(),
+            action: req.action.words(),
             ok: error.is_none(),
             error,
             changed: Vec::new(),
@@ -733,7 +731,8 @@ impl Worker {
         }
     }
 
-    /// Run an operator action (HTTP, autostart) and check the service after it.
+    /// Run an operator action (HTTP, autostart) with svc's recipe
+    /// ([`berth_engine::recipe::run_action`]) and check the service after it.
     async fn action(&mut self, req: &ActionRequest) -> ActionReply {
         let cfg = match &self.config {
             Ok(c) => c.clone(),
@@ -741,28 +740,7 @@ impl Worker {
                 return self.reply(req, 409, Some(format!("service file is broken: {e}")));
             }
         };
-        if req.action == "freeze" || req.action == "thaw" {
-            let result =
-                berth_engine::set_frozen(&self.shared.paths, &self.name, req.action == "freeze")
-                    .map_err(|e| e.to_string());
-            info!("{}: {}", self.name, req.action);
-            let (level, outcome) = match &result {
-                Ok(()) => (Level::INFO, "done".to_string()),
-                Err(e) => (Level::ERROR, format!("failed: {e}")),
-            };
-            self.note(
-                None,
-                level,
-                req.origin,
-                &format!("{} {}: {outcome}", req.command(), req.why),
-            );
-            self.check().await;
-            return match result {
-                Ok(()) => self.reply(req, 200, None),
-                Err(e) => self.reply(req, 500, Some(e)),
-            };
-        }
-        let opts = match options(&req.action, &req.body) {
+        let opts = match options(&req.body) {
             Ok(o) => o,
             Err(e) => return self.reply(req, 400, Some(e)),
         };
@@ -771,55 +749,40 @@ impl Worker {
         };
         let shared = self.shared.clone();
         let nodename = self.shared.settings().nodename.clone();
-        let name = self.name.clone();
-        let cfg2 = cfg.clone();
-        let dry = opts.0.dry_run;
+        let dry = opts.dry_run;
         let started = Instant::now();
         let cluster = self.shared.cluster.get().cloned();
-        let guard = match cluster
-            .as_ref()
-            .map(|c| c.guard(berth_cluster::OwnerWhy::Action(req.action.clone())))
-        {
-            Some(Err(e)) if is_start(&req.action) => {
-                let e = e.to_string();
-                if !dry {
-                    self.note(
-                        None,
-                        Level::WARN,
-                        req.origin,
-                        &format!("{} {}: refused: {e}", req.command(), req.why),
-                    );
-                }
-                return self.reply(req, 409, Some(e));
-            }
-            Some(Ok(g)) => Some(g),
-            _ => None,
-        };
-        let whole = opts.0.selector == Selector::default();
-        let kind_of = opts.1;
         let command = req.command();
-        // A dry run is no part of the service's history: its lines stay out of the file.
+        let why = format!(" {}", req.why);
+        let origin = req.origin;
+        let action = req.action;
         let span = if dry {
-            info_span!("service", svc = %name)
+            info_span!("service", svc = %self.name)
         } else {
-            self.note(
-                None,
-                Level::INFO,
-                req.origin,
-                &format!("{command} {}", req.why),
-            );
-            info_span!("service", svc = %name, origin = req.origin)
+            info_span!("service", svc = %self.name, origin = origin)
         };
+        let handle = tokio::runtime::Handle::current();
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let (opts, kind) = opts;
-            let engine = Engine::new(&HOST, &shared.paths, &nodename);
-            let engine = match &guard {
-                Some(g) => engine.with_guard(g),
-                None => engine,
+            let side = cluster.map(|c| AgentCluster { c, handle });
+            let runner = berth_engine::recipe::Runner {
+                driver: &HOST,
+                paths: &shared.paths,
+                nodename: &nodename,
+                cluster: side
+                    .as_ref()
+                    .map(|s| s as &dyn berth_engine::recipe::ClusterSide),
             };
-            let result = span.in_scope(|| engine.run(&cfg2, kind, &opts));
-            (result, record::read(&shared.paths.service_var(&cfg2.name)))
+            let write = |level: Level, line: &str| {
+                note(&shared.paths, &cfg.name, None, level, origin, line);
+            };
+            let notes = berth_engine::recipe::Notes {
+                command: &command,
+                why: &why,
+                note: &write,
+            };
+            let result = span.in_scope(|| runner.run(&cfg, action, &opts, &notes));
+            (result, record::read(&shared.paths.service_var(&cfg.name)))
         })
         .await;
         let (result, rec) = match joined {
@@ -831,56 +794,77 @@ impl Worker {
                         None,
                         Level::ERROR,
                         req.origin,
-                        &format!("{command}: failed: {e}"),
+                        &format!("{}: failed: {e}", req.command()),
                     );
                 }
                 return self.reply(req, 500, Some(e));
             }
         };
         if !dry {
-            let (level, outcome) = match &result {
-                Ok(_) => (Level::INFO, "done".to_string()),
-                Err(e) => (Level::ERROR, format!("failed: {e}")),
-            };
-            self.note(None, level, req.origin, &format!("{command}: {outcome}"));
-        }
-        if !dry && let Some(c) = &cluster {
-            c.store
-                .after_action(&self.name, kind_of, whole, result.is_ok())
-                .await;
-        }
-        if !dry {
             self.known = Some(rec.as_ref().map(RecordId::of));
             self.settle = true;
-            self.shared.metrics.action(
-                &self.name,
-                &req.action,
-                result.is_ok(),
-                started.elapsed().as_secs_f64(),
-            );
-            if result.is_ok() && is_start(&req.action) {
+            if req.action.engine().is_some() {
+                self.shared.metrics.action(
+                    &self.name,
+                    &req.action.words(),
+                    result.is_ok(),
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+            if result.is_ok() && req.action.is_start() {
                 self.reset_counts();
             }
         }
         self.check().await;
         match result {
             Ok(report) => {
-                info!("{}: {} done", self.name, req.action);
+                info!("{}: {} done", self.name, req.action.words());
                 let mut r = self.reply(req, 200, None);
-                r.changed = rid_strings(&report.changed);
-                r.unchanged = rid_strings(&report.unchanged);
+                if let Some(report) = report {
+                    r.changed = rid_strings(&report.changed);
+                    r.unchanged = rid_strings(&report.unchanged);
+                }
                 r
             }
             Err(e) => {
                 let code = match &e {
-                    ActionError::Selector(_) => 400,
-                    ActionError::Lock(LockError::Busy { .. }) => 409,
+                    RunError::Action(ActionError::Selector(_)) => 400,
+                    RunError::Action(ActionError::Lock(LockError::Busy { .. }))
+                    | RunError::NoGuard(_) => 409,
                     _ => 500,
                 };
-                error!("{}: {} failed: {e}", self.name, req.action);
+                error!("{}: {} failed: {e}", self.name, req.action.words());
                 self.reply(req, code, Some(e.to_string()))
             }
         }
+    }
+}
+
+/// The recipe's view of svcd's cluster: starts under this node's lease, etcd reached through
+/// svcd's runtime from the action's blocking thread.
+struct AgentCluster {
+    c: Arc<crate::cluster::Cluster>,
+    handle: tokio::runtime::Handle,
+}
+
+impl berth_engine::recipe::ClusterSide for AgentCluster {
+    fn guard(&self, why: &str) -> Result<Box<dyn berth_engine::StartGuard + '_>, String> {
+        let _rt = self.handle.enter();
+        self.c
+            .guard(berth_cluster::OwnerWhy::Action(why.to_string()))
+            .map(|g| Box::new(g) as Box<dyn berth_engine::StartGuard>)
+            .map_err(|e| e.to_string())
+    }
+
+    fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
+        self.handle
+            .block_on(self.c.store.after_action(svc, action, whole, ok));
+    }
+
+    fn set_frozen(&self, svc: &str, frozen: bool) -> Result<(), String> {
+        self.handle
+            .block_on(self.c.store.set_frozen(svc, frozen))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -982,26 +966,22 @@ impl Worker {
     }
 }
 
-/// The engine options and the action of an HTTP action.
-fn options(action: &str, body: &ActionBody) -> Result<(ActionOptions, Action), String> {
-    let (kind, kinds) = parse_action(action).ok_or_else(|| format!("unknown action {action:?}"))?;
-    let selector = Selector::from_options(body.rid.as_deref(), body.tags.as_deref(), kinds)
+/// The engine options of an HTTP action (the recipe adds a partial action's kinds).
+fn options(body: &ActionBody) -> Result<ActionOptions, String> {
+    let selector = Selector::from_options(body.rid.as_deref(), body.tags.as_deref(), None)
         .map_err(|e| e.to_string())?;
     let waitlock = match body.waitlock {
         None => Duration::from_secs(60),
         Some(w) if w.is_finite() && (0.0..=3600.0).contains(&w) => Duration::from_secs_f64(w),
         Some(w) => return Err(format!("waitlock {w}: expected seconds between 0 and 3600")),
     };
-    Ok((
-        ActionOptions {
-            selector,
-            dry_run: body.dry_run,
-            disable_rollback: body.disable_rollback,
-            force: body.force,
-            waitlock,
-        },
-        kind,
-    ))
+    Ok(ActionOptions {
+        selector,
+        dry_run: body.dry_run,
+        disable_rollback: body.disable_rollback,
+        force: body.force,
+        waitlock,
+    })
 }
 
 #[cfg(test)]
@@ -1057,47 +1037,30 @@ mod tests {
     }
 
     #[test]
-    fn action_names() {
-        for a in [
-            "start",
-            "stop",
-            "restart",
-            "freeze",
-            "thaw",
-            "startfs",
-            "stopip",
-            "startcontainer",
-        ] {
-            assert!(is_action(a), "{a}");
-        }
-        for a in ["", "bogus", "startx", "status", "delete"] {
-            assert!(!is_action(a), "{a}");
-        }
-        assert!(is_start("startfs") && is_start("restart") && !is_start("stop"));
+    fn restart_counts_reset_on_recorded_starts() {
+        assert!(is_start("start") && is_start("restart") && !is_start("stop"));
     }
 
     #[test]
     fn options_from_the_body() {
-        let (o, k) = options("stopfs", &ActionBody::default()).unwrap();
-        assert_eq!(k, Action::Stop);
-        assert!(o.selector.kinds.is_some());
+        let o = options(&ActionBody::default()).unwrap();
+        assert!(o.selector.is_all());
         let body: ActionBody =
             serde_json::from_str(r#"{"rid":"fs#1","force":true,"waitlock":2}"#).unwrap();
-        let (o, k) = options("start", &body).unwrap();
-        assert_eq!(k, Action::Start);
+        let o = options(&body).unwrap();
         assert!(o.force);
         assert_eq!(o.waitlock, Duration::from_secs(2));
         let bad_rid = ActionBody {
             rid: Some("nope".into()),
             ..ActionBody::default()
         };
-        let e = options("start", &bad_rid).unwrap_err();
+        let e = options(&bad_rid).unwrap_err();
         assert!(e.starts_with("--rid: \"nope\" is not a resource id"), "{e}");
         let bad_wait = ActionBody {
             waitlock: Some(-1.0),
             ..ActionBody::default()
         };
-        let e = options("start", &bad_wait).unwrap_err();
+        let e = options(&bad_wait).unwrap_err();
         assert_eq!(e, "waitlock -1: expected seconds between 0 and 3600");
         let e = serde_json::from_str::<ActionBody>(r#"{"bogus":1}"#).unwrap_err();
         assert!(e.to_string().starts_with("unknown field `bogus`"), "{e}");

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use berth_testkit::cluster::wait_until;
-use common::{Rig, Spec, svc, svc_ok};
+use common::{Rig, Spec, post_json, svc, svc_ok};
 
 /// At most two of these tests at once: each runs an etcd and three nodes, and the suite runs
 /// on two cores.
@@ -441,4 +441,59 @@ fn a_monitored_resource_failing_beyond_its_restarts_switches_the_service() {
         "{timeline}\n{}",
         rig.logs()
     );
+}
+
+/// `POST /services/web/actions/freeze` on the owner freezes the service cluster-wide, as
+/// `svc web freeze` does (issue 22: it only set the owner's local flag, and the other node's
+/// orchestrator failed the service over when the owner died). The owner dies; the frozen
+/// service is not failed over; thawed through HTTP on the survivor, it is.
+#[test]
+fn an_http_freeze_is_seen_by_the_other_nodes_orchestrator() {
+    let _slot = Slot::take();
+    let token = "rig-action-token";
+    let mut rig = Rig::new(Spec {
+        nodes: 2,
+        ttl: 3,
+        service_extra: "orchestrate = \"ha\"\n".to_string(),
+        token: Some(token.to_string()),
+        ..Spec::default()
+    });
+    let first = rig.wait_up_once("web", Duration::from_secs(20));
+    let other = if first == "n1" { "n2" } else { "n1" };
+    let (code, body) =
+        post_json(rig.node(&first), "/services/web/actions/freeze", token).expect("freeze");
+    assert_eq!(code, 200, "{body}\n{}", rig.logs());
+    // The other node sees it frozen (its view of etcd).
+    wait_until(
+        Duration::from_secs(10),
+        "the other node sees web frozen",
+        || {
+            common::mon_json(rig.node(other))
+                .is_some_and(|v| v["services"]["web"]["frozen"] == true)
+        },
+    );
+    // The owner dies: the frozen service stays down, past the lease and a few decisions.
+    rig.node_mut(&first).kill();
+    wait_until(
+        Duration::from_secs(15),
+        "the other node sees the owner dead",
+        || {
+            common::mon_json(rig.node(other))
+                .is_some_and(|v| v["nodes"][first.as_str()]["hb"] == "down")
+        },
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !rig.any_up_on(other, "web"),
+        "a frozen service was failed over to {other}\n{}",
+        rig.logs()
+    );
+    // Thawed through HTTP on the survivor: its orchestrator places it there.
+    let (code, body) =
+        post_json(rig.node(other), "/services/web/actions/thaw", token).expect("thaw");
+    assert_eq!(code, 200, "{body}\n{}", rig.logs());
+    rig.wait_up_on("web", other, Duration::from_secs(20));
+    let log = svc_ok(rig.node(other), &["web", "logs"]);
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("svcd http: thaw requested by"), "{log}");
 }

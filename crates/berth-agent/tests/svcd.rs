@@ -354,6 +354,23 @@ fn actions_need_the_token() {
     assert_eq!(r.code, 200, "{}", r.text());
     assert_eq!(r.json()["status"]["avail"], "down");
     assert!(!mounted(&mnt));
+    // An option the action does not take is refused, as svc refuses it; nothing runs.
+    let r = c.post(
+        "/services/web/actions/freeze",
+        Some(TOKEN),
+        b"{\"rid\":\"fs#1\"}",
+    );
+    assert_eq!(r.code, 400, "{}", r.text());
+    assert_eq!(r.json()["error"], "freeze does not take rid");
+    assert!(!c.t.var_dir().join("web/frozen").exists());
+    // Unknown actions are named with those svcd runs (the action table's).
+    let r = c.post("/services/web/actions/switch", Some(TOKEN), b"");
+    assert_eq!(r.code, 404, "{}", r.text());
+    assert!(
+        r.text().contains("svcd runs start, stop, restart"),
+        "{}",
+        r.text()
+    );
     let r = c.post("/services/web/actions/freeze", Some(TOKEN), b"");
     assert_eq!(r.code, 200, "{}", r.text());
     assert_eq!(r.json()["status"]["frozen"], true);

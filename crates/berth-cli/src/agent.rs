@@ -106,8 +106,9 @@ pub fn fetch(paths: &Paths, svc: Option<&str>, names: &[String]) -> Option<Fetch
     if code != 200 {
         return None;
     }
-    let checked = UNIX_EPOCH + Duration::from_millis(header_ms(&headers, "x-berth-checked-at")?);
-    let interval = Duration::from_millis(header_ms(&headers, "x-berth-monitor-interval")?);
+    let checked =
+        UNIX_EPOCH + Duration::from_millis(header_ms(&headers, berth_model::api::CHECKED_AT)?);
+    let interval = Duration::from_millis(header_ms(&headers, berth_model::api::MONITOR_INTERVAL)?);
     let age = SystemTime::now()
         .duration_since(checked)
         .unwrap_or_default();

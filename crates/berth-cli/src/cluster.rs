@@ -33,6 +33,23 @@ impl std::fmt::Debug for ClusterCli {
     }
 }
 
+/// The action recipe's view of the cluster (the same recipe as svcd's).
+impl berth_engine::recipe::ClusterSide for ClusterCli {
+    fn guard(&self, why: &str) -> Result<Box<dyn berth_engine::StartGuard + '_>, String> {
+        Ok(Box::new(ClusterCli::guard(self, why)))
+    }
+
+    fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
+        ClusterCli::after_action(self, svc, action, whole, ok);
+    }
+
+    fn set_frozen(&self, svc: &str, frozen: bool) -> Result<(), String> {
+        self.rt
+            .block_on(self.store.set_frozen(svc, frozen))
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl ClusterCli {
     /// The cluster of this node, `None` without `[cluster]` in node.toml.
     pub fn open(paths: &Paths, nodename: &str) -> anyhow::Result<Option<ClusterCli>> {
@@ -66,12 +83,6 @@ impl ClusterCli {
     pub fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
         self.rt
             .block_on(self.store.after_action(svc, action, whole, ok));
-    }
-
-    /// Freeze or thaw `svc` cluster-wide.
-    pub fn set_frozen(&self, svc: &str, frozen: bool) -> anyhow::Result<()> {
-        self.rt.block_on(self.store.set_frozen(svc, frozen))?;
-        Ok(())
     }
 
     fn snapshot(&self) -> anyhow::Result<ClusterView> {

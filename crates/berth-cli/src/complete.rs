@@ -8,45 +8,16 @@ use std::path::PathBuf;
 
 use berth_engine::load::{load_service, service_names};
 use berth_manual::complete::split;
-use berth_model::Kind;
+use berth_model::action::{NodeCommand, PrintTarget, ServiceAction};
 use berth_model::paths::Paths;
 use clap::CommandFactory as _;
 
 use crate::{ActionArgs, Cli};
 
-/// What `svc SERVICE print` shows.
-pub const PRINT_TARGETS: [&str; 4] = ["status", "config", "resinfo", "devs"];
-
-/// Every action after a service name, in the order `svc --help` lists them.
+/// Every action's first word after a service name, in the order `svc --help` lists them
+/// (the action table's).
 pub fn actions() -> Vec<String> {
-    let mut all: Vec<String> = ["print", "status", "start", "stop", "restart"]
-        .map(String::from)
-        .into();
-    for kind in Kind::ALL {
-        all.push(format!("start{kind}"));
-        all.push(format!("stop{kind}"));
-    }
-    all.extend(
-        [
-            "freeze",
-            "thaw",
-            "switch",
-            "takeover",
-            "giveback",
-            "docker",
-            "enable",
-            "disable",
-            "get",
-            "set",
-            "unset",
-            "validate",
-            "edit",
-            "logs",
-            "json_status",
-        ]
-        .map(String::from),
-    );
-    all
+    ServiceAction::first_words()
 }
 
 fn config_dir(given: Option<&str>) -> PathBuf {
@@ -68,26 +39,62 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
         var_dir: PathBuf::new(),
         run_dir: PathBuf::new(),
     };
-    let rest: Vec<&str> = line.rest.iter().map(String::as_str).collect();
+    let services = || service_names(&paths).unwrap_or_default();
+    // `-s <TAB>`, `--service <TAB>`: a service (after a comma: one more).
+    if line.value_pending && matches!(done.last().map(String::as_str), Some("-s" | "--service")) {
+        let (head, _) = current.rsplit_once(',').unwrap_or(("", current));
+        return Some(
+            services()
+                .into_iter()
+                .map(|s| {
+                    if head.is_empty() {
+                        s
+                    } else {
+                        format!("{head},{s}")
+                    }
+                })
+                .collect(),
+        );
+    }
+    // `svc -s web ...`: the words are the service's action and its options.
+    let dash_s = done.iter().position(|w| w == "-s" || w == "--service");
+    let mut rest: Vec<&str> = line.rest.iter().map(String::as_str).collect();
+    let named = dash_s
+        .and_then(|i| done.get(i + 1))
+        .map(|s| s.split(',').next().unwrap_or("").to_string());
+    if let Some(svc) = &named {
+        rest.insert(0, svc.as_str());
+    }
     match rest.as_slice() {
         [] if line.value_pending || current.starts_with('-') => None,
         [] => {
-            let mut all = vec!["print".to_string(), "mon".to_string()];
-            all.extend(["validate", "json_status"].map(String::from));
-            all.extend(service_names(&paths).unwrap_or_default());
+            let mut all: Vec<String> = NodeCommand::RESERVED
+                .iter()
+                .filter(|w| **w != "json")
+                .map(|w| (*w).to_string())
+                .collect();
+            // print, mon, validate, json_status first: the order the scripts were made with.
+            all.sort_by_key(|w| {
+                ["print", "mon", "validate", "json_status"]
+                    .iter()
+                    .position(|x| x == w)
+            });
+            all.extend(services());
             Some(all)
         }
-        ["print"] => Some(vec!["status".to_string()]),
-        ["validate"] => Some(vec!["config".to_string()]),
-        ["print" | "validate", ..] => Some(Vec::new()),
+        ["print"] if named.is_none() => Some(vec!["status".to_string()]),
+        ["validate"] if named.is_none() => Some(vec!["config".to_string()]),
+        ["print" | "validate", ..] if named.is_none() => Some(Vec::new()),
         [_] => Some(actions()),
-        [_, "print"] => Some(PRINT_TARGETS.map(String::from).into()),
+        [_, "print"] => Some(PrintTarget::ALL.map(|t| t.as_str().to_string()).into()),
         [_, "validate" | "edit"] => Some(vec!["config".to_string()]),
         [_, "validate" | "edit", _, ..] => Some(Vec::new()),
         [_, "docker", ..] => Some(Vec::new()),
-        [_, "print", _, ..] | [_, _, ..] => {
-            let svc = rest[0];
-            let given = &rest[2..];
+        [svc, after @ ..] => {
+            let Ok((action, n)) = ServiceAction::parse(after) else {
+                return Some(Vec::new());
+            };
+            let given = &after[n..];
             let action_cmd = ActionArgs::command();
             let opts = split(&action_cmd, given);
             if opts.value_pending {
@@ -97,15 +104,16 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
                     .unwrap_or("");
                 return Some(option_values(&action_cmd, &paths, svc, option, current));
             }
-            Some(
-                action_cmd
-                    .get_arguments()
-                    .filter(|a| !a.is_hide_set())
-                    .filter_map(|a| a.get_long())
-                    .filter(|l| *l == "help" || opts.option(l).is_none())
-                    .map(|l| format!("--{l}"))
-                    .collect(),
-            )
+            // The options the action takes (the action table's), not yet given.
+            let mut all: Vec<String> = action
+                .options()
+                .iter()
+                .map(|o| o.long())
+                .filter(|l| opts.option(l).is_none())
+                .map(|l| format!("--{l}"))
+                .collect();
+            all.push("--help".to_string());
+            Some(all)
         }
     }
 }

@@ -19,56 +19,39 @@ use anyhow::{Context as _, anyhow};
 use berth_drivers::{HOST, docker};
 use berth_engine::args::DirArgs;
 use berth_engine::load::{LoadError, load_all, load_service};
+use berth_engine::recipe::{Notes, RunError, Runner};
 use berth_engine::{ActionError, ActionOptions, Engine, is_up};
 use berth_manual::{errln, out, outln};
-use berth_model::Kind;
+use berth_model::action::{ActionOpt, NodeCommand, PrintTarget, ServiceAction, service_help};
 use berth_model::config::ServiceConfig;
-use berth_model::order::{Selector, parse_action};
+use berth_model::order::Selector;
 use berth_model::paths::Paths;
 use berth_model::render::{render_node, render_service};
 use berth_model::status::{NodeStatus, SCHEMA_VERSION, ServiceStatus};
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// The actions, after `--help`; the partial actions are one per resource kind.
+/// The actions, after `--help`: from the action table (`berth_model::action`).
 fn actions_help() -> String {
-    let partial: Vec<String> = Kind::ALL
-        .iter()
-        .map(|k| format!("start{k}|stop{k}"))
-        .collect();
+    let mut node = String::new();
+    for c in NodeCommand::ALL {
+        node.push_str(&berth_model::action::help_line(c.words(), c.summary()));
+    }
     format!(
         "\
 Actions:
-  print status                   every service of this node (json_status: the same in JSON)
-  validate config                check node.toml and every service file
-  SERVICE print status           one service's status tree (SERVICE json_status: in JSON)
-  SERVICE print config [--eval]  the service file with berth's keyword names (--eval: as this
-                                 node evaluates it, in berth TOML, every default spelled out)
-  SERVICE print resinfo|devs     each resource's keywords and state / its block devices
-  SERVICE status                 exit 0 when the service is up, 1 otherwise
-  SERVICE start|stop|restart     the whole service, in order (stop in reverse)
-  SERVICE {}
-  SERVICE freeze|thaw            stop / resume the agent's monitoring of the service (cluster-wide)
-  SERVICE switch --to NODE       relocate the service to NODE (cluster)
-  SERVICE takeover|giveback      relocate it to this node / to the first fit node of `nodes`
-  mon [--watch]                  the cluster at a glance: services x nodes
-  SERVICE docker ARGS...         the docker CLI against the service's private dockerd
-  SERVICE enable|disable         unset / set `disable` on the resources (--rid...; all without)
-  SERVICE get|set|unset --kw fs#1.mnt[=/srv]   read or change the service file (format kept)
-  SERVICE validate config        check the service file; exit 2 when it does not load
-  SERVICE edit config            $EDITOR on a copy; saved only when it loads
-  SERVICE logs [--follow]        the service's action log (svc's and svcd's actions); -f:
-                                 then the lines appended, until interrupted
-
-Action options (after the action): --rid ip#1,fs#1  --tags T  --subsets S  --dry-run
-  --disable-rollback  --force  --waitlock SECONDS  --to NODE  --timeout SECONDS (switch,
-  takeover, giveback)  --local (accepted: svc acts on this node)
+{node}{}
+Action options (after the action, or before it, svcmgr's way): --rid ip#1,fs#1  --tags T
+  --subsets S  --dry-run  --disable-rollback  --force  --waitlock SECONDS  --to NODE
+  --timeout SECONDS  --local (accepted: svc acts on this node); an option the action does not
+  take is refused. `svc SERVICE --help`: the service actions.
 
 `svc -s SERVICE ACTION` is `svc SERVICE ACTION`; a link to svc named after a service
-(`ln -s /usr/bin/svc /etc/berth/web`) runs `svc web ...`.
+(`ln -s /usr/bin/svc /etc/berth/web`) runs `svc web ...`. A service named like a command of
+the node (print, json_status, json, validate, mon) is reached with -s or a link only.
 
 Exit codes: 0 done, 1 the action failed, 2 bad usage or bad config.",
-        partial.join("|")
+        service_help()
     )
 }
 
@@ -106,7 +89,12 @@ struct Cli {
     refresh: bool,
     /// The service(s) to act on, comma separated (svcmgr's `-s`): `svc -s web start` is
     /// `svc web start`.
-    #[arg(short = 's', long = "service", value_name = "SERVICE[,SERVICE]")]
+    #[arg(
+        short = 's',
+        long = "service",
+        value_name = "SERVICE[,SERVICE]",
+        value_hint = clap::ValueHint::Other
+    )]
     service: Option<String>,
     /// --completions SHELL, --generate-man DIR.
     #[command(flatten)]
@@ -188,14 +176,22 @@ struct ActionArgs {
 }
 
 impl ActionArgs {
-    /// `--kw`, `--param`, `--value` are for get, set and unset only.
-    fn no_keywords(&self, action: &str) -> Result<(), Failure> {
-        if !self.kw.is_empty() || self.param.is_some() || self.value.is_some() {
-            return Err(usage(format!(
-                "--kw, --param and --value go with get, set and unset, not {action}"
-            )));
-        }
-        Ok(())
+    /// Parse `words` (what follows an action), with the options given on the command line.
+    fn parse_given(words: &[String]) -> Result<(ActionArgs, Vec<ActionOpt>), clap::Error> {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let cmd = ActionArgs::command();
+        let matches = cmd.clone().try_get_matches_from(words)?;
+        let args = ActionArgs::from_arg_matches(&matches)?;
+        let given = cmd
+            .get_arguments()
+            .filter(|a| {
+                matches.value_source(a.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .filter_map(|a| a.get_long())
+            .filter_map(ActionOpt::from_long)
+            .collect();
+        Ok((args, given))
     }
 
     fn keywords(&self) -> config_cmd::Keywords<'_> {
@@ -384,6 +380,21 @@ impl App {
             }
             return Ok(());
         }
+        let (node, broken) = self.node_status()?;
+        match self.format {
+            OutputFormat::Json => self.print_json(&node)?,
+            OutputFormat::Text => out!("{}", render_node(&node, self.color)),
+        }
+        if broken {
+            Err(Failure::Code(2))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Every service's status, checked now (cluster rows set in a cluster); whether a service
+    /// file is broken.
+    fn node_status(&mut self) -> Result<(NodeStatus, bool), Failure> {
         let all = load_all(&self.paths).map_err(load_failure)?;
         let mut broken = false;
         let mut loaded_ok = Vec::new();
@@ -415,116 +426,151 @@ impl App {
             nodename: self.nodename.clone(),
             services,
         };
-        match self.format {
-            OutputFormat::Json => self.print_json(&node)?,
-            OutputFormat::Text => out!("{}", render_node(&node, self.color)),
+        Ok((node, broken))
+    }
+
+    /// `svc WORDS...`: a command of the node (`print status`, `mon`...), else
+    /// `SERVICE ACTION...`.
+    fn run(&mut self, words: &[String]) -> Result<(), Failure> {
+        match NodeCommand::parse(words) {
+            Some(Ok((cmd, n))) => {
+                let rest = &words[n..];
+                // `svc mon start` with a service named mon: say how to reach it.
+                if let Some(w) = rest.first().filter(|w| !w.starts_with('-'))
+                    && berth_engine::load::service_file(&self.paths, &words[0]).is_ok()
+                {
+                    return Err(usage(format!(
+                        "svc {}: {} is a command of svc; to act on the service {}: svc -s {} {w}",
+                        words.join(" "),
+                        words[0],
+                        words[0],
+                        words[0]
+                    )));
+                }
+                return self.node_command(cmd, &words[..n], rest);
+            }
+            Some(Err(e)) => {
+                let hint = if berth_engine::load::service_file(&self.paths, &words[0]).is_ok() {
+                    format!(
+                        "; {} is a command of svc; to act on the service {}: svc -s {} {}",
+                        words[0],
+                        words[0],
+                        words[0],
+                        words[1..].join(" ")
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(usage(format!("svc {}: {e}{hint}", words.join(" "))));
+            }
+            None => {}
         }
-        if broken {
-            Err(Failure::Code(2))
-        } else {
-            Ok(())
+        match words {
+            [] => Err(usage(format!("no action given\n\n{}", actions_help()))),
+            [name, rest @ ..] => self.run_service(name, rest),
         }
     }
 
-    fn run(&mut self, words: &[String]) -> Result<(), Failure> {
-        match words {
-            [js, rest @ ..] if js == "json_status" => {
-                let args = self.action_args(&words[..1], rest)?;
+    /// `svc print status`, `svc json_status`, `svc validate config`, `svc mon`.
+    fn node_command(
+        &mut self,
+        cmd: NodeCommand,
+        head: &[String],
+        rest: &[String],
+    ) -> Result<(), Failure> {
+        let args = self.action_args(head, rest, cmd.words(), cmd.options())?;
+        match cmd {
+            NodeCommand::PrintStatus | NodeCommand::JsonStatus => {
                 self.refresh |= args.refresh;
-                self.format = OutputFormat::Json;
-                return self.print_node_status();
-            }
-            [json, status, rest @ ..] if json == "json" && status == "status" => {
-                let args = self.action_args(&words[..2], rest)?;
-                self.refresh |= args.refresh;
-                self.format = OutputFormat::Json;
-                return self.print_node_status();
-            }
-            [v, c, rest @ ..] if v == "validate" && c == "config" => {
-                self.action_args(&words[..2], rest)?;
-                return config_cmd::validate(&self.paths, None);
-            }
-            [print, what, rest @ ..] if print == "print" => {
-                if what != "status" {
-                    return Err(usage(format!(
-                        "unknown print target {what:?} (svc print status)"
-                    )));
+                if cmd == NodeCommand::JsonStatus {
+                    self.format = OutputFormat::Json;
                 }
-                let args = self.action_args(&words[..2], rest)?;
-                self.refresh |= args.refresh;
-                return self.print_node_status();
+                self.print_node_status()
             }
-            [print, ..] if print == "print" => return Err(usage("usage: svc print status")),
-            [mon, rest @ ..] if mon == "mon" => {
-                let args = self.action_args(&words[..1], rest)?;
+            NodeCommand::ValidateConfig => config_cmd::validate(&self.paths, None),
+            NodeCommand::Mon => {
                 let json = self.format == OutputFormat::Json;
                 let color = self.color;
-                let Some(c) = self.cluster()? else {
-                    return Err(usage(
-                        "svc mon: this node is in no cluster (no [cluster] in node.toml)",
-                    ));
-                };
-                return c.mon(json, color, args.watch).map_err(Failure::Failed);
+                match self.cluster()? {
+                    Some(c) => c.mon(json, color, args.watch).map_err(Failure::Failed),
+                    None => self.mon_alone(json, color, args.watch),
+                }
             }
-            [_] => {
-                return Err(usage(format!(
-                    "no action given for service {:?}\n\n{}",
-                    words[0],
-                    actions_help()
-                )));
-            }
-            _ => {}
         }
-        let name = &words[0];
-        let action = words[1].as_str();
-        let rest = &words[2..];
+    }
+
+    /// `svc mon` on a node in no cluster: the grid of this node alone, from its status.
+    fn mon_alone(&mut self, json: bool, color: bool, watch: bool) -> Result<(), Failure> {
+        loop {
+            let (node, _) = self.node_status()?;
+            let fleet = berth_model::fleet::Fleet::of_node(&node);
+            if json {
+                self.print_json(&fleet)?;
+            } else {
+                if watch {
+                    out!("\x1b[H\x1b[2J");
+                }
+                out!("{}", berth_model::fleet::render_fleet(&fleet, color));
+            }
+            if !watch || berth_manual::out::stdout_closed() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// `svc SERVICE WORDS...` (`svc -s SERVICE WORDS...`, a link named SERVICE): the action
+    /// of the table at the head of `words`, options before it taken too (svcmgr's habit:
+    /// `svc -s web --rid fs#1 startfs`).
+    fn run_service(&mut self, name: &str, words: &[String]) -> Result<(), Failure> {
+        if words.is_empty() {
+            return Err(usage(format!(
+                "no action given for service {name:?}\n\n{}",
+                actions_help()
+            )));
+        }
+        if matches!(words[0].as_str(), "--help" | "-h" | "help") {
+            out!("Actions on service {name}:\n{}", service_help());
+            return Ok(());
+        }
+        let words = action_first(words);
+        let (action, n) = ServiceAction::parse(&words).map_err(|e| {
+            usage(format!(
+                "svc {name} {}: {e} for service {name}\n\n{}",
+                words.join(" "),
+                actions_help()
+            ))
+        })?;
+        let mut head = vec![name.to_string()];
+        head.extend(words[..n].iter().cloned());
+        let rest = &words[n..];
+        if action == ServiceAction::Docker {
+            let svc = load_service(&self.paths, name).map_err(load_failure)?;
+            self.warn_config(&svc);
+            return self.docker(&svc, rest);
+        }
+        let args = self.action_args(&head, rest, &action.words(), action.options())?;
         // The commands on the file itself: they work on a file that does not load.
-        match (action, rest.first().map(String::as_str)) {
-            ("validate" | "edit", Some("config")) => {
-                self.action_args(&words[..3], &rest[1..])?;
-                return if action == "validate" {
-                    config_cmd::validate(&self.paths, Some(name))
-                } else {
-                    config_cmd::edit_config(&self.paths, name)
-                };
+        match action {
+            ServiceAction::ValidateConfig => return config_cmd::validate(&self.paths, Some(name)),
+            ServiceAction::EditConfig => return config_cmd::edit_config(&self.paths, name),
+            ServiceAction::Get => return config_cmd::get(&self.paths, name, &args.keywords()),
+            ServiceAction::Set | ServiceAction::Unset => {
+                let unset = action == ServiceAction::Unset;
+                return config_cmd::set(&self.paths, name, &args.keywords(), unset);
             }
-            ("validate" | "edit", _) => {
-                return Err(usage(format!("usage: svc {name} {action} config")));
-            }
-            ("get" | "set" | "unset", _) => {
-                let args = self.action_args(&words[..2], rest)?;
-                let kws = args.keywords();
-                return match action {
-                    "get" => config_cmd::get(&self.paths, name, &kws),
-                    _ => config_cmd::set(&self.paths, name, &kws, action == "unset"),
-                };
-            }
-            ("logs", _) => {
-                let args = self.action_args(&words[..2], rest)?;
-                return self.logs(name, args.follow);
-            }
+            ServiceAction::Logs => return self.logs(name, args.follow),
             _ => {}
         }
         let svc = load_service(&self.paths, name).map_err(load_failure)?;
         self.warn_config(&svc);
+        self.refresh |= args.refresh;
         match action {
-            "json_status" => {
-                let args = self.action_args(&words[..2], rest)?;
-                args.no_keywords(action)?;
-                self.refresh |= args.refresh;
+            ServiceAction::JsonStatus => {
                 self.format = OutputFormat::Json;
                 self.print_service_status(&svc)
             }
-            "json" if rest.first().is_some_and(|w| w == "status") => {
-                let args = self.action_args(&words[..3], &rest[1..])?;
-                args.no_keywords(action)?;
-                self.refresh |= args.refresh;
-                self.format = OutputFormat::Json;
-                self.print_service_status(&svc)
-            }
-            "enable" | "disable" => {
-                let args = self.action_args(&words[..2], rest)?;
-                args.no_keywords(action)?;
+            ServiceAction::Enable | ServiceAction::Disable => {
                 let rid = subset_rids(&svc, args.subsets.as_deref(), args.rid.as_deref())?;
                 let selector = Selector::from_options(
                     rid.as_deref().or(args.rid.as_deref()),
@@ -533,55 +579,49 @@ impl App {
                 )
                 .map_err(usage)?;
                 selector.check(&svc).map_err(usage)?;
-                config_cmd::enable(&self.paths, &svc, &selector, action == "enable")
+                config_cmd::enable(
+                    &self.paths,
+                    &svc,
+                    &selector,
+                    action == ServiceAction::Enable,
+                )
             }
-            "print" => {
-                let args =
-                    self.action_args(&words[..3.min(words.len())], rest.get(1..).unwrap_or(&[]))?;
-                args.no_keywords(action)?;
-                self.refresh |= args.refresh;
-                match rest.first().map(String::as_str) {
-                    Some("resinfo") => {
-                        let st = self.service_status(&svc);
-                        let rows = info::resinfo(&svc, &st);
-                        match self.format {
-                            OutputFormat::Json => self.print_json(&rows),
-                            OutputFormat::Text => {
-                                out!("{}", info::render_resinfo(&svc.name, &rows));
-                                Ok(())
-                            }
-                        }
+            ServiceAction::Print(PrintTarget::Resinfo) => {
+                let st = self.service_status(&svc);
+                let rows = info::resinfo(&svc, &st);
+                match self.format {
+                    OutputFormat::Json => self.print_json(&rows),
+                    OutputFormat::Text => {
+                        out!("{}", info::render_resinfo(&svc.name, &rows));
+                        Ok(())
                     }
-                    Some("devs" | "disklist") => {
-                        let devs =
-                            info::devs(&berth_drivers::Ctx::new(&svc, &self.nodename, &self.paths));
-                        match self.format {
-                            OutputFormat::Json => self.print_json(&devs),
-                            OutputFormat::Text => {
-                                out!("{}", info::render_devs(&svc.name, &devs));
-                                Ok(())
-                            }
-                        }
-                    }
-                    Some("status") => self.print_service_status(&svc),
-                    Some("config") => match self.format {
-                        OutputFormat::Json => self.print_json(&svc),
-                        OutputFormat::Text if args.eval => {
-                            let text = berth_model::config::to_toml(&svc)
-                                .context("cannot write the service as TOML")?;
-                            out!("{text}");
-                            Ok(())
-                        }
-                        OutputFormat::Text => {
-                            out!("{}", berth_model::config::written(&svc));
-                            Ok(())
-                        }
-                    },
-                    _ => Err(usage("usage: svc SERVICE print status|config|resinfo|devs")),
                 }
             }
-            "status" => {
-                self.action_args(&words[..2], rest)?;
+            ServiceAction::Print(PrintTarget::Devs) => {
+                let devs = info::devs(&berth_drivers::Ctx::new(&svc, &self.nodename, &self.paths));
+                match self.format {
+                    OutputFormat::Json => self.print_json(&devs),
+                    OutputFormat::Text => {
+                        out!("{}", info::render_devs(&svc.name, &devs));
+                        Ok(())
+                    }
+                }
+            }
+            ServiceAction::Print(PrintTarget::Status) => self.print_service_status(&svc),
+            ServiceAction::Print(PrintTarget::Config) => match self.format {
+                OutputFormat::Json => self.print_json(&svc),
+                OutputFormat::Text if args.eval => {
+                    let text = berth_model::config::to_toml(&svc)
+                        .context("cannot write the service as TOML")?;
+                    out!("{text}");
+                    Ok(())
+                }
+                OutputFormat::Text => {
+                    out!("{}", berth_model::config::written(&svc));
+                    Ok(())
+                }
+            },
+            ServiceAction::Status => {
                 let st = self.service_status(&svc);
                 match self.format {
                     OutputFormat::Json => self.print_json(&st)?,
@@ -593,31 +633,21 @@ impl App {
                     Err(Failure::Code(1))
                 }
             }
-            "freeze" | "thaw" => {
-                self.action_args(&words[..2], rest)?;
-                berth_engine::set_frozen(&self.paths, &svc.name, action == "freeze")
-                    .map_err(|e| Failure::Failed(e.into()))?;
-                if let Some(c) = self.cluster()? {
-                    c.set_frozen(&svc.name, action == "freeze")
-                        .map_err(Failure::Failed)?;
-                }
-                Ok(())
-            }
-            "switch" | "takeover" | "giveback" => {
-                let args = self.action_args(&words[..2], rest)?;
+            ServiceAction::Switch | ServiceAction::Takeover | ServiceAction::Giveback => {
                 let timeout = waitlock(args.timeout)?;
+                let words = action.words();
                 let Some(c) = self.cluster()? else {
                     return Err(usage(format!(
-                        "svc {} {action}: this node is in no cluster (no [cluster] in node.toml)",
+                        "svc {} {words}: this node is in no cluster (no [cluster] in node.toml)",
                         svc.name
                     )));
                 };
                 let to = match (action, args.to) {
-                    ("switch", Some(to)) => to,
-                    ("switch", None) => {
+                    (ServiceAction::Switch, Some(to)) => to,
+                    (ServiceAction::Switch, None) => {
                         return Err(usage(format!("usage: svc {} switch --to NODE", svc.name)));
                     }
-                    ("takeover", _) => c.node().to_string(),
+                    (ServiceAction::Takeover, _) => c.node().to_string(),
                     _ => c
                         .first_fit(&svc.name, &svc.settings.nodes)
                         .map_err(Failure::Failed)?,
@@ -625,8 +655,7 @@ impl App {
                 let _span = tracing::info_span!("service", svc = %svc.name).entered();
                 c.switch(&svc.name, &to, timeout).map_err(Failure::Failed)
             }
-            "docker" => self.docker(&svc, &words[2..]),
-            _ => self.action(&svc, words, action, rest),
+            _ => self.action(&svc, &head, rest, action, &args),
         }
     }
 
@@ -684,8 +713,15 @@ impl App {
         Ok(())
     }
 
-    fn action_args(&mut self, head: &[String], rest: &[String]) -> Result<ActionArgs, Failure> {
-        let args = ActionArgs::try_parse_from(rest).map_err(|e| {
+    /// The options after an action; those it does not take are refused, naming them.
+    fn action_args(
+        &mut self,
+        head: &[String],
+        rest: &[String],
+        action: &str,
+        takes: &[ActionOpt],
+    ) -> Result<ActionArgs, Failure> {
+        let (args, given) = ActionArgs::parse_given(rest).map_err(|e| {
             if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) {
                 out!("{e}");
                 return Failure::Code(0);
@@ -696,33 +732,46 @@ impl App {
                 e.render().to_string().trim_start_matches("error: ").trim()
             ))
         })?;
+        let refused: Vec<String> = given
+            .iter()
+            .filter(|o| !takes.contains(o))
+            .map(|o| format!("--{}", o.long()))
+            .collect();
+        if !refused.is_empty() {
+            let taken: Vec<String> = takes.iter().map(|o| format!("--{}", o.long())).collect();
+            return Err(usage(format!(
+                "svc {}: {action} does not take {} ({})",
+                head.join(" "),
+                refused.join(", "),
+                if taken.is_empty() {
+                    format!("{action} takes no option")
+                } else {
+                    format!("{action} takes {}", taken.join(" "))
+                }
+            )));
+        }
         if let Some(f) = args.format {
             self.format = f;
         }
         Ok(args)
     }
 
+    /// An action on the service's resources, or freeze / thaw: svcd's recipe
+    /// ([`berth_engine::recipe::run_action`]).
     fn action(
         &mut self,
         svc: &ServiceConfig,
-        words: &[String],
-        action: &str,
+        head: &[String],
         rest: &[String],
+        action: ServiceAction,
+        args: &ActionArgs,
     ) -> Result<(), Failure> {
-        let Some((kind, kinds)) = parse_action(action) else {
-            return Err(usage(format!(
-                "unknown action {action:?} for service {}\n\n{}",
-                svc.name,
-                actions_help()
-            )));
-        };
-        let args = self.action_args(&words[..2], rest)?;
-        args.no_keywords(action)?;
+        // The recipe adds a partial action's kinds.
         let rid = subset_rids(svc, args.subsets.as_deref(), args.rid.as_deref())?;
         let selector = Selector::from_options(
             rid.as_deref().or(args.rid.as_deref()),
             args.tags.as_deref(),
-            kinds,
+            None,
         )
         .map_err(usage)?;
         let opts = ActionOptions {
@@ -732,53 +781,35 @@ impl App {
             force: args.force,
             waitlock: waitlock(args.waitlock)?,
         };
-        let whole = opts.selector == Selector::default();
         let dry = opts.dry_run;
         let paths = self.paths.clone();
         let nodename = self.nodename.clone();
         let cluster = self.cluster()?;
-        let guard = cluster.map(|c| c.guard(action));
-        let engine = Engine::new(&HOST, &paths, &nodename);
-        let engine = match &guard {
-            Some(g) => engine.with_guard(g),
-            None => engine,
+        let runner = Runner {
+            driver: &HOST,
+            paths: &paths,
+            nodename: &nodename,
+            cluster: cluster.map(|c| c as &dyn berth_engine::recipe::ClusterSide),
+        };
+        let mut said = head.to_vec();
+        said.extend(rest.iter().cloned());
+        // The command line heads the action's lines in the service's log file.
+        let command = format!("svc {}", said.join(" "));
+        let write = |_: tracing::Level, line: &str| log::note(&paths.var_dir, &svc.name, line);
+        let notes = Notes {
+            command: &command,
+            why: "",
+            note: &write,
         };
         if dry {
             log::set_file_logging(false);
-        } else {
-            // The command line heads the action's lines in the service's log file.
-            log::note(
-                &paths.var_dir,
-                &svc.name,
-                &format!("svc {}", words.join(" ")),
-            );
         }
         let _span = tracing::info_span!("service", svc = %svc.name).entered();
-        let result = engine.run(svc, kind, &opts);
+        let result = runner.run(svc, action, &opts, &notes);
         log::set_file_logging(true);
-        if !dry {
-            let outcome = match &result {
-                Ok(_) => "done".to_string(),
-                Err(e) => format!("failed: {e}"),
-            };
-            log::note(
-                &paths.var_dir,
-                &svc.name,
-                &format!("svc {}: {outcome}", words.join(" ")),
-            );
-        }
-        if let Some(c) = cluster
-            && !dry
-            && !matches!(
-                result,
-                Err(ActionError::Guard(_) | ActionError::Lock(_) | ActionError::Selector(_))
-            )
-        {
-            c.after_action(&svc.name, kind, whole, result.is_ok());
-        }
         match result {
             Ok(_) => Ok(()),
-            Err(e @ ActionError::Selector(_)) => Err(usage(e)),
+            Err(e @ RunError::Action(ActionError::Selector(_))) => Err(usage(e)),
             Err(e) => Err(Failure::Failed(e.into())),
         }
     }
@@ -801,6 +832,36 @@ impl App {
             Err(Failure::Code(u8::try_from(code).unwrap_or(1)))
         }
     }
+}
+
+/// The words of a service's action with the action first: svcmgr takes options before it
+/// (`svc -s web --rid fs#1 startfs` is `svc web startfs --rid fs#1`). Words already headed by
+/// an action are returned as they are.
+fn action_first(words: &[String]) -> Vec<String> {
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        let Some(opt) = w.strip_prefix('-') else {
+            break;
+        };
+        let takes_value = match opt.strip_prefix('-') {
+            Some(long) if !long.contains('=') => {
+                ActionOpt::from_long(long).is_some_and(ActionOpt::takes_value)
+            }
+            _ => false,
+        };
+        i += if takes_value { 2 } else { 1 };
+    }
+    if i == 0 || i >= words.len() {
+        return words.to_vec();
+    }
+    let n = match ServiceAction::parse(&words[i..]) {
+        Ok((_, n)) => n,
+        Err(_) => return words.to_vec(),
+    };
+    let mut out: Vec<String> = words[i..i + n].to_vec();
+    out.extend(words[..i].iter().cloned());
+    out.extend(words[i + n..].iter().cloned());
+    out
 }
 
 /// `--waitlock SECONDS` as a duration; negative, NaN or too large (`1e300`) is bad usage.
@@ -833,7 +894,14 @@ fn main() -> ExitCode {
         )),
         sections: &[],
     };
-    let cli: Cli = berth_manual::parse(|c| &c.manual, extras);
+    // Called `svcmon` (OpenSVC's name, a link the package ships): `svc mon ...`.
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if args.first().is_some_and(|a| {
+        std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new(MON_NAME))
+    }) {
+        args.insert(1, OsString::from("mon"));
+    }
+    let cli: Cli = berth_manual::parse_from(args, |c| &c.manual, extras);
     let paths = Paths::from(cli.dirs);
     let log = log::ActionLog {
         max: if cli.debug {
@@ -866,11 +934,10 @@ fn main() -> ExitCode {
             return app.run(&words);
         }
         // `-s a,b ACTION`: each service in turn, every failure said; the worst exit code.
+        // `-s NAME` (and a link) always means the service, whatever its name.
         let mut worst: Option<Failure> = None;
         for svc in services {
-            let mut w = vec![svc];
-            w.extend(words.iter().cloned());
-            if let Err(f) = app.run(&w) {
+            if let Err(f) = app.run_service(&svc, &words) {
                 let f = report(f);
                 if worst.as_ref().is_none_or(|old| code(&f) > code(old)) {
                     worst = Some(f);
@@ -910,7 +977,10 @@ fn code(f: &Failure) -> u8 {
 }
 
 /// The names svc answers to as itself; any other name is a service's (see [`invoked_as`]).
-const OWN_NAMES: [&str; 2] = ["svc", "svcmgr"];
+const OWN_NAMES: [&str; 3] = ["svc", "svcmgr", MON_NAME];
+
+/// Called by this name, svc is `svc mon` (OpenSVC's svcmon).
+const MON_NAME: &str = "svcmon";
 
 /// The service svc was called as: `ln -s /usr/bin/svc /etc/berth/web; web print status`.
 /// The rule: called `svc` or `svcmgr`, svc is itself; called by the name of a service of the
@@ -1058,6 +1128,99 @@ mod tests {
             subset_rids(&svc, Some(""), None),
             Err(Failure::Usage(_))
         ));
+    }
+
+    #[test]
+    fn options_before_the_action_go_after_it() {
+        let w = |s: &str| -> Vec<String> { s.split(' ').map(String::from).collect() };
+        assert_eq!(
+            action_first(&w("--rid fs#1 startfs --dry-run")),
+            w("startfs --rid fs#1 --dry-run")
+        );
+        assert_eq!(
+            action_first(&w("--force --kw=nodes print config --eval")),
+            w("print config --force --kw=nodes --eval")
+        );
+        assert_eq!(action_first(&w("start --rid fs#1")), w("start --rid fs#1"));
+        // No action after the options: left as is (the parse says what is wrong).
+        assert_eq!(action_first(&w("--rid fs#1")), w("--rid fs#1"));
+        assert_eq!(action_first(&w("--rid fs#1 bogus")), w("--rid fs#1 bogus"));
+    }
+
+    #[test]
+    fn every_action_option_is_in_the_table_and_the_table_in_the_options() {
+        use clap::CommandFactory;
+        let cmd = ActionArgs::command();
+        let longs: Vec<&str> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| *l != "help")
+            .collect();
+        for l in &longs {
+            let o = ActionOpt::from_long(l);
+            assert!(o.is_some(), "--{l} is in no row of the action table");
+            let takes = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(l))
+                .is_some_and(|a| a.get_action().takes_values());
+            assert_eq!(o.map(ActionOpt::takes_value), Some(takes), "--{l}");
+        }
+        for o in ActionOpt::ALL {
+            assert!(
+                longs.contains(&o.long()),
+                "--{} is no option of svc",
+                o.long()
+            );
+        }
+    }
+
+    /// docs/cli.md's action list is the action table: every action is in it, and every
+    /// `svc SVC ...` command it lists is an action of the table.
+    #[test]
+    fn the_docs_list_the_actions_of_the_table() {
+        let doc = include_str!("../../../docs/cli.md");
+        let section = doc
+            .split("## Actions")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap();
+        let rows: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("| `svc"))
+            .collect();
+        for a in ServiceAction::all() {
+            let words = a.words();
+            let listed = rows.iter().any(|r| {
+                r.contains(&format!("`svc SVC {words}"))
+                    || r.contains(&format!("`{words}`"))
+                    || r.contains(&format!("`{words} "))
+            });
+            assert!(listed, "{words} is not in docs/cli.md's action list");
+        }
+        for r in &rows {
+            for cmd in r.split("`svc SVC ").skip(1) {
+                let words: Vec<&str> = cmd
+                    .split('`')
+                    .next()
+                    .unwrap_or("")
+                    .split(' ')
+                    .take_while(|w| !w.starts_with('-') && *w != "ARGS...")
+                    .collect();
+                assert!(
+                    ServiceAction::parse(&words).is_ok(),
+                    "docs/cli.md lists `svc SVC {}`, no action of the table",
+                    words.join(" ")
+                );
+            }
+        }
+        for c in NodeCommand::ALL {
+            assert!(
+                rows.iter()
+                    .any(|r| r.contains(&format!("`svc {}", c.words()))),
+                "svc {} is not in docs/cli.md's action list",
+                c.words()
+            );
+        }
     }
 
     #[test]

@@ -98,7 +98,10 @@ fn bash_completes_services_actions_options_and_rids() {
     assert_eq!(bash("web print "), ["status", "config", "resinfo", "devs"]);
     assert_eq!(bash("web edit "), ["config"]);
     assert_eq!(bash("web set --k"), ["--kw"]);
-    assert_eq!(bash("web startfs --r"), ["--rid", "--refresh"]);
+    // Only the options the action takes (the action table): startfs takes no --refresh.
+    assert_eq!(bash("web startfs --r"), ["--rid"]);
+    assert_eq!(bash("-s "), ["db", "web"]);
+    assert_eq!(bash("-s web "), bash("web "));
     assert_eq!(bash("web startfs --ri"), ["--rid"]);
     assert_eq!(bash("web start --rid "), ["fs#1", "ip#1"]);
     // Global options and their values: clap_complete's part of the script.
@@ -124,6 +127,7 @@ fn fish_completes_services_actions_and_options() {
         ["db", "json_status", "mon", "print", "validate", "web"]
     );
     assert_eq!(complete("web stopf"), ["stopfs"]);
+    assert_eq!(complete("-s "), ["db", "web"]);
     assert_eq!(complete("web start --rid "), ["fs#1", "ip#1"]);
     assert!(complete("--form").contains(&"--format".to_string()));
 }
@@ -145,7 +149,7 @@ fn zsh_script_parses_and_its_hook_offers_services_and_actions() {
     // The hook, as compsys calls it for the words after the options: `words` holds them,
     // `opt_args` the options given; compadd is recorded.
     let bin = Path::new(SVC).parent().unwrap();
-    let call = |words: &str, current: usize| -> Vec<String> {
+    let call_fn = |function: &str, words: &str, current: usize| -> Vec<String> {
         let prog = format!(
             r#"compdef() {{ : }}
 source {file}
@@ -154,7 +158,7 @@ typeset -A opt_args
 opt_args[--config-dir]={config}
 words=({words} '')
 CURRENT={current}
-_svc_berth_words"#,
+{function}"#,
             file = file.display(),
             config = d.path().display(),
         );
@@ -176,11 +180,16 @@ _svc_berth_words"#,
             .map(String::from)
             .collect()
     };
+    let call = |words: &str, current: usize| call_fn("_svc_berth_words", words, current);
     assert_eq!(
         call("", 1),
         ["print", "mon", "validate", "json_status", "db", "web"]
     );
     assert!(call("web", 2).contains(&"startfs".to_string()));
+    // `svc -s <TAB>`: the option's value is asked of svc too, the whole line given.
+    assert!(text.contains(":_svc_berth_words_value' \\"), "{text}");
+    let line = format!("svc --config-dir {} -s", d.path().display());
+    assert_eq!(call_fn("_svc_berth_words_value", &line, 5), ["db", "web"]);
 }
 
 #[test]

@@ -483,3 +483,118 @@ fn print_devs_lists_a_vgs_physical_volume() {
     assert_eq!(json[0]["role"], "sub");
     assert_eq!(json[0]["dev"], vg.dev.as_str());
 }
+
+#[test]
+fn an_option_the_action_does_not_take_is_refused_naming_it() {
+    let c = Case::new();
+    // Accepted before, exit 0, `--to` silently ignored (issue 22).
+    fails(
+        &c.svc(&["web", "start", "--to", "n2"]),
+        2,
+        "start does not take --to",
+    );
+    fails(
+        &c.svc(&["db", "print", "config", "--eval", "--follow"]),
+        2,
+        "print config does not take --follow",
+    );
+    fails(
+        &c.svc(&["db", "freeze", "--rid", "fs#1", "--force"]),
+        2,
+        "freeze does not take --rid, --force",
+    );
+    // An option the action takes is taken.
+    ok(&c.svc(&["db", "print", "config", "--eval"]));
+}
+
+#[test]
+fn svcmgr_habits_help_and_options_before_the_action() {
+    let c = Case::new();
+    // `svc web --help`: the service actions, exit 0 (it said "unknown action", exit 2).
+    let help = ok(&c.svc(&["web", "--help"]));
+    for a in [
+        "start|stop|restart",
+        "startfs",
+        "freeze|thaw",
+        "switch --to NODE",
+    ] {
+        assert!(help.contains(a), "{a} not in:\n{help}");
+    }
+    // Options before the action, as svcmgr takes them.
+    assert_eq!(
+        ok(&c.svc(&["-s", "web", "--kw", "nodes", "get"])),
+        "node1 node2\n"
+    );
+    let dry = c.svc(&["-s", "web", "--rid", "fs#1", "startfs", "--dry-run"]);
+    assert!(dry.status.success(), "{}", describe(&dry));
+    let said = String::from_utf8_lossy(&dry.stderr);
+    assert!(
+        said.contains("WEB.FS#1") && !said.contains("WEB.FS#2"),
+        "{}",
+        describe(&dry)
+    );
+    fails(
+        &c.svc(&["-s", "web", "--rid", "fs#1", "start", "--to", "n2"]),
+        2,
+        "start does not take --to",
+    );
+    // `svc mon` on a node in no cluster: the grid of this node alone.
+    let grid = ok(&c.svc(&["mon"]));
+    assert!(grid.lines().any(|l| l.starts_with("Nodes")), "{grid}");
+    for svc in ["db", "web"] {
+        assert!(
+            grid.lines()
+                .any(|l| l.split_whitespace().next() == Some(svc)),
+            "{svc} not in:\n{grid}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&c.svc(&["mon", "--format", "json"]))).unwrap();
+    assert_eq!(
+        json["services"]["web"]["nodes"].as_object().unwrap().len(),
+        1
+    );
+    // `svcmon`, a link the package ships, is `svc mon`.
+    let dir = tempfile::tempdir().unwrap();
+    let svcmon = dir.path().join("svcmon");
+    std::os::unix::fs::symlink(SVC, &svcmon).unwrap();
+    let out = c.t.svc(svcmon.to_str().unwrap()).output().unwrap();
+    assert_eq!(ok(&out), grid);
+}
+
+#[test]
+fn a_service_named_like_a_command_is_reached_with_dash_s_or_a_link() {
+    let c = Case::new();
+    for name in ["mon", "print", "json_status"] {
+        c.t.write_service(&format!("{name}.toml"), TOML);
+    }
+    let direct = ok(&c.svc(&["db", "print", "config"]));
+    // -s NAME always means the service.
+    for name in ["mon", "print", "json_status"] {
+        assert_eq!(
+            ok(&c.svc(&["-s", name, "print", "config"])),
+            direct,
+            "{name}"
+        );
+    }
+    // `svc -s print status` is the service's status (down: exit 1), not every service.
+    let st = c.svc(&["-s", "print", "status"]);
+    assert_eq!(st.status.code(), Some(1), "{}", describe(&st));
+    assert_eq!(String::from_utf8_lossy(&st.stdout), "down\n");
+    // A link named after it too.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("mon");
+    std::os::unix::fs::symlink(SVC, &link).unwrap();
+    let out =
+        c.t.svc(link.to_str().unwrap())
+            .args(["print", "config"])
+            .output();
+    assert_eq!(ok(&out.unwrap()), direct);
+    // The plain form is the node's command, and says how to reach the service.
+    fails(&c.svc(&["mon", "start"]), 2, "svc -s mon start");
+    fails(
+        &c.svc(&["print", "config"]),
+        2,
+        "to act on the service print: svc -s print config",
+    );
+}

@@ -13,6 +13,7 @@ pub mod claims;
 pub mod driver;
 pub mod load;
 pub mod lock;
+pub mod recipe;
 pub mod record;
 
 use std::time::Duration;

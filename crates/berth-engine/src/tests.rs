@@ -349,7 +349,10 @@ fn selectors_and_partial_actions() {
     let t = setup(SVC);
     let fake = Fake::default();
     let e = Engine::new(&fake, &t.paths, "node1");
-    let (_, kinds) = berth_model::order::partial_action("startfs").unwrap();
+    let (_, kinds) = berth_model::action::ServiceAction::from_name("startfs")
+        .and_then(berth_model::action::ServiceAction::engine)
+        .unwrap();
+    let kinds = kinds.unwrap();
     let opts = ActionOptions {
         selector: Selector::default().with_kinds(kinds),
         ..ActionOptions::default()
@@ -552,6 +555,171 @@ fn start_if_asks_under_the_lock_and_does_nothing_when_told_no() {
     assert_eq!(fake.calls().len(), before);
     // The lock was released.
     ServiceLock::acquire("web", &lock, Duration::ZERO).unwrap();
+}
+
+/// A start guard that says yes, with a fencing token.
+#[derive(Debug)]
+struct Free;
+
+impl StartGuard for Free {
+    fn acquire(&self, _svc: &ServiceConfig) -> Result<Option<i64>, String> {
+        Ok(Some(7))
+    }
+}
+
+/// A start guard that says no.
+#[derive(Debug)]
+struct Owned;
+
+impl StartGuard for Owned {
+    fn acquire(&self, _svc: &ServiceConfig) -> Result<Option<i64>, String> {
+        Err("web is running on n1".into())
+    }
+}
+
+/// The recipe's view of a cluster, recording what it is told: the seam the recipe's order is
+/// checked against here (svcd's and svc's real sides run against etcd in the cluster tests).
+#[derive(Default)]
+struct Told {
+    lease_lost: bool,
+    guard_refuses: bool,
+    calls: RefCell<Vec<String>>,
+}
+
+impl recipe::ClusterSide for Told {
+    fn guard(&self, why: &str) -> Result<Box<dyn StartGuard + '_>, String> {
+        self.calls.borrow_mut().push(format!("guard {why}"));
+        if self.lease_lost {
+            return Err("node n2 has lost its lease".into());
+        }
+        if self.guard_refuses {
+            return Ok(Box::new(Owned));
+        }
+        Ok(Box::new(Free))
+    }
+    fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
+        self.calls.borrow_mut().push(format!(
+            "after {svc} {} whole={whole} ok={ok}",
+            action.as_str()
+        ));
+    }
+    fn set_frozen(&self, svc: &str, frozen: bool) -> Result<(), String> {
+        self.calls
+            .borrow_mut()
+            .push(format!("frozen {svc} {frozen}"));
+        Ok(())
+    }
+}
+
+fn run_recipe(
+    t: &Setup,
+    fake: &Fake,
+    cluster: &Told,
+    action: &str,
+    opts: &ActionOptions,
+) -> (Result<Option<ActionReport>, recipe::RunError>, Vec<String>) {
+    use berth_model::action::ServiceAction;
+    let lines = RefCell::new(Vec::new());
+    let note =
+        |level: tracing::Level, line: &str| lines.borrow_mut().push(format!("{level} {line}"));
+    let runner = recipe::Runner {
+        driver: fake,
+        paths: &t.paths,
+        nodename: "n2",
+        cluster: Some(cluster as &dyn recipe::ClusterSide),
+    };
+    let notes = recipe::Notes {
+        command: &format!("svc web {action}"),
+        why: "",
+        note: &note,
+    };
+    let action = ServiceAction::from_name(action).unwrap();
+    let r = runner.run(&t.svc, action, opts, &notes);
+    (r, lines.into_inner())
+}
+
+#[test]
+fn the_recipe_freezes_here_and_cluster_wide() {
+    let t = setup(SVC);
+    let fake = Fake::default();
+    let told = Told::default();
+    let (r, lines) = run_recipe(&t, &fake, &told, "freeze", &ActionOptions::default());
+    assert!(matches!(r, Ok(None)));
+    assert!(t.paths.frozen_flag("web").exists());
+    assert_eq!(*told.calls.borrow(), ["frozen web true"]);
+    assert_eq!(lines, ["INFO svc web freeze: done"]);
+    let (r, _) = run_recipe(&t, &fake, &told, "thaw", &ActionOptions::default());
+    assert!(matches!(r, Ok(None)));
+    assert!(!t.paths.frozen_flag("web").exists());
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+}
+
+#[test]
+fn the_recipe_guards_starts_then_tells_the_cluster() {
+    let t = setup(SVC);
+    let fake = Fake::default();
+    let told = Told::default();
+    let (r, lines) = run_recipe(&t, &fake, &told, "start", &ActionOptions::default());
+    assert_eq!(r.unwrap().unwrap().changed.len(), 5);
+    assert_eq!(
+        *told.calls.borrow(),
+        ["guard start", "after web start whole=true ok=true"]
+    );
+    assert_eq!(lines, ["INFO svc web start", "INFO svc web start: done"]);
+    // A partial stop is no whole stop: the cluster keeps its target and ownership.
+    told.calls.borrow_mut().clear();
+    let (r, _) = run_recipe(&t, &fake, &told, "stopfs", &ActionOptions::default());
+    r.unwrap();
+    assert_eq!(
+        *told.calls.borrow(),
+        ["guard stopfs", "after web stop whole=false ok=true"]
+    );
+}
+
+#[test]
+fn the_recipe_refuses_a_start_without_a_lease_and_a_guarded_one_changes_nothing() {
+    let t = setup(SVC);
+    let fake = Fake::default();
+    let lost = Told {
+        lease_lost: true,
+        ..Told::default()
+    };
+    let (r, lines) = run_recipe(&t, &fake, &lost, "start", &ActionOptions::default());
+    assert!(matches!(r, Err(recipe::RunError::NoGuard(_))), "{r:?}");
+    assert_eq!(
+        lines,
+        ["WARN svc web start: refused: node n2 has lost its lease"]
+    );
+    assert!(fake.calls().is_empty());
+    // A stop needs no guard: it runs without a lease.
+    let (r, _) = run_recipe(&t, &fake, &lost, "stop", &ActionOptions::default());
+    r.unwrap();
+    // The owner key is another node's: refused by the guard, the cluster is not told.
+    let owned = Told {
+        guard_refuses: true,
+        ..Told::default()
+    };
+    let (r, lines) = run_recipe(&t, &fake, &owned, "start", &ActionOptions::default());
+    assert!(
+        matches!(r, Err(recipe::RunError::Action(ActionError::Guard(_)))),
+        "{r:?}"
+    );
+    assert_eq!(*owned.calls.borrow(), ["guard start"]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[1].starts_with("ERROR svc web start: failed: start refused"),
+        "{lines:?}"
+    );
+    // A dry run writes no line and tells the cluster nothing.
+    let told = Told::default();
+    let dry = ActionOptions {
+        dry_run: true,
+        ..ActionOptions::default()
+    };
+    let (r, lines) = run_recipe(&t, &fake, &told, "start", &dry);
+    r.unwrap();
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(*told.calls.borrow(), ["guard start"]);
 }
 
 /// Two services on one mount point: the second start is refused naming the first, and the

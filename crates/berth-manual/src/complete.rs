@@ -136,6 +136,12 @@ pub fn script(shell: Shell, mut cmd: Command, hook: bool) -> String {
         return text;
     }
     let f = format!("_{}_berth_words", name.replace('-', "_"));
+    // The options whose values the program knows (`-s SERVICE`): `ValueHint::Other`.
+    let asked: Vec<(Option<char>, Option<String>)> = cmd
+        .get_arguments()
+        .filter(|a| a.get_value_hint() == clap::ValueHint::Other)
+        .map(|a| (a.get_short(), a.get_long().map(String::from)))
+        .collect();
     match shell {
         // bash: a function that asks the program first, then falls back to clap's `_NAME`;
         // registered after clap's, so it replaces it.
@@ -165,12 +171,27 @@ complete -F {f} -o bashdefault -o default {name}
         Shell::Zsh => {
             // The spec of the trailing words (`'*::words -- HELP:_default'`) gets the hook.
             let mut hooked = false;
+            let value_of_asked = |l: &str| {
+                asked.iter().any(|(short, long)| {
+                    short.is_some_and(|c| l.starts_with(&format!("'-{c}+[")))
+                        || long
+                            .as_ref()
+                            .is_some_and(|n| l.starts_with(&format!("'--{n}=[")))
+                })
+            };
             text = text
                 .lines()
                 .map(|l| {
                     if l.starts_with("'*::words") && l.contains(":_default'") && !hooked {
                         hooked = true;
                         l.replacen(":_default'", &format!(":{f}'"), 1)
+                    } else if value_of_asked(l) {
+                        // The option's value spec ends the line: `...:VALUE_NAME:' \`
+                        // (no action for `ValueHint::Other`).
+                        match l.rfind(":'") {
+                            Some(at) => format!("{}:{f}_value'{}", &l[..at], &l[at + 2..]),
+                            None => l.to_string(),
+                        }
                     } else {
                         l.to_string()
                     }
@@ -187,6 +208,16 @@ complete -F {f} -o bashdefault -o default {name}
     local out
     [[ -n ${{opt_args[--config-dir]}} ]] && opts=(--config-dir "${{opt_args[--config-dir]}}")
     out=$({name} {COMPLETE_WORDS} -- "${{opts[@]}}" "${{(@)words[1,CURRENT]}}" 2>/dev/null) || return 1
+    cands=("${{(@f)out}}")
+    [[ -n $out ]] && compadd -a cands
+}}
+
+# berth: the values of the options the program knows (-s SERVICE): the whole line goes to it.
+(( $+functions[{f}_value] )) ||
+{f}_value() {{
+    local -a cands
+    local out
+    out=$({name} {COMPLETE_WORDS} -- "${{(@)words[2,CURRENT]}}" 2>/dev/null) || return 1
     cands=("${{(@f)out}}")
     [[ -n $out ]] && compadd -a cands
 }}
@@ -211,7 +242,20 @@ function {f}
     $words[1] {COMPLETE_WORDS} -- $words[2..-1] 2>/dev/null
 end
 complete -c {name} -f -n '{f} >/dev/null' -a '({f})'
-"#
+{}"#,
+            asked
+                .iter()
+                .map(|(short, long)| {
+                    let mut rule = format!("complete -c {name}");
+                    if let Some(c) = short {
+                        rule.push_str(&format!(" -s {c}"));
+                    }
+                    if let Some(l) = long {
+                        rule.push_str(&format!(" -l {l}"));
+                    }
+                    format!("{rule} -x -a '({f})'\n")
+                })
+                .collect::<String>()
         )),
     }
     text

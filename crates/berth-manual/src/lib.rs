@@ -123,7 +123,17 @@ impl ManualArgs {
 /// `--help`), and when the command line asks for `--completions` or `--generate-man`
 /// (`manual` finds the flattened [`ManualArgs`] in `C`), that done and the process exited.
 pub fn parse<C: clap::Parser>(manual: fn(&C) -> &ManualArgs, extras: Extras) -> C {
-    let cli = C::parse();
+    parse_from(std::env::args_os(), manual, extras)
+}
+
+/// [`parse`] of these arguments (the program's name first) rather than the process's.
+pub fn parse_from<C, I, T>(args: I, manual: fn(&C) -> &ManualArgs, extras: Extras) -> C
+where
+    C: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = C::parse_from(args);
     let args = manual(&cli);
     if args.requested() {
         let code = args.run_code(C::command(), extras);

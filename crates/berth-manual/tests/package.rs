@@ -226,6 +226,14 @@ fn package_installs_upgrades_over_an_edited_conffile_and_purges() {
             "{w} not in the package:\n{list}"
         );
     }
+    // OpenSVC's command names, links to svc.
+    for link in ["svcmgr", "svcmon"] {
+        let want = format!(" ./usr/bin/{link} -> svc");
+        assert!(
+            list.lines().any(|l| l.ends_with(&want)),
+            "{want:?} not in the package:\n{list}"
+        );
+    }
 
     // Install: files in place, the unit points at /usr/bin, nothing enabled nor started.
     let root = Root::new();

@@ -32,6 +32,32 @@ pub struct Fleet {
     pub services: BTreeMap<String, FleetService>,
 }
 
+impl Fleet {
+    /// The fleet of one node in no cluster (`svc mon` there): the node, its heartbeat `n/a`
+    /// (it has none), and each of its services as its status shows it.
+    pub fn of_node(node: &crate::status::NodeStatus) -> Fleet {
+        let mut fleet = Fleet::default();
+        fleet
+            .nodes
+            .insert(node.nodename.clone(), FleetNode::new(Status::NotApplicable));
+        for st in &node.services {
+            let mut cell = FleetCell::new(st.avail, st.overall);
+            cell.frozen = st.frozen;
+            fleet.services.insert(
+                st.name.clone(),
+                FleetService {
+                    frozen: st.frozen,
+                    app: st.app.clone(),
+                    env: st.env.clone(),
+                    nodes: [(node.nodename.clone(), cell)].into(),
+                    ..FleetService::default()
+                },
+            );
+        }
+        fleet
+    }
+}
+
 /// One node of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetNode {

@@ -4,6 +4,7 @@
 // The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod action;
 pub mod api;
 pub mod claims;
 pub mod config;

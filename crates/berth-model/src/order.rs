@@ -67,17 +67,6 @@ impl Action {
     }
 }
 
-/// An action name: `start`, `stop`, `restart`, or a partial action (`startfs`, `stopip`...),
-/// with the kinds a partial action is limited to.
-pub fn parse_action(name: &str) -> Option<(Action, Option<Vec<Kind>>)> {
-    match name {
-        "start" => Some((Action::Start, None)),
-        "stop" => Some((Action::Stop, None)),
-        "restart" => Some((Action::Restart, None)),
-        other => partial_action(other).map(|(a, kinds)| (a, Some(kinds))),
-    }
-}
-
 /// Which resources an action touches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
@@ -229,24 +218,6 @@ impl Selector {
     }
 }
 
-/// A partial action name (`startfs`, `stopip`...): the action and the kinds it touches.
-/// `startfs` brings up the volume groups under the filesystems too, as OpenSVC does.
-pub fn partial_action(name: &str) -> Option<(Action, Vec<Kind>)> {
-    let (action, kind) = if let Some(k) = name.strip_prefix("start") {
-        (Action::Start, k)
-    } else if let Some(k) = name.strip_prefix("stop") {
-        (Action::Stop, k)
-    } else {
-        return None;
-    };
-    let kind: Kind = kind.parse().ok()?;
-    let kinds = match (action, kind) {
-        (Action::Start, Kind::Fs) => vec![Kind::Vg, Kind::Fs],
-        _ => vec![kind],
-    };
-    Some((action, kinds))
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -280,6 +251,14 @@ dev = "/dev/vg/logs"
 mnt = "/srv"
 type = "ext4"
 "#;
+
+    /// A partial action's engine action and kinds, from the action table.
+    fn partial(name: &str) -> (Action, Vec<Kind>) {
+        let (action, kinds) = crate::action::ServiceAction::from_name(name)
+            .and_then(crate::action::ServiceAction::engine)
+            .unwrap();
+        (action, kinds.unwrap())
+    }
 
     fn names(rids: &[Rid]) -> Vec<String> {
         rids.iter().map(|r| r.to_string()).collect()
@@ -334,11 +313,11 @@ type = "ext4"
         assert_eq!(selected(&s, &any2), ["fs#1", "fs#2"]);
         let all = Selector::default().with_tags("data+root").unwrap();
         assert_eq!(selected(&s, &all), ["fs#1"]);
-        let (action, kinds) = partial_action("startfs").unwrap();
+        let (action, kinds) = partial("startfs");
         assert_eq!(action, Action::Start);
         let fs = Selector::default().with_kinds(kinds);
         assert_eq!(selected(&s, &fs), ["vg#1", "fs#3", "fs#1", "fs#2"]);
-        let (_, kinds) = partial_action("stopfs").unwrap();
+        let (_, kinds) = partial("stopfs");
         assert_eq!(
             selected(&s, &Selector::default().with_kinds(kinds)),
             ["fs#3", "fs#1", "fs#2"]
@@ -388,14 +367,6 @@ type = "ext4"
             .unwrap()
             .check(&s)
             .unwrap();
-        assert!(partial_action("startdisk").is_none());
-        assert!(partial_action("restart").is_none());
-        assert_eq!(parse_action("restart"), Some((Action::Restart, None)));
-        assert_eq!(
-            parse_action("startfs"),
-            Some((Action::Start, Some(vec![Kind::Vg, Kind::Fs])))
-        );
-        assert_eq!(parse_action("status"), None);
         let sel = Selector::from_options(Some("fs#1"), Some("a+b"), Some(vec![Kind::Fs])).unwrap();
         assert_eq!(sel.rids.map(|r| r.len()), Some(1));
         assert_eq!(sel.tags.map(|t| t.len()), Some(1));

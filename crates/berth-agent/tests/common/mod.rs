@@ -76,6 +76,27 @@ pub fn get_json(node: &Node, path: &str) -> Option<(u16, serde_json::Value)> {
     Some((code, serde_json::from_str(&body[a..=b]).ok()?))
 }
 
+/// `POST path` with `Authorization: Bearer token` from inside `node` to its own svcd: the
+/// status code and the JSON body.
+pub fn post_json(node: &Node, path: &str, token: &str) -> Option<(u16, serde_json::Value)> {
+    let addr = std::net::SocketAddr::from((node.addr(), PORT));
+    let mut s = node.tcp_connect(addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1)?;
+    let (a, b) = (body.find('{')?, body.rfind('}')?);
+    Some((code, serde_json::from_str(&body[a..=b]).ok()?))
+}
+
 /// One service of the rig: an ip and an fs on its own LUN.
 pub struct Service {
     pub name: String,
@@ -104,6 +125,8 @@ pub struct Spec {
     pub ip_services: Vec<String>,
     /// Freeze the ip + fs services cluster-wide (their etcd key) before any svcd starts.
     pub frozen: bool,
+    /// The action token every node's svcd takes (`<config>/token`), none when `None`.
+    pub token: Option<String>,
     /// Extra `[service]` lines of the ip-only services (`orchestrate = "start"`).
     pub ip_service_extra: String,
     /// The nodes' `monitor_interval` (`1s`).
@@ -122,6 +145,7 @@ impl Default for Spec {
             fs_extra: String::new(),
             ip_services: Vec::new(),
             frozen: false,
+            token: None,
             ip_service_extra: String::new(),
             monitor_interval: "1s".to_string(),
         }
@@ -212,6 +236,12 @@ impl Rig {
             eps.join(", "),
             self.ttl.as_secs()
         ));
+        if let Some(token) = &spec.token {
+            use std::os::unix::fs::PermissionsExt as _;
+            let path = node.config_dir().join("token");
+            std::fs::write(&path, format!("{token}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
         let list = list.join(", ");
         let (extra, ip_extra, fs_extra) = (&spec.service_extra, &spec.ip_extra, &spec.fs_extra);
