@@ -349,7 +349,7 @@ impl App {
         let engine = Engine::new(&HOST, &self.paths, &self.nodename);
         let mut st = engine.status(svc);
         if self.format == OutputFormat::Json {
-            st.chargeback = docker::chargeback(&engine.context(svc));
+            st.chargeback = docker::chargeback(&engine.context(svc), None);
         }
         st
     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::store::{GroupBy, ms, now_ms};
+use crate::store::{GroupBy, now_ms};
 use crate::{Body, Shared};
 
 /// The web page: plain HTML, CSS and JS in one file, no build step, nothing fetched from outside.
@@ -188,12 +188,15 @@ struct Events {
 }
 
 #[derive(Serialize)]
-struct ChargebackAnswer {
+struct ChargebackAnswer<'a> {
     by: &'static str,
     from_ms: i64,
     to_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<&'a str>,
     rows: Vec<crate::store::ChargebackRow>,
     total: crate::store::ChargebackRow,
+    gaps: Vec<crate::store::Gap>,
 }
 
 async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
@@ -287,62 +290,54 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
             let Some(by) = GroupBy::parse(by_word) else {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    &format!("bad by={by_word:?}: expected app, service or env"),
+                    &format!("bad by={by_word:?}: expected app, service, env or node"),
                 );
-            };
-            let by_word: &'static str = match by {
-                GroupBy::App => "app",
-                GroupBy::Service => "service",
-                GroupBy::Env => "env",
             };
             let now = now_ms();
             let (from, to) = match (time_param(&q, "from"), time_param(&q, "to")) {
                 (Ok(f), Ok(t)) => (f.unwrap_or(now - 86_400_000), t.unwrap_or(now)),
                 (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
             };
-            let cfg = &shared.config;
-            // An open row is extended every chargeback_period (at a poll): it counts that much
-            // and one interval more past its last extension.
-            let hold = ms(cfg.chargeback_period).saturating_add(ms(cfg.interval).saturating_mul(2));
             let db_shared = shared.clone();
-            let rows = tokio::task::spawn_blocking(move || {
+            let read = tokio::task::spawn_blocking(move || {
                 let db = db_shared.reader.lock().unwrap_or_else(|p| p.into_inner());
-                db.chargeback(by, from, to, hold)
+                Ok::<_, crate::store::StoreError>((
+                    db.bill_rows(from, to, now)?,
+                    db.gaps(from, to)?,
+                ))
             })
             .await;
-            match rows {
-                Ok(Ok(rows)) => {
-                    let mut total = crate::store::ChargebackRow::default();
-                    for r in &rows {
-                        total.container_hours += r.container_hours;
-                        total.image_hours += r.image_hours;
-                        total.byte_hours += r.byte_hours;
-                        total.max_containers = total.max_containers.max(r.max_containers);
-                        total.max_images = total.max_images.max(r.max_images);
-                        total.max_data_bytes = total.max_data_bytes.max(r.max_data_bytes);
-                        total.samples += r.samples;
-                    }
-                    let body = match serde_json::to_vec(&ChargebackAnswer {
-                        by: by_word,
-                        from_ms: from,
-                        to_ms: to,
-                        rows,
-                        total,
-                    }) {
-                        Ok(b) => Bytes::from(b),
-                        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-                    };
-                    let mut cache = shared
-                        .chargeback_cache
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    cache.retain(|_, (at, _)| at.elapsed() < ttl);
-                    cache.insert(key, (std::time::Instant::now(), body.clone()));
-                    respond(StatusCode::OK, "application/json", body)
-                }
-                Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            let (rows, gaps) = match read {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            };
+            let rates = shared.config.rates.as_ref();
+            let rows = crate::bill::integrate(&rows, &gaps, by, from, to, now, rates);
+            let mut total = crate::store::ChargebackRow::default();
+            for r in &rows {
+                total.add(r);
             }
+            let answer = ChargebackAnswer {
+                by: by.word(),
+                from_ms: from,
+                to_ms: to,
+                currency: rates.and_then(|r| r.currency.as_deref()),
+                rows,
+                total,
+                gaps,
+            };
+            let body = match serde_json::to_vec(&answer) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            };
+            let mut cache = shared
+                .chargeback_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            cache.retain(|_, (at, _)| at.elapsed() < ttl);
+            cache.insert(key, (std::time::Instant::now(), body.clone()));
+            respond(StatusCode::OK, "application/json", body)
         }
         _ => error(StatusCode::NOT_FOUND, &format!("no such path: {path}")),
     }

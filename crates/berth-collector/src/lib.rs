@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod api;
+pub mod bill;
 pub mod client;
 pub mod state;
 pub mod store;
@@ -38,6 +39,9 @@ use crate::store::{Batch, Store, StoreError, now_ms};
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// The view is rebuilt at least this often (the ages it shows).
 const REPUBLISH_EVERY: Duration = Duration::from_secs(5);
+/// The collector's last sign of life is written this often (a crash bills at most this much of
+/// its downtime).
+const ALIVE_EVERY: Duration = Duration::from_secs(1);
 /// Retention runs this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -163,13 +167,13 @@ fn render_metrics(state: &State, fleet: &berth_model::fleet::Fleet) -> String {
         let _ = writeln!(out, "berth_collector_nodes{{state=\"{k}\"}} {v}");
     }
     out.push_str("# HELP berth_collector_services Services by overall status merged over the fleet.\n# TYPE berth_collector_services gauge\n");
-    for s in Status::ALL {
-        let n = fleet.services.values().filter(|x| x.overall() == s).count();
-        let _ = writeln!(
-            out,
-            "berth_collector_services{{overall=\"{}\"}} {n}",
-            s.as_str()
-        );
+    for w in Status::ALL.iter().map(|s| s.as_str()).chain(["stale"]) {
+        let n = fleet
+            .services
+            .values()
+            .filter(|x| x.status_word() == w)
+            .count();
+        let _ = writeln!(out, "berth_collector_services{{overall=\"{w}\"}} {n}");
     }
     out.push_str("# HELP berth_collector_polls_total Polls by result.\n# TYPE berth_collector_polls_total counter\n");
     for (k, v) in ["ok", "not_modified", "failed"].iter().zip(state.polls) {
@@ -226,6 +230,12 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         .iter()
         .map(|n| (n.name.clone(), n.url.clone()))
         .collect();
+    if let Some(gap) = writer.recover(now)? {
+        info!(
+            "the collector was down for {}ms: not billed, listed as a gap",
+            gap.to_ms.unwrap_or(now) - gap.from_ms
+        );
+    }
     let state = State::new(&configured, writer.load_nodes()?, timing, now);
     let pruned = writer.prune(now.saturating_sub(store::ms(config.retention)))?;
     if pruned > 0 {
@@ -344,6 +354,7 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
     let mut dirty = false;
     let mut published = Instant::now();
     let mut pruned = Instant::now();
+    let mut alive = Instant::now();
     let retention_ms = store::ms(shared.config.retention);
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(250)) {
@@ -358,6 +369,11 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
                 dirty |= state.apply(&node, outcome, at, &mut batch);
             }
             dirty |= state.tick(now_ms(), &mut batch);
+        }
+        // The last sign of life: where a `collector down` gap starts if this process dies.
+        if !batch.is_empty() || alive.elapsed() >= ALIVE_EVERY {
+            batch.alive_ms = Some(now_ms());
+            alive = Instant::now();
         }
         // A status change is published at once (before its events are written, so whoever
         // sees an event finds the grid already showing it); other changes at most every
@@ -403,6 +419,16 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
                 Err(e) => warn!("retention: {e}"),
             }
         }
+    }
+    // Stopping: the open chargeback rows end now.
+    let mut batch = Batch::default();
+    shared
+        .state
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .close_all(now_ms(), &mut batch);
+    if let Err(e) = store.write(&mut batch) {
+        warn!("{e}");
     }
     publish(&shared);
 }

@@ -119,6 +119,7 @@ fn service(n: usize, s: usize, warn: bool, generation: u64) -> ServiceStatus {
     if up {
         svc.chargeback = Some(Chargeback {
             containers: 1,
+            running: 1,
             images: 2,
             data_bytes: 50_000_000 + generation * 4096,
             daemon_rss_bytes: 40_000_000,

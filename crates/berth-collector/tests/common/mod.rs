@@ -351,6 +351,13 @@ impl Collector {
         assert!(st.success(), "collector exit {st}:\n{}", self.log_text());
     }
 
+    /// SIGKILL: a crash, nothing written on the way out.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// The events, newest first.
     pub fn events(&self, query: &str) -> Vec<serde_json::Value> {
         self.json(&format!("/api/events?limit=1000&{query}"))["events"]

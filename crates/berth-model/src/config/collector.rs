@@ -13,7 +13,7 @@ use super::raw::line_of;
 use super::{ConfigError, ConfigErrorKind};
 
 /// `collector.toml`, as the collector uses it (validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CollectorConfig {
     /// The API and web page address.
     pub listen: SocketAddr,
@@ -37,6 +37,41 @@ pub struct CollectorConfig {
     pub max_backoff: Duration,
     /// The nodes, in file order.
     pub nodes: Vec<CollectorNode>,
+    /// The read token the collector's own API and page require, read from this file (none: the
+    /// API is open, allowed on loopback only).
+    pub read_token_file: Option<PathBuf>,
+    /// TLS for the collector's own API and page.
+    pub tls: Option<CollectorTls>,
+    /// Prices of the chargeback (none: figures only).
+    pub rates: Option<Rates>,
+}
+
+/// `[tls]`: the collector serves its API and page over TLS with this certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorTls {
+    /// The certificate chain (PEM, leaf first).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
+}
+
+/// `[rates]`: prices per unit of billed usage, OpenCost-style (amount x hours x price).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rates {
+    /// The currency word shown with costs (`EUR`, `USD`...).
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Price of one running container for one hour.
+    #[serde(default)]
+    pub container_hour: f64,
+    /// Price of one GiB of docker data root for one hour.
+    #[serde(default)]
+    pub gib_hour: f64,
+    /// Price of one image kept for one hour.
+    #[serde(default)]
+    pub image_hour: f64,
 }
 
 /// One `[[nodes]]` entry.
@@ -80,6 +115,12 @@ struct Raw {
     token_file: Option<PathBuf>,
     #[serde(default)]
     ca: Option<PathBuf>,
+    #[serde(default)]
+    read_token_file: Option<PathBuf>,
+    #[serde(default)]
+    tls: Option<CollectorTls>,
+    #[serde(default)]
+    rates: Option<Rates>,
     #[serde(default)]
     nodes: Vec<RawNode>,
 }
@@ -170,6 +211,26 @@ impl CollectorConfig {
                 },
             ));
         }
+        if let Some(r) = &raw.rates {
+            for (key, v) in [
+                ("container_hour", r.container_hour),
+                ("gib_hour", r.gib_hour),
+                ("image_hour", r.image_hour),
+            ] {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(ConfigError::at(
+                        file,
+                        None,
+                        Some("rates"),
+                        Some(key),
+                        ConfigErrorKind::BadValue {
+                            value: v.to_string(),
+                            expected: "a price of 0 or more".into(),
+                        },
+                    ));
+                }
+            }
+        }
         let mut seen: BTreeMap<String, ()> = BTreeMap::new();
         let mut nodes = Vec::with_capacity(raw.nodes.len());
         for n in raw.nodes {
@@ -217,6 +278,9 @@ impl CollectorConfig {
             chargeback_period: raw.chargeback_period,
             max_backoff: raw.max_backoff.max(raw.interval),
             nodes,
+            read_token_file: raw.read_token_file,
+            tls: raw.tls,
+            rates: raw.rates,
         })
     }
 }
@@ -316,6 +380,25 @@ token_file = "/t"
         assert!(err.to_string().contains(":5:"), "{err}");
         let err = CollectorConfig::parse(p, "retention = \"forever\"\n").unwrap_err();
         assert!(err.to_string().contains("forever"), "{err}");
+        let err = CollectorConfig::parse(p, "[rates]\ncontainer_hour = -1.0\n").unwrap_err();
+        assert!(err.to_string().contains("container_hour"), "{err}");
+        let err = CollectorConfig::parse(p, "[rates]\ncpu_hour = 1.0\n").unwrap_err();
+        assert!(err.to_string().contains("cpu_hour"), "{err}");
+    }
+
+    #[test]
+    fn rates_tls_and_token() {
+        let c = CollectorConfig::parse(
+            Path::new(FILE),
+            "read_token_file = \"/t\"\n[tls]\ncert = \"/c\"\nkey = \"/k\"\n\
+             [rates]\ncurrency = \"EUR\"\ncontainer_hour = 0.02\n",
+        )
+        .unwrap();
+        let r = c.rates.unwrap();
+        assert_eq!((r.container_hour, r.gib_hour), (0.02, 0.0));
+        assert_eq!(r.currency.as_deref(), Some("EUR"));
+        assert_eq!(c.tls.unwrap().key, Path::new("/k"));
+        assert_eq!(c.read_token_file.as_deref(), Some(Path::new("/t")));
     }
 
     #[test]
