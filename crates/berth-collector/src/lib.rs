@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod api;
+pub mod auth;
 pub mod bill;
 pub mod client;
 pub mod state;
@@ -51,6 +52,9 @@ pub enum StartError {
     /// The database.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The read token, the listen address, TLS or the database file's mode.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
     /// A node's CA or token file.
     #[error(transparent)]
     Setup(#[from] client::SetupError),
@@ -117,6 +121,10 @@ pub struct Shared {
     pub write_error: Mutex<Option<String>>,
     /// Recent `/api/chargeback` answers by query string (see [`api::CHARGEBACK_CACHE`]).
     pub chargeback_cache: Mutex<std::collections::HashMap<String, (Instant, Bytes)>>,
+    /// The read token the API and page require (none: open, on loopback only).
+    pub token: Option<auth::Token>,
+    /// TLS for the API and page.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -128,7 +136,8 @@ impl Shared {
         }
     }
 
-    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+    /// The state, for reading.
+    pub fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -175,11 +184,101 @@ fn render_metrics(state: &State, fleet: &berth_model::fleet::Fleet) -> String {
             .count();
         let _ = writeln!(out, "berth_collector_services{{overall=\"{w}\"}} {n}");
     }
+    per_series(&mut out, state, fleet);
     out.push_str("# HELP berth_collector_polls_total Polls by result.\n# TYPE berth_collector_polls_total counter\n");
     for (k, v) in ["ok", "not_modified", "failed"].iter().zip(state.polls) {
         let _ = writeln!(out, "berth_collector_polls_total{{result=\"{k}\"}} {v}");
     }
     out
+}
+
+/// A label value with `\\`, `"` and newlines escaped (Prometheus text format).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One series per node and per service (and per service on a node), labelled to alert on; a
+/// node or service that goes away leaves no series behind (the text is rebuilt each time).
+fn per_series(out: &mut String, state: &State, fleet: &berth_model::fleet::Fleet) {
+    use std::fmt::Write as _;
+    out.push_str("# HELP berth_collector_node_up 1 when the node's last poll answered, else 0.\n# TYPE berth_collector_node_up gauge\n");
+    for (name, n) in &fleet.nodes {
+        let v = u8::from(n.hb == Status::Up);
+        let _ = writeln!(
+            out,
+            "berth_collector_node_up{{node=\"{}\"}} {v}",
+            label(name)
+        );
+    }
+    out.push_str("# HELP berth_collector_node_stale 1 when the node had no good answer for stale_after.\n# TYPE berth_collector_node_stale gauge\n");
+    for (name, n) in &fleet.nodes {
+        let v = u8::from(n.hb == Status::Down);
+        let _ = writeln!(
+            out,
+            "berth_collector_node_stale{{node=\"{}\"}} {v}",
+            label(name)
+        );
+    }
+    out.push_str("# HELP berth_collector_node_age_seconds Seconds since the node's last good answer.\n# TYPE berth_collector_node_age_seconds gauge\n");
+    for (name, n) in &fleet.nodes {
+        if let Some(age) = n.age_ms {
+            let _ = writeln!(
+                out,
+                "berth_collector_node_age_seconds{{node=\"{}\"}} {:.3}",
+                label(name),
+                age as f64 / 1000.0
+            );
+        }
+    }
+    let svc_labels = |name: &str, s: &berth_model::fleet::FleetService| {
+        format!(
+            "service=\"{}\",app=\"{}\",env=\"{}\"",
+            label(name),
+            label(s.app.as_deref().unwrap_or("")),
+            label(s.env.as_deref().unwrap_or(""))
+        )
+    };
+    out.push_str("# HELP berth_collector_service_status 1 for the service's fleet-wide status (up, down, warn, stale...).\n# TYPE berth_collector_service_status gauge\n");
+    for (name, s) in &fleet.services {
+        let _ = writeln!(
+            out,
+            "berth_collector_service_status{{{},status=\"{}\"}} 1",
+            svc_labels(name, s),
+            s.status_word()
+        );
+    }
+    out.push_str("# HELP berth_collector_service_instance_up 1 when the service is up on that node (its avail), else 0.\n# TYPE berth_collector_service_instance_up gauge\n");
+    for (name, s) in &fleet.services {
+        let l = svc_labels(name, s);
+        for (node, c) in &s.nodes {
+            let _ = writeln!(
+                out,
+                "berth_collector_service_instance_up{{{l},node=\"{}\"}} {}",
+                label(node),
+                u8::from(c.avail == Status::Up)
+            );
+        }
+    }
+    out.push_str("# HELP berth_collector_service_running_containers Running containers of the service on that node (its last figures).\n# TYPE berth_collector_service_running_containers gauge\n");
+    for (node, n) in &state.nodes {
+        let Some(status) = &n.row.status else {
+            continue;
+        };
+        for s in &status.services {
+            let (Some(cb), Some(fs)) = (&s.chargeback, fleet.services.get(&s.name)) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "berth_collector_service_running_containers{{{},node=\"{}\"}} {}",
+                svc_labels(&s.name, fs),
+                label(node),
+                cb.running
+            );
+        }
+    }
 }
 
 /// What a poller sends the recorder.
@@ -213,6 +312,19 @@ impl Running {
 
 /// Open the database, restore the state, start the pollers, the recorder and the HTTP server.
 pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
+    let token = config
+        .read_token_file
+        .as_deref()
+        .map(auth::read_token)
+        .transpose()?;
+    auth::check_listen(config.listen, token.as_ref())?;
+    let tls = config.tls.as_ref().map(auth::tls_config).transpose()?;
+    if let Some(mode) = auth::restrict_database(&config.database)? {
+        warn!(
+            "database {} was mode {mode:04o}: now 0600 (it holds every node's status and the fleet's history)",
+            config.database.display()
+        );
+    }
     let mut writer = Store::open(&config.database)?;
     let reader = Store::open(&config.database)?;
     let targets = config
@@ -256,6 +368,8 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         config: config.clone(),
         write_error: Mutex::new(None),
         chargeback_cache: Mutex::new(std::collections::HashMap::new()),
+        token,
+        tls,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = mpsc::channel();
@@ -277,11 +391,21 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         .map_err(StartError::Thread)?;
     let server = tokio::spawn(api::serve(listener, shared.clone(), stop_rx));
     info!(
-        "berth-collector {} on http://{addr}: {} node(s) every {}ms, database {}",
+        "berth-collector {} on {}://{addr}: {} node(s) every {}ms, database {}{}",
         env!("CARGO_PKG_VERSION"),
+        if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         config.nodes.len(),
         config.interval.as_millis(),
-        config.database.display()
+        config.database.display(),
+        if shared.token.is_some() {
+            ", read token required"
+        } else {
+            ""
+        }
     );
     Ok(Running {
         addr,
@@ -449,6 +573,63 @@ mod tests {
         let got: Vec<u64> = (0..6).map(|f| backoff(i, max, f).as_secs()).collect();
         assert_eq!(got, [10, 10, 20, 40, 60, 60]);
         assert_eq!(backoff(i, max, u32::MAX), max);
+    }
+
+    /// Per-node and per-service series with their labels; a node no longer configured leaves
+    /// none behind.
+    #[test]
+    fn per_node_and_service_series() {
+        use berth_model::status::{NodeStatus, ServiceStatus};
+        let timing = Timing {
+            stale_after_ms: 1000,
+            chargeback_period_ms: 1000,
+        };
+        let cfg = |names: &[&str]| -> Vec<(String, String)> {
+            names
+                .iter()
+                .map(|n| ((*n).to_string(), "http://a:1".to_string()))
+                .collect()
+        };
+        let mut st = State::new(&cfg(&["n1", "n\"2"]), vec![], timing, 0);
+        let mut svc = ServiceStatus::from_resources("web".into(), vec![], false);
+        svc.app = Some("shop".into());
+        svc.avail = Status::Up;
+        svc.overall = Status::Up;
+        let status = NodeStatus {
+            schema: 1,
+            nodename: "n1".into(),
+            services: vec![svc],
+        };
+        let out = client::Outcome::Status {
+            etag: None,
+            status: Box::new(status),
+            bytes: 1,
+        };
+        st.apply("n1", out, 10, &mut Batch::default());
+        let text = render_metrics(&st, &st.fleet(20));
+        assert!(
+            text.contains("berth_collector_node_up{node=\"n1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("berth_collector_node_up{node=\"n\\\"2\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "berth_collector_service_instance_up{service=\"web\",app=\"shop\",env=\"\",node=\"n1\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("berth_collector_service_status{service=\"web\",app=\"shop\",env=\"\",status=\"up\"} 1"),
+            "{text}"
+        );
+        // n1 leaves the config: its series and its service's go with it.
+        let st = State::new(&cfg(&["n\"2"]), vec![], timing, 0);
+        let text = render_metrics(&st, &st.fleet(20));
+        assert!(!text.contains("node=\"n1\""), "{text}");
+        assert!(!text.contains("service=\"web\""), "{text}");
     }
 
     #[test]

@@ -94,6 +94,46 @@ fn bills_running_containers_where_up_and_not_the_gaps() {
     );
     let answer = c.json("/api/chargeback?by=app");
     assert_eq!(answer["currency"], "EUR");
+    // CSV on every table, parsed back: the same figures as the JSON.
+    let rows = csv_maps(
+        &c,
+        &format!("/api/chargeback?by=node&from={from}&format=csv"),
+    );
+    let n2csv = rows.iter().find(|r| r["key"] == "n2").unwrap();
+    assert_eq!(n2csv["container_hours"], "0.0");
+    assert_eq!(n2csv["max_containers"], "1");
+    assert!(rows.iter().any(|r| r["key"] == "total"), "{rows:?}");
+    let nodes = csv_maps(&c, "/api/nodes?format=csv");
+    assert_eq!(nodes.len(), 2);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["hb"] == "up" && n["stale"] == "false"),
+        "{nodes:?}"
+    );
+    let services = csv_maps(&c, "/api/services?format=csv");
+    let on = |node: &str| services.iter().find(|s| s["node"] == node).unwrap().clone();
+    assert_eq!(
+        (on("n1")["name"].as_str(), on("n1")["avail"].as_str()),
+        ("box", "up")
+    );
+    assert_eq!(on("n2")["avail"], "warn");
+    assert_eq!(on("n1")["app"], "crm");
+    let events = csv_maps(&c, "/api/events?format=csv&service=box");
+    let json_events = c.events("service=box");
+    assert_eq!(events.len(), json_events.len());
+    assert_eq!(events[0]["id"], json_events[0]["id"].to_string());
+    assert_eq!(c.get("/api/events?format=xml").code, 400);
+    // The page's filters are API parameters too.
+    let only = c.json("/api/services?app=crm&q=box");
+    assert_eq!(only["services"].as_array().unwrap().len(), 1);
+    let none = c.json("/api/services?app=shop");
+    assert!(none["services"].as_array().unwrap().is_empty());
+    let problems = c.json("/api/fleet?problems=1");
+    assert!(
+        problems["services"]["box"].is_object(),
+        "warn on n2 is a problem: {problems}"
+    );
     // By app, the service is billed once (on n1), not on both nodes.
     let app = row(&c, "app", from, "crm");
     let elapsed_h = (now_ms() - from) as f64 / HOUR_MS;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::node::duration_str;
+use super::node::{TlsFiles, duration_str};
 use super::raw::line_of;
 use super::{ConfigError, ConfigErrorKind};
 
@@ -41,19 +41,9 @@ pub struct CollectorConfig {
     /// API is open, allowed on loopback only).
     pub read_token_file: Option<PathBuf>,
     /// TLS for the collector's own API and page.
-    pub tls: Option<CollectorTls>,
+    pub tls: Option<TlsFiles>,
     /// Prices of the chargeback (none: figures only).
     pub rates: Option<Rates>,
-}
-
-/// `[tls]`: the collector serves its API and page over TLS with this certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct CollectorTls {
-    /// The certificate chain (PEM, leaf first).
-    pub cert: PathBuf,
-    /// The private key (PEM).
-    pub key: PathBuf,
 }
 
 /// `[rates]`: prices per unit of billed usage, OpenCost-style (amount x hours x price).
@@ -118,7 +108,7 @@ struct Raw {
     #[serde(default)]
     read_token_file: Option<PathBuf>,
     #[serde(default)]
-    tls: Option<CollectorTls>,
+    tls: Option<TlsFiles>,
     #[serde(default)]
     rates: Option<Rates>,
     #[serde(default)]
