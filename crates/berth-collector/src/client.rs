@@ -232,6 +232,36 @@ async fn poll_inner(
     }
 }
 
+/// A gzip body inflated, at most `max_body` bytes of it.
+pub fn gunzip(body: &[u8], max_body: usize) -> Result<Bytes, String> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let limit = u64::try_from(max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("bad gzip body ({} bytes): {e}", body.len()))?;
+    if out.len() > max_body {
+        return Err(format!("body larger than {max_body} bytes (inflated)"));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Whether the node's port accepts a connection within `timeout` (a cheap probe while its
+/// polls back off: a node coming back is polled at once).
+pub async fn accepts(target: &Target, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(
+            timeout,
+            TcpStream::connect((target.host.as_str(), target.port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
 /// One GET on a fresh connection. Returns the status, headers and body (at most `max_body`).
 pub async fn get(
     target: &Target,
@@ -281,6 +311,7 @@ where
     if let Some(tok) = &target.token {
         req = req.header(header::AUTHORIZATION, tok.clone());
     }
+    req = req.header(header::ACCEPT_ENCODING, "gzip");
     let req = req
         .body(Empty::new())
         .map_err(|e| format!("request: {e}"))?;
@@ -301,10 +332,40 @@ where
                 }
             })?
             .to_bytes();
+        let gzipped = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let body = if gzipped {
+            gunzip(&body, max_body)?
+        } else {
+            body
+        };
         Ok((parts.status, parts.headers, body))
     }
     .await;
     drop(sender);
     conn.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_bodies_inflate_within_the_limit() {
+        use std::io::Write as _;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&[b'x'; 1000]).unwrap();
+        let gz = z.finish().unwrap();
+        assert_eq!(gunzip(&gz, 1000).unwrap().len(), 1000);
+        let e = gunzip(&gz, 999).unwrap_err();
+        assert!(e.contains("larger than 999"), "{e}");
+        assert!(
+            gunzip(b"nope", 10)
+                .unwrap_err()
+                .starts_with("bad gzip body")
+        );
+    }
 }

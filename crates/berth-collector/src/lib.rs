@@ -467,9 +467,24 @@ async fn poll_loop(
             return;
         }
         let wait = jittered(backoff(cfg.interval, cfg.max_backoff, failures));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+        // A node whose port refuses connections is probed (a bare connect) every interval
+        // while its polls back off: when it comes back it is polled at once, not after the
+        // rest of a long backoff. One whose port accepts but answers badly just backs off.
+        let probe = failures > 1 && !client::accepts(&target, cfg.timeout).await;
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let step = if probe {
+                until.min(tokio::time::Instant::now() + jittered(cfg.interval))
+            } else {
+                until
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(step) => {}
+                _ = stop.changed() => return,
+            }
+            if step >= until || client::accepts(&target, cfg.timeout).await {
+                break;
+            }
         }
     }
 }
