@@ -439,6 +439,59 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
         }
+        ["api", "alerts"] => {
+            let limit = match q.get("limit").map(|v| v.parse::<usize>()) {
+                None => 100,
+                Some(Ok(n)) => n.min(MAX_EVENTS),
+                Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "bad limit"),
+            };
+            let as_csv = match wants_csv(&q) {
+                Ok(c) => c,
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+            };
+            let db_shared = shared.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let db = db_shared.reader.lock().unwrap_or_else(|p| p.into_inner());
+                Ok::<_, crate::store::StoreError>((
+                    db.deliveries(false, limit)?,
+                    db.alert_states()?,
+                ))
+            })
+            .await;
+            let (deliveries, active) = match read {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            };
+            if as_csv {
+                let rows: Vec<serde_json::Value> = deliveries
+                    .iter()
+                    .map(|d| serde_json::to_value(d).unwrap_or_default())
+                    .collect();
+                return csv("alerts", DELIVERY_COLUMNS, &rows);
+            }
+            let alerts: Vec<serde_json::Value> = shared
+                .config
+                .alerts
+                .iter()
+                .map(|a| {
+                    let sink = match &a.sink {
+                        berth_model::config::AlertSink::Webhook { .. } => "webhook",
+                        berth_model::config::AlertSink::Command(_) => "command",
+                    };
+                    serde_json::json!({"name": a.name, "sink": sink,
+                        "for_ms": crate::store::ms(a.hold), "retries": a.retries})
+                })
+                .collect();
+            let active: Vec<serde_json::Value> = active
+                .iter()
+                .map(|a| {
+                    serde_json::json!({"alert": a.rule, "subject": a.subject,
+                        "since_ms": a.since_ms, "sent": a.fired, "status": a.status})
+                })
+                .collect();
+            json(&serde_json::json!({"alerts": alerts, "active": active, "deliveries": deliveries}))
+        }
         ["api", "chargeback"] => {
             let as_csv = match wants_csv(&q) {
                 Ok(c) => c,
@@ -598,6 +651,9 @@ const SERVICE_COLUMNS: &[&str] = &[
     "frozen",
     "stale",
     "target",
+];
+const DELIVERY_COLUMNS: &[&str] = &[
+    "id", "at_ms", "alert", "subject", "kind", "status", "attempts", "state", "error", "done_ms",
 ];
 const EVENT_COLUMNS: &[&str] = &["id", "at_ms", "node", "service", "resource", "old", "new"];
 const CHARGEBACK_COLUMNS: &[&str] = &[

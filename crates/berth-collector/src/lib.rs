@@ -12,6 +12,7 @@
 // The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod bill;
@@ -142,16 +143,17 @@ impl Shared {
     }
 }
 
-fn build_view(state: &State, now: i64) -> View {
+fn build_view(state: &State, now: i64) -> (View, berth_model::fleet::Fleet) {
     let fleet = state.fleet(now);
     let services = state.api_services(&fleet);
     let metrics = render_metrics(state, &fleet);
-    View {
+    let view = View {
         nodes: Body::json(&state.api_nodes(now)),
         services: Body::json(&services),
         fleet: Body::json(&fleet),
         metrics,
-    }
+    };
+    (view, fleet)
 }
 
 fn render_metrics(state: &State, fleet: &berth_model::fleet::Fleet) -> String {
@@ -285,6 +287,8 @@ fn per_series(out: &mut String, state: &State, fleet: &berth_model::fleet::Fleet
 #[derive(Debug)]
 enum Msg {
     Poll(String, Outcome, i64),
+    /// A delivery attempt: id, attempts so far, result, whether it was the last.
+    Delivered(i64, u32, Result<(), String>, bool),
 }
 
 /// A running collector: its address, and how to stop it.
@@ -349,11 +353,13 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         );
     }
     let state = State::new(&configured, writer.load_nodes()?, timing, now);
+    let engine = alerts::Engine::new(config.alerts.clone(), writer.alert_states()?);
+    let pending = writer.deliveries(true, 100_000)?;
     let pruned = writer.prune(now.saturating_sub(store::ms(config.retention)))?;
     if pruned > 0 {
         info!("retention: deleted {pruned} old row(s)");
     }
-    let view = build_view(&state, now);
+    let (view, _) = build_view(&state, now);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -383,11 +389,26 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
             stop_rx.clone(),
         ));
     }
+    let (dtx, drx) = tokio::sync::mpsc::unbounded_channel();
+    // Deliveries not done before a stop or crash are sent now (none is repeated once done).
+    for d in pending {
+        let _ = dtx.send(d);
+    }
+    tokio::spawn(dispatch(
+        drx,
+        config.alerts.clone(),
+        tx.clone(),
+        stop_rx.clone(),
+    ));
     drop(tx);
     let rec_shared = shared.clone();
+    let rec = Recorder {
+        engine,
+        deliveries: dtx,
+    };
     let recorder = std::thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || recorder(rec_shared, writer, rx))
+        .spawn(move || recorder(rec_shared, writer, rx, rec))
         .map_err(StartError::Thread)?;
     let server = tokio::spawn(api::serve(listener, shared.clone(), stop_rx));
     info!(
@@ -489,9 +510,41 @@ async fn poll_loop(
     }
 }
 
-fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
+/// What the recorder thread owns besides the database.
+struct Recorder {
+    engine: alerts::Engine,
+    /// New deliveries go to the dispatcher.
+    deliveries: tokio::sync::mpsc::UnboundedSender<store::Delivery>,
+}
+
+/// The alerts' evaluation of `fleet`: state changes and new deliveries into `batch`.
+fn evaluate(engine: &mut alerts::Engine, fleet: &berth_model::fleet::Fleet, batch: &mut Batch) {
+    let now = now_ms();
+    let ch = engine.evaluate(fleet, now);
+    batch.alert_upsert.extend(ch.upsert);
+    batch.alert_delete.extend(ch.delete);
+    for n in ch.notices {
+        info!("alert {}: {} {}: {}", n.alert, n.kind, n.subject, n.text);
+        batch.deliveries.push(store::Delivery {
+            id: 0,
+            at_ms: n.at_ms,
+            alert: n.alert.clone(),
+            subject: n.subject.clone(),
+            kind: n.kind.to_string(),
+            status: n.status.clone(),
+            body: serde_json::to_string(&n).unwrap_or_default(),
+            attempts: 0,
+            state: "pending".into(),
+            error: None,
+            done_ms: None,
+        });
+    }
+}
+
+fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>, mut rec: Recorder) {
     let mut dirty = false;
     let mut published = Instant::now();
+    let mut evaluated = Instant::now();
     let mut pruned = Instant::now();
     let mut alive = Instant::now();
     let retention_ms = store::ms(shared.config.retention);
@@ -504,8 +557,24 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
         let mut batch = Batch::default();
         {
             let mut state = shared.state.write().unwrap_or_else(|p| p.into_inner());
-            for Msg::Poll(node, outcome, at) in first.into_iter().chain(rx.try_iter()) {
-                dirty |= state.apply(&node, outcome, at, &mut batch);
+            for msg in first.into_iter().chain(rx.try_iter()) {
+                match msg {
+                    Msg::Poll(node, outcome, at) => {
+                        dirty |= state.apply(&node, outcome, at, &mut batch);
+                    }
+                    Msg::Delivered(id, attempts, result, last) => {
+                        let (st, err) = match result {
+                            Ok(()) => ("delivered", None),
+                            Err(e) if last => ("failed", Some(e)),
+                            Err(e) => ("pending", Some(e)),
+                        };
+                        if let Some(e) = &err {
+                            warn!("alert delivery {id}, attempt {attempts}: {e}");
+                        }
+                        let done = (st != "pending").then(now_ms);
+                        batch.delivery_updates.push((id, attempts, st, err, done));
+                    }
+                }
             }
             dirty |= state.tick(now_ms(), &mut batch);
         }
@@ -516,17 +585,35 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
         }
         // A status change is published at once (before its events are written, so whoever
         // sees an event finds the grid already showing it); other changes at most every
-        // PUBLISH_EVERY.
-        if !batch.events.is_empty() {
-            publish(&shared);
+        // PUBLISH_EVERY; ages move even when nothing else does: republish now and then.
+        // Alerts are evaluated on what is published, and more often while one waits for
+        // its `for`.
+        let due = published.elapsed() >= REPUBLISH_EVERY;
+        let publish_now =
+            !batch.events.is_empty() || (dirty && published.elapsed() >= PUBLISH_EVERY) || due;
+        if publish_now {
+            let fleet = publish(&shared);
             dirty = false;
             published = Instant::now();
+            if !rec.engine.is_empty() {
+                evaluate(&mut rec.engine, &fleet, &mut batch);
+                evaluated = Instant::now();
+            }
+        } else if rec.engine.waiting() && evaluated.elapsed() >= PUBLISH_EVERY {
+            let fleet = shared.state().fleet(now_ms());
+            evaluate(&mut rec.engine, &fleet, &mut batch);
+            evaluated = Instant::now();
         }
         if !batch.is_empty() {
             let result = store.write(&mut batch);
             let mut err = shared.write_error.lock().unwrap_or_else(|p| p.into_inner());
             match result {
-                Ok(()) => *err = None,
+                Ok(()) => {
+                    *err = None;
+                    for d in batch.deliveries.drain(..) {
+                        let _ = rec.deliveries.send(d);
+                    }
+                }
                 Err(e) => {
                     warn!("{e}");
                     *err = Some(e.to_string());
@@ -542,13 +629,6 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
                     e.new.as_deref().unwrap_or("none")
                 );
             }
-        }
-        // Ages move even when nothing else does: republish now and then.
-        let due = published.elapsed() >= REPUBLISH_EVERY;
-        if (dirty && published.elapsed() >= PUBLISH_EVERY) || due {
-            publish(&shared);
-            dirty = false;
-            published = Instant::now();
         }
         if pruned.elapsed() >= PRUNE_EVERY {
             pruned = Instant::now();
@@ -572,9 +652,71 @@ fn recorder(shared: Arc<Shared>, mut store: Store, rx: mpsc::Receiver<Msg>) {
     publish(&shared);
 }
 
-fn publish(shared: &Shared) {
-    let view = build_view(&shared.state(), now_ms());
+/// Send each delivery to its alert's sink, retried with backoff; each attempt is reported to
+/// the recorder (which stores it). Ends at stop (pending ones are sent after a restart).
+async fn dispatch(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<store::Delivery>,
+    rules: Vec<berth_model::config::AlertConfig>,
+    tx: mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let d = tokio::select! {
+            d = rx.recv() => match d {
+                Some(d) => d,
+                None => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let Some(rule) = rules.iter().find(|r| r.name == d.alert).cloned() else {
+            let _ = tx.send(Msg::Delivered(
+                d.id,
+                d.attempts,
+                Err(format!("no alert named {:?} any more", d.alert)),
+                true,
+            ));
+            continue;
+        };
+        tokio::spawn(send_one(d, rule, tx.clone(), stop.clone()));
+    }
+}
+
+/// Time allowed for one delivery attempt.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn send_one(
+    d: store::Delivery,
+    rule: berth_model::config::AlertConfig,
+    tx: mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut attempts = d.attempts;
+    loop {
+        let result = tokio::select! {
+            r = alerts::deliver(&rule.sink, d.body.as_bytes(), DELIVERY_TIMEOUT) => r,
+            _ = stop.changed() => return,
+        };
+        attempts = attempts.saturating_add(1);
+        let last = result.is_ok() || attempts > rule.retries;
+        if tx
+            .send(Msg::Delivered(d.id, attempts, result, last))
+            .is_err()
+            || last
+        {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(alerts::retry_wait(attempts - 1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Publish a new view; returns the fleet it shows.
+fn publish(shared: &Shared) -> berth_model::fleet::Fleet {
+    let (view, fleet) = build_view(&shared.state(), now_ms());
     *shared.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    fleet
 }
 
 #[cfg(test)]

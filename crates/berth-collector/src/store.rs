@@ -105,6 +105,31 @@ CREATE TABLE collector (
     value  BIGINT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE alert_state (
+    rule      TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    since_ms  BIGINT NOT NULL,
+    fired     INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    PRIMARY KEY (rule, subject)
+);
+CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY,
+    at_ms         BIGINT NOT NULL,
+    rule          TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    state         TEXT NOT NULL,
+    error         TEXT,
+    done_ms       BIGINT
+);
+CREATE INDEX deliveries_at ON deliveries (at_ms);
+CREATE INDEX deliveries_state ON deliveries (state);
+"#,
 ];
 
 /// The node name of a gap that holds for every node (the collector was down).
@@ -271,6 +296,45 @@ pub struct Batch {
     pub gaps_close: Vec<(String, i64)>,
     /// The collector is alive at this time (the start of a `collector down` gap if it dies).
     pub alive_ms: Option<i64>,
+    /// Alert states to write.
+    pub alert_upsert: Vec<crate::alerts::Active>,
+    /// Alert states to delete: `(rule, subject)`.
+    pub alert_delete: Vec<(String, String)>,
+    /// New deliveries (their ids are set by the write).
+    pub deliveries: Vec<Delivery>,
+    /// Deliveries tried.
+    pub delivery_updates: Vec<DeliveryUpdate>,
+}
+
+/// A delivery tried: `(id, attempts, state, error, done_ms)`.
+pub type DeliveryUpdate = (i64, u32, &'static str, Option<String>, Option<i64>);
+
+/// One notice to send to one alert's sink, and how its sending went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Its id; 0 before it is stored.
+    pub id: i64,
+    /// When the notice was made.
+    pub at_ms: i64,
+    /// The alert's name.
+    pub alert: String,
+    /// `service web`, `node n1`.
+    pub subject: String,
+    /// `problem` or `recovery`.
+    pub kind: String,
+    /// The status word.
+    pub status: String,
+    /// The JSON sent.
+    #[serde(skip)]
+    pub body: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// `pending`, `delivered` or `failed` (retries spent).
+    pub state: String,
+    /// The last attempt's error.
+    pub error: Option<String>,
+    /// When it was delivered or given up.
+    pub done_ms: Option<i64>,
 }
 
 impl Batch {
@@ -283,6 +347,10 @@ impl Batch {
             && self.gaps_open.is_empty()
             && self.gaps_close.is_empty()
             && self.alive_ms.is_none()
+            && self.alert_upsert.is_empty()
+            && self.alert_delete.is_empty()
+            && self.deliveries.is_empty()
+            && self.delivery_updates.is_empty()
     }
 }
 
@@ -549,6 +617,52 @@ impl Store {
             for (node, to) in &batch.gaps_close {
                 end.execute(params![node, to]).map_err(err)?;
             }
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO alert_state (rule, subject, since_ms, fired, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (rule, subject) DO UPDATE SET \
+                     since_ms = excluded.since_ms, fired = excluded.fired, status = excluded.status",
+                )
+                .map_err(err)?;
+            for a in &batch.alert_upsert {
+                up.execute(params![
+                    a.rule,
+                    a.subject,
+                    a.since_ms,
+                    i64::from(a.fired),
+                    a.status
+                ])
+                .map_err(err)?;
+            }
+            let mut del = tx
+                .prepare_cached("DELETE FROM alert_state WHERE rule = ?1 AND subject = ?2")
+                .map_err(err)?;
+            for (rule, subject) in &batch.alert_delete {
+                del.execute(params![rule, subject]).map_err(err)?;
+            }
+            let mut new = tx
+                .prepare_cached(
+                    "INSERT INTO deliveries (at_ms, rule, subject, kind, status, body, attempts, state) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'pending')",
+                )
+                .map_err(err)?;
+            for d in &mut batch.deliveries {
+                new.execute(params![
+                    d.at_ms, d.alert, d.subject, d.kind, d.status, d.body
+                ])
+                .map_err(err)?;
+                d.id = tx.last_insert_rowid();
+            }
+            let mut upd = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET attempts = ?2, state = ?3, error = ?4, done_ms = ?5 \
+                     WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for (id, attempts, state, error, done) in &batch.delivery_updates {
+                upd.execute(params![id, attempts, state, error, done])
+                    .map_err(err)?;
+            }
             if let Some(at) = batch.alive_ms {
                 tx.execute(
                     "INSERT INTO collector (name, value) VALUES ('alive_ms', ?1) \
@@ -609,6 +723,60 @@ impl Store {
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Some(gap))
+    }
+
+    /// The alert states stored.
+    pub fn alert_states(&self) -> Result<Vec<crate::alerts::Active>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT rule, subject, since_ms, fired, status FROM alert_state")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(crate::alerts::Active {
+                    rule: r.get(0)?,
+                    subject: r.get(1)?,
+                    since_ms: r.get(2)?,
+                    fired: r.get::<_, i64>(3)? != 0,
+                    status: r.get(4)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Deliveries, newest first (`pending_only`: those still to send, oldest first).
+    pub fn deliveries(
+        &self,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let sql = if pending_only {
+            "SELECT id, at_ms, rule, subject, kind, status, body, attempts, state, error, done_ms \
+             FROM deliveries WHERE state = 'pending' ORDER BY id LIMIT ?1"
+        } else {
+            "SELECT id, at_ms, rule, subject, kind, status, body, attempts, state, error, done_ms \
+             FROM deliveries ORDER BY id DESC LIMIT ?1"
+        };
+        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
+        let rows = st
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(Delivery {
+                    id: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    alert: r.get(2)?,
+                    subject: r.get(3)?,
+                    kind: r.get(4)?,
+                    status: r.get(5)?,
+                    body: r.get(6)?,
+                    attempts: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                    state: r.get(8)?,
+                    error: r.get(9)?,
+                    done_ms: r.get(10)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
     /// The gaps that overlap `[from_ms, to_ms]`, oldest first.

@@ -44,6 +44,72 @@ pub struct CollectorConfig {
     pub tls: Option<TlsFiles>,
     /// Prices of the chargeback (none: figures only).
     pub rates: Option<Rates>,
+    /// Where problems and recoveries are sent.
+    pub alerts: Vec<AlertConfig>,
+}
+
+/// One `[[alerts]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    /// Its name (`alert1`, `alert2`... by position when not given).
+    pub name: String,
+    /// Where it goes.
+    pub sink: AlertSink,
+    /// Only services of this app.
+    pub app: Option<String>,
+    /// Only services of this env.
+    pub env: Option<String>,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only this node (its services, and it going stale).
+    pub node: Option<String>,
+    /// `true`: `down` (and `stale`) only; `false` (`min = "warn"`, the default): `warn` too.
+    pub down_only: bool,
+    /// A problem must hold this long before it is sent (`for`).
+    pub hold: Duration,
+    /// Attempts after the first failed one (backoff 1 s doubling up to 1 min).
+    pub retries: u32,
+}
+
+/// Where an alert goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertSink {
+    /// An HTTP(S) POST of the JSON (with a Slack-compatible `text`).
+    Webhook {
+        /// The URL.
+        url: String,
+        /// A PEM CA file for an https URL (default: the system's bundle).
+        ca: Option<PathBuf>,
+    },
+    /// A command run with the JSON on its stdin.
+    Command(Vec<String>),
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlert {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    webhook: Option<String>,
+    #[serde(default)]
+    ca: Option<PathBuf>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    min: Option<String>,
+    #[serde(default, rename = "for", with = "opt_duration")]
+    hold: Option<Duration>,
+    #[serde(default)]
+    retries: Option<u32>,
 }
 
 /// `[rates]`: prices per unit of billed usage, OpenCost-style (amount x hours x price).
@@ -111,6 +177,8 @@ struct Raw {
     tls: Option<TlsFiles>,
     #[serde(default)]
     rates: Option<Rates>,
+    #[serde(default)]
+    alerts: Vec<RawAlert>,
     #[serde(default)]
     nodes: Vec<RawNode>,
 }
@@ -221,6 +289,7 @@ impl CollectorConfig {
                 }
             }
         }
+        let alerts = parse_alerts(file, raw.alerts)?;
         let mut seen: BTreeMap<String, ()> = BTreeMap::new();
         let mut nodes = Vec::with_capacity(raw.nodes.len());
         for n in raw.nodes {
@@ -271,8 +340,68 @@ impl CollectorConfig {
             read_token_file: raw.read_token_file,
             tls: raw.tls,
             rates: raw.rates,
+            alerts,
         })
     }
+}
+
+fn parse_alerts(file: &Path, raw: Vec<RawAlert>) -> Result<Vec<AlertConfig>, ConfigError> {
+    let bad = |key: &str, value: &str, expected: &str| {
+        ConfigError::at(
+            file,
+            None,
+            Some("alerts"),
+            Some(key),
+            ConfigErrorKind::BadValue {
+                value: value.to_string(),
+                expected: expected.to_string(),
+            },
+        )
+    };
+    let mut out: Vec<AlertConfig> = Vec::with_capacity(raw.len());
+    for (i, a) in raw.into_iter().enumerate() {
+        let name = a.name.unwrap_or_else(|| format!("alert{}", i + 1));
+        if out.iter().any(|o| o.name == name) {
+            return Err(bad("name", &name, "a name not used before"));
+        }
+        let sink = match (a.webhook, a.command) {
+            (Some(url), None) => {
+                let ok = ["http://", "https://"]
+                    .iter()
+                    .any(|p| url.strip_prefix(p).is_some_and(|r| !r.is_empty()));
+                if !ok {
+                    return Err(bad("webhook", &url, "an http:// or https:// URL"));
+                }
+                AlertSink::Webhook { url, ca: a.ca }
+            }
+            (None, Some(cmd)) if !cmd.is_empty() => AlertSink::Command(cmd),
+            (None, Some(_)) => return Err(bad("command", "[]", "a program and its arguments")),
+            _ => {
+                return Err(bad(
+                    "webhook",
+                    &name,
+                    "exactly one of webhook = \"URL\" or command = [...]",
+                ));
+            }
+        };
+        let down_only = match a.min.as_deref() {
+            None | Some("warn") => false,
+            Some("down") => true,
+            Some(other) => return Err(bad("min", other, "warn or down")),
+        };
+        out.push(AlertConfig {
+            name,
+            sink,
+            app: a.app,
+            env: a.env,
+            service: a.service,
+            node: a.node,
+            down_only,
+            hold: a.hold.unwrap_or(Duration::ZERO),
+            retries: a.retries.unwrap_or(5),
+        });
+    }
+    Ok(out)
 }
 
 /// `(tls, host, port)` of an `http://host[:port]` or `https://host[:port]` URL without a path
@@ -374,6 +503,33 @@ token_file = "/t"
         assert!(err.to_string().contains("container_hour"), "{err}");
         let err = CollectorConfig::parse(p, "[rates]\ncpu_hour = 1.0\n").unwrap_err();
         assert!(err.to_string().contains("cpu_hour"), "{err}");
+    }
+
+    #[test]
+    fn alerts() {
+        let p = Path::new(FILE);
+        let c = CollectorConfig::parse(
+            p,
+            "[[alerts]]\nwebhook = \"http://127.0.0.1:9/hook\"\nfor = \"30s\"\napp = \"shop\"\n\
+             [[alerts]]\nname = \"mail\"\ncommand = [\"/usr/sbin/sendmail\", \"ops@x\"]\nmin = \"down\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.len(), 2);
+        assert_eq!(c.alerts[0].name, "alert1");
+        assert_eq!(c.alerts[0].hold, Duration::from_secs(30));
+        assert_eq!(c.alerts[0].app.as_deref(), Some("shop"));
+        assert!(!c.alerts[0].down_only && c.alerts[1].down_only);
+        assert_eq!(c.alerts[1].retries, 5);
+        assert!(matches!(&c.alerts[1].sink, AlertSink::Command(v) if v.len() == 2));
+        for bad in [
+            "[[alerts]]\nfor = \"1s\"\n",
+            "[[alerts]]\nwebhook = \"ftp://x\"\n",
+            "[[alerts]]\nwebhook = \"http://x/\"\ncommand = [\"x\"]\n",
+            "[[alerts]]\ncommand = [\"x\"]\nmin = \"bad\"\n",
+            "[[alerts]]\ncommand = [\"x\"]\nsnooze = 1\n",
+        ] {
+            CollectorConfig::parse(p, bad).unwrap_err();
+        }
     }
 
     #[test]
