@@ -535,6 +535,22 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
                 Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
                 Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             };
+            // A page per node or service: only its rows (and, for a node, its gaps).
+            let only_node = q.get("node").filter(|v| !v.is_empty()).cloned();
+            let only_service = q.get("service").filter(|v| !v.is_empty()).cloned();
+            let rows: Vec<_> = rows
+                .into_iter()
+                .filter(|r| only_node.as_ref().is_none_or(|n| *n == r.node))
+                .filter(|r| only_service.as_ref().is_none_or(|s| *s == r.service))
+                .collect();
+            let gaps: Vec<_> = gaps
+                .into_iter()
+                .filter(|g| {
+                    only_node
+                        .as_ref()
+                        .is_none_or(|n| *n == g.node || g.node == crate::store::ALL_NODES)
+                })
+                .collect();
             let rates = shared.config.rates.as_ref();
             let rows = crate::bill::integrate(&rows, &gaps, by, from, to, now, rates);
             let mut total = crate::store::ChargebackRow::default();
