@@ -34,6 +34,38 @@ use tokio::net::TcpListener;
 const SERVICES_PER_NODE: usize = 6;
 const INTERVAL: Duration = Duration::from_secs(10);
 
+/// The web page in headless chromium (Debian's `chromium`): the milliseconds its JavaScript
+/// took to draw the grid (`data-render-ms`), and the seconds from chromium's start to the DOM
+/// dumped (a 10 s virtual-time budget lets the page fetch and draw).
+fn page_render(addr: SocketAddr, root: &Path) -> anyhow::Result<(u64, f64)> {
+    let t = Instant::now();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", root.join("chromium").display()))
+        .arg(format!("http://{addr}/"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .context("cannot run chromium (scripts/deps.sh installs it)")?;
+    let secs = t.elapsed().as_secs_f64();
+    let html = String::from_utf8_lossy(&out.stdout);
+    let ms = html
+        .split("data-render-ms=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("the page did not draw the grid ({} bytes of DOM)", html.len()))?;
+    Ok((ms, secs))
+}
+
 /// Bytes the database's live pages take (WAL included: a reader sees the last commit), and the
 /// rows of events and chargeback samples. The files themselves grow in steps (the WAL is reused
 /// after each checkpoint), so their size says little over a few minutes.
@@ -338,6 +370,7 @@ async fn main() -> anyhow::Result<()> {
     let fleet = timed_get(addr, "/api/fleet").await?;
     let events = timed_get(addr, "/api/events?limit=1000").await?;
     let cb = timed_get(addr, "/api/chargeback?by=app").await?;
+    let page = page_render(addr, &root)?;
     changer.abort();
 
     let day = 86_400.0 / wall;
@@ -398,6 +431,13 @@ async fn main() -> anyhow::Result<()> {
             ms(fleet.0),
             ms(events.0),
             ms(cb.0)
+        ),
+    );
+    out.insert(
+        "page render",
+        format!(
+            "{} ms of the page's JavaScript for the grid (headless chromium; {:.1} s from its start to the DOM dumped)",
+            page.0, page.1
         ),
     );
     for (k, v) in &out {

@@ -532,6 +532,22 @@ token_file = "/t"
         }
     }
 
+    /// The example of docs/collector.md is a config this parser takes.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../../../docs/collector.md");
+        let section = doc.split("## collector.toml").nth(1).unwrap();
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|r| r.split("```").next())
+            .unwrap();
+        let c = CollectorConfig::parse(Path::new(FILE), toml).unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.alerts.len(), 2);
+        assert!(c.rates.is_some() && c.tls.is_some() && c.read_token_file.is_some());
+    }
+
     #[test]
     fn rates_tls_and_token() {
         let c = CollectorConfig::parse(
