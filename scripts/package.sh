@@ -67,11 +67,15 @@ done
 install -d "$root/etc/berth/services" "$root/var/lib/berth"
 [[ " ${bins[*]} " == *" berth-collector "* ]] && install -d "$root/var/lib/berth-collector"
 install -m 0644 packaging/node.toml "$root/etc/berth/node.toml"
+# The collector's unit reads /etc/berth/collector.toml: a commented example, so the unit's file exists.
+[[ " ${bins[*]} " == *" berth-collector "* ]] && install -m 0644 packaging/collector.toml "$root/etc/berth/collector.toml"
 
 # Documentation.
 doc=$root/usr/share/doc/berth
 install -d "$doc/examples"
-install -m 0644 README.md docs/*.md "$doc/"
+install -m 0644 docs/*.md docs/*.png "$doc/"
+# The README beside the docs: its links to docs/X made relative to this directory (X).
+sed -e 's|](docs/|](|g' README.md >"$doc/README.md"
 install -m 0644 packaging/copyright "$doc/copyright"
 install -m 0644 etc/examples/* "$doc/examples/"
 

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::metrics::NodeProbe;
 use crate::notify::notify_or_log;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{Settings, SettingsError, TokenState};
 use crate::state::{MAX_ACTIONS, Shared};
 use crate::watch::Event;
 use crate::worker::{self, Msg};
@@ -39,6 +39,17 @@ pub enum StartError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// Another svcd runs on the same var dir: two would act on the same services.
+    #[error(
+        "another svcd ({holder}) runs on the var dir {var_dir}: stop it first, or give this one \
+         a var dir of its own (--var-dir)"
+    )]
+    Running {
+        /// The var dir.
+        var_dir: std::path::PathBuf,
+        /// `pid N`, or `pid unknown` when its lock file holds none.
+        holder: String,
     },
     /// A directory or signal handler could not be set up.
     #[error("{what}: {source}")]
@@ -83,14 +94,12 @@ fn setup(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
 /// Run svcd until SIGTERM or SIGINT. Services are left as they are when it returns.
 pub async fn run(paths: Paths) -> Result<(), StartError> {
     let settings = Settings::load(&paths)?;
-    if settings.token.is_none() {
-        warn!(
-            "no token in {}: HTTP actions are refused until one is written there (mode 0600)",
-            settings.token_file.display()
-        );
+    if let Some(why) = settings.token.refusal(&settings.token_file) {
+        warn!("{why}");
     }
     std::fs::create_dir_all(&paths.var_dir)
         .map_err(setup(format!("cannot create {}", paths.var_dir.display())))?;
+    let _only_svcd = only_svcd(&paths)?;
     let addr = settings.listen;
     let listener = http::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
@@ -181,6 +190,45 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     info!("{why}: stopping svcd (services are left as they are)");
     shutdown(&shared, stop_tx, server).await;
     Ok(())
+}
+
+/// `<var>/svcd.lock`: held (flock) by the svcd running on the var dir, its pid inside.
+fn only_svcd(paths: &Paths) -> Result<nix::fcntl::Flock<std::fs::File>, StartError> {
+    use std::io::{Read, Seek, Write};
+    let path = paths.var_dir.join("svcd.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(setup(format!("cannot open {}", path.display())))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            // Best effort: the pid only serves the message of a second svcd.
+            let _ = lock.set_len(0);
+            let _ = lock.seek(std::io::SeekFrom::Start(0));
+            let _ = write!(lock, "{}", std::process::id());
+            let _ = lock.flush();
+            Ok(lock)
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "pid unknown".to_string(),
+            };
+            Err(StartError::Running {
+                var_dir: paths.var_dir.clone(),
+                holder,
+            })
+        }
+        Err((_, errno)) => Err(StartError::Setup {
+            what: format!("cannot lock {}", path.display()),
+            source: std::io::Error::from(errno),
+        }),
+    }
 }
 
 /// Say svcd is ready (log, systemd) and ask every worker to autostart its service.
@@ -324,7 +372,7 @@ async fn first_checks(shared: &Arc<Shared>) {
 /// Re-read `node.toml` and every service file.
 fn reload(shared: &Arc<Shared>, tick: &mut Interval) {
     let old = shared.settings();
-    match Settings::load(&shared.paths) {
+    match Settings::reload(&shared.paths) {
         Ok(new) => {
             if new.listen != old.listen {
                 warn!(
@@ -350,32 +398,43 @@ fn reload(shared: &Arc<Shared>, tick: &mut Interval) {
                 }
                 Err(e) => error!("{e}: keeping the previous certificate"),
             }
-            if new.read_token.is_some() != old.read_token.is_some() {
-                match new.read_token {
-                    Some(_) => info!("read token read from {}", new.read_token_file.display()),
-                    None => info!("no read token: reads are open (listening on loopback)"),
-                }
-            }
-            if new.token.is_some() != old.token.is_some() || new.token_file != old.token_file {
-                match new.token {
-                    Some(_) => info!("token read from {}", new.token_file.display()),
-                    None => warn!(
-                        "no token in {}: HTTP actions are refused",
-                        new.token_file.display()
-                    ),
-                }
-            }
+            log_token_change(
+                "read token",
+                &old.read_token,
+                &new.read_token,
+                &new.read_token_file,
+                "reads are open (listening on loopback)",
+            );
+            log_token_change(
+                "token",
+                &old.token,
+                &new.token,
+                &new.token_file,
+                "HTTP actions are refused",
+            );
             shared.set_settings(new);
-        }
-        Err(e @ SettingsError::WorldReadable { .. }) => {
-            error!("{e}; HTTP actions are refused until it is fixed");
-            let mut s = (*old).clone();
-            s.token = None;
-            shared.set_settings(s);
         }
         Err(e) => error!("{e}: keeping the previous node settings"),
     }
     reload_services(shared);
+}
+
+/// Say what a reload did to a token: read (again: a rotation), gone, or refused and why.
+fn log_token_change(
+    what: &str,
+    old: &TokenState,
+    new: &TokenState,
+    file: &std::path::Path,
+    when_missing: &str,
+) {
+    match (old, new) {
+        (TokenState::Set(a), TokenState::Set(b)) if a == b => {}
+        (_, TokenState::Set(_)) => info!("{what} read from {}", file.display()),
+        (TokenState::Missing, TokenState::Missing) => {}
+        (_, TokenState::Missing) => warn!("no {what} in {}: {when_missing}", file.display()),
+        (TokenState::Refused(a), TokenState::Refused(b)) if a == b => {}
+        (_, TokenState::Refused(why)) => error!("{why}: the {what} is not used until then"),
+    }
 }
 
 /// Load every service file: new services get a worker, changed ones their new config, removed

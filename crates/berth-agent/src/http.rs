@@ -29,6 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 
+use crate::settings::TokenState;
 use crate::state::Shared;
 use crate::tree;
 use crate::worker::{ActionBody, ActionRequest, Msg, is_action};
@@ -489,7 +490,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) 
         )
         && let Err(why) = read_authorized(shared, &req)
     {
-        let mut r = error(StatusCode::UNAUTHORIZED, why);
+        let mut r = error(StatusCode::UNAUTHORIZED, &why);
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
@@ -551,34 +552,41 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
 }
 
 /// Reads need a bearer token when the node has a read token (always the case beyond loopback:
-/// svcd refuses to start there without one): the read token or the action token.
-fn read_authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static str> {
+/// svcd refuses to start there without one): the read token or the action token. A read token
+/// file svcd will not use (made world-readable while it runs) leaves only the action token.
+fn read_authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), String> {
     let settings = shared.settings();
-    let Some(read_token) = settings.read_token.as_ref() else {
+    if matches!(settings.read_token, TokenState::Missing) {
         return Ok(());
-    };
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| bearer(v.as_bytes()))
         .ok_or("reads need a bearer token on this node (Authorization: Bearer <read token>)")?
         .trim_ascii();
-    let action = settings
-        .token
-        .as_ref()
+    let action = settings.token.token().is_some_and(|t| t.matches(presented));
+    let read = settings
+        .read_token
+        .token()
         .is_some_and(|t| t.matches(presented));
-    if read_token.matches(presented) || action {
+    if read || action {
         Ok(())
+    } else if let TokenState::Refused(why) = &settings.read_token {
+        Err(format!("{why}; reads need the action token until then"))
     } else {
-        Err("wrong token")
+        Err("wrong token".to_string())
     }
 }
 
-/// Check `Authorization: Bearer <token>` against the node's token.
-fn authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static str> {
+/// Check `Authorization: Bearer <token>` against the node's token; the refusal says why.
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), String> {
     let settings = shared.settings();
-    let Some(token) = settings.token.as_ref() else {
-        return Err("no token is configured on this node: actions are disabled");
+    let Some(token) = settings.token.token() else {
+        return Err(settings
+            .token
+            .refusal(&settings.token_file)
+            .unwrap_or_default());
     };
     let presented = req
         .headers()
@@ -588,7 +596,7 @@ fn authorized(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static s
     if token.matches(presented.trim_ascii()) {
         Ok(())
     } else {
-        Err("wrong token")
+        Err("wrong token".to_string())
     }
 }
 
@@ -605,7 +613,7 @@ async fn action_request(
             .http_unauthorized
             .fetch_add(1, Ordering::Relaxed);
         tracing::warn!("refused {action} on {svc} from {peer}: {msg}");
-        let mut r = error(StatusCode::UNAUTHORIZED, msg);
+        let mut r = error(StatusCode::UNAUTHORIZED, &msg);
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"svcd\""),

@@ -25,8 +25,99 @@ struct Cli {
     manual: berth_manual::ManualArgs,
 }
 
+/// What `man svcd` says beyond the options (docs/operations.md and docs/http-api.md in full).
+const MAN_SECTIONS: &[berth_manual::ManSection] = &[
+    berth_manual::ManSection {
+        heading: "ENVIRONMENT",
+        text: "",
+        items: &[
+            (
+                "BERTH_CONFIG_DIR, BERTH_VAR_DIR, BERTH_RUN_DIR",
+                "as --config-dir, --var-dir, --run-dir (/etc/berth, /var/lib/berth, /run/berth)",
+            ),
+            (
+                "BERTH_NODENAME",
+                "the node name; else nodename in node.toml, else the hostname",
+            ),
+            (
+                "SVCD_LOG",
+                "the log filter, in tracing's EnvFilter syntax (default info,hyper=warn,bollard=warn; debug for more)",
+            ),
+            (
+                "BERTH_SVCD_WATCH=poll",
+                "look for changes of the config dir, the token files and the var dir with a 200 ms poll instead of inotify",
+            ),
+            (
+                "NOTIFY_SOCKET",
+                "set by systemd (Type=notify): READY=1 is sent once svcd listens and has checked every service",
+            ),
+        ],
+    },
+    berth_manual::ManSection {
+        heading: "ENDPOINT",
+        text: "HTTP (HTTPS with [tls] in node.toml) on listen of node.toml, 127.0.0.1:1215 by \
+               default. Reads need the read token (read_token_file, default /etc/berth/read-token) \
+               when that file exists, which is required beyond loopback; actions need \
+               Authorization: Bearer with the token of token_file (default /etc/berth/token, mode \
+               0600), re-read whenever it changes; a 401 says why. Root also reaches svcd on \
+               <run>/svcd.sock (svc print status reads the cached tree there). See \
+               /usr/share/doc/berth/http-api.md.",
+        items: &[
+            ("GET /healthz", "ok once svcd runs (never needs a token)"),
+            (
+                "GET /status, GET /status/SVC",
+                "the node's status tree, or one service's, as JSON (svc print status's tree)",
+            ),
+            ("GET /metrics", "Prometheus text"),
+            (
+                "GET /cluster",
+                "the cluster as this node sees it (with [cluster])",
+            ),
+            (
+                "POST /services/SVC/actions/ACTION",
+                "run an action (start, stop, restart, freeze, thaw, startfs...) and answer when it is done",
+            ),
+        ],
+    },
+    berth_manual::ManSection {
+        heading: "SIGNALS",
+        text: "",
+        items: &[
+            (
+                "SIGHUP",
+                "re-read node.toml, the token files, [tls] and every service file (svcd also does when they change)",
+            ),
+            (
+                "SIGTERM, SIGINT",
+                "stop: wait for running actions (up to 60 s) and exit 0; the services are left as they are",
+            ),
+        ],
+    },
+    berth_manual::ManSection {
+        heading: "EXIT STATUS",
+        text: "",
+        items: &[
+            ("0", "stopped by SIGTERM or SIGINT"),
+            (
+                "1",
+                "it cannot listen or set itself up (the address is taken, the var dir cannot be made)",
+            ),
+            (
+                "2",
+                "node.toml or a token file is not acceptable: a world-readable token file, listen beyond loopback with no read token, a [tls] that does not load (the message names the file and why)",
+            ),
+        ],
+    },
+];
+
 fn main() -> ExitCode {
-    let cli: Cli = berth_manual::parse(|c| &c.manual, berth_manual::Extras::default());
+    let cli: Cli = berth_manual::parse(
+        |c| &c.manual,
+        berth_manual::Extras {
+            sections: MAN_SECTIONS,
+            ..berth_manual::Extras::default()
+        },
+    );
     let paths = Paths::from(cli.dirs);
     // What svcd's actions do goes to the services' log files too (`svc SVC logs`).
     berth_manual::log::init_daemon(

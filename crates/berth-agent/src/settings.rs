@@ -114,6 +114,52 @@ pub fn read_token(path: &Path) -> Result<Option<Token>, SettingsError> {
     Ok(Token::new(&text))
 }
 
+/// What a token file gave: a token, nothing, or a file svcd will not use (and why).
+#[derive(Debug, Clone)]
+pub enum TokenState {
+    /// The file holds a token.
+    Set(Token),
+    /// The file does not exist or is empty.
+    Missing,
+    /// The file is not used: the reason, as [`SettingsError`] says it.
+    Refused(String),
+}
+
+impl TokenState {
+    /// The token, when there is one to check against.
+    pub fn token(&self) -> Option<&Token> {
+        match self {
+            TokenState::Set(t) => Some(t),
+            TokenState::Missing | TokenState::Refused(_) => None,
+        }
+    }
+
+    /// Whether the file gave a token.
+    pub fn is_set(&self) -> bool {
+        matches!(self, TokenState::Set(_))
+    }
+
+    /// Why actions are refused, as the 401 answer and the log say it; `None` when there is a token.
+    pub fn refusal(&self, path: &Path) -> Option<String> {
+        match self {
+            TokenState::Set(_) => None,
+            TokenState::Missing => Some(format!(
+                "no token in {}: actions are disabled until one is written there (mode 0600)",
+                path.display()
+            )),
+            TokenState::Refused(why) => Some(format!("{why}; actions are refused until then")),
+        }
+    }
+
+    fn read(path: &Path) -> TokenState {
+        match read_token(path) {
+            Ok(Some(t)) => TokenState::Set(t),
+            Ok(None) => TokenState::Missing,
+            Err(e) => TokenState::Refused(e.to_string()),
+        }
+    }
+}
+
 /// Everything svcd takes from `node.toml` and the environment, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -123,14 +169,14 @@ pub struct Settings {
     pub listen: std::net::SocketAddr,
     /// The token file actually used.
     pub token_file: PathBuf,
-    /// The token, when the file exists and is not empty.
-    pub token: Option<Token>,
+    /// What the token file gave.
+    pub token: TokenState,
     /// The period of the status checks.
     pub monitor_interval: Duration,
     /// The read token file actually used.
     pub read_token_file: PathBuf,
-    /// The read token (`/status`, `/metrics`), when its file exists and is not empty.
-    pub read_token: Option<Token>,
+    /// What the read token file gave (`/status`, `/metrics`).
+    pub read_token: TokenState,
     /// `[tls]` of node.toml: the endpoint serves HTTPS with these files.
     pub tls: Option<berth_model::config::TlsFiles>,
     /// `[cluster]`: the etcd cluster this node is part of.
@@ -139,15 +185,35 @@ pub struct Settings {
 
 impl Settings {
     /// Read `<config>/node.toml` (a missing file means every default), the node name
-    /// (`BERTH_NODENAME`, then `nodename`, then the hostname) and the token.
+    /// (`BERTH_NODENAME`, then `nodename`, then the hostname) and the tokens. A token file that
+    /// cannot be used (world-readable, unreadable) is an error: svcd does not start with one.
     pub fn load(paths: &Paths) -> Result<Settings, SettingsError> {
+        let s = Settings::reload(paths)?;
+        for (state, path) in [
+            (&s.token, &s.token_file),
+            (&s.read_token, &s.read_token_file),
+        ] {
+            if matches!(state, TokenState::Refused(_)) {
+                // Read again for the typed error (the file may have been fixed meanwhile).
+                read_token(path)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// As [`Settings::load`], for a running svcd: a token file that cannot be used is not an
+    /// error but a [`TokenState::Refused`], whose reason the 401 answers give.
+    pub fn reload(paths: &Paths) -> Result<Settings, SettingsError> {
         let node = load::node_config(paths)?;
         let nodename = load::nodename(&node)?;
         let token_file = node.token_path(&paths.config_dir);
-        let token = read_token(&token_file)?;
+        let token = TokenState::read(&token_file);
         let read_token_file = node.read_token_path(&paths.config_dir);
-        let read_token = read_token(&read_token_file)?;
-        if read_token.is_none() && !node.listen.ip().is_loopback() && !node.open_reads {
+        let read_token = TokenState::read(&read_token_file);
+        if matches!(read_token, TokenState::Missing)
+            && !node.listen.ip().is_loopback()
+            && !node.open_reads
+        {
             return Err(SettingsError::OpenReads {
                 listen: node.listen,
                 path: read_token_file,
@@ -198,6 +264,34 @@ mod tests {
     }
 
     #[test]
+    fn a_running_svcd_keeps_the_reason_a_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            config_dir: dir.path().to_path_buf(),
+            var_dir: dir.path().join("var"),
+            run_dir: dir.path().join("run"),
+        };
+        let file = dir.path().join("token");
+        let s = Settings::reload(&paths).unwrap();
+        let why = s.token.refusal(&file).unwrap();
+        assert!(why.starts_with("no token in "), "{why}");
+        std::fs::write(&file, "abc\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            Settings::load(&paths).is_err(),
+            "svcd does not start with it"
+        );
+        let s = Settings::reload(&paths).unwrap();
+        assert!(s.token.token().is_none());
+        let why = s.token.refusal(&file).unwrap();
+        assert!(why.contains("world-readable (mode 0644)"), "{why}");
+        assert!(why.contains(&file.display().to_string()), "{why}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = Settings::reload(&paths).unwrap();
+        assert!(s.token.is_set() && s.token.refusal(&file).is_none());
+    }
+
+    #[test]
     fn token_defaults_to_the_config_dir() {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths {
@@ -207,7 +301,7 @@ mod tests {
         };
         let s = Settings::load(&paths).unwrap();
         assert_eq!(s.token_file, dir.path().join("token"));
-        assert!(s.token.is_none());
+        assert!(matches!(s.token, TokenState::Missing));
         std::fs::write(
             paths.node_config(),
             "token_file = \"/nonexistent/t\"\nmonitor_interval = \"500ms\"\n",
@@ -238,6 +332,6 @@ mod tests {
         std::fs::write(&rt, "r3ad\n").unwrap();
         std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o600)).unwrap();
         let s = Settings::load(&paths).unwrap();
-        assert!(s.read_token.unwrap().matches(b"r3ad"));
+        assert!(s.read_token.token().unwrap().matches(b"r3ad"));
     }
 }

@@ -1,4 +1,5 @@
-//! Noticing changes made behind svcd's back: service files and `node.toml` (reload), and
+//! Noticing changes made behind svcd's back: service files, `node.toml` and the token files
+//! (reload: a token written, rotated or chmod-ed applies at once), and
 //! `<var>/<svc>/last_action.json` and `<var>/<svc>/frozen` (the CLI ran an action, froze or
 //! thawed: check that service now).
 //!
@@ -9,6 +10,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd as _, AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -37,6 +39,8 @@ pub const POLL_PERIOD: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 enum Target {
     ConfigDir,
+    /// A directory holding a token file, other than the config dir.
+    TokenDir(PathBuf),
     ServicesDir,
     VarDir,
     SvcVar(String),
@@ -54,6 +58,7 @@ struct Watcher {
     fd: AsyncFd<Fd>,
     targets: HashMap<WatchDescriptor, Target>,
     paths: berth_model::paths::Paths,
+    shared: Arc<Shared>,
 }
 
 const DIR_MASK: AddWatchFlags = AddWatchFlags::IN_CREATE
@@ -63,15 +68,52 @@ const DIR_MASK: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_CLOSE_WRITE)
     .union(AddWatchFlags::IN_ONLYDIR);
 
+/// The config dir and token dirs also see a chmod: a token file made private (or public) counts.
+const CONFIG_MASK: AddWatchFlags = DIR_MASK.union(AddWatchFlags::IN_ATTRIB);
+
+/// The token files svcd reads now.
+fn token_files(shared: &Shared) -> [PathBuf; 2] {
+    let s = shared.settings();
+    [s.token_file.clone(), s.read_token_file.clone()]
+}
+
 impl Watcher {
     fn add(&mut self, path: &Path, target: Target) {
-        match self.fd.get_ref().0.add_watch(path, DIR_MASK) {
+        let mask = match target {
+            Target::ConfigDir | Target::TokenDir(_) => CONFIG_MASK,
+            Target::ServicesDir | Target::VarDir | Target::SvcVar(_) => DIR_MASK,
+        };
+        match self.fd.get_ref().0.add_watch(path, mask) {
             Ok(wd) => {
                 self.targets.insert(wd, target);
             }
             Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => tracing::warn!("cannot watch {}: {e}", path.display()),
         }
+    }
+
+    /// Watch the directories of token files kept outside the config dir (`token_file` in
+    /// node.toml), once each. (A token file in `services/` or the var dir, already watched for
+    /// other things, is left to SIGHUP: one inotify watch per directory.)
+    fn add_token_dirs(&mut self) {
+        for file in token_files(&self.shared) {
+            let Some(dir) = file.parent() else { continue };
+            let known = dir == self.paths.config_dir
+                || dir == self.paths.services_dir()
+                || dir == self.paths.var_dir
+                || self
+                    .targets
+                    .values()
+                    .any(|t| matches!(t, Target::TokenDir(d) if d == dir));
+            if !known {
+                self.add(dir, Target::TokenDir(dir.to_path_buf()));
+            }
+        }
+    }
+
+    /// Whether `file` is one of the token files svcd reads now.
+    fn is_token(&self, file: &Path) -> bool {
+        token_files(&self.shared).iter().any(|t| t == file)
     }
 
     fn add_svc(&mut self, name: &str) {
@@ -109,7 +151,15 @@ impl Watcher {
                         let dir = self.paths.services_dir();
                         self.add(&dir, Target::ServicesDir);
                         out.push(Event::Config);
-                    } else if name == "node.toml" || name == "services" {
+                    } else if name == "node.toml"
+                        || name == "services"
+                        || self.is_token(&self.paths.config_dir.join(&*name))
+                    {
+                        out.push(Event::Config);
+                    }
+                }
+                Target::TokenDir(dir) => {
+                    if self.is_token(&dir.join(&*name)) {
                         out.push(Event::Config);
                     }
                 }
@@ -169,8 +219,10 @@ pub async fn run(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Event>) {
         fd,
         targets: HashMap::new(),
         paths: paths.clone(),
+        shared: shared.clone(),
     };
     w.add(&paths.config_dir, Target::ConfigDir);
+    w.add_token_dirs();
     w.add(&paths.services_dir(), Target::ServicesDir);
     w.add(&paths.var_dir, Target::VarDir);
     if let Ok(entries) = std::fs::read_dir(&paths.var_dir) {
@@ -198,6 +250,8 @@ pub async fn run(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Event>) {
                         return;
                     }
                 }
+                // node.toml may name a token file in another directory now.
+                w.add_token_dirs();
             }
             Ok(Err(e)) => {
                 tracing::error!("inotify read: {e}");
@@ -208,32 +262,35 @@ pub async fn run(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Event>) {
     }
 }
 
-/// A file's identity for the poll: modification time and length.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's identity for the poll: modification time, length and mode (a chmod of a token
+/// file counts).
+type Stamp = (SystemTime, u64, u32);
+
+fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    Some((m.modified().ok()?, m.len(), m.permissions().mode()))
 }
 
 /// The fallback: look at the files every [`POLL_PERIOD`].
 pub(crate) async fn poll(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Event>) {
     let paths = shared.paths.clone();
-    let config_stamp =
-        |paths: &berth_model::paths::Paths| -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
-            let mut files = vec![paths.node_config(), paths.services_dir()];
-            if let Ok(entries) = std::fs::read_dir(paths.services_dir()) {
-                files.extend(entries.flatten().map(|e| e.path()));
-            }
-            files.sort();
-            files
-                .into_iter()
-                .map(|f| {
-                    let s = stamp(&f);
-                    (f, s)
-                })
-                .collect()
-        };
+    let config_stamp = |paths: &berth_model::paths::Paths| -> Vec<(PathBuf, Option<Stamp>)> {
+        let mut files = vec![paths.node_config(), paths.services_dir()];
+        files.extend(token_files(&shared));
+        if let Ok(entries) = std::fs::read_dir(paths.services_dir()) {
+            files.extend(entries.flatten().map(|e| e.path()));
+        }
+        files.sort();
+        files
+            .into_iter()
+            .map(|f| {
+                let s = stamp(&f);
+                (f, s)
+            })
+            .collect()
+    };
     let mut last_config = config_stamp(&paths);
-    let mut last_svc: HashMap<String, (Option<(SystemTime, u64)>, bool)> = HashMap::new();
+    let mut last_svc: HashMap<String, (Option<Stamp>, bool)> = HashMap::new();
     let mut tick = tokio::time::interval(POLL_PERIOD);
     loop {
         tokio::select! {

@@ -636,18 +636,17 @@ impl Worker {
             return;
         };
         let listed = rid_strings(rids).join(", ");
-        for rid in rids {
-            let st = self.rids.entry(*rid).or_default();
-            let limit = cfg.resource(*rid).map_or(0, |r| r.common.restart);
-            let n = st.restarts + 1;
-            warn!("{}.{rid} is down: restart {n} of {limit}", self.name);
-            self.note(
-                Some(*rid),
-                Level::WARN,
-                origin::MONITOR,
-                &format!("went down (it was up since the last action): restart {n} of {limit}"),
-            );
-        }
+        // Which try of how many, said once the restart is sure to run (under the lock, no
+        // action since the check): a resource an operator's action is taking down is no failure.
+        let tries: Vec<(Rid, u32, u32)> = rids
+            .iter()
+            .map(|rid| {
+                let limit = cfg.resource(*rid).map_or(0, |r| r.common.restart);
+                let n = self.rids.get(rid).map_or(0, |st| st.restarts) + 1;
+                (*rid, n, limit)
+            })
+            .collect();
+        let tries2 = tries.clone();
         let shared = self.shared.clone();
         let cfg2 = cfg.clone();
         let nodename = self.shared.settings().nodename.clone();
@@ -695,7 +694,22 @@ impl Worker {
             let span = info_span!("service", svc = %name, origin = origin::MONITOR);
             let result = span.in_scope(|| {
                 engine.start_if(&cfg2, &opts, || {
-                    record::read(&dir).as_ref().map(RecordId::of) == known
+                    let wanted = record::read(&dir).as_ref().map(RecordId::of) == known;
+                    if wanted {
+                        for (rid, n, limit) in &tries2 {
+                            note(
+                                &shared.paths,
+                                &name,
+                                Some(*rid),
+                                Level::WARN,
+                                origin::MONITOR,
+                                &format!(
+                                    "went down (it was up since the last action): restart {n} of {limit}"
+                                ),
+                            );
+                        }
+                    }
+                    wanted
                 })
             });
             match result {
@@ -709,28 +723,24 @@ impl Worker {
         })
         .await;
         match outcome {
+            // An operator's action ran, or runs: what it takes down is not a failure, and the
+            // service's log says nothing of it (svcd's own log does).
             Ok(Restart::Superseded) => {
-                info!("{}: an action ran meanwhile: no restart", self.name);
-                self.note(
-                    None,
-                    Level::INFO,
-                    origin::MONITOR,
-                    &format!("no restart of {listed}: an action ran meanwhile"),
+                info!(
+                    "{}: an action ran meanwhile: no restart of {listed}",
+                    self.name
                 );
             }
             Ok(Restart::Busy) => {
                 info!(
-                    "{}: another action holds the lock: restart deferred",
+                    "{}: an action is running: no restart of {listed} now",
                     self.name
-                );
-                self.note(
-                    None,
-                    Level::INFO,
-                    origin::MONITOR,
-                    &format!("restart of {listed} deferred: another action holds the lock"),
                 );
             }
             Ok(Restart::Done(result, rec)) => {
+                for (rid, n, limit) in &tries {
+                    warn!("{}.{rid} was down: restart {n} of {limit}", self.name);
+                }
                 self.known = Some(rec.as_ref().map(RecordId::of));
                 let ok = result.is_ok();
                 self.shared.metrics.action(

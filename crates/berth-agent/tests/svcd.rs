@@ -385,6 +385,121 @@ fn world_readable_token_is_refused() {
     c.daemon = None;
 }
 
+/// A token written, rotated, chmod-ed or removed while svcd runs applies at once (no SIGHUP),
+/// and every 401 says the real reason. An unknown action answers 404 once the token passed.
+fn token_changes_apply_at_once(envs: &[(&str, &str)], token_dir: Option<&str>) {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    let token = match token_dir {
+        Some(dir) => {
+            let dir = c.t.path(dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("action.token");
+            std::fs::rename(c.t.config_dir().join("token"), &file).unwrap();
+            std::fs::write(
+                c.t.config_dir().join("node.toml"),
+                format!(
+                    "listen = \"127.0.0.1:0\"\nmonitor_interval = \"1h\"\ntoken_file = \"{}\"\n",
+                    file.display()
+                ),
+            )
+            .unwrap();
+            file
+        }
+        None => c.t.config_dir().join("token"),
+    };
+    c.idle_service("web");
+    c.start_daemon(envs);
+    let probe = |t: &str| c.post("/services/web/actions/explode", Some(t), b"");
+    let settle = |what: &str, t: &str, code: u16, says: &str| {
+        wait_for(Duration::from_secs(5), || {
+            let r = probe(t);
+            r.code == code && r.text().contains(says)
+        })
+        .unwrap_or_else(|| {
+            let r = probe(t);
+            panic!("{what}: {} {}\n{}", r.code, r.text(), c.log())
+        });
+    };
+    assert_eq!(probe(TOKEN).code, 404);
+
+    // Rotated the way operations.md says (umask 077; a new file in place).
+    std::fs::write(&token, "rotated-token\n").unwrap();
+    settle(
+        "new token after a rotation",
+        "rotated-token",
+        404,
+        "unknown action",
+    );
+    let r = probe(TOKEN);
+    assert_eq!(r.code, 401, "the old token after a rotation: {}", r.text());
+    assert!(r.text().contains("wrong token"), "{}", r.text());
+
+    // Made world-readable: refused, and the answer says so.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    settle(
+        "world-readable token",
+        "rotated-token",
+        401,
+        "world-readable (mode 0644)",
+    );
+    assert!(
+        probe("rotated-token")
+            .text()
+            .contains(&token.display().to_string())
+    );
+    assert!(c.log().contains("world-readable"), "{}", c.log());
+
+    // Private again: accepted.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    settle(
+        "token made private again",
+        "rotated-token",
+        404,
+        "unknown action",
+    );
+
+    // Removed: refused, naming the file.
+    std::fs::remove_file(&token).unwrap();
+    settle("token removed", "rotated-token", 401, "no token in");
+    assert!(
+        probe("rotated-token")
+            .text()
+            .contains(&token.display().to_string())
+    );
+
+    // Written afresh with the shell's umask (0644), then chmod-ed: the chmod alone applies it.
+    std::fs::write(&token, "fresh-token\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    settle(
+        "fresh world-readable token",
+        "fresh-token",
+        401,
+        "world-readable",
+    );
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    settle(
+        "fresh token made private",
+        "fresh-token",
+        404,
+        "unknown action",
+    );
+}
+
+#[test]
+fn token_changes_apply_at_once_inotify() {
+    token_changes_apply_at_once(&[], None);
+}
+
+#[test]
+fn token_changes_apply_at_once_in_another_dir() {
+    token_changes_apply_at_once(&[], Some("secrets"));
+}
+
+#[test]
+fn token_changes_apply_at_once_polling() {
+    token_changes_apply_at_once(&[("BERTH_SVCD_WATCH", "poll")], Some("secrets"));
+}
+
 fn cli_actions_show_within_a_second(envs: &[(&str, &str)]) {
     // Checks once an hour: only the watch on last_action.json can tell svcd in time.
     let mut c = Case::new("monitor_interval = \"1h\"\n");
@@ -604,6 +719,60 @@ fn svcd_actions_are_in_the_service_log() {
     );
 }
 
+/// An operator's stop that takes a while (a holder of the second fs ignores TERM): the
+/// monitored fs it took down first is no failure. Nothing of the monitor in the service's log
+/// (before: "went down ... restart 1 of 3" and "restart deferred" in the middle of the stop),
+/// and the fs stays down.
+#[test]
+fn an_operators_stop_is_not_a_failure() {
+    let mut c = Case::new("monitor_interval = \"200ms\"\n");
+    for name in ["deep", "slow"] {
+        ext4_image(&c.t.path(&format!("{name}.img")), 8);
+    }
+    let deep = c.t.path("mnt/a/deep");
+    let slow = c.t.path("mnt/slow");
+    c.t.write_service(
+        "web.toml",
+        &format!(
+            "[service]\nnodes = [\"node1\"]\n\
+             [fs.1]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\nmonitor = true\nrestart = 3\n\
+             [fs.2]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\nstop_timeout = \"10s\"\n",
+            c.t.path("deep.img").display(),
+            deep.display(),
+            c.t.path("slow.img").display(),
+            slow.display()
+        ),
+    );
+    c.start_daemon(&[]);
+    c.svc(&["web", "start"]);
+    wait_for(Duration::from_secs(10), || {
+        c.service("web").avail == Status::Up
+    })
+    .expect("svcd sees web up");
+    // Armed: a check after the start saw fs#1 up.
+    std::thread::sleep(INTERVAL);
+    // Holds the slow fs and ignores TERM: the stop waits for the KILL (a fifth of 10 s).
+    let mut holder = Command::new("sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+        .current_dir(&slow)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    let out = c.svc(&["web", "stop"]);
+    let took = began.elapsed();
+    let _ = holder.wait();
+    assert!(
+        took >= Duration::from_secs(1),
+        "the stop was too quick to overlap checks ({took:?}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(INTERVAL * 3);
+    assert!(!mounted(&deep), "the monitor remounted it\n{}", c.log());
+    let logs = String::from_utf8_lossy(&c.svc(&["web", "logs"]).stdout).into_owned();
+    assert!(!logs.contains("svcd monitor"), "{logs}\n{}", c.log());
+}
+
 #[test]
 fn frozen_service_is_left_alone() {
     let mut c = Case::new("monitor_interval = \"500ms\"\n");
@@ -656,6 +825,44 @@ fn sigterm_leaves_services_up() {
     assert!(mounted(&mnt), "SIGTERM must leave the services up");
     let log = c.log();
     assert!(log.contains("SIGTERM"), "{log}");
+}
+
+/// A second svcd on the same var dir (on another port) refuses to run, naming the first's pid,
+/// and leaves the first its local socket (before, both ran and the second took svcd.sock).
+#[test]
+fn a_second_svcd_on_one_var_dir_refuses_naming_the_first() {
+    let mut c = Case::new("monitor_interval = \"1h\"\n");
+    c.idle_service("web");
+    c.start_daemon(&[]);
+    let first = c.daemon().child.id();
+    let socket = c.t.run_dir().join("svcd.sock");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&socket).unwrap());
+    let before = inode();
+    let log = c.t.path("second.log");
+    let (mut cmd, _, _notify) = c.command(&[]);
+    let mut second = cmd
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let code = wait_for(Duration::from_secs(20), || {
+        second.try_wait().unwrap().is_some()
+    });
+    if code.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!(
+            "the second svcd runs:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    }
+    assert_eq!(second.wait().unwrap().code(), Some(1));
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains(&format!("another svcd (pid {first}) runs on the var dir")),
+        "{err}"
+    );
+    assert_eq!(inode(), before, "the first's socket was replaced");
+    assert_eq!(c.get("/healthz").code, 200);
 }
 
 #[test]
@@ -1222,4 +1429,44 @@ fn idle_connections_do_not_starve_healthz_and_status() {
     assert_eq!(Resp::parse(&buf).code, 200);
     drop(idle);
     assert!(c.daemon().child.try_wait().unwrap().is_none());
+}
+
+/// `man svcd` says what an operator needs beyond the options: the environment, the endpoint, the
+/// signals and the exit codes (as docs/operations.md does).
+#[test]
+fn man_svcd_has_environment_endpoint_signals_and_exit_codes() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(SVCD)
+        .arg("--generate-man")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = std::fs::read_to_string(d.path().join("svcd.1")).unwrap();
+    let at = |s: &str| {
+        page.find(s)
+            .unwrap_or_else(|| panic!("{s:?} not in svcd.1:\n{page}"))
+    };
+    let order = [
+        ".SH OPTIONS",
+        ".SH ENVIRONMENT",
+        ".SH ENDPOINT",
+        ".SH SIGNALS",
+        ".SH \"EXIT STATUS\"",
+        ".SH VERSION",
+        ".SH FILES",
+    ];
+    let places: Vec<usize> = order.iter().map(|s| at(s)).collect();
+    assert!(places.windows(2).all(|w| w[0] < w[1]), "{order:?}: {page}");
+    for needle in [
+        "\\fBSVCD_LOG\\fR",
+        "\\fBBERTH_NODENAME\\fR",
+        "\\fBBERTH_SVCD_WATCH=poll\\fR",
+        "127.0.0.1:1215",
+        "\\fBPOST /services/SVC/actions/ACTION\\fR",
+        "\\fBSIGHUP\\fR",
+        "world\\-readable token file",
+    ] {
+        at(needle);
+    }
 }

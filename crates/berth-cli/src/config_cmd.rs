@@ -173,9 +173,33 @@ fn change(
         )));
     }
     if !edited.changed {
+        outln!("{}: nothing changed", file.display());
         return Ok(());
     }
-    replace_file(&file, &original, edited.text.as_bytes())
+    replace_file(&file, &original, edited.text.as_bytes())?;
+    for line in what_changed(&file, &text, &edited.text, changes) {
+        outln!("{line}");
+    }
+    Ok(())
+}
+
+/// One line per keyword `changes` touched whose value differs between `old` and `new` (the
+/// texts of `file`): `fs#1.mnt = /srv/data (was /srv/web)`, `fs#2.mnt_opt unset (was ro)`.
+fn what_changed(file: &Path, old: &str, new: &str, changes: &[Change]) -> Vec<String> {
+    let mut paths: Vec<&KwPath> = changes.iter().map(Change::path).collect();
+    paths.sort();
+    paths.dedup();
+    let value = |text: &str, p: &KwPath| edit::get(file, text, p).ok().flatten();
+    paths
+        .into_iter()
+        .filter_map(|p| match (value(old, p), value(new, p)) {
+            (a, b) if a == b => None,
+            (Some(a), Some(b)) => Some(format!("{p} = {b} (was {a})")),
+            (None, Some(b)) => Some(format!("{p} = {b} (was not set)")),
+            (Some(a), None) => Some(format!("{p} unset (was {a})")),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 /// Write `new` over `file`, which must still hold `original`: a temporary file in the same
@@ -228,10 +252,14 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
                 outln!("{e}");
                 return Err(Failure::Code(2));
             }
+            for ignored in berth_engine::load::ignored_files(paths) {
+                outln!("warning: {ignored}");
+            }
             service_names(paths).map_err(crate::load_failure)?
         }
     };
     let mut broken = 0;
+    let mut loaded_ok = Vec::new();
     // As this node reads them (`key@node` scopes, `{nodename}`); an error carries every other
     // error and warning of its file.
     let load = load_context(paths);
@@ -248,6 +276,7 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
                     s.resources.len(),
                     s.warnings.len()
                 );
+                loaded_ok.push(s);
             }
             Err(e @ LoadError::NotFound { .. }) if svc.is_some() => {
                 return Err(crate::load_failure(e));
@@ -259,7 +288,26 @@ pub fn validate(paths: &Paths, svc: Option<&str>) -> Result<(), Failure> {
             }
         }
     }
-    if broken > 0 {
+    if svc.is_none() {
+        for dir in berth_engine::load::leftover_var_dirs(paths).map_err(crate::load_failure)? {
+            outln!(
+                "note: {} belongs to no service file (a deleted service's log, records and docker data): \
+                 remove it with `rm -r {}` once it is no longer needed",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    // Node-wide: two services that would bring up (and take down) the same thing.
+    let conflicts = if svc.is_none() {
+        berth_model::claims::conflicts(&loaded_ok)
+    } else {
+        Vec::new()
+    };
+    for c in &conflicts {
+        outln!("{c}");
+    }
+    if broken > 0 || !conflicts.is_empty() {
         Err(Failure::Code(2))
     } else {
         Ok(())

@@ -370,6 +370,9 @@ impl App {
 
     fn print_node_status(&mut self) -> Result<(), Failure> {
         let names = berth_engine::load::service_names(&self.paths).map_err(load_failure)?;
+        for ignored in berth_engine::load::ignored_files(&self.paths) {
+            errln!("warning: {ignored}");
+        }
         // svcd's tree carries the cluster rows already.
         if let Some((node, header)) = self.agent_tree::<NodeStatus>(None, &names)
             && node.services.iter().all(|s| s.error.is_none())
@@ -828,6 +831,7 @@ fn main() -> ExitCode {
             "action options",
             <ActionArgs as clap::CommandFactory>::command,
         )),
+        sections: &[],
     };
     let cli: Cli = berth_manual::parse(|c| &c.manual, extras);
     let paths = Paths::from(cli.dirs);

@@ -321,3 +321,79 @@ fn tags_matching_nothing_exit_2() {
     );
     assert!(!mounted(&c.mnt("srv/web")));
 }
+
+/// An action run by a user who is not root says, once, that it needs root (before: the lock
+/// file's "Permission denied (os error 13)" twice, with no hint).
+#[test]
+fn an_action_by_a_user_says_it_needs_root() {
+    let c = Case::new(&[("disk.img", "mnt")]);
+    // The user may read the config (as on a node: /etc/berth is world-readable), not write the
+    // var dir.
+    let root = c.t.root.path();
+    for d in [root.to_path_buf(), c.t.config_dir(), c.t.var_dir()] {
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    // svc as user nobody, with the case's dirs.
+    let as_nobody = |action: &str| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            SVC,
+            "web",
+            action,
+        ]);
+        for (k, v) in c.t.svc(SVC).get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(code(&o), 1, "{}", text(&o));
+        stderr(&o)
+    };
+    for action in ["start", "stop"] {
+        assert_eq!(
+            as_nobody(action),
+            format!(
+                "svc: this action needs root (cannot open the lock file {}: permission denied)\n",
+                c.t.var_dir().join("web/lock").display()
+            ),
+            "{action}"
+        );
+    }
+    assert!(!mounted(&c.mnt("mnt")));
+    assert_eq!(
+        as_nobody("freeze"),
+        format!(
+            "svc: this action needs root: cannot change the frozen flag {}: Permission denied \
+             (os error 13)\n",
+            c.t.var_dir().join("web/frozen").display()
+        ),
+    );
+}
+
+/// A start on a node that is not in the service's `nodes` (no cluster) goes on, with a
+/// warning naming `nodes`.
+#[test]
+fn a_start_outside_the_services_nodes_warns() {
+    let c = Case::new(&[("disk.img", "mnt")]);
+    let text_of = std::fs::read_to_string(c.t.config_dir().join("services/web.toml")).unwrap();
+    c.t.write_service(
+        "web.toml",
+        &text_of.replace("nodes = [\"node1\"]", "nodes = [\"n2\", \"n3\"]"),
+    );
+    let o = c.svc(&["web", "start"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        stderr(&o).contains(
+            "this node (node1) is not in the service's nodes (n2, n3): starting it here anyway"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(mounted(&c.mnt("mnt")));
+    let o = c.svc(&["web", "stop"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+}

@@ -176,3 +176,107 @@ fn an_address_answering_on_the_link_refuses_the_whole_start() {
     let o = lab.svc(&["web", "stop"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+/// Services on web's address (b), on web's mount point (c, another image) and on web's VG (d):
+/// their starts are refused naming web, their statuses say down, and their stops leave web's
+/// address, filesystem and VG alone (before, b's start said "already up" and either stop took
+/// web's address, c's stop unmounted web's filesystem, d's stop deactivated and untagged web's
+/// VG). `svc validate config` names the three conflicts.
+#[test]
+fn another_services_address_mount_point_and_vg_are_left_alone() {
+    let lab = Lab::new();
+    let mnt = lab.t.path("srv/web");
+    let other = lab.t.path("other.img");
+    ext4_image(&other, 16);
+    lab.t.write_service(
+        "b.toml",
+        "[ip.1]\nipname = \"10.66.0.10\"\nipdev = \"eth0\"\nprobe_timeout = \"200ms\"\n",
+    );
+    lab.t.write_service(
+        "c.toml",
+        &format!(
+            "[fs.1]\ndev = \"{}\"\nmnt = \"{}\"\ntype = \"ext4\"\n",
+            other.display(),
+            mnt.display()
+        ),
+    );
+    lab.t
+        .write_service("d.toml", &format!("[vg.1]\nvgname = \"{}\"\n", lab.vg.name));
+    let o = lab.svc(&["web", "start"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    for (svc, what) in [
+        (
+            "b",
+            "ip#1: address 10.66.0.10 is held by service web (ip#1)".to_string(),
+        ),
+        (
+            "c",
+            format!(
+                "fs#1: mount point {} is held by service web (fs#1)",
+                mnt.display()
+            ),
+        ),
+        (
+            "d",
+            format!(
+                "vg#1: volume group {} is held by service web (vg#1)",
+                lab.vg.name
+            ),
+        ),
+    ] {
+        let o = lab.svc(&[svc, "start"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("start refused, nothing was started: {what}")),
+            "{err}"
+        );
+        let o = lab.svc(&[svc, "status"]);
+        assert_ne!(o.status.code(), Some(0), "{svc} is not up: {}", text(&o));
+        let o = lab.svc(&[svc, "print", "status"]);
+        let tree = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            tree.contains("|- avail                  down") && tree.contains("held by service web"),
+            "{}",
+            text(&o)
+        );
+        let o = lab.svc(&[svc, "stop"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            lab.addrs().contains("inet 10.66.0.10/24"),
+            "{svc}'s stop took web's address: {}",
+            lab.addrs()
+        );
+        assert!(mounted(&mnt), "{svc}'s stop unmounted web's filesystem");
+        assert_eq!(lab.vg.tags(), ["node1"], "{svc}'s stop took web's VG");
+        let o = lab.svc(&["web", "status"]);
+        assert_eq!(o.status.code(), Some(0), "web is still up: {}", text(&o));
+    }
+
+    let o = lab.svc(&["validate", "config"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "address 10.66.0.10 is claimed by several services: b (ip#1), web (ip#1)".to_string(),
+        format!(
+            "mount point {} is claimed by several services: c (fs#1), web (fs#1)",
+            mnt.display()
+        ),
+        format!(
+            "volume group {} is claimed by several services: d (vg#1), web (vg#1)",
+            lab.vg.name
+        ),
+    ] {
+        assert!(out.contains(&want), "no {want:?} in:\n{out}");
+    }
+
+    // Once web is stopped, c's start is c's own.
+    let o = lab.svc(&["web", "stop"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = lab.svc(&["c", "start"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = lab.svc(&["c", "stop"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!mounted(&mnt));
+}

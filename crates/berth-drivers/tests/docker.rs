@@ -299,7 +299,10 @@ fn missing_image_fails_and_stops_the_daemon_it_started() {
     let e = start(&h, &svc, "container#1").unwrap_err().to_string();
     assert!(
         e.contains("image nosuch:1.0 is not known to the docker daemon of web")
-            && e.contains("import or pull"),
+            && e.contains("pull it (svc web docker pull nosuch:1.0")
+            && e.contains(
+                "svc web startfs, then tar -C ROOTFS -c . | svc web docker import - nosuch:1.0"
+            ),
         "{e}"
     );
     assert!(

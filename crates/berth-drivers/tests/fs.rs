@@ -490,8 +490,11 @@ fn existing_loop_device_is_reused_and_detached_at_stop() {
     assert_clean(&c);
 }
 
+/// Two loop images on one mount point: the one mounted there is not this resource's. Its status
+/// is down (with a warning naming both), a start is refused, and a stop leaves it mounted and
+/// its loop device attached (it unmounted the other's filesystem before).
 #[test]
-fn other_source_on_the_mount_point_is_up_with_a_warning_and_a_start_is_refused() {
+fn other_source_on_the_mount_point_is_down_refused_and_left_alone() {
     let c = case("mnt");
     let other = c.tb.path("other.img");
     ext4_image(&other, 16);
@@ -506,7 +509,7 @@ fn other_source_on_the_mount_point_is_up_with_a_warning_and_a_start_is_refused()
         ],
     );
     let st = fs::status(&c.spec);
-    assert_eq!(st.status, Status::Up);
+    assert_eq!(st.status, Status::Down, "{:?}", st.log);
     assert!(
         st.log.iter().any(|l| l.level == Level::Warn
             && l.message.contains("is mounted from /dev/loop")
@@ -521,7 +524,19 @@ fn other_source_on_the_mount_point_is_up_with_a_warning_and_a_start_is_refused()
         err.contains("is mounted from /dev/loop") && err.contains(c.spec.dev.to_str().unwrap()),
         "{err}"
     );
-    assert_eq!(fs::stop(&c.spec).unwrap(), Outcome::Changed);
+    let (r, log) = logged(|| fs::stop(&c.spec));
+    assert_eq!(r.unwrap(), Outcome::AlreadyDone);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("another filesystem: left alone")),
+        "{log:#?}"
+    );
+    assert_eq!(
+        mounts_under(c.tb.root.path()),
+        std::slice::from_ref(&c.spec.mnt)
+    );
+    assert_eq!(loops_under(c.tb.root.path()).len(), 1, "its loop device");
+    run("umount", &[c.spec.mnt.to_str().unwrap()]);
     assert_clean(&c);
 }
 
@@ -683,5 +698,28 @@ fn a_busy_copy_in_another_mount_namespace_fails_stop_and_start_naming_it() {
     fs::stop(s).unwrap();
     assert_eq!(fs::start(s).unwrap(), Outcome::Changed);
     assert_eq!(fs::stop(s).unwrap(), Outcome::Changed);
+    assert_clean(&c);
+}
+
+/// A directory bind-mounted (`mnt_opt = bind`) is this resource's: mountinfo names the device of
+/// the directory's filesystem, not the directory, and the status is still up and the stop still
+/// unmounts it.
+#[test]
+fn a_bind_mounted_directory_is_its_own() {
+    let c = case("mnt");
+    let dir = c.tb.path("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = FsSpec {
+        dev: dir,
+        mnt: c.spec.mnt.clone(),
+        fs_type: "none".into(),
+        mnt_opt: Some("bind".into()),
+        stop_timeout: Duration::from_secs(5),
+    };
+    assert_eq!(fs::start(&spec).unwrap(), Outcome::Changed);
+    let st = fs::status(&spec);
+    assert_eq!(st.status, Status::Up, "{:?}", st.log);
+    assert!(st.log.is_empty(), "{:?}", st.log);
+    assert_eq!(fs::stop(&spec).unwrap(), Outcome::Changed);
     assert_clean(&c);
 }

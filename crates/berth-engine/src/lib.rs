@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod args;
+pub mod claims;
 pub mod driver;
 pub mod load;
 pub mod lock;
@@ -16,9 +17,11 @@ pub mod record;
 
 use std::time::Duration;
 
+use berth_model::claims::Claim;
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Action, Selector, SelectorError, start_order, stop_order};
 use berth_model::paths::Paths;
+use berth_model::status::LogEntry;
 use berth_model::{Rid, ServiceStatus, Status};
 use tracing::{error, info, info_span, warn};
 
@@ -218,10 +221,30 @@ impl<'a, D: Driver> Engine<'a, D> {
     /// The status of every resource of `svc`, merged. Takes no lock; changes nothing.
     pub fn status(&self, svc: &ServiceConfig) -> ServiceStatus {
         let ctx = self.ctx(svc, false);
+        let ledger = claims::Ledger::read(self.paths, &svc.name);
         let states = svc
             .resources
             .iter()
-            .map(|res| (res.rid, self.driver.status(&ctx, res)))
+            .map(|res| {
+                let mut st = self.driver.status(&ctx, res);
+                // Asked of what is up, or down with a warning (the fs driver's other
+                // filesystem on the mount point): a down resource is nobody's business.
+                let warned = st
+                    .log
+                    .iter()
+                    .any(|l| l.level >= berth_model::status::Level::Warn);
+                if (st.status != Status::Down || warned)
+                    && let Some(claim) = Claim::of(res)
+                    && let Some((other, rid)) = ledger.foreign(res.rid, &claim)
+                {
+                    // Brought up by another service: not this one's.
+                    st.status = Status::Down;
+                    st.log.push(LogEntry::warn(format!(
+                        "{claim} is held by service {other} ({rid}), not by this service"
+                    )));
+                }
+                (res.rid, st)
+            })
             .collect();
         let frozen = self.paths.frozen_flag(&svc.name).exists();
         ServiceStatus::build(svc, states, frozen)
@@ -318,6 +341,33 @@ impl<'a, D: Driver> Engine<'a, D> {
         opts: &ActionOptions,
     ) -> Result<ActionReport, ActionError> {
         let rids = self.selected(svc, opts)?;
+        let mut skipped = Vec::new();
+        for &rid in &rids {
+            let Some(res) = svc.resource(rid) else {
+                continue;
+            };
+            let Some(claim) = Claim::of(res) else {
+                continue;
+            };
+            let Some((other, their)) = claims::holder(self.paths, &svc.name, &claim) else {
+                continue;
+            };
+            let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
+            let why = format!("{claim} is held by service {other} ({their})");
+            if opts.force {
+                warn!("--force: {why}: starting anyway");
+                continue;
+            }
+            let source =
+                DriverError::Refused(format!("{why}: stop it there first (svc {other} stop)"));
+            if res.common.optional {
+                warn!("{source} (optional resource: not started)");
+                skipped.push(rid);
+                continue;
+            }
+            error!("{source}");
+            return Err(ActionError::Refused(ResourceError { rid, source }));
+        }
         if let Some(guard) = self.guard
             && !opts.dry_run
         {
@@ -328,6 +378,15 @@ impl<'a, D: Driver> Engine<'a, D> {
                     return Err(ActionError::Guard(why));
                 }
             }
+        }
+        let nodes = &svc.settings.nodes;
+        if self.guard.is_none() && !nodes.is_empty() && !nodes.iter().any(|n| n == self.nodename) {
+            // In a cluster the guard refuses it; on a single node the operator decides.
+            warn!(
+                "this node ({}) is not in the service's nodes ({}): starting it here anyway",
+                self.nodename,
+                nodes.join(", ")
+            );
         }
         let prechecked = Prechecked::default();
         let ctx = Ctx {
@@ -341,11 +400,13 @@ impl<'a, D: Driver> Engine<'a, D> {
             }
             return Ok(ActionReport::default());
         }
-        let mut skipped = Vec::new();
         for &rid in &rids {
             let Some(res) = svc.resource(rid) else {
                 continue;
             };
+            if skipped.contains(&rid) {
+                continue;
+            }
             let _s = info_span!("resource", svc = %svc.name, rid = %rid).entered();
             if let Err(source) = self.driver.precheck(&ctx, res) {
                 if res.common.optional {
@@ -368,6 +429,9 @@ impl<'a, D: Driver> Engine<'a, D> {
             }
             let span = info_span!("resource", svc = %svc.name, rid = %rid);
             let result = span.in_scope(|| self.driver.start(&ctx, res));
+            if result.is_ok() {
+                span.in_scope(|| self.claim(svc, res));
+            }
             if !matches!(result, Ok(Outcome::AlreadyDone)) {
                 // The host changed (or may have: a failed start): what the prechecks read is
                 // not what a start would read now.
@@ -407,6 +471,24 @@ impl<'a, D: Driver> Engine<'a, D> {
         Ok(report)
     }
 
+    /// Record that `res` of `svc` is up: its claim is now this service's.
+    fn claim(&self, svc: &ServiceConfig, res: &berth_model::config::Resource) {
+        if let Some(claim) = Claim::of(res)
+            && let Err(e) = claims::add(self.paths, &svc.name, res.rid, claim)
+        {
+            warn!("{e}");
+        }
+    }
+
+    /// Record that `res` of `svc` is down: it holds its claim no more.
+    fn release(&self, svc: &ServiceConfig, res: &berth_model::config::Resource) {
+        if Claim::of(res).is_some()
+            && let Err(e) = claims::remove(self.paths, &svc.name, res.rid)
+        {
+            warn!("{e}");
+        }
+    }
+
     /// Stop, in reverse, what a failed start started.
     fn rollback(&self, ctx: &Ctx<'_>, started: &[Rid]) -> (Vec<Rid>, Vec<ResourceError>) {
         let mut done = Vec::new();
@@ -418,7 +500,10 @@ impl<'a, D: Driver> Engine<'a, D> {
             let _s = info_span!("resource", svc = %ctx.svc.name, rid = %rid).entered();
             info!("rollback");
             match self.driver.stop(ctx, res) {
-                Ok(_) => done.push(rid),
+                Ok(_) => {
+                    self.release(ctx.svc, res);
+                    done.push(rid);
+                }
                 Err(source) => {
                     error!("rollback: {source}");
                     errors.push(ResourceError { rid, source });
@@ -445,6 +530,7 @@ impl<'a, D: Driver> Engine<'a, D> {
         let ctx = self.ctx(svc, opts.force);
         let mut rids = self.selected(svc, opts)?;
         rids.reverse();
+        let ledger = claims::Ledger::read(self.paths, &svc.name);
         debug_assert!(rids.iter().all(|r| stop_order(svc).contains(r)));
         let mut report = ActionReport::default();
         let mut errors = Vec::new();
@@ -461,9 +547,23 @@ impl<'a, D: Driver> Engine<'a, D> {
                 info!("standby resource: left up (use --force to stop it)");
                 continue;
             }
+            if let Some(claim) = Claim::of(res)
+                && let Some((other, their)) = ledger.foreign(rid, &claim)
+            {
+                info!(
+                    "{claim} is held by service {other} ({their}), not by this service: left alone"
+                );
+                report.unchanged.push(rid);
+                continue;
+            }
             match self.driver.stop(&ctx, res) {
-                Ok(Outcome::Changed) => report.changed.push(rid),
-                Ok(Outcome::AlreadyDone) => report.unchanged.push(rid),
+                Ok(outcome) => {
+                    self.release(svc, res);
+                    match outcome {
+                        Outcome::Changed => report.changed.push(rid),
+                        Outcome::AlreadyDone => report.unchanged.push(rid),
+                    }
+                }
                 Err(source) => {
                     error!("{source}");
                     errors.push(ResourceError { rid, source });
@@ -496,9 +596,9 @@ impl<'a, D: Driver> Engine<'a, D> {
 /// to leave it alone. Both are idempotent.
 pub fn set_frozen(paths: &Paths, svc: &str, frozen: bool) -> Result<(), FreezeError> {
     let flag = paths.frozen_flag(svc);
-    let fail = |source| FreezeError {
+    let fail = |error| FreezeError {
         path: flag.clone(),
-        source,
+        error,
     };
     if frozen {
         if let Some(dir) = flag.parent() {
@@ -515,13 +615,21 @@ pub fn set_frozen(paths: &Paths, svc: &str, frozen: bool) -> Result<(), FreezeEr
 
 /// The frozen flag could not be written or removed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot change the frozen flag {path}: {source}")]
+#[error("{}cannot change the frozen flag {path}: {error}", needs_root(.error))]
 pub struct FreezeError {
     /// The flag file.
     pub path: std::path::PathBuf,
-    /// The OS error.
-    #[source]
-    pub source: std::io::Error,
+    /// The OS error (in the message, not a source: printed once).
+    pub error: std::io::Error,
+}
+
+/// `this action needs root: ` for a permission denied.
+fn needs_root(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        "this action needs root: "
+    } else {
+        ""
+    }
 }
 
 /// Whether a status counts as up for `svc <svc> status` (exit code 0).

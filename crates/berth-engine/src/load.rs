@@ -240,6 +240,67 @@ pub fn service_names(paths: &Paths) -> Result<Vec<String>, LoadError> {
     Ok(service_files(paths)?.into_iter().map(|(n, _)| n).collect())
 }
 
+/// A file of `<config>/services` berth does not read, and why (see [`ignored_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for Ignored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ignored: berth reads <svc>.{} only",
+            self.path.display(),
+            EXTENSIONS.join(", <svc>.")
+        )
+    }
+}
+
+/// The regular files of `<config>/services` that are no service file (`web.yaml`, `web.TOML`,
+/// `web.toml.bak`), sorted: a service written there would silently not exist. Hidden files
+/// (editors' swap files) are left out. A directory that cannot be listed has none.
+pub fn ignored_files(paths: &Paths) -> Vec<Ignored> {
+    let Ok(entries) = std::fs::read_dir(paths.services_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Ignored> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+                && p.is_file()
+                && Format::from_path(p).is_none()
+        })
+        .map(|path| Ignored { path })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The directories of `<var>` whose service has no file any more (a deleted service's log,
+/// records and docker data), sorted: berth never removes them by itself.
+pub fn leftover_var_dirs(paths: &Paths) -> Result<Vec<PathBuf>, LoadError> {
+    let names = service_names(paths)?;
+    let Ok(entries) = std::fs::read_dir(&paths.var_dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && names.binary_search_by(|n| n.as_str().cmp(&name)).is_err()
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// A service name and the service, or why it could not be loaded.
 pub type Loaded = (String, Result<ServiceConfig, LoadError>);
 
@@ -274,6 +335,54 @@ mod tests {
             var_dir: dir.join("var"),
             run_dir: dir.join("run"),
         }
+    }
+
+    #[test]
+    fn files_berth_does_not_read_and_leftover_var_dirs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        assert!(ignored_files(&p).is_empty(), "no services dir: nothing");
+        let svcs = p.services_dir();
+        std::fs::create_dir_all(&svcs).unwrap();
+        for f in [
+            "web.toml",
+            "web.yaml",
+            "db.TOML",
+            "db.toml.bak",
+            "README",
+            ".web.toml.swp",
+            "old.env",
+        ] {
+            std::fs::write(svcs.join(f), "").unwrap();
+        }
+        std::fs::create_dir(svcs.join("sub.toml")).unwrap();
+        let ignored: Vec<String> = ignored_files(&p).iter().map(|i| i.to_string()).collect();
+        let d = svcs.display();
+        assert_eq!(
+            ignored,
+            [
+                format!("{d}/README ignored: berth reads <svc>.toml, <svc>.env, <svc>.conf only"),
+                format!("{d}/db.TOML ignored: berth reads <svc>.toml, <svc>.env, <svc>.conf only"),
+                format!(
+                    "{d}/db.toml.bak ignored: berth reads <svc>.toml, <svc>.env, <svc>.conf only"
+                ),
+                format!("{d}/web.yaml ignored: berth reads <svc>.toml, <svc>.env, <svc>.conf only"),
+            ]
+        );
+
+        assert!(
+            leftover_var_dirs(&p).unwrap().is_empty(),
+            "no var dir: nothing"
+        );
+        for d in ["web", "gone", ".hidden", "db"] {
+            std::fs::create_dir_all(p.var_dir.join(d)).unwrap();
+        }
+        std::fs::write(p.var_dir.join("cluster.lease"), "").unwrap();
+        assert_eq!(
+            leftover_var_dirs(&p).unwrap(),
+            [p.var_dir.join("db"), p.var_dir.join("gone")],
+            "db has only files berth does not read"
+        );
     }
 
     /// `load_all` lists the directory once; its answers are `load_service`'s for every name:

@@ -13,13 +13,18 @@ use nix::fcntl::{Flock, FlockArg};
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// The lock file could not be opened or created.
-    #[error("cannot open lock file {path}: {source}")]
+    #[error("cannot open lock file {path}: {error}")]
     Open {
         /// The lock file.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not a source: printed once).
+        error: std::io::Error,
+    },
+    /// The lock file may not be opened or created: the caller is not root.
+    #[error("this action needs root (cannot open the lock file {path}: permission denied)")]
+    NeedsRoot {
+        /// The lock file.
+        path: PathBuf,
     },
     /// Another action held the lock for longer than we were allowed to wait.
     #[error(
@@ -35,13 +40,12 @@ pub enum LockError {
         waited: f64,
     },
     /// flock failed for another reason.
-    #[error("cannot lock {path}: {source}")]
+    #[error("cannot lock {path}: {error}")]
     Flock {
         /// The lock file.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: Errno,
+        /// The OS error (in the message, not a source: printed once).
+        error: Errno,
     },
 }
 
@@ -63,14 +67,25 @@ fn holder(path: &Path) -> String {
     }
 }
 
+/// Why `path` could not be opened or created.
+fn open_error(path: &Path, error: std::io::Error) -> LockError {
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        LockError::NeedsRoot {
+            path: path.to_path_buf(),
+        }
+    } else {
+        LockError::Open {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
+
 impl ServiceLock {
     /// Take the lock of `svc` at `path`, waiting up to `wait`.
     pub fn acquire(svc: &str, path: &Path, wait: Duration) -> Result<ServiceLock, LockError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| LockError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|e| open_error(path, e))?;
         }
         let start = Instant::now();
         let mut file = OpenOptions::new()
@@ -79,10 +94,7 @@ impl ServiceLock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|source| LockError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|e| open_error(path, e))?;
         let mut announced = false;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -113,7 +125,7 @@ impl ServiceLock {
                 Err((_, errno)) => {
                     return Err(LockError::Flock {
                         path: path.to_path_buf(),
-                        source: errno,
+                        error: errno,
                     });
                 }
             }

@@ -553,3 +553,58 @@ fn start_if_asks_under_the_lock_and_does_nothing_when_told_no() {
     // The lock was released.
     ServiceLock::acquire("web", &lock, Duration::ZERO).unwrap();
 }
+
+/// Two services on one mount point: the second start is refused naming the first, and the
+/// second service's status and stop leave the first's filesystem alone.
+#[test]
+fn another_services_claim_is_not_this_ones_to_report_or_take_down() {
+    let t = setup("");
+    std::fs::create_dir_all(t.paths.services_dir()).unwrap();
+    let fs =
+        |dev: &str| format!("[fs.1]\ndev = \"{dev}\"\nmnt = \"/srv/data/\"\ntype = \"ext4\"\n");
+    let mut services = Vec::new();
+    for (name, dev) in [("a", "/a.img"), ("b", "/b.img")] {
+        let path = t.paths.services_dir().join(format!("{name}.toml"));
+        std::fs::write(&path, fs(dev)).unwrap();
+        services.push(ServiceConfig::parse(&path, &fs(dev)).unwrap());
+    }
+    let (a, b) = (&services[0], &services[1]);
+    let fake = Fake::default();
+    let e = Engine::new(&fake, &t.paths, "node1");
+    e.start(a, &ActionOptions::default()).unwrap();
+    fake.calls.borrow_mut().clear();
+
+    let err = e
+        .start(b, &ActionOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "start refused, nothing was started: fs#1: mount point /srv/data is held by service a \
+         (fs#1): stop it there first (svc a stop)"
+    );
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+
+    let st = e.status(b);
+    assert_eq!(st.resources[0].status, Status::Down);
+    assert_eq!(
+        st.resources[0].log[0].message,
+        "mount point /srv/data is held by service a (fs#1), not by this service"
+    );
+    assert_eq!(e.status(a).resources[0].status, Status::Up);
+
+    let report = e.stop(b, &ActionOptions::default()).unwrap();
+    assert!(
+        fake.calls().is_empty(),
+        "b's stop touched a's: {:?}",
+        fake.calls()
+    );
+    assert_eq!(report.unchanged.len(), 1);
+    assert_eq!(e.status(a).avail, Status::Up);
+
+    // a's stop frees it for b.
+    e.stop(a, &ActionOptions::default()).unwrap();
+    e.start(b, &ActionOptions::default()).unwrap();
+    assert_eq!(e.status(b).avail, Status::Up);
+    assert_eq!(e.status(a).avail, Status::Down);
+}

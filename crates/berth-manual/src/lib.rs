@@ -76,6 +76,19 @@ pub struct Extras {
     pub keywords_page: bool,
     /// Options parsed after the program's words (svc's action options), with their heading.
     pub more_options: Option<(&'static str, CommandFn)>,
+    /// Sections of the man page after the options (svcd's ENVIRONMENT, EXIT STATUS...).
+    pub sections: &'static [ManSection],
+}
+
+/// A man page section of term/definition items (`ENVIRONMENT`: `SVCD_LOG`, what it does).
+#[derive(Debug, Clone, Copy)]
+pub struct ManSection {
+    /// The heading, upper case by convention.
+    pub heading: &'static str,
+    /// A paragraph before the items (may be empty).
+    pub text: &'static str,
+    /// `(term, definition)`, in order.
+    pub items: &'static [(&'static str, &'static str)],
 }
 
 impl ManualArgs {
@@ -126,7 +139,8 @@ fn write_man_pages(dir: &Path, cmd: clap::Command, extras: Extras) -> Result<(),
     };
     let file = format!("{}.1", cmd.get_name());
     let more = extras.more_options.map(|(h, f)| (h, f()));
-    let page = man::program_page(cmd, more).map_err(|e| format!("cannot render {file}: {e}"))?;
+    let page = man::program_page(cmd, more, extras.sections)
+        .map_err(|e| format!("cannot render {file}: {e}"))?;
     write(&file, &page)?;
     if extras.keywords_page {
         write("berth.conf.5", man::keywords_page().as_bytes())?;

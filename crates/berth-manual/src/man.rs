@@ -48,9 +48,11 @@ fn common_tail(roff: &mut Roff, name: &str) {
 /// The page of a program, from its clap definition: name, synopsis, description, options, the
 /// after-help text (svc's actions), version, files.
 /// `more`: a second set of options under its own heading (svc's action options).
+/// `sections`: the program's own sections, after the options (svcd's ENVIRONMENT...).
 pub fn program_page(
     cmd: clap::Command,
     more: Option<(&str, clap::Command)>,
+    sections: &[crate::ManSection],
 ) -> std::io::Result<Vec<u8>> {
     let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
@@ -83,6 +85,17 @@ pub fn program_page(
             roff.text([roman(line)]);
         }
         roff.control("fi", []);
+    }
+    for section in sections {
+        roff.control("SH", [section.heading]);
+        if !section.text.is_empty() {
+            roff.text([roman(section.text)]);
+        }
+        for (term, definition) in section.items {
+            roff.control("TP", [])
+                .text([bold(*term)])
+                .text([roman(*definition)]);
+        }
     }
     roff.control("SH", ["VERSION"]);
     roff.text([roman(crate::VERSION)]);
@@ -280,8 +293,23 @@ mod tests {
                     .help("where"),
             );
         let more = clap::Command::new("x").arg(clap::Arg::new("rid").long("rid").help("only"));
-        let page =
-            String::from_utf8(program_page(cmd, Some(("action options", more))).unwrap()).unwrap();
+        let sections = [crate::ManSection {
+            heading: "EXIT STATUS",
+            text: "as follows",
+            items: &[("0", "done"), ("2", "bad config")],
+        }];
+        let page = String::from_utf8(
+            program_page(cmd, Some(("action options", more)), &sections).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            page.contains(
+                ".SH \"EXIT STATUS\"\nas follows\n.TP\n\\fB0\\fR\ndone\n.TP\n\\fB2\\fR\nbad config"
+            ),
+            "{page}"
+        );
+        let version = page.find(".SH VERSION").unwrap();
+        assert!(page.find("EXIT STATUS").unwrap() < version, "{page}");
         assert!(page.contains(".SH \"ACTION OPTIONS\""), "{page}");
         assert!(page.contains("\n.TH svcx 1"), "{page}");
         assert_eq!(page.matches(".ds Aq").count(), 2, "{page}");

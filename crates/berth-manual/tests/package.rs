@@ -251,7 +251,40 @@ fn package_installs_upgrades_over_an_edited_conffile_and_purges() {
     assert!(root.path("var/lib/berth").is_dir());
     let conffiles =
         std::fs::read_to_string(root.path("var/lib/dpkg/info/berth.conffiles")).unwrap();
-    assert_eq!(conffiles.trim(), "/etc/berth/node.toml");
+    let mut want_conffiles = vec!["/etc/berth/node.toml"];
+    if collector {
+        // The collector unit's config: a commented example, so the file the unit names exists.
+        want_conffiles.insert(0, "/etc/berth/collector.toml");
+        let unit = std::fs::read_to_string(root.path("lib/systemd/system/berth-collector.service"))
+            .unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/bin/berth-collector --config /etc/berth/collector.toml"),
+            "{unit}"
+        );
+        let example = std::fs::read_to_string(root.path("etc/berth/collector.toml")).unwrap();
+        assert!(example.contains("# [[nodes]]"), "{example}");
+    }
+    assert_eq!(conffiles.lines().collect::<Vec<_>>(), want_conffiles);
+
+    // The installed README's links lead to files installed beside it.
+    let doc = root.path("usr/share/doc/berth");
+    let readme = std::fs::read_to_string(doc.join("README.md")).unwrap();
+    let mut links = 0;
+    for (i, _) in readme.match_indices("](") {
+        let rest = &readme[i + 2..];
+        let target = &rest[..rest.find(')').unwrap()];
+        if target.starts_with("http") || target.starts_with('#') {
+            continue;
+        }
+        let file = target.split('#').next().unwrap();
+        assert!(
+            doc.join(file).is_file(),
+            "the installed README links to {target}, which is not in {}",
+            doc.display()
+        );
+        links += 1;
+    }
+    assert!(links >= 10, "the README's links: {links}");
     assert_eq!(
         root.systemctl_calls(),
         ["daemon-reload"],

@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod api;
+pub mod claims;
 pub mod config;
 pub mod fleet;
 pub mod order;

@@ -310,10 +310,9 @@ fn start_container(
             // Everything that can be checked is, before anything is removed: a start that
             // fails on a missing image or a bad option leaves the old container as it was.
             if inspect_image(api, &spec.run_image)?.is_none() {
-                return Err(DriverError::Refused(format!(
-                    "image {} is not known to the docker daemon of {}: import or pull it first \
-                     (svc {} docker pull {})",
-                    spec.run_image, ctx.svc.name, ctx.svc.name, spec.run_image
+                return Err(DriverError::Refused(missing_image(
+                    &ctx.svc.name,
+                    &spec.run_image,
                 )));
             }
             let body = container::create_body(&ctx.svc.name, &rid.to_string(), spec, &mode)?;
@@ -676,6 +675,18 @@ pub fn chargeback(ctx: &Ctx<'_>, data_bytes: Option<u64>) -> Option<Chargeback> 
                 .sum::<u64>();
     }
     Some(cb)
+}
+
+/// Why a start cannot create a container from `image`, and the two ways to get it: a pull (needs
+/// a registry), or, offline, an import through the passthrough, which needs the docker data dir's
+/// fs up (the failed start's rollback took it down).
+fn missing_image(svc: &str, image: &str) -> String {
+    format!(
+        "image {image} is not known to the docker daemon of {svc}: pull it \
+         (svc {svc} docker pull {image}, from a registry this node reaches) or, offline, import \
+         it with the fs up (svc {svc} startfs, then \
+         tar -C ROOTFS -c . | svc {svc} docker import - {image}), then start again"
+    )
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! The fs driver: mount a block device or an image file (through a loop device) on a mount
 //! point, and unmount it, killing the processes that keep it busy within the stop bound.
 //!
-//! - status: `up` when the mount point is mounted (from `/proc/self/mountinfo`), with a warning
-//!   when it is mounted from another device; `down` otherwise.
+//! - status: `up` when the mount point is mounted (from `/proc/self/mountinfo`) from `dev`;
+//!   `down` otherwise, with a warning when another filesystem sits there.
 //! - start: attach a loop device for an image file (or reuse the one already backed by it),
 //!   `e2fsck -p` for ext2/3/4, `mkdir -p` the mount point, `mount(2)`. A failure after the
 //!   loop device was attached detaches it again.
-//! - stop: `umount2(2)`; when busy, TERM then KILL the holders, retrying until the umount
+//! - stop: another filesystem on the mount point is left alone; else `umount2(2)`; when busy, TERM then KILL the holders, retrying until the umount
 //!   succeeds or `stop_timeout` runs out; then detach the image's loop device.
 
 mod holders;
@@ -91,16 +91,32 @@ fn classify(dev: &Path) -> Result<Device, DriverError> {
     }
 }
 
-/// Whether `entry` is mounted from `dev` (itself, or a loop device backed by it).
+/// Whether `entry` is mounted from `dev` (itself, a loop device backed by it, or, for a
+/// directory bind-mounted, a directory of the filesystem it is on).
 fn same_source(entry: &MountEntry, dev: &Path) -> bool {
     match classify(dev) {
         Ok(Device::Block(_, id)) => (entry.major, entry.minor) == id,
         Ok(Device::Image(p)) => loopdev::backed_by(&p)
             .iter()
             .any(|a| a.dev == (entry.major, entry.minor)),
-        Ok(Device::Other(p)) => entry.source_path() == p || entry.source_path() == resolve(&p),
+        Ok(Device::Other(p)) => {
+            entry.source_path() == p
+                || entry.source_path() == resolve(&p)
+                || std::fs::metadata(&p)
+                    .is_ok_and(|m| m.is_dir() && major_minor(m.dev()) == (entry.major, entry.minor))
+        }
         Err(_) => entry.source_path() == dev,
     }
+}
+
+/// What sits on the mount point when it is another filesystem than `spec.dev`'s.
+fn foreign(entry: &MountEntry, spec: &FsSpec) -> String {
+    format!(
+        "{} is mounted from {}, not {}: another filesystem",
+        spec.mnt.display(),
+        entry.source_path().display(),
+        spec.dev.display()
+    )
 }
 
 /// Status: up when `mnt` is mounted.
@@ -112,17 +128,13 @@ pub fn status(spec: &FsSpec) -> ResourceState {
             Status::Undef
         }
         Ok(entries) => match find_mount(&entries, &spec.mnt) {
-            Some(e) => {
-                if !same_source(e, &spec.dev) {
-                    log.push(LogEntry::warn(format!(
-                        "{} is mounted from {}, not {}",
-                        spec.mnt.display(),
-                        e.source_path().display(),
-                        spec.dev.display()
-                    )));
-                }
-                Status::Up
+            // Another filesystem on the mount point is not this resource up: its stop leaves
+            // it alone.
+            Some(e) if !same_source(e, &spec.dev) => {
+                log.push(LogEntry::warn(foreign(e, spec)));
+                Status::Down
             }
+            Some(_) => Status::Up,
             None => {
                 if spec.dev.is_absolute() && !spec.dev.exists() {
                     log.push(LogEntry::info(format!(
@@ -160,10 +172,8 @@ pub fn start(spec: &FsSpec) -> Result<Outcome, DriverError> {
             // mounting over it would hide it. A start that reported success here would run
             // the service on the wrong filesystem.
             return Err(DriverError::Refused(format!(
-                "{} is mounted from {}, not {}: refusing to start on another filesystem",
-                spec.mnt.display(),
-                e.source_path().display(),
-                spec.dev.display()
+                "{}: refusing to start on it",
+                foreign(e, spec)
             )));
         }
         tracing::info!(
@@ -303,6 +313,12 @@ pub fn stop(spec: &FsSpec) -> Result<Outcome, DriverError> {
         }
         return Ok(Outcome::Changed);
     };
+    if !same_source(entry, &spec.dev) {
+        // Not this resource's filesystem (another service's, or mounted by hand): unmounting it
+        // would take it from its owner.
+        tracing::info!("{}: left alone", foreign(entry, spec));
+        return Ok(Outcome::AlreadyDone);
+    }
     let id = (entry.major, entry.minor);
     let unique = entries.iter().filter(|e| (e.major, e.minor) == id).count() == 1;
     let target = Target {

@@ -447,6 +447,37 @@ mod tests {
 
     const FILE: &str = "/etc/berth/collector.toml";
 
+    /// The example the package ships as /etc/berth/collector.toml.
+    const PACKAGED: &str = include_str!("../../../../packaging/collector.toml");
+
+    #[test]
+    fn the_packaged_example_says_the_defaults_and_its_nodes_parse() {
+        let c = CollectorConfig::parse(Path::new(FILE), PACKAGED).unwrap();
+        let d = CollectorConfig::parse(Path::new(FILE), "").unwrap();
+        assert!(c.nodes.is_empty());
+        assert_eq!(c, d, "all comments: the defaults");
+        // Each commented `key = value` line is a real key with its default (or an example).
+        let uncommented: String = PACKAGED
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = ") || l.starts_with("[["))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let u = CollectorConfig::parse(Path::new(FILE), &uncommented)
+            .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(u.listen, d.listen);
+        assert_eq!(u.database, d.database);
+        assert_eq!(
+            (u.interval, u.timeout, u.stale_after),
+            (d.interval, d.timeout, d.stale_after)
+        );
+        assert_eq!(u.nodes.len(), 2);
+        assert_eq!(
+            u.nodes[1].token_file.as_deref(),
+            Some(Path::new("/etc/berth/node2.token"))
+        );
+    }
+
     #[test]
     fn defaults_and_nodes() {
         let c = CollectorConfig::parse(

@@ -148,6 +148,42 @@ const SCOPE_WORDS: &[&str] = &[
 /// are decided by their unscoped values.
 const UNSCOPABLE: &[&str] = &["nodes", "drpnodes", "encapnodes"];
 
+/// OpenSVC's resource kinds, the `<kind>` of a service's `[<kind>#<n>]` sections (berth runs
+/// some of them; a section of another one is a warning, of a kind outside this list an error).
+pub const OPENSVC_KINDS: [&str; 14] = [
+    "app",
+    "certificate",
+    "container",
+    "disk",
+    "expose",
+    "fs",
+    "ip",
+    "route",
+    "share",
+    "subset",
+    "sync",
+    "task",
+    "vhost",
+    "volume",
+];
+
+/// The candidate nearest to `word`, when it is near enough to be a typo of it (an edit distance
+/// of at most a third of the longer word, and at least one); of two as near, the one sharing
+/// the longer start (Jaro-Winkler).
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            let c_lower = c.to_ascii_lowercase();
+            let distance = strsim::damerau_levenshtein(&lower, &c_lower);
+            (distance, strsim::jaro_winkler(&lower, &c_lower), c)
+        })
+        .filter(|(d, _, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
+}
+
 /// A section as written, with canonical key names and the values as they are (scoped keys and
 /// references kept): what `print config` shows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -402,9 +438,10 @@ fn check_type(cx: &mut Ctx<'_>, section: &mut RawSection) {
     };
     let typ = section.entries.iter().position(|e| e.key == "type");
     let supported = driver_types(kind);
-    let given = typ.and_then(|i| match &section.entries[i].value {
-        RawValue::Str(s) => Some((i, s.trim().to_ascii_lowercase())),
-        _ => None,
+    // A `type` that is not a string (`type = 5` in TOML) is no type berth has either.
+    let given = typ.map(|i| match &section.entries[i].value {
+        RawValue::Str(s) => (i, s.trim().to_ascii_lowercase()),
+        other => (i, other.shown()),
     });
     let line = typ.map_or(section.line, |i| section.entries[i].line);
     let mut refused = false;
@@ -1161,6 +1198,62 @@ mod tests {
         );
         let e = errors(None, "[fs#1]\ndev = {mnt}\nmnt = {dev}\ntype = ext4\n");
         assert!(e[0].contains("circular"), "{e:?}");
+    }
+
+    #[test]
+    fn ini_sections_of_no_opensvc_kind_are_errors_naming_the_nearest() {
+        let text = "[DEFAULT]\nnodes = n1\n\n[containr#1]\ntype = docker\nimage = x\n\n\
+            [app#1]\nscript = x\n[task#1]\ncommand = x\n[DEFAUT]\nfoo = 1\n[zzzz#2]\na = b\n";
+        let c = on(None, text);
+        assert!(
+            c.service.is_none(),
+            "a typo of a kind is never a resource lost quietly"
+        );
+        let errors: Vec<String> = c.diagnostics.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].contains(
+                ":4: [containr#1] unknown section: containr is not an OpenSVC resource kind \
+                 (did you mean [container#1]?)"
+            ),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains(":12: [DEFAUT] unknown section: not DEFAULT, env nor a resource id")
+                && errors[1].ends_with("(did you mean [DEFAULT]?)"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].contains(":14: [zzzz#2] unknown section: zzzz is not an OpenSVC")
+                && !errors[2].contains("did you mean"),
+            "{errors:?}"
+        );
+        // OpenSVC kinds berth does not run stay warnings.
+        let warnings: Vec<String> = c
+            .diagnostics
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains(":8: [app#1] section ignored"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains(":10: [task#1] section ignored"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn nearest_is_a_typo_or_nothing() {
+        assert_eq!(nearest("containr", OPENSVC_KINDS), Some("container"));
+        assert_eq!(nearest("Fs", OPENSVC_KINDS), Some("fs"));
+        assert_eq!(nearest("ipp", OPENSVC_KINDS), Some("ip"));
+        assert_eq!(nearest("volumes", OPENSVC_KINDS), Some("volume"));
+        assert_eq!(nearest("database", OPENSVC_KINDS), None);
+        assert_eq!(nearest("x", OPENSVC_KINDS), None);
     }
 
     #[test]

@@ -310,6 +310,13 @@ impl Doc {
     }
 
     fn apply(&mut self, change: &Change, force_string: bool) {
+        // Removing a word from a key the file does not set leaves the file as it is (never an
+        // empty `tags = []`, nor a new section).
+        if let Change::Remove(p, _) = change
+            && self.get(p).is_none()
+        {
+            return;
+        }
         match self {
             Doc::Ini(d) => {
                 let new = match change {
@@ -798,6 +805,21 @@ ipname = 192.0.2.10
             "{}",
             e.text
         );
+    }
+
+    #[test]
+    fn removing_a_word_from_an_absent_key_changes_nothing() {
+        for (path, text) in [(toml_path(), TOML), (ini_path(), INI)] {
+            let e = apply(&path, text, &[set("fs#1.tags-=old")]).unwrap();
+            assert!(!e.changed, "{}: {}", path.display(), e.text);
+            assert_eq!(e.text, text);
+            let e = apply(&path, text, &[set("fs#9.tags-=old")]).unwrap();
+            assert!(!e.changed, "no new section: {}", e.text);
+            // Present: the word goes (and the key stays, possibly empty, as written).
+            let e = apply(&path, text, &[set("fs#1.tags+=a"), set("fs#1.tags+=b")]).unwrap();
+            let e = apply(&path, &e.text, &[set("fs#1.tags-=a")]).unwrap();
+            assert_eq!(get(&path, &e.text, &kw("fs#1.tags")).unwrap().unwrap(), "b");
+        }
     }
 
     #[test]

@@ -19,10 +19,23 @@ pub enum ConfigErrorKind {
     },
     /// A section berth does not know (TOML files).
     #[error(
-        "unknown section (expected [service] or [<kind>.<n>] with kind {})",
-        crate::Kind::names(", ")
+        "unknown section (expected [service], [env] or [<kind>.<n>] with kind {}){}",
+        crate::Kind::names(", "),
+        did_you_mean(.suggestion.as_deref())
     )]
-    UnknownSection,
+    UnknownSection {
+        /// The nearest name berth knows, when the section looks like a typo of it.
+        suggestion: Option<String>,
+    },
+    /// An INI section that is neither `DEFAULT`, `env` nor `<kind>#<n>` of an OpenSVC kind: a
+    /// typo, never a resource quietly lost. (OpenSVC kinds berth does not run are warnings.)
+    #[error("unknown section: {why}{}", did_you_mean(.suggestion.as_deref()))]
+    UnknownIniSection {
+        /// What is wrong with the name.
+        why: String,
+        /// The nearest name OpenSVC knows, when the section looks like a typo of it.
+        suggestion: Option<String>,
+    },
     /// A mandatory key is absent.
     #[error("missing mandatory key")]
     MissingKey,
@@ -82,6 +95,11 @@ pub enum ConfigErrorKind {
         /// Why.
         why: String,
     },
+}
+
+/// ` (did you mean X?)`, or nothing.
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion.map_or_else(String::new, |s| format!(" (did you mean {s}?)"))
 }
 
 /// A service file error (boxed: errors are rare, results are everywhere).

@@ -1,10 +1,13 @@
 //! OpenSVC INI service files (`<svc>.env`, `<svc>.conf`), read as operators write them:
 //! `[DEFAULT]` and `[<kind>#<n>]` sections, `key = value` (or `key: value`), `#` and `;` comments,
-//! indented continuation lines. Sections of kinds berth does not run are warnings, not errors.
+//! indented continuation lines. Sections of OpenSVC kinds berth does not run are warnings; a
+//! section that is no OpenSVC kind at all (a typo: `[containr#1]`) is an error suggesting the
+//! nearest kind.
 //! A bad line is an error and reading goes on, so one read reports every bad line.
 
 use std::path::Path;
 
+use super::compat::{OPENSVC_KINDS, nearest};
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
 use super::{ConfigError, ConfigErrorKind, ConfigWarning};
 use crate::rid::{Kind, Rid, RidError, split_rid};
@@ -110,6 +113,15 @@ fn section(
             message: format!("section ignored: berth does not run it ({why})"),
         }))
     };
+    let unknown = |why: String, suggestion: Option<String>| {
+        ConfigError::at(
+            file,
+            Some(line),
+            Some(name),
+            None,
+            ConfigErrorKind::UnknownIniSection { why, suggestion },
+        )
+    };
     let kind = match name {
         "DEFAULT" => SectionKind::Service,
         "env" => SectionKind::Env,
@@ -130,13 +142,31 @@ fn section(
                     Err(_) => SectionKind::Disk(id),
                 }
             }
-            Some((kind, _)) => {
+            Some((kind, _)) if OPENSVC_KINDS.contains(&kind) => {
                 return skipped(format!("berth runs {}, not {kind}", Kind::names(", ")));
             }
+            Some((kind, id)) => {
+                let known = OPENSVC_KINDS.into_iter().chain(Kind::ALL.map(Kind::as_str));
+                return Err(unknown(
+                    format!("{kind} is not an OpenSVC resource kind"),
+                    nearest(kind, known).map(|k| format!("[{k}#{id}]")),
+                ));
+            }
             None => {
-                return skipped(format!(
-                    "not a resource id: {}",
-                    RidError::Shape(name.to_string())
+                let known = ["DEFAULT", "env"]
+                    .into_iter()
+                    .chain(OPENSVC_KINDS)
+                    .chain(Kind::ALL.map(Kind::as_str));
+                let suggestion = nearest(name, known).map(|k| match k {
+                    "DEFAULT" | "env" => format!("[{k}]"),
+                    _ => format!("[{k}#1]"),
+                });
+                return Err(unknown(
+                    format!(
+                        "not DEFAULT, env nor a resource id: {}",
+                        RidError::Shape(name.to_string())
+                    ),
+                    suggestion,
                 ));
             }
         },

@@ -201,7 +201,7 @@ impl ServiceConfig {
         }
         let mut diagnostics = Diagnostics::default();
         let mut raw = match format {
-            Format::Toml => match tomlfile::parse(source, text) {
+            Format::Toml => match tomlfile::parse(source, text, &mut diagnostics.errors) {
                 Ok(raw) => raw,
                 Err(e) => return fail(e),
             },

@@ -240,6 +240,55 @@ fn toml_structure_errors() {
 }
 
 #[test]
+fn toml_unknown_sections_hide_no_other_error() {
+    let text = "[service]\nnodes = [\"n1\"]\nbogus = 1\n\n[containr.1]\nimage = \"x\"\n\n\
+        [fs.1]\ndev = \"/dev/x\"\ntype = \"ext4\"\n[fs.\"a b\"]\nmnt = \"/srv\"\n\n[servce]\nnodes = []\n";
+    let e = toml(text).unwrap_err();
+    let all: Vec<String> = e.all().map(|e| e.to_string()).collect();
+    assert_eq!(all.len(), 5, "{all:?}");
+    assert!(
+        all[0].contains(":3: [service] bogus: unknown key"),
+        "{all:?}"
+    );
+    assert!(
+        all[1].contains(":5: [containr] unknown section")
+            && all[1].ends_with("(did you mean [container.<n>]?)"),
+        "{all:?}"
+    );
+    assert!(
+        all[2].contains(":8: [fs#1] mnt: missing mandatory key"),
+        "{all:?}"
+    );
+    assert!(
+        all[3].contains(":11: [fs.a b] a resource table is named"),
+        "{all:?}"
+    );
+    assert!(
+        all[4].contains(":14: [servce] unknown section")
+            && all[4].ends_with("(did you mean [service]?)"),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn a_type_that_is_not_a_string_is_refused_like_any_unknown_type() {
+    let e = err(toml(
+        "[service]\nnodes = [\"n1\"]\n[container.1]\ntype = 5\nimage = \"x\"\n",
+    ));
+    assert!(
+        e.contains(":4: [container#1] type: type 5 is not supported (berth has: docker)"),
+        "{e}"
+    );
+    let e = err(toml(
+        "[ip.1]\ntype = true\nipname = \"10.0.0.1\"\nipdev = \"eth0\"\n",
+    ));
+    assert!(
+        e.contains(":2: [ip#1] type: type true is not supported"),
+        "{e}"
+    );
+}
+
+#[test]
 fn ini_unknown_keywords_and_sections_are_warnings() {
     let svc = ini("[DEFAULT]\nnodes = n1 n2\ncluster_type = failover\n\n[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\nsnap = true\n\n[sync#1]\ntype = rsync\n").unwrap();
     assert_eq!(svc.settings.nodes, ["n1", "n2"]);

@@ -5,6 +5,7 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::compat::nearest;
 use super::raw::{Lines, RawEntry, RawFile, RawSection, RawValue, SectionKind, line_of};
 use super::{ConfigError, ConfigErrorKind};
 use crate::rid::{Kind, Rid, RidId};
@@ -21,7 +22,14 @@ pub(crate) fn syntax_error(file: &Path, text: &str, e: &toml::de::Error) -> Conf
     )
 }
 
-pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
+/// The file's sections. A syntax error stops the reading (`Err`); a section berth does not know,
+/// or a resource table of a bad shape, goes to `errors` and the reading goes on, so one read
+/// reports every such section along with the other errors of the file.
+pub(crate) fn parse(
+    file: &Path,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Result<RawFile, ConfigError> {
     let doc = DeTable::parse(text).map_err(|e| syntax_error(file, text, &e))?;
     let mut out = RawFile::default();
     let lines = Lines::new(text);
@@ -29,38 +37,46 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
         let line = lines.line(key.span().start);
         let name: &str = key.get_ref();
         let bad_section = |section: &str| {
+            let known = ["service", "env"]
+                .into_iter()
+                .chain(Kind::ALL.map(Kind::as_str));
+            let suggestion = nearest(section, known).filter(|k| *k != section);
             ConfigError::at(
                 file,
                 Some(line),
                 Some(section),
                 None,
-                ConfigErrorKind::UnknownSection,
+                ConfigErrorKind::UnknownSection {
+                    suggestion: suggestion.map(|k| match k {
+                        "service" | "env" => format!("[{k}]"),
+                        _ => format!("[{k}.<n>]"),
+                    }),
+                },
             )
         };
-        if name == "env" {
-            let table = as_table(value).ok_or_else(|| bad_section(name))?;
+        if name == "env" || name == "service" {
+            let Some(table) = as_table(value) else {
+                errors.push(bad_section(name));
+                continue;
+            };
+            let kind = if name == "env" {
+                SectionKind::Env
+            } else {
+                SectionKind::Service
+            };
             out.sections
-                .push(section(&lines, "env".into(), SectionKind::Env, line, table));
+                .push(section(&lines, name.to_string(), kind, line, table));
             continue;
         }
-        if name == "service" {
-            let table = as_table(value).ok_or_else(|| bad_section(name))?;
-            out.sections.push(section(
-                &lines,
-                "service".into(),
-                SectionKind::Service,
-                line,
-                table,
-            ));
+        let (Ok(kind), Some(table)) = (name.parse::<Kind>(), as_table(value)) else {
+            errors.push(bad_section(name));
             continue;
-        }
-        let kind: Kind = name.parse().map_err(|_| bad_section(name))?;
-        let table = as_table(value).ok_or_else(|| bad_section(name))?;
+        };
         for (index, body) in table.iter() {
             let line = lines.line(index.span().start);
             let shown = format!("{name}.{}", index.get_ref());
-            let id: RidId = index.get_ref().parse().map_err(|()| {
-                ConfigError::at(
+            let Ok(id) = index.get_ref().parse::<RidId>() else {
+                errors.push(ConfigError::at(
                     file,
                     Some(line),
                     Some(&shown),
@@ -69,17 +85,19 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<RawFile, ConfigError> {
                         "a resource table is named [{name}.<n>] with n a whole number, or \
                          [{name}.<name>] with a name of letters, digits, '_' and '-'"
                     )),
-                )
-            })?;
-            let body = as_table(body).ok_or_else(|| {
-                ConfigError::at(
+                ));
+                continue;
+            };
+            let Some(body) = as_table(body) else {
+                errors.push(ConfigError::at(
                     file,
                     Some(line),
                     Some(&shown),
                     None,
                     ConfigErrorKind::Syntax(format!("[{shown}] must be a table of keys")),
-                )
-            })?;
+                ));
+                continue;
+            };
             let rid = Rid::with_id(kind, id);
             out.sections.push(section(
                 &lines,
