@@ -694,6 +694,10 @@ impl Store {
             .optional()
             .map_err(err)?;
         let Some(alive) = alive.filter(|a| *a < now) else {
+            // No sign of life recorded (a database of an older collector): the rows it left
+            // open end at their last confirmation.
+            tx.execute("UPDATE chargeback SET open = 0 WHERE open = 1", [])
+                .map_err(err)?;
             tx.commit().map_err(err)?;
             return Ok(None);
         };
@@ -1171,6 +1175,19 @@ mod tests {
             s.recover(3 * H).unwrap().is_none(),
             "alive was moved to the restart"
         );
+        // Without any sign of life (an older collector's database), open rows just close.
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut old = Store::open(&dir2.path().join("c.db")).unwrap();
+        let mut row = sample("web", "shop", 0, H, 1);
+        row.open = true;
+        old.write(&mut Batch {
+            samples: vec![row],
+            ..Batch::default()
+        })
+        .unwrap();
+        assert!(old.recover(5 * H).unwrap().is_none());
+        let rows = old.bill_rows(0, 5 * H, 5 * H).unwrap();
+        assert_eq!(rows[0].end_ms, H, "closed at its last confirmation");
         // Retention goes by the end of a row: only crm's (ended at 30 min) is older than 1 h.
         assert_eq!(s.prune(H).unwrap(), 1);
         assert_eq!(s.count("chargeback").unwrap(), 3);
