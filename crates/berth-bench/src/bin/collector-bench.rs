@@ -42,7 +42,10 @@ fn page_render(addr: SocketAddr, root: &Path) -> anyhow::Result<(f64, f64)> {
     let blank = chromium_dump(root, "about:blank")?.1;
     let (html, secs) = chromium_dump(root, &format!("http://{addr}/"))?;
     if !html.contains("data-ready=") {
-        bail!("the page did not draw the grid ({} bytes of DOM)", html.len());
+        bail!(
+            "the page did not draw the grid ({} bytes of DOM)",
+            html.len()
+        );
     }
     Ok((secs, blank))
 }
@@ -59,7 +62,10 @@ fn chromium_dump(root: &Path, url: &str) -> anyhow::Result<(String, f64)> {
             "--virtual-time-budget=10000",
             "--dump-dom",
         ])
-        .arg(format!("--user-data-dir={}", root.join("chromium").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            root.join("chromium").display()
+        ))
         .arg(url)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
