@@ -24,7 +24,7 @@ use berth_model::Rid;
 use berth_model::action::ServiceAction;
 use berth_model::config::ServiceConfig;
 use berth_model::order::{Action, Selector};
-use berth_model::status::{Chargeback, LogEntry, ServiceStatus};
+use berth_model::status::{LogEntry, ServiceStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Level, error, info, info_span, warn};
@@ -139,15 +139,17 @@ pub struct Worker {
     monitor_due: Option<Rid>,
     /// A check that overran [`CHECK_TIMEOUT`], still running on the blocking pool.
     stuck: Option<(Instant, JoinHandle<Probe>)>,
-    /// The last docker chargeback and when it was taken (it sizes the data root: see
-    /// [`CHARGEBACK_EVERY`]).
-    chargeback: Option<(Instant, Chargeback)>,
+    /// The last size of the docker data root and when it was taken (sizing it walks the tree:
+    /// see [`DATA_ROOT_EVERY`]); the container and image counts are taken at every check.
+    data_bytes: Option<(Instant, u64)>,
     /// When the last status check began (wall clock): the tree says the status is as of then.
     probe_began: Option<std::time::SystemTime>,
 }
 
-/// How often a service's docker chargeback is taken again (sizing a data root is costly).
-const CHARGEBACK_EVERY: Duration = Duration::from_secs(60);
+/// How often a service's docker data root is sized again (walking it is costly); the counts of
+/// containers (running or not) and images follow every check, so a stop or start shows in the
+/// chargeback within one check interval.
+const DATA_ROOT_EVERY: Duration = Duration::from_secs(60);
 
 type Probe = (ServiceStatus, Option<ActionRecord>);
 
@@ -179,7 +181,7 @@ pub fn spawn(shared: Arc<Shared>, name: String, config: Loaded) -> Handle {
         settle: false,
         monitor_due: None,
         stuck: None,
-        chargeback: None,
+        data_bytes: None,
         probe_began: None,
     };
     tokio::spawn(worker.run(rx, config_rx));
@@ -302,10 +304,9 @@ impl Worker {
         let started = Instant::now();
         self.probe_began = Some(std::time::SystemTime::now());
         let cached = self
-            .chargeback
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < CHARGEBACK_EVERY)
-            .map(|(_, cb)| cb.clone());
+            .data_bytes
+            .filter(|(at, _)| at.elapsed() < DATA_ROOT_EVERY)
+            .map(|(_, b)| b);
         let fresh = cached.is_none();
         let mut handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -316,14 +317,17 @@ impl Worker {
                 Some(r) => berth_drivers::reads::with(r, || engine.status(&cfg)),
                 None => engine.status(&cfg),
             };
-            st.chargeback = cached.or_else(|| docker::chargeback(&engine.context(&cfg)));
+            st.chargeback = docker::chargeback(&engine.context(&cfg), cached);
+            st.target = rec
+                .as_ref()
+                .and_then(|r| berth_model::status::target_of_action(&r.action));
             shared.metrics.check(started.elapsed().as_secs_f64());
             (st, rec)
         });
         match tokio::time::timeout(CHECK_TIMEOUT, &mut handle).await {
             Ok(Ok(p)) => {
                 if fresh && let Some(cb) = &p.0.chargeback {
-                    self.chargeback = Some((Instant::now(), cb.clone()));
+                    self.data_bytes = Some((Instant::now(), cb.data_bytes));
                 }
                 Some(p)
             }
@@ -680,9 +684,10 @@ impl Worker {
             let chargeback = status.chargeback.take();
             let error = status.error.take();
             let cluster = status.cluster.take();
-            let (sync, hb) = (status.sync, status.hb);
+            let (sync, hb, target) = (status.sync, status.hb, status.target);
             let mut s = ServiceStatus::from_resources(status.name, status.resources, status.frozen);
             s.chargeback = chargeback;
+            s.target = target;
             s.error = error;
             if let Some(c) = cluster {
                 s.set_cluster(sync, hb, c);

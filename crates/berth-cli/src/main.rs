@@ -340,12 +340,15 @@ impl App {
         }
     }
 
-    /// The service's status; the JSON form carries the docker chargeback too.
+    /// The service's status; the JSON form carries the docker chargeback and the operator's
+    /// target too (as svcd's tree does).
     fn service_status(&self, svc: &ServiceConfig) -> ServiceStatus {
         let engine = Engine::new(&HOST, &self.paths, &self.nodename);
         let mut st = engine.status(svc);
         if self.format == OutputFormat::Json {
-            st.chargeback = docker::chargeback(&engine.context(svc));
+            st.chargeback = docker::chargeback(&engine.context(svc), None);
+            st.target = berth_engine::record::read(&self.paths.service_var(&svc.name))
+                .and_then(|r| berth_model::status::target_of_action(&r.action));
         }
         st
     }

@@ -232,6 +232,117 @@ async fn poll_inner(
     }
 }
 
+/// A gzip body inflated, at most `max_body` bytes of it.
+pub fn gunzip(body: &[u8], max_body: usize) -> Result<Bytes, String> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let limit = u64::try_from(max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("bad gzip body ({} bytes): {e}", body.len()))?;
+    if out.len() > max_body {
+        return Err(format!("body larger than {max_body} bytes (inflated)"));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Whether the node's port accepts a connection within `timeout` (a cheap probe while its
+/// polls back off: a node coming back is polled at once).
+pub async fn accepts(target: &Target, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(
+            timeout,
+            TcpStream::connect((target.host.as_str(), target.port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+/// The system's CA bundle (Debian's `ca-certificates`), for https webhooks without `ca`.
+pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// POST `body` (JSON) to `url` (`http[s]://host[:port]/path`) on a fresh connection, all
+/// within `timeout`; a 2xx answer is a success, anything else an error saying what came.
+pub async fn post_json(
+    url: &str,
+    ca: Option<&Path>,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(), String> {
+    let (base, path) = match url.find("://").map(|i| i + 3) {
+        Some(i) => match url[i..].find('/') {
+            Some(j) => (&url[..i + j], &url[i + j..]),
+            None => (url, "/"),
+        },
+        None => return Err(format!("bad webhook URL {url}")),
+    };
+    let ca = ca.unwrap_or(Path::new(SYSTEM_CA));
+    let target = Target::new("webhook", base, Some(ca), None).map_err(|e| e.to_string())?;
+    let body = Bytes::copy_from_slice(body);
+    let go = async {
+        let tcp = TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| format!("connect to {}:{}: {e}", target.host, target.port))?;
+        let _ = tcp.set_nodelay(true);
+        match &target.tls {
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                post_exchange(TokioIo::new(tls), &target, path, body).await
+            }
+            None => post_exchange(TokioIo::new(tcp), &target, path, body).await,
+        }
+    };
+    match tokio::time::timeout(timeout, go).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+    }
+}
+
+async fn post_exchange<IO>(io: IO, target: &Target, path: &str, body: Bytes) -> Result<(), String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, http_body_util::Full<Bytes>>(io)
+            .await
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+    let conn = tokio::spawn(conn);
+    let host = format!("{}:{}", target.host, target.port);
+    let req = Request::post(path)
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(body))
+        .map_err(|e| format!("request: {e}"))?;
+    let result = async {
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let code = resp.status();
+        let text = Limited::new(resp.into_body(), 4096)
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_string())
+            .unwrap_or_default();
+        if code.is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {code}: {text}"))
+        }
+    }
+    .await;
+    drop(sender);
+    conn.abort();
+    result
+}
+
 /// One GET on a fresh connection. Returns the status, headers and body (at most `max_body`).
 pub async fn get(
     target: &Target,
@@ -281,6 +392,7 @@ where
     if let Some(tok) = &target.token {
         req = req.header(header::AUTHORIZATION, tok.clone());
     }
+    req = req.header(header::ACCEPT_ENCODING, "gzip");
     let req = req
         .body(Empty::new())
         .map_err(|e| format!("request: {e}"))?;
@@ -301,10 +413,40 @@ where
                 }
             })?
             .to_bytes();
+        let gzipped = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let body = if gzipped {
+            gunzip(&body, max_body)?
+        } else {
+            body
+        };
         Ok((parts.status, parts.headers, body))
     }
     .await;
     drop(sender);
     conn.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_bodies_inflate_within_the_limit() {
+        use std::io::Write as _;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&[b'x'; 1000]).unwrap();
+        let gz = z.finish().unwrap();
+        assert_eq!(gunzip(&gz, 1000).unwrap().len(), 1000);
+        let e = gunzip(&gz, 999).unwrap_err();
+        assert!(e.contains("larger than 999"), "{e}");
+        assert!(
+            gunzip(b"nope", 10)
+                .unwrap_err()
+                .starts_with("bad gzip body")
+        );
+    }
 }

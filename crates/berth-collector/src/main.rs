@@ -88,13 +88,20 @@ async fn print_status(
     url: Option<String>,
     format: Format,
 ) -> anyhow::Result<()> {
+    let token_file = config.as_ref().and_then(|c| c.read_token_file.clone());
     let url = match (url, config) {
         (Some(u), _) => u,
         (None, Some(c)) => format!("http://{}", c.listen),
         (None, None) => unreachable_config()?,
     };
-    let target = Target::new("collector", url.trim_end_matches('/'), None, None)
-        .with_context(|| format!("bad collector URL {url}"))?;
+    // The collector's own read token, when its config names one.
+    let target = Target::new(
+        "collector",
+        url.trim_end_matches('/'),
+        None,
+        token_file.as_deref(),
+    )
+    .with_context(|| format!("bad collector URL {url}"))?;
     let (code, _, body) = get(&target, "/api/fleet", None, 256 << 20)
         .await
         .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
@@ -141,15 +148,13 @@ fn main() -> ExitCode {
         Some(Command::Print {
             what: PrintWhat::Status { format, url },
         }) => {
-            let config = if url.is_some() {
-                None
-            } else {
-                match load(&cli.config) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        errln!("berth-collector: {e:#}");
-                        return ExitCode::from(2);
-                    }
+            // With --url the config is optional (it may give the read token).
+            let config = match (load(&cli.config), &url) {
+                (Ok(c), _) => Some(c),
+                (Err(_), Some(_)) => None,
+                (Err(e), None) => {
+                    errln!("berth-collector: {e:#}");
+                    return ExitCode::from(2);
                 }
             };
             runtime.block_on(print_status(config, url, format))

@@ -44,8 +44,9 @@ pub struct NodeState {
 pub struct State {
     /// Nodes by name (configured ones only).
     pub nodes: BTreeMap<String, NodeState>,
-    /// The open chargeback row of each (node, service): its start, last confirmation, figures.
-    samples: HashMap<(String, String), (i64, i64, Chargeback)>,
+    /// The open chargeback row of each (node, service): its start, last confirmation, figures,
+    /// whether the service is up there.
+    samples: HashMap<(String, String), (i64, i64, Chargeback, bool)>,
     timing: Timing,
     started_ms: i64,
     /// Polls by result, for /metrics: ok, not modified, failed.
@@ -131,6 +132,7 @@ impl State {
                     n.row.stale = false;
                     n.dirty = true;
                     changed = true;
+                    batch.gaps_close.push((node.to_string(), now));
                     batch
                         .events
                         .push(node_event(node, now, Some("stale"), Some("up")));
@@ -159,21 +161,22 @@ impl State {
                 let Some(cb) = &s.chargeback else { continue };
                 let key = (node.to_string(), s.name.clone());
                 seen.insert(s.name.as_str());
+                let up = billed_here(s);
                 match self.samples.get_mut(&key) {
-                    Some((at, until, last)) if same_figures(last, cb) => {
+                    Some((at, until, last, was_up)) if *was_up == up && same_figures(last, cb) => {
                         if now - *until >= period {
                             *until = now;
                             batch.extend.push((key.0, key.1, *at, now, true));
                         }
                     }
                     other => {
-                        if let Some((at, _, _)) = other {
+                        if let Some((at, _, _, _)) = other {
                             // The old figures held until now.
                             batch
                                 .extend
                                 .push((key.0.clone(), key.1.clone(), *at, now, false));
                         }
-                        self.samples.insert(key, (now, now, cb.clone()));
+                        self.samples.insert(key, (now, now, cb.clone(), up));
                         batch.samples.push(Sample {
                             node: node.to_string(),
                             service: s.name.clone(),
@@ -182,6 +185,7 @@ impl State {
                             open: true,
                             app: s.app.clone(),
                             env: s.env.clone(),
+                            up,
                             figures: cb.clone(),
                         });
                     }
@@ -195,7 +199,7 @@ impl State {
                 .cloned()
                 .collect();
             for key in gone {
-                if let Some((at, _, _)) = self.samples.remove(&key) {
+                if let Some((at, _, _, _)) = self.samples.remove(&key) {
                     batch.extend.push((key.0, key.1, at, now, false));
                 }
             }
@@ -208,6 +212,14 @@ impl State {
         changed
     }
 
+    /// Close every open chargeback row at `now` (the collector stops).
+    pub fn close_all(&mut self, now: i64, batch: &mut Batch) {
+        for ((node, service), (at, _, _, _)) in self.samples.drain() {
+            batch.extend.push((node, service, at, now, false));
+        }
+        batch.alive_ms = Some(now);
+    }
+
     /// Turn nodes stale that have not answered well for `stale_after`. Returns whether any did.
     pub fn tick(&mut self, now: i64, batch: &mut Batch) -> bool {
         let mut changed = false;
@@ -218,6 +230,13 @@ impl State {
             // A node restored from the database gets `stale_after` from the collector's start.
             let since = n.row.last_ok_ms.unwrap_or(0).max(self.started_ms);
             if now - since > self.timing.stale_after_ms {
+                // Not billed from the last good answer on (a restored node: from the start).
+                let from = n.row.last_ok_ms.unwrap_or(self.started_ms);
+                let why = match &n.row.reason {
+                    Some(r) => format!("node stale: {r}"),
+                    None => "node stale: no answer".to_string(),
+                };
+                batch.gaps_open.push((name.clone(), from, why));
                 n.row.stale = true;
                 n.dirty = false;
                 n.written_ms = now;
@@ -273,6 +292,8 @@ impl State {
                         avail: s.avail,
                         overall: s.overall,
                         frozen: s.frozen,
+                        stale: n.row.stale,
+                        target: s.target,
                     },
                 );
                 if fs.owner.is_none() && s.avail == Status::Up && !n.row.stale {
@@ -318,11 +339,11 @@ impl State {
                 name: name.clone(),
                 app: s.app.clone(),
                 env: s.env.clone(),
-                overall: s.overall(),
+                overall: s.status_word(),
                 running_on: s
                     .nodes
                     .iter()
-                    .filter(|(_, c)| c.avail == Status::Up)
+                    .filter(|(_, c)| c.avail == Status::Up && !c.stale)
                     .map(|(n, _)| n.clone())
                     .collect(),
                 nodes: s
@@ -405,7 +426,7 @@ pub struct ApiService {
     name: String,
     app: Option<String>,
     env: Option<String>,
-    overall: Status,
+    overall: &'static str,
     running_on: Vec<String>,
     nodes: BTreeMap<String, ApiCell>,
 }
@@ -433,13 +454,20 @@ pub struct ApiServiceOnNode<'a> {
     status: &'a ServiceStatus,
 }
 
-/// Whether two chargeback figures are the same for billing: the same container and image counts,
+/// Whether a service's figures on a node are billed: it is up there (or warn: partly up). A
+/// stopped service, a failover service's passive instance or leftover is inventory only.
+pub fn billed_here(s: &ServiceStatus) -> bool {
+    matches!(s.avail, Status::Up | Status::Warn)
+}
+
+/// Whether two chargeback figures are the same for billing: the same container, running and image counts,
 /// data bytes within 1 % (or 1 MiB) and daemon RSS within 10 % (or 8 MiB) of the row's first
 /// figures. A data root and a daemon's memory move a little all the time; a new row for each
 /// move would grow the table with time instead of with changes.
 pub fn same_figures(row: &Chargeback, now: &Chargeback) -> bool {
     let near = |a: u64, b: u64, pct: u64, floor: u64| a.abs_diff(b) <= (a / 100 * pct).max(floor);
     row.containers == now.containers
+        && row.running == now.running
         && row.images == now.images
         && near(row.data_bytes, now.data_bytes, 1, 1 << 20)
         && near(row.daemon_rss_bytes, now.daemon_rss_bytes, 10, 8 << 20)
@@ -590,8 +618,12 @@ mod tests {
         assert!(st.tick(200, &mut b));
         assert_eq!(st.fleet(200).nodes["n1"].hb, Status::Down);
         assert_eq!(b.events.last().unwrap().new.as_deref(), Some("stale"));
+        assert_eq!(st.fleet(200).services["web"].status_word(), "stale");
+        assert_eq!(b.gaps_open, [("n1".into(), 10, "node stale: boom".into())]);
         st.apply("n1", Outcome::NotModified, 300, &mut b);
         assert_eq!(b.events.last().unwrap().new.as_deref(), Some("up"));
+        assert_eq!(b.gaps_close, [("n1".into(), 300)]);
+        assert_eq!(st.fleet(300).services["web"].status_word(), "up");
         assert_eq!(st.fleet(300).nodes["n1"].hb, Status::Up);
         assert_eq!(st.fleet(300).services["web"].owner.as_deref(), Some("n1"));
     }
@@ -600,6 +632,7 @@ mod tests {
     fn figures_within_tolerance_are_the_same() {
         let a = Chargeback {
             containers: 2,
+            running: 2,
             images: 3,
             data_bytes: 1_000_000_000,
             daemon_rss_bytes: 100_000_000,

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use berth_model::status::{Chargeback, NodeStatus, ServiceStatus};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::bill::BillRow;
 use serde::Serialize;
 
 /// A database error, naming the file.
@@ -24,7 +26,8 @@ pub struct StoreError {
 
 /// The schema, one migration per entry; entry `i` brings the schema to version `i + 1`.
 /// Never edit a released entry: add one.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE nodes (
     name          TEXT PRIMARY KEY,
     url           TEXT NOT NULL,
@@ -84,7 +87,53 @@ CREATE TABLE chargeback (
 );
 CREATE INDEX chargeback_at ON chargeback (at_ms);
 CREATE INDEX chargeback_until ON chargeback (until_ms);
-"#];
+"#,
+    r#"
+ALTER TABLE chargeback ADD COLUMN running BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE chargeback ADD COLUMN up INTEGER NOT NULL DEFAULT 0;
+UPDATE chargeback SET running = containers, up = 1;
+CREATE TABLE gaps (
+    node     TEXT NOT NULL,
+    from_ms  BIGINT NOT NULL,
+    to_ms    BIGINT,
+    why      TEXT NOT NULL,
+    PRIMARY KEY (node, from_ms)
+);
+CREATE INDEX gaps_from ON gaps (from_ms);
+CREATE TABLE collector (
+    name   TEXT PRIMARY KEY,
+    value  BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE alert_state (
+    rule      TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    since_ms  BIGINT NOT NULL,
+    fired     INTEGER NOT NULL,
+    status    TEXT NOT NULL,
+    PRIMARY KEY (rule, subject)
+);
+CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY,
+    at_ms         BIGINT NOT NULL,
+    rule          TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    state         TEXT NOT NULL,
+    error         TEXT,
+    done_ms       BIGINT
+);
+CREATE INDEX deliveries_at ON deliveries (at_ms);
+CREATE INDEX deliveries_state ON deliveries (state);
+"#,
+];
+
+/// The node name of a gap that holds for every node (the collector was down).
+pub const ALL_NODES: &str = "*";
 
 /// A node row as stored: what the collector starts from after a restart.
 #[derive(Debug, Clone, Default)]
@@ -145,8 +194,35 @@ pub struct Sample {
     pub app: Option<String>,
     /// `env` of the service.
     pub env: Option<String>,
+    /// Whether the service is up (or warn) on that node: only then are its figures billed.
+    pub up: bool,
     /// The figures.
     pub figures: Chargeback,
+}
+
+/// Time without a good poll: not billed, listed with the bill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The node, or `null` when the collector itself was down (every node).
+    #[serde(serialize_with = "all_nodes_as_null")]
+    pub node: String,
+    /// Its start (ms since the epoch): the node's last good answer, or the collector's last
+    /// sign of life.
+    #[serde(rename = "from")]
+    pub from_ms: i64,
+    /// Its end, `null` while it lasts.
+    #[serde(rename = "to")]
+    pub to_ms: Option<i64>,
+    /// Why: `node stale: <reason>`, `collector down`.
+    pub why: String,
+}
+
+fn all_nodes_as_null<S: serde::Serializer>(node: &str, s: S) -> Result<S::Ok, S::Error> {
+    if node == ALL_NODES {
+        s.serialize_none()
+    } else {
+        s.serialize_str(node)
+    }
 }
 
 /// How a node's current services changed, for the `services` and `resources` tables: only what
@@ -214,6 +290,51 @@ pub struct Batch {
     pub samples: Vec<Sample>,
     /// Chargeback rows to extend or close: `(node, service, at_ms, until_ms, open)`.
     pub extend: Vec<(String, String, i64, i64, bool)>,
+    /// Gaps that begin (`to_ms` none) or end: `(node, from_ms, why)` / `(node, to_ms)`.
+    pub gaps_open: Vec<(String, i64, String)>,
+    /// Gaps that end: `(node, to_ms)` closes the node's open gap.
+    pub gaps_close: Vec<(String, i64)>,
+    /// The collector is alive at this time (the start of a `collector down` gap if it dies).
+    pub alive_ms: Option<i64>,
+    /// Alert states to write.
+    pub alert_upsert: Vec<crate::alerts::Active>,
+    /// Alert states to delete: `(rule, subject)`.
+    pub alert_delete: Vec<(String, String)>,
+    /// New deliveries (their ids are set by the write).
+    pub deliveries: Vec<Delivery>,
+    /// Deliveries tried.
+    pub delivery_updates: Vec<DeliveryUpdate>,
+}
+
+/// A delivery tried: `(id, attempts, state, error, done_ms)`.
+pub type DeliveryUpdate = (i64, u32, &'static str, Option<String>, Option<i64>);
+
+/// One notice to send to one alert's sink, and how its sending went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// Its id; 0 before it is stored.
+    pub id: i64,
+    /// When the notice was made.
+    pub at_ms: i64,
+    /// The alert's name.
+    pub alert: String,
+    /// `service web`, `node n1`.
+    pub subject: String,
+    /// `problem` or `recovery`.
+    pub kind: String,
+    /// The status word.
+    pub status: String,
+    /// The JSON sent.
+    #[serde(skip)]
+    pub body: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// `pending`, `delivered` or `failed` (retries spent).
+    pub state: String,
+    /// The last attempt's error.
+    pub error: Option<String>,
+    /// When it was delivered or given up.
+    pub done_ms: Option<i64>,
 }
 
 impl Batch {
@@ -223,6 +344,13 @@ impl Batch {
             && self.events.is_empty()
             && self.samples.is_empty()
             && self.extend.is_empty()
+            && self.gaps_open.is_empty()
+            && self.gaps_close.is_empty()
+            && self.alive_ms.is_none()
+            && self.alert_upsert.is_empty()
+            && self.alert_delete.is_empty()
+            && self.deliveries.is_empty()
+            && self.delivery_updates.is_empty()
     }
 }
 
@@ -235,6 +363,8 @@ pub enum GroupBy {
     Service,
     /// By `env`.
     Env,
+    /// By node.
+    Node,
 }
 
 impl GroupBy {
@@ -244,38 +374,22 @@ impl GroupBy {
             "app" => Some(GroupBy::App),
             "service" => Some(GroupBy::Service),
             "env" => Some(GroupBy::Env),
+            "node" => Some(GroupBy::Node),
             _ => None,
         }
     }
-    fn column(self) -> &'static str {
+    /// The `by=` word.
+    pub fn word(self) -> &'static str {
         match self {
             GroupBy::App => "app",
             GroupBy::Service => "service",
             GroupBy::Env => "env",
+            GroupBy::Node => "node",
         }
     }
 }
 
-/// One line of the chargeback answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ChargebackRow {
-    /// The app, service or env (`null` when the service sets none).
-    pub key: Option<String>,
-    /// Container-hours: containers times the hours they were counted.
-    pub container_hours: f64,
-    /// Image-hours.
-    pub image_hours: f64,
-    /// Byte-hours of the data roots.
-    pub byte_hours: f64,
-    /// The most containers seen at once (summed over the group's services at one sample each).
-    pub max_containers: i64,
-    /// The most images one sample counted.
-    pub max_images: i64,
-    /// The largest data root one sample counted.
-    pub max_data_bytes: i64,
-    /// Samples counted.
-    pub samples: i64,
-}
+pub use crate::bill::ChargebackRow;
 
 /// The database.
 #[derive(Debug)]
@@ -455,8 +569,8 @@ impl Store {
             let mut cb = tx
                 .prepare_cached(
                     "INSERT INTO chargeback (node, service, at_ms, until_ms, open, app, env, \
-                     containers, images, data_bytes, daemon_rss_bytes) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                     containers, images, data_bytes, daemon_rss_bytes, running, up) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
                      ON CONFLICT (node, service, at_ms) DO NOTHING",
                 )
                 .map_err(err)?;
@@ -472,7 +586,9 @@ impl Store {
                     clamp(s.figures.containers),
                     clamp(s.figures.images),
                     clamp(s.figures.data_bytes),
-                    clamp(s.figures.daemon_rss_bytes)
+                    clamp(s.figures.daemon_rss_bytes),
+                    clamp(s.figures.running),
+                    i64::from(s.up)
                 ])
                 .map_err(err)?;
             }
@@ -486,8 +602,207 @@ impl Store {
                 ext.execute(params![node, service, at, until, i64::from(*open)])
                     .map_err(err)?;
             }
+            let mut gap = tx
+                .prepare_cached(
+                    "INSERT INTO gaps (node, from_ms, why) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (node, from_ms) DO NOTHING",
+                )
+                .map_err(err)?;
+            for (node, from, why) in &batch.gaps_open {
+                gap.execute(params![node, from, why]).map_err(err)?;
+            }
+            let mut end = tx
+                .prepare_cached("UPDATE gaps SET to_ms = ?2 WHERE node = ?1 AND to_ms IS NULL")
+                .map_err(err)?;
+            for (node, to) in &batch.gaps_close {
+                end.execute(params![node, to]).map_err(err)?;
+            }
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO alert_state (rule, subject, since_ms, fired, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (rule, subject) DO UPDATE SET \
+                     since_ms = excluded.since_ms, fired = excluded.fired, status = excluded.status",
+                )
+                .map_err(err)?;
+            for a in &batch.alert_upsert {
+                up.execute(params![
+                    a.rule,
+                    a.subject,
+                    a.since_ms,
+                    i64::from(a.fired),
+                    a.status
+                ])
+                .map_err(err)?;
+            }
+            let mut del = tx
+                .prepare_cached("DELETE FROM alert_state WHERE rule = ?1 AND subject = ?2")
+                .map_err(err)?;
+            for (rule, subject) in &batch.alert_delete {
+                del.execute(params![rule, subject]).map_err(err)?;
+            }
+            let mut new = tx
+                .prepare_cached(
+                    "INSERT INTO deliveries (at_ms, rule, subject, kind, status, body, attempts, state) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 'pending')",
+                )
+                .map_err(err)?;
+            for d in &mut batch.deliveries {
+                new.execute(params![
+                    d.at_ms, d.alert, d.subject, d.kind, d.status, d.body
+                ])
+                .map_err(err)?;
+                d.id = tx.last_insert_rowid();
+            }
+            let mut upd = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET attempts = ?2, state = ?3, error = ?4, done_ms = ?5 \
+                     WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for (id, attempts, state, error, done) in &batch.delivery_updates {
+                upd.execute(params![id, attempts, state, error, done])
+                    .map_err(err)?;
+            }
+            if let Some(at) = batch.alive_ms {
+                tx.execute(
+                    "INSERT INTO collector (name, value) VALUES ('alive_ms', ?1) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![at],
+                )
+                .map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
+    }
+
+    /// At start: the collector was down from its last sign of life to `now`. That time is a
+    /// gap (every node), and the chargeback rows it left open end at that last sign of life
+    /// (their figures held until then, as far as anyone knows). Returns the gap, if any.
+    pub fn recover(&mut self, now: i64) -> Result<Option<Gap>, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let alive: Option<i64> = tx
+            .query_row(
+                "SELECT value FROM collector WHERE name = 'alive_ms'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let Some(alive) = alive.filter(|a| *a < now) else {
+            // No sign of life recorded (a database of an older collector): the rows it left
+            // open end at their last confirmation.
+            tx.execute("UPDATE chargeback SET open = 0 WHERE open = 1", [])
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE chargeback SET open = 0, \
+             until_ms = CASE WHEN until_ms < ?1 THEN ?1 ELSE until_ms END WHERE open = 1",
+            params![alive],
+        )
+        .map_err(err)?;
+        let gap = Gap {
+            node: ALL_NODES.to_string(),
+            from_ms: alive,
+            to_ms: Some(now),
+            why: "collector down".into(),
+        };
+        tx.execute(
+            "INSERT INTO gaps (node, from_ms, to_ms, why) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (node, from_ms) DO NOTHING",
+            params![gap.node, gap.from_ms, gap.to_ms, gap.why],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO collector (name, value) VALUES ('alive_ms', ?1) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            params![now],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Some(gap))
+    }
+
+    /// The alert states stored.
+    pub fn alert_states(&self) -> Result<Vec<crate::alerts::Active>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT rule, subject, since_ms, fired, status FROM alert_state")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(crate::alerts::Active {
+                    rule: r.get(0)?,
+                    subject: r.get(1)?,
+                    since_ms: r.get(2)?,
+                    fired: r.get::<_, i64>(3)? != 0,
+                    status: r.get(4)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// Deliveries, newest first (`pending_only`: those still to send, oldest first).
+    pub fn deliveries(
+        &self,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let sql = if pending_only {
+            "SELECT id, at_ms, rule, subject, kind, status, body, attempts, state, error, done_ms \
+             FROM deliveries WHERE state = 'pending' ORDER BY id LIMIT ?1"
+        } else {
+            "SELECT id, at_ms, rule, subject, kind, status, body, attempts, state, error, done_ms \
+             FROM deliveries ORDER BY id DESC LIMIT ?1"
+        };
+        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
+        let rows = st
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(Delivery {
+                    id: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    alert: r.get(2)?,
+                    subject: r.get(3)?,
+                    kind: r.get(4)?,
+                    status: r.get(5)?,
+                    body: r.get(6)?,
+                    attempts: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                    state: r.get(8)?,
+                    error: r.get(9)?,
+                    done_ms: r.get(10)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// The gaps that overlap `[from_ms, to_ms]`, oldest first.
+    pub fn gaps(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Gap>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT node, from_ms, to_ms, why FROM gaps \
+                 WHERE from_ms < ?2 AND (to_ms IS NULL OR to_ms > ?1) ORDER BY from_ms, node",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(params![from_ms, to_ms], |r| {
+                Ok(Gap {
+                    node: r.get(0)?,
+                    from_ms: r.get(1)?,
+                    to_ms: r.get(2)?,
+                    why: r.get(3)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
     /// Events, newest first: at most `limit`, at or after `since_ms`, of `node` / `service`.
@@ -537,52 +852,45 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
-    /// Chargeback between `from_ms` and `to_ms`, grouped. Each row counts from its `at_ms` to
-    /// its `until_ms` (the last time its figures were confirmed; a change closes a row at the
-    /// next one's start); a row still open counts `grace_ms` more (it is extended only every
-    /// `chargeback_period`), never past the next row. Everything is clipped to the window.
-    pub fn chargeback(
+    /// The chargeback rows that overlap `[from_ms, to_ms]`, each ending at its last
+    /// confirmation when closed, at `now_ms` while open, never past the next row of its node and
+    /// service (see [`crate::bill::integrate`]).
+    pub fn bill_rows(
         &self,
-        by: GroupBy,
         from_ms: i64,
         to_ms: i64,
-        grace_ms: i64,
-    ) -> Result<Vec<ChargebackRow>, StoreError> {
-        let sql = format!(
-            "WITH s AS ( \
-               SELECT {col} AS k, at_ms, containers, images, data_bytes, \
-                 CASE WHEN open = 1 THEN until_ms + ?3 ELSE until_ms END AS end_ms, \
-                 LEAD(at_ms) OVER (PARTITION BY node, service ORDER BY at_ms) AS next_ms \
-               FROM chargeback WHERE at_ms < ?2 AND until_ms + ?3 >= ?1 \
-             ), e AS ( \
-               SELECT k, containers, images, data_bytes, \
-                 CASE WHEN at_ms < ?1 THEN ?1 ELSE at_ms END AS t0, \
-                 CASE WHEN next_ms IS NOT NULL AND next_ms < end_ms \
-                   THEN (CASE WHEN next_ms > ?2 THEN ?2 ELSE next_ms END) \
-                   ELSE (CASE WHEN end_ms > ?2 THEN ?2 ELSE end_ms END) END AS t1 \
-               FROM s \
-             ) \
-             SELECT k, \
-               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * containers ELSE 0 END), \
-               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * images ELSE 0 END), \
-               SUM(CASE WHEN t1 > t0 THEN (t1 - t0) * CAST(data_bytes AS REAL) ELSE 0 END), \
-               MAX(containers), MAX(images), MAX(data_bytes), COUNT(*) \
-             FROM e GROUP BY k ORDER BY k",
-            col = by.column()
-        );
-        let mut st = self.conn.prepare_cached(&sql).map_err(self.err())?;
-        const HOUR_MS: f64 = 3_600_000.0;
+        now_ms: i64,
+    ) -> Result<Vec<BillRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT node, service, app, env, at_ms, \
+                   CASE WHEN open = 1 THEN ?3 ELSE until_ms END, \
+                   LEAD(at_ms) OVER (PARTITION BY node, service ORDER BY at_ms), \
+                   up, containers, running, images, data_bytes, daemon_rss_bytes \
+                 FROM chargeback WHERE at_ms < ?2 AND (open = 1 OR until_ms > ?1)",
+            )
+            .map_err(self.err())?;
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
         let rows = st
-            .query_map(params![from_ms, to_ms, grace_ms], |r| {
-                Ok(ChargebackRow {
-                    key: r.get(0)?,
-                    container_hours: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as f64 / HOUR_MS,
-                    image_hours: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as f64 / HOUR_MS,
-                    byte_hours: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0) / HOUR_MS,
-                    max_containers: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
-                    max_images: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
-                    max_data_bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                    samples: r.get(7)?,
+            .query_map(params![from_ms, to_ms, now_ms], |r| {
+                let end: i64 = r.get(5)?;
+                let next: Option<i64> = r.get(6)?;
+                Ok(BillRow {
+                    node: r.get(0)?,
+                    service: r.get(1)?,
+                    app: r.get(2)?,
+                    env: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    end_ms: next.map_or(end, |n| n.min(end)),
+                    up: r.get::<_, i64>(7)? != 0,
+                    figures: Chargeback {
+                        containers: u(r.get(8)?),
+                        running: u(r.get(9)?),
+                        images: u(r.get(10)?),
+                        data_bytes: u(r.get(11)?),
+                        daemon_rss_bytes: u(r.get(12)?),
+                    },
                 })
             })
             .map_err(self.err())?;
@@ -598,16 +906,27 @@ impl Store {
         let b = self
             .conn
             .execute(
-                "DELETE FROM chargeback WHERE until_ms < ?1",
+                "DELETE FROM chargeback WHERE until_ms < ?1 AND open = 0",
                 params![before_ms],
             )
             .map_err(self.err())?;
-        Ok(a + b)
+        let c = self
+            .conn
+            .execute("DELETE FROM gaps WHERE to_ms < ?1", params![before_ms])
+            .map_err(self.err())?;
+        Ok(a + b + c)
     }
 
     /// Row counts of the tables (for tests and the bench).
     pub fn count(&self, table: &str) -> Result<i64, StoreError> {
-        let known = ["nodes", "services", "resources", "events", "chargeback"];
+        let known = [
+            "nodes",
+            "services",
+            "resources",
+            "events",
+            "chargeback",
+            "gaps",
+        ];
         let t = known
             .iter()
             .find(|t| **t == table)
@@ -708,7 +1027,7 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
-    fn sample(service: &str, app: &str, at_ms: i64, until_ms: i64, containers: u64) -> Sample {
+    fn sample(service: &str, app: &str, at_ms: i64, until_ms: i64, running: u64) -> Sample {
         Sample {
             node: "n1".into(),
             service: service.into(),
@@ -717,8 +1036,10 @@ mod tests {
             open: false,
             app: Some(app.into()),
             env: None,
+            up: true,
             figures: Chargeback {
-                containers,
+                containers: running + 1,
+                running,
                 images: 1,
                 data_bytes: 1000,
                 daemon_rss_bytes: 5,
@@ -762,8 +1083,7 @@ mod tests {
                 old: None,
                 new: Some("up".into()),
             }],
-            samples: vec![],
-            extend: vec![],
+            ..Batch::default()
         };
         s.write(&mut b).unwrap();
         assert!(b.events[0].id > 0);
@@ -780,10 +1100,12 @@ mod tests {
         assert!(s.events(None, Some("n2"), None, 10).unwrap().is_empty());
     }
 
-    /// 2 containers for one hour then 4 for one hour = 6 container-hours; an open row counts its
-    /// grace more, a closed one does not; windows clip.
+    /// 2 running containers for one hour then 4 for one hour = 6 container-hours; an open row
+    /// counts until now, a closed one until its end, never past the next row; windows clip;
+    /// a restart closes the open rows at the last sign of life and lists the downtime as a gap.
     #[test]
-    fn chargeback_integrates_rows() {
+    fn chargeback_rows_gaps_and_recovery() {
+        use crate::bill::integrate;
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("c.db")).unwrap();
         const H: i64 = 3_600_000;
@@ -796,37 +1118,76 @@ mod tests {
                 open,
                 sample("api", "crm", 0, H / 2, 10),
             ],
+            alive_ms: Some(2 * H),
             ..Batch::default()
         };
         s.write(&mut b).unwrap();
-        let rows = s.chargeback(GroupBy::App, 0, 3 * H, H / 2).unwrap();
+        let bill = |s: &Store, by, from, to, now| {
+            let rows = s.bill_rows(from, to, now).unwrap();
+            let gaps = s.gaps(from, to).unwrap();
+            integrate(&rows, &gaps, by, from, to, now, None)
+        };
+        let rows = bill(&s, GroupBy::App, 0, 3 * H, 3 * H / 2);
         assert_eq!(rows.len(), 2);
-        let crm = &rows[0];
-        assert_eq!(crm.key.as_deref(), Some("crm"));
-        assert!((crm.container_hours - 5.0).abs() < 1e-9, "{crm:?}");
-        let shop = &rows[1];
-        // web: 2*1 + 4*1 = 6, db: 1 * 1.5 (open: half an hour of grace).
-        assert!((shop.container_hours - 7.5).abs() < 1e-9, "{shop:?}");
-        assert_eq!(shop.max_containers, 4);
-        // A window in the middle clips.
-        let rows = s.chargeback(GroupBy::Service, H / 2, H, 0).unwrap();
+        assert_eq!(rows[0].key.as_deref(), Some("crm"));
+        assert!((rows[0].container_hours - 5.0).abs() < 1e-9, "{rows:?}");
+        // web: 2*1 + 4*1 = 6, db: open, 1 container until now (1.5 h).
+        assert!((rows[1].container_hours - 7.5).abs() < 1e-9, "{rows:?}");
+        assert_eq!(rows[1].max_running, 4);
+        let rows = bill(&s, GroupBy::Service, H / 2, H, 2 * H);
         let web = rows
             .iter()
             .find(|r| r.key.as_deref() == Some("web"))
             .unwrap();
         assert!((web.container_hours - 1.0).abs() < 1e-9, "{web:?}");
-        // Extending a row and closing it.
+        // A node gap is not billed.
         let mut b = Batch {
-            extend: vec![("n1".into(), "db".into(), 0, 2 * H, false)],
+            gaps_open: vec![("n1".into(), H / 2, "node stale: boom".into())],
+            gaps_close: vec![("n1".into(), H)],
             ..Batch::default()
         };
         s.write(&mut b).unwrap();
-        let rows = s.chargeback(GroupBy::Service, 0, 3 * H, H / 2).unwrap();
+        let rows = bill(&s, GroupBy::Service, 0, H, H);
+        let web = rows
+            .iter()
+            .find(|r| r.key.as_deref() == Some("web"))
+            .unwrap();
+        assert!((web.container_hours - 1.0).abs() < 1e-9, "{web:?}");
+        // The collector restarts at 3 h after its last sign of life at 2 h: db's open row
+        // ends at 2 h, and 2 h..3 h is a gap of every node.
+        let gap = s.recover(3 * H).unwrap().unwrap();
+        assert_eq!(
+            (gap.node.as_str(), gap.from_ms, gap.to_ms),
+            ("*", 2 * H, Some(3 * H))
+        );
+        let v = serde_json::to_value(&gap).unwrap();
+        assert_eq!(v["node"], serde_json::Value::Null);
+        assert_eq!(v["from"], 2 * H);
+        let rows = bill(&s, GroupBy::Service, 0, 4 * H, 4 * H);
         let db = rows
             .iter()
             .find(|r| r.key.as_deref() == Some("db"))
             .unwrap();
-        assert!((db.container_hours - 2.0).abs() < 1e-9, "{db:?}");
+        // 0..2 h less n1's gap of half an hour.
+        assert!((db.container_hours - 1.5).abs() < 1e-9, "{db:?}");
+        assert_eq!(s.gaps(0, 4 * H).unwrap().len(), 2);
+        assert!(
+            s.recover(3 * H).unwrap().is_none(),
+            "alive was moved to the restart"
+        );
+        // Without any sign of life (an older collector's database), open rows just close.
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut old = Store::open(&dir2.path().join("c.db")).unwrap();
+        let mut row = sample("web", "shop", 0, H, 1);
+        row.open = true;
+        old.write(&mut Batch {
+            samples: vec![row],
+            ..Batch::default()
+        })
+        .unwrap();
+        assert!(old.recover(5 * H).unwrap().is_none());
+        let rows = old.bill_rows(0, 5 * H, 5 * H).unwrap();
+        assert_eq!(rows[0].end_ms, H, "closed at its last confirmation");
         // Retention goes by the end of a row: only crm's (ended at 30 min) is older than 1 h.
         assert_eq!(s.prune(H).unwrap(), 1);
         assert_eq!(s.count("chargeback").unwrap(), 3);

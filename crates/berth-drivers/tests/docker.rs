@@ -219,8 +219,8 @@ fn contract_start_stop_twice_and_status_after_each() {
     let ps = h.docker("web", &["ps", "--format", "{{.Names}} {{.Command}}"]);
     assert!(ps.contains("web.container.1"), "{ps}");
 
-    let cb = docker::chargeback(&ctx).unwrap();
-    assert_eq!((cb.containers, cb.images), (1, 1), "{cb:?}");
+    let cb = docker::chargeback(&ctx, None).unwrap();
+    assert_eq!((cb.containers, cb.running, cb.images), (1, 1, 1), "{cb:?}");
     assert!(cb.data_bytes > 1_000_000, "{cb:?}");
     assert!(cb.daemon_rss_bytes > 10_000_000, "{cb:?}");
 
@@ -234,8 +234,14 @@ fn contract_start_stop_twice_and_status_after_each() {
     assert_eq!(stop(&h, &svc, "container#1").unwrap(), Outcome::AlreadyDone);
     assert!(h.dockerds("web").is_empty());
 
-    let cb = docker::chargeback(&ctx).unwrap();
-    assert_eq!((cb.containers, cb.daemon_rss_bytes), (1, 0), "{cb:?}");
+    let cb = docker::chargeback(&ctx, None).unwrap();
+    assert_eq!(
+        (cb.containers, cb.running, cb.daemon_rss_bytes),
+        (1, 0, 0),
+        "{cb:?}"
+    );
+    let again = docker::chargeback(&ctx, Some(42)).unwrap();
+    assert_eq!(again.data_bytes, 42, "a measured size is taken as it is");
     assert!(cb.images >= 1 && cb.data_bytes > 1_000_000, "{cb:?}");
 
     // Started again, the stopped container is reused.

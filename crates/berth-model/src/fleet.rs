@@ -116,8 +116,16 @@ impl FleetService {
     /// The service's status over the fleet, as a failover service's: `up` when it is up on
     /// exactly one node (the others being down is its normal state), `warn` when up on several
     /// or warn anywhere, else the merge of every node's `overall` (`n/a` when none reports it).
+    /// Cells on stale nodes are left out while any other node reports the service (see
+    /// [`FleetService::is_stale`]).
     pub fn overall(&self) -> Status {
-        let cells = || self.nodes.values().map(|c| c.overall);
+        let live = self.nodes.values().any(|c| !c.stale);
+        let cells = || {
+            self.nodes
+                .values()
+                .filter(move |c| !live || !c.stale)
+                .map(|c| c.overall)
+        };
         if cells().any(|s| s == Status::Warn) {
             return Status::Warn;
         }
@@ -125,6 +133,29 @@ impl FleetService {
             0 => Status::merge_all(cells()),
             1 => Status::Up,
             _ => Status::Warn,
+        }
+    }
+}
+
+impl FleetService {
+    /// Whether what is known of the service comes from stale nodes: it is up on no node that
+    /// answers, and a stale node reports it (its last word, maybe up, is not news). Such a
+    /// service is `stale`, never `up`.
+    pub fn is_stale(&self) -> bool {
+        self.nodes.values().any(|c| c.stale)
+            && !self
+                .nodes
+                .values()
+                .any(|c| !c.stale && c.avail == Status::Up)
+    }
+
+    /// The word of the service's fleet-wide status: `stale` (see [`FleetService::is_stale`]),
+    /// else its [`FleetService::overall`].
+    pub fn status_word(&self) -> &'static str {
+        if self.is_stale() {
+            "stale"
+        } else {
+            self.overall().as_str()
         }
     }
 }
@@ -139,6 +170,13 @@ pub struct FleetCell {
     /// Frozen on that node.
     #[serde(default)]
     pub frozen: bool,
+    /// The node is stale: this is its last word, not news.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    /// What an operator last asked there (`up` start, `down` stop): a `down` with target
+    /// `down` is a stop, not a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Status>,
 }
 
 impl FleetCell {
@@ -148,6 +186,8 @@ impl FleetCell {
             avail,
             overall,
             frozen: false,
+            stale: false,
+            target: None,
         }
     }
 }
@@ -292,7 +332,13 @@ pub fn render_fleet(f: &Fleet, color: bool) -> String {
     for (name, s) in &f.services {
         let mut line = format!(" {name:<name_w$}");
         let overall = s.overall();
-        cell(&mut line, overall.as_str(), status_w, overall, color);
+        let word = s.status_word();
+        let paint = if s.is_stale() {
+            Status::NotApplicable
+        } else {
+            overall
+        };
+        cell(&mut line, word, status_w, paint, color);
         line.push_str("| ");
         for c in &cols {
             let marks = cell_marks(s, c);
@@ -374,6 +420,27 @@ mod tests {
         web.nodes.insert("n1".into(), FleetCell::new(Down, Down));
         web.nodes.insert("n2".into(), FleetCell::new(Down, Down));
         assert_eq!(web.overall(), Down);
+    }
+
+    /// Up only on a stale node: `stale`, never `up`; up on a live node too: up.
+    #[test]
+    fn stale_propagates() {
+        let mut f = fleet();
+        let web = f.services.get_mut("web").unwrap();
+        web.nodes.get_mut("n1").unwrap().stale = true;
+        assert!(web.is_stale());
+        assert_eq!(web.status_word(), "stale");
+        assert_eq!(web.overall(), Down, "the live node says down");
+        web.nodes.insert("n2".into(), FleetCell::new(Up, Up));
+        assert!(!web.is_stale());
+        assert_eq!(web.status_word(), "up");
+        let mut g = Fleet::default();
+        let mut s = FleetService::default();
+        let mut c = FleetCell::new(Up, Up);
+        c.stale = true;
+        s.nodes.insert("n1".into(), c);
+        g.services.insert("web".into(), s);
+        assert!(render_fleet(&g, false).contains(" web       stale      | O"));
     }
 
     #[test]

@@ -253,14 +253,27 @@ pub struct ResourceStatus {
 /// Usage figures of a service's private docker daemon (the seed's chargeback).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chargeback {
-    /// Containers the private daemon knows.
+    /// Containers the private daemon knows (running, stopped or dead: the inventory).
     pub containers: u64,
+    /// Of those, the containers running now: what the collector bills.
+    #[serde(default)]
+    pub running: u64,
     /// Images the private daemon knows.
     pub images: u64,
     /// Bytes used under the data root.
     pub data_bytes: u64,
     /// Resident memory of the daemon, in bytes (0 when it is not running).
     pub daemon_rss_bytes: u64,
+}
+
+/// The target an operator's action sets (see [`ServiceStatus::target`]): `up` for `start` and
+/// `restart`, `down` for `stop` and `shutdown`, none for partial actions (`startfs`...).
+pub fn target_of_action(action: &str) -> Option<Status> {
+    match action {
+        "start" | "restart" => Some(Status::Up),
+        "stop" | "shutdown" => Some(Status::Down),
+        _ => None,
+    }
 }
 
 /// One service in the tree.
@@ -297,6 +310,11 @@ pub struct ServiceStatus {
     /// Absent on a node without a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ServiceCluster>,
+    /// What an operator last asked of the service on this node: `up` after a start or restart,
+    /// `down` after a stop or shutdown; absent when no whole-service action is recorded. A
+    /// service `down` with target `down` was stopped, with target `up` it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Status>,
 }
 
 /// A service as the cluster sees it.
@@ -400,6 +418,7 @@ impl ServiceStatus {
             app: None,
             env: None,
             cluster: None,
+            target: None,
         }
     }
 
@@ -449,6 +468,28 @@ pub struct NodeStatus<S = ServiceStatus> {
 mod tests {
     use super::Status::*;
     use super::*;
+
+    #[test]
+    fn operator_targets() {
+        assert_eq!(target_of_action("start"), Some(Up));
+        assert_eq!(target_of_action("restart"), Some(Up));
+        assert_eq!(target_of_action("stop"), Some(Down));
+        assert_eq!(target_of_action("shutdown"), Some(Down));
+        assert_eq!(target_of_action("startfs"), None);
+    }
+
+    /// Older nodes send no `running` nor `target`: they read back as 0 and none.
+    #[test]
+    fn chargeback_and_target_default() {
+        let cb: Chargeback = serde_json::from_str(
+            r#"{"containers": 2, "images": 1, "data_bytes": 5, "daemon_rss_bytes": 0}"#,
+        )
+        .unwrap();
+        assert_eq!((cb.containers, cb.running), (2, 0));
+        let s = ServiceStatus::from_resources("web".into(), vec![], false);
+        let v = serde_json::to_value(&s).unwrap();
+        assert!(v.get("target").is_none());
+    }
 
     /// The whole merge table, row by row, as design.md states it.
     #[test]

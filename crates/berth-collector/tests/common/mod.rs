@@ -309,6 +309,7 @@ impl Collector {
             if let Some(port) = text
                 .split(" on http://127.0.0.1:")
                 .nth(1)
+                .or_else(|| text.split(" on https://127.0.0.1:").nth(1))
                 .and_then(|r| r.split(':').next())
                 .and_then(|p| p.parse::<u16>().ok())
             {
@@ -349,6 +350,13 @@ impl Collector {
         berth_testkit::signal(i32::try_from(child.id()).unwrap(), libc_sigterm());
         let st = child.wait().unwrap();
         assert!(st.success(), "collector exit {st}:\n{}", self.log_text());
+    }
+
+    /// SIGKILL: a crash, nothing written on the way out.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     /// The events, newest first.
@@ -431,4 +439,53 @@ pub fn has_event(
             && e["old"].as_str() == old
             && e["new"].as_str() == new
     })
+}
+
+/// Parse CSV (RFC 4180: quoted fields, doubled quotes, CRLF) into rows of fields.
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    rows
+}
+
+/// A CSV answer of `c` at `path` as a list of header -> value maps.
+pub fn csv_maps(c: &Collector, path: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let r = c.get(path);
+    assert_eq!(r.code, 200, "{path}: {}", r.text());
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/csv"),
+        "{:?}",
+        r.header("content-type")
+    );
+    let rows = parse_csv(&r.text());
+    let (head, body) = rows.split_first().expect("a header line");
+    body.iter()
+        .map(|r| {
+            assert_eq!(r.len(), head.len(), "{r:?} against {head:?}");
+            head.iter().cloned().zip(r.iter().cloned()).collect()
+        })
+        .collect()
 }

@@ -635,15 +635,17 @@ fn needs_daemon(args: &[OsString]) -> bool {
 }
 
 /// Usage figures of the service's private daemon, for services with containers: containers and
-/// images it knows (from its API when it runs, else counted in the data root), bytes used under
-/// the data root, and the resident memory of dockerd and its containerd. Never starts it.
-pub fn chargeback(ctx: &Ctx<'_>) -> Option<Chargeback> {
+/// images it knows (from its API when it runs, else counted in the data root), of those the
+/// containers running (none when the daemon is down), bytes used under the data root (`data_bytes`
+/// when the caller measured it lately: sizing a tree is costly), and the resident memory of
+/// dockerd and its containerd. Never starts it.
+pub fn chargeback(ctx: &Ctx<'_>, data_bytes: Option<u64>) -> Option<Chargeback> {
     if !ctx.svc.has_containers() {
         return None;
     }
     let d = Daemon::new(ctx);
     let mut cb = Chargeback {
-        data_bytes: host::disk_usage(&d.data_root),
+        data_bytes: data_bytes.unwrap_or_else(|| host::disk_usage(&d.data_root)),
         ..Chargeback::default()
     };
     let counted = match d.probe() {
@@ -661,6 +663,12 @@ pub fn chargeback(ctx: &Ctx<'_>) -> Option<Chargeback> {
             match (containers, images) {
                 (Ok(c), Ok(i)) => {
                     cb.containers = c.len() as u64;
+                    cb.running = c
+                        .iter()
+                        .filter(|c| {
+                            c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+                        })
+                        .count() as u64;
                     cb.images = i.len() as u64;
                     true
                 }

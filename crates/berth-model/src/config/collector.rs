@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::node::duration_str;
+use super::node::{TlsFiles, duration_str};
 use super::raw::line_of;
 use super::{ConfigError, ConfigErrorKind};
 
 /// `collector.toml`, as the collector uses it (validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CollectorConfig {
     /// The API and web page address.
     pub listen: SocketAddr,
@@ -37,6 +37,97 @@ pub struct CollectorConfig {
     pub max_backoff: Duration,
     /// The nodes, in file order.
     pub nodes: Vec<CollectorNode>,
+    /// The read token the collector's own API and page require, read from this file (none: the
+    /// API is open, allowed on loopback only).
+    pub read_token_file: Option<PathBuf>,
+    /// TLS for the collector's own API and page.
+    pub tls: Option<TlsFiles>,
+    /// Prices of the chargeback (none: figures only).
+    pub rates: Option<Rates>,
+    /// Where problems and recoveries are sent.
+    pub alerts: Vec<AlertConfig>,
+}
+
+/// One `[[alerts]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    /// Its name (`alert1`, `alert2`... by position when not given).
+    pub name: String,
+    /// Where it goes.
+    pub sink: AlertSink,
+    /// Only services of this app.
+    pub app: Option<String>,
+    /// Only services of this env.
+    pub env: Option<String>,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only this node (its services, and it going stale).
+    pub node: Option<String>,
+    /// `true`: `down` (and `stale`) only; `false` (`min = "warn"`, the default): `warn` too.
+    pub down_only: bool,
+    /// A problem must hold this long before it is sent (`for`).
+    pub hold: Duration,
+    /// Attempts after the first failed one (backoff 1 s doubling up to 1 min).
+    pub retries: u32,
+}
+
+/// Where an alert goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertSink {
+    /// An HTTP(S) POST of the JSON (with a Slack-compatible `text`).
+    Webhook {
+        /// The URL.
+        url: String,
+        /// A PEM CA file for an https URL (default: the system's bundle).
+        ca: Option<PathBuf>,
+    },
+    /// A command run with the JSON on its stdin.
+    Command(Vec<String>),
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlert {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    webhook: Option<String>,
+    #[serde(default)]
+    ca: Option<PathBuf>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    min: Option<String>,
+    #[serde(default, rename = "for", with = "opt_duration")]
+    hold: Option<Duration>,
+    #[serde(default)]
+    retries: Option<u32>,
+}
+
+/// `[rates]`: prices per unit of billed usage, OpenCost-style (amount x hours x price).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rates {
+    /// The currency word shown with costs (`EUR`, `USD`...).
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Price of one running container for one hour.
+    #[serde(default)]
+    pub container_hour: f64,
+    /// Price of one GiB of docker data root for one hour.
+    #[serde(default)]
+    pub gib_hour: f64,
+    /// Price of one image kept for one hour.
+    #[serde(default)]
+    pub image_hour: f64,
 }
 
 /// One `[[nodes]]` entry.
@@ -80,6 +171,14 @@ struct Raw {
     token_file: Option<PathBuf>,
     #[serde(default)]
     ca: Option<PathBuf>,
+    #[serde(default)]
+    read_token_file: Option<PathBuf>,
+    #[serde(default)]
+    tls: Option<TlsFiles>,
+    #[serde(default)]
+    rates: Option<Rates>,
+    #[serde(default)]
+    alerts: Vec<RawAlert>,
     #[serde(default)]
     nodes: Vec<RawNode>,
 }
@@ -170,6 +269,27 @@ impl CollectorConfig {
                 },
             ));
         }
+        if let Some(r) = &raw.rates {
+            for (key, v) in [
+                ("container_hour", r.container_hour),
+                ("gib_hour", r.gib_hour),
+                ("image_hour", r.image_hour),
+            ] {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(ConfigError::at(
+                        file,
+                        None,
+                        Some("rates"),
+                        Some(key),
+                        ConfigErrorKind::BadValue {
+                            value: v.to_string(),
+                            expected: "a price of 0 or more".into(),
+                        },
+                    ));
+                }
+            }
+        }
+        let alerts = parse_alerts(file, raw.alerts)?;
         let mut seen: BTreeMap<String, ()> = BTreeMap::new();
         let mut nodes = Vec::with_capacity(raw.nodes.len());
         for n in raw.nodes {
@@ -217,8 +337,71 @@ impl CollectorConfig {
             chargeback_period: raw.chargeback_period,
             max_backoff: raw.max_backoff.max(raw.interval),
             nodes,
+            read_token_file: raw.read_token_file,
+            tls: raw.tls,
+            rates: raw.rates,
+            alerts,
         })
     }
+}
+
+fn parse_alerts(file: &Path, raw: Vec<RawAlert>) -> Result<Vec<AlertConfig>, ConfigError> {
+    let bad = |key: &str, value: &str, expected: &str| {
+        ConfigError::at(
+            file,
+            None,
+            Some("alerts"),
+            Some(key),
+            ConfigErrorKind::BadValue {
+                value: value.to_string(),
+                expected: expected.to_string(),
+            },
+        )
+    };
+    let mut out: Vec<AlertConfig> = Vec::with_capacity(raw.len());
+    for (i, a) in raw.into_iter().enumerate() {
+        let name = a.name.unwrap_or_else(|| format!("alert{}", i + 1));
+        if out.iter().any(|o| o.name == name) {
+            return Err(bad("name", &name, "a name not used before"));
+        }
+        let sink = match (a.webhook, a.command) {
+            (Some(url), None) => {
+                let ok = ["http://", "https://"]
+                    .iter()
+                    .any(|p| url.strip_prefix(p).is_some_and(|r| !r.is_empty()));
+                if !ok {
+                    return Err(bad("webhook", &url, "an http:// or https:// URL"));
+                }
+                AlertSink::Webhook { url, ca: a.ca }
+            }
+            (None, Some(cmd)) if !cmd.is_empty() => AlertSink::Command(cmd),
+            (None, Some(_)) => return Err(bad("command", "[]", "a program and its arguments")),
+            _ => {
+                return Err(bad(
+                    "webhook",
+                    &name,
+                    "exactly one of webhook = \"URL\" or command = [...]",
+                ));
+            }
+        };
+        let down_only = match a.min.as_deref() {
+            None | Some("warn") => false,
+            Some("down") => true,
+            Some(other) => return Err(bad("min", other, "warn or down")),
+        };
+        out.push(AlertConfig {
+            name,
+            sink,
+            app: a.app,
+            env: a.env,
+            service: a.service,
+            node: a.node,
+            down_only,
+            hold: a.hold.unwrap_or(Duration::ZERO),
+            retries: a.retries.unwrap_or(5),
+        });
+    }
+    Ok(out)
 }
 
 /// `(tls, host, port)` of an `http://host[:port]` or `https://host[:port]` URL without a path
@@ -347,6 +530,68 @@ token_file = "/t"
         assert!(err.to_string().contains(":5:"), "{err}");
         let err = CollectorConfig::parse(p, "retention = \"forever\"\n").unwrap_err();
         assert!(err.to_string().contains("forever"), "{err}");
+        let err = CollectorConfig::parse(p, "[rates]\ncontainer_hour = -1.0\n").unwrap_err();
+        assert!(err.to_string().contains("container_hour"), "{err}");
+        let err = CollectorConfig::parse(p, "[rates]\ncpu_hour = 1.0\n").unwrap_err();
+        assert!(err.to_string().contains("cpu_hour"), "{err}");
+    }
+
+    #[test]
+    fn alerts() {
+        let p = Path::new(FILE);
+        let c = CollectorConfig::parse(
+            p,
+            "[[alerts]]\nwebhook = \"http://127.0.0.1:9/hook\"\nfor = \"30s\"\napp = \"shop\"\n\
+             [[alerts]]\nname = \"mail\"\ncommand = [\"/usr/sbin/sendmail\", \"ops@x\"]\nmin = \"down\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.len(), 2);
+        assert_eq!(c.alerts[0].name, "alert1");
+        assert_eq!(c.alerts[0].hold, Duration::from_secs(30));
+        assert_eq!(c.alerts[0].app.as_deref(), Some("shop"));
+        assert!(!c.alerts[0].down_only && c.alerts[1].down_only);
+        assert_eq!(c.alerts[1].retries, 5);
+        assert!(matches!(&c.alerts[1].sink, AlertSink::Command(v) if v.len() == 2));
+        for bad in [
+            "[[alerts]]\nfor = \"1s\"\n",
+            "[[alerts]]\nwebhook = \"ftp://x\"\n",
+            "[[alerts]]\nwebhook = \"http://x/\"\ncommand = [\"x\"]\n",
+            "[[alerts]]\ncommand = [\"x\"]\nmin = \"bad\"\n",
+            "[[alerts]]\ncommand = [\"x\"]\nsnooze = 1\n",
+        ] {
+            CollectorConfig::parse(p, bad).unwrap_err();
+        }
+    }
+
+    /// The example of docs/collector.md is a config this parser takes.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../../../docs/collector.md");
+        let section = doc.split("## collector.toml").nth(1).unwrap();
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|r| r.split("```").next())
+            .unwrap();
+        let c = CollectorConfig::parse(Path::new(FILE), toml).unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.alerts.len(), 2);
+        assert!(c.rates.is_some() && c.tls.is_some() && c.read_token_file.is_some());
+    }
+
+    #[test]
+    fn rates_tls_and_token() {
+        let c = CollectorConfig::parse(
+            Path::new(FILE),
+            "read_token_file = \"/t\"\n[tls]\ncert = \"/c\"\nkey = \"/k\"\n\
+             [rates]\ncurrency = \"EUR\"\ncontainer_hour = 0.02\n",
+        )
+        .unwrap();
+        let r = c.rates.unwrap();
+        assert_eq!((r.container_hour, r.gib_hour), (0.02, 0.0));
+        assert_eq!(r.currency.as_deref(), Some("EUR"));
+        assert_eq!(c.tls.unwrap().key, Path::new("/k"));
+        assert_eq!(c.read_token_file.as_deref(), Some(Path::new("/t")));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use collector::{CollectorConfig, CollectorNode, split_url};
+pub use collector::{AlertConfig, AlertSink, CollectorConfig, CollectorNode, Rates, split_url};
 pub use compat::{LoadContext, Written};
 pub use emit::{to_toml, written};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
