@@ -318,9 +318,7 @@ impl Worker {
                 None => engine.status(&cfg),
             };
             st.chargeback = docker::chargeback(&engine.context(&cfg), cached);
-            st.target = rec
-                .as_ref()
-                .and_then(|r| berth_model::status::target_of_action(&r.action));
+            st.target = rec.as_ref().and_then(|r| r.target());
             shared.metrics.check(started.elapsed().as_secs_f64());
             (st, rec)
         });
@@ -1014,6 +1012,7 @@ mod tests {
             error: None,
             pid: 1,
             fence: None,
+            partial: false,
         };
         assert!(ended_before(&rec(created_ms - 10_000, 1.0), &reads));
         // Ended just before (within the record's millisecond rounding) or after: not shared.

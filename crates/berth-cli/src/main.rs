@@ -348,7 +348,7 @@ impl App {
         if self.format == OutputFormat::Json {
             st.chargeback = docker::chargeback(&engine.context(svc), None);
             st.target = berth_engine::record::read(&self.paths.service_var(&svc.name))
-                .and_then(|r| berth_model::status::target_of_action(&r.action));
+                .and_then(|r| r.target());
         }
         st
     }

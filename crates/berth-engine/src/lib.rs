@@ -327,6 +327,7 @@ impl<'a, D: Driver> Engine<'a, D> {
                 error: result.as_ref().err().map(|e| e.to_string()),
                 pid: std::process::id(),
                 fence: self.fence.get(),
+                partial: !opts.selector.is_all(),
             };
             let dir = self.paths.service_var(&svc.name);
             if let Err(e) = record::write(&dir, &rec) {

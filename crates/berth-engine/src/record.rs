@@ -24,6 +24,22 @@ pub struct ActionRecord {
     /// The cluster's fencing token the action ran under (a start in a cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<i64>,
+    /// It ran on part of the service (`--rid`, `--tags`, a partial action such as
+    /// `stopcontainer`): it says nothing of the operator's target for the whole service.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+impl ActionRecord {
+    /// The operator's target for the whole service this action set, if any: a partial action
+    /// sets none.
+    pub fn target(&self) -> Option<berth_model::status::Status> {
+        if self.partial {
+            None
+        } else {
+            berth_model::status::target_of_action(&self.action)
+        }
+    }
 }
 
 /// Milliseconds since the epoch.
@@ -68,8 +84,35 @@ mod tests {
             error: Some("fs#1: boom".into()),
             pid: 1,
             fence: Some(7),
+            partial: false,
         };
         write(&dir.path().join("web"), &r).unwrap();
         assert_eq!(read(&dir.path().join("web")), Some(r));
+    }
+
+    #[test]
+    fn a_partial_action_sets_no_target() {
+        use berth_model::status::Status;
+        let r = |action: &str, partial: bool| ActionRecord {
+            action: action.into(),
+            started_ms: 1,
+            duration: 0.0,
+            ok: true,
+            error: None,
+            pid: 1,
+            fence: None,
+            partial,
+        };
+        assert_eq!(r("stop", false).target(), Some(Status::Down));
+        assert_eq!(r("start", false).target(), Some(Status::Up));
+        // `svc web stop --rid container#1`, `stopcontainer`: the service's target is unchanged.
+        assert_eq!(r("stop", true).target(), None);
+        assert_eq!(r("start", true).target(), None);
+        // A record written before the field existed reads as a whole-service action.
+        let old: ActionRecord = serde_json::from_str(
+            r#"{"action":"stop","started_ms":1,"duration":0.0,"ok":true,"error":null,"pid":1}"#,
+        )
+        .unwrap();
+        assert_eq!(old.target(), Some(Status::Down));
     }
 }
