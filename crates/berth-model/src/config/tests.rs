@@ -1,6 +1,7 @@
 //! Parsing: good and bad files in both formats, and the core seed's own service file.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 use crate::order::start_order;
