@@ -419,3 +419,27 @@ impl ContainerSpec {
         format!("{svc}.container.{id}")
     }
 }
+
+impl Spec {
+    /// Drop the graceful waits, the way self-fencing stops: a container gets docker's shortest
+    /// stop (1 s, then SIGKILL), a filesystem a 1 s bound (holders get TERM, then KILL after
+    /// 0.2 s); the other kinds have no wait.
+    pub fn fast_stop(&mut self) {
+        match self {
+            Spec::Container(c) => c.stop_timeout = Duration::ZERO,
+            Spec::Fs(f) => f.stop_timeout = f.stop_timeout.min(Duration::from_secs(1)),
+            Spec::Ip(_) | Spec::Vg(_) => {}
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// The service as self-fencing stops it: every resource's [`Spec::fast_stop`].
+    pub fn fast_stop(&self) -> ServiceConfig {
+        let mut fast = self.clone();
+        for r in &mut fast.resources {
+            r.spec.fast_stop();
+        }
+        fast
+    }
+}
