@@ -872,21 +872,21 @@ mod tests {
         svc.warnings.iter().map(|w| w.to_string()).collect()
     }
 
-    fn container(svc: &ServiceConfig) -> &crate::config::service::ContainerSpec {
+    fn container(svc: &ServiceConfig) -> &crate::config::kinds::container::ContainerSpec {
         match &svc.resources[0].spec {
             Spec::Container(c) => c,
             other => panic!("{other:?}"),
         }
     }
 
-    fn ip(svc: &ServiceConfig) -> &crate::config::service::IpSpec {
+    fn ip(svc: &ServiceConfig) -> &crate::config::kinds::ip::IpSpec {
         match &svc.resources[0].spec {
             Spec::Ip(i) => i,
             other => panic!("{other:?}"),
         }
     }
 
-    fn fs(svc: &ServiceConfig) -> &crate::config::service::FsSpec {
+    fn fs(svc: &ServiceConfig) -> &crate::config::kinds::fs::FsSpec {
         match &svc.resources[0].spec {
             Spec::Fs(f) => f,
             other => panic!("{other:?}"),
@@ -1317,7 +1317,7 @@ mod tests {
         );
         let db: Rid = "container#db".parse().unwrap();
         assert_eq!(
-            crate::config::service::ContainerSpec::container_name("web", db.id),
+            crate::config::kinds::container::ContainerSpec::container_name("web", db.id),
             "web.container.db"
         );
         let e = errors(None, "[container#a.b]\nimage = x\n");

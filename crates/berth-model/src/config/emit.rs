@@ -10,11 +10,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use super::kinds::container::{ContainerSpec, PullPolicy};
+use super::kinds::fs::FsSpec;
+use super::kinds::ip::{IpSpec, NetnsMode};
 use super::raw::Format;
-use super::service::{
-    Common, ContainerSpec, FsSpec, IpSpec, MonitorAction, NetnsMode, Orchestrate, PullPolicy,
-    Resource, ServiceConfig, Spec,
-};
+use super::service::{Common, MonitorAction, Orchestrate, Resource, ServiceConfig, Spec};
 use crate::run_args::RunOptions;
 
 /// A duration as the keywords take it: `"10s"`, `"500ms"`.

@@ -2,20 +2,18 @@
 //! A keyword left over after a section is read is unknown: an error in TOML, a warning in INI.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use super::error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
+use super::kinds::container::Registry;
+pub use super::kinds::ip::parse_netmask;
+use super::kinds::{container, fs, ip, vg};
 use super::raw::{Format, RawFile, RawValue, SectionKind, Written};
 pub use super::reader::ignored;
 pub(crate) use super::reader::{Reader, Sink};
 use super::service::{
-    Common, ContainerSpec, FsSpec, IpSpec, MonitorAction, NetnsIp, NetnsMode, Orchestrate,
-    Placement, Prefix, PullPolicy, Registry, Resource, ServiceConfig, ServiceSettings, Spec,
-    VgSpec,
+    Common, MonitorAction, Orchestrate, Placement, Resource, ServiceConfig, ServiceSettings, Spec,
 };
-use super::value::is_hostname;
 pub use super::value::parse_duration;
 use crate::rid::{Kind, Rid};
 
@@ -50,23 +48,10 @@ pub const SERVICE_KEYWORDS: &[&str] = &[
 /// Kind-specific keywords, mandatory ones first.
 pub fn kind_keywords(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Ip => &[
-            "ipname",
-            "ipdev",
-            "type",
-            "netmask",
-            "gateway",
-            "probe_timeout",
-            "garp_count",
-            "garp_interval",
-            "netns",
-            "mode",
-            "nsdev",
-            "container_rid",
-        ],
-        Kind::Vg => &["vgname", "type"],
-        Kind::Fs => &["dev", "mnt", "type", "mnt_opt", "stop_timeout"],
-        Kind::Container => crate::run_args::CONTAINER_KEYWORDS,
+        Kind::Ip => ip::KEYWORDS,
+        Kind::Vg => vg::KEYWORDS,
+        Kind::Fs => fs::KEYWORDS,
+        Kind::Container => container::KEYWORDS,
     }
 }
 
@@ -87,24 +72,6 @@ pub fn validate_service_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An interface name as the kernel allows it.
-fn is_ifname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() < 16
-        && !s
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
-}
-
-/// A netmask as a prefix length (`24`) or a dotted IPv4 mask (`255.255.255.0`).
-pub fn parse_netmask(s: &str) -> Option<Prefix> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<u8>() {
-        return (n <= 128).then_some(Prefix(n));
-    }
-    ipnet::ipv4_mask_to_prefix(s.parse().ok()?).ok().map(Prefix)
-}
-
 fn read_common(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Common {
     Common {
         optional: e.ok(r.boolean("optional", false)).unwrap_or_default(),
@@ -122,316 +89,6 @@ fn read_common(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Common {
         subset: e.ok(r.string("subset")).flatten(),
         standby: e.ok(r.boolean("standby", false)).unwrap_or_default(),
     }
-}
-
-/// `[ip#N] type`: `host` (the default: the node's interface) or `netns` (OpenSVC v2; `docker`
-/// is its old name): the address in a container's network namespace.
-fn read_ip_netns(r: &mut Reader<'_>) -> Result<Option<NetnsIp>, ConfigError> {
-    let ty = r.string("type")?;
-    match ty.as_deref().map(str::trim) {
-        None | Some("host") => {
-            for key in ["netns", "mode", "nsdev", "container_rid"] {
-                if r.entries.contains_key(key) {
-                    return Err(r.bad(
-                        key,
-                        &RawValue::Str(key.to_string()),
-                        "only an ip of type netns takes it (the address would go on the node's \
-                         interface, not in the container)",
-                    ));
-                }
-            }
-            Ok(None)
-        }
-        Some("netns" | "docker") => {
-            let text = match (r.string("netns")?, r.string("container_rid")?) {
-                (Some(a), _) | (None, Some(a)) => a,
-                (None, None) => return Err(r.error("netns", ConfigErrorKind::MissingKey)),
-            };
-            let container = match text.trim().parse::<Rid>() {
-                Ok(rid) if rid.kind == Kind::Container => rid,
-                _ => {
-                    return Err(r.bad(
-                        "netns",
-                        &RawValue::Str(text),
-                        "expected the rid of a container of the service (container#0)",
-                    ));
-                }
-            };
-            let mode = match r.string("mode")? {
-                None => None,
-                Some(m) => match NetnsMode::CHOICES
-                    .iter()
-                    .find(|(n, _)| *n == m.trim().to_ascii_lowercase())
-                {
-                    Some(&(_, mode)) => Some(mode),
-                    None => {
-                        return Err(r.bad(
-                            "mode",
-                            &RawValue::Str(m),
-                            "berth makes netns interfaces in mode bridge or macvlan \
-                             (dedicated, ipvlan-l2, ipvlan-l3 and ovs are not supported)",
-                        ));
-                    }
-                },
-            };
-            let nsdev = r.string("nsdev")?;
-            if let Some(d) = &nsdev
-                && !is_ifname(d)
-            {
-                return Err(r.bad(
-                    "nsdev",
-                    &RawValue::Str(d.clone()),
-                    "expected an interface name",
-                ));
-            }
-            Ok(Some(NetnsIp {
-                container,
-                mode,
-                nsdev,
-            }))
-        }
-        Some(other) => Err(r.bad(
-            "type",
-            &RawValue::Str(other.to_string()),
-            "ip type is not supported (berth has: host, netns)",
-        )),
-    }
-}
-
-fn ipname(r: &mut Reader<'_>) -> Result<String, ConfigError> {
-    let ipname = r.required("ipname")?;
-    if ipname.parse::<IpAddr>().is_err() && !is_hostname(&ipname) {
-        return Err(r.bad(
-            "ipname",
-            &RawValue::Str(ipname),
-            "expected an IPv4 or IPv6 address, or a host name (a name is not all digits)",
-        ));
-    }
-    Ok(ipname)
-}
-
-fn netmask(r: &mut Reader<'_>, ipname: Option<&str>) -> Result<Option<Prefix>, ConfigError> {
-    let expected = "expected a prefix length (0-128) or a dotted mask";
-    let netmask = match r.take("netmask") {
-        None => None,
-        Some(v @ RawValue::Int(n)) => match u8::try_from(*n) {
-            Ok(n) if n <= 128 => Some(Prefix(n)),
-            _ => return Err(r.bad("netmask", v, expected)),
-        },
-        Some(v @ RawValue::Str(s)) => {
-            Some(parse_netmask(s).ok_or_else(|| r.bad("netmask", v, expected))?)
-        }
-        Some(v) => return Err(r.bad("netmask", v, expected)),
-    };
-    if let (Some(Prefix(p)), Some(Ok(IpAddr::V4(_)))) = (netmask, ipname.map(str::parse::<IpAddr>))
-        && p > 32
-    {
-        return Err(r.bad(
-            "netmask",
-            &RawValue::Int(i64::from(p)),
-            "an IPv4 prefix is at most 32",
-        ));
-    }
-    Ok(netmask)
-}
-
-fn read_ip(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<IpSpec> {
-    // `type` is checked against `compat::driver_types` before; this reads host or netns.
-    let netns = e.ok(read_ip_netns(r));
-    let ipname = e.ok(ipname(r));
-    let ipdev = e.ok(r.required("ipdev").and_then(|d| {
-        if is_ifname(&d) {
-            Ok(d)
-        } else {
-            Err(r.bad("ipdev", &RawValue::Str(d), "expected an interface name"))
-        }
-    }));
-    let netmask = e.ok(netmask(r, ipname.as_deref()));
-    let gateway = e.ok(r.string("gateway").and_then(|g| match g {
-        None => Ok(None),
-        Some(g) => g.parse().map(Some).map_err(|_| {
-            r.bad(
-                "gateway",
-                &RawValue::Str(g.clone()),
-                "expected an IP address",
-            )
-        }),
-    }));
-    let probe_timeout = e.ok(r.duration("probe_timeout", Duration::from_millis(300)));
-    let garp_count = e.ok(r.integer("garp_count", 0, 100));
-    let garp_interval = e.ok(r.duration("garp_interval", Duration::from_millis(100)));
-    Some(IpSpec {
-        ipname: ipname?,
-        ipdev: ipdev?,
-        netmask: netmask?,
-        gateway: gateway?,
-        probe_timeout: probe_timeout?,
-        garp_count: garp_count?.map_or(3, |n| u32::try_from(n).unwrap_or(100)),
-        garp_interval: garp_interval?,
-        netns: netns?,
-    })
-}
-
-fn read_fs(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
-    let dev = e.ok(r.required("dev"));
-    let mnt = e.ok(r.abs_path("mnt").and_then(|m| match m {
-        None => Err(r.error("mnt", ConfigErrorKind::MissingKey)),
-        Some(m) if m == Path::new("/") => Err(r.bad(
-            "mnt",
-            &RawValue::Str("/".into()),
-            "berth will not mount over /",
-        )),
-        Some(m) => Ok(m),
-    }));
-    let fs_type = e.ok(r.required("type"));
-    // `mnt_opts` (the seed's other spelling) is folded into `mnt_opt` by the compat layer.
-    let mnt_opt = e.ok(r.string("mnt_opt"));
-    let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(5)));
-    Some(FsSpec {
-        dev: PathBuf::from(dev?),
-        mnt: mnt?,
-        fs_type: fs_type?,
-        mnt_opt: mnt_opt?,
-        stop_timeout: stop_timeout?,
-    })
-}
-
-/// A container's `netns`: another container's namespace, or OpenSVC's `host` (the node's).
-enum Netns {
-    Container(Rid),
-    Host,
-}
-
-fn container_links(r: &mut Reader<'_>) -> Result<(Option<Netns>, Vec<Rid>), ConfigError> {
-    let netns = match r.string("netns")? {
-        None => None,
-        Some(t) if t.trim() == "host" => Some(Netns::Host),
-        Some(t) => match t.trim().parse::<Rid>() {
-            Ok(rid) if rid.kind == Kind::Container => Some(Netns::Container(rid)),
-            _ => {
-                return Err(r.bad(
-                    "netns",
-                    &RawValue::Str(t),
-                    "expected host or the rid of another container of the service (container#0)",
-                ));
-            }
-        },
-    };
-    let mut start_requires = Vec::new();
-    for item in r.list("start_requires")? {
-        // OpenSVC writes `rid(state,...)`; berth requires the resource up.
-        let (rid_text, states) = match item.split_once('(') {
-            Some((rid, rest)) => (rid, Some(rest.trim_end_matches(')'))),
-            None => (item.as_str(), None),
-        };
-        if let Some(states) = states
-            && states.split(',').any(|s| s.trim() != "up")
-        {
-            return Err(r.bad(
-                "start_requires",
-                &RawValue::Str(item.clone()),
-                "berth takes the state up only: <rid> or <rid>(up)",
-            ));
-        }
-        match rid_text.trim().parse::<Rid>() {
-            Ok(rid) => start_requires.push(rid),
-            Err(_) => {
-                return Err(r.bad(
-                    "start_requires",
-                    &RawValue::Str(item.clone()),
-                    "expected resource ids of the service (container#1 fs#1(up))",
-                ));
-            }
-        }
-    }
-    Ok((netns, start_requires))
-}
-
-fn read_container(
-    r: &mut Reader<'_>,
-    e: &mut Sink<'_>,
-    warnings: &mut Vec<ConfigWarning>,
-) -> Option<ContainerSpec> {
-    // `type` is checked against `compat::driver_types` before: docker.
-    let _ = r.string("type");
-    // OpenSVC's `detach` and `rm`: berth always runs detached and keeps the container.
-    if e.ok(r.boolean("detach", true)) == Some(false) {
-        warnings.push(r.warning(
-            "detach",
-            "accepted and ignored: berth always runs containers detached",
-        ));
-    }
-    if e.ok(r.boolean("rm", false)) == Some(true) {
-        warnings.push(r.warning(
-            "rm",
-            "accepted and ignored: berth keeps the stopped container to report its status \
-             (and creates it again when its configuration changes)",
-        ));
-    }
-    let run_image = e.ok(r.required("run_image"));
-    let run_command = e.ok(r.words("run_command"));
-    let run = e.ok(crate::run_args::read(r));
-    let start_timeout = e.ok(r.duration("start_timeout", Duration::from_secs(30)));
-    let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(10)));
-    let links = e.ok(container_links(r));
-    let image_pull_policy =
-        e.ok(r.choice("image_pull_policy", PullPolicy::CHOICES, PullPolicy::Once));
-    let pull_timeout = e.ok(r.duration("pull_timeout", Duration::from_secs(120)));
-    let registry_creds = e.ok(registry_creds(r, warnings));
-    let (netns, start_requires) = links?;
-    let mut run = run?;
-    let netns = match netns {
-        // `netns = host` is OpenSVC's spelling of `--net host`.
-        Some(Netns::Host) => match run.network.as_deref() {
-            None | Some("host") => {
-                run.network = Some("host".into());
-                None
-            }
-            Some(other) => {
-                e.0.push(r.bad(
-                    "netns",
-                    &RawValue::Str("host".into()),
-                    &format!("the node's namespace, while network = {other}: give one of them"),
-                ));
-                return None;
-            }
-        },
-        Some(Netns::Container(rid)) => Some(rid),
-        None => None,
-    };
-    Some(ContainerSpec {
-        run_image: run_image?,
-        run_command: run_command?,
-        run,
-        start_timeout: start_timeout?,
-        stop_timeout: stop_timeout?,
-        netns,
-        start_requires,
-        image_pull_policy: image_pull_policy?,
-        pull_timeout: pull_timeout?,
-        registry_creds: registry_creds?,
-    })
-}
-
-/// `registry_creds`: the path of a docker config.json. OpenSVC's names a secret object instead:
-/// in an INI file a value that is not a path is a warning, and ignored.
-fn registry_creds(
-    r: &mut Reader<'_>,
-    warnings: &mut Vec<ConfigWarning>,
-) -> Result<Option<PathBuf>, ConfigError> {
-    if r.format == Format::Ini
-        && let Some(RawValue::Str(v)) = r.entries.get("registry_creds").map(|e| &e.value)
-        && !v.trim_start().starts_with('/')
-    {
-        let _ = r.take("registry_creds");
-        warnings.push(r.warning(
-            "registry_creds",
-            "accepted and ignored: OpenSVC's names a secret object; berth takes the path of a \
-             docker config.json",
-        ));
-        return Ok(None);
-    }
-    r.abs_path("registry_creds")
 }
 
 /// `docker_registries`: `host:port` or `https://host:port` entries.
@@ -507,7 +164,7 @@ fn read_service(
             .flatten(),
         docker_registries: e.ok(registries(r)).unwrap_or_default(),
         registry_ca: e.ok(r.abs_path("registry_ca")).flatten(),
-        registry_creds: e.ok(registry_creds(r, warnings)).flatten(),
+        registry_creds: e.ok(container::registry_creds(r, warnings)).flatten(),
         orchestrate: e
             .ok(r.choice("orchestrate", Orchestrate::CHOICES, Orchestrate::No))
             .unwrap_or_default(),
@@ -587,14 +244,10 @@ pub(crate) fn build(
                 let mut sink = Sink(&mut *errors);
                 let common = read_common(&mut r, &mut sink);
                 let spec = match rid.kind {
-                    Kind::Ip => read_ip(&mut r, &mut sink).map(Spec::Ip),
-                    Kind::Vg => {
-                        let _ = r.string("type");
-                        sink.ok(r.required("vgname"))
-                            .map(|vgname| Spec::Vg(VgSpec { vgname }))
-                    }
-                    Kind::Fs => read_fs(&mut r, &mut sink).map(Spec::Fs),
-                    Kind::Container => read_container(&mut r, &mut sink, warnings)
+                    Kind::Ip => ip::read(&mut r, &mut sink).map(Spec::Ip),
+                    Kind::Vg => vg::read(&mut r, &mut sink).map(Spec::Vg),
+                    Kind::Fs => fs::read(&mut r, &mut sink).map(Spec::Fs),
+                    Kind::Container => container::read(&mut r, &mut sink, warnings)
                         .map(|c| Spec::Container(Box::new(c))),
                 };
                 let known: Vec<&str> = kind_keywords(rid.kind)
@@ -630,6 +283,8 @@ pub(crate) fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::kinds::ip::Prefix;
+    use std::time::Duration;
 
     #[test]
     fn durations() {

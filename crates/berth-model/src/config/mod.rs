@@ -4,7 +4,8 @@
 //!
 //! The pipeline, each module importing only those below it: `load` reads a file through
 //! `tomlfile` or `ini` (to `raw` sections), `compat` (OpenSVC's spellings to berth's), then
-//! `keywords` (the typed `service`), whose sections are read by `reader`.
+//! `keywords` (the typed `service`, one module per resource kind in `kinds`: its spec, keywords
+//! and reader), whose sections are read by `reader`.
 
 mod collector;
 pub mod compat;
@@ -13,6 +14,7 @@ mod emit;
 pub(crate) mod error;
 mod ini;
 pub mod keywords;
+pub mod kinds;
 mod load;
 mod node;
 mod raw;
@@ -29,6 +31,10 @@ pub use collector::{CollectorConfig, CollectorNode, split_url};
 pub use compat::LoadContext;
 pub use emit::{to_toml, written};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
+pub use kinds::container::{ContainerSpec, PullPolicy, Registry, image_registry};
+pub use kinds::fs::FsSpec;
+pub use kinds::ip::{IpSpec, NetnsIp, NetnsMode, Prefix};
+pub use kinds::vg::VgSpec;
 pub use load::{Checked, MAX_SERVICE_FILE_BYTES};
 pub use node::{ClusterConfig, DockerNode, NodeConfig, SplitAction, TlsFiles};
 pub use raw::{Format, Written};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigErrorKind};
-use super::service::Registry;
+use super::kinds::container::Registry;
 
 /// `<config>/node.toml`. Every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,17 +1,17 @@
 //! The typed service: what a service file means once read (the load is `load.rs`).
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
 
 use super::error::ConfigWarning;
+use super::kinds::container::{ContainerSpec, Registry};
+use super::kinds::fs::FsSpec;
+use super::kinds::ip::IpSpec;
+use super::kinds::vg::VgSpec;
 use super::raw::{Format, Written};
-use super::value::is_hostname;
 use crate::rid::{Kind, Rid};
-use crate::run_args::RunOptions;
 
 /// A parsed, validated service.
 #[derive(Debug, Clone, Serialize)]
@@ -207,227 +207,14 @@ pub enum Spec {
     Container(Box<ContainerSpec>),
 }
 
-/// A netmask: a prefix length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Prefix(pub u8);
-
-/// `[ip#N]`: an address on an interface.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IpSpec {
-    /// An address, or a name resolved through the system resolver.
-    pub ipname: String,
-    /// The interface.
-    pub ipdev: String,
-    /// The prefix length; when absent, taken from an address the device has on that subnet.
-    pub netmask: Option<Prefix>,
-    /// A default gateway to add with the address.
-    pub gateway: Option<IpAddr>,
-    /// How long the ARP conflict probe listens for an answer.
-    pub probe_timeout: Duration,
-    /// How many gratuitous ARP packets announce the address.
-    pub garp_count: u32,
-    /// The interval between gratuitous ARP packets.
-    pub garp_interval: Duration,
-    /// `type = netns`: the address goes in the network namespace of a container of the service,
-    /// not on the node's interface.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub netns: Option<NetnsIp>,
-}
-
-/// `[ip#N] type = netns` (OpenSVC v2): an interface in a container's network namespace, from
-/// `ipdev` on the node, carrying the address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NetnsIp {
-    /// `netns`: the container whose namespace gets the address (`container#0`).
-    pub container: Rid,
-    /// `mode`: how the interface is made from `ipdev`; `None`: bridge when `ipdev` is a
-    /// bridge, else macvlan (OpenSVC's default).
-    pub mode: Option<NetnsMode>,
-    /// `nsdev`: the interface's name in the namespace; default the first free `eth<N>`.
-    pub nsdev: Option<String>,
-}
-
-/// `mode` of a netns ip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetnsMode {
-    /// A veth pair: one end a port of the bridge `ipdev`, the other in the namespace.
-    Bridge,
-    /// A macvlan (bridge mode) on `ipdev`, moved into the namespace.
-    Macvlan,
-}
-
-impl NetnsMode {
-    /// The keyword values.
-    pub const CHOICES: &'static [(&'static str, NetnsMode)] = &[
-        ("bridge", NetnsMode::Bridge),
-        ("macvlan", NetnsMode::Macvlan),
-    ];
-
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetnsMode::Bridge => "bridge",
-            NetnsMode::Macvlan => "macvlan",
-        }
-    }
-}
-
-/// `[vg#N]`: an LVM volume group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VgSpec {
-    /// The volume group name.
-    pub vgname: String,
-}
-
-/// `[fs#N]`: a filesystem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FsSpec {
-    /// A block device, or a regular file (an image, attached to a loop device).
-    pub dev: PathBuf,
-    /// The absolute mount point.
-    pub mnt: PathBuf,
-    /// The filesystem type (`ext4`, `xfs`...).
-    pub fs_type: String,
-    /// Mount options, comma separated (`mnt_opt`, or OpenSVC's `mnt_opts`).
-    pub mnt_opt: Option<String>,
-    /// The bound on a stop, holders killed included.
-    pub stop_timeout: Duration,
-}
-
-impl FsSpec {
-    /// The depth of the mount point (`/` is 0, `/srv` 1, `/srv/web` 2).
-    pub fn depth(&self) -> usize {
-        self.mnt
-            .components()
-            .filter(|c| matches!(c, std::path::Component::Normal(_)))
-            .count()
-    }
-}
-
-/// `[container#N]` of type docker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ContainerSpec {
-    /// An image id or name.
-    pub run_image: String,
-    /// The command, split as a shell would (never run through one).
-    pub run_command: Option<Vec<String>>,
-    /// `run_args` and the TOML keywords, as one set of run options.
-    pub run: RunOptions,
-    /// How long to wait for the container to run (and be healthy).
-    pub start_timeout: Duration,
-    /// How long a graceful stop may take before the container is killed.
-    pub stop_timeout: Duration,
-    /// `netns = container#N`: run in the network namespace of that container of the service
-    /// (`--net container:<svc>.container.<N>`), as OpenSVC v2's pods do.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub netns: Option<Rid>,
-    /// `start_requires`: resources that must be up (a container: running and, with a
-    /// healthcheck, healthy) before this one starts; it stops before them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub start_requires: Vec<Rid>,
-    /// `image_pull_policy`: when a start pulls `run_image`.
-    pub image_pull_policy: PullPolicy,
-    /// `pull_timeout`: the bound on one pull (default 2m).
-    pub pull_timeout: Duration,
-    /// `registry_creds` of this container (wins over the service's): a docker config.json.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_creds: Option<PathBuf>,
-}
-
-/// `image_pull_policy`: when a start pulls the container's image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PullPolicy {
-    /// Pull when the docker daemon lacks the image (the default).
-    #[default]
-    Once,
-    /// Pull before every start; a container made from another image is made again.
-    Always,
-}
-
-impl PullPolicy {
-    /// The keyword's values.
-    pub const CHOICES: &'static [(&'static str, PullPolicy)] =
-        &[("once", PullPolicy::Once), ("always", PullPolicy::Always)];
-}
-
-/// A `docker_registries` entry: `host:port` (plain HTTP) or `https://host:port` (TLS).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct Registry {
-    /// `host:port` (or `host`), as docker names the registry.
-    pub host: String,
-    /// Whether it is reached over TLS.
-    pub tls: bool,
-}
-
-impl Registry {
-    /// Parse `host[:port]` or `https://host[:port]`; `http://` is the plain form spelled out.
-    pub fn parse(text: &str) -> Result<Registry, String> {
-        let t = text.trim();
-        let (tls, rest) = if let Some(r) = t.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = t.strip_prefix("http://") {
-            (false, r)
-        } else {
-            (false, t)
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest, None),
-        };
-        let host_ok = is_hostname(host) || host.parse::<std::net::Ipv4Addr>().is_ok();
-        if !host_ok {
-            return Err(format!(
-                "{host:?} is not a host name or an IPv4 address: give host:port or https://host:port"
-            ));
-        }
-        if let Some(p) = port
-            && !p.parse::<u16>().is_ok_and(|p| p > 0)
-        {
-            return Err(format!("{p:?} is not a port number"));
-        }
-        Ok(Registry {
-            host: rest.to_string(),
-            tls,
-        })
-    }
-}
-
-impl std::fmt::Display for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.tls {
-            write!(f, "https://{}", self.host)
-        } else {
-            f.write_str(&self.host)
-        }
-    }
-}
-
-/// The registry an image reference names (`10.0.0.5:5000/app:1` -> `10.0.0.5:5000`), `None` for
-/// docker's default one (`busybox`, `library/busybox`): docker reads the first component as a
-/// registry when it holds a `.` or a `:`, or is `localhost`.
-pub fn image_registry(image: &str) -> Option<&str> {
-    let (first, _) = image.split_once('/')?;
-    (first.contains(['.', ':']) || first == "localhost").then_some(first)
-}
-
-impl ContainerSpec {
-    /// The container's name: `<svc>.container.<N>` (`<svc>.container.<name>` for a named rid).
-    pub fn container_name(svc: &str, id: crate::rid::RidId) -> String {
-        format!("{svc}.container.{id}")
-    }
-}
-
 impl Spec {
     /// Drop the graceful waits, the way self-fencing stops: a container gets docker's shortest
     /// stop (1 s, then SIGKILL), a filesystem a 1 s bound (holders get TERM, then KILL after
     /// 0.2 s); the other kinds have no wait.
     pub fn fast_stop(&mut self) {
         match self {
-            Spec::Container(c) => c.stop_timeout = Duration::ZERO,
-            Spec::Fs(f) => f.stop_timeout = f.stop_timeout.min(Duration::from_secs(1)),
+            Spec::Container(c) => c.fast_stop(),
+            Spec::Fs(f) => f.fast_stop(),
             Spec::Ip(_) | Spec::Vg(_) => {}
         }
     }
