@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use berth_cluster::lease::LeaseState;
 use berth_cluster::plan::{self, Event};
@@ -352,21 +351,6 @@ pub async fn release_if_mine(cluster: &Cluster, svc: &str) {
     cluster.store.release_if_mine(svc).await;
 }
 
-/// The service as self-fencing stops it: no graceful waits. Containers get docker's shortest
-/// stop (1 s, then SIGKILL), filesystems a 1 s bound (holders get TERM, then KILL after 0.2 s).
-pub fn fast_stop_config(cfg: &berth_model::ServiceConfig) -> berth_model::ServiceConfig {
-    use berth_model::config::Spec;
-    let mut fast = cfg.clone();
-    for r in &mut fast.resources {
-        match &mut r.spec {
-            Spec::Container(c) => c.stop_timeout = Duration::ZERO,
-            Spec::Fs(f) => f.stop_timeout = f.stop_timeout.min(Duration::from_secs(1)),
-            Spec::Ip(_) | Spec::Vg(_) => {}
-        }
-    }
-    fast
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,27 +373,5 @@ mod tests {
         .disarm();
         // Nothing was sent: the channel is only closed (the last sender went with the ticket).
         assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected));
-    }
-
-    #[test]
-    fn fast_stop_drops_the_graceful_waits() {
-        let cfg = berth_model::ServiceConfig::parse(
-            std::path::Path::new("/etc/berth/services/web.toml"),
-            "[fs.1]\ndev = \"/dev/sdb\"\nmnt = \"/srv\"\ntype = \"ext4\"\nstop_timeout = \"30s\"\n\n\
-             [container.1]\nrun_image = \"busybox\"\nstop_timeout = \"60s\"\n",
-        )
-        .unwrap();
-        let fast = fast_stop_config(&cfg);
-        for r in &fast.resources {
-            match &r.spec {
-                berth_model::config::Spec::Fs(f) => {
-                    assert_eq!(f.stop_timeout, Duration::from_secs(1))
-                }
-                berth_model::config::Spec::Container(c) => {
-                    assert_eq!(c.stop_timeout, Duration::ZERO)
-                }
-                _ => {}
-            }
-        }
     }
 }

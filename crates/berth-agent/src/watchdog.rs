@@ -207,7 +207,7 @@ fn fence(paths: &Paths, nodename: &str, left: Duration, why: &str) {
         if matches!(st.avail, Status::Down | Status::NotApplicable) {
             continue;
         }
-        let fast = crate::cluster::fast_stop_config(&cfg);
+        let fast = cfg.fast_stop();
         let opts = ActionOptions {
             waitlock: left.max(Duration::from_millis(200)),
             ..ActionOptions::default()

@@ -1,9 +1,9 @@
 //! berth's resource drivers: the only crate that touches the host.
 //!
-//! Each kind implements the engine's [`KindDriver`] seam ([`Ip`], [`Vg`], [`Fs`], [`Docker`]);
-//! [`HOST`] holds them all as the engine's [`Driver`](berth_engine::Driver). The engine owns the
-//! seam, so its ordering, rollback and locking are tested with a fake in place of the host, and
-//! compile none of this crate. The modules' free functions are what the impls call; the real-host
+//! Each kind implements [`KindDriver`] ([`Ip`], [`Vg`], [`Fs`], [`Docker`]); [`HOST`] is the
+//! engine's [`Driver`] for the host, whose one match on the resource's spec picks the kind's
+//! driver. The engine owns the `Driver` seam and knows no kind, so its ordering, rollback and
+//! locking are tested with a fake in place of the host, and compile none of this crate. The modules' free functions are what the impls call; the real-host
 //! tests call them directly.
 
 // The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
@@ -13,27 +13,56 @@ mod cmd;
 pub mod docker;
 pub mod fs;
 pub mod ip;
+mod kind;
 pub mod reads;
 pub mod vg;
 
 pub use reads::StatusReads;
 
-use berth_engine::Kinds;
-use berth_model::config::{ContainerSpec, FsSpec, IpSpec, VgSpec};
+use berth_engine::Driver;
+use berth_model::config::{ContainerSpec, FsSpec, IpSpec, Resource, Spec, VgSpec};
 use berth_model::{ResourceState, Rid};
 
-pub use berth_engine::{Ctx, DriverError, KindDriver, Outcome};
+pub use berth_engine::{Ctx, DriverError, Outcome};
+pub use kind::KindDriver;
 
-/// The real drivers, one per kind: what the binaries give the engine.
-pub type HostDrivers = Kinds<Ip, Vg, Fs, Docker>;
+/// The host's drivers: what the binaries give the engine.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HostDrivers;
 
-/// The real drivers, one per kind.
-pub const HOST: HostDrivers = Kinds {
-    ip: Ip,
-    vg: Vg,
-    fs: Fs,
-    container: Docker,
-};
+/// The host's drivers.
+pub const HOST: HostDrivers = HostDrivers;
+
+/// The one match on a resource's spec: its kind's driver, called with the spec typed for it.
+/// Adding a kind adds one arm here.
+macro_rules! dispatch {
+    ($method:ident, $ctx:ident, $res:ident) => {
+        match &$res.spec {
+            Spec::Ip(spec) => Ip.$method($ctx, $res.rid, spec),
+            Spec::Vg(spec) => Vg.$method($ctx, $res.rid, spec),
+            Spec::Fs(spec) => Fs.$method($ctx, $res.rid, spec),
+            Spec::Container(spec) => Docker.$method($ctx, $res.rid, spec),
+        }
+    };
+}
+
+impl Driver for HostDrivers {
+    fn precheck(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<(), DriverError> {
+        dispatch!(precheck, ctx, res)
+    }
+
+    fn status(&self, ctx: &Ctx<'_>, res: &Resource) -> ResourceState {
+        dispatch!(status, ctx, res)
+    }
+
+    fn start(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
+        dispatch!(start, ctx, res)
+    }
+
+    fn stop(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
+        dispatch!(stop, ctx, res)
+    }
+}
 
 /// `[ip#N]`: netlink and ARP ([`ip`]).
 #[derive(Debug, Default, Clone, Copy)]

@@ -558,7 +558,8 @@ fn vg_fence(vg: &Vg) -> Option<i64> {
 fn check_fence(ctx: &Ctx<'_>, name: &str, vg: &Vg) -> Result<(), DriverError> {
     match (ctx.fence, vg_fence(vg)) {
         (Some(mine), Some(theirs)) if theirs > mine => Err(DriverError::Refused(format!(
-            "volume group {name} carries fencing token {theirs}, newer than this start's {mine}:              another node took the service since; refusing"
+            "volume group {name} carries fencing token {theirs}, newer than this start's \
+             {mine}: another node took the service since; refusing"
         ))),
         _ => Ok(()),
     }

@@ -26,7 +26,7 @@ use berth_model::status::LogEntry;
 use berth_model::{Rid, ServiceStatus, Status};
 use tracing::{error, info, info_span, warn};
 
-pub use driver::{Ctx, Driver, DriverError, KindDriver, Kinds, Outcome, Prechecked};
+pub use driver::{Ctx, Driver, DriverError, Outcome, Prechecked};
 pub use lock::{LockError, ServiceLock};
 
 /// What an action may do, and how.

@@ -18,8 +18,9 @@ use clap::{Arg, ArgAction, Command};
 use serde::{Serialize, Serializer};
 use toml::Value;
 
-use crate::config::keywords::{Reader, is_hostname, parse_duration};
-use crate::config::{ConfigError, ConfigErrorKind};
+use crate::config::error::{ConfigError, ConfigErrorKind};
+use crate::config::reader::Reader;
+use crate::config::value::{is_hostname, parse_duration};
 
 /// A value parsed, or the word at fault with what was expected (a [`ConfigErrorKind::BadValue`]).
 pub type Parsed<T> = Result<T, ConfigErrorKind>;

@@ -433,7 +433,7 @@ impl Worker {
         );
         let normal = self.config.clone();
         if let Ok(cfg) = &normal {
-            self.config = Ok(Arc::new(crate::cluster::fast_stop_config(cfg)));
+            self.config = Ok(Arc::new(cfg.fast_stop()));
         }
         let stopped = self.cluster_stop(true, origin::FENCING).await;
         self.config = normal;

@@ -1,18 +1,17 @@
 //! The seam between the engine and the host.
 //!
 //! The engine walks a service through [`Driver`]: one call per resource, whatever its kind. The
-//! host implements it with [`Kinds`], which holds one [`KindDriver`] per resource kind and
-//! dispatches on the resource's [`Spec`]; every kind has the same shape (its spec as the
-//! associated type, a default `precheck`). The drivers crate implements the kinds, the binaries
-//! wire them into an [`Engine`](crate::Engine); the engine's own tests use a fake [`Driver`] and
-//! compile no host code.
+//! engine knows no kind: the drivers crate implements [`Driver`] for the host (its one match on
+//! the resource's spec picks the kind's driver), the binaries wire it into an
+//! [`Engine`](crate::Engine); the engine's own tests use a fake [`Driver`] and compile no host
+//! code.
 
 mod error;
 
 use std::any::Any;
 use std::cell::RefCell;
 
-use berth_model::config::{ContainerSpec, FsSpec, IpSpec, Resource, ServiceConfig, Spec, VgSpec};
+use berth_model::config::{Resource, ServiceConfig};
 use berth_model::paths::Paths;
 use berth_model::{ResourceState, Rid};
 
@@ -135,70 +134,4 @@ pub trait Driver {
     fn start(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError>;
     /// Bring it down; an already-down resource is left alone.
     fn stop(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError>;
-}
-
-/// The driver of one resource kind, given the resource's spec already typed for it.
-pub trait KindDriver {
-    /// The kind's keywords ([`IpSpec`], [`FsSpec`]...).
-    type Spec;
-    /// Checks run before any resource of a start is touched; none by default.
-    fn precheck(&self, _ctx: &Ctx<'_>, _rid: Rid, _spec: &Self::Spec) -> Result<(), DriverError> {
-        Ok(())
-    }
-    /// The resource's current status. Never changes the host.
-    fn status(&self, ctx: &Ctx<'_>, rid: Rid, spec: &Self::Spec) -> ResourceState;
-    /// Bring it up; an already-up resource is left alone (`Outcome::AlreadyDone`).
-    fn start(&self, ctx: &Ctx<'_>, rid: Rid, spec: &Self::Spec) -> Result<Outcome, DriverError>;
-    /// Bring it down; an already-down resource is left alone.
-    fn stop(&self, ctx: &Ctx<'_>, rid: Rid, spec: &Self::Spec) -> Result<Outcome, DriverError>;
-}
-
-/// One driver per resource kind: the [`Driver`] the binaries hand the engine. The only place
-/// that matches on [`Spec`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Kinds<Ip, Vg, Fs, Container> {
-    /// `[ip#N]`.
-    pub ip: Ip,
-    /// `[vg#N]`.
-    pub vg: Vg,
-    /// `[fs#N]`.
-    pub fs: Fs,
-    /// `[container#N]`.
-    pub container: Container,
-}
-
-/// Call `$method` of the kind driver `res`'s spec belongs to.
-macro_rules! dispatch {
-    ($self:ident, $method:ident, $ctx:ident, $res:ident) => {
-        match &$res.spec {
-            Spec::Ip(spec) => $self.ip.$method($ctx, $res.rid, spec),
-            Spec::Vg(spec) => $self.vg.$method($ctx, $res.rid, spec),
-            Spec::Fs(spec) => $self.fs.$method($ctx, $res.rid, spec),
-            Spec::Container(spec) => $self.container.$method($ctx, $res.rid, spec),
-        }
-    };
-}
-
-impl<I, V, F, C> Driver for Kinds<I, V, F, C>
-where
-    I: KindDriver<Spec = IpSpec>,
-    V: KindDriver<Spec = VgSpec>,
-    F: KindDriver<Spec = FsSpec>,
-    C: KindDriver<Spec = ContainerSpec>,
-{
-    fn precheck(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<(), DriverError> {
-        dispatch!(self, precheck, ctx, res)
-    }
-
-    fn status(&self, ctx: &Ctx<'_>, res: &Resource) -> ResourceState {
-        dispatch!(self, status, ctx, res)
-    }
-
-    fn start(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
-        dispatch!(self, start, ctx, res)
-    }
-
-    fn stop(&self, ctx: &Ctx<'_>, res: &Resource) -> Result<Outcome, DriverError> {
-        dispatch!(self, stop, ctx, res)
-    }
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::error::{ConfigError, ConfigErrorKind};
 use super::node::{TlsFiles, duration_str};
 use super::raw::line_of;
-use super::{ConfigError, ConfigErrorKind};
 
 /// `collector.toml`, as the collector uses it (validated).
 #[derive(Debug, Clone, PartialEq)]
@@ -229,13 +229,13 @@ mod opt_duration {
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => super::duration_str::serialize(d, s),
+            Some(d) => crate::config::node::duration_str::serialize(d, s),
             None => s.serialize_none(),
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::duration_str::deserialize(d).map(Some)
+        crate::config::node::duration_str::deserialize(d).map(Some)
     }
 }
 

@@ -10,9 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
 use super::keywords::{COMMON_KEYWORDS, SERVICE_KEYWORDS, kind_keywords};
-use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
-use super::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics, Format};
+use super::raw::{Format, RawEntry, RawFile, RawSection, RawValue, SectionKind};
+pub use super::raw::{Written, WrittenSection};
 use crate::rid::{Kind, Rid, RidId};
 
 /// What a load knows of the node it runs on.
@@ -182,23 +183,6 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(d, _, c)| *d <= (c.len().max(word.len()) / 3).max(1))
         .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
         .map(|(_, _, c)| c)
-}
-
-/// A section as written, with canonical key names and the values as they are (scoped keys and
-/// references kept): what `print config` shows.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WrittenSection {
-    /// The section name as written (`DEFAULT`, `fs#1`, `env`; TOML: `service`, `fs#1`).
-    pub name: String,
-    /// `(canonical key[@scope], value)`, in file order.
-    pub(crate) entries: Vec<(String, RawValue)>,
-}
-
-/// The file as written, canonical names, in its own syntax.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Written {
-    pub(crate) format: Option<Format>,
-    pub(crate) sections: Vec<WrittenSection>,
 }
 
 fn section_kind(s: &RawSection) -> Option<Option<Kind>> {
@@ -856,7 +840,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::{Checked, ServiceConfig, Spec, written};
+    use crate::config::emit::written;
+    use crate::config::load::Checked;
+    use crate::config::service::{ServiceConfig, Spec};
     use crate::order::start_order;
 
     const FILE: &str = "/etc/berth/services/web.env";
@@ -886,21 +872,21 @@ mod tests {
         svc.warnings.iter().map(|w| w.to_string()).collect()
     }
 
-    fn container(svc: &ServiceConfig) -> &crate::config::ContainerSpec {
+    fn container(svc: &ServiceConfig) -> &crate::config::kinds::container::ContainerSpec {
         match &svc.resources[0].spec {
             Spec::Container(c) => c,
             other => panic!("{other:?}"),
         }
     }
 
-    fn ip(svc: &ServiceConfig) -> &crate::config::IpSpec {
+    fn ip(svc: &ServiceConfig) -> &crate::config::kinds::ip::IpSpec {
         match &svc.resources[0].spec {
             Spec::Ip(i) => i,
             other => panic!("{other:?}"),
         }
     }
 
-    fn fs(svc: &ServiceConfig) -> &crate::config::FsSpec {
+    fn fs(svc: &ServiceConfig) -> &crate::config::kinds::fs::FsSpec {
         match &svc.resources[0].spec {
             Spec::Fs(f) => f,
             other => panic!("{other:?}"),
@@ -1065,7 +1051,7 @@ mod tests {
             shown.contains("ipdev@n2 = eth2\nipdev@drpnodes = eth9"),
             "{shown}"
         );
-        let eval = crate::config::to_toml(&svc).unwrap();
+        let eval = crate::config::emit::to_toml(&svc).unwrap();
         assert!(eval.contains("ipdev = \"eth2\""), "{eval}");
         assert_eq!(svc.settings.drpnodes, ["d1"]);
     }
@@ -1331,7 +1317,7 @@ mod tests {
         );
         let db: Rid = "container#db".parse().unwrap();
         assert_eq!(
-            crate::config::ContainerSpec::container_name("web", db.id),
+            crate::config::kinds::container::ContainerSpec::container_name("web", db.id),
             "web.container.db"
         );
         let e = errors(None, "[container#a.b]\nimage = x\n");

@@ -10,7 +10,10 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use super::{ConfigError, ConfigWarning, Format, ServiceConfig};
+use super::compat::LoadContext;
+use super::error::{ConfigError, ConfigErrorKind, ConfigWarning};
+use super::raw::Format;
+use super::service::ServiceConfig;
 
 /// The service section's name on the command line (`DEFAULT.nodes`, or just `nodes`); TOML's
 /// `service.nodes` is accepted too.
@@ -172,7 +175,7 @@ pub fn get(source: &Path, text: &str, path: &KwPath) -> Result<Option<String>, E
 /// load, the values typed that way are tried as strings too (`app=123`), before giving up with
 /// the first attempt's error.
 pub fn apply(source: &Path, text: &str, changes: &[Change]) -> Result<Edited, EditError> {
-    apply_on(source, text, changes, &super::LoadContext::default())
+    apply_on(source, text, changes, &LoadContext::default())
 }
 
 /// [`apply`], the result checked as node `load` reads it (`key@node` scopes, `{nodename}`).
@@ -180,7 +183,7 @@ pub fn apply_on(
     source: &Path,
     text: &str,
     changes: &[Change],
-    load: &super::LoadContext,
+    load: &LoadContext,
 ) -> Result<Edited, EditError> {
     let before: BTreeSet<(String, Option<String>, String)> =
         ServiceConfig::parse_on(source, text, load)
@@ -233,7 +236,7 @@ pub fn apply_on(
     Err(EditError::Invalid(first_error.unwrap_or_else(|| {
         ConfigError::file(
             source,
-            super::ConfigErrorKind::Syntax("no edit to check".to_string()),
+            ConfigErrorKind::Syntax("no edit to check".to_string()),
         )
     })))
 }

@@ -10,7 +10,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::{Common, ContainerSpec, FsSpec, IpSpec, Resource, ServiceConfig, Spec};
+use super::kinds::container::{ContainerSpec, PullPolicy};
+use super::kinds::fs::FsSpec;
+use super::kinds::ip::{IpSpec, NetnsMode};
+use super::raw::Format;
+use super::service::{Common, MonitorAction, Orchestrate, Resource, ServiceConfig, Spec};
 use crate::run_args::RunOptions;
 
 /// A duration as the keywords take it: `"10s"`, `"500ms"`.
@@ -63,9 +67,9 @@ struct ServiceView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     registry_creds: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    orchestrate: Option<super::Orchestrate>,
+    orchestrate: Option<Orchestrate>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    monitor_action: Option<super::MonitorAction>,
+    monitor_action: Option<MonitorAction>,
 }
 
 #[derive(Serialize)]
@@ -115,7 +119,7 @@ struct ContainerView<'a> {
     netns: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     start_requires: Vec<String>,
-    image_pull_policy: super::PullPolicy,
+    image_pull_policy: PullPolicy,
     pull_timeout: Dur,
     #[serde(skip_serializing_if = "Option::is_none")]
     registry_creds: Option<String>,
@@ -175,7 +179,7 @@ fn ip(ip: &IpSpec) -> SpecView<'_> {
     SpecView::Ip(IpView {
         typ: ns.map(|_| "netns"),
         netns: ns.map(|n| n.container.to_string()),
-        mode: ns.and_then(|n| n.mode).map(super::NetnsMode::as_str),
+        mode: ns.and_then(|n| n.mode).map(NetnsMode::as_str),
         nsdev: ns.and_then(|n| n.nsdev.as_deref()),
         ipname: &ip.ipname,
         ipdev: &ip.ipdev,
@@ -255,7 +259,7 @@ fn toml_key(k: &str) -> String {
 pub fn written(svc: &ServiceConfig) -> String {
     use super::raw::RawValue;
     let mut out = String::new();
-    let ini = svc.format == super::Format::Ini;
+    let ini = svc.format == Format::Ini;
     for (i, section) in svc.written.sections.iter().enumerate() {
         if i > 0 {
             out.push('\n');
@@ -310,9 +314,8 @@ pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
         docker_registries: s.docker_registries.iter().map(|r| r.to_string()).collect(),
         registry_ca: s.registry_ca.as_ref().map(|p| p.display().to_string()),
         registry_creds: s.registry_creds.as_ref().map(|p| p.display().to_string()),
-        orchestrate: (s.orchestrate != super::Orchestrate::No).then_some(s.orchestrate),
-        monitor_action: (s.monitor_action != super::MonitorAction::None)
-            .then_some(s.monitor_action),
+        orchestrate: (s.orchestrate != Orchestrate::No).then_some(s.orchestrate),
+        monitor_action: (s.monitor_action != MonitorAction::None).then_some(s.monitor_action),
     };
     let mut out = format!(
         "# service {} (from {})\n[service]\n",

@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use super::compat::{OPENSVC_KINDS, nearest};
+use super::error::{ConfigError, ConfigErrorKind, ConfigWarning};
 use super::raw::{RawEntry, RawFile, RawSection, RawValue, SectionKind};
-use super::{ConfigError, ConfigErrorKind, ConfigWarning};
 use crate::rid::{Kind, Rid, RidError, split_rid};
 
 pub(crate) fn parse(file: &Path, text: &str, errors: &mut Vec<ConfigError>) -> RawFile {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::error::{ConfigError, ConfigErrorKind};
+use super::kinds::container::Registry;
 
 /// `<config>/node.toml`. Every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,13 +206,13 @@ impl NodeConfig {
             toml::from_str(text).map_err(|e| super::tomlfile::syntax_error(file, text, &e))?;
         if let Some(c) = &node.cluster {
             c.validate()
-                .map_err(|why| ConfigError::file(file, super::ConfigErrorKind::Syntax(why)))?;
+                .map_err(|why| ConfigError::file(file, ConfigErrorKind::Syntax(why)))?;
         }
         for r in node.docker.iter().flat_map(|d| &d.docker_registries) {
-            super::Registry::parse(r).map_err(|why| {
+            Registry::parse(r).map_err(|why| {
                 ConfigError::file(
                     file,
-                    super::ConfigErrorKind::Syntax(format!("[docker] docker_registries: {why}")),
+                    ConfigErrorKind::Syntax(format!("[docker] docker_registries: {why}")),
                 )
             })?;
         }
@@ -230,7 +231,7 @@ pub(crate) mod duration_str {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        crate::config::keywords::parse_duration(&s)
+        crate::config::value::parse_duration(&s)
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
                 serde::de::Error::custom(format!("bad duration {s:?} (expected e.g. 10s, 500ms)"))

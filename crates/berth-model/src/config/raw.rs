@@ -1,5 +1,9 @@
 //! The shape both file formats are read into before the keyword layer types them.
 
+use std::path::Path;
+
+use serde::Serialize;
+
 /// A value as written.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RawValue {
@@ -87,7 +91,7 @@ pub(crate) struct RawSection {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct RawFile {
     pub sections: Vec<RawSection>,
-    pub warnings: Vec<super::ConfigWarning>,
+    pub warnings: Vec<super::error::ConfigWarning>,
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -120,6 +124,44 @@ impl Lines {
     pub(crate) fn line(&self, offset: usize) -> usize {
         self.0.partition_point(|&nl| nl < offset) + 1
     }
+}
+
+/// The syntax a service file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// berth's own `services/<svc>.toml`.
+    Toml,
+    /// OpenSVC's `services/<svc>.env` or `.conf`.
+    Ini,
+}
+
+impl Format {
+    /// The format a service file name implies, if it is a service file at all.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "toml" => Some(Format::Toml),
+            "env" | "conf" => Some(Format::Ini),
+            _ => None,
+        }
+    }
+}
+
+/// A section as written, with canonical key names and the values as they are (scoped keys and
+/// references kept): what `print config` shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WrittenSection {
+    /// The section name as written (`DEFAULT`, `fs#1`, `env`; TOML: `service`, `fs#1`).
+    pub name: String,
+    /// `(canonical key[@scope], value)`, in file order.
+    pub(crate) entries: Vec<(String, RawValue)>,
+}
+
+/// The file as written, canonical names, in its own syntax.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Written {
+    pub(crate) format: Option<Format>,
+    pub(crate) sections: Vec<WrittenSection>,
 }
 
 #[cfg(test)]

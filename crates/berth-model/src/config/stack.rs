@@ -6,8 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use super::error::{ConfigError, ConfigErrorKind};
+use super::kinds::container::ContainerSpec;
 use super::raw::{RawSection, SectionKind};
-use super::{ConfigError, ConfigErrorKind, ContainerSpec, ServiceConfig, Spec};
+use super::service::{ServiceConfig, Spec};
 use crate::rid::{Kind, Rid, RidId};
 
 /// `docker_subnet`: an IPv4 network of prefix 8 to 28, given by its network address.

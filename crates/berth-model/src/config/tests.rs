@@ -1,6 +1,7 @@
 //! Parsing: good and bad files in both formats, and the core seed's own service file.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 use crate::order::start_order;
@@ -633,4 +634,24 @@ fn registries_parse_and_images_name_theirs() {
     assert_eq!(image_registry("localhost/app"), Some("localhost"));
     assert_eq!(image_registry("library/busybox"), None);
     assert_eq!(image_registry("busybox:1"), None);
+}
+
+#[test]
+fn fast_stop_drops_the_graceful_waits() {
+    let cfg = toml(
+        "[fs.1]\ndev = \"/dev/sdb\"\nmnt = \"/srv\"\ntype = \"ext4\"\nstop_timeout = \"30s\"\n\n\
+         [container.1]\nrun_image = \"busybox\"\nstop_timeout = \"60s\"\n",
+    )
+    .unwrap();
+    let fast = cfg.fast_stop();
+    let mut seen = 0;
+    for r in &fast.resources {
+        match &r.spec {
+            Spec::Fs(f) => assert_eq!(f.stop_timeout, Duration::from_secs(1)),
+            Spec::Container(c) => assert_eq!(c.stop_timeout, Duration::ZERO),
+            Spec::Ip(_) | Spec::Vg(_) => continue,
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
 }

@@ -6,8 +6,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::compat::nearest;
+use super::error::{ConfigError, ConfigErrorKind};
 use super::raw::{Lines, RawEntry, RawFile, RawSection, RawValue, SectionKind, line_of};
-use super::{ConfigError, ConfigErrorKind};
 use crate::rid::{Kind, Rid, RidId};
 
 /// A TOML syntax (or serde) error of `file`, at the line its span points to.

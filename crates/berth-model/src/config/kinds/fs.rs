@@ -1,0 +1,67 @@
+//! `[fs#N]`: its spec, its keywords and their reader.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::error::ConfigErrorKind;
+use crate::config::raw::RawValue;
+use crate::config::reader::{Reader, Sink};
+
+/// The keywords of `[fs#N]`, mandatory ones first.
+pub const KEYWORDS: &[&str] = &["dev", "mnt", "type", "mnt_opt", "stop_timeout"];
+
+/// `[fs#N]`: a filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FsSpec {
+    /// A block device, or a regular file (an image, attached to a loop device).
+    pub dev: PathBuf,
+    /// The absolute mount point.
+    pub mnt: PathBuf,
+    /// The filesystem type (`ext4`, `xfs`...).
+    pub fs_type: String,
+    /// Mount options, comma separated (`mnt_opt`, or OpenSVC's `mnt_opts`).
+    pub mnt_opt: Option<String>,
+    /// The bound on a stop, holders killed included.
+    pub stop_timeout: Duration,
+}
+
+impl FsSpec {
+    /// Self-fencing's stop: a 1 s bound (holders get TERM, then KILL after 0.2 s).
+    pub fn fast_stop(&mut self) {
+        self.stop_timeout = self.stop_timeout.min(Duration::from_secs(1));
+    }
+
+    /// The depth of the mount point (`/` is 0, `/srv` 1, `/srv/web` 2).
+    pub fn depth(&self) -> usize {
+        self.mnt
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+    }
+}
+
+pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
+    let dev = e.ok(r.required("dev"));
+    let mnt = e.ok(r.abs_path("mnt").and_then(|m| match m {
+        None => Err(r.error("mnt", ConfigErrorKind::MissingKey)),
+        Some(m) if m == Path::new("/") => Err(r.bad(
+            "mnt",
+            &RawValue::Str("/".into()),
+            "berth will not mount over /",
+        )),
+        Some(m) => Ok(m),
+    }));
+    let fs_type = e.ok(r.required("type"));
+    // `mnt_opts` (the seed's other spelling) is folded into `mnt_opt` by the compat layer.
+    let mnt_opt = e.ok(r.string("mnt_opt"));
+    let stop_timeout = e.ok(r.duration("stop_timeout", Duration::from_secs(5)));
+    Some(FsSpec {
+        dev: PathBuf::from(dev?),
+        mnt: mnt?,
+        fs_type: fs_type?,
+        mnt_opt: mnt_opt?,
+        stop_timeout: stop_timeout?,
+    })
+}

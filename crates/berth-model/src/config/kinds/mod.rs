@@ -1,0 +1,6 @@
+//! One module per resource kind: its spec, its keyword list and the reader that types them.
+
+pub mod container;
+pub mod fs;
+pub mod ip;
+pub mod vg;
