@@ -383,7 +383,11 @@ fn two_stacks_on_one_node_take_different_subnets() {
     }
     n.ok(&["one", "stop"]);
     // The other stack is untouched by the first one's stop.
-    assert!(n.fetch_served("http://10.77.0.12:8080/cgi-bin/q").status.success());
+    assert!(
+        n.fetch_served("http://10.77.0.12:8080/cgi-bin/q")
+            .status
+            .success()
+    );
     n.ok(&["two", "stop"]);
     assert_clean(&n, &["10.77.0.11", "10.77.0.12"]);
 }

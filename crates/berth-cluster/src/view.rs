@@ -29,6 +29,8 @@ pub struct ClusterView {
     pub revision: i64,
     /// Live nodes (their node key exists).
     pub nodes: BTreeMap<String, LiveNode>,
+    /// The members (durable: a dead node stays one) and their member key's create revision.
+    pub members: BTreeMap<String, i64>,
     /// Owned services.
     pub owners: BTreeMap<String, Ownership>,
     /// Services frozen cluster-wide.
@@ -59,6 +61,10 @@ impl ClusterView {
                 }
                 Err(e) => warn!("{e}"),
             }
+            return;
+        }
+        if let Some(node) = keys.parse_member_key(key) {
+            self.members.insert(node.to_string(), kv.create_revision());
             return;
         }
         let Some((svc, leaf)) = keys.parse_service_key(key) else {
@@ -105,6 +111,10 @@ impl ClusterView {
             self.nodes.remove(node);
             return;
         }
+        if let Some(node) = keys.parse_member_key(key) {
+            self.members.remove(node);
+            return;
+        }
         let Some((svc, leaf)) = keys.parse_service_key(key) else {
             return;
         };
@@ -132,6 +142,16 @@ impl ClusterView {
             all.extend(n.record.services.keys().cloned());
         }
         all
+    }
+
+    /// The members in the order they joined: what `nodes = "*"` and `{clusternodes}` mean.
+    pub fn member_list(&self) -> Vec<String> {
+        crate::members::join_order(
+            self.members
+                .iter()
+                .map(|(n, rev)| (n.clone(), *rev))
+                .collect(),
+        )
     }
 
     /// Whether `node` is alive (its node key exists).
@@ -217,8 +237,8 @@ impl ClusterView {
 }
 
 impl ClusterView {
-    /// The fleet grid of `svc mon`: every node that is alive or named in a service's `nodes`
-    /// (a dead one with `hb: down`), every service with its owner and each node's view.
+    /// The fleet grid of `svc mon`: every node that is alive, a member or named in a service's
+    /// `nodes` (a dead one with `hb: down`), every service with its owner and each node's view.
     pub fn fleet(&self) -> Fleet {
         let now = crate::now_ms();
         let mut fleet = Fleet::default();
@@ -227,6 +247,14 @@ impl ClusterView {
             n.version = Some(live.record.version.clone());
             n.age_ms = Some(now.saturating_sub(live.record.updated_ms));
             fleet.nodes.insert(name.clone(), n);
+        }
+        for name in self.members.keys() {
+            fleet.nodes.entry(name.clone()).or_insert_with(|| {
+                let mut dead = FleetNode::new(Status::Down);
+                dead.reason =
+                    Some("member without a node key: svcd down or cut off from etcd".to_string());
+                dead
+            });
         }
         for svc in self.services() {
             let placement = self.placement_nodes(&svc);
@@ -318,6 +346,19 @@ mod tests {
         v.nodes.remove("n2");
         let f = v.fleet();
         assert_eq!(f.nodes["n2"].hb, Status::Down);
+    }
+
+    #[test]
+    fn a_dead_member_stays_in_the_fleet_with_hb_down() {
+        let mut v = ClusterView::default();
+        v.nodes.insert("n1".into(), node("n1", &[]));
+        v.members.insert("n4".into(), 3);
+        v.members.insert("n1".into(), 5);
+        assert_eq!(v.member_list(), ["n4", "n1"]);
+        let f = v.fleet();
+        assert_eq!(f.nodes.len(), 2);
+        assert_eq!(f.nodes["n1"].hb, Status::Up);
+        assert_eq!(f.nodes["n4"].hb, Status::Down);
     }
 
     #[test]
