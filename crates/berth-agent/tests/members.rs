@@ -36,6 +36,37 @@ fn members_in_etcd(rig: &Rig) -> Vec<String> {
         .collect()
 }
 
+/// The nodes `node` publishes for service `svc` in its node record (read on the host).
+fn published_nodes(rig: &Rig, node: &str, svc: &str) -> Option<Vec<String>> {
+    let out = rig
+        .etcd
+        .etcdctl()
+        .args([
+            "get",
+            "--print-value-only",
+            &format!("/berth/t/nodes/{node}"),
+        ])
+        .output()
+        .expect("etcdctl");
+    assert!(out.status.success(), "{}", describe(&out));
+    let rec: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let nodes = rec["services"][svc]["nodes"].as_array()?;
+    Some(
+        nodes
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
+fn wait_published(rig: &Rig, node: &str, svc: &str, want: &[String]) {
+    wait_until(
+        Duration::from_secs(15),
+        &format!("{node} publishes {svc} with nodes {want:?}"),
+        || published_nodes(rig, node, svc).is_some_and(|n| n == want),
+    );
+}
+
 #[test]
 fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_holds_a_lease() {
     let mut rig = Rig::new(Spec {
@@ -43,7 +74,24 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
         services: 0,
         ..Spec::default()
     });
-    assert_eq!(members_in_etcd(&rig), ["n1", "n2", "n3"]);
+    // svcd joins after it is ready: the three boot close together, in any join order.
+    let order = members_in_etcd(&rig);
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["n1", "n2", "n3"]);
+    let without_n3: Vec<String> = order.iter().filter(|n| *n != "n3").cloned().collect();
+    let rejoined: Vec<String> = without_n3
+        .iter()
+        .cloned()
+        .chain(["n3".to_string()])
+        .collect();
+    // `nodes = "*"` (TOML) and `{clusternodes}` (INI) are the members, in join order.
+    for n in &rig.nodes {
+        n.write_service("star.toml", "[service]\nnodes = \"*\"\n");
+        n.write_service("ini.conf", "[DEFAULT]\nnodes = {clusternodes}\n");
+    }
+    wait_published(&rig, "n1", "star", &order);
+    wait_published(&rig, "n2", "ini", &order);
     let n1 = rig.node("n1");
 
     // Refused while n3's svcd holds its lease, naming the lease; nothing removed.
@@ -56,13 +104,16 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("node n9 is not a member of cluster t (members: n1, n2, n3)"),
+        err.contains(&format!(
+            "node n9 is not a member of cluster t (members: {})",
+            order.join(", ")
+        )),
         "{err}"
     );
     // Which node: a usage error.
     let out = svc(n1, &["node", "forget"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
-    assert_eq!(members_in_etcd(&rig), ["n1", "n2", "n3"]);
+    assert_eq!(members_in_etcd(&rig), order);
 
     // n3's svcd dies: its lease expires, it stays a member, shown with hb down.
     rig.node_mut("n3").kill_svcd();
@@ -74,7 +125,9 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
     let mon = rig.mon();
     assert_eq!(mon["nodes"]["n1"]["hb"], "up", "{mon}");
     assert_eq!(mon["nodes"]["n2"]["hb"], "up", "{mon}");
-    assert_eq!(members_in_etcd(&rig), ["n1", "n2", "n3"]);
+    assert_eq!(members_in_etcd(&rig), order);
+    // A dead member stays in `nodes = "*"`.
+    wait_published(&rig, "n1", "star", &order);
 
     // Now it can be forgotten: gone from etcd and from svc mon.
     let n1 = rig.node("n1");
@@ -84,7 +137,11 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
         "{}",
         describe(&out)
     );
-    assert_eq!(members_in_etcd(&rig), ["n1", "n2"]);
+    assert_eq!(members_in_etcd(&rig), without_n3);
+    wait_published(&rig, "n1", "star", &without_n3);
+    wait_published(&rig, "n2", "ini", &without_n3);
+    wait_published(&rig, "n1", "ini", &without_n3);
+    wait_published(&rig, "n2", "star", &without_n3);
     let mon = rig.mon();
     assert!(mon["nodes"].get("n3").is_none(), "{mon}");
 
@@ -92,5 +149,7 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
     let i = rig.index("n3");
     rig.boot(i);
     rig.wait_alive("n3");
-    assert_eq!(members_in_etcd(&rig), ["n1", "n2", "n3"]);
+    assert_eq!(members_in_etcd(&rig), rejoined);
+    wait_published(&rig, "n1", "star", &rejoined);
+    wait_published(&rig, "n3", "star", &rejoined);
 }

@@ -394,7 +394,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "fs#flag",
@@ -427,7 +427,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "ip#0",
@@ -465,7 +465,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "ip#0",
@@ -488,7 +488,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "container#envoy",
@@ -511,7 +511,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "DEFAULT",
@@ -544,7 +544,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "ip#0",
@@ -582,7 +582,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "container#1",
@@ -600,7 +600,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "ip#1",
@@ -623,7 +623,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "fs#flag",
@@ -651,7 +651,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "disk#10",
@@ -679,7 +679,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "ip#1",
@@ -712,7 +712,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "disk#1",
@@ -745,7 +745,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "DEFAULT",
@@ -791,7 +791,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "DEFAULT",
@@ -824,7 +824,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "DEFAULT",
@@ -857,7 +857,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
                     "ip#0",
@@ -874,7 +874,7 @@ const CASES: &[Case] = &[
             errors: &[(
                 "DEFAULT",
                 "nodes",
-                "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                "bad value \"*\": stands for the cluster's members, which this load does not know",
             )],
             warnings: 5,
         },
@@ -891,7 +891,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "reference {clusternodes}: not a name berth knows, nor a keyword set in",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "fs#flag",
@@ -914,7 +914,7 @@ const CASES: &[Case] = &[
                 (
                     "DEFAULT",
                     "nodes",
-                    "bad value \"*\": berth takes node names, not patterns of cluster nodes: ",
+                    "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 ("ip#0", "name", "bad value \"\": must not be empty"),
                 (
