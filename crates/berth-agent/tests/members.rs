@@ -74,6 +74,13 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
         services: 0,
         ..Spec::default()
     });
+    // The rig's etcd compacts (its own start log says so; etcd 3.4 logs the revision count
+    // 1000 as a duration of 1000 ns, "1µs"; "0s" would mean off).
+    let log = rig.etcd.member_log(0);
+    assert!(
+        log.contains("\"auto-compaction-mode\":\"revision\",\"auto-compaction-retention\":\"1µs\""),
+        "{log}"
+    );
     // svcd joins after it is ready: the three boot close together, in any join order.
     let order = members_in_etcd(&rig);
     let mut sorted = order.clone();
