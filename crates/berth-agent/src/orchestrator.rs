@@ -60,9 +60,14 @@ fn node_record(
     for (name, loaded) in configs {
         let st = shared.tree.get(&name);
         let (avail, overall) = st.map_or((Status::Undef, Status::Undef), |s| (s.avail, s.overall));
-        let (valid, nodes, sum) = match &loaded {
-            Ok(cfg) => (true, cfg.settings.nodes.clone(), sums.of(&name, cfg)),
-            Err(_) => (false, Vec::new(), String::new()),
+        let (valid, nodes, sum, invalid) = match &loaded {
+            Ok(cfg) => (true, cfg.settings.nodes.clone(), sums.of(&name, cfg), None),
+            Err(e) => (
+                false,
+                Vec::new(),
+                String::new(),
+                Some(e.lines().next().unwrap_or_default().to_string()),
+            ),
         };
         let failed = memory.and_then(|m| m.failed_recently(&name, now));
         services.insert(
@@ -74,6 +79,8 @@ fn node_record(
                 // A node whose start failed lately is no candidate: it says so as "not valid".
                 valid: valid && failed.is_none(),
                 nodes,
+                invalid,
+                failed_ms: failed,
             },
         );
     }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Rig, Spec, svc, svc_ok};
+use common::{Rig, Spec, get_json, svc, svc_ok};
 
 use berth_testkit::cluster::wait_until;
 use berth_testkit::describe;
@@ -96,6 +96,7 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
     for n in &rig.nodes {
         n.write_service("star.toml", "[service]\nnodes = \"*\"\n");
         n.write_service("ini.conf", "[DEFAULT]\nnodes = {clusternodes}\n");
+        n.write_service("pinned.toml", "[service]\nnodes = [\"n1\"]\n");
     }
     wait_published(&rig, "n1", "star", &order);
     wait_published(&rig, "n2", "ini", &order);
@@ -133,6 +134,21 @@ fn a_dead_node_stays_a_member_until_forgotten_and_forget_is_refused_while_it_hol
     assert_eq!(mon["nodes"]["n1"]["hb"], "up", "{mon}");
     assert_eq!(mon["nodes"]["n2"]["hb"], "up", "{mon}");
     assert_eq!(members_in_etcd(&rig), order);
+    // Why each node does not run a service: in svc mon's JSON and svcd's GET /cluster.
+    wait_until(Duration::from_secs(15), "svc mon says why", || {
+        let mon = rig.mon();
+        let why = &mon["services"]["star"]["why"];
+        why["n3"] == "hb down"
+            && why["n1"] == "no owner: not started"
+            && mon["services"]["pinned"]["why"]["n2"] == "not in nodes"
+    });
+    wait_until(Duration::from_secs(15), "GET /cluster says why", || {
+        get_json(rig.node("n2"), "/cluster").is_some_and(|(code, c)| {
+            code == 200
+                && c["services"]["star"]["why"]["n3"] == "hb down"
+                && c["services"]["pinned"]["why"]["n2"] == "not in nodes"
+        })
+    });
     // A dead member stays in `nodes = "*"`.
     wait_published(&rig, "n1", "star", &order);
 

@@ -174,6 +174,44 @@ impl ClusterView {
             .collect()
     }
 
+    /// For each node that does not run `svc` (every member, live node and node of its
+    /// `nodes`, but its owner), the one reason, first that applies: `hb down`, `not in nodes`,
+    /// `frozen`, `no copy of the file`, `file invalid: <first error>`, `start failed N s ago`,
+    /// `target met: runs on <owner>`, `stopped by an operator`, `no owner: not started`.
+    pub fn why_not(&self, svc: &str, now_ms: u64) -> BTreeMap<String, String> {
+        let placement = self.placement_nodes(svc);
+        let owner = self.owners.get(svc).map(|o| o.record.node.as_str());
+        let mut all: BTreeSet<&str> = self.members.keys().map(String::as_str).collect();
+        all.extend(self.nodes.keys().map(String::as_str));
+        all.extend(placement.iter().map(String::as_str));
+        all.into_iter()
+            .filter(|n| Some(*n) != owner)
+            .map(|n| {
+                let summary = self.nodes.get(n).map(|l| l.record.services.get(svc));
+                let why = match summary {
+                    None => "hb down".to_string(),
+                    Some(_) if !placement.is_empty() && !placement.iter().any(|p| p == n) => {
+                        "not in nodes".to_string()
+                    }
+                    Some(_) if self.frozen.contains(svc) => "frozen".to_string(),
+                    Some(None) => "no copy of the file".to_string(),
+                    Some(Some(s)) => match (&s.invalid, s.failed_ms, owner) {
+                        (Some(e), _, _) => format!("file invalid: {e}"),
+                        (None, Some(at), _) => {
+                            format!("start failed {} s ago", now_ms.saturating_sub(at) / 1000)
+                        }
+                        (None, None, Some(o)) => format!("target met: runs on {o}"),
+                        (None, None, None) if self.targets.get(svc) == Some(&Target::Stopped) => {
+                            "stopped by an operator".to_string()
+                        }
+                        (None, None, None) => "no owner: not started".to_string(),
+                    },
+                };
+                (n.to_string(), why)
+            })
+            .collect()
+    }
+
     /// What the cluster says of `svc` for its status: owner, fencing token, since, frozen, and
     /// each node's avail / overall. Its cost is the number of nodes, not of services.
     pub fn service_cluster(&self, svc: &str) -> ServiceCluster {
@@ -198,6 +236,7 @@ impl ClusterView {
                     })
                 })
                 .collect(),
+            why: self.why_not(svc, crate::now_ms()),
         }
     }
 
@@ -288,6 +327,7 @@ impl ClusterView {
                     env: None,
                     preferred: placement.first().cloned(),
                     nodes: cells,
+                    why: self.why_not(&svc, now),
                 },
             );
         }
@@ -319,6 +359,8 @@ mod tests {
                                 checksum: String::new(),
                                 valid: *valid,
                                 nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                                invalid: None,
+                                failed_ms: None,
                             },
                         )
                     })
@@ -346,6 +388,54 @@ mod tests {
         v.nodes.remove("n2");
         let f = v.fleet();
         assert_eq!(f.nodes["n2"].hb, Status::Down);
+    }
+
+    #[test]
+    fn why_a_node_does_not_run_a_service() {
+        let mut v = ClusterView::default();
+        v.nodes.insert("n1".into(), node("n1", &[("web", true)]));
+        v.nodes.insert("n2".into(), node("n2", &[("web", true)]));
+        v.nodes.insert("n4".into(), node("n4", &[("web", true)]));
+        v.members.insert("n5".into(), 9);
+        let why = v.why_not("web", 0);
+        assert_eq!(why["n1"], "no owner: not started");
+        assert_eq!(why["n3"], "hb down");
+        assert_eq!(why["n4"], "not in nodes");
+        assert_eq!(why["n5"], "hb down");
+        v.targets.insert("web".into(), Target::Stopped);
+        assert_eq!(v.why_not("web", 0)["n1"], "stopped by an operator");
+        v.owners.insert(
+            "web".into(),
+            Ownership {
+                record: OwnerRecord {
+                    node: "n1".into(),
+                    since_ms: 0,
+                    why: crate::OwnerWhy::Orchestrate,
+                },
+                token: 7,
+                lease: 1,
+            },
+        );
+        let web = &mut v.nodes.get_mut("n2").unwrap().record.services;
+        web.get_mut("web").unwrap().failed_ms = Some(1_000);
+        let why = v.why_not("web", 13_500);
+        assert!(!why.contains_key("n1"));
+        assert_eq!(why["n2"], "start failed 12 s ago");
+        v.nodes
+            .get_mut("n2")
+            .unwrap()
+            .record
+            .services
+            .get_mut("web")
+            .unwrap()
+            .invalid = Some("line 3: bad".into());
+        assert_eq!(v.why_not("web", 0)["n2"], "file invalid: line 3: bad");
+        v.nodes.get_mut("n2").unwrap().record.services.clear();
+        assert_eq!(v.why_not("web", 0)["n2"], "no copy of the file");
+        v.frozen.insert("web".into());
+        assert_eq!(v.why_not("web", 0)["n2"], "frozen");
+        assert_eq!(v.fleet().services["web"].why["n3"], "hb down");
+        assert_eq!(v.service_cluster("web").why["n4"], "not in nodes");
     }
 
     #[test]
