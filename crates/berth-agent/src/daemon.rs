@@ -439,7 +439,7 @@ fn log_token_change(
 
 /// Load every service file: new services get a worker, changed ones their new config, removed
 /// ones lose theirs. A broken file is that service's problem only.
-fn reload_services(shared: &Arc<Shared>) {
+pub(crate) fn reload_services(shared: &Arc<Shared>) {
     let all = match load_all(&shared.paths) {
         Ok(all) => all,
         Err(e) => {

@@ -60,9 +60,14 @@ fn node_record(
     for (name, loaded) in configs {
         let st = shared.tree.get(&name);
         let (avail, overall) = st.map_or((Status::Undef, Status::Undef), |s| (s.avail, s.overall));
-        let (valid, nodes, sum) = match &loaded {
-            Ok(cfg) => (true, cfg.settings.nodes.clone(), sums.of(&name, cfg)),
-            Err(_) => (false, Vec::new(), String::new()),
+        let (valid, nodes, sum, invalid) = match &loaded {
+            Ok(cfg) => (true, cfg.settings.nodes.clone(), sums.of(&name, cfg), None),
+            Err(e) => (
+                false,
+                Vec::new(),
+                String::new(),
+                Some(e.lines().next().unwrap_or_default().to_string()),
+            ),
         };
         let failed = memory.and_then(|m| m.failed_recently(&name, now));
         services.insert(
@@ -74,6 +79,8 @@ fn node_record(
                 // A node whose start failed lately is no candidate: it says so as "not valid".
                 valid: valid && failed.is_none(),
                 nodes,
+                invalid,
+                failed_ms: failed,
             },
         );
     }
@@ -387,6 +394,7 @@ async fn orchestrate_loop(
     let mut memory = Memory::default();
     let mut sums = Checksums::default();
     let mut rows = (Status::Undef, -1);
+    let mut members: Option<Vec<String>> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(ORCHESTRATE_EVERY) => {}
@@ -409,6 +417,18 @@ async fn orchestrate_loop(
             true
         });
         refresh_rows(&shared, &cluster, &mut rows);
+        let now_members = cluster.with_view(ClusterView::member_list);
+        if !now_members.is_empty() && members.as_ref() != Some(&now_members) {
+            // `nodes = "*"` resolves from the members: keep the file loads read, then reload.
+            match write_members(&shared.paths, &now_members) {
+                Ok(()) => {
+                    info!("cluster members: {}", now_members.join(", "));
+                    crate::daemon::reload_services(&shared);
+                    members = Some(now_members);
+                }
+                Err(e) => warn!("{e}"),
+            }
+        }
         let health = cluster.plan_health();
         if !health.held {
             continue;
@@ -440,6 +460,22 @@ async fn orchestrate_loop(
             }
         }
     }
+}
+
+/// Write the members to [`berth_engine::load::members_file`] (temp file, fsync, rename).
+fn write_members(paths: &berth_model::paths::Paths, members: &[String]) -> Result<(), String> {
+    use std::io::Write as _;
+    let path = berth_engine::load::members_file(paths);
+    let tmp = path.with_extension("members.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        for m in members {
+            writeln!(f, "{m}")?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Hand `step` to the worker of `name`, without waiting. False when it could not be handed

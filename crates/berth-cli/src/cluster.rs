@@ -127,6 +127,16 @@ impl ClusterCli {
         }
     }
 
+    /// `svc node forget NODE`: remove a dead node from the members.
+    pub fn forget(&self, node: &str) -> anyhow::Result<()> {
+        self.rt.block_on(self.store.forget(node))?;
+        outln!(
+            "{node}: no longer a member of cluster {}",
+            self.store.cluster()
+        );
+        Ok(())
+    }
+
     /// `svc mon`: the fleet grid (or its JSON), once or every second.
     pub fn mon(&self, json: bool, color: bool, watch: bool) -> anyhow::Result<()> {
         loop {

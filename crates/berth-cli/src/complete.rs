@@ -75,7 +75,7 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
                 .collect();
             // print, mon, validate, json_status first: the order the scripts were made with.
             all.sort_by_key(|w| {
-                ["print", "mon", "validate", "json_status"]
+                ["print", "mon", "validate", "json_status", "node"]
                     .iter()
                     .position(|x| x == w)
             });
@@ -84,7 +84,8 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
         }
         ["print"] if named.is_none() => Some(vec!["status".to_string()]),
         ["validate"] if named.is_none() => Some(vec!["config".to_string()]),
-        ["print" | "validate", ..] if named.is_none() => Some(Vec::new()),
+        ["node"] if named.is_none() => Some(vec!["forget".to_string()]),
+        ["print" | "validate" | "node", ..] if named.is_none() => Some(Vec::new()),
         [_] => Some(actions()),
         [_, "print"] => Some(PrintTarget::ALL.map(|t| t.as_str().to_string()).into()),
         [_, "validate" | "edit"] => Some(vec!["config".to_string()]),
@@ -211,7 +212,15 @@ mod tests {
     #[test]
     fn first_word_is_print_mon_or_a_service_of_the_config_dir() {
         let d = dir();
-        let first = ["print", "mon", "validate", "json_status", "db", "web"];
+        let first = [
+            "print",
+            "mon",
+            "validate",
+            "json_status",
+            "node",
+            "db",
+            "web",
+        ];
         assert_eq!(complete(&d, "").unwrap(), first);
         assert_eq!(complete(&d, "we").unwrap(), first);
         // `=` form of the option too.

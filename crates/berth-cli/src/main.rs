@@ -440,6 +440,7 @@ impl App {
                 let rest = &words[n..];
                 // `svc mon start` with a service named mon: say how to reach it.
                 if let Some(w) = rest.first().filter(|w| !w.starts_with('-'))
+                    && cmd != NodeCommand::NodeForget
                     && berth_engine::load::service_file(&self.paths, &words[0]).is_ok()
                 {
                     return Err(usage(format!(
@@ -481,6 +482,24 @@ impl App {
         head: &[String],
         rest: &[String],
     ) -> Result<(), Failure> {
+        if cmd == NodeCommand::NodeForget {
+            let (node, rest) = match rest {
+                [node, rest @ ..] if !node.starts_with('-') => (node, rest),
+                _ => {
+                    return Err(usage(format!(
+                        "svc {}: which node? svc node forget NODE",
+                        head.join(" ")
+                    )));
+                }
+            };
+            self.action_args(head, rest, cmd.words(), cmd.options())?;
+            return match self.cluster()? {
+                Some(c) => c.forget(node).map_err(Failure::Failed),
+                None => Err(Failure::Failed(anyhow::anyhow!(
+                    "svc node forget {node}: this node is in no cluster (no [cluster] in node.toml)"
+                ))),
+            };
+        }
         let args = self.action_args(head, rest, cmd.words(), cmd.options())?;
         match cmd {
             NodeCommand::PrintStatus | NodeCommand::JsonStatus => {
@@ -491,6 +510,7 @@ impl App {
                 self.print_node_status()
             }
             NodeCommand::ValidateConfig => config_cmd::validate(&self.paths, None),
+            NodeCommand::NodeForget => Ok(()),
             NodeCommand::Mon => {
                 let json = self.format == OutputFormat::Json;
                 let color = self.color;

@@ -81,7 +81,15 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
 fn bash_completes_services_actions_options_and_rids() {
     assert_eq!(
         bash(""),
-        ["print", "mon", "validate", "json_status", "db", "web"]
+        [
+            "print",
+            "mon",
+            "validate",
+            "json_status",
+            "node",
+            "db",
+            "web"
+        ]
     );
     assert_eq!(bash("w"), ["web"]);
     assert_eq!(
@@ -124,7 +132,15 @@ fn fish_completes_services_actions_and_options() {
     };
     assert_eq!(
         complete(""),
-        ["db", "json_status", "mon", "print", "validate", "web"]
+        [
+            "db",
+            "json_status",
+            "mon",
+            "node",
+            "print",
+            "validate",
+            "web"
+        ]
     );
     assert_eq!(complete("web stopf"), ["stopfs"]);
     assert_eq!(complete("-s "), ["db", "web"]);
@@ -183,7 +199,15 @@ CURRENT={current}
     let call = |words: &str, current: usize| call_fn("_svc_berth_words", words, current);
     assert_eq!(
         call("", 1),
-        ["print", "mon", "validate", "json_status", "db", "web"]
+        [
+            "print",
+            "mon",
+            "validate",
+            "json_status",
+            "node",
+            "db",
+            "web"
+        ]
     );
     assert!(call("web", 2).contains(&"startfs".to_string()));
     // `svc -s <TAB>`: the option's value is asked of svc too, the whole line given.

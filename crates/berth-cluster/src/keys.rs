@@ -3,6 +3,7 @@
 //! | key | value | lease |
 //! | --- | --- | --- |
 //! | `nodes/<node>` | [`NodeRecord`](crate::NodeRecord) | the node's |
+//! | `members/<node>` | [`MemberRecord`](crate::MemberRecord) (durable: from the first join to `svc node forget`) | none |
 //! | `services/<svc>/owner` | [`OwnerRecord`](crate::OwnerRecord) | the owner node's |
 //! | `services/<svc>/frozen` | `1` (cluster-wide freeze) | none |
 //! | `services/<svc>/target` | `started` / `stopped` (what the orchestrator keeps) | none |
@@ -36,6 +37,21 @@ impl Keys {
     /// One node's key.
     pub fn node(&self, node: &str) -> String {
         format!("{}nodes/{node}", self.prefix)
+    }
+
+    /// Every member key.
+    pub fn members(&self) -> String {
+        format!("{}members/", self.prefix)
+    }
+
+    /// One member's key.
+    pub fn member(&self, node: &str) -> String {
+        format!("{}members/{node}", self.prefix)
+    }
+
+    /// The node a key under `members/` names.
+    pub fn parse_member_key<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.prefix)?.strip_prefix("members/")
     }
 
     /// Every service key.
@@ -101,5 +117,8 @@ mod tests {
         );
         assert_eq!(k.parse_service_key("/berth/other/services/web/owner"), None);
         assert_eq!(k.parse_node_key("/berth/prod/nodes/n2"), Some("n2"));
+        assert_eq!(k.member("n1"), "/berth/prod/members/n1");
+        assert_eq!(k.parse_member_key("/berth/prod/members/n2"), Some("n2"));
+        assert_eq!(k.parse_node_key("/berth/prod/members/n2"), None);
     }
 }

@@ -99,6 +99,8 @@ impl LeaseKeeper {
         let (lease, last_ack) = acquire(&store, ttl_secs, &lease_file).await?;
         let rec = record.borrow().clone();
         store.put_node(&rec, lease).await?;
+        // After the node key: a concurrent `svc node forget` sees the node alive and refuses.
+        store.join().await?;
         let (tx, rx) = watch::channel(LeaseHealth {
             lease,
             state: LeaseState::Held,
@@ -240,6 +242,7 @@ impl LeaseKeeper {
         let lease = self.store.grant(self.ttl).await?;
         let rec = self.record.borrow_and_update().clone();
         self.store.put_node(&rec, lease).await?;
+        self.store.join().await?;
         save_lease(&self.lease_file, lease);
         info!("rejoined the cluster with lease {lease:x}");
         self.health.send_modify(|x| {

@@ -6,6 +6,8 @@
 //!   freeze and target state, intents.
 //! - [`lease`]: the node's lease, kept alive by svcd, and the deadline counted from the last
 //!   renewal etcd acknowledged, on the monotonic clock.
+//! - [`members`]: the durable membership: a node is a member from its first join until
+//!   `svc node forget`; `nodes = "*"` resolves from it.
 //! - [`view`]: a snapshot of the whole cluster, the placement rules, and the fleet grid of `svc mon`.
 //! - [`plan`]: the orchestrator's decisions, a pure function of the view, this node's lease,
 //!   its service files and the orchestrator's memory.
@@ -23,6 +25,7 @@
 pub mod guard;
 pub mod keys;
 pub mod lease;
+pub mod members;
 pub mod plan;
 pub mod records;
 pub mod store;
@@ -31,6 +34,7 @@ pub mod view;
 pub use guard::EtcdGuard;
 pub use keys::Keys;
 pub use lease::{LeaseHealth, LeaseKeeper, LeaseState};
+pub use members::MemberRecord;
 pub use records::Ownership;
 pub use records::{
     Done, Intent, IntentAction, LogLine, NodeRecord, OwnerRecord, OwnerWhy, ServiceSummary, Target,
@@ -132,6 +136,28 @@ pub enum ClusterError {
         svc: String,
         /// The revision the decision read.
         revision: i64,
+    },
+    /// `svc node forget` of a node that still holds a lease.
+    #[error(
+        "node {node} holds lease {lease:x} in cluster {cluster}: stop its svcd (or wait until its lease expires) before forgetting it"
+    )]
+    MemberAlive {
+        /// The node.
+        node: String,
+        /// Its lease.
+        lease: i64,
+        /// The cluster.
+        cluster: String,
+    },
+    /// `svc node forget` of a node that is no member.
+    #[error("node {node} is not a member of cluster {cluster} (members: {members})")]
+    NotMember {
+        /// The node.
+        node: String,
+        /// The cluster.
+        cluster: String,
+        /// The members, comma-separated.
+        members: String,
     },
     /// The ownership changed under us: the fencing token is no longer ours.
     #[error("{svc}: the ownership changed meanwhile (token {token} is no longer current)")]

@@ -473,6 +473,8 @@ mod tests {
                             checksum: String::new(),
                             valid: true,
                             nodes: order(),
+                            invalid: None,
+                            failed_ms: None,
                         },
                     )
                 })

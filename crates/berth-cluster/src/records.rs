@@ -43,6 +43,12 @@ pub struct ServiceSummary {
     /// The nodes the file lets the service run on, in placement order.
     #[serde(default)]
     pub nodes: Vec<String>,
+    /// Why the file does not load there (its first error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+    /// When a start failed there lately (ms since the epoch): no candidate until the backoff ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_ms: Option<u64>,
 }
 
 fn yes() -> bool {

@@ -29,6 +29,8 @@ pub struct ClusterView {
     pub revision: i64,
     /// Live nodes (their node key exists).
     pub nodes: BTreeMap<String, LiveNode>,
+    /// The members (durable: a dead node stays one) and their member key's create revision.
+    pub members: BTreeMap<String, i64>,
     /// Owned services.
     pub owners: BTreeMap<String, Ownership>,
     /// Services frozen cluster-wide.
@@ -59,6 +61,10 @@ impl ClusterView {
                 }
                 Err(e) => warn!("{e}"),
             }
+            return;
+        }
+        if let Some(node) = keys.parse_member_key(key) {
+            self.members.insert(node.to_string(), kv.create_revision());
             return;
         }
         let Some((svc, leaf)) = keys.parse_service_key(key) else {
@@ -105,6 +111,10 @@ impl ClusterView {
             self.nodes.remove(node);
             return;
         }
+        if let Some(node) = keys.parse_member_key(key) {
+            self.members.remove(node);
+            return;
+        }
         let Some((svc, leaf)) = keys.parse_service_key(key) else {
             return;
         };
@@ -134,6 +144,16 @@ impl ClusterView {
         all
     }
 
+    /// The members in the order they joined: what `nodes = "*"` and `{clusternodes}` mean.
+    pub fn member_list(&self) -> Vec<String> {
+        crate::members::join_order(
+            self.members
+                .iter()
+                .map(|(n, rev)| (n.clone(), *rev))
+                .collect(),
+        )
+    }
+
     /// Whether `node` is alive (its node key exists).
     pub fn alive(&self, node: &str) -> bool {
         self.nodes.contains_key(node)
@@ -151,6 +171,44 @@ impl ClusterView {
                     .is_some_and(|s| s.valid)
             })
             .cloned()
+            .collect()
+    }
+
+    /// For each node that does not run `svc` (every member, live node and node of its
+    /// `nodes`, but its owner), the one reason, first that applies: `hb down`, `not in nodes`,
+    /// `frozen`, `no copy of the file`, `file invalid: <first error>`, `start failed N s ago`,
+    /// `target met: runs on <owner>`, `stopped by an operator`, `no owner: not started`.
+    pub fn why_not(&self, svc: &str, now_ms: u64) -> BTreeMap<String, String> {
+        let placement = self.placement_nodes(svc);
+        let owner = self.owners.get(svc).map(|o| o.record.node.as_str());
+        let mut all: BTreeSet<&str> = self.members.keys().map(String::as_str).collect();
+        all.extend(self.nodes.keys().map(String::as_str));
+        all.extend(placement.iter().map(String::as_str));
+        all.into_iter()
+            .filter(|n| Some(*n) != owner)
+            .map(|n| {
+                let summary = self.nodes.get(n).map(|l| l.record.services.get(svc));
+                let why = match summary {
+                    None => "hb down".to_string(),
+                    Some(_) if !placement.is_empty() && !placement.iter().any(|p| p == n) => {
+                        "not in nodes".to_string()
+                    }
+                    Some(_) if self.frozen.contains(svc) => "frozen".to_string(),
+                    Some(None) => "no copy of the file".to_string(),
+                    Some(Some(s)) => match (&s.invalid, s.failed_ms, owner) {
+                        (Some(e), _, _) => format!("file invalid: {e}"),
+                        (None, Some(at), _) => {
+                            format!("start failed {} s ago", now_ms.saturating_sub(at) / 1000)
+                        }
+                        (None, None, Some(o)) => format!("target met: runs on {o}"),
+                        (None, None, None) if self.targets.get(svc) == Some(&Target::Stopped) => {
+                            "stopped by an operator".to_string()
+                        }
+                        (None, None, None) => "no owner: not started".to_string(),
+                    },
+                };
+                (n.to_string(), why)
+            })
             .collect()
     }
 
@@ -178,6 +236,7 @@ impl ClusterView {
                     })
                 })
                 .collect(),
+            why: self.why_not(svc, crate::now_ms()),
         }
     }
 
@@ -217,8 +276,8 @@ impl ClusterView {
 }
 
 impl ClusterView {
-    /// The fleet grid of `svc mon`: every node that is alive or named in a service's `nodes`
-    /// (a dead one with `hb: down`), every service with its owner and each node's view.
+    /// The fleet grid of `svc mon`: every node that is alive, a member or named in a service's
+    /// `nodes` (a dead one with `hb: down`), every service with its owner and each node's view.
     pub fn fleet(&self) -> Fleet {
         let now = crate::now_ms();
         let mut fleet = Fleet::default();
@@ -227,6 +286,14 @@ impl ClusterView {
             n.version = Some(live.record.version.clone());
             n.age_ms = Some(now.saturating_sub(live.record.updated_ms));
             fleet.nodes.insert(name.clone(), n);
+        }
+        for name in self.members.keys() {
+            fleet.nodes.entry(name.clone()).or_insert_with(|| {
+                let mut dead = FleetNode::new(Status::Down);
+                dead.reason =
+                    Some("member without a node key: svcd down or cut off from etcd".to_string());
+                dead
+            });
         }
         for svc in self.services() {
             let placement = self.placement_nodes(&svc);
@@ -260,6 +327,7 @@ impl ClusterView {
                     env: None,
                     preferred: placement.first().cloned(),
                     nodes: cells,
+                    why: self.why_not(&svc, now),
                 },
             );
         }
@@ -291,6 +359,8 @@ mod tests {
                                 checksum: String::new(),
                                 valid: *valid,
                                 nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                                invalid: None,
+                                failed_ms: None,
                             },
                         )
                     })
@@ -318,6 +388,67 @@ mod tests {
         v.nodes.remove("n2");
         let f = v.fleet();
         assert_eq!(f.nodes["n2"].hb, Status::Down);
+    }
+
+    #[test]
+    fn why_a_node_does_not_run_a_service() {
+        let mut v = ClusterView::default();
+        v.nodes.insert("n1".into(), node("n1", &[("web", true)]));
+        v.nodes.insert("n2".into(), node("n2", &[("web", true)]));
+        v.nodes.insert("n4".into(), node("n4", &[("web", true)]));
+        v.members.insert("n5".into(), 9);
+        let why = v.why_not("web", 0);
+        assert_eq!(why["n1"], "no owner: not started");
+        assert_eq!(why["n3"], "hb down");
+        assert_eq!(why["n4"], "not in nodes");
+        assert_eq!(why["n5"], "hb down");
+        v.targets.insert("web".into(), Target::Stopped);
+        assert_eq!(v.why_not("web", 0)["n1"], "stopped by an operator");
+        v.owners.insert(
+            "web".into(),
+            Ownership {
+                record: OwnerRecord {
+                    node: "n1".into(),
+                    since_ms: 0,
+                    why: crate::OwnerWhy::Orchestrate,
+                },
+                token: 7,
+                lease: 1,
+            },
+        );
+        let web = &mut v.nodes.get_mut("n2").unwrap().record.services;
+        web.get_mut("web").unwrap().failed_ms = Some(1_000);
+        let why = v.why_not("web", 13_500);
+        assert!(!why.contains_key("n1"));
+        assert_eq!(why["n2"], "start failed 12 s ago");
+        v.nodes
+            .get_mut("n2")
+            .unwrap()
+            .record
+            .services
+            .get_mut("web")
+            .unwrap()
+            .invalid = Some("line 3: bad".into());
+        assert_eq!(v.why_not("web", 0)["n2"], "file invalid: line 3: bad");
+        v.nodes.get_mut("n2").unwrap().record.services.clear();
+        assert_eq!(v.why_not("web", 0)["n2"], "no copy of the file");
+        v.frozen.insert("web".into());
+        assert_eq!(v.why_not("web", 0)["n2"], "frozen");
+        assert_eq!(v.fleet().services["web"].why["n3"], "hb down");
+        assert_eq!(v.service_cluster("web").why["n4"], "not in nodes");
+    }
+
+    #[test]
+    fn a_dead_member_stays_in_the_fleet_with_hb_down() {
+        let mut v = ClusterView::default();
+        v.nodes.insert("n1".into(), node("n1", &[]));
+        v.members.insert("n4".into(), 3);
+        v.members.insert("n1".into(), 5);
+        assert_eq!(v.member_list(), ["n4", "n1"]);
+        let f = v.fleet();
+        assert_eq!(f.nodes.len(), 2);
+        assert_eq!(f.nodes["n1"].hb, Status::Up);
+        assert_eq!(f.nodes["n4"].hb, Status::Down);
     }
 
     #[test]

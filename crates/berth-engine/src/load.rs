@@ -91,9 +91,31 @@ pub fn nodename(node: &NodeConfig) -> Result<String, LoadError> {
 /// `key@node` scoping and `{nodename}`. A name that cannot be told leaves it unknown (then only
 /// a file that uses it fails, naming the reference).
 pub fn load_context(paths: &Paths) -> LoadContext {
+    let node = node_config(paths).ok();
     LoadContext {
-        nodename: node_config(paths).and_then(|n| nodename(&n)).ok(),
+        nodename: node.as_ref().and_then(|n| nodename(n).ok()),
+        members: node
+            .filter(|n| n.cluster.is_some())
+            .and_then(|_| read_members(paths)),
     }
+}
+
+/// `<var>/cluster.members`: the cluster's members in join order, one a line, as svcd last saw
+/// them in etcd (svcd rewrites it when they change; `nodes = "*"` resolves from it).
+pub fn members_file(paths: &Paths) -> PathBuf {
+    paths.var_dir.join("cluster.members")
+}
+
+/// The members [`members_file`] lists; `None` when it is missing, unreadable or empty.
+pub fn read_members(paths: &Paths) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(members_file(paths)).ok()?;
+    let members: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    (!members.is_empty()).then_some(members)
 }
 
 /// Parse one service file, as no particular node sees it (see [`load_file_on`]).

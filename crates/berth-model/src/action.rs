@@ -606,20 +606,24 @@ pub enum NodeCommand {
     ValidateConfig,
     /// The cluster grid (one node's grid without a cluster).
     Mon,
+    /// `node forget NODE`: remove a dead node from the cluster's members.
+    NodeForget,
 }
 
 impl NodeCommand {
     /// Every node command, in help order.
-    pub const ALL: [NodeCommand; 4] = [
+    pub const ALL: [NodeCommand; 5] = [
         NodeCommand::PrintStatus,
         NodeCommand::JsonStatus,
         NodeCommand::ValidateConfig,
         NodeCommand::Mon,
+        NodeCommand::NodeForget,
     ];
 
     /// The first words that are node commands: a service so named is reached with `-s NAME`
     /// or a link, never as `svc NAME ACTION`.
-    pub const RESERVED: [&'static str; 5] = ["print", "json_status", "json", "validate", "mon"];
+    pub const RESERVED: [&'static str; 6] =
+        ["print", "json_status", "json", "validate", "mon", "node"];
 
     /// Its words as typed.
     pub fn words(self) -> &'static str {
@@ -628,6 +632,7 @@ impl NodeCommand {
             NodeCommand::JsonStatus => "json_status",
             NodeCommand::ValidateConfig => "validate config",
             NodeCommand::Mon => "mon",
+            NodeCommand::NodeForget => "node forget",
         }
     }
 
@@ -643,6 +648,9 @@ impl NodeCommand {
                 "the cluster at a glance: services x nodes (this node alone without a cluster); \
                  --watch: every second"
             }
+            NodeCommand::NodeForget => {
+                "remove a dead node from the cluster's members (refused while it holds a lease)"
+            }
         }
     }
 
@@ -652,7 +660,7 @@ impl NodeCommand {
             NodeCommand::PrintStatus | NodeCommand::JsonStatus => {
                 &[ActionOpt::Refresh, ActionOpt::Format]
             }
-            NodeCommand::ValidateConfig => &[],
+            NodeCommand::ValidateConfig | NodeCommand::NodeForget => &[],
             NodeCommand::Mon => &[ActionOpt::Watch, ActionOpt::Format],
         }
     }
@@ -675,6 +683,8 @@ impl NodeCommand {
             ("validate", Some("config")) => Ok((NodeCommand::ValidateConfig, 2)),
             ("validate", _) => Err(ActionParseError::Incomplete("validate", "validate config")),
             ("mon", _) => Ok((NodeCommand::Mon, 1)),
+            ("node", Some("forget")) => Ok((NodeCommand::NodeForget, 2)),
+            ("node", _) => Err(ActionParseError::Incomplete("node", "node forget NODE")),
             _ => return None,
         })
     }
@@ -793,6 +803,11 @@ mod tests {
             Some(Ok((NodeCommand::Mon, 1)))
         );
         assert_eq!(NodeCommand::parse(&["web", "start"]), None);
+        assert_eq!(
+            NodeCommand::parse(&["node", "forget", "n3"]),
+            Some(Ok((NodeCommand::NodeForget, 2)))
+        );
+        assert!(matches!(NodeCommand::parse(&["node"]), Some(Err(_))));
         assert!(matches!(
             NodeCommand::parse(&["print", "config"]),
             Some(Err(_))

@@ -110,6 +110,9 @@ pub struct FleetService {
     /// What each node reports of it.
     #[serde(default)]
     pub nodes: BTreeMap<String, FleetCell>,
+    /// For each node that does not run it, why (see [`crate::status::ServiceCluster::why`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub why: BTreeMap<String, String>,
 }
 
 impl FleetService {

@@ -335,6 +335,10 @@ pub struct ServiceCluster {
     /// Each node's last published view of the service.
     #[serde(default)]
     pub nodes: std::collections::BTreeMap<String, NodeCell>,
+    /// For each node that does not run it, why (`hb down`, `not in nodes`, `frozen`,
+    /// `file invalid: ...`, `start failed 12 s ago`, `target met: runs on n1`...).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub why: std::collections::BTreeMap<String, String>,
 }
 
 /// One node's view of one service.

@@ -560,6 +560,12 @@ impl Etcd {
             "50",
             "--election-timeout",
             "500",
+            // Keep the last 1000 revisions (checked every 5 minutes): without compaction etcd
+            // keeps every revision of every rewritten key until its 2 GiB quota is full.
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1000",
             "--logger",
             "zap",
             "--log-outputs",

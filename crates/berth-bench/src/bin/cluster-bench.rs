@@ -73,6 +73,8 @@ fn record(services: usize) -> NodeRecord {
                         checksum: "0123456789abcdef".to_string(),
                         valid: true,
                         nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                        invalid: None,
+                        failed_ms: None,
                     },
                 )
             })

@@ -22,6 +22,10 @@ pub struct LoadContext {
     /// This node's name as berth resolves it (`BERTH_NODENAME`, node.toml, the hostname); `None`
     /// where it is not known (then no `key@node` applies and `{nodename}` is an error).
     pub nodename: Option<String>,
+    /// The cluster's members in the order they joined, as this node's svcd last saw them;
+    /// `None` where not known (no cluster, or svcd never joined). `nodes = "*"` (or
+    /// `{clusternodes}`) and `{clusternodes}` resolve from them.
+    pub members: Option<Vec<String>>,
 }
 
 impl LoadContext {
@@ -29,8 +33,14 @@ impl LoadContext {
     pub fn node(nodename: &str) -> Self {
         LoadContext {
             nodename: Some(nodename.to_string()),
+            members: None,
         }
     }
+}
+
+/// Whether a `nodes` value stands for every member: `*` or `{clusternodes}`, alone.
+fn means_members(v: &RawValue) -> bool {
+    matches!(words(v).as_slice(), [w] if w == "*" || w == "{clusternodes}")
 }
 
 /// One keyword alias: `alias` in a section of `kind` (`None`: `[DEFAULT]`) is `canonical`.
@@ -242,6 +252,22 @@ pub(crate) fn prepare(
 ) -> Written {
     let mut cx = Ctx { file, diags };
     let node = load.nodename.as_deref();
+    // `nodes = "*"` / `{clusternodes}`: the members, for scoping, `{#nodes}` and the keyword
+    // (unknown members leave it as written: the keyword layer refuses it, saying why).
+    // `print config` shows it as written.
+    let mut as_written: HashMap<usize, RawValue> = HashMap::new();
+    if let Some(members) = &load.members {
+        for e in raw
+            .sections
+            .iter_mut()
+            .filter(|s| s.kind == SectionKind::Service)
+            .flat_map(|s| s.entries.iter_mut())
+            .filter(|e| e.key == "nodes" && means_members(&e.value))
+        {
+            as_written.insert(e.line, e.value.clone());
+            e.value = RawValue::List(members.clone());
+        }
+    }
     // The node lists scoping depends on, as written (they are not scopable).
     let list = |key: &str| -> Vec<String> {
         raw.sections
@@ -258,6 +284,7 @@ pub(crate) fn prepare(
     };
     for section in &mut raw.sections {
         let kind = section_kind(section);
+        let is_service = section.kind == SectionKind::Service;
         let mut shown = WrittenSection {
             name: section.name.clone(),
             entries: Vec::new(),
@@ -279,7 +306,11 @@ pub(crate) fn prepare(
                 Some(s) => format!("{canon}@{s}"),
                 None => canon.clone(),
             };
-            shown.entries.push((full.clone(), e.value.clone()));
+            let shown_value = match as_written.get(&e.line) {
+                Some(v) if is_service && e.key == "nodes" => v.clone(),
+                _ => e.value.clone(),
+            };
+            shown.entries.push((full.clone(), shown_value));
             // The same keyword twice, by two names or the same one.
             if let Some((first_line, first_key, first_value)) = seen.get(&full) {
                 let why = if first_key == &e.key {
@@ -408,7 +439,7 @@ pub(crate) fn prepare(
     for section in &mut raw.sections {
         check_type(&mut cx, section);
     }
-    references(&mut cx, svc, node, raw);
+    references(&mut cx, svc, node, load.members.as_deref(), raw);
     written
 }
 
@@ -483,6 +514,7 @@ type Lookup = HashMap<(String, String), (usize, RawValue)>;
 struct Refs<'a> {
     svc: &'a str,
     node: Option<&'a str>,
+    members: Option<&'a [String]>,
     values: &'a Lookup,
     /// Section name -> its kind (for aliases of referenced keys) and rid id.
     sections: &'a HashMap<String, (Option<Kind>, Option<RidId>)>,
@@ -493,7 +525,13 @@ struct Refs<'a> {
 /// (`{nodename}`, `{svcname}`...), `{env.KEY}`, `{KEY}` (this section's, then `[DEFAULT]`'s),
 /// `{section.KEY}` (`{fs#1.mnt}`), with `#` (length) and `[i]` (item), and the `upper:`,
 /// `lower:`, `capitalize:`, `uri_ip:` modifiers. An unknown or circular reference is an error.
-fn references(cx: &mut Ctx<'_>, svc: &str, node: Option<&str>, raw: &mut RawFile) {
+fn references(
+    cx: &mut Ctx<'_>,
+    svc: &str,
+    node: Option<&str>,
+    members: Option<&[String]>,
+    raw: &mut RawFile,
+) {
     let mut values: Lookup = HashMap::new();
     let mut sections = HashMap::new();
     for s in &raw.sections {
@@ -523,6 +561,7 @@ fn references(cx: &mut Ctx<'_>, svc: &str, node: Option<&str>, raw: &mut RawFile
     let mut refs = Refs {
         svc,
         node,
+        members,
         values: &values,
         sections: &sections,
         done: HashMap::new(),
@@ -727,6 +766,13 @@ impl Refs<'_> {
                     .map(str::to_string)
                     .ok_or_else(|| "the node name is not known to this load".to_string());
             }
+            "clusternodes" => {
+                return self.members.map(|m| m.join(" ")).ok_or_else(|| {
+                    "the cluster's members are not known to this load (no [cluster], or svcd has \
+                     not joined yet)"
+                        .to_string()
+                });
+            }
             "short_nodename" => {
                 return self
                     .node
@@ -850,6 +896,7 @@ mod tests {
     fn on(node: Option<&str>, text: &str) -> Checked {
         let load = LoadContext {
             nodename: node.map(str::to_string),
+            members: None,
         };
         ServiceConfig::check(Path::new(FILE), text, &load)
     }
@@ -891,6 +938,40 @@ mod tests {
             Spec::Fs(f) => f,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn nodes_star_and_clusternodes_resolve_from_the_members() {
+        let members = vec!["n2".to_string(), "n1".to_string(), "n3".to_string()];
+        let load = LoadContext {
+            nodename: Some("n1".to_string()),
+            members: Some(members.clone()),
+        };
+        let text = "[DEFAULT]\nnodes = *\n\n[container#1]\nimage = busybox\n\
+                    command = echo {#nodes} {clusternodes}\n";
+        let c = ServiceConfig::check(Path::new(FILE), text, &load);
+        let svc = c.service.expect("loads");
+        assert_eq!(svc.settings.nodes, members);
+        let shown = written(&svc);
+        assert!(shown.contains("nodes = *"), "{shown}");
+        let text = "[DEFAULT]\nnodes = {clusternodes}\nnodes@n1 = n1\n";
+        let c = ServiceConfig::check(Path::new(FILE), text, &load);
+        assert_eq!(c.service.expect("loads").settings.nodes, ["n1"]);
+        let toml = Path::new("/etc/berth/services/web.toml");
+        let c = ServiceConfig::check(toml, "[service]\nnodes = \"*\"\n", &load);
+        assert_eq!(c.service.expect("loads").settings.nodes, members);
+        let c = ServiceConfig::check(toml, "[service]\nnodes = [\"*\"]\n", &load);
+        assert_eq!(c.service.expect("loads").settings.nodes, members);
+        // Without members: refused, saying why; a pattern is refused too.
+        let e = errors(Some("n1"), "[DEFAULT]\nnodes = {clusternodes}\n");
+        assert!(e[0].contains("the cluster's members"), "{e:?}");
+        let e = errors(Some("n1"), "[DEFAULT]\nnodes = n*\n");
+        assert!(e[0].contains("not patterns"), "{e:?}");
+        let e = errors(
+            None,
+            "[container#1]\nimage = x\ncommand = echo {clusternodes}\n",
+        );
+        assert!(e[0].contains("members are not known"), "{e:?}");
     }
 
     #[test]
@@ -1374,6 +1455,7 @@ mod tests {
         );
         let e = errors(None, "[DEFAULT]\nnodes = *\n");
         assert!(e[0].contains("[DEFAULT] nodes: bad value \"*\""), "{e:?}");
+        assert!(e[0].contains("the cluster's members"), "{e:?}");
         // An [env] key is evaluated when referenced only.
         let svc = ok(
             None,

@@ -132,11 +132,18 @@ fn read_service(
         ));
     }
     let nodes = e.ok(r.list("nodes").and_then(|nodes| {
-        match nodes.iter().find(|n| n.contains(['*', '?', '['])) {
+        match nodes.iter().find(|n| n.contains(['*', '?', '[', '{'])) {
+            Some(all) if nodes.len() == 1 && (all == "*" || all == "{clusternodes}") => Err(r.bad(
+                "nodes",
+                &RawValue::Str(all.clone()),
+                "stands for the cluster's members, which this load does not know (no \
+                     [cluster] in node.toml, or svcd has not joined yet): list the nodes",
+            )),
             Some(glob) => Err(r.bad(
                 "nodes",
                 &RawValue::Str(glob.clone()),
-                "berth takes node names, not patterns of cluster nodes: list the nodes",
+                "berth takes node names, \"*\" (every member of the cluster) or \
+                 {clusternodes}, not patterns: list the nodes",
             )),
             None => Ok(nodes),
         }
