@@ -5,11 +5,22 @@
 //! `ETH_P_ARP`: the kernel writes and strips the Ethernet header, we read and write the 28-byte
 //! ARP payload. It is opened on the calling thread, so it belongs to that thread's network
 //! namespace.
+//!
+//! Many services start at once in a failover (a thousand on one node): a probe's socket gets a
+//! classic BPF filter that lets in only the ARP packets about its address (so a thousand probe
+//! windows at once do not each wake for every ARP on the link), and the gratuitous ARPs after
+//! the first are sent by one announcer thread for the whole process (a start does not hold its
+//! thread through the gaps between them).
 
+use std::collections::BTreeMap;
 use std::io::{self, IoSliceMut};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use tracing::warn;
 
 use nix::errno::Errno;
 use nix::libc;
@@ -175,6 +186,21 @@ impl ArpSocket {
         Ok(ArpSocket { fd, ifindex })
     }
 
+    /// Open a socket on interface `ifindex` that receives only the ARP packets about `addr`
+    /// (sent by it, or asking for it: what [`ArpPacket::conflict`] looks at), for a probe.
+    /// The filter is attached before the bind: nothing else is ever queued on it.
+    pub fn open_probe(ifindex: u32, addr: Ipv4Addr) -> io::Result<ArpSocket> {
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        attach_filter(&fd, &about(addr))?;
+        bind(fd.as_raw_fd(), &link_addr(ifindex, [0; 6])?)?;
+        Ok(ArpSocket { fd, ifindex })
+    }
+
     /// Broadcast one ARP packet.
     pub fn send(&self, pkt: &ArpPacket) -> io::Result<()> {
         let to = link_addr(self.ifindex, BROADCAST)?;
@@ -247,22 +273,167 @@ impl ArpSocket {
         }
     }
 
-    /// Send `count` announcements of `addr`, `interval` apart, the first at once.
+    /// Send `count` announcements of `addr`, `interval` apart: the first now (its error is
+    /// returned), the others from the process's announcer thread (their errors are logged), so
+    /// the caller does not wait through the gaps.
     pub fn announce(
-        &self,
+        self,
         mac: Mac,
         addr: Ipv4Addr,
         count: u32,
         interval: Duration,
     ) -> io::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
         let pkt = ArpPacket::announce(mac, addr);
-        for i in 0..count {
-            if i > 0 {
-                std::thread::sleep(interval);
-            }
-            self.send(&pkt)?;
+        self.send(&pkt)?;
+        if count > 1 {
+            later(Later {
+                sock: self,
+                pkt,
+                addr,
+                left: count - 1,
+                interval,
+            });
         }
         Ok(())
+    }
+}
+
+/// Announcements still to send on a socket: `left` more, `interval` apart.
+#[derive(Debug)]
+struct Later {
+    sock: ArpSocket,
+    pkt: ArpPacket,
+    addr: Ipv4Addr,
+    left: u32,
+    interval: Duration,
+}
+
+/// Hand `l` to the announcer thread (started on first use); its first packet goes out one
+/// interval from now. Without a thread (it cannot be spawned), the rest are sent here.
+fn later(l: Later) {
+    static ANNOUNCER: OnceLock<Option<Mutex<mpsc::Sender<Later>>>> = OnceLock::new();
+    let tx = ANNOUNCER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("berth-garp".into())
+            .spawn(move || announcer(&rx))
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let handed = match tx {
+        Some(tx) => match tx.lock() {
+            Ok(tx) => tx.send(l).map_err(|e| e.0),
+            Err(_) => Err(l),
+        },
+        None => Err(l),
+    };
+    if let Err(mut l) = handed {
+        while l.left > 0 {
+            std::thread::sleep(l.interval);
+            send_later(&mut l);
+        }
+    }
+}
+
+/// Send one of `l`'s announcements.
+fn send_later(l: &mut Later) {
+    l.left -= 1;
+    if let Err(e) = l.sock.send(&l.pkt) {
+        warn!("gratuitous arp for {} failed: {e}", l.addr);
+        l.left = 0;
+    }
+}
+
+/// The announcer thread: each pending announcement at its time, until every sender is gone.
+fn announcer(rx: &mpsc::Receiver<Later>) {
+    let mut due: BTreeMap<(Instant, u64), Later> = BTreeMap::new();
+    let mut seq = 0u64;
+    loop {
+        let next = due.keys().next().map(|k| k.0);
+        let got = match next {
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(l) => {
+                seq += 1;
+                due.insert((Instant::now() + l.interval, seq), l);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) if due.is_empty() => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Some(at) = next {
+                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                }
+            }
+        }
+        let now = Instant::now();
+        while let Some(entry) = due.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let mut l = entry.remove();
+            send_later(&mut l);
+            if l.left > 0 {
+                seq += 1;
+                due.insert((now + l.interval, seq), l);
+            }
+        }
+    }
+}
+
+// Classic BPF, as in <linux/filter.h>.
+/// BPF_LD | BPF_W | BPF_ABS.
+const BPF_LD_W_ABS: u16 = 0x20;
+/// BPF_JMP | BPF_JEQ | BPF_K.
+const BPF_JEQ_K: u16 = 0x15;
+/// BPF_RET | BPF_K.
+const BPF_RET_K: u16 = 0x06;
+/// Offsets in the ARP payload (a cooked socket's filter sees the packet from the ARP header).
+const SPA_AT: u32 = 14;
+const TPA_AT: u32 = 24;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// A filter that accepts an ARP packet whose sender or target protocol address is `addr`.
+fn about(addr: Ipv4Addr) -> [libc::sock_filter; 6] {
+    let a = u32::from(addr);
+    [
+        insn(BPF_LD_W_ABS, 0, 0, SPA_AT),
+        insn(BPF_JEQ_K, 2, 0, a),
+        insn(BPF_LD_W_ABS, 0, 0, TPA_AT),
+        insn(BPF_JEQ_K, 0, 1, a),
+        insn(BPF_RET_K, 0, 0, 0xffff),
+        insn(BPF_RET_K, 0, 0, 0),
+    ]
+}
+
+fn attach_filter(fd: &OwnedFd, prog: &[libc::sock_filter]) -> io::Result<()> {
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    let len = libc::socklen_t::try_from(std::mem::size_of_val(&fprog))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fprog` points at `prog`, alive for the call; the kernel copies the program.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&raw const fprog).cast::<libc::c_void>(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
