@@ -10,9 +10,10 @@ use crate::{OwnerWhy, Store};
 /// Owner-key transactions (with the lease read before them) in flight at once from this
 /// process. A failover starts every service of a dead node at once: unbounded, hundreds of
 /// transactions on one connection outlast their timeout (measured: 300 at once on a busy
-/// 2-core machine, a third timed out) and those starts fail; bounded, they queue before their
-/// timeout starts, while the rest of each start (the ARP probe windows) runs in parallel.
-const TAKES_AT_ONCE: usize = 32;
+/// 2-core machine, a third timed out; 32 at once, 3 %) and those starts fail; bounded, they
+/// queue before their timeout starts, while the rest of each start (the ARP probe windows)
+/// runs in parallel.
+const TAKES_AT_ONCE: usize = 8;
 static TAKES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(TAKES_AT_ONCE);
 
 /// Takes (or confirms) the ownership of the service for this node before a start.
