@@ -5,7 +5,10 @@ use berth_engine::StartGuard;
 use berth_model::ServiceConfig;
 use tokio::runtime::Handle;
 
-use crate::{OwnerWhy, Store};
+use crate::{ClusterError, OwnerWhy, Store};
+
+/// How many times a take that got no answer (a timeout, a transport error) is sent.
+const TAKE_TRIES: u32 = 3;
 
 /// Owner-key transactions (with the lease read before them) in flight at once from this
 /// process. A failover starts every service of a dead node at once: unbounded, hundreds of
@@ -70,11 +73,24 @@ impl StartGuard for EtcdGuard {
                 Some(l) => l,
                 None => self.store.my_lease().await.map_err(|e| e.to_string())?,
             };
-            let owned = self
-                .store
-                .acquire_if(&svc.name, lease, &self.why, self.decided_at)
-                .await
-                .map_err(|e| e.to_string())?;
+            // A take that got no answer is tried again: it is idempotent for this node and
+            // lease (an owner key already this node's under this lease is confirmed).
+            let mut tries = 0;
+            let owned = loop {
+                tries += 1;
+                match self
+                    .store
+                    .acquire_if(&svc.name, lease, &self.why, self.decided_at)
+                    .await
+                {
+                    Err(e @ (ClusterError::Timeout { .. } | ClusterError::Etcd { .. }))
+                        if tries < TAKE_TRIES =>
+                    {
+                        tracing::warn!("{e}: trying again");
+                    }
+                    r => break r.map_err(|e| e.to_string())?,
+                }
+            };
             tracing::info!(
                 "owner of {} on {} (fencing token {})",
                 svc.name,
