@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::io::{self, IoSliceMut};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -274,8 +275,9 @@ impl ArpSocket {
     }
 
     /// Send `count` announcements of `addr`, `interval` apart: the first now (its error is
-    /// returned), the others from the process's announcer thread (their errors are logged), so
-    /// the caller does not wait through the gaps.
+    /// returned); in a long-lived process ([`announce_in_background`]) the others from the
+    /// process's announcer thread (their errors are logged), so the caller does not wait
+    /// through the gaps; elsewhere here, one after the other.
     pub fn announce(
         self,
         mac: Mac,
@@ -288,6 +290,13 @@ impl ArpSocket {
         }
         let pkt = ArpPacket::announce(mac, addr);
         self.send(&pkt)?;
+        if !BACKGROUND.load(Ordering::Relaxed) {
+            for _ in 1..count {
+                std::thread::sleep(interval);
+                self.send(&pkt)?;
+            }
+            return Ok(());
+        }
         if count > 1 {
             later(Later {
                 sock: self,
@@ -299,6 +308,16 @@ impl ArpSocket {
         }
         Ok(())
     }
+}
+
+/// Whether announcements after the first go to the announcer thread.
+static BACKGROUND: AtomicBool = AtomicBool::new(false);
+
+/// Send the announcements after the first from a thread of their own, from now on: for a
+/// process that outlives its starts (svcd); a command that exits after its action (`svc`)
+/// keeps sending them in line, or they would be lost at its exit.
+pub fn announce_in_background() {
+    BACKGROUND.store(true, Ordering::Relaxed);
 }
 
 /// Announcements still to send on a socket: `left` more, `interval` apart.
