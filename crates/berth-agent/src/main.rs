@@ -134,8 +134,6 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // svcd outlives its starts: an ip start need not wait through its gratuitous ARPs' gaps.
-    berth_drivers::ip::announce_in_background();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // Every action may run at once (a failover of a whole node's services): an ip start

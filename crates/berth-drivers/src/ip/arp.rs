@@ -8,20 +8,12 @@
 //!
 //! Many services start at once in a failover (a thousand on one node): a probe's socket gets a
 //! classic BPF filter that lets in only the ARP packets about its address (so a thousand probe
-//! windows at once do not each wake for every ARP on the link), and the gratuitous ARPs after
-//! the first are sent by one announcer thread for the whole process (a start does not hold its
-//! thread through the gaps between them).
+//! windows at once do not each wake for every ARP on the link).
 
-use std::collections::BTreeMap;
 use std::io::{self, IoSliceMut};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-use tracing::warn;
 
 use nix::errno::Errno;
 use nix::libc;
@@ -274,133 +266,24 @@ impl ArpSocket {
         }
     }
 
-    /// Send `count` announcements of `addr`, `interval` apart: the first now (its error is
-    /// returned); in a long-lived process ([`announce_in_background`]) the others from the
-    /// process's announcer thread (their errors are logged), so the caller does not wait
-    /// through the gaps; elsewhere here, one after the other.
+    /// Send `count` announcements of `addr`, `interval` apart, the first at once. The caller
+    /// waits through the gaps: announcements sent later from another thread could outlive the
+    /// address (a stop right after the start) and make the next owner's probe see a conflict.
     pub fn announce(
-        self,
+        &self,
         mac: Mac,
         addr: Ipv4Addr,
         count: u32,
         interval: Duration,
     ) -> io::Result<()> {
-        if count == 0 {
-            return Ok(());
-        }
         let pkt = ArpPacket::announce(mac, addr);
-        self.send(&pkt)?;
-        if !BACKGROUND.load(Ordering::Relaxed) {
-            for _ in 1..count {
+        for i in 0..count {
+            if i > 0 {
                 std::thread::sleep(interval);
-                self.send(&pkt)?;
             }
-            return Ok(());
-        }
-        if count > 1 {
-            later(Later {
-                sock: self,
-                pkt,
-                addr,
-                left: count - 1,
-                interval,
-            });
+            self.send(&pkt)?;
         }
         Ok(())
-    }
-}
-
-/// Whether announcements after the first go to the announcer thread.
-static BACKGROUND: AtomicBool = AtomicBool::new(false);
-
-/// Send the announcements after the first from a thread of their own, from now on: for a
-/// process that outlives its starts (svcd); a command that exits after its action (`svc`)
-/// keeps sending them in line, or they would be lost at its exit.
-pub fn announce_in_background() {
-    BACKGROUND.store(true, Ordering::Relaxed);
-}
-
-/// Announcements still to send on a socket: `left` more, `interval` apart.
-#[derive(Debug)]
-struct Later {
-    sock: ArpSocket,
-    pkt: ArpPacket,
-    addr: Ipv4Addr,
-    left: u32,
-    interval: Duration,
-}
-
-/// Hand `l` to the announcer thread (started on first use); its first packet goes out one
-/// interval from now. Without a thread (it cannot be spawned), the rest are sent here.
-fn later(l: Later) {
-    static ANNOUNCER: OnceLock<Option<Mutex<mpsc::Sender<Later>>>> = OnceLock::new();
-    let tx = ANNOUNCER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("berth-garp".into())
-            .spawn(move || announcer(&rx))
-            .ok()
-            .map(|_| Mutex::new(tx))
-    });
-    let handed = match tx {
-        Some(tx) => match tx.lock() {
-            Ok(tx) => tx.send(l).map_err(|e| e.0),
-            Err(_) => Err(l),
-        },
-        None => Err(l),
-    };
-    if let Err(mut l) = handed {
-        while l.left > 0 {
-            std::thread::sleep(l.interval);
-            send_later(&mut l);
-        }
-    }
-}
-
-/// Send one of `l`'s announcements.
-fn send_later(l: &mut Later) {
-    l.left -= 1;
-    if let Err(e) = l.sock.send(&l.pkt) {
-        warn!("gratuitous arp for {} failed: {e}", l.addr);
-        l.left = 0;
-    }
-}
-
-/// The announcer thread: each pending announcement at its time, until every sender is gone.
-fn announcer(rx: &mpsc::Receiver<Later>) {
-    let mut due: BTreeMap<(Instant, u64), Later> = BTreeMap::new();
-    let mut seq = 0u64;
-    loop {
-        let next = due.keys().next().map(|k| k.0);
-        let got = match next {
-            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        match got {
-            Ok(l) => {
-                seq += 1;
-                due.insert((Instant::now() + l.interval, seq), l);
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) if due.is_empty() => return,
-            Err(RecvTimeoutError::Disconnected) => {
-                if let Some(at) = next {
-                    std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                }
-            }
-        }
-        let now = Instant::now();
-        while let Some(entry) = due.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let mut l = entry.remove();
-            send_later(&mut l);
-            if l.left > 0 {
-                seq += 1;
-                due.insert((now + l.interval, seq), l);
-            }
-        }
     }
 }
 

@@ -13,7 +13,6 @@
 //! network namespace, and no runtime or thread outlives the call.
 
 mod arp;
-pub use arp::announce_in_background;
 mod netlink;
 pub mod netns;
 
