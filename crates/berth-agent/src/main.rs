@@ -136,7 +136,10 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(64)
+        // Every action may run at once (a failover of a whole node's services): an ip start
+        // mostly waits (its ARP probe window), so the bound is the actions' semaphore, not a
+        // thread count; the checks have their own bound.
+        .max_blocking_threads(berth_agent::state::MAX_ACTIONS as usize + 64)
         .thread_name("svcd")
         .enable_all()
         .build()

@@ -184,11 +184,46 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
             release_if_mine(&cluster, &svc).await;
         }
     }
-    tokio::spawn(keeper.run());
+    spawn_keeper(keeper, cluster.cfg.clone(), nodename.clone(), timeout);
     tokio::spawn(ack_loop(shared.clone(), cluster.clone()));
     tokio::spawn(watch_loop(cluster.clone()));
     tokio::spawn(fence_loop(shared.clone(), cluster.clone()));
     tokio::spawn(orchestrate_loop(shared, cluster, told));
+}
+
+/// Run the lease keeper on a thread of its own, with a one-thread runtime and its own
+/// connection to etcd: renewals are then not late when the main runtime is busy (a thousand
+/// services starting, big records to read). Where that cannot be set up, it runs on the main
+/// runtime, on the first connection.
+fn spawn_keeper(keeper: LeaseKeeper, cfg: ClusterConfig, nodename: String, timeout: Duration) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            warn!("cannot make the lease keeper's runtime: {e}; it runs with the others");
+            tokio::spawn(keeper.run());
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("svcd-lease".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let keeper = match Store::connect(&cfg, &nodename, timeout).await {
+                    Ok(store) => keeper.on(store),
+                    Err(e) => {
+                        warn!("the lease keeper's own etcd connection failed: {e}; it uses the first one");
+                        keeper
+                    }
+                };
+                keeper.run().await;
+            });
+        });
+    if let Err(e) = spawned {
+        error!("cannot start the lease keeper's thread: {e}");
+    }
 }
 
 /// Write every acknowledged renewal to `<var>/cluster.ack` for the fencing watchdog, and start

@@ -16,6 +16,10 @@ use crate::{ClusterError, Store};
 
 /// How soon a failed renewal is tried again (on a new keepalive stream).
 const RETRY: Duration = Duration::from_millis(100);
+/// The shortest gap between two publications of the node record: a burst of status changes
+/// (a thousand services starting at once) is published in a few puts, not one per change,
+/// and the other nodes read it as often.
+pub const PUBLISH_GAP: Duration = Duration::from_millis(250);
 
 /// Whether the node holds its lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +123,14 @@ impl LeaseKeeper {
         ))
     }
 
+    /// The same keeper on another connection to etcd (one made on the runtime the keeper will
+    /// run on: a keeper on a thread of its own is then not slowed by a busy main runtime).
+    #[must_use]
+    pub fn on(mut self, store: Store) -> LeaseKeeper {
+        self.store = store;
+        self
+    }
+
     /// Keep the lease until the process ends: renew every ttl/5, reopen the keepalive stream
     /// when its etcd member goes, mark the lease lost past its deadline, grant a new one when
     /// etcd is back, and republish the node record when it changes.
@@ -129,13 +141,16 @@ impl LeaseKeeper {
         // Renew at once: a resumed lease's last renewal may be most of a TTL old.
         let mut next = Instant::now();
         let mut failures = 0u32;
+        // A changed record waits to be published until `publish_at` (PUBLISH_GAP after the
+        // last publication); renewals go first.
+        let mut pending = false;
+        let mut publish_at = Instant::now();
         loop {
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep_until(next) => {}
-                changed = self.record.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
+                _ = tokio::time::sleep_until(publish_at), if pending => {
+                    pending = false;
                     let h = *self.health.borrow();
                     if h.state == LeaseState::Held {
                         let rec = self.record.borrow_and_update().clone();
@@ -143,6 +158,14 @@ impl LeaseKeeper {
                             warn!("cannot publish the node record: {e}");
                         }
                     }
+                    publish_at = Instant::now() + PUBLISH_GAP;
+                    continue;
+                }
+                changed = self.record.changed(), if !pending => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    pending = true;
                     continue;
                 }
             }

@@ -10,13 +10,18 @@
 //! 3. svcd's RSS on each node of a cluster of 3 nodes x `SERVICES` services.
 //! 4. svcd's idle CPU on a cluster node, 3 nodes x 30 and x 300 services checked every second:
 //!    what a check costs must not grow with the cluster's size.
+//! 5. At size (issue 24): N HA services of one ip each on n1, n1 killed: the failover time of
+//!    every service, double starts sampled, placement starts and etcd revisions, idle CPU, RSS
+//!    and `svc mon` time.
 //!
 //! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
 //!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
-//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover` runs one case, `CLUSTER_BENCH_LOGS=1` prints the end of
-//! the svcd logs after the switches).
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover|scale` runs one case (`scale` runs only
+//! when asked, for the sizes in `CLUSTER_BENCH_SCALE`, default `30,100,300,1000`),
+//! `CLUSTER_BENCH_LOGS=1` prints the end of the svcd logs after the switches).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::net::Ipv4Addr;
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -518,6 +523,185 @@ fn idle_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     Ok(())
 }
 
+/// The `k`-th service address of the scale case: 198.18.0.0/15 (RFC 2544's benchmark range), a
+/// subnet of its own on the nodes' `eth0`, so that 1000 fit.
+fn scale_addr(k: usize) -> Result<Ipv4Addr> {
+    let k = u32::try_from(k)?;
+    Ok(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 10)) + k))
+}
+
+/// The IPv4 addresses on the interfaces of network namespace `ns`.
+fn ns_addrs(ns: &str) -> Result<HashSet<Ipv4Addr>> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-o", "-4", "addr", "show"])
+        .output()?;
+    ensure!(out.status.success(), "ip addr show in {ns}");
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.get(3)?.split('/').next()?.parse().ok()
+        })
+        .collect())
+}
+
+/// etcd's current revision (every write bumps it once).
+fn etcd_revision(etcd: &Etcd) -> Result<u64> {
+    let out = etcd
+        .etcdctl()
+        .args(["endpoint", "status", "-w", "json"])
+        .output()?;
+    ensure!(out.status.success(), "etcdctl endpoint status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    v[0]["Status"]["header"]["revision"]
+        .as_u64()
+        .context("no revision in etcdctl's answer")
+}
+
+/// The lines of `node`'s svcd log that say a start here ended well.
+fn starts_logged(node: &Node) -> usize {
+    node.svcd_log()
+        .lines()
+        .filter(|l| l.contains(&format!(": started on {} (", node.name())))
+        .count()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The cluster at size (issue 24): 3 nodes on a 1-member etcd, lease_ttl 3 s, checks every
+/// 10 s, `services` HA services of one ip each (`nodes = n1 n2 n3`: all placed on n1). Prints
+/// the placement (time, starts, etcd revisions), n1's idle svcd (CPU over 20 s, RSS), `svc mon`
+/// on n2, then kills n1 and samples the addresses of n2 and n3 until every service is up on
+/// one of them: the failover time of each service (kill to its address up), and the samples in
+/// which one address was up on both (a double start).
+fn scale_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
+    const IDLE_WINDOW: Duration = Duration::from_secs(20);
+    let load_before = loadavg();
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let addrs: Vec<Ipv4Addr> = (0..services).map(scale_addr).collect::<Result<_>>()?;
+    let files = |_: &Node| {
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                (
+                    format!("s{i:04}.toml"),
+                    format!(
+                        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\norchestrate = \"ha\"\n\n\
+                         [ip.1]\nipname = \"{a}\"\nipdev = \"eth0\"\nnetmask = 15\n"
+                    ),
+                )
+            })
+            .collect()
+    };
+    let rev0 = etcd_revision(&etcd)?;
+    let t = Instant::now();
+    let mut nodes = cluster(&lan, &etcd, bins, 3, 3, files)?;
+    let want: HashSet<Ipv4Addr> = addrs.iter().copied().collect();
+    let n1 = nodes[0].netns().name.clone();
+    wait_until(Duration::from_secs(300), "every service up on n1", || {
+        ns_addrs(&n1).is_ok_and(|a| want.is_subset(&a))
+    });
+    let placed = t.elapsed();
+    // The placement's writes settle (the targets, the records) before they are counted.
+    std::thread::sleep(Duration::from_secs(3));
+    let rev1 = etcd_revision(&etcd)?;
+    let starts: usize = nodes.iter().map(starts_logged).sum();
+    // n1 idle: CPU over the window, RSS after it; etcd writes meanwhile.
+    let pid = nodes[0].svcd_pid().context("svcd pid")?;
+    let cpu0 = cpu_seconds(pid)?;
+    let w = Instant::now();
+    std::thread::sleep(IDLE_WINDOW);
+    let share = (cpu_seconds(pid)? - cpu0) / w.elapsed().as_secs_f64();
+    let rss = rss_kib(pid)?.0;
+    let rev2 = etcd_revision(&etcd)?;
+    let mut mons = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let out = svc(&bins.1, &nodes[1], &["mon"])?;
+        mons.push(t.elapsed());
+        ensure!(
+            out.status.success(),
+            "svc mon: {}",
+            berth_testkit::describe(&out)
+        );
+    }
+    // Node death: n1 killed whole, then n2's and n3's addresses sampled.
+    let (n2, n3) = (nodes[1].netns().name.clone(), nodes[2].netns().name.clone());
+    let mut up: BTreeMap<Ipv4Addr, Duration> = BTreeMap::new();
+    let (mut samples, mut doubles) = (0usize, 0usize);
+    let rev3 = etcd_revision(&etcd)?;
+    let t = Instant::now();
+    nodes[0].kill();
+    while up.len() < services {
+        ensure!(
+            t.elapsed() < Duration::from_secs(120),
+            "{} of {services} services up after 120 s",
+            up.len()
+        );
+        let (a, b) = (ns_addrs(&n2)?, ns_addrs(&n3)?);
+        let at = t.elapsed();
+        samples += 1;
+        for ip in &addrs {
+            let (x, y) = (a.contains(ip), b.contains(ip));
+            if x && y {
+                doubles += 1;
+            }
+            if x || y {
+                up.entry(*ip).or_insert(at);
+            }
+        }
+    }
+    // Late double starts: sample a while longer.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(5) {
+        let (a, b) = (ns_addrs(&n2)?, ns_addrs(&n3)?);
+        samples += 1;
+        doubles += a.intersection(&b).filter(|ip| want.contains(ip)).count();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rev4 = etcd_revision(&etcd)?;
+    let fo_starts: usize = nodes[1..].iter().map(starts_logged).sum();
+    let mut times: Vec<Duration> = up.values().copied().collect();
+    let within = times
+        .iter()
+        .filter(|d| **d <= Duration::from_secs(5))
+        .count();
+    let med = pct(&mut times, 500);
+    let max = times.last().copied().unwrap_or_default();
+    let mon_med = pct(&mut mons, 500);
+    let n = f64::from(u32::try_from(services)?);
+    let revs = |a: u64, b: u64| f64::from(u32::try_from(b.saturating_sub(a)).unwrap_or(u32::MAX));
+    println!(
+        "| {services} | {:.2} / {:.2} s | {within}/{services} | {doubles} in {samples} samples x {services} | \
+         {:.1} s, {starts} starts, {:.1} revisions per service | {:.1} % | {:.1} MiB | {} | \
+         {fo_starts} starts, {:.1} revisions per service | {load_before} -> {} |",
+        med.as_secs_f64(),
+        max.as_secs_f64(),
+        placed.as_secs_f64(),
+        revs(rev0, rev1) / n,
+        share * 100.0,
+        f64::from(u32::try_from(rss).unwrap_or(u32::MAX)) / 1024.0,
+        ms(mon_med),
+        revs(rev3, rev4) / n,
+        loadavg()
+    );
+    if rev2 != rev1 {
+        println!(
+            "(idle: {} etcd revisions in {:.0} s)",
+            rev2 - rev1,
+            IDLE_WINDOW.as_secs_f64()
+        );
+    }
+    drop(nodes);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     require_root();
     let mut args = std::env::args().skip(1);
@@ -550,6 +734,18 @@ fn main() -> Result<()> {
     if run("idle") {
         idle_bench(&bins, 30)?;
         idle_bench(&bins, 300)?;
+    }
+    // Only when asked: 1000 services take minutes.
+    if only == "scale" {
+        let sizes =
+            std::env::var("CLUSTER_BENCH_SCALE").unwrap_or_else(|_| "30,100,300,1000".into());
+        println!(
+            "| N | failover median / max | within 5 s | double starts | placement | idle svcd n1 (10 s checks) | svcd RSS n1 | `svc mon` median | failover starts, etcd | load average |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for n in sizes.split(',') {
+            scale_bench(&bins, n.trim().parse()?)?;
+        }
     }
     if run("failover") {
         failover_bench(&bins, 3, switches)?;

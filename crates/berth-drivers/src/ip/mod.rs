@@ -202,7 +202,7 @@ pub fn precheck(ctx: &Ctx<'_>, spec: &IpSpec) -> Result<(), DriverError> {
         );
     }
     info!("checking {} availability", plan.addr);
-    let sock = arp::ArpSocket::open(plan.link.index, true)
+    let sock = arp::ArpSocket::open_probe(plan.link.index, v4)
         .map_err(|e| DriverError::io(format!("cannot open an arp socket on {}", spec.ipdev), e))?;
     let answer = sock
         .probe(mac, v4, capped("probe_timeout", spec.probe_timeout))
