@@ -1,13 +1,11 @@
 //! svcd's main loop: load, listen, check every service at start, tell systemd it is ready,
 //! autostart, then tick, reload and react to changes until SIGTERM.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_drivers::StatusReads;
-use berth_engine::load::load_all;
 use berth_model::paths::Paths;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -115,7 +113,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
         .transpose()?;
     let shared = Arc::new(Shared::new(paths, settings, check_bound()));
     shared.set_tls(acceptor);
-    reload_services(&shared);
+    worker::reload_services(&shared);
     first_checks(&shared).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -416,7 +414,7 @@ fn reload(shared: &Arc<Shared>, tick: &mut Interval) {
         }
         Err(e) => error!("{e}: keeping the previous node settings"),
     }
-    reload_services(shared);
+    worker::reload_services(shared);
 }
 
 /// Say what a reload did to a token: read (again: a rotation), gone, or refused and why.
@@ -434,37 +432,6 @@ fn log_token_change(
         (_, TokenState::Missing) => warn!("no {what} in {}: {when_missing}", file.display()),
         (TokenState::Refused(a), TokenState::Refused(b)) if a == b => {}
         (_, TokenState::Refused(why)) => error!("{why}: the {what} is not used until then"),
-    }
-}
-
-/// Load every service file: new services get a worker, changed ones their new config, removed
-/// ones lose theirs. A broken file is that service's problem only.
-pub(crate) fn reload_services(shared: &Arc<Shared>) {
-    let all = match load_all(&shared.paths) {
-        Ok(all) => all,
-        Err(e) => {
-            error!("{e}: keeping the services as they were");
-            return;
-        }
-    };
-    let mut seen = BTreeSet::new();
-    for (name, loaded) in all {
-        let loaded = loaded.map(Arc::new).map_err(|e| e.to_string());
-        if !shared.set_config(&name, loaded.clone()) {
-            info!("service {name} loaded");
-            let handle = worker::spawn(shared.clone(), name.clone(), loaded);
-            shared.add_worker(&name, handle);
-            shared.poke(&name);
-        }
-        seen.insert(name);
-    }
-    for (name, _) in shared.workers() {
-        if !seen.contains(&name) {
-            info!("service {name} removed: no longer checked");
-            shared.remove_worker(&name);
-            shared.tree.remove(&name);
-            shared.metrics.forget(&name);
-        }
     }
 }
 

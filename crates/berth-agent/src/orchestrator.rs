@@ -458,7 +458,7 @@ async fn orchestrate_loop(
             match write_members(&shared.paths, &now_members) {
                 Ok(()) => {
                     info!("cluster members: {}", now_members.join(", "));
-                    crate::daemon::reload_services(&shared);
+                    crate::worker::reload_services(&shared);
                     members = Some(now_members);
                 }
                 Err(e) => warn!("{e}"),

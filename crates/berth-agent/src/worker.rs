@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_drivers::{HOST, StatusReads, docker};
+use berth_engine::load::load_all;
 use berth_engine::recipe::RunError;
 use berth_engine::record::{self, ActionRecord};
 use berth_engine::{ActionError, ActionOptions, ActionReport, Engine, LockError, is_up};
@@ -985,6 +986,37 @@ fn options(body: &ActionBody) -> Result<ActionOptions, String> {
         force: body.force,
         waitlock,
     })
+}
+
+/// Load every service file: new services get a worker, changed ones their new config, removed
+/// ones lose theirs. A broken file is that service's problem only.
+pub(crate) fn reload_services(shared: &Arc<Shared>) {
+    let all = match load_all(&shared.paths) {
+        Ok(all) => all,
+        Err(e) => {
+            error!("{e}: keeping the services as they were");
+            return;
+        }
+    };
+    let mut seen = BTreeSet::new();
+    for (name, loaded) in all {
+        let loaded = loaded.map(Arc::new).map_err(|e| e.to_string());
+        if !shared.set_config(&name, loaded.clone()) {
+            info!("service {name} loaded");
+            let handle = spawn(shared.clone(), name.clone(), loaded);
+            shared.add_worker(&name, handle);
+            shared.poke(&name);
+        }
+        seen.insert(name);
+    }
+    for (name, _) in shared.workers() {
+        if !seen.contains(&name) {
+            info!("service {name} removed: no longer checked");
+            shared.remove_worker(&name);
+            shared.tree.remove(&name);
+            shared.metrics.forget(&name);
+        }
+    }
 }
 
 #[cfg(test)]
