@@ -10,8 +10,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+pub use super::alias::Alias;
+use super::alias::alias;
 use super::error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
 use super::keywords::{COMMON_KEYWORDS, SERVICE_KEYWORDS, kind_keywords};
+use super::kinds::fs::FS_DRIVER_TYPES;
+use super::kinds::{container, fs, ip, vg};
 use super::raw::{Format, RawEntry, RawFile, RawSection, RawValue, SectionKind};
 pub use super::raw::{Written, WrittenSection};
 use crate::rid::{Kind, Rid, RidId};
@@ -43,34 +47,8 @@ fn means_members(v: &RawValue) -> bool {
     matches!(words(v).as_slice(), [w] if w == "*" || w == "{clusternodes}")
 }
 
-/// One keyword alias: `alias` in a section of `kind` (`None`: `[DEFAULT]`) is `canonical`.
-#[derive(Debug, Clone, Copy)]
-pub struct Alias {
-    /// The section kind; `None` for the service section.
-    pub kind: Option<Kind>,
-    /// The name OpenSVC also accepts.
-    pub alias: &'static str,
-    /// berth's name.
-    pub canonical: &'static str,
-    /// Where the alias comes from.
-    pub origin: &'static str,
-}
-
-const fn alias(
-    kind: Option<Kind>,
-    alias: &'static str,
-    canonical: &'static str,
-    origin: &'static str,
-) -> Alias {
-    Alias {
-        kind,
-        alias,
-        canonical,
-        origin,
-    }
-}
-
-/// Every alias berth reads. `print config` writes the canonical names.
+/// The aliases of the service section (`[DEFAULT]`); each kind's are its module's `ALIASES`
+/// ([`aliases`]). `print config` writes the canonical names.
 pub const ALIASES: &[Alias] = &[
     alias(
         None,
@@ -85,47 +63,22 @@ pub const ALIASES: &[Alias] = &[
         "topology",
         "v1.8 name; v2 and v3 alias",
     ),
-    alias(
-        Some(Kind::Container),
-        "image",
-        "run_image",
-        "v2 and v3 name",
-    ),
-    alias(
-        Some(Kind::Container),
-        "command",
-        "run_command",
-        "v2 and v3 name",
-    ),
-    alias(
-        Some(Kind::Container),
-        "environment",
-        "env",
-        "v2 and v3 name",
-    ),
-    alias(
-        Some(Kind::Container),
-        "volume_mounts",
-        "volumes",
-        "v2 and v3 name",
-    ),
-    alias(Some(Kind::Container), "sysctl", "sysctls", "v3 name"),
-    alias(Some(Kind::Container), "pidns", "pid", "v2 and v3 name"),
-    alias(Some(Kind::Container), "ipcns", "ipc", "v2 and v3 name"),
-    alias(
-        Some(Kind::Vg),
-        "name",
-        "vgname",
-        "v2 and v3 [disk#N] type = vg",
-    ),
-    alias(Some(Kind::Ip), "name", "ipname", "v3 name"),
-    alias(Some(Kind::Ip), "dev", "ipdev", "v3 name"),
-    alias(Some(Kind::Fs), "mnt_opts", "mnt_opt", "the seed's spelling"),
 ];
+
+/// The aliases of `kind`'s sections (`None`: the service section's).
+pub fn aliases(kind: Option<Kind>) -> &'static [Alias] {
+    match kind {
+        None => ALIASES,
+        Some(Kind::Ip) => ip::ALIASES,
+        Some(Kind::Vg) => vg::ALIASES,
+        Some(Kind::Fs) => fs::ALIASES,
+        Some(Kind::Container) => container::ALIASES,
+    }
+}
 
 /// berth's name for `key` in a section of `kind`.
 pub fn canonical(kind: Option<Kind>, key: &str) -> &str {
-    ALIASES
+    aliases(kind)
         .iter()
         .find(|a| a.kind == kind && a.alias == key)
         .map_or(key, |a| a.canonical)
@@ -133,18 +86,15 @@ pub fn canonical(kind: Option<Kind>, key: &str) -> &str {
 
 /// The `type` values berth runs, per kind. The first is the default when `type` is absent
 /// (fs has no default: its `type` is the filesystem type, any but [`FS_DRIVER_TYPES`]).
-/// A type added here is read by the kind's reader in `keywords`.
+/// Each kind's are its module's `DRIVER_TYPES`, read by the kind's reader.
 pub fn driver_types(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Ip => &["host", "netns", "docker"],
-        Kind::Vg => &["vg", "lvm"],
-        Kind::Fs => &[],
-        Kind::Container => &["docker"],
+        Kind::Ip => ip::DRIVER_TYPES,
+        Kind::Vg => vg::DRIVER_TYPES,
+        Kind::Fs => fs::DRIVER_TYPES,
+        Kind::Container => container::DRIVER_TYPES,
     }
 }
-
-/// OpenSVC fs drivers that are not a filesystem berth can mount from `dev`.
-pub const FS_DRIVER_TYPES: &[&str] = &["flag", "zfs", "directory", "dir"];
 
 /// Scope suffixes OpenSVC knows beside node names.
 const SCOPE_WORDS: &[&str] = &[

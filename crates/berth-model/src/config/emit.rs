@@ -5,30 +5,11 @@
 //! every value as TOML wants it); the sections are written in file order under a comment naming
 //! the source.
 
-use std::time::Duration;
-
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
 
-use super::kinds::container::{ContainerSpec, PullPolicy};
-use super::kinds::fs::FsSpec;
-use super::kinds::ip::{IpSpec, NetnsMode};
+use super::kinds::{container, fs, ip, vg};
 use super::raw::Format;
 use super::service::{Common, MonitorAction, Orchestrate, Resource, ServiceConfig, Spec};
-use crate::run_args::RunOptions;
-
-/// A duration as the keywords take it: `"10s"`, `"500ms"`.
-struct Dur(Duration);
-
-impl Serialize for Dur {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0.subsec_nanos() == 0 {
-            s.collect_str(&format_args!("{}s", self.0.as_secs()))
-        } else {
-            s.collect_str(&format_args!("{}ms", self.0.as_millis()))
-        }
-    }
-}
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -73,73 +54,6 @@ struct ServiceView<'a> {
 }
 
 #[derive(Serialize)]
-struct IpView<'a> {
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    typ: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    netns: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mode: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nsdev: Option<&'a str>,
-    ipname: &'a str,
-    ipdev: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    netmask: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gateway: Option<String>,
-    probe_timeout: Dur,
-    garp_count: u32,
-    garp_interval: Dur,
-}
-
-#[derive(Serialize)]
-struct FsView<'a> {
-    dev: String,
-    mnt: String,
-    #[serde(rename = "type")]
-    fs_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mnt_opt: Option<&'a str>,
-    stop_timeout: Dur,
-}
-
-#[derive(Serialize)]
-struct ContainerView<'a> {
-    #[serde(rename = "type")]
-    typ: &'static str,
-    run_image: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_command: Option<&'a [String]>,
-    #[serde(flatten)]
-    run: RunKeywords<'a>,
-    start_timeout: Dur,
-    stop_timeout: Dur,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    netns: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    start_requires: Vec<String>,
-    image_pull_policy: PullPolicy,
-    pull_timeout: Dur,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    registry_creds: Option<String>,
-}
-
-/// The run options as their keywords, in table order.
-struct RunKeywords<'a>(&'a RunOptions);
-
-impl Serialize for RunKeywords<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let kw = self.0.keywords();
-        let mut map = s.serialize_map(Some(kw.len()))?;
-        for (k, v) in &kw {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(Serialize)]
 struct CommonView<'a> {
     #[serde(skip_serializing_if = "is_false")]
     optional: bool,
@@ -160,10 +74,10 @@ struct CommonView<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum SpecView<'a> {
-    Ip(IpView<'a>),
-    Vg { vgname: &'a str },
-    Fs(FsView<'a>),
-    Container(ContainerView<'a>),
+    Ip(ip::IpView<'a>),
+    Vg(vg::VgView<'a>),
+    Fs(fs::FsView<'a>),
+    Container(container::ContainerView<'a>),
 }
 
 #[derive(Serialize)]
@@ -172,49 +86,6 @@ struct ResourceView<'a> {
     spec: SpecView<'a>,
     #[serde(flatten)]
     common: CommonView<'a>,
-}
-
-fn ip(ip: &IpSpec) -> SpecView<'_> {
-    let ns = ip.netns.as_ref();
-    SpecView::Ip(IpView {
-        typ: ns.map(|_| "netns"),
-        netns: ns.map(|n| n.container.to_string()),
-        mode: ns.and_then(|n| n.mode).map(NetnsMode::as_str),
-        nsdev: ns.and_then(|n| n.nsdev.as_deref()),
-        ipname: &ip.ipname,
-        ipdev: &ip.ipdev,
-        netmask: ip.netmask.map(|p| p.0),
-        gateway: ip.gateway.map(|g| g.to_string()),
-        probe_timeout: Dur(ip.probe_timeout),
-        garp_count: ip.garp_count,
-        garp_interval: Dur(ip.garp_interval),
-    })
-}
-
-fn fs(fs: &FsSpec) -> SpecView<'_> {
-    SpecView::Fs(FsView {
-        dev: fs.dev.to_string_lossy().into_owned(),
-        mnt: fs.mnt.to_string_lossy().into_owned(),
-        fs_type: &fs.fs_type,
-        mnt_opt: fs.mnt_opt.as_deref(),
-        stop_timeout: Dur(fs.stop_timeout),
-    })
-}
-
-fn container(c: &ContainerSpec) -> SpecView<'_> {
-    SpecView::Container(ContainerView {
-        typ: "docker",
-        run_image: &c.run_image,
-        run_command: c.run_command.as_deref(),
-        run: RunKeywords(&c.run),
-        start_timeout: Dur(c.start_timeout),
-        stop_timeout: Dur(c.stop_timeout),
-        netns: c.netns.map(|r| r.to_string()),
-        start_requires: c.start_requires.iter().map(|r| r.to_string()).collect(),
-        image_pull_policy: c.image_pull_policy,
-        pull_timeout: Dur(c.pull_timeout),
-        registry_creds: c.registry_creds.as_ref().map(|p| p.display().to_string()),
-    })
 }
 
 fn common(c: &Common) -> CommonView<'_> {
@@ -231,10 +102,10 @@ fn common(c: &Common) -> CommonView<'_> {
 
 fn resource(r: &Resource) -> ResourceView<'_> {
     let spec = match &r.spec {
-        Spec::Ip(s) => ip(s),
-        Spec::Vg(s) => SpecView::Vg { vgname: &s.vgname },
-        Spec::Fs(s) => fs(s),
-        Spec::Container(s) => container(s),
+        Spec::Ip(s) => SpecView::Ip(ip::view(s)),
+        Spec::Vg(s) => SpecView::Vg(vg::view(s)),
+        Spec::Fs(s) => SpecView::Fs(fs::view(s)),
+        Spec::Container(s) => SpecView::Container(container::view(s)),
     };
     ResourceView {
         spec,

@@ -7,6 +7,7 @@
 //! `keywords` (the typed `service`, one module per resource kind in `kinds`: its spec, keywords
 //! and reader), whose sections are read by `reader`.
 
+mod alias;
 mod collector;
 pub mod compat;
 pub mod edit;

@@ -1,4 +1,5 @@
-//! Value checks the keyword readers and `run_args` share: durations and host names.
+//! Value checks the keyword readers and `run_args` share: durations and host names; and how
+//! `print config` writes a duration.
 
 use std::time::Duration;
 
@@ -43,4 +44,17 @@ pub fn is_hostname(s: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// A duration as the keywords take it, for `print config`: `"10s"`, `"500ms"`.
+pub(crate) struct Dur(pub(crate) Duration);
+
+impl serde::Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.subsec_nanos() == 0 {
+            s.collect_str(&format_args!("{}s", self.0.as_secs()))
+        } else {
+            s.collect_str(&format_args!("{}ms", self.0.as_millis()))
+        }
+    }
 }

@@ -5,16 +5,52 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
+use crate::config::alias::{Alias, alias};
 use crate::config::error::{ConfigError, ConfigWarning};
 use crate::config::raw::{Format, RawValue};
 use crate::config::reader::{Reader, Sink};
-use crate::config::value::is_hostname;
+use crate::config::value::{Dur, is_hostname};
 use crate::rid::{Kind, Rid};
 use crate::run_args::RunOptions;
 
 /// The keywords of `[container#N]`.
 pub const KEYWORDS: &[&str] = crate::run_args::CONTAINER_KEYWORDS;
+
+/// The `type` values of `[container#N]` berth runs; the first is the default.
+pub(crate) const DRIVER_TYPES: &[&str] = &["docker"];
+
+/// The OpenSVC aliases of `[container#N]`'s keywords.
+pub(crate) const ALIASES: &[Alias] = &[
+    alias(
+        Some(Kind::Container),
+        "image",
+        "run_image",
+        "v2 and v3 name",
+    ),
+    alias(
+        Some(Kind::Container),
+        "command",
+        "run_command",
+        "v2 and v3 name",
+    ),
+    alias(
+        Some(Kind::Container),
+        "environment",
+        "env",
+        "v2 and v3 name",
+    ),
+    alias(
+        Some(Kind::Container),
+        "volume_mounts",
+        "volumes",
+        "v2 and v3 name",
+    ),
+    alias(Some(Kind::Container), "sysctl", "sysctls", "v3 name"),
+    alias(Some(Kind::Container), "pidns", "pid", "v2 and v3 name"),
+    alias(Some(Kind::Container), "ipcns", "ipc", "v2 and v3 name"),
+];
 
 /// `[container#N]` of type docker.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -272,4 +308,57 @@ pub(crate) fn registry_creds(
         return Ok(None);
     }
     r.abs_path("registry_creds")
+}
+
+/// `[container#N]` as `print config` writes it.
+#[derive(Serialize)]
+pub(crate) struct ContainerView<'a> {
+    #[serde(rename = "type")]
+    typ: &'static str,
+    run_image: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_command: Option<&'a [String]>,
+    #[serde(flatten)]
+    run: RunKeywords<'a>,
+    start_timeout: Dur,
+    stop_timeout: Dur,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    start_requires: Vec<String>,
+    image_pull_policy: PullPolicy,
+    pull_timeout: Dur,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_creds: Option<String>,
+}
+
+/// The run options as their keywords, in table order.
+struct RunKeywords<'a>(&'a RunOptions);
+
+impl Serialize for RunKeywords<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let kw = self.0.keywords();
+        let mut map = s.serialize_map(Some(kw.len()))?;
+        for (k, v) in &kw {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// The `print config` view of a spec.
+pub(crate) fn view(c: &ContainerSpec) -> ContainerView<'_> {
+    ContainerView {
+        typ: "docker",
+        run_image: &c.run_image,
+        run_command: c.run_command.as_deref(),
+        run: RunKeywords(&c.run),
+        start_timeout: Dur(c.start_timeout),
+        stop_timeout: Dur(c.stop_timeout),
+        netns: c.netns.map(|r| r.to_string()),
+        start_requires: c.start_requires.iter().map(|r| r.to_string()).collect(),
+        image_pull_policy: c.image_pull_policy,
+        pull_timeout: Dur(c.pull_timeout),
+        registry_creds: c.registry_creds.as_ref().map(|p| p.display().to_string()),
+    }
 }

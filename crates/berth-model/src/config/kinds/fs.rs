@@ -5,12 +5,30 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::alias::{Alias, alias};
 use crate::config::error::ConfigErrorKind;
 use crate::config::raw::RawValue;
 use crate::config::reader::{Reader, Sink};
+use crate::config::value::Dur;
+use crate::rid::Kind;
 
 /// The keywords of `[fs#N]`, mandatory ones first.
 pub const KEYWORDS: &[&str] = &["dev", "mnt", "type", "mnt_opt", "stop_timeout"];
+
+/// The `type` values of `[fs#N]` berth runs: none, its `type` is the filesystem type, any but
+/// [`FS_DRIVER_TYPES`].
+pub(crate) const DRIVER_TYPES: &[&str] = &[];
+
+/// OpenSVC fs drivers that are not a filesystem berth can mount from `dev`.
+pub const FS_DRIVER_TYPES: &[&str] = &["flag", "zfs", "directory", "dir"];
+
+/// The OpenSVC aliases of `[fs#N]`'s keywords.
+pub(crate) const ALIASES: &[Alias] = &[alias(
+    Some(Kind::Fs),
+    "mnt_opts",
+    "mnt_opt",
+    "the seed's spelling",
+)];
 
 /// `[fs#N]`: a filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,4 +82,27 @@ pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
         mnt_opt: mnt_opt?,
         stop_timeout: stop_timeout?,
     })
+}
+
+/// `[fs#N]` as `print config` writes it.
+#[derive(Serialize)]
+pub(crate) struct FsView<'a> {
+    dev: String,
+    mnt: String,
+    #[serde(rename = "type")]
+    fs_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mnt_opt: Option<&'a str>,
+    stop_timeout: Dur,
+}
+
+/// The `print config` view of a spec.
+pub(crate) fn view(fs: &FsSpec) -> FsView<'_> {
+    FsView {
+        dev: fs.dev.to_string_lossy().into_owned(),
+        mnt: fs.mnt.to_string_lossy().into_owned(),
+        fs_type: &fs.fs_type,
+        mnt_opt: fs.mnt_opt.as_deref(),
+        stop_timeout: Dur(fs.stop_timeout),
+    }
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::alias::{Alias, alias};
 use crate::config::error::{ConfigError, ConfigErrorKind};
 use crate::config::raw::RawValue;
 use crate::config::reader::{Reader, Sink};
-use crate::config::value::is_hostname;
+use crate::config::value::{Dur, is_hostname};
 use crate::rid::{Kind, Rid};
 
 /// The keywords of `[ip#N]`, mandatory ones first.
@@ -25,6 +26,15 @@ pub const KEYWORDS: &[&str] = &[
     "mode",
     "nsdev",
     "container_rid",
+];
+
+/// The `type` values of `[ip#N]` berth runs; the first is the default.
+pub(crate) const DRIVER_TYPES: &[&str] = &["host", "netns", "docker"];
+
+/// The OpenSVC aliases of `[ip#N]`'s keywords.
+pub(crate) const ALIASES: &[Alias] = &[
+    alias(Some(Kind::Ip), "name", "ipname", "v3 name"),
+    alias(Some(Kind::Ip), "dev", "ipdev", "v3 name"),
 ];
 
 /// A netmask: a prefix length.
@@ -257,4 +267,44 @@ pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<IpSpec> {
         garp_interval: garp_interval?,
         netns: netns?,
     })
+}
+
+/// `[ip#N]` as `print config` writes it.
+#[derive(Serialize)]
+pub(crate) struct IpView<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    typ: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nsdev: Option<&'a str>,
+    ipname: &'a str,
+    ipdev: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netmask: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway: Option<String>,
+    probe_timeout: Dur,
+    garp_count: u32,
+    garp_interval: Dur,
+}
+
+/// The `print config` view of a spec.
+pub(crate) fn view(ip: &IpSpec) -> IpView<'_> {
+    let ns = ip.netns.as_ref();
+    IpView {
+        typ: ns.map(|_| "netns"),
+        netns: ns.map(|n| n.container.to_string()),
+        mode: ns.and_then(|n| n.mode).map(NetnsMode::as_str),
+        nsdev: ns.and_then(|n| n.nsdev.as_deref()),
+        ipname: &ip.ipname,
+        ipdev: &ip.ipdev,
+        netmask: ip.netmask.map(|p| p.0),
+        gateway: ip.gateway.map(|g| g.to_string()),
+        probe_timeout: Dur(ip.probe_timeout),
+        garp_count: ip.garp_count,
+        garp_interval: Dur(ip.garp_interval),
+    }
 }
