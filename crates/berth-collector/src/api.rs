@@ -155,41 +155,11 @@ fn cached(req: &Request<Incoming>, body: &Body) -> Resp {
     r
 }
 
-/// `%XX` and `+` decoded; invalid escapes are kept as they are.
-pub fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 3 <= b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The query string as a map (the last value of a key wins).
 pub fn query(req_query: Option<&str>) -> HashMap<String, String> {
-    req_query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
+    // application/x-www-form-urlencoded: `+` is a space, `%XX` a byte, bad escapes kept.
+    form_urlencoded::parse(req_query.unwrap_or("").as_bytes())
+        .into_owned()
         .collect()
 }
 
@@ -394,7 +364,10 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
             csv("services", SERVICE_COLUMNS, &rows)
         }
         ["api", "services", svc] => {
-            let svc = decode(svc);
+            // A path segment: `%XX` only (`+` is itself there).
+            let svc = percent_encoding::percent_decode_str(svc)
+                .decode_utf8_lossy()
+                .into_owned();
             let state = shared.state.read().unwrap_or_else(|p| p.into_inner());
             match state.api_service(&svc) {
                 Some(d) => json(&d),
@@ -821,7 +794,9 @@ mod tests {
         assert_eq!(q["e"], "");
         assert!(time_param(&q, "from").unwrap().unwrap() > 0);
         time_param(&q, "by").unwrap_err();
-        assert_eq!(decode("%"), "%");
-        assert_eq!(decode("a%2"), "a%2");
+        let q = query(Some("a=%&b=a%2&c=1&c=2"));
+        assert_eq!(q["a"], "%");
+        assert_eq!(q["b"], "a%2");
+        assert_eq!(q["c"], "2", "the last value of a key wins");
     }
 }

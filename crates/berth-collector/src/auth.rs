@@ -107,17 +107,16 @@ impl Token {
     }
 }
 
+/// The bytes a cookie value keeps as they are: letters, digits, `-`, `_`, `.`, `~`.
+const COOKIE_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// `%XX` for every byte but letters, digits, `-`, `_`, `.`, `~`.
 pub fn encode(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len());
-    for &c in b {
-        if c.is_ascii_alphanumeric() || b"-_.~".contains(&c) {
-            out.push(char::from(c));
-        } else {
-            out.push_str(&format!("%{c:02X}"));
-        }
-    }
-    out
+    percent_encoding::percent_encode(b, COOKIE_KEEPS).to_string()
 }
 
 /// Read the token of `read_token_file`: it must be readable by its owner only.
@@ -237,7 +236,7 @@ pub fn presented(headers: &hyper::HeaderMap) -> Option<Vec<u8>> {
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| crate::api::decode(v).into_bytes())
+        .map(|(_, v)| percent_encoding::percent_decode_str(v).collect())
 }
 
 #[cfg(test)]
