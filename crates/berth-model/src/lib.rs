@@ -8,6 +8,7 @@ pub mod action;
 pub mod api;
 pub mod claims;
 pub mod config;
+pub mod drp;
 pub mod fleet;
 pub mod order;
 pub mod paths;

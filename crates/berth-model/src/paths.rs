@@ -67,6 +67,11 @@ impl Paths {
     pub fn agent_socket(&self) -> PathBuf {
         self.run_dir.join("svcd.sock")
     }
+    /// `<var>/<svc>/drp_active`: present while a DR node runs the service after a forced start
+    /// (see [`crate::drp::DrpMark`]).
+    pub fn drp_mark(&self, svc: &str) -> PathBuf {
+        self.service_var(svc).join("drp_active")
+    }
     /// `<var>/<svc>/frozen`: present while the service is frozen.
     pub fn frozen_flag(&self, svc: &str) -> PathBuf {
         self.service_var(svc).join("frozen")

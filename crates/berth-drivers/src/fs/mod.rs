@@ -256,6 +256,7 @@ fn fsck(dev: &Path) -> Result<(), DriverError> {
             return Ok(());
         }
     }
+    wait_released(dev)?;
     let line = format!("e2fsck -p {}", dev.display());
     tracing::info!("{line}");
     let out = Command::new("e2fsck")
@@ -280,6 +281,40 @@ fn fsck(dev: &Path) -> Result<(), DriverError> {
             code: code.unwrap_or(-1),
             output: text.trim().to_string(),
         }),
+    }
+}
+
+/// How long a start waits for the kernel to let go of a device nothing mounts any more.
+const RELEASE_BOUND: Duration = Duration::from_secs(3);
+
+/// Wait until `dev` can be claimed exclusively, as e2fsck will claim it. A mount namespace
+/// whose last process just died releases its mounts a moment later (the kernel tears the
+/// namespace down after the process is reaped), so a start right after such a death would see
+/// e2fsck's bare "in use". Past the bound the start fails naming the device.
+fn wait_released(dev: &Path) -> Result<(), DriverError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = Instant::now() + RELEASE_BOUND;
+    loop {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_EXCL.bits())
+            .open(dev)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) => {
+                if Instant::now() >= deadline {
+                    return Err(DriverError::Refused(format!(
+                        "{} is in use: not mounted in any mount namespace, yet still claimed \
+                         after {} s (another fsck, a device-mapper or md holder, or a swap?)",
+                        dev.display(),
+                        RELEASE_BOUND.as_secs()
+                    )));
+                }
+                std::thread::sleep(POLL);
+            }
+            // Not a block device we may open this way: e2fsck reports what is wrong.
+            Err(_) => return Ok(()),
+        }
     }
 }
 
