@@ -545,7 +545,7 @@ impl<'a, D: Driver> Engine<'a, D> {
                 info!("would stop");
                 continue;
             }
-            if res.common.standby && !opts.force {
+            if res.common.is_standby() && !opts.force {
                 info!("standby resource: left up (use --force to stop it)");
                 continue;
             }

@@ -365,7 +365,7 @@ impl ServiceStatus {
                 .resource(rid)
                 .map(|r| r.common.clone())
                 .unwrap_or_default();
-            let status = if common.standby {
+            let status = if common.is_standby() {
                 state.status.as_standby()
             } else {
                 state.status

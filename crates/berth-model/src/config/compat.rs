@@ -1368,13 +1368,14 @@ mod tests {
         );
         assert_eq!(svc.settings.id.as_deref(), Some("7c0b"));
         assert_eq!(svc.settings.comment.as_deref(), Some("the shop"));
+        assert_eq!(svc.resources[0].common.always_on, ["n1"]);
         let w = warnings(&svc);
+        assert!(!w.iter().any(|w| w.contains("always_on")), "{w:?}");
         for key in [
             "rollback",
             "priority",
             "vg",
             "size",
-            "always_on",
             "shared",
             "provision",
             "pre_start",

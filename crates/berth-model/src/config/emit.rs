@@ -69,6 +69,8 @@ struct CommonView<'a> {
     subset: Option<&'a str>,
     #[serde(skip_serializing_if = "is_false")]
     standby: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    always_on: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -97,6 +99,7 @@ fn common(c: &Common) -> CommonView<'_> {
         tags: &c.tags,
         subset: c.subset.as_deref(),
         standby: c.standby,
+        always_on: &c.always_on,
     }
 }
 

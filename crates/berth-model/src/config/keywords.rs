@@ -19,7 +19,7 @@ use crate::rid::{Kind, Rid};
 
 /// Keywords every resource section takes.
 pub const COMMON_KEYWORDS: &[&str] = &[
-    "optional", "disable", "monitor", "restart", "tags", "subset", "standby",
+    "optional", "disable", "monitor", "restart", "tags", "subset", "standby", "always_on",
 ];
 
 /// Service keywords (`[service]` / `[DEFAULT]`).
@@ -88,6 +88,8 @@ fn read_common(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Common {
             .collect(),
         subset: e.ok(r.string("subset")).flatten(),
         standby: e.ok(r.boolean("standby", false)).unwrap_or_default(),
+        always_on: e.ok(r.list("always_on")).unwrap_or_default(),
+        always_on_here: false,
     }
 }
 

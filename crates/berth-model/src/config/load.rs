@@ -144,6 +144,17 @@ impl ServiceConfig {
         diagnostics.warnings.append(&mut raw.warnings);
         let written = compat::prepare(source, format, &name, &mut raw, load, &mut diagnostics);
         let mut service = keywords::build(name, source, format, raw, written, &mut diagnostics);
+        if let (Some(s), Some(node)) = (service.as_mut(), load.nodename.as_deref()) {
+            let settings = &s.settings;
+            for r in &mut s.resources {
+                r.common.always_on_here = super::service::always_on_names(
+                    &r.common.always_on,
+                    node,
+                    &settings.nodes,
+                    &settings.drpnodes,
+                );
+            }
+        }
         diagnostics.sort();
         if let Some(s) = service.as_mut() {
             s.warnings = diagnostics.warnings.clone();

@@ -358,9 +358,6 @@ pub fn ignored(kind: Option<Kind>, key: &str) -> Option<&'static str> {
         | (None, "parents")
         | (None, "children") => "berth places services by nodes order only",
         (None, _) => return None,
-        (Some(_), "always_on") => {
-            "berth has no always_on (deprecated by OpenSVC v2): use standby = true"
-        }
         (Some(_), "shared") => "berth has no shared resources between services",
         (Some(_), "provision")
         | (Some(_), "unprovision")

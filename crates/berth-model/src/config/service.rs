@@ -191,6 +191,32 @@ pub struct Common {
     pub subset: Option<String>,
     /// Kept up on every node, even where the service is stopped.
     pub standby: bool,
+    /// `always_on`: the nodes where it is a standby resource, as written (`nodes`, `drpnodes`
+    /// or node names; OpenSVC's keyword).
+    pub always_on: Vec<String>,
+    /// Whether `always_on` names the node this file was loaded on (set by the load; false
+    /// where no node is known).
+    #[serde(skip)]
+    pub always_on_here: bool,
+}
+
+impl Common {
+    /// Whether it is a standby resource on the node the file was loaded on: `standby = true`,
+    /// or `always_on` names this node. Kept up there (`stdby up` / `stdby down`); a stop leaves
+    /// it up unless forced.
+    pub fn is_standby(&self) -> bool {
+        self.standby || self.always_on_here
+    }
+}
+
+/// Whether an `always_on` list (`nodes`, `drpnodes`, node names) names `node`, for a service
+/// whose `nodes` and `drpnodes` are these.
+pub fn always_on_names(always_on: &[String], node: &str, nodes: &[String], drp: &[String]) -> bool {
+    always_on.iter().any(|w| match w.as_str() {
+        "nodes" => nodes.iter().any(|n| n == node),
+        "drpnodes" => drp.iter().any(|n| n == node),
+        name => name == node,
+    })
 }
 
 /// The kind-specific part of a resource.

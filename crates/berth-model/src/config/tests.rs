@@ -655,3 +655,35 @@ fn fast_stop_drops_the_graceful_waits() {
     }
     assert_eq!(seen, 2);
 }
+
+#[test]
+fn always_on_makes_a_standby_resource_on_the_nodes_it_names() {
+    let text = "[service]\nnodes = [\"n1\", \"n2\"]\ndrpnodes = [\"n3\"]\n\n\
+                [fs.1]\ndev = \"/dev/x\"\nmnt = \"/srv\"\ntype = \"ext4\"\nalways_on = [\"drpnodes\"]\n\n\
+                [fs.2]\ndev = \"/dev/y\"\nmnt = \"/srv2\"\ntype = \"ext4\"\nalways_on = [\"nodes\", \"n9\"]\n";
+    let on = |node: &str| {
+        ServiceConfig::parse_on(Path::new("web.toml"), text, &LoadContext::node(node)).unwrap()
+    };
+    let standby = |svc: &ServiceConfig| -> Vec<bool> {
+        svc.resources
+            .iter()
+            .map(|r| r.common.is_standby())
+            .collect()
+    };
+    assert_eq!(standby(&on("n3")), [true, false]);
+    assert_eq!(standby(&on("n1")), [false, true]);
+    assert_eq!(standby(&on("n9")), [false, true]);
+    // No node known: nothing is standby; the list is kept as written (print config).
+    let svc = toml(text).unwrap();
+    assert_eq!(standby(&svc), [false, false]);
+    assert_eq!(svc.resources[0].common.always_on, ["drpnodes"]);
+    let shown = written(&on("n3"));
+    assert!(shown.contains("always_on = [\"drpnodes\"]"), "{shown}");
+    // OpenSVC's INI spelling: words.
+    let ini_text = "[DEFAULT]\nnodes = n1 n2\ndrpnodes = n3\n\n[fs#1]\ndev = /dev/x\nmnt = /srv\n\
+                    type = ext4\nalways_on = drpnodes\n";
+    let svc =
+        ServiceConfig::parse_on(Path::new("web.env"), ini_text, &LoadContext::node("n3")).unwrap();
+    assert!(svc.resources[0].common.is_standby());
+    assert!(svc.warnings.is_empty(), "{:?}", svc.warnings);
+}
