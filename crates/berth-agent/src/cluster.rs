@@ -72,6 +72,8 @@ pub struct Cluster {
     /// The lease's health.
     pub health: watch::Receiver<LeaseHealth>,
     pub(crate) view: RwLock<ClusterView>,
+    /// The node's paths (the start guard reads its own `drp_active` marks there).
+    pub(crate) paths: berth_model::paths::Paths,
     pub(crate) record: watch::Sender<NodeRecord>,
     pub(crate) started: Instant,
     /// Events for `GET /cluster`, newest last.
@@ -218,7 +220,8 @@ impl Cluster {
             tokio::runtime::Handle::current(),
             why,
             Some(h.lease),
-        ))
+        )
+        .with_paths(self.paths.clone()))
     }
 
     /// Note that self-fencing stopped `svc` here.

@@ -79,6 +79,10 @@ fn node_record(
                 // A node whose start failed lately is no candidate: it says so as "not valid".
                 valid: valid && failed.is_none(),
                 nodes,
+                drpnodes: loaded
+                    .as_ref()
+                    .map(|c| c.settings.drpnodes.clone())
+                    .unwrap_or_default(),
                 invalid,
                 failed_ms: failed,
             },
@@ -145,6 +149,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         cfg,
         health,
         view: RwLock::new(view),
+        paths: shared.paths.clone(),
         record: record_tx,
         started: Instant::now(),
         events: Mutex::new(Vec::new()),
@@ -343,7 +348,11 @@ async fn fence_loop(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 .filter(|s| {
                     !matches!(
                         s.avail,
-                        Status::Down | Status::NotApplicable | Status::Undef
+                        Status::Down
+                            | Status::NotApplicable
+                            | Status::Undef
+                            | Status::StdbyUp
+                            | Status::StdbyDown
                     )
                 })
                 .map(|s| s.name.clone())

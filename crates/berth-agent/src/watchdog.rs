@@ -204,7 +204,11 @@ fn fence(paths: &Paths, nodename: &str, left: Duration, why: &str) {
     for (name, loaded) in all {
         let Ok(cfg) = loaded else { continue };
         let st = engine.status(&cfg);
-        if matches!(st.avail, Status::Down | Status::NotApplicable) {
+        // Standby resources alone are no run of the service (a stop leaves them up anyway).
+        if matches!(
+            st.avail,
+            Status::Down | Status::NotApplicable | Status::StdbyUp | Status::StdbyDown
+        ) {
             continue;
         }
         let fast = cfg.fast_stop();

@@ -32,6 +32,8 @@ use tracing::{Level, error, info, info_span, warn};
 
 use crate::state::Shared;
 
+mod drp;
+mod standby;
 mod steps;
 
 pub use crate::cluster::ClusterOp;
@@ -53,6 +55,8 @@ pub mod origin {
     pub const FENCING: &str = "svcd fencing";
     /// The fencing watchdog (svcd is gone).
     pub const WATCHDOG: &str = "svcd watchdog";
+    /// A DR node's `drp_active` mark: published, the owner key taken, cleared by a fail-back.
+    pub const DRP: &str = "svcd drp";
 }
 
 /// Write `message`, headed by `origin`, to the service's log file (`svc SVC logs`), tagged
@@ -103,6 +107,10 @@ struct RidState {
     last_try: Option<Instant>,
     /// The count is spent and that was logged.
     gave_up: bool,
+    /// A standby resource an action left down: not started again until seen up.
+    standby_held: bool,
+    /// When a standby resource was last started again.
+    standby_try: Option<Instant>,
 }
 
 /// Identity of a `last_action.json` record.
@@ -423,6 +431,7 @@ impl Worker {
             status.frozen = true;
         }
         self.note_record(rec);
+        let standby = self.standby_due(&cfg, &status, self.settle);
         let due = self.monitor(&cfg, &status);
         if let Some(rid) = self.monitor_due.take()
             && cfg.settings.monitor_action != berth_model::config::MonitorAction::None
@@ -431,13 +440,19 @@ impl Worker {
             self.monitor_action(&cfg, rid).await;
             return;
         }
+        if !standby.is_empty() {
+            self.standby_start(&cfg, &standby).await;
+        }
         if !due.is_empty() {
             self.restart(&cfg, &due).await;
+        }
+        if !due.is_empty() || !standby.is_empty() {
             if let Some((st, rec)) = self.probe(&cfg, None).await {
                 self.note_record(rec);
                 status = st;
             }
         }
+        self.drp_reconcile(&cfg, &status).await;
         self.publish(&cfg, status);
     }
 

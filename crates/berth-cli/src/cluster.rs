@@ -23,6 +23,7 @@ pub struct ClusterCli {
     rt: tokio::runtime::Runtime,
     store: Store,
     cfg: ClusterConfig,
+    paths: Paths,
 }
 
 impl std::fmt::Debug for ClusterCli {
@@ -65,7 +66,12 @@ impl ClusterCli {
             .build()
             .context("cannot start the runtime")?;
         let store = rt.block_on(Store::connect(&cfg, nodename, READ_TIMEOUT))?;
-        Ok(Some(ClusterCli { rt, store, cfg }))
+        Ok(Some(ClusterCli {
+            rt,
+            store,
+            cfg,
+            paths: paths.clone(),
+        }))
     }
 
     /// The start guard: the owner key is taken under this node's lease (held by its svcd).
@@ -76,6 +82,7 @@ impl ClusterCli {
             OwnerWhy::Action(why.to_string()),
             None,
         )
+        .with_paths(self.paths.clone())
     }
 
     /// After an action: a whole start keeps the service started, a whole stop leaves it stopped
@@ -125,6 +132,11 @@ impl ClusterCli {
             let sync = view.sync(self.store.node(), &st.name, mine.as_deref());
             st.set_cluster(sync, hb, view.service_cluster(&st.name));
         }
+    }
+
+    /// Whether etcd answers now.
+    pub fn reachable(&self) -> anyhow::Result<()> {
+        Ok(self.rt.block_on(self.store.reachable())?)
     }
 
     /// `svc node forget NODE`: remove a dead node from the members.

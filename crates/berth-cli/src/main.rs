@@ -7,6 +7,7 @@ mod agent;
 mod cluster;
 mod complete;
 mod config_cmd;
+mod drp;
 mod info;
 mod log;
 
@@ -301,6 +302,32 @@ fn words_to_strings(words: &[OsString]) -> Result<Vec<String>, Failure> {
 }
 
 impl App {
+    /// A start on a DR node of `svc` when etcd does not answer: refused without `--force`
+    /// (naming etcd); `Ok(true)` with it, the `drp_active` mark written: the start then runs
+    /// without the cluster. `Ok(false)`: the usual path.
+    fn dr_start_without_etcd(
+        &mut self,
+        svc: &ServiceConfig,
+        action: ServiceAction,
+        force: bool,
+    ) -> Result<bool, Failure> {
+        if action != ServiceAction::Start || !drp::is_dr_node(svc, &self.nodename) {
+            return Ok(false);
+        }
+        let why = match self.cluster() {
+            Ok(None) => return Ok(false),
+            Ok(Some(c)) => match c.reachable() {
+                Ok(()) => return Ok(false),
+                Err(e) => e.to_string(),
+            },
+            Err(Failure::Failed(e)) => format!("{e:#}"),
+            Err(other) => return Err(other),
+        };
+        drp::forced_start(&self.paths, svc, &self.nodename, &why, force)
+            .map_err(Failure::Failed)?;
+        Ok(true)
+    }
+
     /// The node's cluster, if it is in one.
     fn cluster(&mut self) -> Result<Option<&cluster::ClusterCli>, Failure> {
         if self.cluster.is_none() {
@@ -807,7 +834,8 @@ impl App {
         let dry = opts.dry_run;
         let paths = self.paths.clone();
         let nodename = self.nodename.clone();
-        let cluster = self.cluster()?;
+        let without_etcd = self.dr_start_without_etcd(svc, action, args.force)?;
+        let cluster = if without_etcd { None } else { self.cluster()? };
         let runner = Runner {
             driver: &HOST,
             paths: &paths,

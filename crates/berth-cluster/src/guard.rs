@@ -29,6 +29,8 @@ pub struct EtcdGuard {
     lease: Option<i64>,
     /// The view revision a planner's decision read (see [`Store::acquire_if`]).
     decided_at: Option<i64>,
+    /// This node's paths, for its own `drp_active` marks (see [`crate::drp`]).
+    paths: Option<berth_model::paths::Paths>,
 }
 
 impl EtcdGuard {
@@ -41,7 +43,14 @@ impl EtcdGuard {
             why,
             lease,
             decided_at: None,
+            paths: None,
         }
+    }
+
+    /// The same guard, also honouring this node's own `drp_active` marks (in `paths`' var dir).
+    pub fn with_paths(mut self, paths: berth_model::paths::Paths) -> EtcdGuard {
+        self.paths = Some(paths);
+        self
     }
 
     /// The same guard, refusing when the service's target or freeze changed after the view
@@ -54,17 +63,35 @@ impl EtcdGuard {
 
 impl StartGuard for EtcdGuard {
     fn acquire(&self, svc: &ServiceConfig) -> Result<Option<i64>, String> {
+        self.acquire_forced(svc, false)
+    }
+
+    fn acquire_forced(&self, svc: &ServiceConfig, force: bool) -> Result<Option<i64>, String> {
+        let me = self.store.node();
         if !svc.settings.nodes.is_empty()
-            && !svc.settings.nodes.iter().any(|n| n == self.store.node())
+            && crate::drp::role(svc, me) == crate::drp::Role::Outside
         {
             return Err(format!(
-                "{} may not run on {}: its nodes are {}",
+                "{} may not run on {}: its nodes are {}{}",
                 svc.name,
-                self.store.node(),
-                svc.settings.nodes.join(", ")
+                me,
+                svc.settings.nodes.join(", "),
+                if svc.settings.drpnodes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (DR nodes: {})", svc.settings.drpnodes.join(", "))
+                }
             ));
         }
         self.runtime.block_on(async {
+            if !svc.settings.drpnodes.is_empty() {
+                let facts = self
+                    .store
+                    .start_facts(svc, self.paths.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                crate::drp::start_check(svc, me, &facts, force)?;
+            }
             let _take = TAKES
                 .acquire()
                 .await

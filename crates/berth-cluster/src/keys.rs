@@ -7,6 +7,7 @@
 //! | `services/<svc>/owner` | [`OwnerRecord`](crate::OwnerRecord) | the owner node's |
 //! | `services/<svc>/frozen` | `1` (cluster-wide freeze) | none |
 //! | `services/<svc>/target` | `started` / `stopped` (what the orchestrator keeps) | none |
+//! | `services/<svc>/drp_active` | [`DrpMark`](berth_model::drp::DrpMark) (a DR node started it; cleared by the fail-back switch) | none |
 //! | `services/<svc>/intent` | [`Intent`](crate::Intent) (a switch under way) | the requester's |
 //! | `logs/<intent>/<node>/<seq>` | [`LogLine`](crate::LogLine) | the requester's |
 
@@ -72,6 +73,11 @@ impl Keys {
     /// A service's expected state.
     pub fn target(&self, svc: &str) -> String {
         format!("{}services/{svc}/target", self.prefix)
+    }
+
+    /// A service's `drp_active` mark: a DR node started it (not leased).
+    pub fn drp_active(&self, svc: &str) -> String {
+        format!("{}services/{svc}/drp_active", self.prefix)
     }
 
     /// A service's pending intent (a switch).

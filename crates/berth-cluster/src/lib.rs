@@ -22,6 +22,7 @@
 // The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod drp;
 pub mod guard;
 pub mod keys;
 pub mod lease;

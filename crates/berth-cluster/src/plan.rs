@@ -303,6 +303,10 @@ fn decide(
     if !wanted {
         return None;
     }
+    // A DR node may run it without etcd, or did (its drp_active mark): see `crate::drp`.
+    if view.drp_hold(name).is_some() {
+        return None;
+    }
     // This node's own recent failure counts at once, before its record says so.
     let failed_here = memory.failed_recently(name, now.ms).is_some();
     let first = view
@@ -473,6 +477,7 @@ mod tests {
                             checksum: String::new(),
                             valid: true,
                             nodes: order(),
+                            drpnodes: Vec::new(),
                             invalid: None,
                             failed_ms: None,
                         },

@@ -43,6 +43,9 @@ pub struct ServiceSummary {
     /// The nodes the file lets the service run on, in placement order.
     #[serde(default)]
     pub nodes: Vec<String>,
+    /// Its DR nodes (`drpnodes`): never the orchestrator's candidates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drpnodes: Vec<String>,
     /// Why the file does not load there (its first error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,

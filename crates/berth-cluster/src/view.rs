@@ -39,6 +39,8 @@ pub struct ClusterView {
     pub targets: BTreeMap<String, Target>,
     /// Pending intents.
     pub intents: BTreeMap<String, Intent>,
+    /// `drp_active` marks: a DR node started the service (see [`crate::drp`]).
+    pub drp_active: BTreeMap<String, berth_model::drp::DrpMark>,
 }
 
 impl ClusterView {
@@ -100,6 +102,14 @@ impl ClusterView {
                 }
                 Err(e) => warn!("{e}"),
             },
+            "drp_active" => {
+                match berth_model::drp::DrpMark::parse(&String::from_utf8_lossy(kv.value())) {
+                    Ok(m) => {
+                        self.drp_active.insert(svc, m);
+                    }
+                    Err(e) => warn!("etcd key {key}: {e}"),
+                }
+            }
             _ => {}
         }
     }
@@ -130,6 +140,9 @@ impl ClusterView {
             }
             "intent" => {
                 self.intents.remove(svc);
+            }
+            "drp_active" => {
+                self.drp_active.remove(svc);
             }
             _ => {}
         }
@@ -181,6 +194,8 @@ impl ClusterView {
     pub fn why_not(&self, svc: &str, now_ms: u64) -> BTreeMap<String, String> {
         let placement = self.placement_nodes(svc);
         let owner = self.owners.get(svc).map(|o| o.record.node.as_str());
+        let hold = self.drp_hold(svc);
+        let drp = self.drp_nodes(svc);
         let mut all: BTreeSet<&str> = self.members.keys().map(String::as_str).collect();
         all.extend(self.nodes.keys().map(String::as_str));
         all.extend(placement.iter().map(String::as_str));
@@ -190,9 +205,11 @@ impl ClusterView {
                 let summary = self.nodes.get(n).map(|l| l.record.services.get(svc));
                 let why = match summary {
                     None => "hb down".to_string(),
+                    Some(_) if drp.iter().any(|d| d == n) => "DR node: started by hand only".to_string(),
                     Some(_) if !placement.is_empty() && !placement.iter().any(|p| p == n) => {
                         "not in nodes".to_string()
                     }
+                    Some(_) if hold.is_some() => hold.clone().unwrap_or_default(),
                     Some(_) if self.frozen.contains(svc) => "frozen".to_string(),
                     Some(None) => "no copy of the file".to_string(),
                     Some(Some(s)) => match (&s.invalid, s.failed_ms, owner) {
@@ -359,6 +376,7 @@ mod tests {
                                 checksum: String::new(),
                                 valid: *valid,
                                 nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                                drpnodes: Vec::new(),
                                 invalid: None,
                                 failed_ms: None,
                             },

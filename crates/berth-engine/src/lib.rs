@@ -104,6 +104,13 @@ pub enum ActionError {
 pub trait StartGuard: Sync + std::fmt::Debug {
     /// `Ok(fence)` to go on (the fencing token, when there is one); `Err(reason)` refuses.
     fn acquire(&self, svc: &ServiceConfig) -> Result<Option<i64>, String>;
+
+    /// [`StartGuard::acquire`] for a start given `--force` or not (a cluster's DR rules let
+    /// some starts go on only when forced).
+    fn acquire_forced(&self, svc: &ServiceConfig, force: bool) -> Result<Option<i64>, String> {
+        let _ = force;
+        self.acquire(svc)
+    }
 }
 
 fn join(errors: &[ResourceError]) -> String {
@@ -373,7 +380,7 @@ impl<'a, D: Driver> Engine<'a, D> {
         if let Some(guard) = self.guard
             && !opts.dry_run
         {
-            match guard.acquire(svc) {
+            match guard.acquire_forced(svc, opts.force) {
                 Ok(fence) => self.fence.set(fence),
                 Err(why) => {
                     error!("{why}");

@@ -333,6 +333,18 @@ impl Worker {
             .await;
             return;
         }
+        if let Err(e) = self.drp_clear(cluster).await {
+            error!("{}: switch to {}: {e}", self.name, intent.to);
+            log.line(
+                format!(
+                    "{me}: cannot clear the drp_active mark: {e}; {} is stopped on {me}, still owned by {me}",
+                    self.name
+                ),
+                Some(Done::Failed),
+            )
+            .await;
+            return;
+        }
         let handed = async {
             let (_, lease) = cluster
                 .store
@@ -413,8 +425,15 @@ impl Worker {
     /// Self-fencing: stop now, fast, if it runs or is owned here.
     async fn fence_stop(&mut self, cluster: &Arc<Cluster>, why: &str) {
         let me = cluster.store.node();
+        // Standby resources alone (a DR node's always_on fs) are no run of the service.
         let up = self.shared.tree.get(&self.name).is_some_and(|s| {
-            s.avail != berth_model::Status::Down && s.avail != berth_model::Status::NotApplicable
+            !matches!(
+                s.avail,
+                berth_model::Status::Down
+                    | berth_model::Status::NotApplicable
+                    | berth_model::Status::StdbyUp
+                    | berth_model::Status::StdbyDown
+            )
         });
         let owned = cluster.with_view(|v| {
             v.owners

@@ -78,6 +78,7 @@ fn record(services: usize) -> NodeRecord {
                         checksum: "0123456789abcdef".to_string(),
                         valid: true,
                         nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+                        drpnodes: Vec::new(),
                         invalid: None,
                         failed_ms: None,
                     },

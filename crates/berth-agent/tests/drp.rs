@@ -1,0 +1,349 @@
+//! DR nodes on a real etcd (root): n1 and n2 share a LUN, DR node n3 has its own device for the
+//! same mount, kept mounted there by `always_on = ["drpnodes"]`. The DR start: refused while an
+//! owner exists, a normal start with etcd answering and no owner, the site loss (n1, n2 and
+//! etcd killed) and the forced start with its `drp_active` mark, the returning primary refused,
+//! the fail-back by `switch`. Sampled throughout: the service's address is never up on two
+//! nodes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use berth_testkit::cluster::{Etcd, Lan, Node, Probe, Sampler, SharedLun, wait_until};
+use berth_testkit::{describe, require_root};
+use common::{PORT, SVCD, svc, svc_ok};
+
+/// Three nodes (n1, n2: `nodes`; n3: `drpnodes`), one etcd member, service `web`: an ip, and an
+/// fs on the shared LUN (n1, n2) or on n3's own device, always on on n3.
+struct DrRig {
+    nodes: Vec<Node>,
+    etcd: Etcd,
+    ip: Ipv4Addr,
+    lun: SharedLun,
+    dr_lun: SharedLun,
+    mnt: tempfile::TempDir,
+    _lan: Lan,
+}
+
+impl DrRig {
+    fn new(service_extra: &str) -> DrRig {
+        require_root();
+        let lan = Lan::new();
+        let etcd = Etcd::start(&lan, 1);
+        let ip = lan.host(100);
+        let lun = SharedLun::new(16);
+        let dr_lun = SharedLun::new(16);
+        let mnt = tempfile::Builder::new()
+            .prefix("rgd")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut nodes: Vec<Node> = (1..=3u8)
+            .map(|i| Node::new(&lan, &format!("n{i}"), i))
+            .collect();
+        let eps: Vec<String> = etcd.endpoints().iter().map(|e| format!("{e:?}")).collect();
+        for node in &nodes {
+            node.write_node_toml(&format!(
+                "listen = \"{}:{PORT}\"\nmonitor_interval = \"1s\"\n\n[cluster]\nname = \"t\"\n\
+                 etcd = [{}]\nlease_ttl = \"3s\"\nready_period = \"1s\"\n",
+                node.addr(),
+                eps.join(", "),
+            ));
+            node.write_service(
+                "web.toml",
+                &format!(
+                    "[service]\nnodes = [\"n1\", \"n2\"]\ndrpnodes = [\"n3\"]\n{service_extra}\n\
+                     [ip.1]\nipname = \"{ip}\"\nipdev = \"eth0\"\nnetmask = 24\n\
+                     probe_timeout = \"200ms\"\n\n[fs.1]\ndev = \"{}\"\n\"dev@n3\" = \"{}\"\n\
+                     mnt = \"{}\"\ntype = \"ext4\"\nalways_on = [\"drpnodes\"]\n",
+                    lun.dev().display(),
+                    dr_lun.dev().display(),
+                    mnt.path().display()
+                ),
+            );
+        }
+        for node in &mut nodes {
+            node.spawn_svcd(SVCD);
+            node.wait_svcd_ready();
+        }
+        let rig = DrRig {
+            nodes,
+            etcd,
+            ip,
+            lun,
+            dr_lun,
+            mnt,
+            _lan: lan,
+        };
+        for n in ["n1", "n2", "n3"] {
+            rig.wait_alive(n);
+        }
+        rig
+    }
+
+    fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name() == name).unwrap()
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.name() == name).unwrap()
+    }
+
+    fn wait_alive(&self, name: &str) {
+        let asker = self.node(name);
+        wait_until(Duration::from_secs(20), &format!("{name} alive"), || {
+            common::mon_json(asker).is_some_and(|v| v["nodes"][name]["hb"] == "up")
+        });
+    }
+
+    /// The service runs on `node`: its address is there (n3's fs is always on: no sign).
+    fn runs_on(&self, node: &str) -> bool {
+        self.node(node).has_addr(self.ip)
+    }
+
+    fn where_runs(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.has_addr(self.ip) || n.has_mount(self.lun.dev()))
+            .map(|n| n.name().to_string())
+            .collect()
+    }
+
+    /// A sampler of the service's runs: its address (every node) or the shared LUN (n1, n2).
+    fn sampler(&self) -> Sampler {
+        let probes: Vec<(String, Probe)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let p = if n.name() == "n3" {
+                    n.addr_probe(self.ip)
+                } else {
+                    n.ip_or_mount_probe(self.ip, self.lun.dev())
+                };
+                (n.name().to_string(), p)
+            })
+            .collect();
+        Sampler::start(probes)
+    }
+
+    fn dr_fs_mounted(&self) -> bool {
+        self.node("n3").has_mount(self.dr_lun.dev())
+    }
+
+    /// An etcd key's value, `None` when absent.
+    fn etcd_get(&self, key: &str) -> Option<String> {
+        let out = self
+            .etcd
+            .etcdctl()
+            .args(["get", "--print-value-only", key])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!v.is_empty()).then_some(v)
+    }
+
+    fn owner(&self) -> Option<String> {
+        self.etcd_get("/berth/t/services/web/owner")
+            .map(|v| serde_json::from_str::<serde_json::Value>(&v).unwrap()["node"].to_string())
+            .map(|s| s.trim_matches('"').to_string())
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("==== {} ====\n{}", n.name(), n.svcd_log()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn always_on_keeps_the_dr_fs_up_and_a_dr_start_is_refused_while_owned_else_takes_the_owner_key()
+{
+    let rig = DrRig::new("");
+    let sampler = rig.sampler();
+    let (n1, n3) = (rig.node("n1"), rig.node("n3"));
+
+    // svcd mounts the DR node's always_on fs (stdby up), and nowhere else.
+    wait_until(Duration::from_secs(20), "n3's DR fs mounted", || {
+        rig.dr_fs_mounted()
+    });
+    assert!(rig.where_runs().is_empty(), "{:?}", rig.where_runs());
+    let st = svc_ok(n3, &["web", "print", "status", "--format", "json", "--refresh"]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let fs = st["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rid"] == "fs#1")
+        .unwrap_or_else(|| panic!("{st}"));
+    assert_eq!(fs["status"], "stdby up", "{st}");
+    assert_eq!(st["avail"], "stdby up", "{st}");
+
+    // The service runs on n1; n3 keeps its fs mounted.
+    svc_ok(n1, &["web", "start"]);
+    assert!(rig.runs_on("n1") && rig.node("n1").has_mount(rig.lun.dev()));
+    assert!(rig.dr_fs_mounted());
+
+    // Someone unmounts the DR fs: svcd mounts it again, and says so.
+    let out = n3.run_any("umount", &[rig.mnt.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!rig.dr_fs_mounted());
+    wait_until(Duration::from_secs(20), "n3's DR fs mounted again", || {
+        rig.dr_fs_mounted()
+    });
+    let logs = String::from_utf8_lossy(&svc_ok(n3, &["web", "logs"]).stdout).into_owned();
+    assert!(
+        logs.contains("standby fs#1 down: starting it again")
+            && logs.contains("standby fs#1 started again"),
+        "{logs}"
+    );
+
+    // A DR start while n1 owns it: refused, naming n1; nothing moves.
+    let out = svc(n3, &["web", "start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("web is running on n1") && stderr(&out).contains("DR node n3"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!rig.runs_on("n3") && rig.runs_on("n1"));
+
+    // Stopped on n1 (no owner), etcd answering: the DR start takes the owner key.
+    svc_ok(n1, &["web", "stop"]);
+    assert!(rig.where_runs().is_empty());
+    assert_eq!(rig.owner(), None);
+    svc_ok(n3, &["web", "start"]);
+    assert!(rig.runs_on("n3"));
+    assert_eq!(rig.owner().as_deref(), Some("n3"));
+    // The primary refuses while n3 owns it.
+    let out = svc(n1, &["web", "start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(stderr(&out).contains("running on n3"), "{}", describe(&out));
+
+    // A stop on n3 leaves the always_on fs mounted; `--force` stops it too.
+    svc_ok(n3, &["web", "stop"]);
+    assert!(!rig.runs_on("n3"));
+    assert!(rig.dr_fs_mounted());
+    assert_eq!(rig.owner(), None);
+    svc_ok(n3, &["web", "stop", "--force"]);
+    assert!(!rig.dr_fs_mounted());
+    // An operator's forced stop is not undone by svcd.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!rig.dr_fs_mounted(), "{}", rig.logs());
+
+    let timeline = sampler.stop();
+    assert!(timeline.max_concurrent_up() <= 1, "{timeline}");
+}
+
+#[test]
+fn site_loss_then_forced_dr_start_the_returning_primary_refused_and_the_fail_back() {
+    let mut rig = DrRig::new("orchestrate = \"ha\"\n");
+    let sampler = rig.sampler();
+    // The orchestrator places it on n1 (the DR node is no candidate).
+    wait_until(Duration::from_secs(30), "web up on n1", || {
+        rig.runs_on("n1") && rig.node("n1").has_mount(rig.lun.dev())
+    });
+    wait_until(Duration::from_secs(20), "n3's DR fs mounted", || {
+        rig.dr_fs_mounted()
+    });
+    std::fs::write(rig.mnt.path().join("dr-marker"), b"n3's copy").ok();
+    let mon = common::mon_json(rig.node("n3")).unwrap();
+    assert_eq!(
+        mon["services"]["web"]["why"]["n3"], "DR node: started by hand only",
+        "{mon}"
+    );
+
+    // The primary site is lost: n1, n2 and etcd die at once.
+    rig.node_mut("n1").kill();
+    rig.node_mut("n2").kill();
+    rig.etcd.kill_member(0);
+    // n3's svcd and its watchdog see the lease go (its fs is standby: nothing to stop).
+    wait_until(Duration::from_secs(20), "n3 past its fencing point", || {
+        rig.node("n3").svcd_log().contains("not renewed for")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(rig.dr_fs_mounted(), "{}", rig.logs());
+    assert!(!rig.runs_on("n3"));
+
+    // A plain start on the DR node is refused, naming etcd.
+    let n3 = rig.node("n3");
+    let out = svc(n3, &["web", "start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("etcd is unreachable from DR node n3")
+            && stderr(&out).contains("--force"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!rig.runs_on("n3"));
+
+    // Forced: it starts, and the mark is written.
+    let out = svc_ok(n3, &["web", "start", "--force"]);
+    assert!(stderr(&out).contains("drp_active mark written"), "{}", describe(&out));
+    assert!(rig.runs_on("n3") && rig.dr_fs_mounted());
+    let mark_file = n3.var_dir().join("web").join("drp_active");
+    let mark: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mark_file).unwrap()).unwrap();
+    assert_eq!(mark["node"], "n3", "{mark}");
+    assert_eq!(mark["token"], 0, "{mark}");
+    // svcd keeps it running while etcd is away.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(rig.runs_on("n3"), "{}", rig.logs());
+
+    // etcd comes back: n3's svcd publishes the mark and takes the owner key.
+    rig.etcd.restart_member(0);
+    wait_until(Duration::from_secs(30), "the mark in etcd", || {
+        rig.etcd_get("/berth/t/services/web/drp_active").is_some()
+    });
+    wait_until(Duration::from_secs(30), "n3 owns web", || {
+        rig.owner().as_deref() == Some("n3")
+    });
+    assert!(rig.runs_on("n3"), "{}", rig.logs());
+
+    // The primary returns and refuses to start it, naming the DR node.
+    rig.node_mut("n1").restart();
+    rig.node_mut("n1").spawn_svcd(SVCD);
+    rig.node_mut("n1").wait_svcd_ready();
+    rig.wait_alive("n1");
+    let n1 = rig.node("n1");
+    for args in [&["web", "start"][..], &["web", "start", "--force"][..]] {
+        let out = svc(n1, args);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("DR node n3") && err.contains("switch --to n1"),
+            "{}",
+            describe(&out)
+        );
+    }
+    assert!(!rig.runs_on("n1") && rig.runs_on("n3"));
+
+    // The fail-back: a switch from n3 clears the mark (etcd and file) and n1 runs it.
+    let out = svc_ok(rig.node("n3"), &["web", "switch", "--to", "n1", "--timeout", "30"]);
+    assert!(stderr(&out).contains("n1: web is up"), "{}", describe(&out));
+    assert!(rig.runs_on("n1") && !rig.runs_on("n3"));
+    assert_eq!(rig.owner().as_deref(), Some("n1"));
+    assert_eq!(rig.etcd_get("/berth/t/services/web/drp_active"), None);
+    assert!(!mark_file.exists());
+    // n3 keeps its DR copy mounted.
+    assert!(rig.dr_fs_mounted());
+    let logs = String::from_utf8_lossy(&svc_ok(rig.node("n3"), &["web", "logs"]).stdout)
+        .into_owned();
+    assert!(
+        logs.contains("drp_active mark published")
+            && logs.contains("owner key taken on n3")
+            && logs.contains("drp_active mark cleared (fail-back)"),
+        "{logs}"
+    );
+
+    let timeline = sampler.stop();
+    assert!(timeline.max_concurrent_up() <= 1, "{timeline}");
+}
