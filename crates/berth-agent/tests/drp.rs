@@ -165,8 +165,7 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 #[test]
-fn always_on_keeps_the_dr_fs_up_and_a_dr_start_is_refused_while_owned_else_takes_the_owner_key()
-{
+fn always_on_keeps_the_dr_fs_up_and_a_dr_start_is_refused_while_owned_else_takes_the_owner_key() {
     let rig = DrRig::new("");
     let sampler = rig.sampler();
     let (n1, n3) = (rig.node("n1"), rig.node("n3"));
@@ -176,7 +175,10 @@ fn always_on_keeps_the_dr_fs_up_and_a_dr_start_is_refused_while_owned_else_takes
         rig.dr_fs_mounted()
     });
     assert!(rig.where_runs().is_empty(), "{:?}", rig.where_runs());
-    let st = svc_ok(n3, &["web", "print", "status", "--format", "json", "--refresh"]);
+    let st = svc_ok(
+        n3,
+        &["web", "print", "status", "--format", "json", "--refresh"],
+    );
     let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     let fs = st["resources"]
         .as_array()
@@ -287,7 +289,11 @@ fn site_loss_then_forced_dr_start_the_returning_primary_refused_and_the_fail_bac
 
     // Forced: it starts, and the mark is written.
     let out = svc_ok(n3, &["web", "start", "--force"]);
-    assert!(stderr(&out).contains("drp_active mark written"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("drp_active mark written"),
+        "{}",
+        describe(&out)
+    );
     assert!(rig.runs_on("n3") && rig.dr_fs_mounted());
     let mark_file = n3.var_dir().join("web").join("drp_active");
     let mark: serde_json::Value =
@@ -327,7 +333,10 @@ fn site_loss_then_forced_dr_start_the_returning_primary_refused_and_the_fail_bac
     assert!(!rig.runs_on("n1") && rig.runs_on("n3"));
 
     // The fail-back: a switch from n3 clears the mark (etcd and file) and n1 runs it.
-    let out = svc_ok(rig.node("n3"), &["web", "switch", "--to", "n1", "--timeout", "30"]);
+    let out = svc_ok(
+        rig.node("n3"),
+        &["web", "switch", "--to", "n1", "--timeout", "30"],
+    );
     assert!(stderr(&out).contains("n1: web is up"), "{}", describe(&out));
     assert!(rig.runs_on("n1") && !rig.runs_on("n3"));
     assert_eq!(rig.owner().as_deref(), Some("n1"));
@@ -335,8 +344,8 @@ fn site_loss_then_forced_dr_start_the_returning_primary_refused_and_the_fail_bac
     assert!(!mark_file.exists());
     // n3 keeps its DR copy mounted.
     assert!(rig.dr_fs_mounted());
-    let logs = String::from_utf8_lossy(&svc_ok(rig.node("n3"), &["web", "logs"]).stdout)
-        .into_owned();
+    let logs =
+        String::from_utf8_lossy(&svc_ok(rig.node("n3"), &["web", "logs"]).stdout).into_owned();
     assert!(
         logs.contains("drp_active mark published")
             && logs.contains("owner key taken on n3")

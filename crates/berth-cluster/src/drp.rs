@@ -342,7 +342,10 @@ mod tests {
             ..StartFacts::default()
         };
         let e = start_check(&s, "n3", &owned, true).unwrap_err();
-        assert!(e.contains("running on n1") && e.contains("DR node n3"), "{e}");
+        assert!(
+            e.contains("running on n1") && e.contains("DR node n3"),
+            "{e}"
+        );
         assert_eq!(start_check(&s, "n3", &StartFacts::default(), false), Ok(()));
         // Its own mark does not stop the DR node.
         let marked = StartFacts {
@@ -413,8 +416,7 @@ mod tests {
                     failed_ms: None,
                 },
             );
-            v.nodes
-                .insert(n.to_string(), LiveNode { record, lease: 1 });
+            v.nodes.insert(n.to_string(), LiveNode { record, lease: 1 });
         }
         v
     }
@@ -471,7 +473,10 @@ mod tests {
         let memory = Memory::default();
         // Everyone alive: n1 starts it.
         let steps = plan(&view(&["n1", "n2", "n3"]), "n1", health, &cfg, &memory, now);
-        assert!(matches!(steps.as_slice(), [(s, Step::Start(_))] if s == "web"), "{steps:?}");
+        assert!(
+            matches!(steps.as_slice(), [(s, Step::Start(_))] if s == "web"),
+            "{steps:?}"
+        );
         // The primary site lost: the DR node never starts it by itself.
         assert!(plan(&view(&["n3"]), "n3", health, &cfg, &memory, now).is_empty());
         // The DR node unreachable: nobody starts it.

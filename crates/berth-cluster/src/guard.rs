@@ -68,8 +68,7 @@ impl StartGuard for EtcdGuard {
 
     fn acquire_forced(&self, svc: &ServiceConfig, force: bool) -> Result<Option<i64>, String> {
         let me = self.store.node();
-        if !svc.settings.nodes.is_empty()
-            && crate::drp::role(svc, me) == crate::drp::Role::Outside
+        if !svc.settings.nodes.is_empty() && crate::drp::role(svc, me) == crate::drp::Role::Outside
         {
             return Err(format!(
                 "{} may not run on {}: its nodes are {}{}",

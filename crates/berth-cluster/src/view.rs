@@ -205,7 +205,9 @@ impl ClusterView {
                 let summary = self.nodes.get(n).map(|l| l.record.services.get(svc));
                 let why = match summary {
                     None => "hb down".to_string(),
-                    Some(_) if drp.iter().any(|d| d == n) => "DR node: started by hand only".to_string(),
+                    Some(_) if drp.iter().any(|d| d == n) => {
+                        "DR node: started by hand only".to_string()
+                    }
                     Some(_) if !placement.is_empty() && !placement.iter().any(|p| p == n) => {
                         "not in nodes".to_string()
                     }

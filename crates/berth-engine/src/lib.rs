@@ -389,7 +389,13 @@ impl<'a, D: Driver> Engine<'a, D> {
             }
         }
         let nodes = &svc.settings.nodes;
-        if self.guard.is_none() && !nodes.is_empty() && !nodes.iter().any(|n| n == self.nodename) {
+        let here = |list: &[String]| list.iter().any(|n| n == self.nodename);
+        // A DR node (drpnodes) starts it by an operator's DR start, or its standby resources.
+        if self.guard.is_none()
+            && !nodes.is_empty()
+            && !here(nodes)
+            && !here(&svc.settings.drpnodes)
+        {
             // In a cluster the guard refuses it; on a single node the operator decides.
             warn!(
                 "this node ({}) is not in the service's nodes ({}): starting it here anyway",

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_drivers::HOST;
+use berth_engine::record;
 use berth_engine::{ActionError, ActionOptions, Engine, LockError};
 use berth_model::config::ServiceConfig;
 use berth_model::order::Selector;
@@ -64,17 +65,15 @@ impl Worker {
         };
         let listed = super::rid_strings(rids).join(", ");
         warn!("{}: standby {listed} down: starting it again", self.name);
-        self.note(
-            None,
-            Level::WARN,
-            origin::MONITOR,
-            &format!("standby {listed} down: starting it again"),
-        );
         let shared = self.shared.clone();
         let cfg2 = cfg.clone();
         let nodename = self.shared.settings().nodename.clone();
         let set: BTreeSet<Rid> = rids.iter().copied().collect();
         let name = self.name.clone();
+        let known = self.known.flatten();
+        let line = format!("standby {listed} down: starting it again");
+        let note_paths = self.shared.paths.clone();
+        let note_name = self.name.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let opts = ActionOptions {
@@ -86,26 +85,51 @@ impl Worker {
                 ..ActionOptions::default()
             };
             let engine = Engine::new(&HOST, &shared.paths, &nodename);
+            let dir = shared.paths.service_var(&name);
             let span = info_span!("service", svc = %name, origin = origin::MONITOR);
-            span.in_scope(|| engine.run(&cfg2, berth_model::order::Action::Start, &opts))
+            // Under the lock: an operator's action that ended after the check (a forced stop)
+            // is seen in the record, and not undone.
+            span.in_scope(|| {
+                engine.start_if(&cfg2, &opts, || {
+                    let wanted = record::read(&dir).as_ref().map(super::RecordId::of) == known;
+                    if wanted {
+                        super::note(
+                            &note_paths,
+                            &note_name,
+                            None,
+                            Level::WARN,
+                            origin::MONITOR,
+                            &line,
+                        );
+                    }
+                    wanted
+                })
+            })
         })
         .await;
         let (level, line) = match outcome {
-            Ok(Ok(_)) => (Level::INFO, format!("standby {listed} started again")),
-            // An action holds the lock: what it does wins; the next check looks again.
-            Ok(Err(ActionError::Lock(LockError::Busy { .. }))) => {
-                tracing::info!("{}: an action is running: standby {listed} not started now", self.name);
+            Ok(Ok(Some(_))) => (Level::INFO, format!("standby {listed} started again")),
+            Ok(Ok(None)) => {
+                tracing::info!(
+                    "{}: an action ran meanwhile: standby {listed} left",
+                    self.name
+                );
                 return;
             }
-            Ok(Err(e)) => (
-                Level::ERROR,
-                format!("standby {listed}: start failed: {e}"),
-            ),
-            Err(e) => (
-                Level::ERROR,
-                format!("standby {listed}: start failed: {e}"),
-            ),
+            // An action holds the lock: what it does wins; the next check looks again.
+            Ok(Err(ActionError::Lock(LockError::Busy { .. }))) => {
+                tracing::info!(
+                    "{}: an action is running: standby {listed} not started now",
+                    self.name
+                );
+                return;
+            }
+            Ok(Err(e)) => (Level::ERROR, format!("standby {listed}: start failed: {e}")),
+            Err(e) => (Level::ERROR, format!("standby {listed}: start failed: {e}")),
         };
+        // Its own record is no operator's action.
+        let dir = self.shared.paths.service_var(&self.name);
+        self.known = Some(record::read(&dir).as_ref().map(super::RecordId::of));
         if level == Level::INFO {
             tracing::info!("{}: {line}", self.name);
         } else {

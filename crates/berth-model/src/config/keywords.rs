@@ -19,7 +19,14 @@ use crate::rid::{Kind, Rid};
 
 /// Keywords every resource section takes.
 pub const COMMON_KEYWORDS: &[&str] = &[
-    "optional", "disable", "monitor", "restart", "tags", "subset", "standby", "always_on",
+    "optional",
+    "disable",
+    "monitor",
+    "restart",
+    "tags",
+    "subset",
+    "standby",
+    "always_on",
 ];
 
 /// Service keywords (`[service]` / `[DEFAULT]`).
