@@ -446,11 +446,11 @@ impl Worker {
         if !due.is_empty() {
             self.restart(&cfg, &due).await;
         }
-        if !due.is_empty() || !standby.is_empty() {
-            if let Some((st, rec)) = self.probe(&cfg, None).await {
-                self.note_record(rec);
-                status = st;
-            }
+        if (!due.is_empty() || !standby.is_empty())
+            && let Some((st, rec)) = self.probe(&cfg, None).await
+        {
+            self.note_record(rec);
+            status = st;
         }
         self.drp_reconcile(&cfg, &status).await;
         self.publish(&cfg, status);

@@ -501,6 +501,6 @@ mod tests {
         assert!(clear_local(&paths, "web").unwrap());
         assert!(!clear_local(&paths, "web").unwrap());
         std::fs::write(paths.drp_mark("web"), "garbage").unwrap();
-        assert!(read_local(&paths, "web").is_err());
+        read_local(&paths, "web").unwrap_err();
     }
 }
