@@ -165,8 +165,8 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 #[test]
-fn always_on_keeps_the_dr_fs_up_and_a_dr_start_is_refused_while_owned_else_takes_the_owner_key() {
-    let rig = DrRig::new("");
+fn always_on_dr_start_refused_while_owned_taking_a_free_owner_key_and_an_unreachable_dr_node() {
+    let mut rig = DrRig::new("");
     let sampler = rig.sampler();
     let (n1, n3) = (rig.node("n1"), rig.node("n3"));
 
@@ -241,6 +241,32 @@ fn always_on_keeps_the_dr_fs_up_and_a_dr_start_is_refused_while_owned_else_takes
     std::thread::sleep(Duration::from_secs(3));
     assert!(!rig.dr_fs_mounted(), "{}", rig.logs());
 
+    // The DR node dies while nobody owns the service: a start on n1 says why and needs --force.
+    rig.node_mut("n3").kill();
+    wait_until(Duration::from_secs(20), "n1 sees n3 dead", || {
+        common::mon_json(rig.node("n1")).is_some_and(|v| v["nodes"]["n3"]["hb"] == "down")
+    });
+    let n1 = rig.node("n1");
+    let out = svc(n1, &["web", "start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("DR node n3 of web is unreachable")
+            && stderr(&out).contains("--force"),
+        "{}",
+        describe(&out)
+    );
+    assert!(rig.where_runs().is_empty());
+    let mon = common::mon_json(n1).unwrap();
+    assert!(
+        mon["services"]["web"]["why"]["n1"]
+            .as_str()
+            .is_some_and(|w| w.contains("DR node n3 unreachable")),
+        "{mon}"
+    );
+    svc_ok(n1, &["web", "start", "--force"]);
+    assert!(rig.runs_on("n1"));
+    assert_eq!(rig.owner().as_deref(), Some("n1"));
+
     let timeline = sampler.stop();
     assert!(timeline.max_concurrent_up() <= 1, "{timeline}");
 }
@@ -256,7 +282,6 @@ fn site_loss_then_forced_dr_start_the_returning_primary_refused_and_the_fail_bac
     wait_until(Duration::from_secs(20), "n3's DR fs mounted", || {
         rig.dr_fs_mounted()
     });
-    std::fs::write(rig.mnt.path().join("dr-marker"), b"n3's copy").ok();
     let mon = common::mon_json(rig.node("n3")).unwrap();
     assert_eq!(
         mon["services"]["web"]["why"]["n3"], "DR node: started by hand only",
