@@ -492,19 +492,7 @@ mod tests {
 
     #[test]
     fn pulls_follow_the_policy() {
-        use berth_model::ServiceConfig;
-        use berth_model::config::Spec;
-        let spec = |body: &str| {
-            let svc = ServiceConfig::parse(
-                Path::new("/etc/berth/services/web.toml"),
-                &format!("[container.1]\n{body}"),
-            )
-            .unwrap();
-            match &svc.resources[0].spec {
-                Spec::Container(c) => (**c).clone(),
-                _ => panic!(),
-            }
-        };
+        use crate::docker::test_spec as spec;
         let private = spec("run_image = \"10.0.0.5:5000/app:1\"\n");
         assert!(wants_pull(&private, false));
         assert!(!wants_pull(&private, true));
