@@ -301,9 +301,8 @@ async fn post_exchange(
             .await
             .map_err(|e| format!("HTTP handshake: {e}"))?;
     let conn = tokio::spawn(conn);
-    let host = format!("{}:{}", target.host, target.port);
     let req = Request::post(path)
-        .header(header::HOST, host)
+        .header(header::HOST, target.host_header())
         .header(header::CONTENT_TYPE, "application/json")
         .body(http_body_util::Full::new(body))
         .map_err(|e| format!("request: {e}"))?;
@@ -347,6 +346,15 @@ trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Target {
+    /// The `Host` header: `host:port`, an IPv6 literal in brackets (`[fd00::1]:7777`).
+    fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// Connect to the target (TCP, no delay), then TLS when its URL is https.
     async fn connect(&self) -> Result<TokioIo<Box<dyn Stream>>, String> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
@@ -377,12 +385,7 @@ async fn exchange(
         .await
         .map_err(|e| format!("HTTP handshake: {e}"))?;
     let conn = tokio::spawn(conn);
-    let host = if target.host.contains(':') {
-        format!("[{}]:{}", target.host, target.port)
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
-    let mut req = Request::get(path).header(header::HOST, host);
+    let mut req = Request::get(path).header(header::HOST, target.host_header());
     if let Some(tag) = etag {
         req = req.header(header::IF_NONE_MATCH, tag);
     }
@@ -430,6 +433,14 @@ async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_header_brackets_an_ipv6_literal() {
+        let v6 = Target::new("n1", "http://[fd00::1]:7777", None, None).unwrap();
+        assert_eq!(v6.host_header(), "[fd00::1]:7777");
+        let v4 = Target::new("n2", "http://10.0.0.2:7777", None, None).unwrap();
+        assert_eq!(v4.host_header(), "10.0.0.2:7777");
+    }
 
     #[test]
     fn gzip_bodies_inflate_within_the_limit() {
