@@ -20,7 +20,6 @@ pub mod notify;
 pub mod orchestrator;
 pub mod settings;
 pub mod state;
-pub mod tls;
 pub mod tree;
 pub mod watch;
 pub mod watchdog;
