@@ -153,6 +153,9 @@ pub struct Worker {
     data_bytes: Option<(Instant, u64)>,
     /// When the last status check began (wall clock): the tree says the status is as of then.
     probe_began: Option<std::time::SystemTime>,
+    /// A DR start here met another node's ownership: that owner, since when, and whether it
+    /// was said (once it outlived a lease TTL: two forced starts, one on each side).
+    drp_conflict: Option<(String, Instant, bool)>,
 }
 
 /// How often a service's docker data root is sized again (walking it is costly); the counts of
@@ -192,6 +195,7 @@ pub fn spawn(shared: Arc<Shared>, name: String, config: Loaded) -> Handle {
         stuck: None,
         data_bytes: None,
         probe_began: None,
+        drp_conflict: None,
     };
     tokio::spawn(worker.run(rx, config_rx));
     Handle {

@@ -5,6 +5,7 @@
 //! here clears the mark ([`Worker::drp_clear`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use berth_cluster::{LeaseState, OwnerWhy};
 use berth_engine::is_up;
@@ -68,7 +69,36 @@ impl Worker {
                 }
             }
         }
-        if owner.is_none() && is_up(status.avail) && status.avail != berth_model::Status::StdbyUp {
+        let runs_here = is_up(status.avail) && status.avail != berth_model::Status::StdbyUp;
+        match owner.as_deref() {
+            Some(o) if o != me && runs_here => {
+                // An owner key from before the site loss lives on for a TTL after etcd comes
+                // back (etcd restores leases); one that outlives it is a second run (two forced
+                // starts, one on each side): say so, once per owner.
+                let since = match &self.drp_conflict {
+                    Some((who, at, _)) if who == o => *at,
+                    _ => Instant::now(),
+                };
+                let said = self
+                    .drp_conflict
+                    .as_ref()
+                    .is_some_and(|(who, _, said)| who == o && *said);
+                let due = since.elapsed() > cluster.cfg.lease_ttl * 2;
+                if due && !said {
+                    let line = format!(
+                        "runs here after a DR start (drp_active) while {o} owns it: it may run \
+                         on both sides; stop it on one of them"
+                    );
+                    tracing::error!("{}: {line}", self.name);
+                    cluster.event("drp_conflict", Some(&self.name), line.clone());
+                    self.note(None, Level::ERROR, origin::DRP, &line);
+                }
+                self.drp_conflict = Some((o.to_string(), since, said || due));
+                return;
+            }
+            _ => self.drp_conflict = None,
+        }
+        if owner.is_none() && runs_here {
             match cluster
                 .store
                 .acquire(&self.name, h.lease, &OwnerWhy::Action("drp start".into()))
