@@ -134,6 +134,13 @@ impl ClusterCli {
         }
     }
 
+    /// The `drp_active` mark this node honours for `svc` (its own file's, else etcd's): what the
+    /// sync sender checks (a mark written by another node refuses the send).
+    #[allow(dead_code)] // the sync sender's (helper drsync), once merged
+    pub fn drp_active(&self, svc: &str) -> anyhow::Result<Option<berth_model::drp::DrpMark>> {
+        Ok(self.rt.block_on(self.store.drp_active(&self.paths, svc))?)
+    }
+
     /// Whether etcd answers now.
     pub fn reachable(&self) -> anyhow::Result<()> {
         Ok(self.rt.block_on(self.store.reachable())?)
