@@ -222,6 +222,22 @@ fn always_on_dr_start_refused_while_owned_taking_a_free_owner_key_and_an_unreach
     svc_ok(n1, &["web", "stop"]);
     assert!(rig.where_runs().is_empty());
     assert_eq!(rig.owner(), None);
+    // A primary that holds a drp_active mark in its own var dir refuses too, naming the DR node.
+    let own_mark = n1.var_dir().join("web").join("drp_active");
+    std::fs::write(
+        &own_mark,
+        r#"{"node": "n3", "time": 1800000000, "token": 0}"#,
+    )
+    .unwrap();
+    let out = svc(n1, &["web", "start", "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("started on DR node n3"),
+        "{}",
+        describe(&out)
+    );
+    assert!(rig.where_runs().is_empty());
+    std::fs::remove_file(&own_mark).unwrap();
     svc_ok(n3, &["web", "start"]);
     assert!(rig.runs_on("n3"));
     assert_eq!(rig.owner().as_deref(), Some("n3"));
