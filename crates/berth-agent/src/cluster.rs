@@ -82,6 +82,8 @@ pub struct Cluster {
     pub(crate) changed: tokio::sync::Notify,
     /// What workers tell the orchestrator (whose memory is its own: see [`plan::Memory`]).
     pub(crate) tell: mpsc::UnboundedSender<Event>,
+    /// The service files whose copy here is in conflict with the cluster's ([`crate::files`]).
+    pub(crate) conflicts: crate::files::Conflicts,
 }
 
 /// A start the orchestrator sent to a worker: when it is dropped (the start ran, failed, was
@@ -241,13 +243,15 @@ impl Cluster {
     pub fn decorate(&self, status: &mut ServiceStatus) {
         let hb = self.health.borrow().hb(Instant::now());
         let me = self.node();
-        let (sync, cluster) = self.with_view(|view| {
+        let (sync, cluster, config) = self.with_view(|view| {
             let mine = view.published_checksum(me, &status.name);
             (
                 view.sync(me, &status.name, mine),
                 view.service_cluster(&status.name),
+                config_row(view, &status.name, me, self.conflicts.get(&status.name)),
             )
         });
+        status.config_sync = config;
         status.set_cluster(sync, hb, cluster);
     }
 
@@ -292,6 +296,31 @@ impl Cluster {
                 .clone(),
         }
     }
+}
+
+/// The config row `sync#i0` of `svc` on node `me` (with this node's conflict, if any).
+pub fn config_row(
+    view: &ClusterView,
+    svc: &str,
+    me: &str,
+    conflict: Option<(String, String)>,
+) -> Option<berth_model::status::ConfigSync> {
+    let meta = view.files.get(svc)?;
+    let (mut status, mut behind) = view.config_sync(svc, &view.placement_nodes(svc))?;
+    if let Some((local, etcd)) = conflict {
+        status = Status::Warn;
+        behind.retain(|l| !l.starts_with(&format!("{me}: ")));
+        behind.push(format!(
+            "{me}: conflict: this copy {local}, the cluster's {}: edited on an older copy, nothing written either way",
+            if etcd.is_empty() { "deleted" } else { &etcd }
+        ));
+    }
+    Some(berth_model::status::ConfigSync {
+        status,
+        revision: meta.revision,
+        checksum: meta.checksum.clone(),
+        behind,
+    })
 }
 
 /// Publishes the progress lines of an intent for the `svc switch` that waits on it.

@@ -91,6 +91,20 @@ pub fn render_service(s: &ServiceStatus, color: bool) -> String {
         }
     }
     status_line(&mut out, "|- sync", s.sync, color);
+    if let Some(c) = &s.config_sync {
+        let _ = write!(out, "|  '- {:<15}.... ", "sync#i0");
+        out.push_str(&paint(
+            &format!("{:<8}", c.status.as_str()),
+            c.status,
+            color,
+        ));
+        let _ = writeln!(out, " service file rev {} ({})", c.revision, c.checksum);
+        for line in &c.behind {
+            out.push_str("|     |");
+            pad(&mut out, LABEL_COL);
+            let _ = writeln!(out, "# warn: {line}");
+        }
+    }
     status_line(&mut out, "'- hb", s.hb, color);
     out
 }
