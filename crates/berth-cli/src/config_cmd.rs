@@ -91,12 +91,7 @@ fn source(paths: &Paths, cluster: Option<&ClusterCli>, svc: &str) -> Result<Sour
 
 /// Write `new` as the file of `svc`: in a cluster through etcd (compare on the revision read),
 /// then this node's copy if it was the one read; else over this node's file.
-fn save(
-    cluster: Option<&ClusterCli>,
-    svc: &str,
-    src: &Source,
-    new: &[u8],
-) -> Result<(), Failure> {
+fn save(cluster: Option<&ClusterCli>, svc: &str, src: &Source, new: &[u8]) -> Result<(), Failure> {
     let (Some(c), Some(rev)) = (cluster, src.rev) else {
         return replace_file(&src.file, &src.original, new);
     };
@@ -104,13 +99,29 @@ fn save(
         .put_file(svc, FileFormat::of_path(&src.file), new, rev)
         .map_err(file_failure)?;
     errln!("{svc}: written to the cluster (revision {at}): every node of the service takes it");
-    if let Some((file, bytes)) = &src.local
-        && *bytes == src.original
-        && let Err(Failure::Failed(e) | Failure::Usage(e)) = replace_file(file, bytes, new)
-    {
-        tracing::warn!("{e:#}: svcd writes it");
+    // svcd writes this node's copy (it alone, so it knows what the copy is based on).
+    if let Some((file, _)) = &src.local {
+        wait_for_copy(file, new);
     }
     Ok(())
+}
+
+/// How long svc waits for this node's svcd to write the cluster's new copy.
+const COPY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Wait (bounded) until `file` holds `bytes`: this node's svcd writes the cluster's copy.
+fn wait_for_copy(file: &Path, bytes: &[u8]) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < COPY_WAIT {
+        if std::fs::read(file).is_ok_and(|b| b == bytes) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tracing::warn!(
+        "{}: not yet written by this node's svcd (is it running?): it writes the cluster's copy when it runs",
+        file.display()
+    );
 }
 
 fn file_of(paths: &Paths, svc: &str) -> Result<PathBuf, Failure> {
@@ -532,6 +543,14 @@ pub fn create(
     if let Some(c) = cluster {
         let at = c.put_file(svc, format, &bytes, 0).map_err(file_failure)?;
         outln!("{svc}: created in the cluster (revision {at}): every node of the service takes it");
+        // This node's svcd writes its copy, if the service may run here.
+        let here = ServiceConfig::check_bytes(&target, &bytes, &load_context(paths))
+            .into_result()
+            .is_ok_and(|cfg| berth_engine::recipe::outside_nodes(&cfg, c.node()).is_none());
+        if here {
+            wait_for_copy(&target, &bytes);
+        }
+        return Ok(());
     }
     std::fs::create_dir_all(paths.services_dir())
         .with_context(|| format!("cannot make {}", paths.services_dir().display()))?;
@@ -617,22 +636,25 @@ pub fn delete(
                 );
             }
             None if local.is_none() => {
-                return Err(crate::load_failure(berth_engine::load::LoadError::NotFound {
-                    svc: svc.to_string(),
-                    dir: paths.services_dir(),
-                }));
+                return Err(crate::load_failure(
+                    berth_engine::load::LoadError::NotFound {
+                        svc: svc.to_string(),
+                        dir: paths.services_dir(),
+                    },
+                ));
             }
             None => {}
         }
     } else if local.is_none() {
-        return Err(crate::load_failure(berth_engine::load::LoadError::NotFound {
-            svc: svc.to_string(),
-            dir: paths.services_dir(),
-        }));
+        return Err(crate::load_failure(
+            berth_engine::load::LoadError::NotFound {
+                svc: svc.to_string(),
+                dir: paths.services_dir(),
+            },
+        ));
     }
     if let Some(file) = local {
-        std::fs::remove_file(&file)
-            .with_context(|| format!("cannot remove {}", file.display()))?;
+        std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
         outln!("{svc}: {} removed", file.display());
     }
     let var = paths.service_var(svc);
