@@ -154,21 +154,20 @@ pub fn run_action<D: Driver>(
         None => opts,
     };
     let dry = opts.dry_run;
+    // In a cluster a start outside the service's nodes and drpnodes is refused (the file is
+    // every node's, the node list the service's); on a single node the engine only warns (a
+    // seed's file often names another host).
     if action.is_start()
+        && cluster.is_some()
         && let Some(why) = outside_nodes(svc, nodename)
     {
-        // In a cluster: refused (the file is every node's, the node list is the service's);
-        // a single node: a warning only (a seed's file often names another host).
-        if cluster.is_some() {
-            if !dry {
-                (notes.note)(
-                    Level::WARN,
-                    &format!("{}{}: refused: {why}", notes.command, notes.why),
-                );
-            }
-            return Err(RunError::NoGuard(format!("refused: {why}")));
+        if !dry {
+            (notes.note)(
+                Level::WARN,
+                &format!("{}{}: refused: {why}", notes.command, notes.why),
+            );
         }
-        (notes.note)(Level::WARN, &format!("warning: {why}"));
+        return Err(RunError::NoGuard(format!("refused: {why}")));
     }
     let guard = match cluster.map(|c| c.guard(&action.words())) {
         Some(Err(e)) if action.is_start() => {
