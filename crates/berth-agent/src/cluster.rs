@@ -248,7 +248,7 @@ impl Cluster {
             (
                 view.sync(me, &status.name, mine),
                 view.service_cluster(&status.name),
-                config_row(view, &status.name, me, self.conflicts.get(&status.name)),
+                view.config_row(&status.name, me, self.conflicts.get(&status.name)),
             )
         });
         status.config_sync = config;
@@ -296,31 +296,6 @@ impl Cluster {
                 .clone(),
         }
     }
-}
-
-/// The config row `sync#i0` of `svc` on node `me` (with this node's conflict, if any).
-pub fn config_row(
-    view: &ClusterView,
-    svc: &str,
-    me: &str,
-    conflict: Option<(String, String)>,
-) -> Option<berth_model::status::ConfigSync> {
-    let meta = view.files.get(svc)?;
-    let (mut status, mut behind) = view.config_sync(svc, &view.placement_nodes(svc))?;
-    if let Some((local, etcd)) = conflict {
-        status = Status::Warn;
-        behind.retain(|l| !l.starts_with(&format!("{me}: ")));
-        behind.push(format!(
-            "{me}: conflict: this copy {local}, the cluster's {}: edited on an older copy, nothing written either way",
-            if etcd.is_empty() { "deleted" } else { &etcd }
-        ));
-    }
-    Some(berth_model::status::ConfigSync {
-        status,
-        revision: meta.revision,
-        checksum: meta.checksum.clone(),
-        behind,
-    })
 }
 
 /// Publishes the progress lines of an intent for the `svc switch` that waits on it.

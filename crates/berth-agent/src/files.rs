@@ -199,7 +199,18 @@ async fn one(
         None => None,
     };
     let sum = bytes.as_deref().map(berth_cluster::file_checksum);
-    let loads = loaded.is_some_and(Result::is_ok);
+    // Whether the copy on disk loads: svcd's loaded config when it is the cluster's copy, else
+    // these very bytes parsed (a hand edit is published only when it loads, and svcd may not
+    // have reloaded it yet).
+    let loads = match (&bytes, path) {
+        (Some(b), Some(p)) if meta.is_none_or(|m| Some(m.checksum.as_str()) != sum.as_deref()) => {
+            let load = berth_engine::load::load_context(&shared.paths);
+            ServiceConfig::check_bytes(p, b, &load)
+                .into_result()
+                .is_ok()
+        }
+        _ => loaded.is_some_and(Result::is_ok),
+    };
     // Whether this node may run it, as the cluster's copy says: the loaded file when it is that
     // copy, else the cluster's bytes read and parsed here.
     let mut stored = None;

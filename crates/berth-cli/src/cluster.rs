@@ -147,6 +147,8 @@ impl ClusterCli {
                 .find(|(n, _)| *n == st.name)
                 .map(|(_, b)| berth_cluster::file_checksum(b));
             let sync = view.sync(self.store.node(), &st.name, mine.as_deref());
+            // svcd alone knows a conflict here: this shows the nodes behind.
+            st.config_sync = view.config_row(&st.name, self.store.node(), None);
             st.set_cluster(sync, hb, view.service_cluster(&st.name));
         }
     }

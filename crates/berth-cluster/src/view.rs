@@ -8,7 +8,7 @@ use tracing::warn;
 
 use berth_model::Status;
 use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
-use berth_model::status::{NodeCell, ServiceCluster};
+use berth_model::status::{ConfigSync, NodeCell, ServiceCluster};
 
 use crate::files::FileMeta;
 use crate::records::{Intent, NodeRecord, Ownership, Target, decode};
@@ -208,15 +208,17 @@ impl ClusterView {
     }
 
     /// The nodes that could run `svc`, in placement order (`nodes order`: the order of the
-    /// service's `nodes`): alive, with a valid copy of the service file.
+    /// service's `nodes`): alive, with a valid copy of the service file that is the cluster's
+    /// (when etcd holds one: a node behind or in conflict is no candidate, `config behind`).
     pub fn candidates(&self, svc: &str, nodes: &[String]) -> Vec<String> {
+        let current = self.files.get(svc).map(|f| f.checksum.as_str());
         nodes
             .iter()
             .filter(|n| {
                 self.nodes
                     .get(n.as_str())
                     .and_then(|live| live.record.services.get(svc))
-                    .is_some_and(|s| s.valid)
+                    .is_some_and(|s| s.valid && current.is_none_or(|c| c == s.checksum))
             })
             .cloned()
             .collect()
@@ -310,6 +312,34 @@ impl ClusterView {
             .filter_map(|(_, n)| n.record.services.get(svc))
             .all(|s| s.checksum == mine);
         if same { Status::Up } else { Status::Warn }
+    }
+
+    /// The config row `sync#i0` of `svc` as node `me` shows it, with `conflict` (this copy's
+    /// and the cluster's checksums) when `me`'s svcd found its copy in conflict. `None` when
+    /// etcd holds no copy.
+    pub fn config_row(
+        &self,
+        svc: &str,
+        me: &str,
+        conflict: Option<(String, String)>,
+    ) -> Option<ConfigSync> {
+        let meta = self.files.get(svc)?;
+        let (mut status, mut behind) = self.config_sync(svc, &self.placement_nodes(svc))?;
+        if let Some((local, etcd)) = conflict {
+            status = Status::Warn;
+            let mine = format!("{me}: ");
+            behind.retain(|l| !l.starts_with(&mine));
+            behind.push(format!(
+                "{me}: conflict: this copy {local}, the cluster's {}: edited on an older copy, nothing written either way",
+                if etcd.is_empty() { "deleted" } else { &etcd }
+            ));
+        }
+        Some(ConfigSync {
+            status,
+            revision: meta.revision,
+            checksum: meta.checksum.clone(),
+            behind,
+        })
     }
 
     /// The checksum node `node` publishes for `svc`.
@@ -548,6 +578,8 @@ mod tests {
         assert!(behind[0].starts_with("n1: behind"), "{behind:?}");
         assert!(behind[1].contains("cluster: abc rev 9"), "{behind:?}");
         assert_eq!(v.why_not("web", 0)["n2"], "config behind");
+        // A node behind is no candidate.
+        assert!(v.candidates("web", &all).is_empty());
         v.nodes
             .get_mut("n2")
             .unwrap()
@@ -557,6 +589,21 @@ mod tests {
             .unwrap()
             .checksum = "abc".into();
         assert_eq!(v.why_not("web", 0)["n2"], "no owner: not started");
+        assert_eq!(v.candidates("web", &all), ["n2"]);
+        let row = v
+            .config_row("web", "n2", Some(("x".into(), "abc".into())))
+            .unwrap();
+        assert_eq!(row.status, Status::Warn);
+        assert!(
+            row.behind
+                .iter()
+                .any(|l| l.starts_with("n2: conflict: this copy x, the cluster's abc")),
+            "{row:?}"
+        );
+        assert!(
+            row.behind.iter().any(|l| l.starts_with("n1: behind")),
+            "{row:?}"
+        );
         // A file only in etcd shows in the fleet.
         v.files.insert("db".into(), v.files["web"].clone());
         assert!(v.fleet().services.contains_key("db"));
