@@ -325,4 +325,32 @@ overall                   up
         let coloured = render_service(&s, true);
         assert!(coloured.contains("\x1b[31mdown    \x1b[0m"), "{coloured}");
     }
+
+    /// The config row `sync#i0` under `sync`, its nodes behind as comment lines.
+    #[test]
+    fn the_config_row_shows_under_sync() {
+        let mut st = ServiceStatus::from_resources("web".into(), Vec::new(), false);
+        st.config_sync = Some(crate::status::ConfigSync {
+            status: Status::Warn,
+            revision: 42,
+            checksum: "4f0c".into(),
+            behind: vec!["n2: behind or in conflict: 9a1b (cluster: 4f0c rev 42)".into()],
+        });
+        st.set_cluster(
+            Status::Up,
+            Status::Up,
+            crate::status::ServiceCluster::default(),
+        );
+        assert_eq!(st.sync, Status::Warn);
+        let text = render_service(&st, false);
+        assert!(
+            text.ends_with(
+                "|- sync                   warn\n\
+                 |  '- sync#i0        .... warn     service file rev 42 (4f0c)\n\
+                 |     |                            # warn: n2: behind or in conflict: 9a1b (cluster: 4f0c rev 42)\n\
+                 '- hb                     up\n"
+            ),
+            "{text}"
+        );
+    }
 }
