@@ -23,8 +23,12 @@ use tracing::{info, warn};
 use crate::cluster::Cluster;
 use crate::state::Shared;
 
-/// How often svcd compares the copies (a pass only reads what changed).
+/// How often svcd compares the copies on disk (a pass only reads what changed).
 const EVERY: Duration = Duration::from_millis(200);
+
+/// How often svcd looks whether the cluster's copies changed (in the view, in memory): a new
+/// copy is then followed at once, not at the next disk pass.
+const LOOK: Duration = Duration::from_millis(20);
 
 /// The services whose copy here is in conflict with the cluster's: (local, etcd) checksums.
 #[derive(Debug, Default)]
@@ -94,8 +98,22 @@ struct Seen {
 pub async fn follow(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let mut bases = read_bases(&shared);
     let mut last: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut seen_etcd = (0, 0);
+    let mut passed = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep(LOOK).await;
+        // The cluster's copies: how many, and the newest revision among them.
+        let now_etcd = cluster.with_view(|v| {
+            (
+                v.files.len(),
+                v.files.values().map(|m| m.revision).max().unwrap_or(0),
+            )
+        });
+        if now_etcd == seen_etcd && passed.elapsed() < EVERY {
+            continue;
+        }
+        seen_etcd = now_etcd;
+        passed = tokio::time::Instant::now();
         if pass(&shared, &cluster, &mut bases, &mut last).await {
             let text = serde_json::to_vec_pretty(&bases).unwrap_or_default();
             if let Err(e) = write_atomic(&bases_file(&shared), &text) {
