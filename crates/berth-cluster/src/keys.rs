@@ -7,6 +7,8 @@
 //! | `services/<svc>/owner` | [`OwnerRecord`](crate::OwnerRecord) | the owner node's |
 //! | `services/<svc>/frozen` | `1` (cluster-wide freeze) | none |
 //! | `services/<svc>/target` | `started` / `stopped` (what the orchestrator keeps) | none |
+//! | `services/<svc>/file` | the service file's bytes (the cluster's one copy) | none |
+//! | `services/<svc>/file_meta` | [`FileMeta`](crate::files::FileMeta) (format, checksum, size, writer; written with `file`) | none |
 //! | `services/<svc>/intent` | [`Intent`](crate::Intent) (a switch under way) | the requester's |
 //! | `logs/<intent>/<node>/<seq>` | [`LogLine`](crate::LogLine) | the requester's |
 
@@ -72,6 +74,16 @@ impl Keys {
     /// A service's expected state.
     pub fn target(&self, svc: &str) -> String {
         format!("{}services/{svc}/target", self.prefix)
+    }
+
+    /// A service file's bytes (and, as a prefix, its metadata key too).
+    pub fn file(&self, svc: &str) -> String {
+        format!("{}services/{svc}/file", self.prefix)
+    }
+
+    /// A service file's metadata.
+    pub fn file_meta(&self, svc: &str) -> String {
+        format!("{}services/{svc}/file_meta", self.prefix)
     }
 
     /// A service's pending intent (a switch).
