@@ -163,6 +163,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         },
         changed: tokio::sync::Notify::new(),
         tell,
+        conflicts: crate::files::Conflicts::default(),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
@@ -192,6 +193,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
     spawn_keeper(keeper, cluster.cfg.clone(), nodename.clone(), timeout);
     tokio::spawn(ack_loop(shared.clone(), cluster.clone()));
     tokio::spawn(watch_loop(cluster.clone()));
+    tokio::spawn(crate::files::follow(shared.clone(), cluster.clone()));
     tokio::spawn(fence_loop(shared.clone(), cluster.clone()));
     tokio::spawn(orchestrate_loop(shared, cluster, told));
 }

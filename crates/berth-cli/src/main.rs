@@ -174,6 +174,9 @@ struct ActionArgs {
     /// `set --param`: the value.
     #[arg(long)]
     value: Option<String>,
+    /// `create`: the service file to install.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 impl ActionArgs {
@@ -603,11 +606,38 @@ impl App {
         // The commands on the file itself: they work on a file that does not load.
         match action {
             ServiceAction::ValidateConfig => return config_cmd::validate(&self.paths, Some(name)),
-            ServiceAction::EditConfig => return config_cmd::edit_config(&self.paths, name),
+            ServiceAction::EditConfig => {
+                let paths = self.paths.clone();
+                return config_cmd::edit_config(&paths, self.cluster()?, name);
+            }
             ServiceAction::Get => return config_cmd::get(&self.paths, name, &args.keywords()),
             ServiceAction::Set | ServiceAction::Unset => {
                 let unset = action == ServiceAction::Unset;
-                return config_cmd::set(&self.paths, name, &args.keywords(), unset);
+                let paths = self.paths.clone();
+                return config_cmd::set(&paths, self.cluster()?, name, &args.keywords(), unset);
+            }
+            ServiceAction::Create => {
+                let paths = self.paths.clone();
+                return config_cmd::create(&paths, self.cluster()?, name, args.config.as_deref());
+            }
+            ServiceAction::Delete => {
+                // This node's check: a file that does not load cannot say whether it runs.
+                let svc = load_service(&self.paths, name).map_err(|e| {
+                    usage(format!(
+                        "{e}\nsvc {name} delete: refused: the file does not load, so whether {name} runs here cannot be told (fix it, or stop what it started and remove the file by hand)"
+                    ))
+                });
+                let avail = match svc {
+                    Ok(svc) => Some(self.service_status(&svc).avail),
+                    Err(e) => {
+                        if berth_engine::load::service_file(&self.paths, name).is_ok() {
+                            return Err(e);
+                        }
+                        None
+                    }
+                };
+                let paths = self.paths.clone();
+                return config_cmd::delete(&paths, self.cluster()?, name, avail);
             }
             ServiceAction::Logs => return self.logs(name, args.follow),
             _ => {}
@@ -629,8 +659,10 @@ impl App {
                 )
                 .map_err(usage)?;
                 selector.check(&svc).map_err(usage)?;
+                let paths = self.paths.clone();
                 config_cmd::enable(
-                    &self.paths,
+                    &paths,
+                    self.cluster()?,
                     &svc,
                     &selector,
                     action == ServiceAction::Enable,

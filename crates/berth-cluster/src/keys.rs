@@ -8,6 +8,8 @@
 //! | `services/<svc>/frozen` | `1` (cluster-wide freeze) | none |
 //! | `services/<svc>/target` | `started` / `stopped` (what the orchestrator keeps) | none |
 //! | `services/<svc>/drp_active` | [`DrpMark`](berth_model::drp::DrpMark) (a DR node started it; cleared by the fail-back switch) | none |
+//! | `services/<svc>/file` | the service file's bytes (the cluster's one copy) | none |
+//! | `services/<svc>/file_meta` | [`FileMeta`](crate::files::FileMeta) (format, checksum, size, writer; written with `file`) | none |
 //! | `services/<svc>/intent` | [`Intent`](crate::Intent) (a switch under way) | the requester's |
 //! | `logs/<intent>/<node>/<seq>` | [`LogLine`](crate::LogLine) | the requester's |
 
@@ -78,6 +80,16 @@ impl Keys {
     /// A service's `drp_active` mark: a DR node started it (not leased).
     pub fn drp_active(&self, svc: &str) -> String {
         format!("{}services/{svc}/drp_active", self.prefix)
+    }
+
+    /// A service file's bytes (and, as a prefix, its metadata key too).
+    pub fn file(&self, svc: &str) -> String {
+        format!("{}services/{svc}/file", self.prefix)
+    }
+
+    /// A service file's metadata.
+    pub fn file_meta(&self, svc: &str) -> String {
+        format!("{}services/{svc}/file_meta", self.prefix)
     }
 
     /// A service's pending intent (a switch).

@@ -44,11 +44,13 @@ pub enum ActionOpt {
     Value,
     /// `--format text|json` (as the global option).
     Format,
+    /// `--config FILE` (create).
+    Config,
 }
 
 impl ActionOpt {
     /// Every option, in the order help lists them.
-    pub const ALL: [ActionOpt; 18] = [
+    pub const ALL: [ActionOpt; 19] = [
         ActionOpt::Rid,
         ActionOpt::Tags,
         ActionOpt::Subsets,
@@ -67,6 +69,7 @@ impl ActionOpt {
         ActionOpt::Param,
         ActionOpt::Value,
         ActionOpt::Format,
+        ActionOpt::Config,
     ];
 
     /// Its long name, without the dashes (`dry-run`).
@@ -90,6 +93,7 @@ impl ActionOpt {
             ActionOpt::Param => "param",
             ActionOpt::Value => "value",
             ActionOpt::Format => "format",
+            ActionOpt::Config => "config",
         }
     }
 
@@ -112,6 +116,7 @@ impl ActionOpt {
                 | ActionOpt::Param
                 | ActionOpt::Value
                 | ActionOpt::Format
+                | ActionOpt::Config
         )
     }
 }
@@ -212,6 +217,10 @@ pub enum ServiceAction {
     ValidateConfig,
     /// `edit config`.
     EditConfig,
+    /// `create --config FILE`: a new service file (in a cluster: through etcd).
+    Create,
+    /// Remove the service file (refused while the service runs anywhere).
+    Delete,
     /// The service's action log.
     Logs,
     /// The docker CLI against the private dockerd (every word after it is docker's).
@@ -264,6 +273,8 @@ impl ServiceAction {
             ServiceAction::Unset,
             ServiceAction::ValidateConfig,
             ServiceAction::EditConfig,
+            ServiceAction::Create,
+            ServiceAction::Delete,
             ServiceAction::Logs,
         ]);
         all
@@ -311,6 +322,8 @@ impl ServiceAction {
             ServiceAction::Unset => "unset",
             ServiceAction::ValidateConfig => "validate",
             ServiceAction::EditConfig => "edit",
+            ServiceAction::Create => "create",
+            ServiceAction::Delete => "delete",
             ServiceAction::Logs => "logs",
             ServiceAction::Docker => "docker",
         }
@@ -392,9 +405,11 @@ impl ServiceAction {
             ServiceAction::Get | ServiceAction::Set | ServiceAction::Unset => {
                 &[O::Kw, O::Param, O::Value]
             }
-            ServiceAction::ValidateConfig | ServiceAction::EditConfig | ServiceAction::Docker => {
-                &[]
-            }
+            ServiceAction::ValidateConfig
+            | ServiceAction::EditConfig
+            | ServiceAction::Docker
+            | ServiceAction::Delete => &[],
+            ServiceAction::Create => &[O::Config],
             ServiceAction::Logs => &[O::Follow],
         }
     }
@@ -492,6 +507,12 @@ impl ServiceAction {
             }
             ServiceAction::ValidateConfig => "check the service file; exit 2 when it does not load",
             ServiceAction::EditConfig => "$EDITOR on a copy; saved only when it loads",
+            ServiceAction::Create => {
+                "a new service file from FILE (checked first; in a cluster: for every node)"
+            }
+            ServiceAction::Delete => {
+                "remove the service file (refused while it runs anywhere; in a cluster: everywhere)"
+            }
             ServiceAction::Logs => {
                 "the service's action log (svc's and svcd's actions); -f: then the lines \
                  appended, until interrupted"
@@ -509,6 +530,7 @@ impl ServiceAction {
                 " --kw fs#1.mnt[=/srv]"
             }
             ServiceAction::Logs => " [--follow]",
+            ServiceAction::Create => " --config FILE",
             _ => "",
         }
     }

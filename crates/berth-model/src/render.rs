@@ -91,6 +91,20 @@ pub fn render_service(s: &ServiceStatus, color: bool) -> String {
         }
     }
     status_line(&mut out, "|- sync", s.sync, color);
+    if let Some(c) = &s.config_sync {
+        let _ = write!(out, "|  '- {:<15}.... ", "sync#i0");
+        out.push_str(&paint(
+            &format!("{:<8}", c.status.as_str()),
+            c.status,
+            color,
+        ));
+        let _ = writeln!(out, " service file rev {} ({})", c.revision, c.checksum);
+        for line in &c.behind {
+            out.push_str("|     |");
+            pad(&mut out, LABEL_COL);
+            let _ = writeln!(out, "# warn: {line}");
+        }
+    }
     status_line(&mut out, "'- hb", s.hb, color);
     out
 }
@@ -310,5 +324,33 @@ overall                   up
         assert!(text.contains("|  '- container#1    .... down     busybox:latest\n|     |                            # docker daemon is not running\n"), "{text}");
         let coloured = render_service(&s, true);
         assert!(coloured.contains("\x1b[31mdown    \x1b[0m"), "{coloured}");
+    }
+
+    /// The config row `sync#i0` under `sync`, its nodes behind as comment lines.
+    #[test]
+    fn the_config_row_shows_under_sync() {
+        let mut st = ServiceStatus::from_resources("web".into(), Vec::new(), false);
+        st.config_sync = Some(crate::status::ConfigSync {
+            status: Status::Warn,
+            revision: 42,
+            checksum: "4f0c".into(),
+            behind: vec!["n2: behind or in conflict: 9a1b (cluster: 4f0c rev 42)".into()],
+        });
+        st.set_cluster(
+            Status::Up,
+            Status::Up,
+            crate::status::ServiceCluster::default(),
+        );
+        assert_eq!(st.sync, Status::Warn);
+        let text = render_service(&st, false);
+        assert!(
+            text.ends_with(
+                "|- sync                   warn\n\
+                 |  '- sync#i0        .... warn     service file rev 42 (4f0c)\n\
+                 |     |                            # warn: n2: behind or in conflict: 9a1b (cluster: 4f0c rev 42)\n\
+                 '- hb                     up\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -315,6 +315,26 @@ pub struct ServiceStatus {
     /// service `down` with target `down` was stopped, with target `up` it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Status>,
+    /// The config row `sync#i0` (in the `sync` subtree): whether every node that may run the
+    /// service has the cluster's copy of its file. Absent outside a cluster, or while etcd
+    /// holds no copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sync: Option<ConfigSync>,
+}
+
+/// The config row `sync#i0`: `up` when every live node that may run the service has the
+/// cluster's copy of its file, `warn` naming the nodes behind or in conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSync {
+    /// up / warn.
+    pub status: Status,
+    /// The cluster copy's revision (etcd's `mod_revision` of the file).
+    pub revision: i64,
+    /// The cluster copy's checksum.
+    pub checksum: String,
+    /// One line per node behind or in conflict (both checksums named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behind: Vec<String>,
 }
 
 /// A service as the cluster sees it.
@@ -423,6 +443,7 @@ impl ServiceStatus {
             env: None,
             cluster: None,
             target: None,
+            config_sync: None,
         }
     }
 
@@ -430,6 +451,8 @@ impl ServiceStatus {
     /// `overall` last, and only when they are not `up`: a healthy heartbeat says nothing of
     /// the service (a passive node stays `down`, not `warn`), a late or lost one degrades it.
     pub fn set_cluster(&mut self, sync: Status, hb: Status, cluster: ServiceCluster) {
+        // The config row, when there is one, is what `sync` says of the service file.
+        let sync = self.config_sync.as_ref().map_or(sync, |c| c.status);
         self.sync = sync;
         self.hb = hb;
         if self.error.is_none() {

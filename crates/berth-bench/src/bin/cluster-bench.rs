@@ -13,10 +13,13 @@
 //! 5. At size (issue 24): N HA services of one ip each on n1, n1 killed: the failover time of
 //!    every service, double starts sampled, placement starts and etcd revisions, idle CPU, RSS
 //!    and `svc mon` time.
+//! 6. One copy of each service file (issue 25): `svc app set` on n1 of a service whose
+//!    `nodes` are 3 nodes, until every node has the new file on disk (its svcd wrote it):
+//!    the whole time, and the part after the command returned.
 //!
 //! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
 //!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
-//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover|scale` runs one case (`scale` runs only
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover|scale|spread` runs one case (`scale` runs only
 //! when asked, for the sizes in `CLUSTER_BENCH_SCALE`, default `30,100,300,1000`),
 //! `CLUSTER_BENCH_LOGS=1` prints the end of the svcd logs after the switches).
 
@@ -690,6 +693,84 @@ fn scale_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     Ok(())
 }
 
+/// Time to spread a changed service file to 3 nodes: `svc app set` on n1, then until the new
+/// bytes are on every node's disk (polled every 2 ms on the host).
+fn spread_bench(bins: &(PathBuf, PathBuf), runs: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let nodes = cluster(&lan, &etcd, bins, 3, 3, |_| Vec::new())?;
+    let text = |i: usize| {
+        format!(
+            "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[ip.1]\nipname = \"{}\"\nipdev = \"eth0\"\n\
+             netmask = 24\nprobe_timeout = \"{}ms\"\n",
+            lan.host(150),
+            200 + i
+        )
+    };
+    let src = nodes[0].path("app-src.toml");
+    std::fs::write(&src, text(0))?;
+    let out = svc(
+        &bins.1,
+        &nodes[0],
+        &[
+            "app",
+            "create",
+            "--config",
+            src.to_str().context("utf-8 path")?,
+        ],
+    )?;
+    ensure!(
+        out.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on_all = |want: &str| {
+        nodes.iter().all(|n| {
+            std::fs::read_to_string(n.config_dir().join("services/app.toml"))
+                .is_ok_and(|t| t == want)
+        })
+    };
+    wait_until(Duration::from_secs(15), "created everywhere", || {
+        on_all(&text(0))
+    });
+    let (mut total, mut after) = (Vec::new(), Vec::new());
+    for i in 1..=runs {
+        let t0 = Instant::now();
+        let kw = format!("ip#1.probe_timeout={}ms", 200 + i);
+        let out = svc(&bins.1, &nodes[0], &["app", "set", "--kw", &kw])?;
+        ensure!(
+            out.status.success(),
+            "set: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let returned = t0.elapsed();
+        let want = text(i);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !on_all(&want) {
+            ensure!(
+                Instant::now() < deadline,
+                "run {i}: not on every node within 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let all = t0.elapsed();
+        total.push(all);
+        after.push(all.saturating_sub(returned));
+    }
+    println!(
+        "| spread a changed file to 3 nodes (`svc set` on n1 until on every disk) | {} | {} | {runs} |",
+        ms(pct(&mut total, 500)),
+        ms(pct(&mut total, 990))
+    );
+    println!(
+        "| ... of which after `svc set` returned | {} | {} | {runs} |",
+        ms(pct(&mut after, 500)),
+        ms(pct(&mut after, 990))
+    );
+    drop(nodes);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     require_root();
     let mut args = std::env::args().skip(1);
@@ -734,6 +815,9 @@ fn main() -> Result<()> {
         for n in sizes.split(',') {
             scale_bench(&bins, n.trim().parse()?)?;
         }
+    }
+    if run("spread") {
+        spread_bench(&bins, switches.max(20))?;
     }
     if run("failover") {
         failover_bench(&bins, 3, switches)?;
