@@ -104,7 +104,8 @@ pub fn targets(
 }
 
 /// Why the receiver refuses a sync: sent back to the sender, for its log and status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "refusal")]
 pub enum Refusal {
     /// The service runs (or is starting) on the receiver: its copy is live.
     #[error("service {svc} is {status} on {node}: its data is live there")]
@@ -140,6 +141,18 @@ pub enum Refusal {
         accepted: i64,
         /// Who sent it.
         accepted_from: String,
+    },
+    /// The sender writes elsewhere than the receiver's own `dst` for the resource.
+    #[error("the sender writes to {dst}, but {rid} on {node} receives into {expected}")]
+    OtherDst {
+        /// The resource.
+        rid: String,
+        /// The path the sender asked for.
+        dst: String,
+        /// The receiver's `dst`.
+        expected: String,
+        /// The receiver.
+        node: String,
     },
     /// A DR node started the service: no sync may overwrite what it runs on.
     #[error("drp_active: the DR node {} started {svc} (token {}); fail back first", .mark.node, .mark.token)]
