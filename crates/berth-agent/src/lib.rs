@@ -20,6 +20,7 @@ pub mod notify;
 pub mod orchestrator;
 pub mod settings;
 pub mod state;
+pub mod sync_schedule;
 pub mod tls;
 pub mod tree;
 pub mod watch;

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ struct DrRig {
 }
 
 impl DrRig {
-    fn new(sync_extra: &str) -> DrRig {
+    fn new(schedule: &str) -> DrRig {
         berth_testkit::require_root();
         let lan = Lan::new();
         let etcd = Etcd::start(&lan, 1);
@@ -67,7 +67,7 @@ impl DrRig {
                      ipname = \"{ip}\"\nipdev = \"eth0\"\nnetmask = 24\nprobe_timeout = \"200ms\"\n\n\
                      [fs.1]\ndev = \"{}\"\nmnt = \"{m}\"\ntype = \"ext4\"\n\n\
                      [sync.1]\ntype = \"rsync\"\nsrc = \"{m}/\"\ndstfs = \"{m}\"\n\
-                     target = [\"drpnodes\"]\nschedule = \"\"\nexclude = [\"lost+found\"]\n{sync_extra}\n\
+                     target = [\"drpnodes\"]\nschedule = \"{schedule}\"\nexclude = [\"lost+found\"]\n\
                      [sync.2]\nsrc = \"{m}/\"\ndstfs = \"{m}\"\ntarget = [\"nodes\"]\n",
                     primary.dev().display()
                 ),
@@ -129,14 +129,6 @@ impl DrRig {
     fn records(&self) -> serde_json::Value {
         let p = self.node("n1").var_dir().join("web/sync/sync#1.json");
         serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
-    }
-
-    fn sshd_logs(&self) -> String {
-        self.sshds
-            .iter()
-            .map(Sshd::log)
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 }
 
@@ -354,6 +346,128 @@ fn syncs_to_the_dr_node_refusals_a_cut_and_host_keys() {
     fails_with(&out, "Host key verification failed");
     assert!(!rig.tree("n3").iter().any(|l| l.contains("./later/")));
     std::fs::write(&kh, good).unwrap();
-    let _ = rig.sshd_logs();
-    let _: &PathBuf = &rig.primary.image();
+}
+
+/// svcd runs a due schedule by itself (here every minute: the first run comes within svcd's
+/// 10 s look), and its metrics give the last good sync's age and bytes.
+#[test]
+fn svcd_runs_the_schedule_and_exports_the_last_good_sync() {
+    let rig = DrRig::new("@1");
+    let m = rig.mnt().to_path_buf();
+    let n1 = rig.node("n1");
+    rig.mount_dr();
+    // The data is on the LUN before the service starts (and before any scheduled run).
+    let (lun, mnt) = (rig.primary.dev().to_str().unwrap(), m.to_str().unwrap());
+    n1.run("mount", &[lun, mnt]);
+    random_files(n1, &m, "data", 8, 256);
+    n1.run("umount", &[mnt]);
+    svc_ok(n1, &["web", "start"]);
+    let records = n1.var_dir().join("web/sync/sync#1.json");
+    wait_until(Duration::from_secs(60), "a scheduled sync to n3", || {
+        std::fs::read(&records)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["n3"]["last_ok"].is_object())
+    });
+    assert_eq!(rig.tree("n1"), rig.tree("n3"));
+    let log = String::from_utf8_lossy(&svc_ok(n1, &["web", "logs"]).stdout).into_owned();
+    assert!(log.contains("scheduled sync done"), "{log}");
+    wait_until(Duration::from_secs(20), "the sync gauges", || {
+        common::get_text(n1, "/metrics").is_some_and(|t| {
+            t.contains("berth_sync_last_ok_bytes{service=\"web\",rid=\"sync#1\",target=\"n3\"}")
+                && t.contains("berth_sync_last_ok_age_seconds{")
+        })
+    });
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The benchmark of docs/benchmarks.md (run by hand: `--ignored --nocapture`): a full and an
+/// incremental sync of a realistic tree by `svc web sync update`, next to plain rsync over ssh
+/// of the same tree with the same flags and ssh options, median of 3.
+#[test]
+#[ignore = "a benchmark: run with --ignored --nocapture"]
+fn bench_sync_against_plain_rsync() {
+    let rig = DrRig::new("");
+    let m = rig.mnt().to_path_buf();
+    let (n1, n3) = (rig.node("n1"), rig.node("n3"));
+    rig.mount_dr();
+    svc_ok(n1, &["web", "start"]);
+    // About 100 MiB: 100 files of 512 KiB, 1400 of 36 KiB in 14 directories.
+    random_files(n1, &m, "media", 100, 512);
+    for d in 0..14 {
+        random_files(n1, &m, &format!("docs/d{d}"), 100, 36);
+    }
+    let mnt = m.to_str().unwrap();
+    let ssh = format!(
+        "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 -o \
+         UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -i {}",
+        rig.client.known_hosts().display(),
+        rig.client.key().display()
+    );
+    let dst = format!("root@{}:{mnt}/", n3.addr());
+    let plain = || {
+        let t = std::time::Instant::now();
+        n1.run(
+            "rsync",
+            &[
+                "-HAXpogDtrlvx",
+                "--delete",
+                "--force",
+                "--stats",
+                "--exclude=lost+found",
+                "-e",
+                &ssh,
+                &format!("{mnt}/"),
+                &dst,
+            ],
+        );
+        t.elapsed().as_secs_f64()
+    };
+    let berth = || {
+        let t = std::time::Instant::now();
+        svc_ok(n1, &["web", "sync", "update", "--rid", "sync#1"]);
+        t.elapsed().as_secs_f64()
+    };
+    let wipe = || {
+        n3.run(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "find {mnt} -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {{}} +"
+                ),
+            ],
+        );
+    };
+    let touch10 = || random_files(n1, &m, "docs/d0", 10, 36);
+    let (mut bf, mut pf, mut bi, mut pi, mut bn, mut pn) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..3 {
+        wipe();
+        bf.push(berth());
+        touch10();
+        bi.push(berth());
+        bn.push(berth());
+        wipe();
+        pf.push(plain());
+        touch10();
+        pi.push(plain());
+        pn.push(plain());
+    }
+    assert_eq!(rig.tree("n1"), rig.tree("n3"));
+    let bytes = rig.records()["n3"]["last_ok"]["bytes"].as_u64().unwrap();
+    eprintln!(
+        "BENCH full: berth {:.2}s plain {:.2}s | 10 files changed: berth {:.2}s plain {:.2}s | \
+         no change: berth {:.2}s plain {:.2}s | last bytes {bytes}",
+        median(bf),
+        median(pf),
+        median(bi),
+        median(pi),
+        median(bn),
+        median(pn)
+    );
 }
