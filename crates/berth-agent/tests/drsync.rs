@@ -22,7 +22,7 @@ use common::{PORT, SVCD, svc, svc_bin, svc_ok};
 
 struct DrRig {
     // Dropped first: the sshds, then the nodes (their cgroups), then the LUNs and etcd.
-    sshds: Vec<Sshd>,
+    _sshds: Vec<Sshd>,
     nodes: Vec<Node>,
     client: SshClient,
     primary: SharedLun,
@@ -37,8 +37,8 @@ impl DrRig {
         berth_testkit::require_root();
         let lan = Lan::new();
         let etcd = Etcd::start(&lan, 1);
-        let primary = SharedLun::new(96);
-        let dr = SharedLun::new(96);
+        let primary = SharedLun::new(160);
+        let dr = SharedLun::new(160);
         let mnt = tempfile::Builder::new()
             .prefix("rgds")
             .tempdir_in("/tmp")
@@ -85,7 +85,7 @@ impl DrRig {
             node.wait_svcd_ready();
         }
         DrRig {
-            sshds,
+            _sshds: sshds,
             nodes,
             client,
             primary,
