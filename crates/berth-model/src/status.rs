@@ -614,6 +614,26 @@ mod tests {
     }
 
     #[test]
+    fn sync_rows_merge_into_sync_never_into_avail() {
+        let rows = vec![
+            res("ip#1", Up, false, vec![]),
+            res(
+                "sync#1",
+                Down,
+                false,
+                vec![LogEntry::error("never synced to n3")],
+            ),
+        ];
+        let s = ServiceStatus::from_resources("web".into(), rows, false);
+        assert_eq!((s.avail, s.sync), (Up, Down));
+        assert_eq!(s.overall, Warn);
+        let text = crate::render::render_service(&s, false);
+        let sync_at = text.find("|- sync").unwrap();
+        assert!(text.find("sync#1").unwrap() > sync_at, "{text}");
+        assert!(text.find("ip#1").unwrap() < sync_at, "{text}");
+    }
+
+    #[test]
     fn disabled_resources_are_left_out() {
         let mut r = res("fs#2", Down, false, vec![]);
         r.flags.disabled = true;
