@@ -21,7 +21,6 @@ pub mod orchestrator;
 pub mod settings;
 pub mod state;
 pub mod sync_schedule;
-pub mod tls;
 pub mod tree;
 pub mod watch;
 pub mod watchdog;

@@ -416,27 +416,28 @@ fn failover_bench(bins: &(PathBuf, PathBuf), ttl: u64, runs: usize) -> Result<()
     Ok(())
 }
 
-fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
-    let lan = Lan::new();
-    let etcd = Etcd::start(&lan, 1);
-    let nodes = cluster(&lan, &etcd, bins, 3, 3, |_| {
-        (0..services)
-            .map(|i| {
-                let name = format!("svc{i:03}");
-                // One fs per service (never mounted: the device is absent), as svcd-bench.
-                (
-                    format!("{name}.toml"),
-                    format!(
-                        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
-                         dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
-                    ),
-                )
-            })
-            .collect()
-    })?;
-    // Every node's record of every service reached every other node.
-    wait_until(Duration::from_secs(60), "every record published", || {
-        mon(&bins.1, &nodes[0]).is_some_and(|v| {
+/// `services` services on n1..n3 of one fs each, never mounted (the device is absent), as
+/// svcd-bench: what the rss and idle cases load the nodes with.
+fn fs_services(services: usize) -> Vec<(String, String)> {
+    (0..services)
+        .map(|i| {
+            let name = format!("svc{i:03}");
+            (
+                format!("{name}.toml"),
+                format!(
+                    "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
+                     dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Waits (up to `within`) until `node` sees every node's record of every one of `services`
+/// services (each record reached every other node).
+fn wait_published(svc_bin: &Path, node: &Node, services: usize, within: Duration) {
+    wait_until(within, "every record published", || {
+        mon(svc_bin, node).is_some_and(|v| {
             v["services"].as_object().is_some_and(|s| {
                 s.len() == services
                     && s.values()
@@ -444,6 +445,13 @@ fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
             })
         })
     });
+}
+
+fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let nodes = cluster(&lan, &etcd, bins, 3, 3, |_| fs_services(services))?;
+    wait_published(&bins.1, &nodes[0], services, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     let mut rss = BTreeMap::new();
     for n in &nodes {
@@ -467,29 +475,8 @@ fn idle_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     const IDLE_WINDOW: Duration = Duration::from_secs(20);
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
-    let nodes = cluster_checking(&lan, &etcd, bins, (3, 5, "1s"), |_| {
-        (0..services)
-            .map(|i| {
-                let name = format!("svc{i:03}");
-                (
-                    format!("{name}.toml"),
-                    format!(
-                        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
-                         dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
-                    ),
-                )
-            })
-            .collect()
-    })?;
-    wait_until(Duration::from_secs(120), "every record published", || {
-        mon(&bins.1, &nodes[0]).is_some_and(|v| {
-            v["services"].as_object().is_some_and(|s| {
-                s.len() == services
-                    && s.values()
-                        .all(|x| x["nodes"].as_object().is_some_and(|n| n.len() == 3))
-            })
-        })
-    });
+    let nodes = cluster_checking(&lan, &etcd, bins, (3, 5, "1s"), |_| fs_services(services))?;
+    wait_published(&bins.1, &nodes[0], services, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(3));
     let pids: Vec<u32> = nodes
         .iter()
