@@ -301,8 +301,39 @@ fn syncs_to_the_dr_node_refusals_a_cut_and_host_keys() {
         });
         killed.is_some()
     });
-    // Let it write part of the data.
-    std::thread::sleep(Duration::from_millis(300));
+    // Hold the transfer midway: the receiver's rsync stopped (SIGSTOP) once it writes.
+    let mut receiver = None;
+    wait_until(Duration::from_secs(20), "the receiver's rsync", || {
+        receiver = n3.pids().into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "rsync")
+                && std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("--server"))
+        });
+        receiver.is_some()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let receiver = receiver.unwrap();
+    // SAFETY: kill(2) on the rsync --server the test's own sync started in n3's cgroup.
+    unsafe {
+        libc::kill(receiver, libc::SIGSTOP);
+    }
+    // While it sends, the service's lock is free (a second sync gets past it without waiting)
+    // and a second sync of the resource is refused, naming the first.
+    fails_with(
+        &svc(
+            n1,
+            &[
+                "web",
+                "sync",
+                "update",
+                "--rid",
+                "sync#1",
+                "--waitlock",
+                "0",
+            ],
+        ),
+        "a sync of sync#1 is running",
+    );
     let pid = killed.unwrap();
     // SAFETY: kill(2) on the rsync the test's own svc started in the node's cgroup.
     unsafe {
@@ -310,6 +341,15 @@ fn syncs_to_the_dr_node_refusals_a_cut_and_host_keys() {
     }
     let out = child.wait_with_output().unwrap();
     fails_with(&out, "killed by signal 9");
+    // SAFETY: as above; the receiver then sees its sender gone and ends.
+    unsafe {
+        libc::kill(receiver, libc::SIGCONT);
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the receiver's rsync to end",
+        || !n3.pids().contains(&receiver),
+    );
     let after = rig.tree("n3");
     // Every file on n3 is whole: either the previous copy's or the new source's.
     let now = rig.tree("n1");
