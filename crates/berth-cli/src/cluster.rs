@@ -108,6 +108,45 @@ impl ClusterCli {
         self.rt.block_on(self.store.delete_file(svc, read))
     }
 
+    /// The service's owner and fencing token, if any node owns it.
+    pub fn owner(&self, svc: &str) -> anyhow::Result<Option<(String, i64)>> {
+        Ok(self
+            .rt
+            .block_on(self.store.owner(svc))?
+            .map(|o| (o.record.node, o.token)))
+    }
+
+    /// The address a node's record publishes (its `address`, else the host of its `listen`);
+    /// `None` when the node has no record (its svcd does not run).
+    pub fn address(&self, node: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .rt
+            .block_on(self.store.node_record(node))?
+            .map(|(r, _)| {
+                if r.address.is_empty() {
+                    r.listen
+                        .parse::<std::net::SocketAddr>()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or(r.listen)
+                } else {
+                    r.address
+                }
+            }))
+    }
+
+    /// Record a sync attempt in etcd.
+    pub fn put_sync_record(
+        &self,
+        svc: &str,
+        rid: &str,
+        target: &str,
+        rec: &berth_model::sync::SyncRecord,
+    ) -> anyhow::Result<()> {
+        Ok(self
+            .rt
+            .block_on(self.store.put_sync_record(svc, rid, target, rec))?)
+    }
+
     /// The whole cluster, read now.
     pub fn snapshot(&self) -> anyhow::Result<ClusterView> {
         Ok(self.rt.block_on(self.store.snapshot())?)
