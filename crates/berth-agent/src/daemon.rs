@@ -132,6 +132,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
             None
         }
     };
+    tokio::spawn(crate::sync_schedule::run(shared.clone(), stop_rx.clone()));
     let server = tokio::spawn(http::serve(listener, shared.clone(), stop_rx));
     let (ev_tx, events) = mpsc::unbounded_channel();
     tokio::spawn(watcher::run(shared.clone(), ev_tx));

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod orchestrator;
 pub mod settings;
 pub mod state;
+pub mod sync_schedule;
 pub mod tree;
 pub mod watch;
 pub mod watchdog;

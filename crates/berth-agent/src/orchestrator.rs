@@ -92,6 +92,7 @@ fn node_record(
         name: settings.nodename.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen: settings.listen.to_string(),
+        address: settings.address.clone(),
         since_ms,
         updated_ms: berth_cluster::now_ms(),
         services,

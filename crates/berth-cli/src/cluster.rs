@@ -115,6 +115,45 @@ impl ClusterCli {
         self.rt.block_on(self.store.delete_file(svc, read))
     }
 
+    /// The service's owner and fencing token, if any node owns it.
+    pub fn owner(&self, svc: &str) -> anyhow::Result<Option<(String, i64)>> {
+        Ok(self
+            .rt
+            .block_on(self.store.owner(svc))?
+            .map(|o| (o.record.node, o.token)))
+    }
+
+    /// The address a node's record publishes (its `address`, else the host of its `listen`);
+    /// `None` when the node has no record (its svcd does not run).
+    pub fn address(&self, node: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .rt
+            .block_on(self.store.node_record(node))?
+            .map(|(r, _)| {
+                if r.address.is_empty() {
+                    r.listen
+                        .parse::<std::net::SocketAddr>()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or(r.listen)
+                } else {
+                    r.address
+                }
+            }))
+    }
+
+    /// Record a sync attempt in etcd.
+    pub fn put_sync_record(
+        &self,
+        svc: &str,
+        rid: &str,
+        target: &str,
+        rec: &berth_model::sync::SyncRecord,
+    ) -> anyhow::Result<()> {
+        Ok(self
+            .rt
+            .block_on(self.store.put_sync_record(svc, rid, target, rec))?)
+    }
+
     /// The whole cluster, read now.
     pub fn snapshot(&self) -> anyhow::Result<ClusterView> {
         Ok(self.rt.block_on(self.store.snapshot())?)
@@ -162,7 +201,6 @@ impl ClusterCli {
 
     /// The `drp_active` mark this node honours for `svc` (its own file's, else etcd's): what the
     /// sync sender checks (a mark written by another node refuses the send).
-    #[allow(dead_code)] // the sync sender's (helper drsync), once merged
     pub fn drp_active(&self, svc: &str) -> anyhow::Result<Option<berth_model::drp::DrpMark>> {
         Ok(self.rt.block_on(self.store.drp_active(&self.paths, svc))?)
     }

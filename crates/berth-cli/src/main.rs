@@ -10,6 +10,7 @@ mod config_cmd;
 mod drp;
 mod info;
 mod log;
+mod sync_cmd;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -177,6 +178,9 @@ struct ActionArgs {
     /// `create`: the service file to install.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
+    /// `sync update|full`: only this target class.
+    #[arg(long, value_name = "nodes|drpnodes")]
+    target: Option<String>,
 }
 
 impl ActionArgs {
@@ -737,6 +741,39 @@ impl App {
                 let _span = tracing::info_span!("service", svc = %svc.name).entered();
                 c.switch(&svc.name, &to, timeout).map_err(Failure::Failed)
             }
+            ServiceAction::Sync(verb) => {
+                let target = match args.target.as_deref() {
+                    None => None,
+                    Some(t) => {
+                        Some(berth_model::config::SyncTarget::parse(t).ok_or_else(|| {
+                            usage(format!("--target {t}: expected nodes or drpnodes"))
+                        })?)
+                    }
+                };
+                if verb.sends() {
+                    // Opened first: the request borrows the paths.
+                    self.cluster()?;
+                }
+                let req = sync_cmd::SyncRequest {
+                    paths: &self.paths,
+                    nodename: &self.nodename,
+                    verb,
+                    rid: args.rid.as_deref(),
+                    force: args.force,
+                    target,
+                    waitlock: waitlock(args.waitlock)?,
+                };
+                if verb == berth_model::action::SyncVerb::Status {
+                    let json = self.format == OutputFormat::Json;
+                    return match sync_cmd::status(&req, &svc, json) {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err(Failure::Code(1)),
+                        Err(e) => Err(usage(format!("{e:#}"))),
+                    };
+                }
+                let cluster = self.cluster.as_ref().and_then(Option::as_ref);
+                sync_cmd::send(&req, &svc, cluster).map_err(Failure::Failed)
+            }
             _ => self.action(&svc, &head, rest, action, &args),
         }
     }
@@ -967,6 +1004,12 @@ fn color_enabled(choice: ColorChoice, tty: bool) -> bool {
 fn main() -> ExitCode {
     if let Some(words) = berth_manual::complete::requested_words() {
         return berth_manual::complete::answer(complete::candidates(&words));
+    }
+    // The receiving end of a sync (the sender's rsync runs it over ssh): before anything
+    // that could write to stdout, rsync's channel.
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "sync-receive") {
+        return sync_cmd::receive(&argv[2..]);
     }
     let extras = berth_manual::Extras {
         complete_words: true,

@@ -107,6 +107,21 @@ impl Keys {
         format!("{}logs/{id}/{node}/{seq:08}", self.prefix)
     }
 
+    /// The records of a service's sync resources: `sync/<svc>/`.
+    pub fn syncs(&self, svc: &str) -> String {
+        format!("{}sync/{svc}/", self.prefix)
+    }
+
+    /// The last sync attempt of one sync resource to one target (not leased).
+    pub fn sync(&self, svc: &str, rid: &str, target: &str) -> String {
+        format!("{}sync/{svc}/{rid}/{target}", self.prefix)
+    }
+
+    /// What a key under `sync/<svc>/` is: `(rid, target)`.
+    pub fn parse_sync_key<'k>(&self, svc: &str, key: &'k str) -> Option<(&'k str, &'k str)> {
+        key.strip_prefix(&self.syncs(svc))?.split_once('/')
+    }
+
     /// What a key under `services/` is: `(svc, leaf)`, e.g. `("web", "owner")`.
     pub fn parse_service_key<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix("services/")?;
@@ -138,5 +153,13 @@ mod tests {
         assert_eq!(k.member("n1"), "/berth/prod/members/n1");
         assert_eq!(k.parse_member_key("/berth/prod/members/n2"), Some("n2"));
         assert_eq!(k.parse_node_key("/berth/prod/members/n2"), None);
+        assert_eq!(
+            k.sync("web", "sync#1", "n3"),
+            "/berth/prod/sync/web/sync#1/n3"
+        );
+        assert_eq!(
+            k.parse_sync_key("web", "/berth/prod/sync/web/sync#1/n3"),
+            Some(("sync#1", "n3"))
+        );
     }
 }

@@ -451,6 +451,7 @@ mod tests {
                 name: name.into(),
                 version: "0".into(),
                 listen: String::new(),
+                address: String::new(),
                 since_ms: 0,
                 updated_ms: 0,
                 services: svcs

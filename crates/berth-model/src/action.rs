@@ -46,11 +46,13 @@ pub enum ActionOpt {
     Format,
     /// `--config FILE` (create).
     Config,
+    /// `--target nodes|drpnodes` (sync).
+    Target,
 }
 
 impl ActionOpt {
     /// Every option, in the order help lists them.
-    pub const ALL: [ActionOpt; 19] = [
+    pub const ALL: [ActionOpt; 20] = [
         ActionOpt::Rid,
         ActionOpt::Tags,
         ActionOpt::Subsets,
@@ -70,6 +72,7 @@ impl ActionOpt {
         ActionOpt::Value,
         ActionOpt::Format,
         ActionOpt::Config,
+        ActionOpt::Target,
     ];
 
     /// Its long name, without the dashes (`dry-run`).
@@ -94,6 +97,7 @@ impl ActionOpt {
             ActionOpt::Value => "value",
             ActionOpt::Format => "format",
             ActionOpt::Config => "config",
+            ActionOpt::Target => "target",
         }
     }
 
@@ -117,6 +121,7 @@ impl ActionOpt {
                 | ActionOpt::Value
                 | ActionOpt::Format
                 | ActionOpt::Config
+                | ActionOpt::Target
         )
     }
 }
@@ -174,6 +179,69 @@ impl PrintTarget {
     }
 }
 
+/// What `svc SERVICE sync` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SyncVerb {
+    /// `sync update` (OpenSVC `syncupdate`): every target of the selected sync resources.
+    Update,
+    /// `sync full` (`syncfullsync`): the same, every file compared by checksum.
+    Full,
+    /// `sync nodes` (`syncnodes`): only the `nodes` targets.
+    Nodes,
+    /// `sync drp` (`syncdrp`): only the `drpnodes` targets.
+    Drp,
+    /// `sync status`: exit 0 when every sync row is up.
+    Status,
+}
+
+impl SyncVerb {
+    /// Every verb, in help order.
+    pub const ALL: [SyncVerb; 5] = [
+        SyncVerb::Update,
+        SyncVerb::Full,
+        SyncVerb::Nodes,
+        SyncVerb::Drp,
+        SyncVerb::Status,
+    ];
+
+    /// Its second word (`sync update`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncVerb::Update => "update",
+            SyncVerb::Full => "full",
+            SyncVerb::Nodes => "nodes",
+            SyncVerb::Drp => "drp",
+            SyncVerb::Status => "status",
+        }
+    }
+
+    /// OpenSVC's one-word spelling (`syncupdate`), when it has one.
+    pub fn opensvc(self) -> Option<&'static str> {
+        match self {
+            SyncVerb::Update => Some("syncupdate"),
+            SyncVerb::Full => Some("syncfullsync"),
+            SyncVerb::Nodes => Some("syncnodes"),
+            SyncVerb::Drp => Some("syncdrp"),
+            SyncVerb::Status => None,
+        }
+    }
+
+    fn parse(word: &str) -> Option<SyncVerb> {
+        SyncVerb::ALL.into_iter().find(|v| v.as_str() == word)
+    }
+
+    fn parse_opensvc(word: &str) -> Option<SyncVerb> {
+        SyncVerb::ALL
+            .into_iter()
+            .find(|v| v.opensvc() == Some(word))
+    }
+
+    /// Whether it transfers (every verb but `status`).
+    pub fn sends(self) -> bool {
+        self != SyncVerb::Status
+    }
+}
+
 /// An action on one service: `svc SERVICE ACTION [OPTIONS]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ServiceAction {
@@ -225,6 +293,8 @@ pub enum ServiceAction {
     Logs,
     /// The docker CLI against the private dockerd (every word after it is docker's).
     Docker,
+    /// `sync update|full|nodes|drp|status`: the sync resources.
+    Sync(SyncVerb),
 }
 
 /// A word that is no action of the table.
@@ -255,7 +325,7 @@ impl ServiceAction {
             ServiceAction::Stop,
             ServiceAction::Restart,
         ]);
-        for k in Kind::ALL {
+        for k in Kind::ALL.into_iter().filter(|k| k.runs_with_service()) {
             all.push(ServiceAction::StartKind(k));
             all.push(ServiceAction::StopKind(k));
         }
@@ -277,6 +347,7 @@ impl ServiceAction {
             ServiceAction::Delete,
             ServiceAction::Logs,
         ]);
+        all.extend(SyncVerb::ALL.map(ServiceAction::Sync));
         all
     }
 
@@ -288,6 +359,7 @@ impl ServiceAction {
             ServiceAction::StopKind(k) => format!("stop{k}"),
             ServiceAction::ValidateConfig => "validate config".to_string(),
             ServiceAction::EditConfig => "edit config".to_string(),
+            ServiceAction::Sync(v) => format!("sync {}", v.as_str()),
             other => other.first_word(),
         }
     }
@@ -326,6 +398,7 @@ impl ServiceAction {
             ServiceAction::Delete => "delete",
             ServiceAction::Logs => "logs",
             ServiceAction::Docker => "docker",
+            ServiceAction::Sync(_) => "sync",
         }
     }
 
@@ -352,7 +425,10 @@ impl ServiceAction {
     fn two_words(self) -> bool {
         matches!(
             self,
-            ServiceAction::Print(_) | ServiceAction::ValidateConfig | ServiceAction::EditConfig
+            ServiceAction::Print(_)
+                | ServiceAction::ValidateConfig
+                | ServiceAction::EditConfig
+                | ServiceAction::Sync(_)
         )
     }
 
@@ -378,6 +454,16 @@ impl ServiceAction {
             ("edit", _) => Err(ActionParseError::Incomplete("edit", "edit config")),
             ("json", Some("status")) => Ok((ServiceAction::JsonStatus, 2)),
             ("json", _) => Err(ActionParseError::Incomplete("json", "json status")),
+            ("sync", w) => w
+                .and_then(SyncVerb::parse)
+                .map(|v| (ServiceAction::Sync(v), 2))
+                .ok_or(ActionParseError::Incomplete(
+                    "sync",
+                    "sync update|full|nodes|drp|status",
+                )),
+            (name, _) if let Some(v) = SyncVerb::parse_opensvc(name) => {
+                Ok((ServiceAction::Sync(v), 1))
+            }
             (name, _) => ServiceAction::from_name(name)
                 .map(|a| (a, 1))
                 .ok_or_else(|| ActionParseError::Unknown(name.to_string())),
@@ -411,6 +497,11 @@ impl ServiceAction {
             | ServiceAction::Delete => &[],
             ServiceAction::Create => &[O::Config],
             ServiceAction::Logs => &[O::Follow],
+            ServiceAction::Sync(SyncVerb::Status) => &[O::Rid, O::Format],
+            ServiceAction::Sync(SyncVerb::Update | SyncVerb::Full) => {
+                &[O::Rid, O::Force, O::Target, O::Waitlock, O::Format]
+            }
+            ServiceAction::Sync(_) => &[O::Rid, O::Force, O::Waitlock, O::Format],
         }
     }
 
@@ -516,6 +607,14 @@ impl ServiceAction {
             ServiceAction::Logs => {
                 "the service's action log (svc's and svcd's actions); -f: then the lines \
                  appended, until interrupted"
+            }
+            ServiceAction::Sync(SyncVerb::Status) => {
+                "the sync resources' rows; exit 0 when every one is up"
+            }
+            ServiceAction::Sync(_) => {
+                "rsync the sync resources to their targets from the node running the service \
+                 (full: by checksum; nodes / drp: one target class; OpenSVC: syncupdate, \
+                 syncfullsync, syncnodes, syncdrp)"
             }
         }
     }
@@ -747,6 +846,36 @@ mod tests {
             ServiceAction::parse::<&str>(&[]),
             Err(ActionParseError::Missing)
         );
+    }
+
+    #[test]
+    fn sync_actions_and_their_opensvc_spellings() {
+        for (words, verb) in [
+            (&["sync", "update"][..], SyncVerb::Update),
+            (&["syncupdate"][..], SyncVerb::Update),
+            (&["syncfullsync"][..], SyncVerb::Full),
+            (&["sync", "full"][..], SyncVerb::Full),
+            (&["syncnodes"][..], SyncVerb::Nodes),
+            (&["syncdrp"][..], SyncVerb::Drp),
+            (&["sync", "status"][..], SyncVerb::Status),
+        ] {
+            assert_eq!(
+                ServiceAction::parse(words),
+                Ok((ServiceAction::Sync(verb), words.len()))
+            );
+        }
+        assert!(matches!(
+            ServiceAction::parse(&["sync"]),
+            Err(ActionParseError::Incomplete("sync", _))
+        ));
+        let update = ServiceAction::Sync(SyncVerb::Update);
+        assert_eq!(update.refused(&[ActionOpt::Target, ActionOpt::Rid]), []);
+        assert_eq!(
+            ServiceAction::Sync(SyncVerb::Drp).refused(&[ActionOpt::Target]),
+            [ActionOpt::Target]
+        );
+        // A sync resource is never started nor stopped alone.
+        assert_eq!(ServiceAction::from_name("startsync"), None);
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn record(services: usize) -> NodeRecord {
         name: "bench".to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen: "10.0.0.1:1215".to_string(),
+        address: String::new(),
         since_ms: berth_cluster::now_ms(),
         updated_ms: berth_cluster::now_ms(),
         services: (0..services)
