@@ -262,12 +262,14 @@ fn syncs_to_the_dr_node_refusals_a_cut_and_host_keys() {
     );
     std::fs::write(&received, kept).unwrap();
 
-    // A drp_active mark on n3: refused.
+    // A drp_active mark on n3: refused. (A mark naming n3 itself would be n3's own DR start,
+    // which n3's svcd publishes to etcd at once: the primary's sender would then refuse before
+    // the receiver is asked. This one is another DR node's, which n3's svcd leaves alone.)
     let mark = n3.var_dir().join("web/drp_active");
-    std::fs::write(&mark, "{\"node\": \"n3\", \"time\": 1, \"token\": 0}").unwrap();
+    std::fs::write(&mark, "{\"node\": \"n4\", \"time\": 1, \"token\": 0}").unwrap();
     fails_with(
         &svc(n1, &["web", "sync", "update", "--rid", "sync#1"]),
-        "drp_active: the DR node n3",
+        "drp_active: the DR node n4",
     );
     std::fs::remove_file(&mark).unwrap();
 
