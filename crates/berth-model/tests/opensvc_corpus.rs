@@ -360,8 +360,8 @@ const CASES: &[Case] = &[
                 ),
                 (
                     "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
+                    "flex_min",
+                    "reference {#nodes}: {dnsnodes} in DEFAULT.nodes: not a name berth knows",
                 ),
                 (
                     "container#config",
@@ -384,7 +384,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 3,
+            warnings: 2,
         },
     },
     Case {
@@ -515,8 +515,8 @@ const CASES: &[Case] = &[
                 ),
                 (
                     "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
+                    "flex_target",
+                    "reference {#nodes}: {clusternodes} in DEFAULT.nodes: the cluster's members are not known",
                 ),
                 (
                     "container#0",
@@ -534,7 +534,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 4,
+            warnings: 3,
         },
     },
     Case {
@@ -748,11 +748,6 @@ const CASES: &[Case] = &[
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
-                    "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
-                ),
-                (
                     "fs#flag",
                     "type",
                     "type flag is not supported (berth has: mountable filesystem types: ext",
@@ -763,7 +758,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 2,
+            warnings: 1,
         },
     },
     Case {
@@ -794,11 +789,6 @@ const CASES: &[Case] = &[
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
-                    "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
-                ),
-                (
                     "container#1",
                     "type",
                     "type oci is not supported (berth has: docker)",
@@ -814,7 +804,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 3,
+            warnings: 2,
         },
     },
     Case {
@@ -825,11 +815,6 @@ const CASES: &[Case] = &[
                     "DEFAULT",
                     "nodes",
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
-                ),
-                (
-                    "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
                 ),
                 (
                     "container#1",
@@ -847,7 +832,7 @@ const CASES: &[Case] = &[
                     "reference {clustername}: not a name berth knows, nor a keyword set in ",
                 ),
             ],
-            warnings: 3,
+            warnings: 2,
         },
     },
     Case {
@@ -885,13 +870,13 @@ const CASES: &[Case] = &[
             errors: &[
                 (
                     "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
+                    "nodes",
+                    "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
                     "DEFAULT",
-                    "nodes",
-                    "reference {clusternodes}: the cluster's members are not known to this load",
+                    "flex_min",
+                    "reference {#nodes}: {clusternodes} in DEFAULT.nodes: the cluster's members are not known",
                 ),
                 (
                     "fs#flag",
@@ -904,7 +889,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 7,
+            warnings: 6,
         },
     },
     Case {

@@ -51,6 +51,14 @@ struct ServiceView<'a> {
     orchestrate: Option<Orchestrate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     monitor_action: Option<MonitorAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topology: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flex_min: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flex_max: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flex_target: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -187,6 +195,10 @@ pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
         registry_creds: s.registry_creds.as_ref().map(|p| p.display().to_string()),
         orchestrate: (s.orchestrate != Orchestrate::No).then_some(s.orchestrate),
         monitor_action: (s.monitor_action != MonitorAction::None).then_some(s.monitor_action),
+        topology: s.topology.is_flex().then_some(s.topology.name()),
+        flex_min: s.flex().map(|f| f.min),
+        flex_max: s.flex().map(|f| f.max),
+        flex_target: s.flex().map(|f| f.target),
     };
     let mut out = format!(
         "# service {} (from {})\n[service]\n",

@@ -331,12 +331,7 @@ pub fn ignored(kind: Option<Kind>, key: &str) -> Option<&'static str> {
         | (None, "pg_mem_oom_control")
         | (None, "pg_mem_swappiness")
         | (None, "pg_blkio_weight") => "berth makes no process groups (use the container limits)",
-        (None, "flex_primary")
-        | (None, "flex_min")
-        | (None, "flex_max")
-        | (None, "flex_target")
-        | (None, "flex_min_nodes")
-        | (None, "flex_max_nodes") => "berth runs failover services only",
+        (None, "flex_primary") => "berth gives a flex service's instances no primary",
         (None, "status_schedule")
         | (None, "comp_schedule")
         | (None, "resinfo_schedule")
