@@ -397,11 +397,6 @@ const CASES: &[Case] = &[
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
-                ),
-                (
                     "container#1",
                     "type",
                     "type oci is not supported (berth has: docker)",
@@ -626,11 +621,6 @@ const CASES: &[Case] = &[
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
-                ),
-                (
                     "ip#0",
                     "type",
                     "type cni is not supported (berth has: host, netns, docker)",
@@ -748,11 +738,6 @@ const CASES: &[Case] = &[
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
-                ),
-                (
                     "container#1",
                     "type",
                     "type oci is not supported (berth has: docker)",
@@ -764,18 +749,11 @@ const CASES: &[Case] = &[
     Case {
         file: "tpl-pod-pod.conf",
         expect: Expect::Refused {
-            errors: &[
-                (
-                    "fs#1",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
-                ),
-                (
-                    "ip#1",
-                    "type",
-                    "type cni is not supported (berth has: host, netns, docker)",
-                ),
-            ],
+            errors: &[(
+                "ip#1",
+                "type",
+                "type cni is not supported (berth has: host, netns, docker)",
+            )],
             warnings: 2,
         },
     },
@@ -877,11 +855,6 @@ const CASES: &[Case] = &[
                     "DEFAULT",
                     "flex_min",
                     "reference {#nodes}: {clusternodes} in DEFAULT.nodes: the cluster's members are not known",
-                ),
-                (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
                 ),
                 (
                     "container#1",

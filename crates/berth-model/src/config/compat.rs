@@ -985,6 +985,28 @@ mod tests {
     }
 
     #[test]
+    fn fs_type_flag_is_a_flag() {
+        let svc = ok(
+            Some("n1"),
+            "[DEFAULT]\nnodes = n1\n\n[fs#flag]\ntype = flag\n\n[container#1]\nimage = x\n",
+        );
+        assert!(matches!(svc.resources[0].spec, Spec::Flag(_)), "{svc:?}");
+        assert!(warnings(&svc).is_empty(), "{:?}", warnings(&svc));
+        let shown = crate::config::to_toml(&svc).unwrap();
+        assert!(shown.contains("[fs.flag]\ntype = \"flag\"\n"), "{shown}");
+        // TOML too, in any case.
+        let c = ServiceConfig::check(
+            Path::new("/etc/berth/services/web.toml"),
+            "[fs.1]\ntype = \"Flag\"\n",
+            &LoadContext::node("n1"),
+        );
+        assert!(matches!(
+            c.service.expect("loads").resources[0].spec,
+            Spec::Flag(_)
+        ));
+    }
+
+    #[test]
     fn bad_flex_counts_and_a_vg_in_a_flex_service_are_refused() {
         let flex = "[DEFAULT]\nnodes = n1 n2 n3\ntopology = flex\n";
         for (extra, want) in [
@@ -1139,7 +1161,7 @@ mod tests {
                 )]
             );
         }
-        for t in ["flag", "zfs"] {
+        for t in ["zfs", "directory"] {
             let e = errors(None, &format!("[fs#1]\ntype = {t}\ndev = d\nmnt = /srv\n"));
             assert!(
                 e[0].contains(&format!("[fs#1] type: type {t} is not supported")),

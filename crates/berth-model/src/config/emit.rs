@@ -85,6 +85,7 @@ enum SpecView<'a> {
     Ip(ip::IpView<'a>),
     Vg(vg::VgView<'a>),
     Fs(fs::FsView<'a>),
+    Flag(fs::FlagView),
     Container(container::ContainerView<'a>),
 }
 
@@ -113,6 +114,7 @@ fn resource(r: &Resource) -> ResourceView<'_> {
         Spec::Ip(s) => SpecView::Ip(ip::view(s)),
         Spec::Vg(s) => SpecView::Vg(vg::view(s)),
         Spec::Fs(s) => SpecView::Fs(fs::view(s)),
+        Spec::Flag(s) => SpecView::Flag(fs::flag_view(s)),
         Spec::Container(s) => SpecView::Container(container::view(s)),
     };
     ResourceView {

@@ -316,7 +316,7 @@ pub(crate) fn build(
                 let spec = match rid.kind {
                     Kind::Ip => ip::read(&mut r, &mut sink).map(Spec::Ip),
                     Kind::Vg => vg::read(&mut r, &mut sink).map(Spec::Vg),
-                    Kind::Fs => fs::read(&mut r, &mut sink).map(Spec::Fs),
+                    Kind::Fs => fs::read(&mut r, &mut sink),
                     Kind::Container => container::read(&mut r, &mut sink, warnings)
                         .map(|c| Spec::Container(Box::new(c))),
                 };

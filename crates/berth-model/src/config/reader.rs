@@ -98,6 +98,15 @@ impl<'a> Reader<'a> {
         Some(&e.value)
     }
 
+    /// A string keyword's value, without taking it (a kind's reader that picks its shape by
+    /// `type`).
+    pub(crate) fn peek_str(&self, key: &str) -> Option<String> {
+        match &self.entries.get(key)?.value {
+            RawValue::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
     /// A string keyword.
     pub(crate) fn string(&mut self, key: &'a str) -> Result<Option<String>, ConfigError> {
         match self.take(key) {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::ConfigWarning;
 use super::kinds::container::{ContainerSpec, Registry};
-use super::kinds::fs::FsSpec;
+use super::kinds::fs::{FlagSpec, FsSpec};
 use super::kinds::ip::IpSpec;
 use super::kinds::vg::VgSpec;
 use super::raw::{Format, Written};
@@ -253,6 +253,9 @@ pub enum Spec {
     Vg(VgSpec),
     /// `[fs#N]`.
     Fs(FsSpec),
+    /// `[fs#N] type = flag`: a marker file in the run dir.
+    #[serde(rename = "fs")]
+    Flag(FlagSpec),
     /// `[container#N]`.
     Container(Box<ContainerSpec>),
 }
@@ -265,7 +268,7 @@ impl Spec {
         match self {
             Spec::Container(c) => c.fast_stop(),
             Spec::Fs(f) => f.fast_stop(),
-            Spec::Ip(_) | Spec::Vg(_) => {}
+            Spec::Ip(_) | Spec::Vg(_) | Spec::Flag(_) => {}
         }
     }
 }
