@@ -11,6 +11,7 @@
 //! - [`view`]: a snapshot of the whole cluster, the placement rules, and the fleet grid of `svc mon`.
 //! - [`plan`]: the orchestrator's decisions, a pure function of the view, this node's lease,
 //!   its service files and the orchestrator's memory.
+//! - [`flex`]: flex services: slot keys, the flex planner (pure), the aggregate status.
 //! - [`guard`]: the engine's [`berth_engine::StartGuard`] backed by the owner key.
 //!
 //! Ownership: a service runs on at most one node. Its owner key
@@ -22,6 +23,7 @@
 // The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod flex;
 pub mod guard;
 pub mod keys;
 pub mod lease;

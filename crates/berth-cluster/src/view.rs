@@ -10,6 +10,7 @@ use berth_model::Status;
 use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
 use berth_model::status::{NodeCell, ServiceCluster};
 
+use crate::flex::{SlotHold, SlotRecord};
 use crate::records::{Intent, NodeRecord, Ownership, Target, decode};
 use crate::{Keys, OwnerRecord};
 
@@ -39,6 +40,8 @@ pub struct ClusterView {
     pub targets: BTreeMap<String, Target>,
     /// Pending intents.
     pub intents: BTreeMap<String, Intent>,
+    /// The held slots of flex services, by service and slot number.
+    pub slots: BTreeMap<String, BTreeMap<u32, SlotHold>>,
 }
 
 impl ClusterView {
@@ -71,6 +74,22 @@ impl ClusterView {
             return;
         };
         let svc = svc.to_string();
+        if let Some(n) = Keys::parse_slot_leaf(leaf) {
+            match decode::<SlotRecord>(key, kv.value()) {
+                Ok(record) => {
+                    self.slots.entry(svc).or_default().insert(
+                        n,
+                        SlotHold {
+                            node: record.node,
+                            token: kv.mod_revision(),
+                            lease: kv.lease(),
+                        },
+                    );
+                }
+                Err(e) => warn!("{e}"),
+            }
+            return;
+        }
         match leaf {
             "owner" => match decode::<OwnerRecord>(key, kv.value()) {
                 Ok(record) => {
@@ -118,6 +137,15 @@ impl ClusterView {
         let Some((svc, leaf)) = keys.parse_service_key(key) else {
             return;
         };
+        if let Some(n) = Keys::parse_slot_leaf(leaf) {
+            if let Some(held) = self.slots.get_mut(svc) {
+                held.remove(&n);
+                if held.is_empty() {
+                    self.slots.remove(svc);
+                }
+            }
+            return;
+        }
         match leaf {
             "owner" => {
                 self.owners.remove(svc);
