@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod flex;
 pub mod http;
 pub mod local;
 pub mod mailbox;

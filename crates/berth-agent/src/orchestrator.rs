@@ -475,6 +475,7 @@ async fn orchestrate_loop(
             .collect();
         let inputs: Vec<plan::Config<'_>> = loaded
             .iter()
+            .filter(|(_, cfg)| !cfg.settings.topology.is_flex())
             .map(|(name, cfg)| plan::Config {
                 name,
                 orchestrate: cfg.settings.orchestrate,
@@ -494,6 +495,7 @@ async fn orchestrate_loop(
                 memory.sent(&name, &step);
             }
         }
+        crate::flex::cycle(&shared, &cluster, &loaded, &mut memory, health, now);
     }
 }
 

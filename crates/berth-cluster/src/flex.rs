@@ -41,7 +41,13 @@ pub struct SlotHold {
     pub token: i64,
     /// The holder's lease the key hangs on.
     pub lease: i64,
+    /// When the holder took it (ms since the epoch, the holder's clock).
+    pub since_ms: u64,
 }
+
+/// How long a slot held here may go with its instance down before it is given up (a start
+/// in progress, an operator's start between the take and the first status).
+pub const DOWN_GRACE_MS: u64 = 10_000;
 
 /// A flex service whose file loads on this node, as the flex planner needs it.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +96,10 @@ pub struct Here<'a> {
     pub failed_here: bool,
     /// A start or a stop of this service is in flight here, or ended within the retry delay.
     pub busy: bool,
+    /// The instance here is down (its avail).
+    pub down_here: bool,
+    /// The wall clock, ms since the epoch.
+    pub now_ms: u64,
 }
 
 /// The slots of `svc`, by number.
@@ -143,6 +153,12 @@ pub fn decide(view: &ClusterView, here: Here<'_>, c: &FlexConfig<'_>) -> Option<
         };
         if target == Some(Target::Stopped) {
             return stop("stopped cluster-wide (target stopped)".to_string());
+        }
+        let since = held.get(&slot).map_or(0, |h| h.since_ms);
+        if here.down_here && here.now_ms.saturating_sub(since) > DOWN_GRACE_MS {
+            return stop(format!(
+                "the instance is down here (self-fencing, a failure): slot {slot} given up"
+            ));
         }
         if slot >= c.flex.max {
             return stop(format!("slot {slot} is beyond flex_max {}", c.flex.max));
@@ -270,6 +286,99 @@ impl Store {
             .then(|| resp.header().map_or(0, |h| h.revision())))
     }
 
+    /// The slot this node holds of `svc`, with its token and lease, if any.
+    pub async fn my_slot(&self, svc: &str) -> Result<Option<(u32, SlotHold)>, ClusterError> {
+        let prefix = format!("{}services/{svc}/slots/", self.keys().root());
+        let resp = self
+            .call(format!("read {prefix}"), |mut c| {
+                let p = prefix.clone();
+                async move {
+                    c.get(p, Some(etcd_client::GetOptions::new().with_prefix()))
+                        .await
+                }
+            })
+            .await?;
+        for kv in resp.kvs() {
+            let Ok(key) = kv.key_str() else { continue };
+            let Some(n) = key
+                .strip_prefix(&prefix)
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let record: SlotRecord = crate::records::decode(key, kv.value())?;
+            if record.node == self.node() {
+                return Ok(Some((
+                    n,
+                    SlotHold {
+                        node: record.node,
+                        token: kv.mod_revision(),
+                        lease: kv.lease(),
+                        since_ms: record.since_ms,
+                    },
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Take a free slot of `svc` (the lowest, `n < max`) for this node under `lease`, or
+    /// confirm the one it already holds under that lease. Returns the instance's fencing token.
+    pub async fn take_any_slot(
+        &self,
+        svc: &str,
+        max: u32,
+        lease: i64,
+        decided_at: Option<i64>,
+    ) -> Result<i64, ClusterError> {
+        if let Some((_, held)) = self.my_slot(svc).await?
+            && held.lease == lease
+        {
+            return Ok(held.token);
+        }
+        for n in 0..max {
+            if let Some(token) = self.take_slot(svc, n, lease, decided_at).await? {
+                tracing::info!("{svc}: slot {n} taken (fencing token {token})");
+                return Ok(token);
+            }
+        }
+        Err(ClusterError::NoSlot {
+            svc: svc.to_string(),
+            max,
+        })
+    }
+
+    /// Give up the slot this node holds of `svc`, if any. Retried a few times (a slot left
+    /// held by a stopped instance keeps another node from starting one until the lease goes).
+    pub async fn release_my_slot(&self, svc: &str) {
+        for attempt in 1..=5 {
+            let done = match self.my_slot(svc).await {
+                Ok(Some((n, held))) => match self.release_slot(svc, n, held.token).await {
+                    Ok(released) => {
+                        if released {
+                            tracing::info!("{svc}: slot {n} released (token {})", held.token);
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!("{svc}: cannot release slot {n} ({attempt}/5): {e}");
+                        false
+                    }
+                },
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::warn!("{svc}: cannot read its slots ({attempt}/5): {e}");
+                    false
+                }
+            };
+            if done {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        tracing::error!("{svc}: could not release this node's slot: it stays until the lease goes");
+    }
+
     /// Give slot `slot` of `svc` up, if `token` is still this node's hold of it. `Ok(false)`:
     /// it was not; nothing was changed.
     pub async fn release_slot(
@@ -354,6 +463,7 @@ mod tests {
                     node: node.to_string(),
                     token: 50 + i64::from(*slot),
                     lease: lease_of(node),
+                    since_ms: 0,
                 },
             );
         }
@@ -367,6 +477,8 @@ mod tests {
             ready: true,
             failed_here: false,
             busy: false,
+            down_here: false,
+            now_ms: 1_000,
         }
     }
 
@@ -542,6 +654,29 @@ mod tests {
         assert!(!matches!(
             decide(&v, here("n1"), &c),
             Some(FlexStep::Stop { .. })
+        ));
+    }
+
+    #[test]
+    fn a_slot_whose_instance_stays_down_here_is_given_up() {
+        let v = view(&["n1", "n2", "n3"], &[(0, "n1"), (1, "n2")]);
+        let nodes = nodes();
+        let c = FlexConfig {
+            name: SVC,
+            orchestrate: Orchestrate::Ha,
+            nodes: &nodes,
+            flex: FLEX,
+        };
+        let down = |now_ms| Here {
+            down_here: true,
+            now_ms,
+            ..here("n1")
+        };
+        // Within the grace (a start under way): kept.
+        assert_eq!(decide(&v, down(DOWN_GRACE_MS), &c), None);
+        assert!(matches!(
+            decide(&v, down(DOWN_GRACE_MS + 1), &c),
+            Some(FlexStep::Stop { slot: 0, .. })
         ));
     }
 

@@ -85,6 +85,16 @@ pub enum ClusterError {
         /// The decoder's message.
         why: String,
     },
+    /// Every slot of a flex service is held (or this node's lease, or the target, changed).
+    #[error(
+        "{svc}: no slot free: flex_max {max} instances run already (or the target, freeze or this node's lease changed)"
+    )]
+    NoSlot {
+        /// The service.
+        svc: String,
+        /// Its `flex_max`.
+        max: u32,
+    },
     /// Another node owns the service.
     #[error("{svc} is running on {owner} (since {since}), use svc {svc} switch --to {me}")]
     OwnedBy {

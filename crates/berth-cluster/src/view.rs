@@ -83,6 +83,7 @@ impl ClusterView {
                             node: record.node,
                             token: kv.mod_revision(),
                             lease: kv.lease(),
+                            since_ms: record.since_ms,
                         },
                     );
                 }
