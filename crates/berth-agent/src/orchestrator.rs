@@ -69,6 +69,10 @@ fn node_record(
                 Some(e.lines().next().unwrap_or_default().to_string()),
             ),
         };
+        let flex = loaded
+            .as_ref()
+            .ok()
+            .and_then(|cfg| berth_model::fleet::FleetFlex::of(&cfg.settings));
         let failed = memory.and_then(|m| m.failed_recently(&name, now));
         services.insert(
             name,
@@ -81,6 +85,7 @@ fn node_record(
                 nodes,
                 invalid,
                 failed_ms: failed,
+                flex,
             },
         );
     }

@@ -78,6 +78,23 @@ fn two_instances_on_three_nodes_a_dead_nodes_instance_is_replaced() {
     let sampler = sampler(&rig);
     // The first-ranked fit nodes start one instance each.
     wait_live(&rig, &["n1", "n2"], Duration::from_secs(30));
+    // svc mon: `fx  up ha 2/2 | O  O  X`, and why n3 runs none.
+    wait_until(
+        Duration::from_secs(15),
+        "svc mon shows fx up ha 2/2",
+        || {
+            let out = svc_ok(rig.node("n3"), &["mon"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.lines()
+                .any(|l| l.starts_with(" fx ") && l.contains("up ha 2/2") && l.contains("| O"))
+        },
+    );
+    let v = rig.mon();
+    assert_eq!(
+        v["services"]["fx"]["why"]["n3"], "target met: 2/2 instances up",
+        "{v}"
+    );
+    assert_eq!(v["services"]["fx"]["flex"]["target"], 2, "{v}");
     let log = svc_ok(rig.node("n1"), &["fx", "logs"]);
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("flex instance (slot"), "{log}");

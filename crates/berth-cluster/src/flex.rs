@@ -210,15 +210,7 @@ pub fn decide(view: &ClusterView, here: Here<'_>, c: &FlexConfig<'_>) -> Option<
 /// The service's overall on the cluster, from each live node's instance: `down` with none up,
 /// `warn` when the number up is outside `[flex_min, flex_max]` or an instance warns, else `up`.
 pub fn overall(instances: &[Status], flex: Flex) -> Status {
-    let up = instances.iter().filter(|s| **s == Status::Up).count();
-    if up == 0 {
-        return Status::Down;
-    }
-    let up = u32::try_from(up).unwrap_or(u32::MAX);
-    if up < flex.min || up > flex.max || instances.contains(&Status::Warn) {
-        return Status::Warn;
-    }
-    Status::Up
+    berth_model::fleet::flex_overall(instances.iter().copied(), flex.min, flex.max)
 }
 
 /// `svc mon`'s count, as OpenSVC prints it: instances up / `flex_target` (`2/2`).
@@ -439,6 +431,7 @@ mod tests {
                 nodes: nodes(),
                 invalid: None,
                 failed_ms: None,
+                flex: None,
             };
             v.nodes.insert(
                 n.to_string(),

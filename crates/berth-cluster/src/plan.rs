@@ -491,6 +491,7 @@ mod tests {
                             nodes: order(),
                             invalid: None,
                             failed_ms: None,
+                            flex: None,
                         },
                     )
                 })

@@ -210,11 +210,18 @@ impl ClusterView {
     pub fn why_not(&self, svc: &str, now_ms: u64) -> BTreeMap<String, String> {
         let placement = self.placement_nodes(svc);
         let owner = self.owners.get(svc).map(|o| o.record.node.as_str());
+        let flex = self.flex_of(svc);
+        // A flex service runs where its slots are held.
+        let holders: Vec<&str> = self
+            .slots
+            .get(svc)
+            .map(|s| s.values().map(|h| h.node.as_str()).collect())
+            .unwrap_or_default();
         let mut all: BTreeSet<&str> = self.members.keys().map(String::as_str).collect();
         all.extend(self.nodes.keys().map(String::as_str));
         all.extend(placement.iter().map(String::as_str));
         all.into_iter()
-            .filter(|n| Some(*n) != owner)
+            .filter(|n| Some(*n) != owner && !holders.contains(n))
             .map(|n| {
                 let summary = self.nodes.get(n).map(|l| l.record.services.get(svc));
                 let why = match summary {
@@ -228,6 +235,21 @@ impl ClusterView {
                         (Some(e), _, _) => format!("file invalid: {e}"),
                         (None, Some(at), _) => {
                             format!("start failed {} s ago", now_ms.saturating_sub(at) / 1000)
+                        }
+                        (None, None, _) if flex.is_some() => {
+                            let f = flex.map_or(
+                                berth_model::config::Flex {
+                                    min: 1,
+                                    max: 1,
+                                    target: 1,
+                                },
+                                |f| berth_model::config::Flex {
+                                    min: f.min,
+                                    max: f.max,
+                                    target: f.target,
+                                },
+                            );
+                            crate::flex::why_idle(self, svc, f)
                         }
                         (None, None, Some(o)) => format!("target met: runs on {o}"),
                         (None, None, None) if self.targets.get(svc) == Some(&Target::Stopped) => {
@@ -291,6 +313,14 @@ impl ClusterView {
             .get(node)
             .and_then(|n| n.record.services.get(svc))
             .map(|s| s.checksum.as_str())
+    }
+
+    /// A flex service's counts, as the nodes that know it published them (the first).
+    pub fn flex_of(&self, svc: &str) -> Option<berth_model::fleet::FleetFlex> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.record.services.get(svc))
+            .find_map(|s| s.flex)
     }
 
     /// The service's `nodes`, as the nodes that know it published them (the first non-empty).
@@ -357,6 +387,7 @@ impl ClusterView {
                     preferred: placement.first().cloned(),
                     nodes: cells,
                     why: self.why_not(&svc, now),
+                    flex: self.flex_of(&svc),
                 },
             );
         }
@@ -390,6 +421,7 @@ mod tests {
                                 nodes: vec!["n1".into(), "n2".into(), "n3".into()],
                                 invalid: None,
                                 failed_ms: None,
+                                flex: None,
                             },
                         )
                     })

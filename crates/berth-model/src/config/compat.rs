@@ -1045,7 +1045,7 @@ mod tests {
         assert_eq!(
             e,
             [format!(
-                "{FILE}:5: [disk#1] vg#1 cannot be part of a flex service (topology = flex): a \
+                "{FILE}:5: [disk#1] a vg cannot be part of a flex service (topology = flex): a \
                  volume group is active on one node at a time"
             )]
         );

@@ -88,10 +88,10 @@ pub enum ConfigErrorKind {
         why: String,
     },
     /// A resource a flex service cannot have (a `vg`).
-    #[error("{rid} cannot be part of a flex service (topology = flex): {why}")]
+    #[error("a {kind} cannot be part of a flex service (topology = flex): {why}")]
     NotInFlex {
-        /// The resource.
-        rid: String,
+        /// The resource's kind.
+        kind: String,
         /// Why.
         why: String,
     },

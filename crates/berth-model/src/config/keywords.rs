@@ -342,7 +342,7 @@ pub(crate) fn build(
                 Some(&section),
                 None,
                 ConfigErrorKind::NotInFlex {
-                    rid: r.rid.to_string(),
+                    kind: r.rid.kind.to_string(),
                     why: "a volume group is active on one node at a time".to_string(),
                 },
             ));
