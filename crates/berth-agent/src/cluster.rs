@@ -60,6 +60,18 @@ pub enum ClusterOp {
     /// The lease is about to be lost: stop the service now if it runs here (why, for the
     /// service's log file).
     FenceStop(String),
+    /// Stop this node's instance of a flex service and give its slot up (the flex planner's
+    /// [`berth_cluster::flex::FlexStep::Stop`]).
+    FlexStop {
+        /// The slot held here.
+        slot: u32,
+        /// Its token.
+        token: i64,
+        /// Why, for the service's log file.
+        reason: String,
+        /// Tells the orchestrator the stop ended, when dropped.
+        ticket: Ticket,
+    },
 }
 
 /// svcd's cluster state.

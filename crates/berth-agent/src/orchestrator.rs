@@ -69,6 +69,10 @@ fn node_record(
                 Some(e.lines().next().unwrap_or_default().to_string()),
             ),
         };
+        let flex = loaded
+            .as_ref()
+            .ok()
+            .and_then(|cfg| berth_model::fleet::FleetFlex::of(&cfg.settings));
         let failed = memory.and_then(|m| m.failed_recently(&name, now));
         services.insert(
             name,
@@ -81,6 +85,7 @@ fn node_record(
                 nodes,
                 invalid,
                 failed_ms: failed,
+                flex,
             },
         );
     }
@@ -478,6 +483,7 @@ async fn orchestrate_loop(
             .collect();
         let inputs: Vec<plan::Config<'_>> = loaded
             .iter()
+            .filter(|(_, cfg)| !cfg.settings.topology.is_flex())
             .map(|(name, cfg)| plan::Config {
                 name,
                 orchestrate: cfg.settings.orchestrate,
@@ -497,6 +503,7 @@ async fn orchestrate_loop(
                 memory.sent(&name, &step);
             }
         }
+        crate::flex::cycle(&shared, &cluster, &loaded, &mut memory, health, now);
     }
 }
 

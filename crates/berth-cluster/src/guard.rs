@@ -73,6 +73,26 @@ impl StartGuard for EtcdGuard {
                 Some(l) => l,
                 None => self.store.my_lease().await.map_err(|e| e.to_string())?,
             };
+            // A flex service's instance runs under a slot, not the owner key.
+            if let Some(flex) = svc.settings.flex() {
+                let mut tries = 0;
+                let token = loop {
+                    tries += 1;
+                    match self
+                        .store
+                        .take_any_slot(&svc.name, flex.max, lease, self.decided_at)
+                        .await
+                    {
+                        Err(e @ (ClusterError::Timeout { .. } | ClusterError::Etcd { .. }))
+                            if tries < TAKE_TRIES =>
+                        {
+                            tracing::warn!("{e}: trying again");
+                        }
+                        r => break r.map_err(|e| e.to_string())?,
+                    }
+                };
+                return Ok(Some(token));
+            }
             // A take that got no answer is tried again: it is idempotent for this node and
             // lease (an owner key already this node's under this lease is confirmed).
             let mut tries = 0;

@@ -12,6 +12,7 @@
 //! - [`view`]: a snapshot of the whole cluster, the placement rules, and the fleet grid of `svc mon`.
 //! - [`plan`]: the orchestrator's decisions, a pure function of the view, this node's lease,
 //!   its service files and the orchestrator's memory.
+//! - [`flex`]: flex services: slot keys, the flex planner (pure), the aggregate status.
 //! - [`guard`]: the engine's [`berth_engine::StartGuard`] backed by the owner key.
 //!
 //! Ownership: a service runs on at most one node. Its owner key
@@ -24,6 +25,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod files;
+pub mod flex;
 pub mod guard;
 pub mod keys;
 pub mod lease;
@@ -84,6 +86,16 @@ pub enum ClusterError {
         key: String,
         /// The decoder's message.
         why: String,
+    },
+    /// Every slot of a flex service is held (or this node's lease, or the target, changed).
+    #[error(
+        "{svc}: no slot free: flex_max {max} instances run already (or the target, freeze or this node's lease changed)"
+    )]
+    NoSlot {
+        /// The service.
+        svc: String,
+        /// Its `flex_max`.
+        max: u32,
     },
     /// Another node owns the service.
     #[error("{svc} is running on {owner} (since {since}), use svc {svc} switch --to {me}")]

@@ -449,6 +449,30 @@ impl Store {
         }
     }
 
+    /// After an operator's action on this node's instance of a flex service: a whole stop
+    /// (or a failed whole start) gives its slot up; the cluster-wide target is left alone
+    /// (`--all` sets it), but a whole start keeps a `stopped` target from stopping it again.
+    pub async fn after_flex_action(
+        &self,
+        svc: &str,
+        action: berth_model::order::Action,
+        whole: bool,
+        ok: bool,
+    ) {
+        use berth_model::order::Action;
+        if !whole {
+            return;
+        }
+        if matches!((action, ok), (Action::Start | Action::Restart, true))
+            && let Err(e) = self.set_target(svc, Target::Started).await
+        {
+            tracing::warn!("{svc}: {e}");
+        }
+        if matches!((action, ok), (Action::Stop, true) | (Action::Start, false)) {
+            self.release_my_slot(svc).await;
+        }
+    }
+
     /// Freeze (or thaw) the service cluster-wide.
     pub async fn set_frozen(&self, svc: &str, frozen: bool) -> Result<(), ClusterError> {
         let key = self.keys.frozen(svc);

@@ -16,10 +16,11 @@
 //! 6. One copy of each service file (issue 25): `svc app set` on n1 of a service whose
 //!    `nodes` are 3 nodes, until every node has the new file on disk (its svcd wrote it):
 //!    the whole time, and the part after the command returned.
+//! 7. A flex service (target 2 of 3 nodes): the replacement time of a dead node's instance.
 //!
 //! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
 //!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
-//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover|scale|spread` runs one case (`scale` runs only
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover|scale|spread|flex` runs one case (`scale` runs only
 //! when asked, for the sizes in `CLUSTER_BENCH_SCALE`, default `30,100,300,1000`),
 //! `CLUSTER_BENCH_LOGS=1` prints the end of the svcd logs after the switches).
 
@@ -84,6 +85,7 @@ fn record(services: usize) -> NodeRecord {
                         nodes: vec!["n1".into(), "n2".into(), "n3".into()],
                         invalid: None,
                         failed_ms: None,
+                        flex: None,
                     },
                 )
             })
@@ -414,6 +416,66 @@ fn failover_bench(bins: &(PathBuf, PathBuf), ttl: u64, runs: usize) -> Result<()
         "| partition, lease_ttl {ttl}s: up on the other side after the cut | {} | {} | {n} |",
         ms(pct(&mut taken, 500)),
         ms(*taken.last().unwrap_or(&Duration::ZERO))
+    );
+    drop(nodes);
+    Ok(())
+}
+
+/// A flex service (`flex_target = 2`, `flex_max = 2`, one `type = flag` fs) on 3 nodes: a node
+/// with an instance killed, the time until the third node's instance is up (the flag file
+/// there), `runs` times; the killed node comes back (its run dir emptied, as a boot empties the
+/// tmpfs) before the next run.
+fn flex_bench(bins: &(PathBuf, PathBuf), ttl: u64, runs: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let text = "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\ntopology = \"flex\"\nflex_max = 2\n\
+                flex_target = 2\norchestrate = \"ha\"\n\n[fs.flag]\ntype = \"flag\"\n";
+    let mut nodes = cluster(&lan, &etcd, bins, 3, ttl, |_| {
+        vec![("fx.toml".to_string(), text.to_string())]
+    })?;
+    let flag = |n: &Node| n.run_dir().join("fx/flags/fs#flag");
+    let live = |nodes: &[Node]| -> Vec<usize> {
+        (0..nodes.len())
+            .filter(|i| nodes[*i].holder_pid().is_some() && flag(&nodes[*i]).exists())
+            .collect()
+    };
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        wait_until(Duration::from_secs(30), "two instances", || {
+            live(&nodes).len() == 2
+        });
+        let before = live(&nodes);
+        let victim = before[0];
+        let t = Instant::now();
+        nodes[victim].kill();
+        loop {
+            let now = live(&nodes);
+            ensure!(now.len() <= 2, "more than flex_max instances: {now:?}");
+            if now.len() == 2 {
+                break;
+            }
+            ensure!(
+                t.elapsed() < Duration::from_secs(60),
+                "no replacement in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        times.push(t.elapsed());
+        let _ = std::fs::remove_dir_all(nodes[victim].run_dir().join("fx"));
+        nodes[victim].restart();
+        nodes[victim].spawn_svcd(bins.0.to_str().context("utf-8 path")?);
+        nodes[victim].wait_svcd_ready();
+        let name = nodes[victim].name().to_string();
+        wait_until(Duration::from_secs(30), "the node back", || {
+            mon(&bins.1, &nodes[(victim + 1) % 3])
+                .is_some_and(|v| v["nodes"][name.as_str()]["hb"] == "up")
+        });
+    }
+    times.sort();
+    println!(
+        "| flex replacement after node death (target 2 of 3 nodes), lease_ttl {ttl}s | {} | {} | {runs} |",
+        ms(pct(&mut times, 500)),
+        ms(*times.last().unwrap_or(&Duration::ZERO))
     );
     drop(nodes);
     Ok(())
@@ -818,6 +880,9 @@ fn main() -> Result<()> {
     }
     if run("spread") {
         spread_bench(&bins, switches.max(20))?;
+    }
+    if run("flex") {
+        flex_bench(&bins, 3, switches)?;
     }
     if run("failover") {
         failover_bench(&bins, 3, switches)?;
