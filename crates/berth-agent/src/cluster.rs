@@ -82,6 +82,8 @@ pub struct Cluster {
     pub(crate) changed: tokio::sync::Notify,
     /// What workers tell the orchestrator (whose memory is its own: see [`plan::Memory`]).
     pub(crate) tell: mpsc::UnboundedSender<Event>,
+    /// Takes the owner keys of this node's starts in batches.
+    pub(crate) taker: berth_cluster::Taker,
 }
 
 /// A start the orchestrator sent to a worker: when it is dropped (the start ran, failed, was
@@ -218,7 +220,8 @@ impl Cluster {
             tokio::runtime::Handle::current(),
             why,
             Some(h.lease),
-        ))
+        )
+        .batched(self.taker.clone()))
     }
 
     /// Note that self-fencing stopped `svc` here.

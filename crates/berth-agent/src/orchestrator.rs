@@ -140,6 +140,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         view.nodes.len()
     );
     let (tell, told) = mpsc::unbounded_channel();
+    let taker = berth_cluster::Taker::spawn(store.clone(), &tokio::runtime::Handle::current());
     let cluster = Arc::new(Cluster {
         store,
         cfg,
@@ -158,6 +159,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         },
         changed: tokio::sync::Notify::new(),
         tell,
+        taker,
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
