@@ -141,7 +141,6 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
         tokio::spawn(crate::orchestrator::start(shared.clone(), cfg));
     }
     announce(&shared, local, interval);
-    tokio::spawn(give_memory_back(shared.clone()));
 
     let mut tick = ticker(interval);
     let mut probe = NodeProbe::new();
@@ -255,37 +254,6 @@ fn announce(shared: &Shared, local: std::net::SocketAddr, interval: Duration) {
         });
     }
 }
-
-/// How often svcd gives the memory malloc keeps free back to the system, when no action runs.
-const TRIM_EVERY: Duration = Duration::from_secs(10);
-
-/// After a burst of actions (a failover starts every service of a node at once, each on a
-/// thread of its own), glibc's malloc keeps the memory they freed, in the main heap and the
-/// threads' arenas, as free chunks: measured, 42 MiB of `[heap]` resident once 1000 services
-/// were placed and idle. Every [`TRIM_EVERY`], while no action runs, `malloc_trim` hands the
-/// free pages back.
-async fn give_memory_back(shared: Arc<Shared>) {
-    let mut t = tokio::time::interval(TRIM_EVERY);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        t.tick().await;
-        if shared.actions.available_permits() == MAX_ACTIONS as usize {
-            trim();
-        }
-    }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() {
-    // SAFETY: malloc_trim only walks and releases malloc's own free memory; it takes the
-    // arenas' locks like any malloc call.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
 
 /// Stop serving, end the workers, and wait (bounded) for the running actions.
 async fn shutdown(
