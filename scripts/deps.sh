@@ -7,7 +7,7 @@ for pair in dockerd:docker.io busybox:busybox-static vgs:lvm2 mkfs.ext4:e2fsprog
             fuser:psmisc ip:iproute2 iptables:iptables nsenter:util-linux losetup:mount curl:curl \
             strip:binutils objdump:binutils htpasswd:apache2-utils openssl:openssl dpkg-deb:dpkg \
             zsh:zsh fish:fish etcd:etcd-server etcdctl:etcd-client protoc:protobuf-compiler \
-            chromium:chromium; do
+            chromium:chromium rsync:rsync ssh:openssh-client sshd:openssh-server ssh-keygen:openssh-client; do
     cmd=${pair%%:*} pkg=${pair##*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -84,6 +84,8 @@ pub struct Cluster {
     pub(crate) tell: mpsc::UnboundedSender<Event>,
     /// Takes the owner keys of this node's starts in batches.
     pub(crate) taker: berth_cluster::Taker,
+    /// The service files whose copy here is in conflict with the cluster's ([`crate::files`]).
+    pub(crate) conflicts: crate::files::Conflicts,
 }
 
 /// A start the orchestrator sent to a worker: when it is dropped (the start ran, failed, was
@@ -244,13 +246,15 @@ impl Cluster {
     pub fn decorate(&self, status: &mut ServiceStatus) {
         let hb = self.health.borrow().hb(Instant::now());
         let me = self.node();
-        let (sync, cluster) = self.with_view(|view| {
+        let (sync, cluster, config) = self.with_view(|view| {
             let mine = view.published_checksum(me, &status.name);
             (
                 view.sync(me, &status.name, mine),
                 view.service_cluster(&status.name),
+                view.config_row(&status.name, me, self.conflicts.get(&status.name)),
             )
         });
+        status.config_sync = config;
         status.set_cluster(sync, hb, cluster);
     }
 

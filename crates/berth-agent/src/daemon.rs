@@ -28,7 +28,7 @@ pub enum StartError {
     Settings(#[from] SettingsError),
     /// The TLS certificate or key of node.toml cannot be used.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] berth_tls::TlsError),
     /// The HTTP endpoint cannot listen.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -109,7 +109,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
     let acceptor = settings
         .tls
         .as_ref()
-        .map(crate::tls::acceptor)
+        .map(berth_tls::server_config)
         .transpose()?;
     let shared = Arc::new(Shared::new(paths, settings, check_bound()));
     shared.set_tls(acceptor);
@@ -132,6 +132,7 @@ pub async fn run(paths: Paths) -> Result<(), StartError> {
             None
         }
     };
+    tokio::spawn(crate::sync_schedule::run(shared.clone(), stop_rx.clone()));
     let server = tokio::spawn(http::serve(listener, shared.clone(), stop_rx));
     let (ev_tx, events) = mpsc::unbounded_channel();
     tokio::spawn(watcher::run(shared.clone(), ev_tx));
@@ -385,7 +386,7 @@ fn reload(shared: &Arc<Shared>, tick: &mut Interval) {
             if new.nodename != old.nodename {
                 info!("node name is now {}", new.nodename);
             }
-            match new.tls.as_ref().map(crate::tls::acceptor).transpose() {
+            match new.tls.as_ref().map(berth_tls::server_config).transpose() {
                 Ok(acceptor) => {
                     if let Some(files) = &new.tls {
                         info!("TLS certificate read from {}", files.cert.display());

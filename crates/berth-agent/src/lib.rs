@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod files;
 pub mod http;
 pub mod local;
 pub mod mailbox;
@@ -20,7 +21,7 @@ pub mod notify;
 pub mod orchestrator;
 pub mod settings;
 pub mod state;
-pub mod tls;
+pub mod sync_schedule;
 pub mod tree;
 pub mod watch;
 pub mod watchdog;

@@ -51,6 +51,23 @@ struct Counters {
     node: NodeFigures,
     /// Cluster events by kind (`fence_stop`, `failover`, `start_failed`...).
     cluster_events: BTreeMap<String, u64>,
+    /// The last good sync of each (service, sync rid, target) sent from here.
+    syncs: Vec<SyncFigure>,
+}
+
+/// The last good sync of one sync resource to one target, sent from this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFigure {
+    /// The service.
+    pub svc: String,
+    /// The sync resource.
+    pub rid: String,
+    /// The target node.
+    pub target: String,
+    /// When it ended, in seconds since the epoch.
+    pub time: u64,
+    /// Bytes it sent.
+    pub bytes: u64,
 }
 
 /// svcd's counters. Cheap to update; rendered on `GET /metrics`.
@@ -104,6 +121,11 @@ impl Metrics {
             .cluster_events
             .entry(kind.to_string())
             .or_default() += 1;
+    }
+
+    /// Store the last good syncs sent from this node (svcd's sync schedule reads them).
+    pub fn set_syncs(&self, syncs: Vec<SyncFigure>) {
+        self.lock().syncs = syncs;
     }
 
     /// Store the node's figures.
@@ -211,12 +233,40 @@ impl Collector for Scrape {
     fn encode(&self, mut e: DescriptorEncoder) -> Result {
         self.agent_and_node(&mut e)?;
         self.services(&mut e)?;
+        self.syncs(&mut e)?;
         self.counters(&mut e)?;
         self.docker(&mut e)
     }
 }
 
 impl Scrape {
+    /// The last good sync's age and bytes per sync resource and target.
+    fn syncs(&self, e: &mut DescriptorEncoder) -> Result {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let syncs = &self.counters.syncs;
+        fn labels(s: &SyncFigure) -> Labels<'_, 3> {
+            [
+                ("service", Esc(&s.svc)),
+                ("rid", Esc(&s.rid)),
+                ("target", Esc(&s.target)),
+            ]
+        }
+        let ages = syncs.iter().map(|s| {
+            let age = i64::try_from(now.saturating_sub(s.time)).unwrap_or(i64::MAX);
+            (labels(s), ConstGauge::new(age))
+        });
+        let help = "Seconds since the last good sync of a sync resource to a target.";
+        family(e, ("berth_sync_last_ok_age_seconds", help), GAUGE, ages)?;
+        let bytes = syncs.iter().map(|s| {
+            let b = i64::try_from(s.bytes).unwrap_or(i64::MAX);
+            (labels(s), ConstGauge::new(b))
+        });
+        let help = "Bytes sent by the last good sync of a sync resource to a target.";
+        family(e, ("berth_sync_last_ok_bytes", help), GAUGE, bytes)
+    }
+
     /// svcd's own figures and the node's.
     fn agent_and_node(&self, e: &mut DescriptorEncoder) -> Result {
         let version = env!("CARGO_PKG_VERSION");

@@ -88,6 +88,7 @@ fn node_record(
         name: settings.nodename.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen: settings.listen.to_string(),
+        address: settings.address.clone(),
         since_ms,
         updated_ms: berth_cluster::now_ms(),
         services,
@@ -160,6 +161,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         changed: tokio::sync::Notify::new(),
         tell,
         taker,
+        conflicts: crate::files::Conflicts::default(),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;
@@ -189,6 +191,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
     spawn_keeper(keeper, cluster.cfg.clone(), nodename.clone(), timeout);
     tokio::spawn(ack_loop(shared.clone(), cluster.clone()));
     tokio::spawn(watch_loop(cluster.clone()));
+    tokio::spawn(crate::files::follow(shared.clone(), cluster.clone()));
     tokio::spawn(fence_loop(shared.clone(), cluster.clone()));
     tokio::spawn(orchestrate_loop(shared, cluster, told));
 }

@@ -167,6 +167,8 @@ pub struct Settings {
     pub nodename: String,
     /// The HTTP endpoint.
     pub listen: std::net::SocketAddr,
+    /// The address other nodes reach this one at (node.toml `address`, else `listen`'s host).
+    pub address: String,
     /// The token file actually used.
     pub token_file: PathBuf,
     /// What the token file gave.
@@ -222,6 +224,7 @@ impl Settings {
         Ok(Settings {
             nodename,
             listen: node.listen,
+            address: node.address(),
             token_file,
             token,
             monitor_interval: node.monitor_interval,

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
+use berth_cluster::files::{FileError, FileFormat, StoredFile};
 use berth_cluster::{ClusterView, Done, EtcdGuard, Intent, IntentAction, OwnerWhy, Store};
 use berth_engine::load::node_config;
 use berth_manual::{out, outln};
@@ -85,7 +86,69 @@ impl ClusterCli {
             .block_on(self.store.after_action(svc, action, whole, ok));
     }
 
-    fn snapshot(&self) -> anyhow::Result<ClusterView> {
+    /// The cluster's copy of a service file.
+    pub fn get_file(&self, svc: &str) -> anyhow::Result<Option<StoredFile>> {
+        Ok(self.rt.block_on(self.store.get_file(svc))?)
+    }
+
+    /// Write a service file through etcd, comparing on the revision `read` (0: a create).
+    pub fn put_file(
+        &self,
+        svc: &str,
+        format: FileFormat,
+        bytes: &[u8],
+        read: i64,
+    ) -> Result<i64, FileError> {
+        self.rt
+            .block_on(self.store.put_file(svc, format, bytes, read))
+    }
+
+    /// Delete a service file from etcd, comparing on the revision `read`.
+    pub fn delete_file(&self, svc: &str, read: i64) -> Result<i64, FileError> {
+        self.rt.block_on(self.store.delete_file(svc, read))
+    }
+
+    /// The service's owner and fencing token, if any node owns it.
+    pub fn owner(&self, svc: &str) -> anyhow::Result<Option<(String, i64)>> {
+        Ok(self
+            .rt
+            .block_on(self.store.owner(svc))?
+            .map(|o| (o.record.node, o.token)))
+    }
+
+    /// The address a node's record publishes (its `address`, else the host of its `listen`);
+    /// `None` when the node has no record (its svcd does not run).
+    pub fn address(&self, node: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .rt
+            .block_on(self.store.node_record(node))?
+            .map(|(r, _)| {
+                if r.address.is_empty() {
+                    r.listen
+                        .parse::<std::net::SocketAddr>()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or(r.listen)
+                } else {
+                    r.address
+                }
+            }))
+    }
+
+    /// Record a sync attempt in etcd.
+    pub fn put_sync_record(
+        &self,
+        svc: &str,
+        rid: &str,
+        target: &str,
+        rec: &berth_model::sync::SyncRecord,
+    ) -> anyhow::Result<()> {
+        Ok(self
+            .rt
+            .block_on(self.store.put_sync_record(svc, rid, target, rec))?)
+    }
+
+    /// The whole cluster, read now.
+    pub fn snapshot(&self) -> anyhow::Result<ClusterView> {
         Ok(self.rt.block_on(self.store.snapshot())?)
     }
 
@@ -123,6 +186,8 @@ impl ClusterCli {
                 .find(|(n, _)| *n == st.name)
                 .map(|(_, b)| berth_cluster::file_checksum(b));
             let sync = view.sync(self.store.node(), &st.name, mine.as_deref());
+            // svcd alone knows a conflict here: this shows the nodes behind.
+            st.config_sync = view.config_row(&st.name, self.store.node(), None);
             st.set_cluster(sync, hb, view.service_cluster(&st.name));
         }
     }

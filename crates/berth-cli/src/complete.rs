@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use berth_engine::load::{load_service, service_names};
 use berth_manual::complete::split;
-use berth_model::action::{NodeCommand, PrintTarget, ServiceAction};
+use berth_model::action::{NodeCommand, PrintTarget, ServiceAction, SyncVerb};
 use berth_model::paths::Paths;
 use clap::CommandFactory as _;
 
@@ -89,6 +89,7 @@ pub fn candidates(words: &[String]) -> Option<Vec<String>> {
         [_] => Some(actions()),
         [_, "print"] => Some(PrintTarget::ALL.map(|t| t.as_str().to_string()).into()),
         [_, "validate" | "edit"] => Some(vec!["config".to_string()]),
+        [_, "sync"] => Some(SyncVerb::ALL.map(|v| v.as_str().to_string()).into()),
         [_, "validate" | "edit", _, ..] => Some(Vec::new()),
         [_, "docker", ..] => Some(Vec::new()),
         [svc, after @ ..] => {
@@ -149,6 +150,9 @@ fn option_values(
                 })
                 .collect()
         }
+        "target" => berth_model::config::SyncTarget::ALL
+            .map(|t| t.as_str().to_string())
+            .into(),
         "tags" => {
             let Some(svc) = loaded() else {
                 return Vec::new();
@@ -271,6 +275,10 @@ mod tests {
         );
         assert_eq!(complete(&d, "web edit ").unwrap(), ["config"]);
         assert_eq!(complete(&d, "validate ").unwrap(), ["config"]);
+        assert_eq!(
+            complete(&d, "web sync ").unwrap(),
+            ["update", "full", "nodes", "drp", "status"]
+        );
         let opts = complete(&d, "web set --").unwrap();
         assert!(opts.contains(&"--kw".to_string()), "{opts:?}");
         assert_eq!(complete(&d, "print ").unwrap(), ["status"]);

@@ -9,6 +9,7 @@ mod complete;
 mod config_cmd;
 mod info;
 mod log;
+mod sync_cmd;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -173,6 +174,12 @@ struct ActionArgs {
     /// `set --param`: the value.
     #[arg(long)]
     value: Option<String>,
+    /// `create`: the service file to install.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// `sync update|full`: only this target class.
+    #[arg(long, value_name = "nodes|drpnodes")]
+    target: Option<String>,
 }
 
 impl ActionArgs {
@@ -576,11 +583,38 @@ impl App {
         // The commands on the file itself: they work on a file that does not load.
         match action {
             ServiceAction::ValidateConfig => return config_cmd::validate(&self.paths, Some(name)),
-            ServiceAction::EditConfig => return config_cmd::edit_config(&self.paths, name),
+            ServiceAction::EditConfig => {
+                let paths = self.paths.clone();
+                return config_cmd::edit_config(&paths, self.cluster()?, name);
+            }
             ServiceAction::Get => return config_cmd::get(&self.paths, name, &args.keywords()),
             ServiceAction::Set | ServiceAction::Unset => {
                 let unset = action == ServiceAction::Unset;
-                return config_cmd::set(&self.paths, name, &args.keywords(), unset);
+                let paths = self.paths.clone();
+                return config_cmd::set(&paths, self.cluster()?, name, &args.keywords(), unset);
+            }
+            ServiceAction::Create => {
+                let paths = self.paths.clone();
+                return config_cmd::create(&paths, self.cluster()?, name, args.config.as_deref());
+            }
+            ServiceAction::Delete => {
+                // This node's check: a file that does not load cannot say whether it runs.
+                let svc = load_service(&self.paths, name).map_err(|e| {
+                    usage(format!(
+                        "{e}\nsvc {name} delete: refused: the file does not load, so whether {name} runs here cannot be told (fix it, or stop what it started and remove the file by hand)"
+                    ))
+                });
+                let avail = match svc {
+                    Ok(svc) => Some(self.service_status(&svc).avail),
+                    Err(e) => {
+                        if berth_engine::load::service_file(&self.paths, name).is_ok() {
+                            return Err(e);
+                        }
+                        None
+                    }
+                };
+                let paths = self.paths.clone();
+                return config_cmd::delete(&paths, self.cluster()?, name, avail);
             }
             ServiceAction::Logs => return self.logs(name, args.follow),
             _ => {}
@@ -602,8 +636,10 @@ impl App {
                 )
                 .map_err(usage)?;
                 selector.check(&svc).map_err(usage)?;
+                let paths = self.paths.clone();
                 config_cmd::enable(
-                    &self.paths,
+                    &paths,
+                    self.cluster()?,
                     &svc,
                     &selector,
                     action == ServiceAction::Enable,
@@ -677,6 +713,39 @@ impl App {
                 };
                 let _span = tracing::info_span!("service", svc = %svc.name).entered();
                 c.switch(&svc.name, &to, timeout).map_err(Failure::Failed)
+            }
+            ServiceAction::Sync(verb) => {
+                let target = match args.target.as_deref() {
+                    None => None,
+                    Some(t) => {
+                        Some(berth_model::config::SyncTarget::parse(t).ok_or_else(|| {
+                            usage(format!("--target {t}: expected nodes or drpnodes"))
+                        })?)
+                    }
+                };
+                if verb.sends() {
+                    // Opened first: the request borrows the paths.
+                    self.cluster()?;
+                }
+                let req = sync_cmd::SyncRequest {
+                    paths: &self.paths,
+                    nodename: &self.nodename,
+                    verb,
+                    rid: args.rid.as_deref(),
+                    force: args.force,
+                    target,
+                    waitlock: waitlock(args.waitlock)?,
+                };
+                if verb == berth_model::action::SyncVerb::Status {
+                    let json = self.format == OutputFormat::Json;
+                    return match sync_cmd::status(&req, &svc, json) {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err(Failure::Code(1)),
+                        Err(e) => Err(usage(format!("{e:#}"))),
+                    };
+                }
+                let cluster = self.cluster.as_ref().and_then(Option::as_ref);
+                sync_cmd::send(&req, &svc, cluster).map_err(Failure::Failed)
             }
             _ => self.action(&svc, &head, rest, action, &args),
         }
@@ -907,6 +976,12 @@ fn color_enabled(choice: ColorChoice, tty: bool) -> bool {
 fn main() -> ExitCode {
     if let Some(words) = berth_manual::complete::requested_words() {
         return berth_manual::complete::answer(complete::candidates(&words));
+    }
+    // The receiving end of a sync (the sender's rsync runs it over ssh): before anything
+    // that could write to stdout, rsync's channel.
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "sync-receive") {
+        return sync_cmd::receive(&argv[2..]);
     }
     let extras = berth_manual::Extras {
         complete_words: true,

@@ -219,3 +219,53 @@ fn set_says_what_changed_and_minus_equal_on_an_absent_key_writes_nothing() {
         describe(&o)
     );
 }
+
+/// Without a cluster, `create --config FILE` checks the file and writes it (refused when the
+/// service has one, or when FILE does not load); `delete` removes the file of a service that is
+/// down and reports its var dir, left in place.
+#[test]
+fn create_and_delete_without_a_cluster() {
+    let t = TempBerth::new();
+    let src = t.path("web-src.toml");
+    std::fs::write(&src, GOOD).unwrap();
+    let bad = t.path("bad.toml");
+    std::fs::write(&bad, "[service]\nnodes = 3\n").unwrap();
+    let o = svc(&t, &["web", "create", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(
+        stderr(&o).contains("refused, nothing written"),
+        "{}",
+        describe(&o)
+    );
+    assert!(!t.config_dir().join("services/web.toml").exists());
+    let o = svc(&t, &["web", "create"]);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    let o = svc(&t, &["web", "create", "--config", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert_eq!(
+        std::fs::read_to_string(t.config_dir().join("services/web.toml")).unwrap(),
+        GOOD
+    );
+    let o = svc(&t, &["web", "create", "--config", src.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    assert!(
+        stderr(&o).contains("web exists already"),
+        "{}",
+        describe(&o)
+    );
+
+    // Down (its image does not exist): deleted; its var dir is reported, not removed.
+    std::fs::create_dir_all(t.var_dir().join("web")).unwrap();
+    std::fs::write(t.var_dir().join("web/keep"), "x").unwrap();
+    let o = svc(&t, &["web", "delete"]);
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(!t.config_dir().join("services/web.toml").exists());
+    assert!(
+        stdout(&o).contains("is left (the service's log"),
+        "{}",
+        describe(&o)
+    );
+    assert!(t.var_dir().join("web/keep").exists());
+    let o = svc(&t, &["web", "delete"]);
+    assert_ne!(o.status.code(), Some(0), "{}", describe(&o));
+}

@@ -7,6 +7,8 @@
 //! | `services/<svc>/owner` | [`OwnerRecord`](crate::OwnerRecord) | the owner node's |
 //! | `services/<svc>/frozen` | `1` (cluster-wide freeze) | none |
 //! | `services/<svc>/target` | `started` / `stopped` (what the orchestrator keeps) | none |
+//! | `services/<svc>/file` | the service file's bytes (the cluster's one copy) | none |
+//! | `services/<svc>/file_meta` | [`FileMeta`](crate::files::FileMeta) (format, checksum, size, writer; written with `file`) | none |
 //! | `services/<svc>/intent` | [`Intent`](crate::Intent) (a switch under way) | the requester's |
 //! | `logs/<intent>/<node>/<seq>` | [`LogLine`](crate::LogLine) | the requester's |
 
@@ -74,6 +76,16 @@ impl Keys {
         format!("{}services/{svc}/target", self.prefix)
     }
 
+    /// A service file's bytes (and, as a prefix, its metadata key too).
+    pub fn file(&self, svc: &str) -> String {
+        format!("{}services/{svc}/file", self.prefix)
+    }
+
+    /// A service file's metadata.
+    pub fn file_meta(&self, svc: &str) -> String {
+        format!("{}services/{svc}/file_meta", self.prefix)
+    }
+
     /// A service's pending intent (a switch).
     pub fn intent(&self, svc: &str) -> String {
         format!("{}services/{svc}/intent", self.prefix)
@@ -87,6 +99,21 @@ impl Keys {
     /// One log line of an intent.
     pub fn log(&self, id: &str, node: &str, seq: u64) -> String {
         format!("{}logs/{id}/{node}/{seq:08}", self.prefix)
+    }
+
+    /// The records of a service's sync resources: `sync/<svc>/`.
+    pub fn syncs(&self, svc: &str) -> String {
+        format!("{}sync/{svc}/", self.prefix)
+    }
+
+    /// The last sync attempt of one sync resource to one target (not leased).
+    pub fn sync(&self, svc: &str, rid: &str, target: &str) -> String {
+        format!("{}sync/{svc}/{rid}/{target}", self.prefix)
+    }
+
+    /// What a key under `sync/<svc>/` is: `(rid, target)`.
+    pub fn parse_sync_key<'k>(&self, svc: &str, key: &'k str) -> Option<(&'k str, &'k str)> {
+        key.strip_prefix(&self.syncs(svc))?.split_once('/')
     }
 
     /// What a key under `services/` is: `(svc, leaf)`, e.g. `("web", "owner")`.
@@ -120,5 +147,13 @@ mod tests {
         assert_eq!(k.member("n1"), "/berth/prod/members/n1");
         assert_eq!(k.parse_member_key("/berth/prod/members/n2"), Some("n2"));
         assert_eq!(k.parse_node_key("/berth/prod/members/n2"), None);
+        assert_eq!(
+            k.sync("web", "sync#1", "n3"),
+            "/berth/prod/sync/web/sync#1/n3"
+        );
+        assert_eq!(
+            k.parse_sync_key("web", "/berth/prod/sync/web/sync#1/n3"),
+            Some(("sync#1", "n3"))
+        );
     }
 }

@@ -8,6 +8,7 @@
 //!   renewal etcd acknowledged, on the monotonic clock.
 //! - [`members`]: the durable membership: a node is a member from its first join until
 //!   `svc node forget`; `nodes = "*"` resolves from it.
+//! - [`files`]: the one copy of each service file in etcd, and what a node does with its own.
 //! - [`view`]: a snapshot of the whole cluster, the placement rules, and the fleet grid of `svc mon`.
 //! - [`plan`]: the orchestrator's decisions, a pure function of the view, this node's lease,
 //!   its service files and the orchestrator's memory.
@@ -24,6 +25,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod batch;
+pub mod files;
 pub mod guard;
 pub mod keys;
 pub mod lease;

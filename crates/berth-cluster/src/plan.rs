@@ -486,6 +486,7 @@ mod tests {
                         name: n.to_string(),
                         version: "0".into(),
                         listen: String::new(),
+                        address: String::new(),
                         since_ms: 0,
                         updated_ms: 0,
                         services,

@@ -18,6 +18,10 @@ pub struct NodeRecord {
     pub version: String,
     /// Its svcd endpoint.
     pub listen: String,
+    /// The address other nodes reach it at (syncs' ssh): node.toml `address`, else the host
+    /// of `listen`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
     /// When its svcd took this lease (ms since the epoch).
     pub since_ms: u64,
     /// When it last published this record.

@@ -484,6 +484,50 @@ impl Store {
         Ok(())
     }
 
+    /// Record a sync attempt of `rid` to `target` (not leased: it outlives the sender's
+    /// lease, so every node's status shows it).
+    pub async fn put_sync_record(
+        &self,
+        svc: &str,
+        rid: &str,
+        target: &str,
+        record: &berth_model::sync::SyncRecord,
+    ) -> Result<(), ClusterError> {
+        let key = self.keys.sync(svc, rid, target);
+        self.call(format!("put {key}"), |mut c| {
+            let (k, v) = (key.clone(), encode(record));
+            async move { c.put(k, v, None).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The sync records of a service: `(rid, target, record)`.
+    pub async fn sync_records(
+        &self,
+        svc: &str,
+    ) -> Result<Vec<(String, String, berth_model::sync::SyncRecord)>, ClusterError> {
+        let prefix = self.keys.syncs(svc);
+        let resp = self
+            .call(format!("get {prefix}*"), |mut c| {
+                let k = prefix.clone();
+                async move { c.get(k, Some(GetOptions::new().with_prefix())).await }
+            })
+            .await?;
+        let mut out = Vec::new();
+        for kv in resp.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            if let Some((rid, target)) = self.keys.parse_sync_key(svc, &key) {
+                out.push((
+                    rid.to_string(),
+                    target.to_string(),
+                    decode(&key, kv.value())?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// Write a node's record under its lease.
     pub async fn put_node(&self, record: &NodeRecord, lease: i64) -> Result<(), ClusterError> {
         let key = self.keys.node(&record.name);

@@ -8,8 +8,9 @@ use tracing::warn;
 
 use berth_model::Status;
 use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
-use berth_model::status::{NodeCell, ServiceCluster};
+use berth_model::status::{ConfigSync, NodeCell, ServiceCluster};
 
+use crate::files::FileMeta;
 use crate::records::{Intent, NodeRecord, Ownership, Target, decode};
 use crate::{Keys, OwnerRecord};
 
@@ -39,6 +40,8 @@ pub struct ClusterView {
     pub targets: BTreeMap<String, Target>,
     /// Pending intents.
     pub intents: BTreeMap<String, Intent>,
+    /// The service files etcd holds (metadata only: the bytes are read when needed).
+    pub files: BTreeMap<String, FileMeta>,
 }
 
 impl ClusterView {
@@ -100,6 +103,13 @@ impl ClusterView {
                 }
                 Err(e) => warn!("{e}"),
             },
+            "file_meta" => match decode::<FileMeta>(key, kv.value()) {
+                Ok(mut m) => {
+                    m.revision = kv.mod_revision();
+                    self.files.insert(svc, m);
+                }
+                Err(e) => warn!("{e}"),
+            },
             _ => {}
         }
     }
@@ -131,6 +141,9 @@ impl ClusterView {
             "intent" => {
                 self.intents.remove(svc);
             }
+            "file_meta" => {
+                self.files.remove(svc);
+            }
             _ => {}
         }
     }
@@ -141,7 +154,42 @@ impl ClusterView {
         for n in self.nodes.values() {
             all.extend(n.record.services.keys().cloned());
         }
+        all.extend(self.files.keys().cloned());
         all
+    }
+
+    /// The config row (`sync#i0`) of `svc`: `None` when etcd holds no copy of its file; else
+    /// `up` when every live node of `may_run` (its `nodes` and `drpnodes`) publishes the
+    /// checksum of the etcd copy, `warn` and one line per node behind (or in conflict: its own
+    /// copy differs), naming both checksums.
+    pub fn config_sync(&self, svc: &str, may_run: &[String]) -> Option<(Status, Vec<String>)> {
+        let meta = self.files.get(svc)?;
+        let behind: Vec<String> = may_run
+            .iter()
+            .filter_map(|n| {
+                let live = self.nodes.get(n)?;
+                match live.record.services.get(svc) {
+                    None => Some(format!("{n}: no copy (cluster: {})", meta.checksum)),
+                    Some(s) if s.checksum != meta.checksum => Some(format!(
+                        "{n}: behind or in conflict: {} (cluster: {} rev {})",
+                        if s.checksum.is_empty() {
+                            "?"
+                        } else {
+                            &s.checksum
+                        },
+                        meta.checksum,
+                        meta.revision
+                    )),
+                    Some(_) => None,
+                }
+            })
+            .collect();
+        let status = if behind.is_empty() {
+            Status::Up
+        } else {
+            Status::Warn
+        };
+        Some((status, behind))
     }
 
     /// The members in the order they joined: what `nodes = "*"` and `{clusternodes}` mean.
@@ -160,15 +208,17 @@ impl ClusterView {
     }
 
     /// The nodes that could run `svc`, in placement order (`nodes order`: the order of the
-    /// service's `nodes`): alive, with a valid copy of the service file.
+    /// service's `nodes`): alive, with a valid copy of the service file that is the cluster's
+    /// (when etcd holds one: a node behind or in conflict is no candidate, `config behind`).
     pub fn candidates(&self, svc: &str, nodes: &[String]) -> Vec<String> {
+        let current = self.files.get(svc).map(|f| f.checksum.as_str());
         nodes
             .iter()
             .filter(|n| {
                 self.nodes
                     .get(n.as_str())
                     .and_then(|live| live.record.services.get(svc))
-                    .is_some_and(|s| s.valid)
+                    .is_some_and(|s| s.valid && current.is_none_or(|c| c == s.checksum))
             })
             .cloned()
             .collect()
@@ -176,7 +226,7 @@ impl ClusterView {
 
     /// For each node that does not run `svc` (every member, live node and node of its
     /// `nodes`, but its owner), the one reason, first that applies: `hb down`, `not in nodes`,
-    /// `frozen`, `no copy of the file`, `file invalid: <first error>`, `start failed N s ago`,
+    /// `frozen`, `no copy of the file`, `config behind` (its copy is not etcd's), `file invalid: <first error>`, `start failed N s ago`,
     /// `target met: runs on <owner>`, `stopped by an operator`, `no owner: not started`.
     pub fn why_not(&self, svc: &str, now_ms: u64) -> BTreeMap<String, String> {
         let placement = self.placement_nodes(svc);
@@ -195,6 +245,14 @@ impl ClusterView {
                     }
                     Some(_) if self.frozen.contains(svc) => "frozen".to_string(),
                     Some(None) => "no copy of the file".to_string(),
+                    Some(Some(s))
+                        if self
+                            .files
+                            .get(svc)
+                            .is_some_and(|f| f.checksum != s.checksum) =>
+                    {
+                        "config behind".to_string()
+                    }
                     Some(Some(s)) => match (&s.invalid, s.failed_ms, owner) {
                         (Some(e), _, _) => format!("file invalid: {e}"),
                         (None, Some(at), _) => {
@@ -254,6 +312,34 @@ impl ClusterView {
             .filter_map(|(_, n)| n.record.services.get(svc))
             .all(|s| s.checksum == mine);
         if same { Status::Up } else { Status::Warn }
+    }
+
+    /// The config row `sync#i0` of `svc` as node `me` shows it, with `conflict` (this copy's
+    /// and the cluster's checksums) when `me`'s svcd found its copy in conflict. `None` when
+    /// etcd holds no copy.
+    pub fn config_row(
+        &self,
+        svc: &str,
+        me: &str,
+        conflict: Option<(String, String)>,
+    ) -> Option<ConfigSync> {
+        let meta = self.files.get(svc)?;
+        let (mut status, mut behind) = self.config_sync(svc, &self.placement_nodes(svc))?;
+        if let Some((local, etcd)) = conflict {
+            status = Status::Warn;
+            let mine = format!("{me}: ");
+            behind.retain(|l| !l.starts_with(&mine));
+            behind.push(format!(
+                "{me}: conflict: this copy {local}, the cluster's {}: edited on an older copy, nothing written either way",
+                if etcd.is_empty() { "deleted" } else { &etcd }
+            ));
+        }
+        Some(ConfigSync {
+            status,
+            revision: meta.revision,
+            checksum: meta.checksum.clone(),
+            behind,
+        })
     }
 
     /// The checksum node `node` publishes for `svc`.
@@ -346,6 +432,7 @@ mod tests {
                 name: name.into(),
                 version: "0".into(),
                 listen: String::new(),
+                address: String::new(),
                 since_ms: 0,
                 updated_ms: 0,
                 services: svcs
@@ -462,5 +549,64 @@ mod tests {
         assert_eq!(v.sync("n1", "web", None), Status::NotApplicable);
         let c = v.service_cluster("web");
         assert_eq!((c.owner, c.frozen, c.nodes.len()), (None, false, 2));
+    }
+
+    #[test]
+    fn the_config_row_names_the_nodes_behind_and_why_not_says_config_behind() {
+        let mut v = ClusterView::default();
+        v.nodes.insert("n1".into(), node("n1", &[("web", true)]));
+        v.nodes.insert("n2".into(), node("n2", &[("web", true)]));
+        let all: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(v.config_sync("web", &all), None);
+        v.files.insert(
+            "web".into(),
+            FileMeta {
+                format: crate::files::FileFormat::Toml,
+                checksum: String::new(),
+                size: 0,
+                by: "n1".into(),
+                at_ms: 0,
+                revision: 9,
+            },
+        );
+        // Both live nodes have it (n3 is dead: not counted).
+        assert_eq!(v.config_sync("web", &all), Some((Status::Up, Vec::new())));
+        assert!(v.services().contains("web"));
+        v.files.get_mut("web").unwrap().checksum = "abc".into();
+        let (st, behind) = v.config_sync("web", &all).unwrap();
+        assert_eq!(st, Status::Warn);
+        assert_eq!(behind.len(), 2);
+        assert!(behind[0].starts_with("n1: behind"), "{behind:?}");
+        assert!(behind[1].contains("cluster: abc rev 9"), "{behind:?}");
+        assert_eq!(v.why_not("web", 0)["n2"], "config behind");
+        // A node behind is no candidate.
+        assert!(v.candidates("web", &all).is_empty());
+        v.nodes
+            .get_mut("n2")
+            .unwrap()
+            .record
+            .services
+            .get_mut("web")
+            .unwrap()
+            .checksum = "abc".into();
+        assert_eq!(v.why_not("web", 0)["n2"], "no owner: not started");
+        assert_eq!(v.candidates("web", &all), ["n2"]);
+        let row = v
+            .config_row("web", "n2", Some(("x".into(), "abc".into())))
+            .unwrap();
+        assert_eq!(row.status, Status::Warn);
+        assert!(
+            row.behind
+                .iter()
+                .any(|l| l.starts_with("n2: conflict: this copy x, the cluster's abc")),
+            "{row:?}"
+        );
+        assert!(
+            row.behind.iter().any(|l| l.starts_with("n1: behind")),
+            "{row:?}"
+        );
+        // A file only in etcd shows in the fleet.
+        v.files.insert("db".into(), v.files["web"].clone());
+        assert!(v.fleet().services.contains_key("db"));
     }
 }

@@ -31,6 +31,7 @@ fn record(node: &str) -> NodeRecord {
         name: node.to_string(),
         version: "test".to_string(),
         listen: "10.0.0.1:1215".to_string(),
+        address: String::new(),
         since_ms: 1,
         updated_ms: 1,
         services: Default::default(),

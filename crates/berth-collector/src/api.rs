@@ -18,7 +18,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::store::{GroupBy, now_ms};
+use crate::bill::GroupBy;
+use crate::store::now_ms;
 use crate::{Body, Shared};
 
 /// The web page: plain HTML, CSS and JS in one file, no build step, nothing fetched from outside.
@@ -192,7 +193,7 @@ struct ChargebackAnswer<'a> {
     currency: Option<&'a str>,
     rows: Vec<crate::store::ChargebackRow>,
     total: crate::store::ChargebackRow,
-    gaps: Vec<crate::store::Gap>,
+    gaps: Vec<crate::bill::Gap>,
 }
 
 /// The login page: one field, the read token; a good one is kept in a cookie.
@@ -521,7 +522,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
                 .filter(|g| {
                     only_node
                         .as_ref()
-                        .is_none_or(|n| *n == g.node || g.node == crate::store::ALL_NODES)
+                        .is_none_or(|n| *n == g.node || g.node == crate::bill::ALL_NODES)
                 })
                 .collect();
             let rates = shared.config.rates.as_ref();

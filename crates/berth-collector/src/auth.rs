@@ -1,14 +1,10 @@
 //! The collector's own API and page: the read token (`read_token_file`), the login cookie of the
-//! page, the listen address it allows, TLS (rustls, as svcd), and the modes of its files.
+//! page, the listen address it allows, and the modes of its files. Its TLS is svcd's
+//! (`berth_tls::server_config`).
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use berth_model::config::TlsFiles;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The cookie the page's login sets.
 pub const COOKIE: &str = "berth_collector_token";
@@ -64,15 +60,8 @@ pub enum AuthError {
         source: std::io::Error,
     },
     /// The TLS certificate or key.
-    #[error("TLS {what} {path}: {why}")]
-    Tls {
-        /// `certificate` or `key`.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
+    #[error(transparent)]
+    Tls(#[from] berth_tls::TlsError),
 }
 
 /// A read token, compared in constant time.
@@ -190,35 +179,6 @@ pub fn restrict_database(path: &Path) -> Result<Option<u32>, AuthError> {
         }
     }
     Ok(was)
-}
-
-/// A rustls server config for `[tls]`.
-pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, AuthError> {
-    let cert_err = |why: String| AuthError::Tls {
-        what: "certificate",
-        path: files.cert.clone(),
-        why,
-    };
-    let certs = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| cert_err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(cert_err("no certificate in it".into()));
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| AuthError::Tls {
-        what: "key",
-        path: files.key.clone(),
-        why: e.to_string(),
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| cert_err(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| cert_err(format!("does not go with key {}: {e}", files.key.display())))?;
-    Ok(Arc::new(config))
 }
 
 /// The token a request presents: `Authorization: Bearer T`, else the login cookie.

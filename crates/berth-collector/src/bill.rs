@@ -14,10 +14,71 @@ use berth_model::config::Rates;
 use berth_model::status::Chargeback;
 use serde::Serialize;
 
-use crate::store::{ALL_NODES, Gap, GroupBy};
-
 const HOUR_MS: f64 = 3_600_000.0;
 const GIB: f64 = 1_073_741_824.0;
+
+/// The node name of a gap that holds for every node (the collector was down).
+pub const ALL_NODES: &str = "*";
+
+/// Time without a good poll: not billed, listed with the bill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The node, or `null` when the collector itself was down (every node).
+    #[serde(serialize_with = "all_nodes_as_null")]
+    pub node: String,
+    /// Its start (ms since the epoch): the node's last good answer, or the collector's last
+    /// sign of life.
+    #[serde(rename = "from")]
+    pub from_ms: i64,
+    /// Its end, `null` while it lasts.
+    #[serde(rename = "to")]
+    pub to_ms: Option<i64>,
+    /// Why: `node stale: <reason>`, `collector down`.
+    pub why: String,
+}
+
+fn all_nodes_as_null<S: serde::Serializer>(node: &str, s: S) -> Result<S::Ok, S::Error> {
+    if node == ALL_NODES {
+        s.serialize_none()
+    } else {
+        s.serialize_str(node)
+    }
+}
+
+/// How `/api/chargeback` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By `app`.
+    App,
+    /// By service name.
+    Service,
+    /// By `env`.
+    Env,
+    /// By node.
+    Node,
+}
+
+impl GroupBy {
+    /// From the `by=` word.
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        match s {
+            "app" => Some(GroupBy::App),
+            "service" => Some(GroupBy::Service),
+            "env" => Some(GroupBy::Env),
+            "node" => Some(GroupBy::Node),
+            _ => None,
+        }
+    }
+    /// The `by=` word.
+    pub fn word(self) -> &'static str {
+        match self {
+            GroupBy::App => "app",
+            GroupBy::Service => "service",
+            GroupBy::Env => "env",
+            GroupBy::Node => "node",
+        }
+    }
+}
 
 /// One chargeback row as read, its end already known: the row's last confirmation (closed), now
 /// (still open), never past the next row of the same node and service.

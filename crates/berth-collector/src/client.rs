@@ -283,40 +283,26 @@ pub async fn post_json(
     let ca = ca.unwrap_or(Path::new(SYSTEM_CA));
     let target = Target::new("webhook", base, Some(ca), None).map_err(|e| e.to_string())?;
     let body = Bytes::copy_from_slice(body);
-    let go = async {
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| format!("connect to {}:{}: {e}", target.host, target.port))?;
-        let _ = tcp.set_nodelay(true);
-        match &target.tls {
-            Some((connector, name)) => {
-                let tls = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|e| format!("TLS: {e}"))?;
-                post_exchange(TokioIo::new(tls), &target, path, body).await
-            }
-            None => post_exchange(TokioIo::new(tcp), &target, path, body).await,
-        }
-    };
+    let go = async { post_exchange(target.connect().await?, &target, path, body).await };
     match tokio::time::timeout(timeout, go).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
     }
 }
 
-async fn post_exchange<IO>(io: IO, target: &Target, path: &str, body: Bytes) -> Result<(), String>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
+async fn post_exchange(
+    io: TokioIo<Box<dyn Stream>>,
+    target: &Target,
+    path: &str,
+    body: Bytes,
+) -> Result<(), String> {
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake::<_, http_body_util::Full<Bytes>>(io)
             .await
             .map_err(|e| format!("HTTP handshake: {e}"))?;
     let conn = tokio::spawn(conn);
-    let host = format!("{}:{}", target.host, target.port);
     let req = Request::post(path)
-        .header(header::HOST, host)
+        .header(header::HOST, target.host_header())
         .header(header::CONTENT_TYPE, "application/json")
         .body(http_body_util::Full::new(body))
         .map_err(|e| format!("request: {e}"))?;
@@ -350,42 +336,56 @@ pub async fn get(
     etag: Option<&str>,
     max_body: usize,
 ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
-    let tcp = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| format!("connect to {}:{}: {e}", target.host, target.port))?;
-    let _ = tcp.set_nodelay(true);
-    match &target.tls {
-        Some((connector, name)) => {
-            let tls = connector
-                .connect(name.clone(), tcp)
-                .await
-                .map_err(|e| format!("TLS: {e}"))?;
-            exchange(TokioIo::new(tls), target, path, etag, max_body).await
+    exchange(target.connect().await?, target, path, etag, max_body).await
+}
+
+/// A connection to a target, plain TCP or TLS over it: one type, so that each exchange is
+/// written once for both.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+impl Target {
+    /// The `Host` header: `host:port`, an IPv6 literal in brackets (`[fd00::1]:7777`).
+    fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
         }
-        None => exchange(TokioIo::new(tcp), target, path, etag, max_body).await,
+    }
+
+    /// Connect to the target (TCP, no delay), then TLS when its URL is https.
+    async fn connect(&self) -> Result<TokioIo<Box<dyn Stream>>, String> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("connect to {}:{}: {e}", self.host, self.port))?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &self.tls {
+            Some((connector, name)) => Box::new(
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?,
+            ),
+            None => Box::new(tcp),
+        };
+        Ok(TokioIo::new(stream))
     }
 }
 
-async fn exchange<IO>(
-    io: IO,
+async fn exchange(
+    io: TokioIo<Box<dyn Stream>>,
     target: &Target,
     path: &str,
     etag: Option<&str>,
     max_body: usize,
-) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
+) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
         .await
         .map_err(|e| format!("HTTP handshake: {e}"))?;
     let conn = tokio::spawn(conn);
-    let host = if target.host.contains(':') {
-        format!("[{}]:{}", target.host, target.port)
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
-    let mut req = Request::get(path).header(header::HOST, host);
+    let mut req = Request::get(path).header(header::HOST, target.host_header());
     if let Some(tag) = etag {
         req = req.header(header::IF_NONE_MATCH, tag);
     }
@@ -433,6 +433,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_header_brackets_an_ipv6_literal() {
+        let v6 = Target::new("n1", "http://[fd00::1]:7777", None, None).unwrap();
+        assert_eq!(v6.host_header(), "[fd00::1]:7777");
+        let v4 = Target::new("n2", "http://10.0.0.2:7777", None, None).unwrap();
+        assert_eq!(v4.host_header(), "10.0.0.2:7777");
+    }
 
     #[test]
     fn gzip_bodies_inflate_within_the_limit() {

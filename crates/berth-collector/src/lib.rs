@@ -322,7 +322,12 @@ pub async fn start(config: CollectorConfig) -> Result<Running, StartError> {
         .map(auth::read_token)
         .transpose()?;
     auth::check_listen(config.listen, token.as_ref())?;
-    let tls = config.tls.as_ref().map(auth::tls_config).transpose()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(berth_tls::server_config)
+        .transpose()
+        .map_err(auth::AuthError::from)?;
     if let Some(mode) = auth::restrict_database(&config.database)? {
         warn!(
             "database {} was mode {mode:04o}: now 0600 (it holds every node's status and the fleet's history)",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use berth_model::status::{Chargeback, NodeStatus, ServiceStatus};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::bill::BillRow;
+use crate::bill::{ALL_NODES, BillRow, Gap};
 use serde::Serialize;
 
 /// A database error, naming the file.
@@ -132,9 +132,6 @@ CREATE INDEX deliveries_state ON deliveries (state);
 "#,
 ];
 
-/// The node name of a gap that holds for every node (the collector was down).
-pub const ALL_NODES: &str = "*";
-
 /// A node row as stored: what the collector starts from after a restart.
 #[derive(Debug, Clone, Default)]
 pub struct NodeRow {
@@ -198,31 +195,6 @@ pub struct Sample {
     pub up: bool,
     /// The figures.
     pub figures: Chargeback,
-}
-
-/// Time without a good poll: not billed, listed with the bill.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Gap {
-    /// The node, or `null` when the collector itself was down (every node).
-    #[serde(serialize_with = "all_nodes_as_null")]
-    pub node: String,
-    /// Its start (ms since the epoch): the node's last good answer, or the collector's last
-    /// sign of life.
-    #[serde(rename = "from")]
-    pub from_ms: i64,
-    /// Its end, `null` while it lasts.
-    #[serde(rename = "to")]
-    pub to_ms: Option<i64>,
-    /// Why: `node stale: <reason>`, `collector down`.
-    pub why: String,
-}
-
-fn all_nodes_as_null<S: serde::Serializer>(node: &str, s: S) -> Result<S::Ok, S::Error> {
-    if node == ALL_NODES {
-        s.serialize_none()
-    } else {
-        s.serialize_str(node)
-    }
 }
 
 /// How a node's current services changed, for the `services` and `resources` tables: only what
@@ -351,41 +323,6 @@ impl Batch {
             && self.alert_delete.is_empty()
             && self.deliveries.is_empty()
             && self.delivery_updates.is_empty()
-    }
-}
-
-/// How `/api/chargeback` groups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    /// By `app`.
-    App,
-    /// By service name.
-    Service,
-    /// By `env`.
-    Env,
-    /// By node.
-    Node,
-}
-
-impl GroupBy {
-    /// From the `by=` word.
-    pub fn parse(s: &str) -> Option<GroupBy> {
-        match s {
-            "app" => Some(GroupBy::App),
-            "service" => Some(GroupBy::Service),
-            "env" => Some(GroupBy::Env),
-            "node" => Some(GroupBy::Node),
-            _ => None,
-        }
-    }
-    /// The `by=` word.
-    pub fn word(self) -> &'static str {
-        match self {
-            GroupBy::App => "app",
-            GroupBy::Service => "service",
-            GroupBy::Env => "env",
-            GroupBy::Node => "node",
-        }
     }
 }
 
@@ -1026,6 +963,7 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bill::GroupBy;
 
     fn sample(service: &str, app: &str, at_ms: i64, until_ms: i64, running: u64) -> Sample {
         Sample {

@@ -15,12 +15,13 @@ pub mod fs;
 pub mod ip;
 mod kind;
 pub mod reads;
+pub mod sync;
 pub mod vg;
 
 pub use reads::StatusReads;
 
 use berth_engine::Driver;
-use berth_model::config::{ContainerSpec, FsSpec, IpSpec, Resource, Spec, VgSpec};
+use berth_model::config::{ContainerSpec, FsSpec, IpSpec, Resource, Spec, SyncSpec, VgSpec};
 use berth_model::{ResourceState, Rid};
 
 pub use berth_engine::{Ctx, DriverError, Outcome};
@@ -42,6 +43,7 @@ macro_rules! dispatch {
             Spec::Vg(spec) => Vg.$method($ctx, $res.rid, spec),
             Spec::Fs(spec) => Fs.$method($ctx, $res.rid, spec),
             Spec::Container(spec) => Docker.$method($ctx, $res.rid, spec),
+            Spec::Sync(spec) => Rsync.$method($ctx, $res.rid, spec),
         }
     };
 }
@@ -136,5 +138,23 @@ impl KindDriver for Docker {
     }
     fn stop(&self, ctx: &Ctx<'_>, rid: Rid, spec: &ContainerSpec) -> Result<Outcome, DriverError> {
         docker::stop(ctx, rid, spec)
+    }
+}
+
+/// `[sync#N]` of type rsync ([`sync`]): its status row; never started nor stopped with the
+/// service (the sync actions run it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rsync;
+
+impl KindDriver for Rsync {
+    type Spec = SyncSpec;
+    fn status(&self, ctx: &Ctx<'_>, rid: Rid, spec: &SyncSpec) -> ResourceState {
+        sync::status(ctx, rid, spec)
+    }
+    fn start(&self, _ctx: &Ctx<'_>, _rid: Rid, _spec: &SyncSpec) -> Result<Outcome, DriverError> {
+        sync::start()
+    }
+    fn stop(&self, _ctx: &Ctx<'_>, _rid: Rid, _spec: &SyncSpec) -> Result<Outcome, DriverError> {
+        sync::stop()
     }
 }

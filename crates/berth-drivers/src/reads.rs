@@ -13,6 +13,7 @@
 //! may carry a bound ([`StatusReads::within`]): past it, statuses read afresh (svcd's checks of
 //! one tick share one, and a check queued behind a long action does not get a stale table).
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -20,9 +21,13 @@ use std::time::{Duration, Instant, SystemTime};
 use berth_model::ServiceConfig;
 use berth_model::config::Spec;
 
-use crate::fs::mountinfo::MountEntry;
-use crate::ip::NetSnapshot;
-use crate::vg::LvmSnapshot;
+/// A read kept for the walk: the type its module reads into (a mount table, an LVM report, a
+/// netlink dump), and for a read of the calling thread's network namespace, that namespace
+/// (device and inode of `/proc/thread-self/ns/net`).
+type SlotKey = (TypeId, Option<(u64, u64)>);
+
+/// One kept read, filled once: its own lock, so a read waits only for the same read.
+type Slot = Arc<Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
 
 /// One walk's shared reads (see the module doc). `Send + Sync`: svcd's checks of one tick run
 /// on several threads and share one.
@@ -30,10 +35,9 @@ use crate::vg::LvmSnapshot;
 pub struct StatusReads {
     created: Option<SystemTime>,
     until: Option<Instant>,
-    mounts: Mutex<Option<Arc<Vec<MountEntry>>>>,
-    /// By network namespace (device and inode of `/proc/thread-self/ns/net`).
-    net: Mutex<HashMap<(u64, u64), Arc<NetSnapshot>>>,
-    lvm: Mutex<Option<Arc<LvmSnapshot>>>,
+    /// The reads kept, by kind (the modules reading them own their types: this module knows
+    /// none of them).
+    slots: Mutex<HashMap<SlotKey, Slot>>,
     /// The VGs the walk's services name (`None`: not told, every VG of the host).
     vgnames: Option<Vec<String>>,
     /// How many host reads were made to fill this (what the tests count).
@@ -95,19 +99,44 @@ impl StatusReads {
         self.until.is_none_or(|t| Instant::now() < t)
     }
 
-    /// The value in `slot`, else `read()` kept there; `None` (read by yourself) past the bound
-    /// or when `read` fails.
-    fn get_or_read<T>(
+    /// The read of type `T` kept for the walk, else `read()` kept; `None` (read by yourself)
+    /// past the bound or when `read` fails.
+    pub(crate) fn shared<T: Any + Send + Sync>(
         &self,
-        slot: &Mutex<Option<Arc<T>>>,
         read: impl FnOnce() -> Option<T>,
     ) -> Option<Arc<T>> {
         if !self.usable() {
             return None;
         }
-        let mut slot = lock(slot);
+        self.get_or_read((TypeId::of::<T>(), None), read)
+    }
+
+    /// The same, one for each network namespace (the calling thread's).
+    pub(crate) fn shared_per_netns<T: Any + Send + Sync>(
+        &self,
+        read: impl FnOnce() -> Option<T>,
+    ) -> Option<Arc<T>> {
+        if !self.usable() {
+            return None;
+        }
+        let ns = netns_id()?;
+        self.get_or_read((TypeId::of::<T>(), Some(ns)), read)
+    }
+
+    /// The VGs the walk's services name (`None`: not told, every VG of the host).
+    pub(crate) fn vgnames(&self) -> Option<&[String]> {
+        self.vgnames.as_deref()
+    }
+
+    fn get_or_read<T: Any + Send + Sync>(
+        &self,
+        key: SlotKey,
+        read: impl FnOnce() -> Option<T>,
+    ) -> Option<Arc<T>> {
+        let slot = lock(&self.slots).entry(key).or_default().clone();
+        let mut slot = lock(&slot);
         if let Some(v) = slot.as_ref() {
-            return Some(v.clone());
+            return v.clone().downcast::<T>().ok();
         }
         self.count();
         let v = Arc::new(read()?);
@@ -118,38 +147,6 @@ impl StatusReads {
     fn count(&self) {
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub(crate) fn mounts(
-        &self,
-        read: impl FnOnce() -> Option<Vec<MountEntry>>,
-    ) -> Option<Arc<Vec<MountEntry>>> {
-        self.get_or_read(&self.mounts, read)
-    }
-
-    pub(crate) fn lvm(
-        &self,
-        read: impl FnOnce(Option<&[String]>) -> Option<LvmSnapshot>,
-    ) -> Option<Arc<LvmSnapshot>> {
-        self.get_or_read(&self.lvm, || read(self.vgnames.as_deref()))
-    }
-
-    pub(crate) fn net(
-        &self,
-        read: impl FnOnce() -> Option<NetSnapshot>,
-    ) -> Option<Arc<NetSnapshot>> {
-        if !self.usable() {
-            return None;
-        }
-        let ns = netns_id()?;
-        let mut net = lock(&self.net);
-        if let Some(v) = net.get(&ns) {
-            return Some(v.clone());
-        }
-        self.count();
-        let v = Arc::new(read()?);
-        net.insert(ns, v.clone());
-        Some(v)
     }
 }
 

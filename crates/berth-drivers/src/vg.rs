@@ -633,7 +633,7 @@ pub fn status(ctx: &Ctx<'_>, spec: &VgSpec) -> ResourceState {
     let mut log = Vec::new();
     let name = &spec.vgname;
     let shared = crate::reads::current()
-        .and_then(|r| r.lvm(|names| LvmSnapshot::read(&Lvm::for_ctx(ctx), names)))
+        .and_then(|r| r.shared(|| LvmSnapshot::read(&Lvm::for_ctx(ctx), r.vgnames())))
         .and_then(|snap| snap.find(name));
     let read = match shared {
         Some(found) => Ok(Some(found)),

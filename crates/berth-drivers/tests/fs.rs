@@ -723,3 +723,50 @@ fn a_bind_mounted_directory_is_its_own() {
     assert_eq!(fs::stop(&spec).unwrap(), Outcome::Changed);
     assert_clean(&c);
 }
+
+/// Open `dev` exclusively, as e2fsck and a mount claim it (a mount namespace being torn down
+/// holds such a claim a moment after its last process died).
+fn claim_exclusively(dev: &str) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_EXCL.bits())
+        .open(dev)
+        .unwrap()
+}
+
+/// The device is still claimed when the start comes (the kernel releasing a dead namespace's
+/// mount): the start waits for the claim to go instead of failing in e2fsck's "in use".
+#[test]
+fn a_claim_released_shortly_after_the_start_is_waited_for() {
+    let c = case("mnt");
+    let s = &c.spec;
+    let out = run("losetup", &["--find", "--show", s.dev.to_str().unwrap()]);
+    let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let claim = claim_exclusively(&dev);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        drop(claim);
+    });
+    assert_eq!(fs::start(s).unwrap(), Outcome::Changed);
+    release.join().unwrap();
+    assert_eq!(fs::stop(s).unwrap(), Outcome::Changed);
+    assert_clean(&c);
+}
+
+/// A claim that outlives the bound fails the start naming the device, and leaves nothing.
+#[test]
+fn a_claim_that_stays_fails_the_start_naming_the_device() {
+    let c = case("mnt");
+    let s = &c.spec;
+    let out = run("losetup", &["--find", "--show", s.dev.to_str().unwrap()]);
+    let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let claim = claim_exclusively(&dev);
+    let e = fs::start(s).unwrap_err();
+    assert!(matches!(e, DriverError::Refused(_)), "{e:?}");
+    assert!(e.to_string().contains(&format!("{dev} is in use")), "{e}");
+    assert!(!fs::is_mounted(&s.mnt).unwrap());
+    drop(claim);
+    run("losetup", &["-d", &dev]);
+    assert_clean(&c);
+}

@@ -44,7 +44,8 @@ pub struct Notes<'a> {
 /// Why an action did not run or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The cluster refuses starts on this node now (its lease is lost): nothing was touched.
+    /// The cluster refuses starts on this node now (its lease is lost, or the node is not in
+    /// the service's `nodes` nor `drpnodes`): nothing was touched.
     #[error("{0}")]
     NoGuard(String),
     /// The engine's action failed.
@@ -153,6 +154,21 @@ pub fn run_action<D: Driver>(
         None => opts,
     };
     let dry = opts.dry_run;
+    // In a cluster a start outside the service's nodes and drpnodes is refused (the file is
+    // every node's, the node list the service's); on a single node the engine only warns (a
+    // seed's file often names another host).
+    if action.is_start()
+        && cluster.is_some()
+        && let Some(why) = outside_nodes(svc, nodename)
+    {
+        if !dry {
+            (notes.note)(
+                Level::WARN,
+                &format!("{}{}: refused: {why}", notes.command, notes.why),
+            );
+        }
+        return Err(RunError::NoGuard(format!("refused: {why}")));
+    }
     let guard = match cluster.map(|c| c.guard(&action.words())) {
         Some(Err(e)) if action.is_start() => {
             if !dry {
@@ -195,6 +211,25 @@ pub fn run_action<D: Driver>(
         c.after_action(&svc.name, kind, whole, result.is_ok());
     }
     Ok(Some(result?))
+}
+
+/// Why `node` is not one the service may start on: `None` when it is in its `nodes` or
+/// `drpnodes`, or when the file names no nodes (a single-node file).
+pub fn outside_nodes(svc: &ServiceConfig, node: &str) -> Option<String> {
+    let s = &svc.settings;
+    if s.nodes.is_empty() || s.nodes.iter().chain(&s.drpnodes).any(|n| n == node) {
+        return None;
+    }
+    let drp = if s.drpnodes.is_empty() {
+        String::new()
+    } else {
+        format!(" nor its drpnodes ({})", s.drpnodes.join(", "))
+    };
+    Some(format!(
+        "{} does not start on {node}: {node} is not in its nodes ({}){drp}",
+        svc.name,
+        s.nodes.join(", ")
+    ))
 }
 
 /// Set this node's frozen flag, then the cluster-wide key.

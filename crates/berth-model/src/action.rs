@@ -44,11 +44,15 @@ pub enum ActionOpt {
     Value,
     /// `--format text|json` (as the global option).
     Format,
+    /// `--config FILE` (create).
+    Config,
+    /// `--target nodes|drpnodes` (sync).
+    Target,
 }
 
 impl ActionOpt {
     /// Every option, in the order help lists them.
-    pub const ALL: [ActionOpt; 18] = [
+    pub const ALL: [ActionOpt; 20] = [
         ActionOpt::Rid,
         ActionOpt::Tags,
         ActionOpt::Subsets,
@@ -67,6 +71,8 @@ impl ActionOpt {
         ActionOpt::Param,
         ActionOpt::Value,
         ActionOpt::Format,
+        ActionOpt::Config,
+        ActionOpt::Target,
     ];
 
     /// Its long name, without the dashes (`dry-run`).
@@ -90,6 +96,8 @@ impl ActionOpt {
             ActionOpt::Param => "param",
             ActionOpt::Value => "value",
             ActionOpt::Format => "format",
+            ActionOpt::Config => "config",
+            ActionOpt::Target => "target",
         }
     }
 
@@ -112,6 +120,8 @@ impl ActionOpt {
                 | ActionOpt::Param
                 | ActionOpt::Value
                 | ActionOpt::Format
+                | ActionOpt::Config
+                | ActionOpt::Target
         )
     }
 }
@@ -169,6 +179,69 @@ impl PrintTarget {
     }
 }
 
+/// What `svc SERVICE sync` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SyncVerb {
+    /// `sync update` (OpenSVC `syncupdate`): every target of the selected sync resources.
+    Update,
+    /// `sync full` (`syncfullsync`): the same, every file compared by checksum.
+    Full,
+    /// `sync nodes` (`syncnodes`): only the `nodes` targets.
+    Nodes,
+    /// `sync drp` (`syncdrp`): only the `drpnodes` targets.
+    Drp,
+    /// `sync status`: exit 0 when every sync row is up.
+    Status,
+}
+
+impl SyncVerb {
+    /// Every verb, in help order.
+    pub const ALL: [SyncVerb; 5] = [
+        SyncVerb::Update,
+        SyncVerb::Full,
+        SyncVerb::Nodes,
+        SyncVerb::Drp,
+        SyncVerb::Status,
+    ];
+
+    /// Its second word (`sync update`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncVerb::Update => "update",
+            SyncVerb::Full => "full",
+            SyncVerb::Nodes => "nodes",
+            SyncVerb::Drp => "drp",
+            SyncVerb::Status => "status",
+        }
+    }
+
+    /// OpenSVC's one-word spelling (`syncupdate`), when it has one.
+    pub fn opensvc(self) -> Option<&'static str> {
+        match self {
+            SyncVerb::Update => Some("syncupdate"),
+            SyncVerb::Full => Some("syncfullsync"),
+            SyncVerb::Nodes => Some("syncnodes"),
+            SyncVerb::Drp => Some("syncdrp"),
+            SyncVerb::Status => None,
+        }
+    }
+
+    fn parse(word: &str) -> Option<SyncVerb> {
+        SyncVerb::ALL.into_iter().find(|v| v.as_str() == word)
+    }
+
+    fn parse_opensvc(word: &str) -> Option<SyncVerb> {
+        SyncVerb::ALL
+            .into_iter()
+            .find(|v| v.opensvc() == Some(word))
+    }
+
+    /// Whether it transfers (every verb but `status`).
+    pub fn sends(self) -> bool {
+        self != SyncVerb::Status
+    }
+}
+
 /// An action on one service: `svc SERVICE ACTION [OPTIONS]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ServiceAction {
@@ -212,10 +285,16 @@ pub enum ServiceAction {
     ValidateConfig,
     /// `edit config`.
     EditConfig,
+    /// `create --config FILE`: a new service file (in a cluster: through etcd).
+    Create,
+    /// Remove the service file (refused while the service runs anywhere).
+    Delete,
     /// The service's action log.
     Logs,
     /// The docker CLI against the private dockerd (every word after it is docker's).
     Docker,
+    /// `sync update|full|nodes|drp|status`: the sync resources.
+    Sync(SyncVerb),
 }
 
 /// A word that is no action of the table.
@@ -246,7 +325,7 @@ impl ServiceAction {
             ServiceAction::Stop,
             ServiceAction::Restart,
         ]);
-        for k in Kind::ALL {
+        for k in Kind::ALL.into_iter().filter(|k| k.runs_with_service()) {
             all.push(ServiceAction::StartKind(k));
             all.push(ServiceAction::StopKind(k));
         }
@@ -264,8 +343,11 @@ impl ServiceAction {
             ServiceAction::Unset,
             ServiceAction::ValidateConfig,
             ServiceAction::EditConfig,
+            ServiceAction::Create,
+            ServiceAction::Delete,
             ServiceAction::Logs,
         ]);
+        all.extend(SyncVerb::ALL.map(ServiceAction::Sync));
         all
     }
 
@@ -277,6 +359,7 @@ impl ServiceAction {
             ServiceAction::StopKind(k) => format!("stop{k}"),
             ServiceAction::ValidateConfig => "validate config".to_string(),
             ServiceAction::EditConfig => "edit config".to_string(),
+            ServiceAction::Sync(v) => format!("sync {}", v.as_str()),
             other => other.first_word(),
         }
     }
@@ -311,8 +394,11 @@ impl ServiceAction {
             ServiceAction::Unset => "unset",
             ServiceAction::ValidateConfig => "validate",
             ServiceAction::EditConfig => "edit",
+            ServiceAction::Create => "create",
+            ServiceAction::Delete => "delete",
             ServiceAction::Logs => "logs",
             ServiceAction::Docker => "docker",
+            ServiceAction::Sync(_) => "sync",
         }
     }
 
@@ -339,7 +425,10 @@ impl ServiceAction {
     fn two_words(self) -> bool {
         matches!(
             self,
-            ServiceAction::Print(_) | ServiceAction::ValidateConfig | ServiceAction::EditConfig
+            ServiceAction::Print(_)
+                | ServiceAction::ValidateConfig
+                | ServiceAction::EditConfig
+                | ServiceAction::Sync(_)
         )
     }
 
@@ -365,6 +454,16 @@ impl ServiceAction {
             ("edit", _) => Err(ActionParseError::Incomplete("edit", "edit config")),
             ("json", Some("status")) => Ok((ServiceAction::JsonStatus, 2)),
             ("json", _) => Err(ActionParseError::Incomplete("json", "json status")),
+            ("sync", w) => w
+                .and_then(SyncVerb::parse)
+                .map(|v| (ServiceAction::Sync(v), 2))
+                .ok_or(ActionParseError::Incomplete(
+                    "sync",
+                    "sync update|full|nodes|drp|status",
+                )),
+            (name, _) if let Some(v) = SyncVerb::parse_opensvc(name) => {
+                Ok((ServiceAction::Sync(v), 1))
+            }
             (name, _) => ServiceAction::from_name(name)
                 .map(|a| (a, 1))
                 .ok_or_else(|| ActionParseError::Unknown(name.to_string())),
@@ -392,10 +491,17 @@ impl ServiceAction {
             ServiceAction::Get | ServiceAction::Set | ServiceAction::Unset => {
                 &[O::Kw, O::Param, O::Value]
             }
-            ServiceAction::ValidateConfig | ServiceAction::EditConfig | ServiceAction::Docker => {
-                &[]
-            }
+            ServiceAction::ValidateConfig
+            | ServiceAction::EditConfig
+            | ServiceAction::Docker
+            | ServiceAction::Delete => &[],
+            ServiceAction::Create => &[O::Config],
             ServiceAction::Logs => &[O::Follow],
+            ServiceAction::Sync(SyncVerb::Status) => &[O::Rid, O::Format],
+            ServiceAction::Sync(SyncVerb::Update | SyncVerb::Full) => {
+                &[O::Rid, O::Force, O::Target, O::Waitlock, O::Format]
+            }
+            ServiceAction::Sync(_) => &[O::Rid, O::Force, O::Waitlock, O::Format],
         }
     }
 
@@ -492,9 +598,23 @@ impl ServiceAction {
             }
             ServiceAction::ValidateConfig => "check the service file; exit 2 when it does not load",
             ServiceAction::EditConfig => "$EDITOR on a copy; saved only when it loads",
+            ServiceAction::Create => {
+                "a new service file from FILE (checked first; in a cluster: for every node)"
+            }
+            ServiceAction::Delete => {
+                "remove the service file (refused while it runs anywhere; in a cluster: everywhere)"
+            }
             ServiceAction::Logs => {
                 "the service's action log (svc's and svcd's actions); -f: then the lines \
                  appended, until interrupted"
+            }
+            ServiceAction::Sync(SyncVerb::Status) => {
+                "the sync resources' rows; exit 0 when every one is up"
+            }
+            ServiceAction::Sync(_) => {
+                "rsync the sync resources to their targets from the node running the service \
+                 (full: by checksum; nodes / drp: one target class; OpenSVC: syncupdate, \
+                 syncfullsync, syncnodes, syncdrp)"
             }
         }
     }
@@ -509,6 +629,7 @@ impl ServiceAction {
                 " --kw fs#1.mnt[=/srv]"
             }
             ServiceAction::Logs => " [--follow]",
+            ServiceAction::Create => " --config FILE",
             _ => "",
         }
     }
@@ -725,6 +846,36 @@ mod tests {
             ServiceAction::parse::<&str>(&[]),
             Err(ActionParseError::Missing)
         );
+    }
+
+    #[test]
+    fn sync_actions_and_their_opensvc_spellings() {
+        for (words, verb) in [
+            (&["sync", "update"][..], SyncVerb::Update),
+            (&["syncupdate"][..], SyncVerb::Update),
+            (&["syncfullsync"][..], SyncVerb::Full),
+            (&["sync", "full"][..], SyncVerb::Full),
+            (&["syncnodes"][..], SyncVerb::Nodes),
+            (&["syncdrp"][..], SyncVerb::Drp),
+            (&["sync", "status"][..], SyncVerb::Status),
+        ] {
+            assert_eq!(
+                ServiceAction::parse(words),
+                Ok((ServiceAction::Sync(verb), words.len()))
+            );
+        }
+        assert!(matches!(
+            ServiceAction::parse(&["sync"]),
+            Err(ActionParseError::Incomplete("sync", _))
+        ));
+        let update = ServiceAction::Sync(SyncVerb::Update);
+        assert_eq!(update.refused(&[ActionOpt::Target, ActionOpt::Rid]), []);
+        assert_eq!(
+            ServiceAction::Sync(SyncVerb::Drp).refused(&[ActionOpt::Target]),
+            [ActionOpt::Target]
+        );
+        // A sync resource is never started nor stopped alone.
+        assert_eq!(ServiceAction::from_name("startsync"), None);
     }
 
     #[test]

@@ -47,6 +47,6 @@ mod tests {
             token: 0,
         };
         assert_eq!(DrpMark::parse(&m.to_json()).unwrap(), m);
-        assert!(DrpMark::parse("{\"node\": 3}").is_err());
+        DrpMark::parse("{\"node\": 3}").unwrap_err();
     }
 }

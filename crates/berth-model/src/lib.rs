@@ -16,6 +16,7 @@ pub mod render;
 pub mod rid;
 pub mod run_args;
 pub mod status;
+pub mod sync;
 
 pub use config::{ConfigError, ServiceConfig};
 pub use fleet::{Fleet, FleetCell, FleetNode, FleetService, render_fleet};

@@ -14,15 +14,14 @@ pub fn start_order(svc: &ServiceConfig) -> Vec<Rid> {
         Spec::Ip(ip) => ip.netns.is_some(),
         _ => false,
     };
-    let stack: Vec<Rid> = svc
-        .resources
-        .iter()
-        .filter(|r| in_stack(r))
-        .map(|r| r.rid)
-        .collect();
-    let mut keyed: Vec<(u8, usize, RidId, Rid)> = svc
-        .resources
-        .iter()
+    // A sync resource is run by the sync actions, never by a start or a stop.
+    let resources = || {
+        svc.resources
+            .iter()
+            .filter(|r| r.rid.kind.runs_with_service())
+    };
+    let stack: Vec<Rid> = resources().filter(|r| in_stack(r)).map(|r| r.rid).collect();
+    let mut keyed: Vec<(u8, usize, RidId, Rid)> = resources()
         .filter(|r| !in_stack(r))
         .map(|r| {
             let depth = match &r.spec {

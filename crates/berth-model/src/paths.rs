@@ -72,6 +72,24 @@ impl Paths {
     pub fn drp_mark(&self, svc: &str) -> PathBuf {
         self.service_var(svc).join("drp_active")
     }
+    /// `<var>/<svc>/sync`: the sync resources' records, locks and receive states.
+    pub fn sync_dir(&self, svc: &str) -> PathBuf {
+        self.service_var(svc).join("sync")
+    }
+    /// `<var>/<svc>/sync/<rid>.json`: the sender's records of a sync resource, per target
+    /// (see [`crate::sync::SyncRecords`]).
+    pub fn sync_records(&self, svc: &str, rid: &str) -> PathBuf {
+        self.sync_dir(svc).join(format!("{rid}.json"))
+    }
+    /// `<var>/<svc>/sync/<rid>.received`: the last sync this node accepted as a receiver
+    /// (see [`crate::sync::Received`]).
+    pub fn sync_received(&self, svc: &str, rid: &str) -> PathBuf {
+        self.sync_dir(svc).join(format!("{rid}.received"))
+    }
+    /// `<var>/<svc>/sync/<rid>.lock`: held by the one sync of a resource that runs.
+    pub fn sync_lock(&self, svc: &str, rid: &str) -> PathBuf {
+        self.sync_dir(svc).join(format!("{rid}.lock"))
+    }
     /// `<var>/<svc>/frozen`: present while the service is frozen.
     pub fn frozen_flag(&self, svc: &str) -> PathBuf {
         self.service_var(svc).join("frozen")

@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use crate::status::{Level, NodeStatus, ServiceStatus, Status};
+use crate::status::{Level, NodeStatus, ResourceStatus, ServiceStatus, Status};
 
 /// Where the status word starts.
 const STATUS_COL: usize = 26;
@@ -59,8 +59,37 @@ pub fn render_service(s: &ServiceStatus, color: bool) -> String {
     if let Some(err) = &s.error {
         let _ = writeln!(out, "|  '- # {err}");
     }
-    let n = s.resources.len();
-    for (i, r) in s.resources.iter().enumerate() {
+    let (rows, syncs): (Vec<&ResourceStatus>, Vec<&ResourceStatus>) = s
+        .resources
+        .iter()
+        .partition(|r| r.rid.kind.runs_with_service());
+    resource_rows(&mut out, &rows, color);
+    status_line(&mut out, "|- sync", s.sync, color);
+    if let Some(c) = &s.config_sync {
+        let last = syncs.is_empty();
+        let branch = if last { "'- " } else { "|- " };
+        let _ = write!(out, "|  {branch}{:<15}.... ", "sync#i0");
+        out.push_str(&paint(
+            &format!("{:<8}", c.status.as_str()),
+            c.status,
+            color,
+        ));
+        let _ = writeln!(out, " service file rev {} ({})", c.revision, c.checksum);
+        for line in &c.behind {
+            out.push_str(if last { "|     |" } else { "|  |  |" });
+            pad(&mut out, LABEL_COL);
+            let _ = writeln!(out, "# warn: {line}");
+        }
+    }
+    resource_rows(&mut out, &syncs, color);
+    status_line(&mut out, "'- hb", s.hb, color);
+    out
+}
+
+/// The rows under `avail` or `sync`.
+fn resource_rows(out: &mut String, rows: &[&ResourceStatus], color: bool) {
+    let n = rows.len();
+    for (i, r) in rows.iter().enumerate() {
         let last = i + 1 == n;
         let branch = if last { "'- " } else { "|- " };
         let _ = write!(
@@ -81,7 +110,7 @@ pub fn render_service(s: &ServiceStatus, color: bool) -> String {
         out.push('\n');
         for entry in &r.log {
             out.push_str(if last { "|     |" } else { "|  |  |" });
-            pad(&mut out, LABEL_COL);
+            pad(out, LABEL_COL);
             let prefix = match entry.level {
                 Level::Info => "",
                 Level::Warn => "warn: ",
@@ -90,9 +119,6 @@ pub fn render_service(s: &ServiceStatus, color: bool) -> String {
             let _ = writeln!(out, "# {prefix}{}", entry.message);
         }
     }
-    status_line(&mut out, "|- sync", s.sync, color);
-    status_line(&mut out, "'- hb", s.hb, color);
-    out
 }
 
 /// Render every service of a node, one tree after the other.
@@ -310,5 +336,33 @@ overall                   up
         assert!(text.contains("|  '- container#1    .... down     busybox:latest\n|     |                            # docker daemon is not running\n"), "{text}");
         let coloured = render_service(&s, true);
         assert!(coloured.contains("\x1b[31mdown    \x1b[0m"), "{coloured}");
+    }
+
+    /// The config row `sync#i0` under `sync`, its nodes behind as comment lines.
+    #[test]
+    fn the_config_row_shows_under_sync() {
+        let mut st = ServiceStatus::from_resources("web".into(), Vec::new(), false);
+        st.config_sync = Some(crate::status::ConfigSync {
+            status: Status::Warn,
+            revision: 42,
+            checksum: "4f0c".into(),
+            behind: vec!["n2: behind or in conflict: 9a1b (cluster: 4f0c rev 42)".into()],
+        });
+        st.set_cluster(
+            Status::Up,
+            Status::Up,
+            crate::status::ServiceCluster::default(),
+        );
+        assert_eq!(st.sync, Status::Warn);
+        let text = render_service(&st, false);
+        assert!(
+            text.ends_with(
+                "|- sync                   warn\n\
+                 |  '- sync#i0        .... warn     service file rev 42 (4f0c)\n\
+                 |     |                            # warn: n2: behind or in conflict: 9a1b (cluster: 4f0c rev 42)\n\
+                 '- hb                     up\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -17,11 +17,14 @@ pub enum Kind {
     Fs,
     /// A container (type docker), run by the service's private dockerd.
     Container,
+    /// A data replication to other nodes (type rsync): never started nor stopped with the
+    /// service, run by `sync` actions and svcd's schedule; its rows are the `sync` subtree.
+    Sync,
 }
 
 impl Kind {
     /// Every kind, in start order.
-    pub const ALL: [Kind; 4] = [Kind::Ip, Kind::Vg, Kind::Fs, Kind::Container];
+    pub const ALL: [Kind; 5] = [Kind::Ip, Kind::Vg, Kind::Fs, Kind::Container, Kind::Sync];
 
     /// Every kind's name, in start order: `ip, vg, fs, container` (for messages and help).
     pub fn names(sep: &str) -> String {
@@ -35,6 +38,7 @@ impl Kind {
             Kind::Vg => "vg",
             Kind::Fs => "fs",
             Kind::Container => "container",
+            Kind::Sync => "sync",
         }
     }
 
@@ -45,7 +49,14 @@ impl Kind {
             Kind::Vg => 1,
             Kind::Fs => 2,
             Kind::Container => 3,
+            Kind::Sync => 4,
         }
+    }
+
+    /// Whether the service's start and stop run it and `avail` merges it: every kind but
+    /// `sync` (run by the `sync` actions; its rows merge into the `sync` subtree).
+    pub fn runs_with_service(self) -> bool {
+        self != Kind::Sync
     }
 
     /// Position in `print status`, as OpenSVC prints it: container, vg, fs, ip.
@@ -55,6 +66,7 @@ impl Kind {
             Kind::Vg => 1,
             Kind::Fs => 2,
             Kind::Ip => 3,
+            Kind::Sync => 4,
         }
     }
 }
@@ -386,6 +398,9 @@ mod tests {
     fn order_ranks() {
         let mut kinds = Kind::ALL;
         kinds.sort_by_key(|k| k.display_rank());
-        assert_eq!(kinds, [Kind::Container, Kind::Vg, Kind::Fs, Kind::Ip]);
+        assert_eq!(
+            kinds,
+            [Kind::Container, Kind::Vg, Kind::Fs, Kind::Ip, Kind::Sync]
+        );
     }
 }

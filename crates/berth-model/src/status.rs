@@ -285,7 +285,7 @@ pub struct ServiceStatus {
     pub overall: Status,
     /// The merge of the non-optional, enabled resources.
     pub avail: Status,
-    /// Data replication (not handled by berth yet: n/a).
+    /// Data replication: the `sync#N` rows merged, and the cluster's config-file row.
     pub sync: Status,
     /// Heartbeats (not handled by berth yet: n/a).
     pub hb: Status,
@@ -315,6 +315,26 @@ pub struct ServiceStatus {
     /// service `down` with target `down` was stopped, with target `up` it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Status>,
+    /// The config row `sync#i0` (in the `sync` subtree): whether every node that may run the
+    /// service has the cluster's copy of its file. Absent outside a cluster, or while etcd
+    /// holds no copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sync: Option<ConfigSync>,
+}
+
+/// The config row `sync#i0`: `up` when every live node that may run the service has the
+/// cluster's copy of its file, `warn` naming the nodes behind or in conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSync {
+    /// up / warn.
+    pub status: Status,
+    /// The cluster copy's revision (etcd's `mod_revision` of the file).
+    pub revision: i64,
+    /// The cluster copy's checksum.
+    pub checksum: String,
+    /// One line per node behind or in conflict (both checksums named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behind: Vec<String>,
 }
 
 /// A service as the cluster sees it.
@@ -385,6 +405,19 @@ impl ServiceStatus {
             });
         }
         let mut st = ServiceStatus::from_resources(svc.name.clone(), out, frozen);
+        if !matches!(st.avail, Status::Up | Status::Warn) {
+            // The service does not run here: this node sends nothing (it receives, when a
+            // line says so); the sender's lines are not its business.
+            for r in st
+                .resources
+                .iter_mut()
+                .filter(|r| !r.rid.kind.runs_with_service())
+            {
+                r.status = Status::NotApplicable;
+                r.log.retain(|l| l.level == Level::Info);
+            }
+            st = ServiceStatus::from_resources(st.name, st.resources, frozen);
+        }
         st.app = svc.settings.app.clone();
         st.env = svc.settings.env.clone();
         st
@@ -397,12 +430,18 @@ impl ServiceStatus {
         frozen: bool,
     ) -> ServiceStatus {
         let enabled = || resources.iter().filter(|r| !r.flags.disabled);
-        let avail = Status::merge_all(enabled().filter(|r| !r.flags.optional).map(|r| r.status));
-        let sync = Status::NotApplicable;
+        // The sync rows merge into `sync`, never into `avail`.
+        let service = || enabled().filter(|r| r.rid.kind.runs_with_service());
+        let avail = Status::merge_all(service().filter(|r| !r.flags.optional).map(|r| r.status));
+        let sync = Status::merge_all(
+            enabled()
+                .filter(|r| !r.rid.kind.runs_with_service())
+                .map(|r| r.status),
+        );
         let hb = Status::NotApplicable;
         let mut overall = Status::merge_all(
             std::iter::once(avail)
-                .chain(enabled().filter(|r| r.flags.optional).map(|r| r.status))
+                .chain(service().filter(|r| r.flags.optional).map(|r| r.status))
                 .chain([sync, hb]),
         );
         let complains = enabled().any(|r| r.log.iter().any(|l| l.level >= Level::Warn));
@@ -423,6 +462,7 @@ impl ServiceStatus {
             env: None,
             cluster: None,
             target: None,
+            config_sync: None,
         }
     }
 
@@ -430,7 +470,10 @@ impl ServiceStatus {
     /// `overall` last, and only when they are not `up`: a healthy heartbeat says nothing of
     /// the service (a passive node stays `down`, not `warn`), a late or lost one degrades it.
     pub fn set_cluster(&mut self, sync: Status, hb: Status, cluster: ServiceCluster) {
-        self.sync = sync;
+        // The config file's row (when there is one, what `sync` says of the service file)
+        // beside the sync resources' rows.
+        let sync = self.config_sync.as_ref().map_or(sync, |c| c.status);
+        self.sync = self.sync.merge(sync);
         self.hb = hb;
         if self.error.is_none() {
             for row in [sync, hb] {
@@ -591,6 +634,26 @@ mod tests {
             false,
         );
         assert_eq!((s.avail, s.overall), (Up, Warn));
+    }
+
+    #[test]
+    fn sync_rows_merge_into_sync_never_into_avail() {
+        let rows = vec![
+            res("ip#1", Up, false, vec![]),
+            res(
+                "sync#1",
+                Down,
+                false,
+                vec![LogEntry::error("never synced to n3")],
+            ),
+        ];
+        let s = ServiceStatus::from_resources("web".into(), rows, false);
+        assert_eq!((s.avail, s.sync), (Up, Down));
+        assert_eq!(s.overall, Warn);
+        let text = crate::render::render_service(&s, false);
+        let sync_at = text.find("|- sync").unwrap();
+        assert!(text.find("sync#1").unwrap() > sync_at, "{text}");
+        assert!(text.find("ip#1").unwrap() < sync_at, "{text}");
     }
 
     #[test]

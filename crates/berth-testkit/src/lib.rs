@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod pipe;
 pub mod registry;
+pub mod sshd;
 
 /// Panic with a clear message unless running as root: real-host tests never skip silently.
 pub fn require_root() {

@@ -56,6 +56,21 @@ pub fn mon_json(node: &Node) -> Option<serde_json::Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
+/// `GET path` from inside `node` to its own svcd: the whole answer as text (head and body).
+pub fn get_text(node: &Node, path: &str) -> Option<String> {
+    let addr = std::net::SocketAddr::from((node.addr(), PORT));
+    let mut s = node.tcp_connect(addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
 /// `GET path` from inside `node` to its own svcd: the status code and the JSON body.
 pub fn get_json(node: &Node, path: &str) -> Option<(u16, serde_json::Value)> {
     let addr = std::net::SocketAddr::from((node.addr(), PORT));

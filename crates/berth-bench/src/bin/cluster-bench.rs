@@ -13,11 +13,14 @@
 //! 5. At size (issue 24): N HA services of one ip each on n1, n1 killed: the failover time of
 //!    every service, double starts sampled, placement starts and etcd revisions, idle CPU, RSS
 //!    and `svc mon` time.
+//! 6. One copy of each service file (issue 25): `svc app set` on n1 of a service whose
+//!    `nodes` are 3 nodes, until every node has the new file on disk (its svcd wrote it):
+//!    the whole time, and the part after the command returned.
 //!
 //! `cargo build --release -p berth-cli -p berth-agent -p berth-bench &&
 //!  target/release/cluster-bench [SWITCHES] [SERVICES]` (svcd and svc next to this binary;
-//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover|scale|sim` runs one case (`scale` and `sim`
-//! run only when asked: `scale` for the sizes in `CLUSTER_BENCH_SCALE`, default
+//! `CLUSTER_BENCH_ONLY=txn|switch|rss|idle|failover|scale|spread|sim` runs one case (`scale`
+//! and `sim` run only when asked: `scale` for the sizes in `CLUSTER_BENCH_SCALE`, default
 //! `30,100,300,1000`; `sim` for `CLUSTER_BENCH_SIM`, default `32x1000`, nodes x services
 //! simulated in one etcd),
 //! `CLUSTER_BENCH_LOGS=1` prints the end of the svcd logs after the switches).
@@ -68,6 +71,7 @@ fn record(services: usize) -> NodeRecord {
         name: "bench".to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         listen: "10.0.0.1:1215".to_string(),
+        address: String::new(),
         since_ms: berth_cluster::now_ms(),
         updated_ms: berth_cluster::now_ms(),
         services: (0..services)
@@ -417,27 +421,28 @@ fn failover_bench(bins: &(PathBuf, PathBuf), ttl: u64, runs: usize) -> Result<()
     Ok(())
 }
 
-fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
-    let lan = Lan::new();
-    let etcd = Etcd::start(&lan, 1);
-    let nodes = cluster(&lan, &etcd, bins, 3, 3, |_| {
-        (0..services)
-            .map(|i| {
-                let name = format!("svc{i:03}");
-                // One fs per service (never mounted: the device is absent), as svcd-bench.
-                (
-                    format!("{name}.toml"),
-                    format!(
-                        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
-                         dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
-                    ),
-                )
-            })
-            .collect()
-    })?;
-    // Every node's record of every service reached every other node.
-    wait_until(Duration::from_secs(60), "every record published", || {
-        mon(&bins.1, &nodes[0]).is_some_and(|v| {
+/// `services` services on n1..n3 of one fs each, never mounted (the device is absent), as
+/// svcd-bench: what the rss and idle cases load the nodes with.
+fn fs_services(services: usize) -> Vec<(String, String)> {
+    (0..services)
+        .map(|i| {
+            let name = format!("svc{i:03}");
+            (
+                format!("{name}.toml"),
+                format!(
+                    "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
+                     dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Waits (up to `within`) until `node` sees every node's record of every one of `services`
+/// services (each record reached every other node).
+fn wait_published(svc_bin: &Path, node: &Node, services: usize, within: Duration) {
+    wait_until(within, "every record published", || {
+        mon(svc_bin, node).is_some_and(|v| {
             v["services"].as_object().is_some_and(|s| {
                 s.len() == services
                     && s.values()
@@ -445,6 +450,13 @@ fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
             })
         })
     });
+}
+
+fn rss_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let nodes = cluster(&lan, &etcd, bins, 3, 3, |_| fs_services(services))?;
+    wait_published(&bins.1, &nodes[0], services, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     let mut rss = BTreeMap::new();
     for n in &nodes {
@@ -468,29 +480,8 @@ fn idle_bench(bins: &(PathBuf, PathBuf), services: usize) -> Result<()> {
     const IDLE_WINDOW: Duration = Duration::from_secs(20);
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
-    let nodes = cluster_checking(&lan, &etcd, bins, (3, 5, "1s"), |_| {
-        (0..services)
-            .map(|i| {
-                let name = format!("svc{i:03}");
-                (
-                    format!("{name}.toml"),
-                    format!(
-                        "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[fs.1]\n\
-                         dev = \"/dev/vg{name}/data\"\nmnt = \"/srv/{name}\"\ntype = \"ext4\"\n"
-                    ),
-                )
-            })
-            .collect()
-    })?;
-    wait_until(Duration::from_secs(120), "every record published", || {
-        mon(&bins.1, &nodes[0]).is_some_and(|v| {
-            v["services"].as_object().is_some_and(|s| {
-                s.len() == services
-                    && s.values()
-                        .all(|x| x["nodes"].as_object().is_some_and(|n| n.len() == 3))
-            })
-        })
-    });
+    let nodes = cluster_checking(&lan, &etcd, bins, (3, 5, "1s"), |_| fs_services(services))?;
+    wait_published(&bins.1, &nodes[0], services, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(3));
     let pids: Vec<u32> = nodes
         .iter()
@@ -924,6 +915,84 @@ fn sim_bench(nodes: usize, per_node: usize) -> Result<()> {
     Ok(())
 }
 
+/// Time to spread a changed service file to 3 nodes: `svc app set` on n1, then until the new
+/// bytes are on every node's disk (polled every 2 ms on the host).
+fn spread_bench(bins: &(PathBuf, PathBuf), runs: usize) -> Result<()> {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    let nodes = cluster(&lan, &etcd, bins, 3, 3, |_| Vec::new())?;
+    let text = |i: usize| {
+        format!(
+            "[service]\nnodes = [\"n1\", \"n2\", \"n3\"]\n\n[ip.1]\nipname = \"{}\"\nipdev = \"eth0\"\n\
+             netmask = 24\nprobe_timeout = \"{}ms\"\n",
+            lan.host(150),
+            200 + i
+        )
+    };
+    let src = nodes[0].path("app-src.toml");
+    std::fs::write(&src, text(0))?;
+    let out = svc(
+        &bins.1,
+        &nodes[0],
+        &[
+            "app",
+            "create",
+            "--config",
+            src.to_str().context("utf-8 path")?,
+        ],
+    )?;
+    ensure!(
+        out.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on_all = |want: &str| {
+        nodes.iter().all(|n| {
+            std::fs::read_to_string(n.config_dir().join("services/app.toml"))
+                .is_ok_and(|t| t == want)
+        })
+    };
+    wait_until(Duration::from_secs(15), "created everywhere", || {
+        on_all(&text(0))
+    });
+    let (mut total, mut after) = (Vec::new(), Vec::new());
+    for i in 1..=runs {
+        let t0 = Instant::now();
+        let kw = format!("ip#1.probe_timeout={}ms", 200 + i);
+        let out = svc(&bins.1, &nodes[0], &["app", "set", "--kw", &kw])?;
+        ensure!(
+            out.status.success(),
+            "set: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let returned = t0.elapsed();
+        let want = text(i);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !on_all(&want) {
+            ensure!(
+                Instant::now() < deadline,
+                "run {i}: not on every node within 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let all = t0.elapsed();
+        total.push(all);
+        after.push(all.saturating_sub(returned));
+    }
+    println!(
+        "| spread a changed file to 3 nodes (`svc set` on n1 until on every disk) | {} | {} | {runs} |",
+        ms(pct(&mut total, 500)),
+        ms(pct(&mut total, 990))
+    );
+    println!(
+        "| ... of which after `svc set` returned | {} | {} | {runs} |",
+        ms(pct(&mut after, 500)),
+        ms(pct(&mut after, 990))
+    );
+    drop(nodes);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     require_root();
     let mut args = std::env::args().skip(1);
@@ -976,6 +1045,9 @@ fn main() -> Result<()> {
             .split_once('x')
             .context("CLUSTER_BENCH_SIM is NODESxSERVICES")?;
         sim_bench(n.parse()?, per.parse()?)?;
+    }
+    if run("spread") {
+        spread_bench(&bins, switches.max(20))?;
     }
     if run("failover") {
         failover_bench(&bins, 3, switches)?;

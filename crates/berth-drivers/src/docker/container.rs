@@ -494,28 +494,13 @@ pub(crate) fn wait_stopped(api: &Api, name: &str, limit: Duration) -> Result<boo
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use berth_model::ServiceConfig;
-    use berth_model::config::Spec;
+    use crate::docker::test_spec as spec;
     use bollard::models::{PortBinding, RestartPolicyNameEnum};
 
     /// The network mode of a container alone in its service.
     fn alone(s: &ContainerSpec) -> NetworkMode {
         NetworkMode::resolve(s, false)
-    }
-
-    fn spec(body: &str) -> ContainerSpec {
-        let svc = ServiceConfig::parse(
-            Path::new("/etc/berth/services/web.toml"),
-            &format!("[container.1]\n{body}"),
-        )
-        .unwrap();
-        match &svc.resources[0].spec {
-            Spec::Container(c) => (**c).clone(),
-            _ => panic!(),
-        }
     }
 
     #[test]

@@ -327,7 +327,7 @@ impl Daemon {
             Probe::Down => {
                 check_data_fs(ctx, &self.data_root)?;
                 self.clean_stale()?;
-                super::registry::prepare(ctx, self)?;
+                super::registry::prepare(ctx, &self.config_file)?;
                 let api = self.spawn()?;
                 Ok((api, true))
             }

@@ -711,6 +711,22 @@ fn missing_image(svc: &str, image: &str) -> String {
     )
 }
 
+/// The spec of `[container.1]` holding `body`, parsed as a service file: the container tests'
+/// way of writing a spec.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+fn test_spec(body: &str) -> ContainerSpec {
+    let svc = berth_model::ServiceConfig::parse(
+        std::path::Path::new("/etc/berth/services/web.toml"),
+        &format!("[container.1]\n{body}"),
+    )
+    .unwrap();
+    match &svc.resources[0].spec {
+        Spec::Container(c) => (**c).clone(),
+        _ => panic!("not a container"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,6 @@ use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use super::api::{Api, REQUEST};
-use super::daemon::Daemon;
 use crate::{Ctx, DriverError};
 
 /// Where dockerd reads the CA of a TLS registry: `<dir>/<host:port>/ca.crt`, for every dockerd
@@ -75,21 +74,21 @@ pub(crate) fn daemon_json(existing: &str, plain: &[String]) -> Result<String, St
     Ok(text)
 }
 
-/// Before the service's dockerd starts: its daemon.json lists the plain registries, and the CA
-/// of each TLS one is where dockerd reads it.
-pub(crate) fn prepare(ctx: &Ctx<'_>, d: &Daemon) -> Result<(), DriverError> {
+/// Before the service's dockerd starts: its daemon.json (`config_file`) lists the plain
+/// registries, and the CA of each TLS one is where dockerd reads it.
+pub(crate) fn prepare(ctx: &Ctx<'_>, config_file: &Path) -> Result<(), DriverError> {
     let (registries, ca) = trusted(ctx)?;
     let plain: Vec<String> = registries
         .iter()
         .filter(|r| !r.tls)
         .map(|r| r.host.clone())
         .collect();
-    let meta = match std::fs::symlink_metadata(&d.config_file) {
+    let meta = match std::fs::symlink_metadata(config_file) {
         Ok(m) => Some(m),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             return Err(DriverError::io(
-                format!("stat {}", d.config_file.display()),
+                format!("stat {}", config_file.display()),
                 e,
             ));
         }
@@ -99,13 +98,13 @@ pub(crate) fn prepare(ctx: &Ctx<'_>, d: &Daemon) -> Result<(), DriverError> {
         Some(m) if !m.is_file() => {
             warn!(
                 "{} is not a regular file: docker_registries are not written to it",
-                d.config_file.display()
+                config_file.display()
             );
             None
         }
         Some(_) => Some(
-            std::fs::read_to_string(&d.config_file)
-                .map_err(|e| DriverError::io(format!("read {}", d.config_file.display()), e))?,
+            std::fs::read_to_string(config_file)
+                .map_err(|e| DriverError::io(format!("read {}", config_file.display()), e))?,
         ),
         None => Some(String::new()),
     };
@@ -113,16 +112,16 @@ pub(crate) fn prepare(ctx: &Ctx<'_>, d: &Daemon) -> Result<(), DriverError> {
         let text = daemon_json(&existing, &plain).map_err(|why| {
             DriverError::Refused(format!(
                 "docker daemon config {} {why}",
-                d.config_file.display()
+                config_file.display()
             ))
         })?;
         // A missing file is written only when there is something to say: the spawn writes `{}`.
         if text != existing && (meta.is_some() || !plain.is_empty()) {
-            if let Some(dir) = d.config_file.parent() {
+            if let Some(dir) = config_file.parent() {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| DriverError::io(format!("mkdir {}", dir.display()), e))?;
             }
-            write_atomic(&d.config_file, text.as_bytes(), 0o644)?;
+            write_atomic(config_file, text.as_bytes(), 0o644)?;
         }
     }
     if let Some(ca) = &ca {
@@ -493,19 +492,7 @@ mod tests {
 
     #[test]
     fn pulls_follow_the_policy() {
-        use berth_model::ServiceConfig;
-        use berth_model::config::Spec;
-        let spec = |body: &str| {
-            let svc = ServiceConfig::parse(
-                Path::new("/etc/berth/services/web.toml"),
-                &format!("[container.1]\n{body}"),
-            )
-            .unwrap();
-            match &svc.resources[0].spec {
-                Spec::Container(c) => (**c).clone(),
-                _ => panic!(),
-            }
-        };
+        use crate::docker::test_spec as spec;
         let private = spec("run_image = \"10.0.0.5:5000/app:1\"\n");
         assert!(wants_pull(&private, false));
         assert!(!wants_pull(&private, true));

@@ -122,7 +122,7 @@ pub fn read() -> Result<Vec<MountEntry>, DriverError> {
 /// The mount table for a status: the walk's shared table inside [`crate::reads::with`], else
 /// [`read`]. Starts and stops always [`read`] afresh.
 pub fn read_for_status() -> Result<std::sync::Arc<Vec<MountEntry>>, DriverError> {
-    if let Some(t) = crate::reads::current().and_then(|r| r.mounts(|| read().ok())) {
+    if let Some(t) = crate::reads::current().and_then(|r| r.shared(|| read().ok())) {
         return Ok(t);
     }
     Ok(std::sync::Arc::new(read()?))

@@ -247,7 +247,9 @@ enum NetView {
 
 impl NetView {
     fn open() -> Result<NetView, DriverError> {
-        if let Some(snap) = crate::reads::current().and_then(|r| r.net(NetSnapshot::read)) {
+        if let Some(snap) =
+            crate::reads::current().and_then(|r| r.shared_per_netns(NetSnapshot::read))
+        {
             return Ok(NetView::Shared(snap));
         }
         Netlink::open()

@@ -15,7 +15,7 @@ use super::alias::alias;
 use super::error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
 use super::keywords::{COMMON_KEYWORDS, SERVICE_KEYWORDS, kind_keywords};
 use super::kinds::fs::FS_DRIVER_TYPES;
-use super::kinds::{container, fs, ip, vg};
+use super::kinds::{container, fs, ip, sync, vg};
 use super::raw::{Format, RawEntry, RawFile, RawSection, RawValue, SectionKind};
 pub use super::raw::{Written, WrittenSection};
 use crate::rid::{Kind, Rid, RidId};
@@ -73,6 +73,7 @@ pub fn aliases(kind: Option<Kind>) -> &'static [Alias] {
         Some(Kind::Vg) => vg::ALIASES,
         Some(Kind::Fs) => fs::ALIASES,
         Some(Kind::Container) => container::ALIASES,
+        Some(Kind::Sync) => sync::ALIASES,
     }
 }
 
@@ -93,6 +94,7 @@ pub fn driver_types(kind: Kind) -> &'static [&'static str] {
         Kind::Vg => vg::DRIVER_TYPES,
         Kind::Fs => fs::DRIVER_TYPES,
         Kind::Container => container::DRIVER_TYPES,
+        Kind::Sync => sync::DRIVER_TYPES,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::kinds::{container, fs, ip, vg};
+use super::kinds::{container, fs, ip, sync, vg};
 use super::raw::Format;
 use super::service::{Common, MonitorAction, Orchestrate, Resource, ServiceConfig, Spec};
 
@@ -78,6 +78,7 @@ enum SpecView<'a> {
     Vg(vg::VgView<'a>),
     Fs(fs::FsView<'a>),
     Container(container::ContainerView<'a>),
+    Sync(sync::SyncView<'a>),
 }
 
 #[derive(Serialize)]
@@ -106,6 +107,7 @@ fn resource(r: &Resource) -> ResourceView<'_> {
         Spec::Vg(s) => SpecView::Vg(vg::view(s)),
         Spec::Fs(s) => SpecView::Fs(fs::view(s)),
         Spec::Container(s) => SpecView::Container(container::view(s)),
+        Spec::Sync(s) => SpecView::Sync(sync::view(s)),
     };
     ResourceView {
         spec,

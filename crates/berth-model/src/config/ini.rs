@@ -126,6 +126,15 @@ fn section(
         "DEFAULT" => SectionKind::Service,
         "env" => SectionKind::Env,
         _ => match name.split_once('#') {
+            // OpenSVC's internal sync of the service's own files, not a data replication: berth
+            // keeps the file in step itself (its row is `sync#i0`).
+            Some(("sync", "i0")) => {
+                return skipped(
+                    "sync#i0 is OpenSVC's sync of the service's own files; berth keeps them in \
+                     step by itself"
+                        .to_string(),
+                );
+            }
             // A kind berth runs: a bad id is an error, never a resource lost with a warning.
             Some((kind, _)) if kind == "disk" || kind.parse::<Kind>().is_ok() => {
                 let (_, id) = split_rid(name).map_err(|e| {

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
 use super::kinds::container::Registry;
 pub use super::kinds::ip::parse_netmask;
-use super::kinds::{container, fs, ip, vg};
+use super::kinds::{container, fs, ip, sync, vg};
 use super::raw::{Format, RawFile, RawValue, SectionKind, Written};
 pub use super::reader::ignored;
 pub(crate) use super::reader::{Reader, Sink};
@@ -52,6 +52,7 @@ pub fn kind_keywords(kind: Kind) -> &'static [&'static str] {
         Kind::Vg => vg::KEYWORDS,
         Kind::Fs => fs::KEYWORDS,
         Kind::Container => container::KEYWORDS,
+        Kind::Sync => sync::KEYWORDS,
     }
 }
 
@@ -256,6 +257,7 @@ pub(crate) fn build(
                     Kind::Fs => fs::read(&mut r, &mut sink).map(Spec::Fs),
                     Kind::Container => container::read(&mut r, &mut sink, warnings)
                         .map(|c| Spec::Container(Box::new(c))),
+                    Kind::Sync => sync::read(&mut r, &mut sink).map(Spec::Sync),
                 };
                 let known: Vec<&str> = kind_keywords(rid.kind)
                     .iter()

@@ -42,6 +42,26 @@ pub struct NodeConfig {
     /// `[docker]`: what every private dockerd of the node is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerNode>,
+    /// The address other nodes reach this one at (syncs' ssh): published in the node's record
+    /// in etcd. Default: the host of `listen` (see [`NodeConfig::address`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `[sync]`: the ssh key and known hosts the sync resources' rsync uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncNode>,
+}
+
+/// `[sync]` of `node.toml`: how this node's syncs reach the others over ssh.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncNode {
+    /// The private key ssh presents (default: root's, as ssh finds it).
+    #[serde(default)]
+    pub ssh_key: Option<PathBuf>,
+    /// The known hosts file the targets' host keys are checked against (default: the
+    /// system's). Host keys are always checked: a mismatch fails with ssh's reason.
+    #[serde(default)]
+    pub ssh_known_hosts: Option<PathBuf>,
 }
 
 /// `[docker]` of `node.toml`.
@@ -180,6 +200,8 @@ impl Default for NodeConfig {
             open_reads: false,
             cluster: None,
             docker: None,
+            address: None,
+            sync: None,
         }
     }
 }
@@ -198,6 +220,13 @@ impl NodeConfig {
         self.read_token_file
             .clone()
             .unwrap_or_else(|| config_dir.join("read-token"))
+    }
+
+    /// The address other nodes reach this one at: `address`, else the host of `listen`.
+    pub fn address(&self) -> String {
+        self.address
+            .clone()
+            .unwrap_or_else(|| self.listen.ip().to_string())
     }
 
     /// Parse `node.toml` text read from `file`.

@@ -9,6 +9,7 @@ use super::error::ConfigWarning;
 use super::kinds::container::{ContainerSpec, Registry};
 use super::kinds::fs::FsSpec;
 use super::kinds::ip::IpSpec;
+use super::kinds::sync::SyncSpec;
 use super::kinds::vg::VgSpec;
 use super::raw::{Format, Written};
 use crate::rid::{Kind, Rid};
@@ -205,6 +206,8 @@ pub enum Spec {
     Fs(FsSpec),
     /// `[container#N]`.
     Container(Box<ContainerSpec>),
+    /// `[sync#N]`.
+    Sync(SyncSpec),
 }
 
 impl Spec {
@@ -215,7 +218,7 @@ impl Spec {
         match self {
             Spec::Container(c) => c.fast_stop(),
             Spec::Fs(f) => f.fast_stop(),
-            Spec::Ip(_) | Spec::Vg(_) => {}
+            Spec::Ip(_) | Spec::Vg(_) | Spec::Sync(_) => {}
         }
     }
 }

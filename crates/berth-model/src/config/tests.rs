@@ -291,14 +291,14 @@ fn a_type_that_is_not_a_string_is_refused_like_any_unknown_type() {
 
 #[test]
 fn ini_unknown_keywords_and_sections_are_warnings() {
-    let svc = ini("[DEFAULT]\nnodes = n1 n2\ncluster_type = failover\n\n[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\nsnap = true\n\n[sync#1]\ntype = rsync\n").unwrap();
+    let svc = ini("[DEFAULT]\nnodes = n1 n2\ncluster_type = failover\n\n[fs#1]\ndev = /dev/x\nmnt = /srv\ntype = ext4\nsnap = true\n\n[app#1]\ntype = forking\n").unwrap();
     assert_eq!(svc.settings.nodes, ["n1", "n2"]);
     let w: Vec<String> = svc.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(
         w,
         [
             "/etc/berth/services/web.env:9: [fs#1] snap: keyword not known to berth: ignored",
-            "/etc/berth/services/web.env:11: [sync#1] section ignored: berth does not run it (berth runs ip, vg, fs, container, not sync)",
+            "/etc/berth/services/web.env:11: [app#1] section ignored: berth does not run it (berth runs ip, vg, fs, container, sync, not app)",
         ]
     );
 }
@@ -649,9 +649,64 @@ fn fast_stop_drops_the_graceful_waits() {
         match &r.spec {
             Spec::Fs(f) => assert_eq!(f.stop_timeout, Duration::from_secs(1)),
             Spec::Container(c) => assert_eq!(c.stop_timeout, Duration::ZERO),
-            Spec::Ip(_) | Spec::Vg(_) => continue,
+            Spec::Ip(_) | Spec::Vg(_) | Spec::Sync(_) => continue,
         }
         seen += 1;
     }
     assert_eq!(seen, 2);
+}
+
+#[test]
+fn a_sync_section_reads_in_both_syntaxes_and_other_types_are_refused() {
+    let cfg = toml(
+        "[service]\nnodes = [\"n1\", \"n2\"]\ndrpnodes = [\"n3\"]\n\n\
+         [sync.1]\ntype = \"rsync\"\nsrc = \"/srv/web/\"\ndstfs = \"/srv/web\"\n\
+         target = [\"drpnodes\", \"nodes\"]\nschedule = \"@60\"\nexclude = [\"cache/\"]\n\
+         bwlimit = 20000\ntimeout = \"1h\"\noptions = [\"--sparse\"]\n",
+    )
+    .unwrap();
+    let Spec::Sync(s) = &cfg.resources[0].spec else {
+        panic!("not a sync: {:?}", cfg.resources[0]);
+    };
+    assert_eq!(s.dst, std::path::Path::new("/srv/web/"));
+    assert_eq!(
+        s.target,
+        [
+            crate::config::SyncTarget::Nodes,
+            crate::config::SyncTarget::Drpnodes
+        ]
+    );
+    assert_eq!(s.schedule, crate::config::Schedule::Every(60));
+    assert_eq!(s.sync_max_delay, Duration::from_secs(86_400));
+    assert_eq!(s.bwlimit, Some(20000));
+    assert_eq!(s.timeout, Some(Duration::from_secs(3600)));
+    // Never in the start order.
+    assert!(crate::order::start_order(&cfg).is_empty());
+    let ini = ini(
+        "[DEFAULT]\nnodes = n1 n2\ndrpnodes = n3\n\n[sync#1]\ntype = rsync\nsrc = /srv/web/\n\
+         dst = /srv/copy/\ntarget = drpnodes\nschedule = 22:00-06:00@120\n",
+    )
+    .unwrap();
+    let Spec::Sync(s) = &ini.resources[0].spec else {
+        panic!("not a sync");
+    };
+    assert_eq!(s.dst, std::path::Path::new("/srv/copy/"));
+    for typ in ["dds", "zfs", "btrfs"] {
+        let e = toml(&format!(
+            "[sync.1]\ntype = \"{typ}\"\nsrc = \"/a\"\ntarget = [\"nodes\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(typ) && e.contains("rsync"), "{e}");
+    }
+    let e = toml("[sync.1]\nsrc = \"/a\"\n").unwrap_err().to_string();
+    assert!(e.contains("target"), "{e}");
+    let e = toml("[sync.1]\nsrc = \"/a\"\ntarget = [\"elsewhere\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("elsewhere"), "{e}");
+    let e = toml("[sync.1]\nsrc = \"/a\"\ntarget = \"nodes\"\nschedule = \"hourly\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hourly"), "{e}");
 }

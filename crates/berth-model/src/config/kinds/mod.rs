@@ -3,4 +3,5 @@
 pub mod container;
 pub mod fs;
 pub mod ip;
+pub mod sync;
 pub mod vg;
