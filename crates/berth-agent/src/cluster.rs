@@ -94,6 +94,8 @@ pub struct Cluster {
     pub(crate) changed: tokio::sync::Notify,
     /// What workers tell the orchestrator (whose memory is its own: see [`plan::Memory`]).
     pub(crate) tell: mpsc::UnboundedSender<Event>,
+    /// Takes the owner keys of this node's starts in batches.
+    pub(crate) taker: berth_cluster::Taker,
     /// The service files whose copy here is in conflict with the cluster's ([`crate::files`]).
     pub(crate) conflicts: crate::files::Conflicts,
 }
@@ -232,7 +234,8 @@ impl Cluster {
             tokio::runtime::Handle::current(),
             why,
             Some(h.lease),
-        ))
+        )
+        .batched(self.taker.clone()))
     }
 
     /// Note that self-fencing stopped `svc` here.

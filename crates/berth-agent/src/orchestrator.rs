@@ -146,6 +146,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         view.nodes.len()
     );
     let (tell, told) = mpsc::unbounded_channel();
+    let taker = berth_cluster::Taker::spawn(store.clone(), &tokio::runtime::Handle::current());
     let cluster = Arc::new(Cluster {
         store,
         cfg,
@@ -164,6 +165,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         },
         changed: tokio::sync::Notify::new(),
         tell,
+        taker,
         conflicts: crate::files::Conflicts::default(),
     });
     if shared.cluster.set(cluster.clone()).is_err() {

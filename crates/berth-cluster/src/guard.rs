@@ -1,13 +1,18 @@
 //! The engine's start guard in a cluster: a start goes on only once this node owns the service
 //! (taken in a transaction under the node's lease); the owner key's revision is the fencing token.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use berth_engine::StartGuard;
 use berth_model::ServiceConfig;
 use tokio::runtime::Handle;
 
+use crate::batch::{self, Taker};
 use crate::{ClusterError, OwnerWhy, Store};
 
-/// How many times a take that got no answer (a timeout, a transport error) is sent.
+/// How many times a flex slot take that got no answer (a timeout, a transport error) is sent
+/// (owner keys go through the batch [`Taker`], which sends again itself).
 const TAKE_TRIES: u32 = 3;
 
 /// Owner-key transactions (with the lease read before them) in flight at once from this
@@ -29,6 +34,10 @@ pub struct EtcdGuard {
     lease: Option<i64>,
     /// The view revision a planner's decision read (see [`Store::acquire_if`]).
     decided_at: Option<i64>,
+    /// Takes in batches with the other starts' (svcd); `None`: alone (the CLI).
+    taker: Option<Taker>,
+    /// Set when the take ended without an answer from etcd (it may have been applied).
+    unanswered: Arc<AtomicBool>,
 }
 
 impl EtcdGuard {
@@ -41,7 +50,22 @@ impl EtcdGuard {
             why,
             lease,
             decided_at: None,
+            taker: None,
+            unanswered: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The same guard, taking the owner key in a batch with the other takes of `taker`.
+    pub fn batched(mut self, taker: Taker) -> EtcdGuard {
+        self.taker = Some(taker);
+        self
+    }
+
+    /// A flag set when the take ended without etcd's answer (a timeout, a transport error,
+    /// after the tries): the owner key may be this node's while the start did not run, and
+    /// the caller gives it up so that the orchestrator can try the start again.
+    pub fn unanswered(&self) -> Arc<AtomicBool> {
+        self.unanswered.clone()
     }
 
     /// The same guard, refusing when the service's target or freeze changed after the view
@@ -65,10 +89,17 @@ impl StartGuard for EtcdGuard {
             ));
         }
         self.runtime.block_on(async {
-            let _take = TAKES
-                .acquire()
-                .await
-                .map_err(|e| format!("cannot take the owner key of {}: {e}", svc.name))?;
+            // Lone takes queue for a place (a batch is one transaction: the taker bounds its
+            // batches in flight itself).
+            let _take = match &self.taker {
+                Some(_) => None,
+                None => Some(
+                    TAKES
+                        .acquire()
+                        .await
+                        .map_err(|e| format!("cannot take the owner key of {}: {e}", svc.name))?,
+                ),
+            };
             let lease = match self.lease {
                 Some(l) => l,
                 None => self.store.my_lease().await.map_err(|e| e.to_string())?,
@@ -93,23 +124,25 @@ impl StartGuard for EtcdGuard {
                 };
                 return Ok(Some(token));
             }
-            // A take that got no answer is tried again: it is idempotent for this node and
+            // A take that got no answer is sent again: it is idempotent for this node and
             // lease (an owner key already this node's under this lease is confirmed).
-            let mut tries = 0;
-            let owned = loop {
-                tries += 1;
-                match self
-                    .store
-                    .acquire_if(&svc.name, lease, &self.why, self.decided_at)
-                    .await
-                {
-                    Err(e @ (ClusterError::Timeout { .. } | ClusterError::Etcd { .. }))
-                        if tries < TAKE_TRIES =>
-                    {
-                        tracing::warn!("{e}: trying again");
-                    }
-                    r => break r.map_err(|e| e.to_string())?,
+            let owned = match &self.taker {
+                Some(t) => t.take(&svc.name, lease, &self.why, self.decided_at).await,
+                None => {
+                    batch::alone(&self.store, &svc.name, lease, &self.why, self.decided_at).await
                 }
+            };
+            let owned = match owned {
+                Ok(o) => o,
+                Err(
+                    e @ (ClusterError::Timeout { .. }
+                    | ClusterError::Etcd { .. }
+                    | ClusterError::Unanswered { .. }),
+                ) => {
+                    self.unanswered.store(true, Ordering::SeqCst);
+                    return Err(e.to_string());
+                }
+                Err(e) => return Err(e.to_string()),
             };
             tracing::info!(
                 "owner of {} on {} (fencing token {})",

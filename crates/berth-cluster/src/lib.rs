@@ -13,6 +13,7 @@
 //! - [`plan`]: the orchestrator's decisions, a pure function of the view, this node's lease,
 //!   its service files and the orchestrator's memory.
 //! - [`flex`]: flex services: slot keys, the flex planner (pure), the aggregate status.
+//! - [`batch`]: owner keys taken in batches of up to 128 operations (a failover's starts).
 //! - [`guard`]: the engine's [`berth_engine::StartGuard`] backed by the owner key.
 //!
 //! Ownership: a service runs on at most one node. Its owner key
@@ -24,6 +25,7 @@
 // The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod batch;
 pub mod files;
 pub mod flex;
 pub mod guard;
@@ -35,6 +37,7 @@ pub mod records;
 pub mod store;
 pub mod view;
 
+pub use batch::Taker;
 pub use guard::EtcdGuard;
 pub use keys::Keys;
 pub use lease::{LeaseHealth, LeaseKeeper, LeaseState};
@@ -69,6 +72,16 @@ pub enum ClusterError {
         what: String,
         /// The bound.
         timeout_ms: u128,
+    },
+    /// etcd gave no answer to a request sent again and again (the last failure in `cause`).
+    #[error("etcd ({endpoints}): {what}: no answer: {cause}")]
+    Unanswered {
+        /// The endpoints tried.
+        endpoints: String,
+        /// What berth was doing.
+        what: String,
+        /// Why the last attempt failed.
+        cause: String,
     },
     /// A TLS file named in `[cluster]` could not be read.
     #[error("cannot read {path}: {source}")]

@@ -249,6 +249,8 @@ impl Worker {
                 return;
             }
         };
+        let unanswered = guard.unanswered();
+        let fresh = start.token.is_none();
         // Checked again once the lock is held: an operator's action since the decision, the
         // newest view (target, freeze, owner), the lease.
         let recheck: Recheck = {
@@ -308,6 +310,14 @@ impl Worker {
             // after the decision: not this node's failure.
             Err(StepError::Action(ActionError::Guard(refusal))) => {
                 info!("{}: not started on {me}: {refusal}", self.name);
+                // etcd did not answer the take: it may have been applied, and an owner key
+                // of this node's on a service that is not started would keep it down (the
+                // orchestrator starts only what nobody owns). Given up, the orchestrator
+                // tries the start again (after plan::RETRY_START_MS). Only a take of a
+                // service nobody owned: an ownership handed here stays.
+                if fresh && unanswered.load(std::sync::atomic::Ordering::SeqCst) {
+                    cluster.store.release_if_mine(&self.name).await;
+                }
                 if let Some(l) = &log {
                     l.line(
                         format!("{me}: {} not started: {refusal}", self.name),
