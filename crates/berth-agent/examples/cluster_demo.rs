@@ -72,13 +72,30 @@ fn main() {
                 mnt.path().display()
             ),
         );
+        // A flex service: one instance on each of two of the three nodes (a flag marks it up).
+        n.write_service(
+            "dns.toml",
+            "[service]\nnodes = \"*\"\ntopology = \"flex\"\nflex_target = 2\norchestrate = \"ha\"\n\n\
+             [fs.flag]\ntype = \"flag\"\n",
+        );
         n.spawn_svcd(&bin("svcd"));
         n.wait_svcd_ready();
     }
+    let dns = |nodes: &[Node]| -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| n.holder_pid().is_some() && n.run_dir().join("dns/flags/fs#flag").exists())
+            .map(|n| n.name().to_string())
+            .collect()
+    };
     println!("3 nodes up; the orchestrator starts web on the first node of `nodes`...");
     wait_until(Duration::from_secs(30), "web up on n1", || {
         up_on(&nodes[0], ip, &lun)
     });
+    wait_until(Duration::from_secs(30), "two dns instances", || {
+        dns(&nodes).len() == 2
+    });
+    println!("dns (flex, target 2) runs on {:?}", dns(&nodes));
     run(&nodes[0], &["mon"]);
     run(&nodes[1], &["web", "print", "status"]);
     run(&nodes[2], &["web", "switch", "--to", "n2"]);
@@ -91,6 +108,15 @@ fn main() {
     });
     println!(
         "web is up again {:.1}s after the kill",
+        t0.elapsed().as_secs_f64()
+    );
+    wait_until(Duration::from_secs(30), "two dns instances again", || {
+        let live = dns(&nodes);
+        live.len() == 2 && !live.contains(&"n2".to_string())
+    });
+    println!(
+        "dns runs on {:?} again, {:.1}s after the kill",
+        dns(&nodes),
         t0.elapsed().as_secs_f64()
     );
     run(&nodes[0], &["mon"]);

@@ -60,6 +60,18 @@ pub enum ClusterOp {
     /// The lease is about to be lost: stop the service now if it runs here (why, for the
     /// service's log file).
     FenceStop(String),
+    /// Stop this node's instance of a flex service and give its slot up (the flex planner's
+    /// [`berth_cluster::flex::FlexStep::Stop`]).
+    FlexStop {
+        /// The slot held here.
+        slot: u32,
+        /// Its token.
+        token: i64,
+        /// Why, for the service's log file.
+        reason: String,
+        /// Tells the orchestrator the stop ended, when dropped.
+        ticket: Ticket,
+    },
 }
 
 /// svcd's cluster state.
@@ -84,6 +96,8 @@ pub struct Cluster {
     pub(crate) changed: tokio::sync::Notify,
     /// What workers tell the orchestrator (whose memory is its own: see [`plan::Memory`]).
     pub(crate) tell: mpsc::UnboundedSender<Event>,
+    /// Takes the owner keys of this node's starts in batches.
+    pub(crate) taker: berth_cluster::Taker,
     /// The service files whose copy here is in conflict with the cluster's ([`crate::files`]).
     pub(crate) conflicts: crate::files::Conflicts,
 }
@@ -223,7 +237,8 @@ impl Cluster {
             why,
             Some(h.lease),
         )
-        .with_paths(self.paths.clone()))
+        .with_paths(self.paths.clone())
+        .batched(self.taker.clone()))
     }
 
     /// Note that self-fencing stopped `svc` here.

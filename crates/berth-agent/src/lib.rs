@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod daemon;
 pub mod files;
+pub mod flex;
 pub mod http;
 pub mod local;
 pub mod mailbox;

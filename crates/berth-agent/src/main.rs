@@ -140,6 +140,12 @@ fn main() -> ExitCode {
         // mostly waits (its ARP probe window), so the bound is the actions' semaphore, not a
         // thread count; the checks have their own bound.
         .max_blocking_threads(berth_agent::state::MAX_ACTIONS as usize + 64)
+        // An idle blocking thread goes after 1 s, not tokio's 10 s: the checks (one service
+        // every 10 ms at 1000 services checked every 10 s) wake the idle threads in turn,
+        // so with 10 s none was ever idle that long, and every thread a failover started
+        // stayed, its stack and its malloc arena with it (258 threads and 85 MiB RSS idle
+        // after placing 300 services, measured).
+        .thread_keep_alive(Duration::from_secs(1))
         .thread_name("svcd")
         .enable_all()
         .build()

@@ -69,6 +69,10 @@ fn node_record(
                 Some(e.lines().next().unwrap_or_default().to_string()),
             ),
         };
+        let flex = loaded
+            .as_ref()
+            .ok()
+            .and_then(|cfg| berth_model::fleet::FleetFlex::of(&cfg.settings));
         let failed = memory.and_then(|m| m.failed_recently(&name, now));
         services.insert(
             name,
@@ -85,6 +89,7 @@ fn node_record(
                     .unwrap_or_default(),
                 invalid,
                 failed_ms: failed,
+                flex,
             },
         );
     }
@@ -145,6 +150,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         view.nodes.len()
     );
     let (tell, told) = mpsc::unbounded_channel();
+    let taker = berth_cluster::Taker::spawn(store.clone(), &tokio::runtime::Handle::current());
     let cluster = Arc::new(Cluster {
         store,
         cfg,
@@ -164,6 +170,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         },
         changed: tokio::sync::Notify::new(),
         tell,
+        taker,
         conflicts: crate::files::Conflicts::default(),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
@@ -487,6 +494,7 @@ async fn orchestrate_loop(
             .collect();
         let inputs: Vec<plan::Config<'_>> = loaded
             .iter()
+            .filter(|(_, cfg)| !cfg.settings.topology.is_flex())
             .map(|(name, cfg)| plan::Config {
                 name,
                 orchestrate: cfg.settings.orchestrate,
@@ -506,6 +514,7 @@ async fn orchestrate_loop(
                 memory.sent(&name, &step);
             }
         }
+        crate::flex::cycle(&shared, &cluster, &loaded, &mut memory, health, now);
     }
 }
 

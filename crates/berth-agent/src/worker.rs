@@ -787,7 +787,8 @@ impl Worker {
         let handle = tokio::runtime::Handle::current();
         let joined = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let side = cluster.map(|c| AgentCluster { c, handle });
+            let flex = cfg.settings.topology.is_flex();
+            let side = cluster.map(|c| AgentCluster { c, handle, flex });
             let runner = berth_engine::recipe::Runner {
                 driver: &HOST,
                 paths: &shared.paths,
@@ -868,6 +869,9 @@ impl Worker {
 struct AgentCluster {
     c: Arc<crate::cluster::Cluster>,
     handle: tokio::runtime::Handle,
+    /// The service is flex: an action acts on this node's instance (its slot), not on the
+    /// service's one ownership.
+    flex: bool,
 }
 
 impl berth_engine::recipe::ClusterSide for AgentCluster {
@@ -880,6 +884,11 @@ impl berth_engine::recipe::ClusterSide for AgentCluster {
     }
 
     fn after_action(&self, svc: &str, action: Action, whole: bool, ok: bool) {
+        if self.flex {
+            self.handle
+                .block_on(self.c.store.after_flex_action(svc, action, whole, ok));
+            return;
+        }
         self.handle
             .block_on(self.c.store.after_action(svc, action, whole, ok));
     }

@@ -720,6 +720,9 @@ impl App {
                 }
             }
             ServiceAction::Switch | ServiceAction::Takeover | ServiceAction::Giveback => {
+                if let Some(why) = action.topology_refusal(&svc.name, svc.settings.topology) {
+                    return Err(usage(why));
+                }
                 let timeout = waitlock(args.timeout)?;
                 let words = action.words();
                 let Some(c) = self.cluster()? else {

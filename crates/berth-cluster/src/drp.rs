@@ -415,6 +415,7 @@ mod tests {
                     drpnodes: vec!["n3".into()],
                     invalid: None,
                     failed_ms: None,
+                    flex: None,
                 },
             );
             v.nodes.insert(n.to_string(), LiveNode { record, lease: 1 });

@@ -1,13 +1,18 @@
 //! The engine's start guard in a cluster: a start goes on only once this node owns the service
 //! (taken in a transaction under the node's lease); the owner key's revision is the fencing token.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use berth_engine::StartGuard;
 use berth_model::ServiceConfig;
 use tokio::runtime::Handle;
 
+use crate::batch::{self, Taker};
 use crate::{ClusterError, OwnerWhy, Store};
 
-/// How many times a take that got no answer (a timeout, a transport error) is sent.
+/// How many times a flex slot take that got no answer (a timeout, a transport error) is sent
+/// (owner keys go through the batch [`Taker`], which sends again itself).
 const TAKE_TRIES: u32 = 3;
 
 /// Owner-key transactions (with the lease read before them) in flight at once from this
@@ -31,6 +36,10 @@ pub struct EtcdGuard {
     decided_at: Option<i64>,
     /// This node's paths, for its own `drp_active` marks (see [`crate::drp`]).
     paths: Option<berth_model::paths::Paths>,
+    /// Takes in batches with the other starts' (svcd); `None`: alone (the CLI).
+    taker: Option<Taker>,
+    /// Set when the take ended without an answer from etcd (it may have been applied).
+    unanswered: Arc<AtomicBool>,
 }
 
 impl EtcdGuard {
@@ -44,6 +53,8 @@ impl EtcdGuard {
             lease,
             decided_at: None,
             paths: None,
+            taker: None,
+            unanswered: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -51,6 +62,19 @@ impl EtcdGuard {
     pub fn with_paths(mut self, paths: berth_model::paths::Paths) -> EtcdGuard {
         self.paths = Some(paths);
         self
+    }
+
+    /// The same guard, taking the owner key in a batch with the other takes of `taker`.
+    pub fn batched(mut self, taker: Taker) -> EtcdGuard {
+        self.taker = Some(taker);
+        self
+    }
+
+    /// A flag set when the take ended without etcd's answer (a timeout, a transport error,
+    /// after the tries): the owner key may be this node's while the start did not run, and
+    /// the caller gives it up so that the orchestrator can try the start again.
+    pub fn unanswered(&self) -> Arc<AtomicBool> {
+        self.unanswered.clone()
     }
 
     /// The same guard, refusing when the service's target or freeze changed after the view
@@ -91,31 +115,60 @@ impl StartGuard for EtcdGuard {
                     .map_err(|e| e.to_string())?;
                 crate::drp::start_check(svc, me, &facts, force)?;
             }
-            let _take = TAKES
-                .acquire()
-                .await
-                .map_err(|e| format!("cannot take the owner key of {}: {e}", svc.name))?;
+            // Lone takes queue for a place (a batch is one transaction: the taker bounds its
+            // batches in flight itself).
+            let _take = match &self.taker {
+                Some(_) => None,
+                None => Some(
+                    TAKES
+                        .acquire()
+                        .await
+                        .map_err(|e| format!("cannot take the owner key of {}: {e}", svc.name))?,
+                ),
+            };
             let lease = match self.lease {
                 Some(l) => l,
                 None => self.store.my_lease().await.map_err(|e| e.to_string())?,
             };
-            // A take that got no answer is tried again: it is idempotent for this node and
-            // lease (an owner key already this node's under this lease is confirmed).
-            let mut tries = 0;
-            let owned = loop {
-                tries += 1;
-                match self
-                    .store
-                    .acquire_if(&svc.name, lease, &self.why, self.decided_at)
-                    .await
-                {
-                    Err(e @ (ClusterError::Timeout { .. } | ClusterError::Etcd { .. }))
-                        if tries < TAKE_TRIES =>
+            // A flex service's instance runs under a slot, not the owner key.
+            if let Some(flex) = svc.settings.flex() {
+                let mut tries = 0;
+                let token = loop {
+                    tries += 1;
+                    match self
+                        .store
+                        .take_any_slot(&svc.name, flex.max, lease, self.decided_at)
+                        .await
                     {
-                        tracing::warn!("{e}: trying again");
+                        Err(e @ (ClusterError::Timeout { .. } | ClusterError::Etcd { .. }))
+                            if tries < TAKE_TRIES =>
+                        {
+                            tracing::warn!("{e}: trying again");
+                        }
+                        r => break r.map_err(|e| e.to_string())?,
                     }
-                    r => break r.map_err(|e| e.to_string())?,
+                };
+                return Ok(Some(token));
+            }
+            // A take that got no answer is sent again: it is idempotent for this node and
+            // lease (an owner key already this node's under this lease is confirmed).
+            let owned = match &self.taker {
+                Some(t) => t.take(&svc.name, lease, &self.why, self.decided_at).await,
+                None => {
+                    batch::alone(&self.store, &svc.name, lease, &self.why, self.decided_at).await
                 }
+            };
+            let owned = match owned {
+                Ok(o) => o,
+                Err(
+                    e @ (ClusterError::Timeout { .. }
+                    | ClusterError::Etcd { .. }
+                    | ClusterError::Unanswered { .. }),
+                ) => {
+                    self.unanswered.store(true, Ordering::SeqCst);
+                    return Err(e.to_string());
+                }
+                Err(e) => return Err(e.to_string()),
             };
             tracing::info!(
                 "owner of {} on {} (fencing token {})",

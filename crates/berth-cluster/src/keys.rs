@@ -10,6 +10,8 @@
 //! | `services/<svc>/drp_active` | [`DrpMark`](berth_model::drp::DrpMark) (a DR node started it; cleared by the fail-back switch) | none |
 //! | `services/<svc>/file` | the service file's bytes (the cluster's one copy) | none |
 //! | `services/<svc>/file_meta` | [`FileMeta`](crate::files::FileMeta) (format, checksum, size, writer; written with `file`) | none |
+//! | `services/<svc>/slots/<n>` | [`SlotRecord`](crate::flex::SlotRecord) (slot `n` of a flex service) | the holder's |
+//! | `services/<svc>/instances/<node>` | the slot number `node` holds (one per node) | the holder's |
 //! | `services/<svc>/intent` | [`Intent`](crate::Intent) (a switch under way) | the requester's |
 //! | `logs/<intent>/<node>/<seq>` | [`LogLine`](crate::LogLine) | the requester's |
 
@@ -97,6 +99,21 @@ impl Keys {
         format!("{}services/{svc}/intent", self.prefix)
     }
 
+    /// Slot `n` of a flex service.
+    pub fn slot(&self, svc: &str, n: u32) -> String {
+        format!("{}services/{svc}/slots/{n}", self.prefix)
+    }
+
+    /// The mark of the one slot `node` holds of a flex service.
+    pub fn instance(&self, svc: &str, node: &str) -> String {
+        format!("{}services/{svc}/instances/{node}", self.prefix)
+    }
+
+    /// The slot number a service key's leaf names (`slots/2`).
+    pub fn parse_slot_leaf(leaf: &str) -> Option<u32> {
+        leaf.strip_prefix("slots/")?.parse().ok()
+    }
+
     /// The log lines of one intent.
     pub fn logs(&self, id: &str) -> String {
         format!("{}logs/{id}/", self.prefix)
@@ -160,6 +177,15 @@ mod tests {
         assert_eq!(
             k.parse_sync_key("web", "/berth/prod/sync/web/sync#1/n3"),
             Some(("sync#1", "n3"))
+        );
+        assert_eq!(k.slot("web", 2), "/berth/prod/services/web/slots/2");
+        let slot = k.slot("web", 2);
+        let (svc, leaf) = k.parse_service_key(&slot).unwrap();
+        assert_eq!((svc, Keys::parse_slot_leaf(leaf)), ("web", Some(2)));
+        assert_eq!(Keys::parse_slot_leaf("owner"), None);
+        assert_eq!(
+            k.instance("web", "n1"),
+            "/berth/prod/services/web/instances/n1"
         );
     }
 }

@@ -12,6 +12,8 @@
 //! - [`view`]: a snapshot of the whole cluster, the placement rules, and the fleet grid of `svc mon`.
 //! - [`plan`]: the orchestrator's decisions, a pure function of the view, this node's lease,
 //!   its service files and the orchestrator's memory.
+//! - [`flex`]: flex services: slot keys, the flex planner (pure), the aggregate status.
+//! - [`batch`]: owner keys taken in batches of up to 128 operations (a failover's starts).
 //! - [`guard`]: the engine's [`berth_engine::StartGuard`] backed by the owner key.
 //!
 //! Ownership: a service runs on at most one node. Its owner key
@@ -23,8 +25,10 @@
 // The binaries' output goes through berth_manual::out (a closed pipe does not panic it).
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod batch;
 pub mod drp;
 pub mod files;
+pub mod flex;
 pub mod guard;
 pub mod keys;
 pub mod lease;
@@ -34,6 +38,7 @@ pub mod records;
 pub mod store;
 pub mod view;
 
+pub use batch::Taker;
 pub use guard::EtcdGuard;
 pub use keys::Keys;
 pub use lease::{LeaseHealth, LeaseKeeper, LeaseState};
@@ -69,6 +74,16 @@ pub enum ClusterError {
         /// The bound.
         timeout_ms: u128,
     },
+    /// etcd gave no answer to a request sent again and again (the last failure in `cause`).
+    #[error("etcd ({endpoints}): {what}: no answer: {cause}")]
+    Unanswered {
+        /// The endpoints tried.
+        endpoints: String,
+        /// What berth was doing.
+        what: String,
+        /// Why the last attempt failed.
+        cause: String,
+    },
     /// A TLS file named in `[cluster]` could not be read.
     #[error("cannot read {path}: {source}")]
     TlsFile {
@@ -85,6 +100,16 @@ pub enum ClusterError {
         key: String,
         /// The decoder's message.
         why: String,
+    },
+    /// Every slot of a flex service is held (or this node's lease, or the target, changed).
+    #[error(
+        "{svc}: no slot free: flex_max {max} instances run already (or the target, freeze or this node's lease changed)"
+    )]
+    NoSlot {
+        /// The service.
+        svc: String,
+        /// Its `flex_max`.
+        max: u32,
     },
     /// Another node owns the service.
     #[error("{svc} is running on {owner} (since {since}), use svc {svc} switch --to {me}")]

@@ -192,6 +192,22 @@ impl Memory {
         (now_ms.saturating_sub(at) < FAILOVER_BACKOFF_MS).then_some(at)
     }
 
+    /// Whether a step of `svc` is in flight, or ended within [`RETRY_START_MS`] (a flex
+    /// service's next step waits for it).
+    pub fn busy(&self, svc: &str, now_ms: u64) -> bool {
+        match self.attempts.get(svc) {
+            Some(Attempt::InFlight) => true,
+            Some(Attempt::Ended(at)) => now_ms.saturating_sub(*at) < RETRY_START_MS,
+            None => false,
+        }
+    }
+
+    /// A step of `svc` other than a [`Step`] (a flex stop) was handed to its worker: it is
+    /// in flight until its ticket tells [`Event::StartEnded`].
+    pub fn sent_other(&mut self, svc: &str) {
+        self.attempts.insert(svc.to_string(), Attempt::InFlight);
+    }
+
     /// Whether a start of `svc` is in flight.
     pub fn in_flight(&self, svc: &str) -> bool {
         self.attempts.get(svc) == Some(&Attempt::InFlight)
@@ -480,6 +496,7 @@ mod tests {
                             drpnodes: Vec::new(),
                             invalid: None,
                             failed_ms: None,
+                            flex: None,
                         },
                     )
                 })

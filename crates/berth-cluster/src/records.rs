@@ -56,6 +56,9 @@ pub struct ServiceSummary {
     /// When a start failed there lately (ms since the epoch): no candidate until the backoff ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_ms: Option<u64>,
+    /// A flex service's counts, as that node's file says (absent: failover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<berth_model::fleet::FleetFlex>,
 }
 
 fn yes() -> bool {

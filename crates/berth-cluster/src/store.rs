@@ -117,6 +117,11 @@ impl Store {
         self.client.clone()
     }
 
+    /// The endpoints, as errors name them.
+    pub(crate) fn endpoints(&self) -> &str {
+        &self.endpoints
+    }
+
     /// The per-request bound.
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -449,6 +454,30 @@ impl Store {
         }
     }
 
+    /// After an operator's action on this node's instance of a flex service: a whole stop
+    /// (or a failed whole start) gives its slot up; the cluster-wide target is left alone
+    /// (`--all` sets it), but a whole start keeps a `stopped` target from stopping it again.
+    pub async fn after_flex_action(
+        &self,
+        svc: &str,
+        action: berth_model::order::Action,
+        whole: bool,
+        ok: bool,
+    ) {
+        use berth_model::order::Action;
+        if !whole {
+            return;
+        }
+        if matches!((action, ok), (Action::Start | Action::Restart, true))
+            && let Err(e) = self.set_target(svc, Target::Started).await
+        {
+            tracing::warn!("{svc}: {e}");
+        }
+        if matches!((action, ok), (Action::Stop, true) | (Action::Start, false)) {
+            self.release_my_slot(svc).await;
+        }
+    }
+
     /// Freeze (or thaw) the service cluster-wide.
     pub async fn set_frozen(&self, svc: &str, frozen: bool) -> Result<(), ClusterError> {
         let key = self.keys.frozen(svc);
@@ -712,21 +741,64 @@ impl Store {
     /// Everything of the cluster in one read.
     pub async fn snapshot(&self) -> Result<ClusterView, ClusterError> {
         let root = self.keys.root().to_string();
-        let resp = self
-            .call(format!("get {root}*"), |mut c| {
-                let k = root.clone();
-                async move { c.get(k, Some(GetOptions::new().with_prefix())).await }
-            })
-            .await?;
-        let mut view = ClusterView {
-            revision: resp.header().map_or(0, |h| h.revision()),
-            ..ClusterView::default()
-        };
-        for kv in resp.kvs() {
-            view.apply_put(&self.keys, kv);
+        let end = prefix_end(&root);
+        let mut view = ClusterView::default();
+        // In pages of SNAPSHOT_PAGE keys, every page at the first one's revision (one
+        // consistent view): a cluster of 32 nodes x 1000 services is about 8 MB of keys, and
+        // one answer that size is over the client's default bound on a message (4 MiB).
+        let mut from = root.clone().into_bytes();
+        let mut revision = 0;
+        loop {
+            let mut opts = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(SNAPSHOT_PAGE);
+            if revision != 0 {
+                opts = opts.with_revision(revision);
+            }
+            let key = from.clone();
+            let resp = self
+                .call(format!("get {root}*"), |c| {
+                    let (k, o) = (key.clone(), opts.clone());
+                    async move {
+                        let mut kv = c.kv_client().max_decoding_message_size(MAX_ANSWER);
+                        kv.get(k, Some(o)).await
+                    }
+                })
+                .await?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+                view.revision = revision;
+            }
+            for kv in resp.kvs() {
+                view.apply_put(&self.keys, kv);
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(view),
+            }
         }
-        Ok(view)
     }
+}
+
+/// Keys per page of a snapshot.
+const SNAPSHOT_PAGE: i64 = 2000;
+/// The largest answer svcd takes from etcd (a page of the snapshot: node records are about
+/// 110 bytes per service, and all of them may fall in one page).
+const MAX_ANSWER: usize = 64 << 20;
+
+/// The end of the range of keys that start with `prefix` (as etcd's `--prefix`).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 fn tls_options(cfg: &ClusterConfig) -> Result<Option<TlsOptions>, ClusterError> {
@@ -747,4 +819,16 @@ fn tls_options(cfg: &ClusterConfig) -> Result<Option<TlsOptions>, ClusterError> 
         tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
     }
     Ok(Some(tls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn the_prefix_range_ends_after_every_key_of_the_prefix() {
+        assert_eq!(prefix_end("/berth/c/"), b"/berth/c0".to_vec());
+        assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+        assert_eq!(prefix_end(""), vec![0]);
+    }
 }

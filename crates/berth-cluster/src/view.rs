@@ -11,6 +11,7 @@ use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
 use berth_model::status::{ConfigSync, NodeCell, ServiceCluster};
 
 use crate::files::FileMeta;
+use crate::flex::{SlotHold, SlotRecord};
 use crate::records::{Intent, NodeRecord, Ownership, Target, decode};
 use crate::{Keys, OwnerRecord};
 
@@ -44,6 +45,8 @@ pub struct ClusterView {
     pub drp_active: BTreeMap<String, berth_model::drp::DrpMark>,
     /// The service files etcd holds (metadata only: the bytes are read when needed).
     pub files: BTreeMap<String, FileMeta>,
+    /// The held slots of flex services, by service and slot number.
+    pub slots: BTreeMap<String, BTreeMap<u32, SlotHold>>,
 }
 
 impl ClusterView {
@@ -76,6 +79,23 @@ impl ClusterView {
             return;
         };
         let svc = svc.to_string();
+        if let Some(n) = Keys::parse_slot_leaf(leaf) {
+            match decode::<SlotRecord>(key, kv.value()) {
+                Ok(record) => {
+                    self.slots.entry(svc).or_default().insert(
+                        n,
+                        SlotHold {
+                            node: record.node,
+                            token: kv.mod_revision(),
+                            lease: kv.lease(),
+                            since_ms: record.since_ms,
+                        },
+                    );
+                }
+                Err(e) => warn!("{e}"),
+            }
+            return;
+        }
         match leaf {
             "owner" => match decode::<OwnerRecord>(key, kv.value()) {
                 Ok(record) => {
@@ -138,6 +158,15 @@ impl ClusterView {
         let Some((svc, leaf)) = keys.parse_service_key(key) else {
             return;
         };
+        if let Some(n) = Keys::parse_slot_leaf(leaf) {
+            if let Some(held) = self.slots.get_mut(svc) {
+                held.remove(&n);
+                if held.is_empty() {
+                    self.slots.remove(svc);
+                }
+            }
+            return;
+        }
         match leaf {
             "owner" => {
                 self.owners.remove(svc);
@@ -246,11 +275,18 @@ impl ClusterView {
         let owner = self.owners.get(svc).map(|o| o.record.node.as_str());
         let hold = self.drp_hold(svc);
         let drp = self.drp_nodes(svc);
+        let flex = self.flex_of(svc);
+        // A flex service runs where its slots are held.
+        let holders: Vec<&str> = self
+            .slots
+            .get(svc)
+            .map(|s| s.values().map(|h| h.node.as_str()).collect())
+            .unwrap_or_default();
         let mut all: BTreeSet<&str> = self.members.keys().map(String::as_str).collect();
         all.extend(self.nodes.keys().map(String::as_str));
         all.extend(placement.iter().map(String::as_str));
         all.into_iter()
-            .filter(|n| Some(*n) != owner)
+            .filter(|n| Some(*n) != owner && !holders.contains(n))
             .map(|n| {
                 let summary = self.nodes.get(n).map(|l| l.record.services.get(svc));
                 let why = match summary {
@@ -276,6 +312,21 @@ impl ClusterView {
                         (Some(e), _, _) => format!("file invalid: {e}"),
                         (None, Some(at), _) => {
                             format!("start failed {} s ago", now_ms.saturating_sub(at) / 1000)
+                        }
+                        (None, None, _) if flex.is_some() => {
+                            let f = flex.map_or(
+                                berth_model::config::Flex {
+                                    min: 1,
+                                    max: 1,
+                                    target: 1,
+                                },
+                                |f| berth_model::config::Flex {
+                                    min: f.min,
+                                    max: f.max,
+                                    target: f.target,
+                                },
+                            );
+                            crate::flex::why_idle(self, svc, f)
                         }
                         (None, None, Some(o)) => format!("target met: runs on {o}"),
                         (None, None, None) if self.targets.get(svc) == Some(&Target::Stopped) => {
@@ -369,6 +420,14 @@ impl ClusterView {
             .map(|s| s.checksum.as_str())
     }
 
+    /// A flex service's counts, as the nodes that know it published them (the first).
+    pub fn flex_of(&self, svc: &str) -> Option<berth_model::fleet::FleetFlex> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.record.services.get(svc))
+            .find_map(|s| s.flex)
+    }
+
     /// The service's `nodes`, as the nodes that know it published them (the first non-empty).
     pub fn placement_nodes(&self, svc: &str) -> Vec<String> {
         self.nodes
@@ -433,6 +492,7 @@ impl ClusterView {
                     preferred: placement.first().cloned(),
                     nodes: cells,
                     why: self.why_not(&svc, now),
+                    flex: self.flex_of(&svc),
                 },
             );
         }
@@ -468,6 +528,7 @@ mod tests {
                                 drpnodes: Vec::new(),
                                 invalid: None,
                                 failed_ms: None,
+                                flex: None,
                             },
                         )
                     })

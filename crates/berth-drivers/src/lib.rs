@@ -21,7 +21,9 @@ pub mod vg;
 pub use reads::StatusReads;
 
 use berth_engine::Driver;
-use berth_model::config::{ContainerSpec, FsSpec, IpSpec, Resource, Spec, SyncSpec, VgSpec};
+use berth_model::config::{
+    ContainerSpec, FlagSpec, FsSpec, IpSpec, Resource, Spec, SyncSpec, VgSpec,
+};
 use berth_model::{ResourceState, Rid};
 
 pub use berth_engine::{Ctx, DriverError, Outcome};
@@ -42,6 +44,7 @@ macro_rules! dispatch {
             Spec::Ip(spec) => Ip.$method($ctx, $res.rid, spec),
             Spec::Vg(spec) => Vg.$method($ctx, $res.rid, spec),
             Spec::Fs(spec) => Fs.$method($ctx, $res.rid, spec),
+            Spec::Flag(spec) => Flag.$method($ctx, $res.rid, spec),
             Spec::Container(spec) => Docker.$method($ctx, $res.rid, spec),
             Spec::Sync(spec) => Rsync.$method($ctx, $res.rid, spec),
         }
@@ -120,6 +123,23 @@ impl KindDriver for Fs {
     }
     fn stop(&self, _ctx: &Ctx<'_>, _rid: Rid, spec: &FsSpec) -> Result<Outcome, DriverError> {
         fs::stop(spec)
+    }
+}
+
+/// `[fs#N] type = flag`: a marker file in the run dir ([`fs::flag`]). No precheck.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Flag;
+
+impl KindDriver for Flag {
+    type Spec = FlagSpec;
+    fn status(&self, ctx: &Ctx<'_>, rid: Rid, _spec: &FlagSpec) -> ResourceState {
+        fs::flag::status(ctx, rid)
+    }
+    fn start(&self, ctx: &Ctx<'_>, rid: Rid, _spec: &FlagSpec) -> Result<Outcome, DriverError> {
+        fs::flag::start(ctx, rid)
+    }
+    fn stop(&self, ctx: &Ctx<'_>, rid: Rid, _spec: &FlagSpec) -> Result<Outcome, DriverError> {
+        fs::flag::stop(ctx, rid)
     }
 }
 

@@ -297,6 +297,27 @@ pub enum ServiceAction {
     Sync(SyncVerb),
 }
 
+impl ServiceAction {
+    /// Why this action is refused for a service of `topology`, if it is: a relocation
+    /// (`switch`, `takeover`, `giveback`) moves a failover service's one instance, and a flex
+    /// service has one on each of several nodes.
+    pub fn topology_refusal(&self, svc: &str, topology: crate::config::Topology) -> Option<String> {
+        match self {
+            ServiceAction::Switch | ServiceAction::Takeover | ServiceAction::Giveback
+                if topology.is_flex() =>
+            {
+                Some(format!(
+                    "svc {svc} {}: refused: {svc} is a flex service (topology = flex): it runs \
+                     one instance on each of several nodes, there is no one instance to move; \
+                     start or stop the instance of each node there",
+                    self.words()
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A word that is no action of the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionParseError {

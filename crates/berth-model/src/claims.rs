@@ -58,7 +58,7 @@ impl Claim {
                 }))
             }
             Spec::Vg(vg) => Some(Claim::Vg(vg.vgname.clone())),
-            Spec::Ip(_) | Spec::Container(_) | Spec::Sync(_) => None,
+            Spec::Ip(_) | Spec::Container(_) | Spec::Sync(_) | Spec::Flag(_) => None,
         }
     }
 }

@@ -113,6 +113,53 @@ pub struct FleetService {
     /// For each node that does not run it, why (see [`crate::status::ServiceCluster::why`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub why: BTreeMap<String, String>,
+    /// A flex service's counts (absent: a failover service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<FleetFlex>,
+}
+
+/// A flex service's counts and `orchestrate`, as its nodes publish them: `svc mon` prints
+/// `ha 2/2` (instances up / `flex_target`, as OpenSVC does) and its overall follows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetFlex {
+    /// `flex_min`.
+    pub min: u32,
+    /// `flex_max`.
+    pub max: u32,
+    /// `flex_target`.
+    pub target: u32,
+    /// `orchestrate`.
+    pub orchestrate: crate::config::Orchestrate,
+}
+
+impl FleetFlex {
+    /// The counts of a flex service's settings (`None`: not flex).
+    pub fn of(settings: &crate::config::ServiceSettings) -> Option<FleetFlex> {
+        settings.flex().map(|f| FleetFlex {
+            min: f.min,
+            max: f.max,
+            target: f.target,
+            orchestrate: settings.orchestrate,
+        })
+    }
+}
+
+/// A flex service's overall on the cluster, from each instance's status: `down` with none
+/// up, `warn` when the number up is outside `[min, max]` or an instance warns, else `up`.
+pub fn flex_overall(instances: impl IntoIterator<Item = Status>, min: u32, max: u32) -> Status {
+    let mut up = 0u32;
+    let mut warn = false;
+    for s in instances {
+        up += u32::from(s == Status::Up);
+        warn |= s == Status::Warn;
+    }
+    if up == 0 {
+        Status::Down
+    } else if warn || up < min || up > max {
+        Status::Warn
+    } else {
+        Status::Up
+    }
 }
 
 impl FleetService {
@@ -129,6 +176,9 @@ impl FleetService {
                 .filter(move |c| !live || !c.stale)
                 .map(|c| c.overall)
         };
+        if let Some(f) = self.flex {
+            return flex_overall(cells(), f.min, f.max);
+        }
         if cells().any(|s| s == Status::Warn) {
             return Status::Warn;
         }
@@ -141,6 +191,23 @@ impl FleetService {
 }
 
 impl FleetService {
+    /// A flex service's `ha 2/2` (orchestrate, instances up / `flex_target`); `None` for a
+    /// failover service.
+    pub fn flex_count(&self) -> Option<String> {
+        let f = self.flex?;
+        let up = self
+            .nodes
+            .values()
+            .filter(|c| !c.stale && c.avail == Status::Up)
+            .count();
+        use crate::config::Orchestrate;
+        let orch = Orchestrate::CHOICES
+            .iter()
+            .find(|(_, o)| *o == f.orchestrate && *o != Orchestrate::No)
+            .map_or(String::new(), |(name, _)| format!("{name} "));
+        Some(format!("{orch}{up}/{}", f.target))
+    }
+
     /// Whether what is known of the service comes from stale nodes: it is up on no node that
     /// answers, and a stale node reports it (its last word, maybe up, is not news). Such a
     /// service is `stale`, never `up`.
@@ -290,8 +357,19 @@ pub fn render_fleet(f: &Fleet, color: bool) -> String {
         .max()
         .unwrap_or(8)
         + 2;
-    // " <name>  <overall>  | " then the node columns.
-    let status_w = "stdby down".len() + 1;
+    // " <name>  <overall>  | " then the node columns; a flex service's overall is followed by
+    // its count (`up ha 2/2`).
+    let word_of = |s: &FleetService| match s.flex_count() {
+        Some(count) => format!("{} {count}", s.status_word()),
+        None => s.status_word().to_string(),
+    };
+    let status_w = f
+        .services
+        .values()
+        .map(|s| word_of(s).chars().count() + 1)
+        .chain(["stdby down".len() + 1])
+        .max()
+        .unwrap_or(11);
     let col_w = cols
         .iter()
         .map(|c| c.chars().count())
@@ -335,13 +413,13 @@ pub fn render_fleet(f: &Fleet, color: bool) -> String {
     for (name, s) in &f.services {
         let mut line = format!(" {name:<name_w$}");
         let overall = s.overall();
-        let word = s.status_word();
+        let word = word_of(s);
         let paint = if s.is_stale() {
             Status::NotApplicable
         } else {
             overall
         };
-        cell(&mut line, word, status_w, paint, color);
+        cell(&mut line, &word, status_w, paint, color);
         line.push_str("| ");
         for c in &cols {
             let marks = cell_marks(s, c);
@@ -510,5 +588,45 @@ Services                n1    n2    n3
         let got = render_fleet(&f, false);
         assert!(got.contains(" web       up         | O"), "{got}");
         assert!(got.starts_with("Nodes                   zz"), "{got}");
+    }
+
+    #[test]
+    fn a_flex_service_shows_its_count_and_its_own_overall() {
+        use crate::config::Orchestrate;
+        let cell = |s| FleetCell::new(s, s);
+        let mut f = Fleet::default();
+        for n in ["n1", "n2", "n3"] {
+            f.nodes.insert(n.into(), FleetNode::new(Status::Up));
+        }
+        let mut svc = FleetService {
+            nodes: [
+                ("n1".to_string(), cell(Status::Up)),
+                ("n2".to_string(), cell(Status::Up)),
+                ("n3".to_string(), cell(Status::Down)),
+            ]
+            .into(),
+            flex: Some(FleetFlex {
+                min: 2,
+                max: 3,
+                target: 2,
+                orchestrate: Orchestrate::Ha,
+            }),
+            ..FleetService::default()
+        };
+        assert_eq!(svc.overall(), Status::Up);
+        assert_eq!(svc.flex_count().as_deref(), Some("ha 2/2"));
+        f.services.insert("web".into(), svc.clone());
+        let text = render_fleet(&f, false);
+        let line = text.lines().find(|l| l.starts_with(" web")).unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            words,
+            ["web", "up", "ha", "2/2", "|", "O", "O", "X"],
+            "{text}"
+        );
+        svc.nodes.insert("n2".into(), cell(Status::Down));
+        assert_eq!(svc.overall(), Status::Warn);
+        svc.nodes.insert("n1".into(), cell(Status::Down));
+        assert_eq!(svc.overall(), Status::Down);
     }
 }

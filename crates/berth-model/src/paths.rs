@@ -90,6 +90,11 @@ impl Paths {
     pub fn sync_lock(&self, svc: &str, rid: &str) -> PathBuf {
         self.sync_dir(svc).join(format!("{rid}.lock"))
     }
+    /// `<run>/<svc>/flags/<rid>`: an `[fs#N] type = flag` resource, up while it exists. The
+    /// run dir must be a tmpfs (`/run` is), so that a flag is down after a reboot.
+    pub fn flag_file(&self, svc: &str, rid: &str) -> PathBuf {
+        self.run_dir.join(svc).join("flags").join(rid)
+    }
     /// `<var>/<svc>/frozen`: present while the service is frozen.
     pub fn frozen_flag(&self, svc: &str) -> PathBuf {
         self.service_var(svc).join("frozen")

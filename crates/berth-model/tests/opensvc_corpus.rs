@@ -360,8 +360,8 @@ const CASES: &[Case] = &[
                 ),
                 (
                     "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
+                    "flex_min",
+                    "reference {#nodes}: {dnsnodes} in DEFAULT.nodes: not a name berth knows",
                 ),
                 (
                     "container#config",
@@ -384,7 +384,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 3,
+            warnings: 2,
         },
     },
     Case {
@@ -395,11 +395,6 @@ const CASES: &[Case] = &[
                     "DEFAULT",
                     "nodes",
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
-                ),
-                (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
                 ),
                 (
                     "container#1",
@@ -515,8 +510,8 @@ const CASES: &[Case] = &[
                 ),
                 (
                     "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
+                    "flex_target",
+                    "reference {#nodes}: {clusternodes} in DEFAULT.nodes: the cluster's members are not known",
                 ),
                 (
                     "container#0",
@@ -534,7 +529,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 4,
+            warnings: 3,
         },
     },
     Case {
@@ -624,11 +619,6 @@ const CASES: &[Case] = &[
                     "DEFAULT",
                     "nodes",
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
-                ),
-                (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
                 ),
                 (
                     "ip#0",
@@ -748,39 +738,22 @@ const CASES: &[Case] = &[
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
                 ),
                 (
-                    "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
-                ),
-                (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
-                ),
-                (
                     "container#1",
                     "type",
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 2,
+            warnings: 1,
         },
     },
     Case {
         file: "tpl-pod-pod.conf",
         expect: Expect::Refused {
-            errors: &[
-                (
-                    "fs#1",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
-                ),
-                (
-                    "ip#1",
-                    "type",
-                    "type cni is not supported (berth has: host, netns, docker)",
-                ),
-            ],
+            errors: &[(
+                "ip#1",
+                "type",
+                "type cni is not supported (berth has: host, netns, docker)",
+            )],
             warnings: 2,
         },
     },
@@ -792,11 +765,6 @@ const CASES: &[Case] = &[
                     "DEFAULT",
                     "nodes",
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
-                ),
-                (
-                    "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
                 ),
                 (
                     "container#1",
@@ -814,7 +782,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 3,
+            warnings: 2,
         },
     },
     Case {
@@ -825,11 +793,6 @@ const CASES: &[Case] = &[
                     "DEFAULT",
                     "nodes",
                     "bad value \"*\": stands for the cluster's members, which this load does not know",
-                ),
-                (
-                    "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
                 ),
                 (
                     "container#1",
@@ -847,7 +810,7 @@ const CASES: &[Case] = &[
                     "reference {clustername}: not a name berth knows, nor a keyword set in ",
                 ),
             ],
-            warnings: 3,
+            warnings: 2,
         },
     },
     Case {
@@ -885,18 +848,13 @@ const CASES: &[Case] = &[
             errors: &[
                 (
                     "DEFAULT",
-                    "topology",
-                    "bad value \"flex\": berth runs failover services only (one node at a tim",
-                ),
-                (
-                    "DEFAULT",
                     "nodes",
                     "reference {clusternodes}: the cluster's members are not known to this load",
                 ),
                 (
-                    "fs#flag",
-                    "type",
-                    "type flag is not supported (berth has: mountable filesystem types: ext",
+                    "DEFAULT",
+                    "flex_min",
+                    "reference {#nodes}: {clusternodes} in DEFAULT.nodes: the cluster's members are not known",
                 ),
                 (
                     "container#1",
@@ -904,7 +862,7 @@ const CASES: &[Case] = &[
                     "type oci is not supported (berth has: docker)",
                 ),
             ],
-            warnings: 7,
+            warnings: 6,
         },
     },
     Case {

@@ -1242,6 +1242,15 @@ impl Node {
         Box::new(move || addr() | mount())
     }
 
+    /// A [`Sampler`] probe: `path` (a file the node's services write, such as an
+    /// `[fs#N] type = flag` marker) exists while the node lives. A dead node runs nothing,
+    /// whatever its disk says; follows the node across restarts.
+    pub fn file_probe(&self, path: &Path) -> Probe {
+        let holder = Arc::clone(&self.holder_pid);
+        let path = path.to_path_buf();
+        Box::new(move || holder.lock().is_ok_and(|h| h.is_some()) && path.exists())
+    }
+
     /// A [`Sampler`] probe for [`Node::has_mount`]; follows the node across restarts.
     pub fn mount_probe(&self, what: &Path) -> Probe {
         let holder = Arc::clone(&self.holder_pid);

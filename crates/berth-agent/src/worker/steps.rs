@@ -172,6 +172,46 @@ impl Worker {
             ClusterOp::SwitchOut(intent) => self.switch_out(&cluster, intent).await,
             ClusterOp::GiveUp => cluster.store.release_if_mine(&self.name).await,
             ClusterOp::FenceStop(why) => self.fence_stop(&cluster, &why).await,
+            ClusterOp::FlexStop {
+                slot,
+                token,
+                reason,
+                ticket,
+            } => {
+                self.flex_stop(&cluster, slot, token, &reason).await;
+                drop(ticket);
+            }
+        }
+    }
+
+    /// The flex planner stops this node's instance: stop, then give the slot up (only once
+    /// the instance is down: the slot is what keeps the instance count within flex_max).
+    async fn flex_stop(&mut self, cluster: &Arc<Cluster>, slot: u32, token: i64, reason: &str) {
+        let me = cluster.store.node().to_string();
+        self.note(
+            None,
+            Level::INFO,
+            origin::ORCHESTRATOR,
+            &format!("stop on {me}: {reason}"),
+        );
+        let stopped = self.cluster_stop(false, origin::ORCHESTRATOR).await;
+        self.check().await;
+        match stopped {
+            Ok(_) => {
+                info!("{}: instance stopped on {me} ({reason})", self.name);
+                cluster.event(
+                    "flex_stopped",
+                    Some(&self.name),
+                    format!("{} instance stopped on {me}: {reason}", self.name),
+                );
+                if let Err(e) = cluster.store.release_slot(&self.name, slot, token).await {
+                    warn!("{}: cannot release slot {slot}: {e}", self.name);
+                }
+            }
+            Err(e) => {
+                error!("{}: stop on {me} failed: {e}; slot {slot} kept", self.name);
+                cluster.event("flex_stop_failed", Some(&self.name), e.to_string());
+            }
         }
     }
 
@@ -209,6 +249,8 @@ impl Worker {
                 return;
             }
         };
+        let unanswered = guard.unanswered();
+        let fresh = start.token.is_none();
         // Checked again once the lock is held: an operator's action since the decision, the
         // newest view (target, freeze, owner), the lease.
         let recheck: Recheck = {
@@ -268,6 +310,14 @@ impl Worker {
             // after the decision: not this node's failure.
             Err(StepError::Action(ActionError::Guard(refusal))) => {
                 info!("{}: not started on {me}: {refusal}", self.name);
+                // etcd did not answer the take: it may have been applied, and an owner key
+                // of this node's on a service that is not started would keep it down (the
+                // orchestrator starts only what nobody owns). Given up, the orchestrator
+                // tries the start again (after plan::RETRY_START_MS). Only a take of a
+                // service nobody owned: an ownership handed here stays.
+                if fresh && unanswered.load(std::sync::atomic::Ordering::SeqCst) {
+                    cluster.store.release_if_mine(&self.name).await;
+                }
                 if let Some(l) = &log {
                     l.line(
                         format!("{me}: {} not started: {refusal}", self.name),
@@ -279,7 +329,15 @@ impl Worker {
             Err(e) => {
                 error!("{}: start on {me} failed: {e}", self.name);
                 cluster.start_failed(&self.name, &e.to_string());
-                cluster.store.release_if_mine(&self.name).await;
+                if self
+                    .config
+                    .as_ref()
+                    .is_ok_and(|c| c.settings.topology.is_flex())
+                {
+                    cluster.store.release_my_slot(&self.name).await;
+                } else {
+                    cluster.store.release_if_mine(&self.name).await;
+                }
                 if let Some(l) = &log {
                     l.line(
                         format!("{me}: start of {} failed: {e}", self.name),

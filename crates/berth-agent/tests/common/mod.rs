@@ -146,6 +146,8 @@ pub struct Spec {
     pub ip_service_extra: String,
     /// The nodes' `monitor_interval` (`1s`).
     pub monitor_interval: String,
+    /// Other service files written on every node: (file name, text).
+    pub files: Vec<(String, String)>,
 }
 
 impl Default for Spec {
@@ -163,6 +165,7 @@ impl Default for Spec {
             token: None,
             ip_service_extra: String::new(),
             monitor_interval: "1s".to_string(),
+            files: Vec::new(),
         }
     }
 }
@@ -272,6 +275,9 @@ impl Rig {
                     s.mnt.path().display()
                 ),
             );
+        }
+        for (file, text) in &spec.files {
+            node.write_service(file, text);
         }
         for (s, ip) in &self.ip_services {
             node.write_service(

@@ -9,6 +9,7 @@
 //! - stop: another filesystem on the mount point is left alone; else `umount2(2)`; when busy, TERM then KILL the holders, retrying until the umount
 //!   succeeds or `stop_timeout` runs out; then detach the image's loop device.
 
+pub mod flag;
 mod holders;
 pub mod loopdev;
 pub mod mountinfo;

@@ -63,6 +63,8 @@ pub const ALIASES: &[Alias] = &[
         "topology",
         "v1.8 name; v2 and v3 alias",
     ),
+    alias(None, "flex_min_nodes", "flex_min", "v2 name; v3 alias"),
+    alias(None, "flex_max_nodes", "flex_max", "v2 name; v3 alias"),
 ];
 
 /// The aliases of `kind`'s sections (`None`: the service section's).
@@ -927,6 +929,131 @@ mod tests {
     }
 
     #[test]
+    fn flex_services_with_opensvc_names_and_defaults() {
+        use crate::config::service::{Flex, Topology};
+        let members = vec!["n1".to_string(), "n2".to_string(), "n3".to_string()];
+        let load = LoadContext {
+            nodename: Some("n1".to_string()),
+            members: Some(members),
+        };
+        let check = |text: &str| ServiceConfig::check(Path::new(FILE), text, &load);
+        // v1.8/v2 names, nodes from the members: flex_max defaults to their number, the target
+        // to flex_min.
+        let svc = check("[DEFAULT]\nnodes = *\ncluster_type = flex\nflex_min_nodes = 2\n")
+            .service
+            .expect("loads");
+        assert_eq!(
+            svc.settings.topology,
+            Topology::Flex(Flex {
+                min: 2,
+                max: 3,
+                target: 2
+            })
+        );
+        let shown = written(&svc);
+        assert!(shown.contains("topology = flex\nflex_min = 2"), "{shown}");
+        // v3 names.
+        let svc =
+            check("[DEFAULT]\nnodes = n1 n2 n3\ntopology = flex\nflex_max = 2\nflex_target = 2\n")
+                .service
+                .expect("loads");
+        assert_eq!(
+            svc.settings.flex(),
+            Some(Flex {
+                min: 1,
+                max: 2,
+                target: 2
+            })
+        );
+        // Defaults: 1 up, at most one per node.
+        let svc = ok(Some("n1"), "[DEFAULT]\nnodes = n1 n2\ntopology = flex\n");
+        assert_eq!(
+            svc.settings.flex(),
+            Some(Flex {
+                min: 1,
+                max: 2,
+                target: 1
+            })
+        );
+        // On a failover service the counts are warnings.
+        let svc = ok(Some("n1"), "[DEFAULT]\nnodes = n1 n2\nflex_max_nodes = 2\n");
+        assert_eq!(svc.settings.topology, Topology::Failover);
+        assert!(
+            warnings(&svc)[0]
+                .contains("flex_max_nodes: accepted and ignored: the service is not flex"),
+            "{:?}",
+            warnings(&svc)
+        );
+    }
+
+    #[test]
+    fn fs_type_flag_is_a_flag() {
+        let svc = ok(
+            Some("n1"),
+            "[DEFAULT]\nnodes = n1\n\n[fs#flag]\ntype = flag\n\n[container#1]\nimage = x\n",
+        );
+        assert!(matches!(svc.resources[0].spec, Spec::Flag(_)), "{svc:?}");
+        assert!(warnings(&svc).is_empty(), "{:?}", warnings(&svc));
+        let shown = crate::config::to_toml(&svc).unwrap();
+        assert!(shown.contains("[fs.flag]\ntype = \"flag\"\n"), "{shown}");
+        // TOML too, in any case.
+        let c = ServiceConfig::check(
+            Path::new("/etc/berth/services/web.toml"),
+            "[fs.1]\ntype = \"Flag\"\n",
+            &LoadContext::node("n1"),
+        );
+        assert!(matches!(
+            c.service.expect("loads").resources[0].spec,
+            Spec::Flag(_)
+        ));
+    }
+
+    #[test]
+    fn bad_flex_counts_and_a_vg_in_a_flex_service_are_refused() {
+        let flex = "[DEFAULT]\nnodes = n1 n2 n3\ntopology = flex\n";
+        for (extra, want) in [
+            (
+                "flex_max = 4\n",
+                "flex_max: bad value \"4\": more than the service's 3 nodes (one instance per node)",
+            ),
+            (
+                "flex_max = 0\n",
+                "flex_max: bad value \"0\": a flex service runs at least one instance",
+            ),
+            (
+                "flex_min = 3\nflex_max = 2\n",
+                "flex_min: bad value \"3\": more than flex_max (2)",
+            ),
+            (
+                "flex_min = 2\nflex_target = 1\n",
+                "flex_target: bad value \"1\": outside [flex_min, flex_max] = [2, 3]",
+            ),
+            (
+                "flex_target = 4\n",
+                "flex_target: bad value \"4\": outside [flex_min, flex_max] = [1, 3]",
+            ),
+            (
+                "flex_min = -1\n",
+                "flex_min: bad value \"-1\": expected a whole number",
+            ),
+        ] {
+            let e = errors(Some("n1"), &format!("{flex}{extra}"));
+            assert!(e.len() == 1 && e[0].contains(want), "{extra}: {e:?}");
+        }
+        let e = errors(
+            Some("n1"),
+            &format!("{flex}\n[disk#1]\ntype = vg\nname = vgweb\n"),
+        );
+        assert_eq!(
+            e,
+            [format!(
+                "{FILE}:5: [disk#1] a vg cannot be part of a flex service (topology = flex): a \
+                 volume group is active on one node at a time"
+            )]
+        );
+    }
+
+    #[test]
     fn container_aliases_of_v2_and_v3() {
         let svc = ok(
             None,
@@ -1036,7 +1163,7 @@ mod tests {
                 )]
             );
         }
-        for t in ["flag", "zfs"] {
+        for t in ["zfs", "directory"] {
             let e = errors(None, &format!("[fs#1]\ntype = {t}\ndev = d\nmnt = /srv\n"));
             assert!(
                 e[0].contains(&format!("[fs#1] type: type {t} is not supported")),
@@ -1388,10 +1515,10 @@ mod tests {
                 "{key}: {w:?}"
             );
         }
-        let e = errors(None, "[DEFAULT]\ntopology = flex\n");
+        let e = errors(None, "[DEFAULT]\ntopology = flexible\n");
         assert!(
             e[0].contains(
-                "[DEFAULT] topology: bad value \"flex\": berth runs failover services only"
+                "[DEFAULT] topology: bad value \"flexible\": expected one of: failover, flex"
             ),
             "{e:?}"
         );

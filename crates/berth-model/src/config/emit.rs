@@ -51,6 +51,14 @@ struct ServiceView<'a> {
     orchestrate: Option<Orchestrate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     monitor_action: Option<MonitorAction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topology: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flex_min: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flex_max: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flex_target: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +87,7 @@ enum SpecView<'a> {
     Ip(ip::IpView<'a>),
     Vg(vg::VgView<'a>),
     Fs(fs::FsView<'a>),
+    Flag(fs::FlagView),
     Container(container::ContainerView<'a>),
     Sync(sync::SyncView<'a>),
 }
@@ -109,6 +118,7 @@ fn resource(r: &Resource) -> ResourceView<'_> {
         Spec::Ip(s) => SpecView::Ip(ip::view(s)),
         Spec::Vg(s) => SpecView::Vg(vg::view(s)),
         Spec::Fs(s) => SpecView::Fs(fs::view(s)),
+        Spec::Flag(s) => SpecView::Flag(fs::flag_view(s)),
         Spec::Container(s) => SpecView::Container(container::view(s)),
         Spec::Sync(s) => SpecView::Sync(sync::view(s)),
     };
@@ -192,6 +202,10 @@ pub fn to_toml(svc: &ServiceConfig) -> Result<String, toml::ser::Error> {
         registry_creds: s.registry_creds.as_ref().map(|p| p.display().to_string()),
         orchestrate: (s.orchestrate != Orchestrate::No).then_some(s.orchestrate),
         monitor_action: (s.monitor_action != MonitorAction::None).then_some(s.monitor_action),
+        topology: s.topology.is_flex().then_some(s.topology.name()),
+        flex_min: s.flex().map(|f| f.min),
+        flex_max: s.flex().map(|f| f.max),
+        flex_target: s.flex().map(|f| f.target),
     };
     let mut out = format!(
         "# service {} (from {})\n[service]\n",

@@ -87,6 +87,14 @@ pub enum ConfigErrorKind {
         /// Why it cannot be evaluated.
         why: String,
     },
+    /// A resource a flex service cannot have (a `vg`).
+    #[error("a {kind} cannot be part of a flex service (topology = flex): {why}")]
+    NotInFlex {
+        /// The resource's kind.
+        kind: String,
+        /// Why.
+        why: String,
+    },
     /// The file name does not make a service name.
     #[error("bad service name {name:?}: {why}")]
     BadServiceName {

@@ -12,7 +12,8 @@ use super::raw::{Format, RawFile, RawValue, SectionKind, Written};
 pub use super::reader::ignored;
 pub(crate) use super::reader::{Reader, Sink};
 use super::service::{
-    Common, MonitorAction, Orchestrate, Placement, Resource, ServiceConfig, ServiceSettings, Spec,
+    Common, Flex, MonitorAction, Orchestrate, Placement, Resource, ServiceConfig, ServiceSettings,
+    Spec, Topology,
 };
 pub use super::value::parse_duration;
 use crate::rid::{Kind, Rid};
@@ -48,6 +49,9 @@ pub const SERVICE_KEYWORDS: &[&str] = &[
     "monitor_action",
     "placement",
     "topology",
+    "flex_min",
+    "flex_max",
+    "flex_target",
     "rollback",
     "priority",
 ];
@@ -121,14 +125,9 @@ fn read_service(
 ) -> ServiceSettings {
     // `service_type` and `container_data_dir` are folded into `env` and `docker_data_dir`
     // by the compat layer.
-    let topology = e.ok(r.choice("topology", &[("failover", true), ("flex", false)], true));
-    if topology == Some(false) {
-        e.0.push(r.bad(
-            "topology",
-            &RawValue::Str("flex".into()),
-            "berth runs failover services only (one node at a time): flex is not supported yet",
-        ));
-    }
+    let flex = e
+        .ok(r.choice("topology", &[("failover", false), ("flex", true)], false))
+        .unwrap_or_default();
     if e.ok(r.boolean("rollback", true)) == Some(false) {
         warnings.push(r.warning(
             "rollback",
@@ -158,8 +157,11 @@ fn read_service(
             None => Ok(nodes),
         }
     }));
+    let nodes = nodes.unwrap_or_default();
+    let topology = flex_counts(r, e, warnings, flex, nodes.len());
     ServiceSettings {
-        nodes: nodes.unwrap_or_default(),
+        topology,
+        nodes,
         drpnodes: e.ok(r.list("drpnodes")).unwrap_or_default(),
         autostart_node: e.ok(r.string("autostart_node")).flatten(),
         app: e.ok(r.string("app")).flatten(),
@@ -196,6 +198,67 @@ fn read_service(
             .ok(r.choice("placement", Placement::CHOICES, Placement::NodesOrder))
             .unwrap_or_default(),
     }
+}
+
+/// `flex_min`, `flex_max`, `flex_target` of a flex service (`n_nodes`: how many `nodes` it
+/// has, members resolved), checked `min <= target <= max <= nodes`; on a failover service
+/// they are warnings (OpenSVC ignores them there too).
+fn flex_counts(
+    r: &mut Reader<'_>,
+    e: &mut Sink<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+    flex: bool,
+    n_nodes: usize,
+) -> Topology {
+    const MAX: i64 = 10_000;
+    let mut count = |key| {
+        e.ok(r.integer(key, 0, MAX))
+            .flatten()
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    let (min, max, target) = (count("flex_min"), count("flex_max"), count("flex_target"));
+    if !flex {
+        for (key, v) in [
+            ("flex_min", min),
+            ("flex_max", max),
+            ("flex_target", target),
+        ] {
+            if v.is_some() {
+                warnings.push(r.warning(
+                    key,
+                    "accepted and ignored: the service is not flex (topology = failover)",
+                ));
+            }
+        }
+        return Topology::Failover;
+    }
+    let nodes = u32::try_from(n_nodes.max(1)).unwrap_or(u32::MAX);
+    let min = min.unwrap_or(1);
+    let max = max.unwrap_or(nodes);
+    let target = target.unwrap_or(min);
+    let bad = |key: &str, v: u32, why: String| r.bad(key, &RawValue::Int(i64::from(v)), &why);
+    if max == 0 {
+        e.0.push(bad(
+            "flex_max",
+            max,
+            "a flex service runs at least one instance".into(),
+        ));
+    } else if n_nodes > 0 && max > nodes {
+        e.0.push(bad(
+            "flex_max",
+            max,
+            format!("more than the service's {nodes} nodes (one instance per node)"),
+        ));
+    } else if min > max {
+        e.0.push(bad("flex_min", min, format!("more than flex_max ({max})")));
+    } else if target < min || target > max {
+        e.0.push(bad(
+            "flex_target",
+            target,
+            format!("outside [flex_min, flex_max] = [{min}, {max}]"),
+        ));
+    }
+    Topology::Flex(Flex { min, max, target })
 }
 
 /// Type and validate a raw file into a service; every problem goes to `diags`. `None` when
@@ -263,7 +326,7 @@ pub(crate) fn build(
                 let spec = match rid.kind {
                     Kind::Ip => ip::read(&mut r, &mut sink).map(Spec::Ip),
                     Kind::Vg => vg::read(&mut r, &mut sink).map(Spec::Vg),
-                    Kind::Fs => fs::read(&mut r, &mut sink).map(Spec::Fs),
+                    Kind::Fs => fs::read(&mut r, &mut sink),
                     Kind::Container => container::read(&mut r, &mut sink, warnings)
                         .map(|c| Spec::Container(Box::new(c))),
                     Kind::Sync => sync::read(&mut r, &mut sink).map(Spec::Sync),
@@ -278,6 +341,22 @@ pub(crate) fn build(
                     resources.push(Resource { rid, common, spec });
                 }
             }
+        }
+    }
+    // A VG is active on one node at a time: it cannot belong to a flex service.
+    if settings.as_ref().is_some_and(|s| s.topology.is_flex()) {
+        for r in resources.iter().filter(|r| r.rid.kind == Kind::Vg) {
+            let (line, section) = first_line.get(&r.rid).cloned().unwrap_or_default();
+            diags.errors.push(ConfigError::at(
+                file,
+                Some(line),
+                Some(&section),
+                None,
+                ConfigErrorKind::NotInFlex {
+                    kind: r.rid.kind.to_string(),
+                    why: "a volume group is active on one node at a time".to_string(),
+                },
+            ));
         }
     }
     let svc = ServiceConfig {

@@ -33,7 +33,7 @@ pub use compat::LoadContext;
 pub use emit::{to_toml, written};
 pub use error::{ConfigError, ConfigErrorKind, ConfigWarning, Diagnostics};
 pub use kinds::container::{ContainerSpec, PullPolicy, Registry, image_registry};
-pub use kinds::fs::FsSpec;
+pub use kinds::fs::{FlagSpec, FsSpec};
 pub use kinds::ip::{IpSpec, NetnsIp, NetnsMode, Prefix};
 pub use kinds::sync::{Schedule, SyncSpec, SyncTarget};
 pub use kinds::vg::VgSpec;

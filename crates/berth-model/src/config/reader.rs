@@ -98,6 +98,15 @@ impl<'a> Reader<'a> {
         Some(&e.value)
     }
 
+    /// A string keyword's value, without taking it (a kind's reader that picks its shape by
+    /// `type`).
+    pub(crate) fn peek_str(&self, key: &str) -> Option<String> {
+        match &self.entries.get(key)?.value {
+            RawValue::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
     /// A string keyword.
     pub(crate) fn string(&mut self, key: &'a str) -> Result<Option<String>, ConfigError> {
         match self.take(key) {
@@ -331,12 +340,7 @@ pub fn ignored(kind: Option<Kind>, key: &str) -> Option<&'static str> {
         | (None, "pg_mem_oom_control")
         | (None, "pg_mem_swappiness")
         | (None, "pg_blkio_weight") => "berth makes no process groups (use the container limits)",
-        (None, "flex_primary")
-        | (None, "flex_min")
-        | (None, "flex_max")
-        | (None, "flex_target")
-        | (None, "flex_min_nodes")
-        | (None, "flex_max_nodes") => "berth runs failover services only",
+        (None, "flex_primary") => "berth gives a flex service's instances no primary",
         (None, "status_schedule")
         | (None, "comp_schedule")
         | (None, "resinfo_schedule")

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::ConfigWarning;
 use super::kinds::container::{ContainerSpec, Registry};
-use super::kinds::fs::FsSpec;
+use super::kinds::fs::{FlagSpec, FsSpec};
 use super::kinds::ip::IpSpec;
 use super::kinds::sync::SyncSpec;
 use super::kinds::vg::VgSpec;
@@ -103,6 +103,56 @@ pub struct ServiceSettings {
     pub monitor_action: MonitorAction,
     /// How the nodes are ranked for a start or a failover (`placement`).
     pub placement: Placement,
+    /// One instance at a time (`failover`), or one on each of several nodes (`flex`).
+    pub topology: Topology,
+}
+
+impl ServiceSettings {
+    /// The flex counts, when the service is flex.
+    pub fn flex(&self) -> Option<Flex> {
+        match self.topology {
+            Topology::Failover => None,
+            Topology::Flex(f) => Some(f),
+        }
+    }
+}
+
+/// `topology` (OpenSVC's `cluster_type`): how many instances of the service run at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// One instance, on one node at a time (the default).
+    #[default]
+    Failover,
+    /// One instance on each of several nodes, at most one per node.
+    Flex(Flex),
+}
+
+impl Topology {
+    /// Whether it is `flex`.
+    pub fn is_flex(&self) -> bool {
+        matches!(self, Topology::Flex(_))
+    }
+
+    /// The keyword's name for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Topology::Failover => "failover",
+            Topology::Flex(_) => "flex",
+        }
+    }
+}
+
+/// The instance counts of a flex service, checked at load: `min <= target <= max <= nodes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Flex {
+    /// `flex_min` (OpenSVC `flex_min_nodes`): fewer instances up is a `warn` (default 1).
+    pub min: u32,
+    /// `flex_max` (OpenSVC `flex_max_nodes`): never more instances than this (default: the
+    /// number of `nodes`).
+    pub max: u32,
+    /// `flex_target`: how many instances the orchestrator keeps up (default `flex_min`).
+    pub target: u32,
 }
 
 /// `orchestrate`: who starts the service in a cluster.
@@ -230,6 +280,9 @@ pub enum Spec {
     Vg(VgSpec),
     /// `[fs#N]`.
     Fs(FsSpec),
+    /// `[fs#N] type = flag`: a marker file in the run dir.
+    #[serde(rename = "fs")]
+    Flag(FlagSpec),
     /// `[container#N]`.
     Container(Box<ContainerSpec>),
     /// `[sync#N]`.
@@ -244,7 +297,7 @@ impl Spec {
         match self {
             Spec::Container(c) => c.fast_stop(),
             Spec::Fs(f) => f.fast_stop(),
-            Spec::Ip(_) | Spec::Vg(_) | Spec::Sync(_) => {}
+            Spec::Ip(_) | Spec::Vg(_) | Spec::Sync(_) | Spec::Flag(_) => {}
         }
     }
 }

@@ -649,7 +649,7 @@ fn fast_stop_drops_the_graceful_waits() {
         match &r.spec {
             Spec::Fs(f) => assert_eq!(f.stop_timeout, Duration::from_secs(1)),
             Spec::Container(c) => assert_eq!(c.stop_timeout, Duration::ZERO),
-            Spec::Ip(_) | Spec::Vg(_) | Spec::Sync(_) => continue,
+            Spec::Ip(_) | Spec::Vg(_) | Spec::Sync(_) | Spec::Flag(_) => continue,
         }
         seen += 1;
     }

@@ -9,6 +9,7 @@ use crate::config::alias::{Alias, alias};
 use crate::config::error::ConfigErrorKind;
 use crate::config::raw::RawValue;
 use crate::config::reader::{Reader, Sink};
+use crate::config::service::Spec;
 use crate::config::value::Dur;
 use crate::rid::Kind;
 
@@ -19,8 +20,12 @@ pub const KEYWORDS: &[&str] = &["dev", "mnt", "type", "mnt_opt", "stop_timeout"]
 /// [`FS_DRIVER_TYPES`].
 pub(crate) const DRIVER_TYPES: &[&str] = &[];
 
-/// OpenSVC fs drivers that are not a filesystem berth can mount from `dev`.
-pub const FS_DRIVER_TYPES: &[&str] = &["flag", "zfs", "directory", "dir"];
+/// OpenSVC fs drivers that are not a filesystem berth can mount from `dev` (`flag` is one
+/// berth runs: [`FLAG_TYPE`]).
+pub const FS_DRIVER_TYPES: &[&str] = &["zfs", "directory", "dir"];
+
+/// `type = flag` (OpenSVC v3): no filesystem, a marker file in the run dir ([`FlagSpec`]).
+pub const FLAG_TYPE: &str = "flag";
 
 /// The OpenSVC aliases of `[fs#N]`'s keywords.
 pub(crate) const ALIASES: &[Alias] = &[alias(
@@ -60,7 +65,24 @@ impl FsSpec {
     }
 }
 
-pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
+/// `[fs#N] type = flag` (OpenSVC v3): a marker file `<run>/<svc>/flags/<rid>`, up while it
+/// exists. The run dir is a tmpfs (`/run`), so a flag is down after a reboot, and a service
+/// with no other resource (a container-only one) still has a started or stopped state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FlagSpec {}
+
+/// `[fs#N]`: a mounted filesystem, or a flag.
+pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<Spec> {
+    if r.peek_str("type")
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(FLAG_TYPE))
+    {
+        let _ = r.string("type");
+        return Some(Spec::Flag(FlagSpec {}));
+    }
+    read_mounted(r, e).map(Spec::Fs)
+}
+
+fn read_mounted(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
     let dev = e.ok(r.required("dev"));
     let mnt = e.ok(r.abs_path("mnt").and_then(|m| match m {
         None => Err(r.error("mnt", ConfigErrorKind::MissingKey)),
@@ -82,6 +104,18 @@ pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
         mnt_opt: mnt_opt?,
         stop_timeout: stop_timeout?,
     })
+}
+
+/// `[fs#N] type = flag` as `print config` writes it.
+#[derive(Serialize)]
+pub(crate) struct FlagView {
+    #[serde(rename = "type")]
+    fs_type: &'static str,
+}
+
+/// The `print config` view of a flag.
+pub(crate) fn flag_view(_: &FlagSpec) -> FlagView {
+    FlagView { fs_type: FLAG_TYPE }
 }
 
 /// `[fs#N]` as `print config` writes it.
