@@ -373,7 +373,7 @@ fn receive_checked(args: &[OsString]) -> Result<std::convert::Infallible, Receiv
     .map_err(anyhow::Error::from)?;
     let starting =
         ServiceLock::acquire(svc_name, &paths.lock_file(svc_name), Duration::ZERO).is_err();
-    let avail = engine.status(&svc).avail;
+    let avail = berth_model::sync::receiver_avail(&svc, &engine.status(&svc));
     let facts =
         driver::receiver_facts(&ctx, rid, spec, avail, starting).map_err(anyhow::Error::from)?;
     berth_model::sync::receive(svc_name, &me, from, token, &facts)

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ServiceSettings, SyncSpec, SyncTarget};
+use crate::config::{ServiceConfig, ServiceSettings, Spec, SyncSpec, SyncTarget};
 use crate::drp::DrpMark;
 use crate::rid::Rid;
-use crate::status::{LogEntry, Status};
+use crate::status::{LogEntry, ServiceStatus, Status};
 
 /// How one attempt to one target ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +177,21 @@ pub struct ReceiverFacts {
     pub received: Option<Received>,
     /// The `drp_active` mark, if present.
     pub drp_mark: Option<DrpMark>,
+}
+
+/// What a receiver counts as the service running there: its avail when any resource other than
+/// its storage (an `ip`, a `container`, a flag: what serves or marks it started) is up or warns,
+/// else `down`. The storage alone (an `fs` mounted, a `vg` active) is how a node receives: a DR
+/// node keeps its copy mounted (`always_on`), and a primary being failed back to mounts the
+/// service's fs by hand for the DR node's `sync update --target nodes`, without starting it.
+pub fn receiver_avail(svc: &ServiceConfig, st: &ServiceStatus) -> Status {
+    let serving = st.resources.iter().any(|r| {
+        matches!(r.status, Status::Up | Status::Warn)
+            && svc
+                .resource(r.rid)
+                .is_some_and(|res| !matches!(res.spec, Spec::Fs(_) | Spec::Vg(_) | Spec::Sync(_)))
+    });
+    if serving { st.avail } else { Status::Down }
 }
 
 /// The receiver's decision: accept a sync from `from` with `token`, or say why not. Checked in
@@ -430,6 +445,50 @@ pub fn row(
 mod tests {
     use super::*;
     use crate::config::Schedule;
+    use crate::status::{Flags, ResourceStatus};
+
+    #[test]
+    fn a_receiver_with_only_its_storage_up_is_not_running_the_service() {
+        let svc = ServiceConfig::parse(
+            std::path::Path::new("web.toml"),
+            "[ip.1]\nipname = \"10.0.0.9\"\nipdev = \"eth0\"\nnetmask = 24\n\n\
+             [fs.1]\ndev = \"/dev/sdb\"\nmnt = \"/srv/web\"\ntype = \"ext4\"\n",
+        )
+        .unwrap();
+        let st = |ip: Status, fs: Status| {
+            let res = |rid: &str, status| ResourceStatus {
+                network: None,
+                rid: rid.parse().unwrap(),
+                status,
+                label: String::new(),
+                flags: Flags::default(),
+                log: vec![],
+            };
+            ServiceStatus::from_resources(
+                "web".into(),
+                vec![res("ip#1", ip), res("fs#1", fs)],
+                false,
+            )
+        };
+        // The fs mounted to receive (a primary being failed back to): not running.
+        assert_eq!(
+            receiver_avail(&svc, &st(Status::Down, Status::Up)),
+            Status::Down
+        );
+        // Its address up: the service runs (partly) there.
+        assert_eq!(
+            receiver_avail(&svc, &st(Status::Up, Status::Down)),
+            Status::Warn
+        );
+        assert_eq!(
+            receiver_avail(&svc, &st(Status::Up, Status::Up)),
+            Status::Up
+        );
+        assert_eq!(
+            receiver_avail(&svc, &st(Status::Down, Status::Down)),
+            Status::Down
+        );
+    }
 
     fn spec() -> SyncSpec {
         SyncSpec {
