@@ -61,10 +61,17 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Nothing mounted nor attached under the case's temp dir.
+/// Nothing mounted nor attached under the case's temp dir. A loop device with autoclear (what
+/// `mount -o loop` attaches) is detached by the kernel after its last close, asynchronously
+/// (a workqueue since Linux 5.18?): it may be seen for a moment after the umount returned, so
+/// the loop devices get a bounded wait; the mounts do not.
 fn assert_clean(c: &Case) {
     let root = c.tb.root.path();
     assert_eq!(mounts_under(root), Vec::<PathBuf>::new(), "mounts left");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !loops_under(root).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(loops_under(root), Vec::<String>::new(), "loop devices left");
 }
 
