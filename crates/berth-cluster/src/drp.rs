@@ -152,8 +152,9 @@ pub fn start_check(
             if let Some(m) = facts.mark.as_ref() {
                 return Err(format!(
                     "{name} was started on DR node {} (drp_active, {}): {me} refuses to start \
-                     it until the fail-back: on {}, `svc {name} sync update --target nodes`, \
-                     then `svc {name} switch --to {me}`",
+                     it until the fail-back: mount its data here to receive (its fs, by hand), \
+                     on {} `svc {name} sync update --target nodes`, unmount, then \
+                     `svc {name} switch --to {me}` (docs/drp.md)",
                     m.node,
                     crate::format_ms(m.time.saturating_mul(1000)),
                     m.node
