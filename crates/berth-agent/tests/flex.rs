@@ -198,3 +198,32 @@ fn stop_all_stops_every_instance_for_good_and_start_all_brings_flex_target_up() 
         rig.logs()
     );
 }
+
+#[test]
+fn start_all_says_how_many_are_missing_when_too_few_nodes_are_alive() {
+    let mut rig = rig(3);
+    let sampler = sampler(&rig);
+    wait_live(&rig, &["n1", "n2"], Duration::from_secs(30));
+    svc_ok(rig.node("n1"), &["fx", "stop", "--all", "--timeout", "30"]);
+    assert_eq!(live(&rig), Vec::<String>::new(), "{}", rig.logs());
+    // Only n1 is left: one instance of flex_target 2 can start.
+    rig.node_mut("n2").kill();
+    rig.node_mut("n3").kill();
+    let out = common::svc(rig.node("n1"), &["fx", "start", "--all", "--timeout", "10"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    println!("svc fx start --all with n2, n3 dead:\n{said}");
+    assert_eq!(out.status.code(), Some(1), "{said}\n{}", rig.logs());
+    assert!(
+        said.contains(
+            "start --all not done within 10s: 1 of flex_target 2 instances of fx up (n1)"
+        ),
+        "{said}"
+    );
+    assert_eq!(live(&rig), ["n1"], "{}", rig.logs());
+    let timeline = sampler.stop();
+    assert!(
+        timeline.max_concurrent_up() <= FLEX_MAX,
+        "more than flex_max live: {timeline}\n{}",
+        rig.logs()
+    );
+}
