@@ -162,3 +162,68 @@ fn a_partitioned_node_stops_its_instance_before_its_lease_expires() {
     assert!(n1_down < rig.ttl, "{timeline}");
     rig.node("n1").heal();
 }
+
+#[test]
+fn stop_all_stops_every_instance_for_good_and_start_all_brings_flex_target_up() {
+    let rig = rig(3);
+    let sampler = sampler(&rig);
+    wait_live(&rig, &["n1", "n2"], Duration::from_secs(30));
+    // From the node that runs none: every instance stops, the command waits for it.
+    let out = svc_ok(rig.node("n3"), &["fx", "stop", "--all", "--timeout", "30"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    println!("svc fx stop --all:\n{said}");
+    assert!(said.contains("target stopped cluster-wide"), "{said}");
+    assert!(said.contains("fx: 0 instances up"), "{said}");
+    assert_eq!(live(&rig), Vec::<String>::new(), "{said}\n{}", rig.logs());
+    // And they stay down: several monitor intervals (1 s) later, nothing was started again.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(live(&rig), Vec::<String>::new(), "{}", rig.logs());
+    let v = rig.mon();
+    assert_eq!(
+        v["services"]["fx"]["why"]["n3"], "stopped by an operator",
+        "{v}"
+    );
+    // start --all: the orchestrators bring flex_target (2) up again, on the first-ranked.
+    let out = svc_ok(rig.node("n3"), &["fx", "start", "--all", "--timeout", "30"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    println!("svc fx start --all:\n{said}");
+    assert!(said.contains("fx: 2 instances up: n1, n2"), "{said}");
+    assert_eq!(live(&rig), ["n1", "n2"], "{said}\n{}", rig.logs());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(live(&rig), ["n1", "n2"], "{}", rig.logs());
+    let timeline = sampler.stop();
+    assert!(
+        timeline.max_concurrent_up() <= FLEX_MAX,
+        "more than flex_max live: {timeline}\n{}",
+        rig.logs()
+    );
+}
+
+#[test]
+fn start_all_says_how_many_are_missing_when_too_few_nodes_are_alive() {
+    let mut rig = rig(3);
+    let sampler = sampler(&rig);
+    wait_live(&rig, &["n1", "n2"], Duration::from_secs(30));
+    svc_ok(rig.node("n1"), &["fx", "stop", "--all", "--timeout", "30"]);
+    assert_eq!(live(&rig), Vec::<String>::new(), "{}", rig.logs());
+    // Only n1 is left: one instance of flex_target 2 can start.
+    rig.node_mut("n2").kill();
+    rig.node_mut("n3").kill();
+    let out = common::svc(rig.node("n1"), &["fx", "start", "--all", "--timeout", "10"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    println!("svc fx start --all with n2, n3 dead:\n{said}");
+    assert_eq!(out.status.code(), Some(1), "{said}\n{}", rig.logs());
+    assert!(
+        said.contains(
+            "start --all not done within 10s: 1 of flex_target 2 instances of fx up (n1)"
+        ),
+        "{said}"
+    );
+    assert_eq!(live(&rig), ["n1"], "{}", rig.logs());
+    let timeline = sampler.stop();
+    assert!(
+        timeline.max_concurrent_up() <= FLEX_MAX,
+        "more than flex_max live: {timeline}\n{}",
+        rig.logs()
+    );
+}

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use berth_cluster::files::{FileError, FileFormat, StoredFile};
-use berth_cluster::{ClusterView, Done, EtcdGuard, Intent, IntentAction, OwnerWhy, Store};
+use berth_cluster::{ClusterView, Done, EtcdGuard, Intent, IntentAction, OwnerWhy, Store, Target};
 use berth_engine::load::node_config;
 use berth_manual::{out, outln};
 use berth_model::Status;
-use berth_model::config::ClusterConfig;
+use berth_model::config::{ClusterConfig, Flex};
 use berth_model::order::Action;
 use berth_model::paths::Paths;
 use berth_model::status::ServiceStatus;
@@ -312,6 +312,82 @@ impl ClusterCli {
         // The intent and its lines go with the lease.
         let _ = self.rt.block_on(self.store.revoke(lease));
         result
+    }
+
+    /// `svc SVC start --all` / `stop --all` of flex service `svc`: set its cluster-wide target to
+    /// `goal` (every node's orchestrator acts on it), then print the instances up as they
+    /// change until `goal` is reached (`stopped`: none up; `started`: `flex_target` up), at
+    /// most `timeout`; an error names the nodes still up / how many are missing.
+    pub fn flex_all(
+        &self,
+        svc: &str,
+        goal: Target,
+        flex: Flex,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let verb = match goal {
+            Target::Started => "start",
+            Target::Stopped => "stop",
+        };
+        if goal == Target::Started && self.snapshot()?.frozen.contains(svc) {
+            bail!(
+                "{svc} is frozen: the orchestrator starts no instance of it; thaw it first \
+                 (svc {svc} thaw)"
+            );
+        }
+        self.rt.block_on(self.store.set_target(svc, goal))?;
+        tracing::info!(
+            "{svc}: target {} cluster-wide (flex_target {})",
+            goal.as_str(),
+            flex.target
+        );
+        let started = Instant::now();
+        let mut last: Option<Vec<String>> = None;
+        loop {
+            match self.snapshot() {
+                Ok(view) => {
+                    let p = berth_cluster::flex::all_progress(&view, svc, goal, flex);
+                    if last.as_ref() != Some(&p.up) {
+                        tracing::info!(
+                            "{svc}: {} instance{} up{}{}",
+                            p.up.len(),
+                            if p.up.len() == 1 { "" } else { "s" },
+                            if p.up.is_empty() { "" } else { ": " },
+                            p.up.join(", ")
+                        );
+                        last = Some(p.up.clone());
+                    }
+                    if p.done {
+                        return Ok(());
+                    }
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+            if started.elapsed() > timeout {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let up = last.unwrap_or_default();
+        let secs = timeout.as_secs();
+        match goal {
+            Target::Stopped => bail!(
+                "{verb} --all not done within {secs}s: an instance of {svc} is still up on {} \
+                 (the target stays stopped: their orchestrator stops them)",
+                up.join(", ")
+            ),
+            Target::Started => bail!(
+                "{verb} --all not done within {secs}s: {} of flex_target {} instances of {svc} up \
+                 ({}); see why the others are not with `svc mon`",
+                up.len(),
+                flex.target,
+                if up.is_empty() {
+                    "none".to_string()
+                } else {
+                    up.join(", ")
+                }
+            ),
+        }
     }
 
     fn run_intent(&self, svc: &str, intent: &Intent, timeout: Duration) -> anyhow::Result<()> {

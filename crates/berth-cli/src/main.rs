@@ -143,7 +143,8 @@ struct ActionArgs {
     /// `switch`: the node to move the service to.
     #[arg(long)]
     to: Option<String>,
-    /// `switch`, `takeover`, `giveback`: how long to wait for the service to be up there.
+    /// `switch`, `takeover`, `giveback`: how long to wait for the service to be up there;
+    /// `start --all`, `stop --all`: for the instances to be up / down.
     #[arg(long, default_value_t = 120.0)]
     timeout: f64,
     /// `mon`: refresh every second.
@@ -181,6 +182,10 @@ struct ActionArgs {
     /// `sync update|full`: only this target class.
     #[arg(long, value_name = "nodes|drpnodes")]
     target: Option<String>,
+    /// `start`, `stop` of a flex service: every instance, through the cluster-wide target
+    /// (waits up to --timeout).
+    #[arg(long)]
+    all: bool,
 }
 
 impl ActionArgs {
@@ -777,8 +782,72 @@ impl App {
                 let cluster = self.cluster.as_ref().and_then(Option::as_ref);
                 sync_cmd::send(&req, &svc, cluster).map_err(Failure::Failed)
             }
+            ServiceAction::Start | ServiceAction::Stop if args.all => {
+                self.flex_all(&svc, action, &args)
+            }
             _ => self.action(&svc, &head, rest, action, &args),
         }
+    }
+
+    /// `svc SVC start --all` / `stop --all`: set the flex service's cluster-wide target and
+    /// wait for every node's orchestrator to bring `flex_target` instances up / every instance
+    /// down. Refused for a failover service, with `--local`, with the options that select
+    /// resources or change how the engine runs (each node's orchestrator runs the whole
+    /// service), and `start --all` unless `orchestrate = ha`.
+    fn flex_all(
+        &mut self,
+        svc: &ServiceConfig,
+        action: ServiceAction,
+        args: &ActionArgs,
+    ) -> Result<(), Failure> {
+        let words = action.words();
+        let name = &svc.name;
+        if let Some(why) = action.all_refusal(
+            name,
+            svc.settings.topology,
+            svc.settings.orchestrate,
+            args.local,
+        ) {
+            return Err(usage(why));
+        }
+        let engine_opts: Vec<&str> = [
+            ("--rid", args.rid.is_some()),
+            ("--tags", args.tags.is_some()),
+            ("--subsets", args.subsets.is_some()),
+            ("--dry-run", args.dry_run),
+            ("--disable-rollback", args.disable_rollback),
+            ("--force", args.force),
+        ]
+        .into_iter()
+        .filter_map(|(o, given)| given.then_some(o))
+        .collect();
+        if !engine_opts.is_empty() {
+            return Err(usage(format!(
+                "svc {name} {words} --all: refused with {}: --all has every node's orchestrator \
+                 {words} its whole instance",
+                engine_opts.join(", ")
+            )));
+        }
+        let Some(flex) = svc.settings.flex() else {
+            return Err(usage(format!(
+                "svc {name} {words} --all: {name} is no flex service"
+            )));
+        };
+        let timeout = waitlock(args.timeout)?;
+        let Some(c) = self.cluster()? else {
+            return Err(usage(format!(
+                "svc {name} {words} --all: this node is in no cluster (no [cluster] in node.toml): \
+                 `svc {name} {words}` acts on this node's instance"
+            )));
+        };
+        let goal = if action == ServiceAction::Start {
+            berth_cluster::Target::Started
+        } else {
+            berth_cluster::Target::Stopped
+        };
+        let _span = tracing::info_span!("service", svc = %name).entered();
+        c.flex_all(name, goal, flex, timeout)
+            .map_err(Failure::Failed)
     }
 
     fn print_service_status(&mut self, svc: &ServiceConfig) -> Result<(), Failure> {

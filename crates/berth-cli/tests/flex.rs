@@ -71,3 +71,63 @@ fn a_vg_and_bad_counts_in_a_flex_service_are_refused_at_load() {
         assert!(stderr(&o).contains(want), "{extra}: {}", text(&o));
     }
 }
+
+#[test]
+fn all_is_refused_where_it_has_no_meaning_and_local_is_plain() {
+    let t = TempBerth::new();
+    let flag = "\n[fs.flag]\ntype = \"flag\"\n";
+    // A failover service: one instance, plain start / stop act on it.
+    t.write_service(
+        "db.toml",
+        &format!("[service]\nnodes = [\"node1\", \"node2\"]\n{flag}"),
+    );
+    for verb in ["start", "stop"] {
+        let o = svc(&t, &["db", verb, "--all"]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let want =
+            format!("svc db {verb} --all: refused: db is a failover service (topology = failover)");
+        assert!(stderr(&o).contains(&want), "{}", text(&o));
+    }
+    // A flex service that the orchestrator does not keep up: start --all is refused.
+    for orchestrate in ["no", "start"] {
+        t.write_service(
+            "web.toml",
+            &format!("{FLEX}orchestrate = \"{orchestrate}\"\n{flag}"),
+        );
+        let o = svc(&t, &["web", "start", "--all"]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let want = format!(
+            "svc web start --all: refused: web has orchestrate = {orchestrate}: the \
+             orchestrator does not bring flex_target instances up again (only orchestrate = ha \
+             does)"
+        );
+        assert!(stderr(&o).contains(&want), "{}", text(&o));
+    }
+    t.write_service("web.toml", &format!("{FLEX}orchestrate = \"ha\"\n{flag}"));
+    for (args, want) in [
+        (
+            &["web", "stop", "--all", "--local"][..],
+            "svc web stop: refused: --all and --local contradict",
+        ),
+        (
+            &["web", "stop", "--all", "--rid", "fs#flag"],
+            "svc web stop --all: refused with --rid",
+        ),
+        (&["web", "restart", "--all"], "restart does not take --all"),
+        (
+            &["web", "stop", "--all"],
+            "svc web stop --all: this node is in no cluster",
+        ),
+    ] {
+        let o = svc(&t, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+    // --local on a flex service: the same as plain (this node's instance).
+    let flag_file = t.run_dir().join("web/flags/fs#flag");
+    for (verb, up) in [("start", true), ("stop", false)] {
+        let o = svc(&t, &["web", verb, "--local"]);
+        assert!(o.status.success(), "{verb} --local: {}", text(&o));
+        assert_eq!(flag_file.exists(), up, "{verb} --local: {}", text(&o));
+    }
+}

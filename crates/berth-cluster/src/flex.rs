@@ -232,6 +232,61 @@ pub fn why_idle(view: &ClusterView, svc: &str, flex: Flex) -> String {
     }
 }
 
+/// Where `svc SVC start --all` / `stop --all` stands, read from the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllProgress {
+    /// The nodes whose instance is up, by name.
+    pub up: Vec<String>,
+    /// Whether the goal is reached: `stopped`: no instance up; `started`: `flex_target` up.
+    pub done: bool,
+}
+
+/// Whether an instance's avail counts as up (what the orchestrator counts as not down).
+fn instance_up(avail: Status) -> bool {
+    !matches!(
+        avail,
+        Status::Down | Status::NotApplicable | Status::Undef | Status::StdbyDown
+    )
+}
+
+/// Where `--all` towards `goal` stands for flex service `svc`. An instance is up on a node that
+/// holds a slot of it and publishes it up; for `stopped`, a slot still held or a live node
+/// publishing it up (an instance started outside the orchestrator) counts too, so `done` means
+/// no instance is left anywhere.
+pub fn all_progress(view: &ClusterView, svc: &str, goal: Target, flex: Flex) -> AllProgress {
+    let published_up = |node: &str| {
+        view.nodes
+            .get(node)
+            .and_then(|l| l.record.services.get(svc))
+            .is_some_and(|s| instance_up(s.avail))
+    };
+    let holders: Vec<&str> = slots(view, svc).values().map(|h| h.node.as_str()).collect();
+    let mut up: Vec<String> = match goal {
+        Target::Started => holders
+            .iter()
+            .filter(|n| published_up(n))
+            .map(|n| n.to_string())
+            .collect(),
+        Target::Stopped => holders
+            .iter()
+            .map(|n| n.to_string())
+            .chain(
+                view.nodes
+                    .keys()
+                    .filter(|n| published_up(n))
+                    .map(String::clone),
+            )
+            .collect(),
+    };
+    up.sort();
+    up.dedup();
+    let done = match goal {
+        Target::Started => up.len() >= flex.target as usize,
+        Target::Stopped => up.is_empty(),
+    };
+    AllProgress { up, done }
+}
+
 impl Store {
     /// Take slot `slot` of flex service `svc` for this node, under `lease`, in one transaction
     /// that fails when the slot is held, when this node holds another slot of it
@@ -539,6 +594,43 @@ mod tests {
         let v = view(&["n1", "n2", "n3"], &[(0, "n1"), (1, "n2")]);
         assert!(starts(&v, Orchestrate::Ha).is_empty());
         assert!(stops(&v).is_empty());
+    }
+
+    #[test]
+    fn all_progress_counts_the_instances_up() {
+        let set_up = |v: &mut ClusterView, n: &str| {
+            if let Some(s) = v
+                .nodes
+                .get_mut(n)
+                .and_then(|l| l.record.services.get_mut(SVC))
+            {
+                s.avail = Status::Up;
+            }
+        };
+        // Two slots held, one instance published up so far: started is not reached.
+        let mut v = view(&["n1", "n2", "n3"], &[(0, "n1"), (1, "n2")]);
+        set_up(&mut v, "n1");
+        let p = all_progress(&v, SVC, Target::Started, FLEX);
+        assert_eq!((p.up, p.done), (vec!["n1".to_string()], false));
+        set_up(&mut v, "n2");
+        let p = all_progress(&v, SVC, Target::Started, FLEX);
+        assert_eq!(p.up, ["n1", "n2"]);
+        assert!(p.done);
+        // Stopping: a slot still held counts, and so does an instance up without a slot.
+        let mut v = view(&["n1", "n2", "n3"], &[(0, "n1")]);
+        set_up(&mut v, "n3");
+        let p = all_progress(&v, SVC, Target::Stopped, FLEX);
+        assert_eq!(
+            (p.up, p.done),
+            (vec!["n1".to_string(), "n3".to_string()], false)
+        );
+        let v = view(&["n1", "n2", "n3"], &[]);
+        let p = all_progress(&v, SVC, Target::Stopped, FLEX);
+        assert!(p.up.is_empty() && p.done);
+        // Up without a slot does not count towards started (it is no instance of the count).
+        let mut v = view(&["n1", "n2", "n3"], &[]);
+        set_up(&mut v, "n3");
+        assert!(all_progress(&v, SVC, Target::Started, FLEX).up.is_empty());
     }
 
     #[test]

@@ -48,11 +48,13 @@ pub enum ActionOpt {
     Config,
     /// `--target nodes|drpnodes` (sync).
     Target,
+    /// `--all` (start, stop of a flex service: every instance, through the cluster-wide target).
+    All,
 }
 
 impl ActionOpt {
     /// Every option, in the order help lists them.
-    pub const ALL: [ActionOpt; 20] = [
+    pub const ALL: [ActionOpt; 21] = [
         ActionOpt::Rid,
         ActionOpt::Tags,
         ActionOpt::Subsets,
@@ -73,6 +75,7 @@ impl ActionOpt {
         ActionOpt::Format,
         ActionOpt::Config,
         ActionOpt::Target,
+        ActionOpt::All,
     ];
 
     /// Its long name, without the dashes (`dry-run`).
@@ -98,6 +101,7 @@ impl ActionOpt {
             ActionOpt::Format => "format",
             ActionOpt::Config => "config",
             ActionOpt::Target => "target",
+            ActionOpt::All => "all",
         }
     }
 
@@ -136,6 +140,22 @@ const RUN_OPTS: &[ActionOpt] = &[
     ActionOpt::Force,
     ActionOpt::Waitlock,
     ActionOpt::Local,
+    ActionOpt::Format,
+];
+
+/// The options of `start` and `stop`: the engine's, and `--all` (every instance of a flex
+/// service).
+const START_STOP_OPTS: &[ActionOpt] = &[
+    ActionOpt::Rid,
+    ActionOpt::Tags,
+    ActionOpt::Subsets,
+    ActionOpt::DryRun,
+    ActionOpt::DisableRollback,
+    ActionOpt::Force,
+    ActionOpt::Waitlock,
+    ActionOpt::Local,
+    ActionOpt::Timeout,
+    ActionOpt::All,
     ActionOpt::Format,
 ];
 
@@ -313,6 +333,54 @@ impl ServiceAction {
                     self.words()
                 ))
             }
+            _ => None,
+        }
+    }
+}
+
+impl ServiceAction {
+    /// Why `start --all` / `stop --all` (`all`) or `--local` is refused for a service of
+    /// `topology` and `orchestrate`, if it is. `--all` acts on every instance of a flex
+    /// service through the cluster-wide target: it is refused with `--local` (this node's
+    /// instance only), for a failover service (one instance: plain `start` / `stop` act on it,
+    /// `switch` moves it), and `start --all` unless `orchestrate = ha` (only `ha` has the
+    /// orchestrator bring `flex_target` instances up again; `start` starts them once, `no`
+    /// never).
+    pub fn all_refusal(
+        self,
+        svc: &str,
+        topology: crate::config::Topology,
+        orchestrate: crate::config::Orchestrate,
+        local: bool,
+    ) -> Option<String> {
+        use crate::config::Orchestrate;
+        let words = self.words();
+        if local {
+            return Some(format!(
+                "svc {svc} {words}: refused: --all and --local contradict (--local: this node's \
+                 instance; --all: every instance)"
+            ));
+        }
+        if !topology.is_flex() {
+            return Some(format!(
+                "svc {svc} {words} --all: refused: {svc} is a {} service (topology = {}): it runs \
+                 one instance; `svc {svc} {words}` acts on it here (`svc {svc} switch --to NODE` \
+                 moves it)",
+                topology.name(),
+                topology.name()
+            ));
+        }
+        let name = match orchestrate {
+            Orchestrate::Ha => return None,
+            Orchestrate::Start => "start",
+            Orchestrate::No => "no",
+        };
+        match self {
+            ServiceAction::Start => Some(format!(
+                "svc {svc} start --all: refused: {svc} has orchestrate = {name}: the orchestrator \
+                 does not bring flex_target instances up again (only orchestrate = ha does); \
+                 start the instance of each node there with `svc {svc} start`"
+            )),
             _ => None,
         }
     }
@@ -500,11 +568,10 @@ impl ServiceAction {
             }
             ServiceAction::Print(PrintTarget::Config) => &[O::Eval, O::Format],
             ServiceAction::Print(_) | ServiceAction::Status => &[O::Format],
-            ServiceAction::Start
-            | ServiceAction::Stop
-            | ServiceAction::Restart
-            | ServiceAction::StartKind(_)
-            | ServiceAction::StopKind(_) => RUN_OPTS,
+            ServiceAction::Start | ServiceAction::Stop => START_STOP_OPTS,
+            ServiceAction::Restart | ServiceAction::StartKind(_) | ServiceAction::StopKind(_) => {
+                RUN_OPTS
+            }
             ServiceAction::Freeze | ServiceAction::Thaw => &[O::Local],
             ServiceAction::Switch => &[O::To, O::Timeout],
             ServiceAction::Takeover | ServiceAction::Giveback => &[O::Timeout],
@@ -584,7 +651,7 @@ impl ServiceAction {
     }
 
     /// Its line in `svc --help` after `SERVICE` and its usage: what it does. Actions whose
-    /// text is the same are listed on one line (`start|stop|restart`).
+    /// text is the same are listed on one line (`start|stop`).
     pub fn summary(self) -> &'static str {
         match self {
             ServiceAction::Print(PrintTarget::Status) => {
@@ -597,9 +664,11 @@ impl ServiceAction {
             }
             ServiceAction::Print(_) => "each resource's keywords and state / its block devices",
             ServiceAction::Status => "exit 0 when the service is up, 1 otherwise",
-            ServiceAction::Start | ServiceAction::Stop | ServiceAction::Restart => {
-                "the whole service, in order (stop in reverse)"
+            ServiceAction::Start | ServiceAction::Stop => {
+                "the whole service here, in order (stop in reverse); --all: every instance of a \
+                 flex service (the cluster-wide target; waits up to --timeout)"
             }
+            ServiceAction::Restart => "stop then start the whole service here",
             ServiceAction::StartKind(_) | ServiceAction::StopKind(_) => {
                 "partial actions: only the resources of that kind"
             }
@@ -656,7 +725,7 @@ impl ServiceAction {
     }
 }
 
-/// The service actions' lines of `svc --help`: `SERVICE start|stop|restart  the whole...`,
+/// The service actions' lines of `svc --help`: `SERVICE start|stop  the whole...`,
 /// one line per run of actions with the same summary, each action's options after it.
 pub fn service_help() -> String {
     let all = ServiceAction::all();
@@ -933,6 +1002,49 @@ mod tests {
     }
 
     #[test]
+    fn all_is_for_start_and_stop_of_a_flex_service() {
+        use crate::config::{Flex, Orchestrate, Topology};
+        let flex = Topology::Flex(Flex {
+            min: 1,
+            max: 2,
+            target: 2,
+        });
+        let (start, stop) = (ServiceAction::Start, ServiceAction::Stop);
+        for a in [start, stop] {
+            assert!(a.options().contains(&ActionOpt::All));
+            assert_eq!(a.all_refusal("web", flex, Orchestrate::Ha, false), None);
+            let why = a.all_refusal("web", Topology::Failover, Orchestrate::Ha, false);
+            assert!(
+                why.as_deref()
+                    .is_some_and(|w| w.contains("web is a failover service (topology = failover)")),
+                "{why:?}"
+            );
+            let why = a.all_refusal("web", flex, Orchestrate::Ha, true);
+            assert!(
+                why.as_deref()
+                    .is_some_and(|w| w.contains("--all and --local contradict")),
+                "{why:?}"
+            );
+        }
+        for o in [Orchestrate::No, Orchestrate::Start] {
+            assert_eq!(stop.all_refusal("web", flex, o, false), None);
+            let why = start.all_refusal("web", flex, o, false);
+            assert!(
+                why.as_deref()
+                    .is_some_and(|w| w.contains("only orchestrate = ha does")),
+                "{why:?}"
+            );
+        }
+        for a in [
+            ServiceAction::Restart,
+            ServiceAction::StartKind(Kind::Fs),
+            ServiceAction::Freeze,
+        ] {
+            assert!(!a.options().contains(&ActionOpt::All), "{a:?}");
+        }
+    }
+
+    #[test]
     fn options_an_action_does_not_take_are_named() {
         let given = [ActionOpt::Rid, ActionOpt::To, ActionOpt::Eval];
         assert_eq!(
@@ -959,7 +1071,8 @@ mod tests {
             };
             assert!(help.contains(&w), "{w} missing from\n{help}");
         }
-        assert!(help.contains("SERVICE start|stop|restart "), "{help}");
+        assert!(help.contains("SERVICE start|stop "), "{help}");
+        assert!(help.contains("SERVICE restart "), "{help}");
         assert!(help.contains("SERVICE switch --to NODE"), "{help}");
         assert!(help.contains("SERVICE print resinfo|devs"), "{help}");
     }
