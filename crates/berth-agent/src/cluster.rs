@@ -99,7 +99,7 @@ pub struct Cluster {
     /// Takes the owner keys of this node's starts in batches.
     pub(crate) taker: berth_cluster::Taker,
     /// The service files whose copy here is in conflict with the cluster's ([`crate::files`]).
-    pub(crate) conflicts: crate::files::Conflicts,
+    pub(crate) conflicts: Conflicts,
 }
 
 /// A start the orchestrator sent to a worker: when it is dropped (the start ran, failed, was
@@ -395,5 +395,30 @@ mod tests {
         .disarm();
         // Nothing was sent: the channel is only closed (the last sender went with the ticket).
         assert_eq!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected));
+    }
+}
+
+/// The services whose copy here is in conflict with the cluster's: (local, etcd) checksums
+/// (`files.rs` finds them, the status shows them).
+#[derive(Debug, Default)]
+pub struct Conflicts(Mutex<BTreeMap<String, (String, String)>>);
+
+impl Conflicts {
+    /// The conflict of `svc` here, if any.
+    pub fn get(&self, svc: &str) -> Option<(String, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(svc)
+            .cloned()
+    }
+
+    /// Record (or clear) the conflict of `svc`; true when that changed it.
+    pub(crate) fn set(&self, svc: &str, conflict: Option<(String, String)>) -> bool {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match conflict {
+            Some(c) => all.insert(svc.to_string(), c.clone()) != Some(c),
+            None => all.remove(svc).is_some(),
+        }
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use berth_cluster::files::{Base, FileError, FileFormat, FileMeta, FileStep, Local, decide};
@@ -31,29 +31,6 @@ const EVERY: Duration = Duration::from_secs(1);
 /// How often svcd looks whether the cluster's copies changed (in the view, in memory): a new
 /// copy is then followed at once, not at the next disk pass.
 const LOOK: Duration = Duration::from_millis(20);
-
-/// The services whose copy here is in conflict with the cluster's: (local, etcd) checksums.
-#[derive(Debug, Default)]
-pub struct Conflicts(Mutex<BTreeMap<String, (String, String)>>);
-
-impl Conflicts {
-    /// The conflict of `svc` here, if any.
-    pub fn get(&self, svc: &str) -> Option<(String, String)> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(svc)
-            .cloned()
-    }
-
-    fn set(&self, svc: &str, conflict: Option<(String, String)>) -> bool {
-        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match conflict {
-            Some(c) => all.insert(svc.to_string(), c.clone()) != Some(c),
-            None => all.remove(svc).is_some(),
-        }
-    }
-}
 
 /// `<var>/cluster.files.json`.
 fn bases_file(shared: &Shared) -> PathBuf {

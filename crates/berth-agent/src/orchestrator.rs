@@ -171,7 +171,7 @@ pub async fn start(shared: Arc<Shared>, cfg: ClusterConfig) {
         changed: tokio::sync::Notify::new(),
         tell,
         taker,
-        conflicts: crate::files::Conflicts::default(),
+        conflicts: crate::cluster::Conflicts::default(),
     });
     if shared.cluster.set(cluster.clone()).is_err() {
         return;

@@ -17,33 +17,12 @@ use std::collections::BTreeMap;
 use berth_model::Status;
 use berth_model::config::{Flex, Orchestrate};
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
-use serde::{Deserialize, Serialize};
 
 use crate::records::Target;
+pub use crate::records::{SlotHold, SlotRecord};
 use crate::view::ClusterView;
+pub use crate::view::{count, why_idle};
 use crate::{ClusterError, Store, now_ms};
-
-/// `services/<svc>/slots/<n>`: the node that holds slot `n` of a flex service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlotRecord {
-    /// The holder.
-    pub node: String,
-    /// When it took the slot (ms since the epoch).
-    pub since_ms: u64,
-}
-
-/// A held slot, as the view sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotHold {
-    /// The holder.
-    pub node: String,
-    /// The instance's fencing token: the slot key's `mod_revision`.
-    pub token: i64,
-    /// The holder's lease the key hangs on.
-    pub lease: i64,
-    /// When the holder took it (ms since the epoch, the holder's clock).
-    pub since_ms: u64,
-}
 
 /// How long a slot held here may go with its instance down before it is given up (a start
 /// in progress, an operator's start between the take and the first status).
@@ -211,25 +190,6 @@ pub fn decide(view: &ClusterView, here: Here<'_>, c: &FlexConfig<'_>) -> Option<
 /// `warn` when the number up is outside `[flex_min, flex_max]` or an instance warns, else `up`.
 pub fn overall(instances: &[Status], flex: Flex) -> Status {
     berth_model::fleet::flex_overall(instances.iter().copied(), flex.min, flex.max)
-}
-
-/// `svc mon`'s count, as OpenSVC prints it: instances up / `flex_target` (`2/2`).
-pub fn count(instances_up: usize, flex: Flex) -> String {
-    format!("{instances_up}/{}", flex.target)
-}
-
-/// Why `node` runs no instance of `svc` when nothing more basic applies (it is alive, in
-/// `nodes`, not frozen, its file loads): `target met: N/M instances up`, `stopped by an
-/// operator`, or `not started`.
-pub fn why_idle(view: &ClusterView, svc: &str, flex: Flex) -> String {
-    let up = slots(view, svc).len();
-    match view.targets.get(svc) {
-        Some(Target::Stopped) => "stopped by an operator".to_string(),
-        _ if up >= flex.target as usize => {
-            format!("target met: {} instances up", count(up, flex))
-        }
-        _ => format!("not started: {} instances up", count(up, flex)),
-    }
 }
 
 /// Where `svc SVC start --all` / `stop --all` stands, read from the view.

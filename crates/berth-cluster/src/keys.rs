@@ -10,7 +10,7 @@
 //! | `services/<svc>/drp_active` | [`DrpMark`](berth_model::drp::DrpMark) (a DR node started it; cleared by the fail-back switch) | none |
 //! | `services/<svc>/file` | the service file's bytes (the cluster's one copy) | none |
 //! | `services/<svc>/file_meta` | [`FileMeta`](crate::files::FileMeta) (format, checksum, size, writer; written with `file`) | none |
-//! | `services/<svc>/slots/<n>` | [`SlotRecord`](crate::flex::SlotRecord) (slot `n` of a flex service) | the holder's |
+//! | `services/<svc>/slots/<n>` | [`SlotRecord`](crate::records::SlotRecord) (slot `n` of a flex service) | the holder's |
 //! | `services/<svc>/instances/<node>` | the slot number `node` holds (one per node) | the holder's |
 //! | `services/<svc>/intent` | [`Intent`](crate::Intent) (a switch under way) | the requester's |
 //! | `logs/<intent>/<node>/<seq>` | [`LogLine`](crate::LogLine) | the requester's |

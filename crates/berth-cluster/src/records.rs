@@ -275,3 +275,25 @@ mod tests {
         assert_eq!(line.done, Some(Done::Handed));
     }
 }
+
+/// `services/<svc>/slots/<n>`: the node that holds slot `n` of a flex service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    /// The holder.
+    pub node: String,
+    /// When it took the slot (ms since the epoch).
+    pub since_ms: u64,
+}
+
+/// A held slot, as the view sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotHold {
+    /// The holder.
+    pub node: String,
+    /// The instance's fencing token: the slot key's `mod_revision`.
+    pub token: i64,
+    /// The holder's lease the key hangs on.
+    pub lease: i64,
+    /// When the holder took it (ms since the epoch, the holder's clock).
+    pub since_ms: u64,
+}

@@ -7,12 +7,12 @@ use etcd_client::KeyValue;
 use tracing::warn;
 
 use berth_model::Status;
+use berth_model::config::Flex;
 use berth_model::fleet::{Fleet, FleetCell, FleetNode, FleetService};
 use berth_model::status::{ConfigSync, NodeCell, ServiceCluster};
 
 use crate::files::FileMeta;
-use crate::flex::{SlotHold, SlotRecord};
-use crate::records::{Intent, NodeRecord, Ownership, Target, decode};
+use crate::records::{Intent, NodeRecord, Ownership, SlotHold, SlotRecord, Target, decode};
 use crate::{Keys, OwnerRecord};
 
 /// A live node: its record and its lease.
@@ -326,7 +326,7 @@ impl ClusterView {
                                     target: f.target,
                                 },
                             );
-                            crate::flex::why_idle(self, svc, f)
+                            why_idle(self, svc, f)
                         }
                         (None, None, Some(o)) => format!("target met: runs on {o}"),
                         (None, None, None) if self.targets.get(svc) == Some(&Target::Stopped) => {
@@ -497,6 +497,25 @@ impl ClusterView {
             );
         }
         fleet
+    }
+}
+
+/// `svc mon`'s count, as OpenSVC prints it: instances up / `flex_target` (`2/2`).
+pub fn count(instances_up: usize, flex: Flex) -> String {
+    format!("{instances_up}/{}", flex.target)
+}
+
+/// Why `node` runs no instance of `svc` when nothing more basic applies (it is alive, in
+/// `nodes`, not frozen, its file loads): `target met: N/M instances up`, `stopped by an
+/// operator`, or `not started`.
+pub fn why_idle(view: &ClusterView, svc: &str, flex: Flex) -> String {
+    let up = view.slots.get(svc).map_or(0, BTreeMap::len);
+    match view.targets.get(svc) {
+        Some(Target::Stopped) => "stopped by an operator".to_string(),
+        _ if up >= flex.target as usize => {
+            format!("target met: {} instances up", count(up, flex))
+        }
+        _ => format!("not started: {} instances up", count(up, flex)),
     }
 }
 

@@ -326,7 +326,10 @@ pub(crate) fn build(
                 let spec = match rid.kind {
                     Kind::Ip => ip::read(&mut r, &mut sink).map(Spec::Ip),
                     Kind::Vg => vg::read(&mut r, &mut sink).map(Spec::Vg),
-                    Kind::Fs => fs::read(&mut r, &mut sink),
+                    Kind::Fs => fs::read(&mut r, &mut sink).map(|f| match f {
+                        fs::FsRead::Mounted(s) => Spec::Fs(s),
+                        fs::FsRead::Flag(s) => Spec::Flag(s),
+                    }),
                     Kind::Container => container::read(&mut r, &mut sink, warnings)
                         .map(|c| Spec::Container(Box::new(c))),
                     Kind::Sync => sync::read(&mut r, &mut sink).map(Spec::Sync),

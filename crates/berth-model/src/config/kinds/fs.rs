@@ -9,7 +9,6 @@ use crate::config::alias::{Alias, alias};
 use crate::config::error::ConfigErrorKind;
 use crate::config::raw::RawValue;
 use crate::config::reader::{Reader, Sink};
-use crate::config::service::Spec;
 use crate::config::value::Dur;
 use crate::rid::Kind;
 
@@ -71,15 +70,24 @@ impl FsSpec {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FlagSpec {}
 
+/// What an `[fs#N]` section reads as (the service's `Spec` has one variant for each).
+#[derive(Debug)]
+pub(crate) enum FsRead {
+    /// A filesystem mounted from `dev`.
+    Mounted(FsSpec),
+    /// `type = flag`.
+    Flag(FlagSpec),
+}
+
 /// `[fs#N]`: a mounted filesystem, or a flag.
-pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<Spec> {
+pub(crate) fn read(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsRead> {
     if r.peek_str("type")
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(FLAG_TYPE))
     {
         let _ = r.string("type");
-        return Some(Spec::Flag(FlagSpec {}));
+        return Some(FsRead::Flag(FlagSpec {}));
     }
-    read_mounted(r, e).map(Spec::Fs)
+    read_mounted(r, e).map(FsRead::Mounted)
 }
 
 fn read_mounted(r: &mut Reader<'_>, e: &mut Sink<'_>) -> Option<FsSpec> {
